@@ -1,0 +1,41 @@
+# agentd: the two set-up commands are `make run` and `make test`.
+# TORCH picks the torch build; the default is the CPU wheel this project is tested with.
+# A CUDA or Jetson box can use e.g. `make run TORCH=torch` or TORCH= (skip torch entirely).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+TRANSFORMERS ?= transformers
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]' $(TORCH) $(if $(TORCH),$(TRANSFORMERS))
+	touch $(STAMP)
+
+# The main job on an embedded default: one wake over a scratch copy of the demo
+# worklog, with its own scratch HOME. It needs no API key and changes no tracked file.
+run: install
+	@scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/agentd-demo.XXXXXX"); \
+	cp worklogs/demo_worklog.txt "$$scratch/demo_worklog.txt"; \
+	echo "demo worklog: $$scratch/demo_worklog.txt"; \
+	export HOME="$$scratch/home" XDG_CONFIG_HOME="$$scratch/home/.config" \
+	       XDG_STATE_HOME="$$scratch/home/.local/state" AGENTD_HOST=demo \
+	       AGENTD_WORKLOG_DIR="$$scratch" AGENTD_PROVIDER=none HF_HUB_OFFLINE=1; \
+	$(BIN)/agentd queue && $(BIN)/agentd wake --now; rc=$$?; \
+	echo; echo "--- what the wake appended ($$scratch/demo_worklog.txt) ---"; \
+	tail -n 25 "$$scratch/demo_worklog.txt"; exit $$rc
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info

@@ -1,0 +1,191 @@
+"""Settings and paths: the one place state locations come from.
+
+Order of precedence, lowest first: built-in defaults, the config file
+(``$XDG_CONFIG_HOME/agentd/config.yaml`` or ``$AGENTD_CONFIG``), then one
+``AGENTD_<KEY>`` environment variable per top-level key.  Everything goes
+through the schema in ``CONFIG_FIELDS``; every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentd.errors import ConfigError
+from agentd.schema import Field, load_yaml, validate, yaml_scalar
+
+PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
+
+BUDGET_FIELDS = {
+    "tokens_per_run": Field("int", 400_000, "input+output tokens one run may use", lo=1),
+    "usd_per_run": Field("float", 2.0, "dollars one run may spend", lo=0),
+    "tokens_per_day": Field("int", 4_000_000, "tokens all runs of one UTC day may use", lo=1),
+    "usd_per_day": Field("float", 10.0, "dollars all runs of one UTC day may spend", lo=0),
+}
+
+REVIEW_FIELDS = {
+    "enabled": Field("bool", False, "have a second model review a run before it is recorded done"),
+    "provider": Field("enum", None, "provider of the reviewer (default: the run's provider)", choices=PROVIDERS),
+    "model": Field("str", None, "model of the reviewer"),
+}
+
+CONFIG_FIELDS: dict[str, Field] = {
+    "worklog_dir": Field("path", "~/agentd", "directory holding <host>_worklog.txt"),
+    "workspace": Field("path", None, "where tasks run (default: <state_dir>/workspace, created)"),
+    "tasks_dir": Field("path", None, "extra YAML task files (default: <worklog_dir>/tasks)"),
+    "state_dir": Field("path", None, "state: store, index, run dirs (default: $XDG_STATE_HOME/agentd)"),
+    "provider": Field("enum", "auto", "LLM backend for agent tasks", choices=PROVIDERS),
+    "fallback_provider": Field("enum", None, "takes over when the provider is overloaded", choices=PROVIDERS),
+    "model": Field("str", None, "model for the provider (default: see models)"),
+    "models": Field("dict", None, "default model per provider"),
+    "prices": Field("dict", None, "USD per million tokens: {model: {input: X, output: Y}}"),
+    "base_url": Field("str", None, "OpenAI-compatible server URL (Ollama, vLLM, llama.cpp)"),
+    "max_steps": Field("int", 30, "model turns one agent run may take", lo=1, hi=10_000),
+    "max_attempts": Field("int", 3, "failed attempts before a task is blocked", lo=1, hi=100),
+    "retry_backoff": Field("duration", "30m", "wait after the first failure; doubles each time"),
+    "critical_max_passovers": Field("int", 2, "wakes an eligible critical directive may be passed over", lo=0),
+    "directive_age_bonus": Field("float", 0.5, "score a directive gains per day it waits", lo=0),
+    "command_timeout": Field("duration", "60m", "wall-clock limit for a command task"),
+    "idle_output_timeout": Field("duration", "15m", "kill a command that prints nothing this long"),
+    "run_timeout": Field("duration", "30m", "wall-clock limit for one agent run"),
+    "call_timeout": Field("duration", "5m", "overall deadline for one model call, retries included"),
+    "max_retry_wait": Field("duration", "60s", "longest retry-after agentd will honour"),
+    "quiet_hours": Field("time_range", None, "timer wakes do nothing in this local time range"),
+    "min_idle": Field("duration", "10m", "user idle time required before gpu tasks (timer wakes)"),
+    "max_load": Field("float", 0.8, "timer wakes skip when 1-min load per CPU is above this", lo=0),
+    "interval": Field("duration", "6h", "how often the timer wakes agentd"),
+    "notify": Field("str", None, "command that gets a one-line summary when a run fails or blocks"),
+    "budget": Field("map", None, "token and USD limits", fields=BUDGET_FIELDS),
+    "context_share": Field("float", 0.8, "compact the conversation past this share of the context", lo=0.1, hi=1),
+    "review": Field("map", None, "second-model review before done", fields=REVIEW_FIELDS),
+    "nice": Field("int", 10, "CPU niceness of the service", lo=-20, hi=19),
+    "io_idle": Field("bool", True, "IOSchedulingClass=idle for the service"),
+    "output_tail": Field("int", 40, "lines of output quoted in a finding", lo=1, hi=1000),
+}
+
+# AGENTD_* variables that are read but are not config keys.
+NON_KEY_ENV = {"AGENTD_HOST", "AGENTD_CONFIG", "AGENTD_DEBUG"}
+
+
+@dataclass
+class Config:
+    values: dict[str, Any]
+    host: str
+    config_file: Path
+    config_dir: Path
+    state_dir: Path
+    worklog_dir: Path
+    workspace: Path
+    tasks_dir: Path
+    warnings: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def worklog_path(self) -> Path:
+        return self.worklog_dir / f"{self.host}_worklog.txt"
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "agentd.sqlite3"
+
+    @property
+    def index_path(self) -> Path:
+        return self.state_dir / "index.sqlite3"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "wake.lock"
+
+    def duration(self, key: str) -> float:
+        from agentd.schema import parse_duration
+
+        return parse_duration(self.values[key])
+
+    def ensure_state_dir(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.state_dir
+
+
+def _xdg(env: dict, name: str, fallback: str) -> Path:
+    value = env.get(name)
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path(env.get("HOME") or os.path.expanduser("~")) / fallback
+
+
+def _expand(p: str, env: dict) -> Path:
+    home = env.get("HOME") or os.path.expanduser("~")
+    if p == "~" or p.startswith("~/"):
+        p = home + p[1:]
+    return Path(os.path.expandvars(p))
+
+
+def default_host(env: dict) -> str:
+    return env.get("AGENTD_HOST") or socket.gethostname().split(".")[0] or "localhost"
+
+
+def load(env: dict | None = None) -> Config:
+    """Build the Config from defaults, the file and the environment."""
+    env = dict(os.environ if env is None else env)
+    config_dir = _xdg(env, "XDG_CONFIG_HOME", ".config") / "agentd"
+    config_file = Path(env["AGENTD_CONFIG"]) if env.get("AGENTD_CONFIG") else config_dir / "config.yaml"
+    problems: list[str] = []
+    warnings: list[str] = []
+    raw: dict = {}
+    lines: dict = {}
+    if env.get("AGENTD_CONFIG") and not config_file.is_file():
+        problems.append(f"{config_file}: AGENTD_CONFIG names a config file that does not exist")
+    elif config_file.is_file():
+        try:
+            text = config_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{config_file}: cannot read: {e}") from None
+        data, lines, yaml_problems = load_yaml(text, str(config_file))
+        problems += yaml_problems
+        if not yaml_problems:
+            if data is None:
+                data = {}
+            if not isinstance(data, dict):
+                problems.append(f"{config_file}:1: the config must be a mapping of keys")
+            else:
+                raw = data
+    values, file_problems = validate(raw, CONFIG_FIELDS, source=str(config_file), lines=lines)
+    problems += file_problems
+    for name in sorted(env):
+        if not name.startswith("AGENTD_") or name in NON_KEY_ENV:
+            continue
+        key = name[len("AGENTD_"):].lower()
+        if key not in CONFIG_FIELDS:
+            warnings.append(f"warning: environment variable {name} is not an agentd setting; ignored")
+            continue
+        sub, env_problems = validate({key: yaml_scalar(env[name])}, CONFIG_FIELDS,
+                                     source=f"environment variable {name}", fill_defaults=False)
+        problems += env_problems
+        if not env_problems:
+            values[key] = sub[key]
+    if problems:
+        raise ConfigError(problems)
+    state_dir = (_expand(values["state_dir"], env) if values["state_dir"]
+                 else _xdg(env, "XDG_STATE_HOME", ".local/state") / "agentd")
+    worklog_dir = _expand(values["worklog_dir"], env)
+    workspace = _expand(values["workspace"], env) if values["workspace"] else state_dir / "workspace"
+    tasks_dir = _expand(values["tasks_dir"], env) if values["tasks_dir"] else worklog_dir / "tasks"
+    return Config(values=values, host=default_host(env), config_file=config_file, config_dir=config_dir,
+                  state_dir=state_dir, worklog_dir=worklog_dir, workspace=workspace, tasks_dir=tasks_dir,
+                  warnings=warnings, env=env)
+
+
+def print_warnings(cfg: Config) -> None:
+    for w in cfg.warnings:
+        print(f"agentd: {w}", file=sys.stderr)

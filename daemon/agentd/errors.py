@@ -1,0 +1,94 @@
+"""The exceptions agentd raises on purpose.
+
+Everything below is an *expected* error: the CLI turns it into one readable
+message and an exit code (``cli.main``).  Any other exception is a bug in
+agentd and is shown with its traceback.  ``AGENTD_DEBUG=1`` re-raises the
+expected ones too, so the traceback is there when you need it.
+
+    AgentdError                   exit 1
+    ├── UsageError                exit 2   bad command-line use
+    ├── ConfigError               exit 78  config or task file failed the schema
+    ├── BusyError                 exit 75  another wake holds the lock
+    ├── WorklogError              exit 1   the worklog can't be read or written
+    ├── MissingDependency         exit 1   an optional package is not installed
+    └── ProviderError             exit 1   an LLM provider call failed
+        ├── AuthFailed                     key missing or refused  -> blocked
+        ├── RateLimited                    429/529 after retries   -> deferred
+        ├── UsageLimit                     quota with a reset time -> deferred
+        ├── ContextOverflow                prompt too long         -> compact, retry
+        └── ProviderDown                   5xx, timeouts, garbage  -> failed
+"""
+
+from __future__ import annotations
+
+EX_OK = 0
+EX_FAILED = 1
+EX_USAGE = 2
+EX_BUSY = 75  # EX_TEMPFAIL
+EX_CONFIG = 78  # EX_CONFIG
+
+
+class AgentdError(Exception):
+    exit_code = EX_FAILED
+
+
+class UsageError(AgentdError):
+    exit_code = EX_USAGE
+
+
+class ConfigError(AgentdError):
+    """One or more schema problems; ``problems`` lists every one of them."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, problems: list[str] | str):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class BusyError(AgentdError):
+    exit_code = EX_BUSY
+
+
+class WorklogError(AgentdError):
+    pass
+
+
+class MissingDependency(AgentdError):
+    """An optional extra is missing; ``fix`` is the command that installs it."""
+
+    def __init__(self, what: str, fix: str):
+        self.what, self.fix = what, fix
+        super().__init__(f"{what} is not installed; fix: {fix}")
+
+
+class ProviderError(AgentdError):
+    retryable = False
+
+
+class AuthFailed(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class UsageLimit(ProviderError):
+    def __init__(self, message: str, reset_at: str | None = None):
+        self.reset_at = reset_at
+        super().__init__(message)
+
+
+class ContextOverflow(ProviderError):
+    pass
+
+
+class ProviderDown(ProviderError):
+    retryable = True

@@ -1,0 +1,220 @@
+"""One strict schema language for config files, task files and inline attrs.
+
+A schema is a dict of ``Field``s.  ``validate`` checks a parsed mapping
+against it and returns every problem at once, each naming the source file,
+the line and the key path, e.g.::
+
+    /home/me/.config/agentd/config.yaml:4: 'max_step': unknown key (did you mean 'max_steps'?)
+
+YAML is parsed by ``load_yaml`` which also records the line of every key,
+so messages can point at the line a person has to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # str int float bool path enum map ids strs time_range duration
+    default: Any = None
+    doc: str = ""
+    choices: tuple = ()
+    lo: float | None = None
+    hi: float | None = None
+    fields: dict | None = None  # sub-schema for kind == "map"
+    required: bool = False
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
+_TIME_RANGE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '6h', '1d' -> seconds."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"not a duration like 30m, 6h or 1d: {text!r}")
+    n, unit = float(m.group(1)), m.group(2)
+    return n * {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[unit]
+
+
+def parse_time_range(text: str) -> tuple[int, int]:
+    """'22:00-07:00' -> (start, end) in minutes after midnight."""
+    m = _TIME_RANGE.match(str(text))
+    if not m:
+        raise ValueError(f"not a time range like 22:00-07:00: {text!r}")
+    a, b, c, d = (int(x) for x in m.groups())
+    return a * 60 + b, c * 60 + d
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _check(f: Field, v: Any) -> tuple[Any, str | None]:
+    """Return (clean value, problem or None) for one scalar-ish field."""
+    if v is None:
+        if f.required:
+            return None, "is required"
+        return None, None
+    k = f.kind
+    if k in ("str", "path"):
+        if isinstance(v, (dict, list, bool)):
+            return None, f"must be a string, not {_type_name(v)}"
+        return str(v), None
+    if k == "bool":
+        if not isinstance(v, bool):
+            return None, f"must be true or false, not {_type_name(v)} {v!r}"
+        return v, None
+    if k in ("int", "float"):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (k == "int" and not isinstance(v, int)):
+            want = "an integer" if k == "int" else "a number"
+            return None, f"must be {want}, not {_type_name(v)} {v!r}"
+        if v != v or v in (float("inf"), float("-inf")):
+            return None, "must be a finite number"
+        if f.lo is not None and v < f.lo or f.hi is not None and v > f.hi:
+            return None, f"must be between {f.lo:g} and {f.hi:g}, not {v!r}" if f.hi is not None else f"must be at least {f.lo:g}, not {v!r}"
+        return v, None
+    if k == "enum":
+        if not isinstance(v, str) or v not in f.choices:
+            return None, f"must be one of {', '.join(f.choices)}, not {v!r}"
+        return v, None
+    if k == "ids":  # one id or a list of ids
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            return [str(v)], None
+        if isinstance(v, list) and all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in v):
+            return [str(x) for x in v], None
+        return None, "must be an id or a list of ids"
+    if k == "strs":  # one string or a list of strings
+        if isinstance(v, str):
+            return [v], None
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            return list(v), None
+        return None, "must be a string or a list of strings"
+    if k == "duration":
+        try:
+            parse_duration(v)
+        except ValueError as e:
+            return None, str(e)
+        return str(v).strip(), None
+    if k == "time_range":
+        try:
+            parse_time_range(v)
+        except ValueError as e:
+            return None, str(e)
+        return str(v).strip(), None
+    if k == "dict":  # free-form mapping of str -> scalar or mapping
+        if not isinstance(v, dict):
+            return None, f"must be a mapping, not {_type_name(v)}"
+        return dict(v), None
+    raise AssertionError(f"unknown field kind {k}")
+
+
+def validate(data: Any, fields: dict[str, Field], *, source: str, lines: dict | None = None,
+             prefix: tuple = (), fill_defaults: bool = True) -> tuple[dict, list[str]]:
+    """Check ``data`` against ``fields``.  Returns (clean, problems)."""
+    lines = lines or {}
+    problems: list[str] = []
+
+    def where(path: tuple) -> str:
+        line = lines.get(path) or lines.get(path[:-1]) or lines.get(())
+        return f"{source}:{line}" if line else source
+
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        name = ".".join(prefix) or "top level"
+        return {}, [f"{where(prefix)}: '{name}': must be a mapping of keys, not {_type_name(data)}"]
+    clean: dict = {}
+    for key, v in data.items():
+        path = prefix + (str(key),)
+        name = ".".join(path)
+        f = fields.get(key) if isinstance(key, str) else None
+        if f is None:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where(path)}: '{name}': unknown key{hint}")
+            continue
+        if f.kind == "map" and v is not None:
+            sub, sub_problems = validate(v, f.fields or {}, source=source, lines=lines, prefix=path,
+                                         fill_defaults=fill_defaults)
+            problems += sub_problems
+            clean[key] = sub
+            continue
+        value, problem = _check(f, v)
+        if problem:
+            problems.append(f"{where(path)}: '{name}': {problem}")
+        else:
+            clean[key] = value
+    for key, f in fields.items():
+        if key in clean:
+            continue
+        if f.required and key not in data:
+            problems.append(f"{where(prefix)}: '{'.'.join(prefix + (key,))}': is required")
+        elif fill_defaults:
+            if f.kind == "map":
+                clean[key], _ = validate({}, f.fields or {}, source=source, prefix=prefix + (key,))
+            else:
+                clean[key] = f.default
+    return clean, problems
+
+
+def load_yaml(text: str, source: str) -> tuple[Any, dict, list[str]]:
+    """Parse YAML text; return (data, {key path: line}, problems)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        return None, {}, [f"{source}{line}: not valid YAML: {what}"]
+    lines: dict = {(): 1}
+
+    def walk(n, path):
+        if isinstance(n, yaml.MappingNode):
+            for k, sub in n.value:
+                p = path + (str(k.value),)
+                lines[p] = k.start_mark.line + 1
+                walk(sub, p)
+
+    if node is not None:
+        walk(node, ())
+    return data, lines, []
+
+
+_INT = re.compile(r"^[-+]?\d+$")
+_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+
+
+def yaml_scalar(text: str) -> Any:
+    """Read an environment value as YAML does, importing yaml only when needed."""
+    t = text.strip()
+    low = t.lower()
+    if low in ("", "~", "null"):
+        return None
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if _INT.match(t):
+        return int(t)
+    if _FLOAT.match(t):
+        return float(t)
+    if t[0] in "{[!&*'\"|>%@`" or ": " in t or " #" in t:
+        import yaml
+
+        try:
+            return yaml.safe_load(t)
+        except yaml.YAMLError:
+            return text
+    return text

@@ -1,0 +1,209 @@
+"""The SQLite store in the state directory: runs, entries, exchanges, steps, ledger.
+
+Unlike the worklog index (a cache, ``index.py``) this is agentd's memory:
+its copy of every entry it wrote, every run, every LLM exchange, the agent's
+checkpointed steps and the daily budget ledger.  Migrations are append-only
+and recorded in the ``migrations`` table; never edit one that has shipped,
+add a new one at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_core", """
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE entries (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, task_id TEXT, status TEXT,
+            text TEXT NOT NULL, written_at TEXT NOT NULL, restored_count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, seq));
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, kind TEXT NOT NULL, title TEXT,
+            status TEXT NOT NULL, started_at TEXT NOT NULL, duration_s REAL, exit_code INTEGER,
+            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0, provider TEXT, summary TEXT, run_dir TEXT,
+            reason TEXT, defer_until TEXT);
+        CREATE INDEX runs_started ON runs (started_at);
+        CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER,
+            provider TEXT, model TEXT, request TEXT, response TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL, error TEXT, created_at TEXT NOT NULL);
+        CREATE INDEX exchanges_run ON exchanges (run_id);
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+            status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, n));
+        CREATE TABLE ledger (
+            day TEXT NOT NULL, run_id TEXT NOT NULL, tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
+            created_at TEXT NOT NULL);
+        CREATE INDEX ledger_day ON ledger (day);
+        CREATE TABLE passovers (task_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
+        CREATE TABLE first_seen (task_id TEXT PRIMARY KEY, at REAL NOT NULL);
+    """),
+]
+
+RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
+               "input_tokens", "output_tokens", "cost_usd", "provider", "summary", "run_dir", "reason",
+               "defer_until")
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            with self.tx():
+                for stmt in sql.split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
+
+    def tx(self):
+        return _Tx(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- sequence numbers -------------------------------------------------
+    def next_seq(self, floor: int = 0) -> int:
+        """A sequence number above every one used so far and above ``floor``."""
+        with self.tx():
+            row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
+            seq = max(row[0] if row else 0, floor) + 1
+            self.db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (seq,))
+        return seq
+
+    # -- agentd's copy of every entry -------------------------------------
+    def save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO entries (run_id, seq, task_id, status, text, written_at)"
+                        " VALUES (?,?,?,?,?,?)", (run_id, seq, task_id, status, text, now_iso()))
+
+    def entries(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+
+    def mark_restored(self, run_id: str, seq: int) -> None:
+        self.db.execute("UPDATE entries SET restored_count = restored_count + 1 WHERE run_id=? AND seq=?",
+                        (run_id, seq))
+
+    # -- runs ---------------------------------------------------------------
+    def start_run(self, **fields: Any) -> None:
+        cols = [c for c in RUN_COLUMNS if c in fields]
+        self.db.execute(f"INSERT INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                        [fields[c] for c in cols])
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        bad = set(fields) - set(RUN_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown run columns {bad}")
+        sets = ",".join(f"{c}=?" for c in fields)
+        self.db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", [*fields.values(), run_id])
+
+    def add_usage(self, run_id: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
+        self.db.execute("UPDATE runs SET input_tokens=input_tokens+?, output_tokens=output_tokens+?,"
+                        " cost_usd=cost_usd+? WHERE run_id=?", (input_tokens, output_tokens, cost_usd, run_id))
+
+    def runs(self, limit: int | None = None) -> list[dict]:
+        sql = "SELECT * FROM runs ORDER BY started_at DESC, rowid DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(r) for r in self.db.execute(sql)]
+
+    def run(self, run_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:  # accept a unique prefix, like git
+            rows = self.db.execute("SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2",
+                                   (run_id.replace("%", "") + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return dict(row) if row else None
+
+    def interrupted_runs(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT * FROM runs WHERE status='running' ORDER BY started_at")]
+
+    # -- LLM exchanges --------------------------------------------------------
+    def add_exchange(self, run_id: str, **fields: Any) -> None:
+        fields = {"created_at": now_iso(), **fields}
+        for k in ("request", "response"):
+            if k in fields and not isinstance(fields[k], (str, type(None))):
+                fields[k] = json.dumps(fields[k], default=str)
+        cols = ["run_id", *fields]
+        self.db.execute(f"INSERT INTO exchanges ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                        [run_id, *fields.values()])
+
+    def exchanges(self, run_id: str) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM exchanges WHERE run_id=? ORDER BY id", (run_id,))]
+
+    # -- agent checkpoints ----------------------------------------------------
+    def put_step(self, run_id: str, n: int, kind: str, payload: Any, status: str) -> None:
+        t = now_iso()
+        self.db.execute(
+            "INSERT INTO steps VALUES (?,?,?,?,?,?,?) ON CONFLICT(run_id, n) DO UPDATE SET"
+            " kind=excluded.kind, payload=excluded.payload, status=excluded.status, updated_at=excluded.updated_at",
+            (run_id, n, kind, json.dumps(payload), status, t, t))
+
+    def steps(self, run_id: str) -> list[dict]:
+        out = []
+        for r in self.db.execute("SELECT * FROM steps WHERE run_id=? ORDER BY n", (run_id,)):
+            d = dict(r)
+            d["payload"] = json.loads(d["payload"])
+            out.append(d)
+        return out
+
+    # -- budget ledger ---------------------------------------------------------
+    def ledger_add(self, day: str, run_id: str, tokens: int, cost_usd: float) -> None:
+        self.db.execute("INSERT INTO ledger VALUES (?,?,?,?,?)", (day, run_id, tokens, cost_usd, now_iso()))
+
+    def ledger_day(self, day: str) -> tuple[int, float]:
+        row = self.db.execute("SELECT COALESCE(SUM(tokens),0), COALESCE(SUM(cost_usd),0) FROM ledger WHERE day=?",
+                              (day,)).fetchone()
+        return int(row[0]), float(row[1])
+
+    # -- scoring memory ----------------------------------------------------------
+    def passovers(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT task_id, count FROM passovers")}
+
+    def set_passovers(self, counts: dict[str, int]) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM passovers")
+            self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
+
+    def first_seen(self, task_ids: Iterable[str], now: float) -> dict[str, float]:
+        ids = list(task_ids)
+        with self.tx():
+            self.db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?,?)", [(i, now) for i in ids])
+        return {r[0]: r[1] for r in self.db.execute("SELECT task_id, at FROM first_seen")}
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
