@@ -131,6 +131,27 @@ def _expand(p: str, env: dict) -> Path:
     return Path(os.path.expandvars(p))
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of the env file (the systemd EnvironmentFile); comments and junk skipped."""
+    out: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return out
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        k = k.strip().removeprefix("export ").strip()
+        v = v.strip()
+        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+            v = v[1:-1]
+        if k.isidentifier():
+            out[k] = v
+    return out
+
+
 def default_host(env: dict) -> str:
     return env.get("AGENTD_HOST") or socket.gethostname().split(".")[0] or "localhost"
 
@@ -139,6 +160,8 @@ def load(env: dict | None = None) -> Config:
     """Build the Config from defaults, the file and the environment."""
     env = dict(os.environ if env is None else env)
     config_dir = _xdg(env, "XDG_CONFIG_HOME", ".config") / "agentd"
+    for k, v in read_env_file(config_dir / "env").items():
+        env.setdefault(k, v)  # the same keys the systemd unit gets; the real environment wins
     config_file = Path(env["AGENTD_CONFIG"]) if env.get("AGENTD_CONFIG") else config_dir / "config.yaml"
     problems: list[str] = []
     warnings: list[str] = []

@@ -1,0 +1,238 @@
+"""One function per CLI command.  Each loads the config and calls into its module."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from agentd import config as config_mod
+from agentd.errors import UsageError
+
+
+def _cfg():
+    cfg = config_mod.load()
+    config_mod.print_warnings(cfg)
+    return cfg
+
+
+def _print(lines) -> None:
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+def _json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _no_worklog(cfg) -> list[str]:
+    return [f"no worklog at {cfg.worklog_path}",
+            "`agentd init` makes one (or set worklog_dir / AGENTD_WORKLOG_DIR, and AGENTD_HOST)."]
+
+
+CONFIG_TEMPLATE = """\
+# agentd config. Every key can also be set with AGENTD_<KEY> in the environment.
+# All keys, their defaults and meaning: docs/configuration.md
+worklog_dir: {worklog_dir}
+# workspace: ~/agentd/workspace     # where tasks run (default: <state_dir>/workspace)
+provider: auto                      # auto, anthropic, openai, none, claude-cli, codex-cli
+# model: claude-sonnet-4-5
+max_steps: 30
+interval: 6h                        # how often the timer wakes agentd
+# quiet_hours: "22:00-07:00"        # timer wakes do nothing then
+# notify: notify-send agentd "$AGENTD_SUMMARY"
+budget:
+  usd_per_run: 2.0
+  usd_per_day: 10.0
+"""
+
+
+def cmd_init(args) -> int:
+    from agentd import worklog
+
+    cfg = _cfg()
+    if cfg.config_file.exists():
+        print(f"config:   {cfg.config_file} (exists, left as is)")
+    else:
+        cfg.config_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg.config_file.write_text(CONFIG_TEMPLATE.format(worklog_dir=cfg.values["worklog_dir"]), encoding="utf-8")
+        print(f"config:   {cfg.config_file} (created)")
+    made = worklog.init(cfg.worklog_path, cfg.host)
+    print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")
+    cfg.ensure_state_dir()
+    print(f"state:    {cfg.state_dir}")
+    print("next: add a task (`agentd add 'check the GPU' --run nvidia-smi`), then `agentd queue` and "
+          "`agentd wake --now`.")
+    return 0
+
+
+def cmd_queue(args) -> int:
+    from agentd import queue, views
+
+    cfg = _cfg()
+    view = queue.load(cfg)
+    if args.json:
+        _json(views.queue_json(view))
+    elif not view.read.exists:
+        _print(_no_worklog(cfg))
+    else:
+        _print(views.queue_text(view, show_all=args.all))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from agentd import status
+
+    cfg = _cfg()
+    info = status.collect(cfg)
+    if args.json:
+        _json(info)
+    else:
+        _print(status.text(info))
+    return 0
+
+
+def cmd_wake(args) -> int:
+    from agentd import wake
+
+    return wake.wake(_cfg(), now=args.now, dry_run=args.dry_run, task_id=args.task)
+
+
+def _store(cfg):
+    from agentd.store import Store
+
+    return Store(cfg.store_path) if cfg.store_path.exists() else None
+
+
+def cmd_runs(args) -> int:
+    from agentd import views
+
+    cfg = _cfg()
+    store = _store(cfg)
+    runs = store.runs(limit=args.limit) if store else []
+    if args.json:
+        _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "run_dir")} for r in runs])
+    else:
+        _print(views.runs_text(runs))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from agentd import records
+
+    cfg = _cfg()
+    store = _store(cfg)
+    run = store.run(args.run_id) if store else None
+    if run is None:
+        raise UsageError(f"no run {args.run_id!r}; `agentd runs` lists them")
+    info = records.describe(store, run)
+    if args.json:
+        _json(info)
+    else:
+        _print(records.describe_text(info))
+    return 0
+
+
+def _append_human(cfg, line: str) -> None:
+    from agentd import lines, worklog
+
+    if not cfg.worklog_path.exists():
+        raise UsageError("\n".join(_no_worklog(cfg)))
+    try:
+        item = lines.parse_line(line, 0)
+    except lines.LineError as e:
+        raise UsageError(f"that would not be a valid line: {e}") from None
+    worklog.append(cfg.worklog_path, line + "\n")
+    print(f"appended to {cfg.worklog_path}: {line}")
+    if item is not None and hasattr(item, "id"):
+        print(f"task id: {item.id}")
+
+
+def _one_line(text: str, what: str) -> str:
+    if any(c in text for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        raise UsageError(f"the {what} must be one line")
+    if not text.strip():
+        raise UsageError(f"the {what} is empty")
+    return text.strip()
+
+
+def _attrs(pairs: dict) -> str:
+    items = [f"{k}: {json.dumps(v) if isinstance(v, str) else json.dumps(v)}" for k, v in pairs.items()
+             if v is not None and v is not False and v != []]
+    return " {" + ", ".join(items) + "}" if items else ""
+
+
+def cmd_directive(args) -> int:
+    cfg = _cfg()
+    text = _one_line(args.text, "directive")
+    if args.priority == "critical":
+        line = f"**CRITICAL DIRECTIVE**: {text}"
+    else:
+        line = f"DIRECTIVE: {text}" + _attrs({"priority": args.priority if args.priority != "normal" else None})
+    if line.endswith(text) and text.endswith("}"):
+        line += " {}"  # keep a trailing {...} in the text from being read as attrs
+    _append_human(cfg, line)
+    return 0
+
+
+def cmd_add(args) -> int:
+    cfg = _cfg()
+    title = _one_line(args.title, "title")
+    if args.run is not None:
+        _one_line(args.run, "command")
+    attrs = _attrs({"id": args.id, "run": args.run, "value": args.value, "certainty": args.certainty,
+                    "gpu": args.gpu, "after": args.after, "minutes": args.minutes})
+    if title.endswith("}") and not attrs:
+        attrs = " {}"
+    _append_human(cfg, f"- [ ] {title}{attrs}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    from agentd import worklog
+    from agentd.index import Index
+
+    cfg = _cfg()
+    idx = Index(cfg.index_path)
+    idx.drop()
+    r = worklog.read(cfg.worklog_path, idx)
+    if not r.exists:
+        _print(_no_worklog(cfg))
+        return 0
+    s = r.state
+    print(f"reindexed {r.path}: {r.size} bytes, {s.lines} lines, {len(s.tasks)} tasks, {s.entry_count} entries, "
+          f"{s.error_count} unreadable lines, {s.torn} torn entries")
+    return 0
+
+
+def cmd_install(args) -> int:
+    from agentd import systemd
+
+    cfg = _cfg()
+    if args.dry_run and not args.unit_dir:
+        raise UsageError("--dry-run needs --unit-dir DIR to write the units to")
+    return systemd.install(cfg, every=args.every, dry_run=args.dry_run,
+                           unit_dir=Path(args.unit_dir) if args.unit_dir else None)
+
+
+def cmd_uninstall(args) -> int:
+    from agentd import systemd
+
+    return systemd.uninstall(_cfg())
+
+
+def cmd_logs(args) -> int:
+    from agentd import logs
+
+    return logs.follow_logs(_cfg(), follow=args.follow)
+
+
+def cmd_doctor(args) -> int:
+    from agentd import doctor
+
+    return doctor.doctor()
+
+
+def cmd_notify(args) -> int:
+    from agentd import notify
+
+    return notify.notify_from_unit(_cfg(), args.unit)

@@ -1,0 +1,113 @@
+"""agentd's own worklog entries: rendering them inert, and reading their markers.
+
+An entry is a fenced block that agentd appends::
+
+    === agentd entry seq=12 run=r20261122-124501-3f2a task=bench-qwen status=done at=2026-11-22T12:45:09Z lines=4 bytes=187 ===
+    > **done** · command `./bench.sh` · exit 0 · 41.2 s
+    > tokens/s 35.1, peak memory 1.2 GiB
+    > full output: ~/.local/state/agentd/runs/r20261122-124501-3f2a/
+    === agentd end seq=12 run=r20261122-124501-3f2a ===
+
+Every body line starts with ``> ``, so no reader that splits lines (grep,
+``str.splitlines()``, an editor) ever sees a body line that begins with a
+keyword or a checkbox.  Every Unicode line break in the text becomes a real
+newline followed by ``> ``; other control characters are escaped as ``\\xNN``.
+``lines`` and ``bytes`` count the body plus the end marker, which lets the
+reader skip a whole entry at once and tell a torn one from a whole one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BEGIN = "=== agentd entry "
+END = "=== agentd end "
+QUOTE = "> "
+MAX_BODY_CHARS = 16_000
+
+# str.splitlines() boundaries, minus \n which we split on ourselves.
+_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff]")
+_SAFE_FIELD = re.compile(r"[^A-Za-z0-9._:+\-]")
+
+HEADER_RE = re.compile(
+    rb"=== agentd entry seq=(\d+) run=(\S+) task=(\S+) status=([a-z]+) at=(\S+)"
+    rb"((?: [a-z_]+=\S+)*) ===\r?$")
+END_RE = re.compile(rb"=== agentd end seq=(\d+) run=(\S+) ===\r?$")
+
+STATUSES = ("running", "done", "failed", "blocked", "interrupted", "deferred", "cancelled", "note")
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def inert_lines(text: str) -> list[str]:
+    """Split text into body lines that are safe to write after the quote marker."""
+    text = _BREAKS.sub("\n", text)
+    text = _CONTROL.sub(_escape, text)
+    return text.split("\n")
+
+
+def field(value: str) -> str:
+    """Make a value safe for the space-separated header."""
+    return _SAFE_FIELD.sub("_", str(value))[:120] or "-"
+
+
+@dataclass
+class Entry:
+    seq: int
+    run_id: str
+    task_id: str
+    status: str
+    at: str
+    body: str
+    extra: dict  # e.g. {"until": ISO, "restored": "1"}
+
+    def render(self) -> str:
+        body = self.body
+        if len(body) > MAX_BODY_CHARS:
+            body = body[:MAX_BODY_CHARS] + f"\n… ({len(self.body) - MAX_BODY_CHARS} more characters in the run directory)"
+        lines = [QUOTE + line if line else ">" for line in inert_lines(body)]
+        end = f"{END}seq={self.seq} run={field(self.run_id)} ==="
+        rest = "\n".join(lines + [end]) + "\n"
+        extras = "".join(f" {field(k)}={field(v)}" for k, v in self.extra.items())
+        header = (f"{BEGIN}seq={self.seq} run={field(self.run_id)} task={field(self.task_id)} "
+                  f"status={self.status} at={field(self.at)}{extras} "
+                  f"lines={len(lines) + 1} bytes={len(rest.encode('utf-8'))} ===")
+        return header + "\n" + rest
+
+
+def parse_header(line: bytes) -> dict | None:
+    """The fields of a begin marker line, or None if it is not a whole one."""
+    p = line.split(b" ")
+    # the fixed layout agentd writes: a fast path for reading large worklogs
+    if (len(p) >= 11 and p[-1] == b"===" and p[3][:4] == b"seq=" and p[4][:4] == b"run="
+            and p[5][:5] == b"task=" and p[6][:7] == b"status=" and p[7][:3] == b"at="
+            and p[-3][:6] == b"lines=" and p[-2][:6] == b"bytes=" and p[0] == b"===" and p[2] == b"entry"):
+        try:
+            extra = {}
+            for kv in p[8:-3]:
+                k, _, v = kv.decode("ascii").partition("=")
+                extra[k] = v
+            return {"seq": int(p[3][4:]), "run": p[4][4:].decode("ascii"), "task": p[5][5:].decode("ascii"),
+                    "status": p[6][7:].decode("ascii"), "at": p[7][3:].decode("ascii"),
+                    "lines": int(p[-3][6:]), "bytes": int(p[-2][6:]), "extra": extra}
+        except (UnicodeDecodeError, ValueError):
+            pass
+    m = HEADER_RE.match(line)
+    if not m:
+        return None
+    try:
+        extra = dict(kv.split("=", 1) for kv in m.group(6).decode("ascii").split())
+        return {"seq": int(m.group(1)), "run": m.group(2).decode("ascii"), "task": m.group(3).decode("ascii"),
+                "status": m.group(4).decode("ascii"), "at": m.group(5).decode("ascii"),
+                "lines": int(extra.pop("lines", "-1")), "bytes": int(extra.pop("bytes", "-1")), "extra": extra}
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def end_marker(seq: int, run_id: str) -> bytes:
+    return f"{END}seq={seq} run={run_id} ===".encode("ascii")

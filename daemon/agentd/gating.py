@@ -1,0 +1,72 @@
+"""Whether a timer wake may run now, and which task it takes.
+
+A person's ``--now`` skips the gates.  Without it (the timer's path) a wake
+does nothing during quiet hours or above ``max_load``, and holds back gpu
+tasks while the owner was active within ``min_idle``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agentd.errors import UsageError
+from agentd.schema import parse_time_range
+
+
+@dataclass
+class Gate:
+    skip: str | None = None  # the whole wake does nothing
+    hold_gpu: str | None = None  # gpu tasks wait
+
+
+def check(cfg, snap: dict, forced: bool, local_now: time.struct_time | None = None) -> Gate:
+    if forced:
+        return Gate()
+    gate = Gate()
+    if cfg["quiet_hours"]:
+        start, end = parse_time_range(cfg["quiet_hours"])
+        t = local_now or time.localtime()
+        minute = t.tm_hour * 60 + t.tm_min
+        inside = start <= minute < end if start <= end else (minute >= start or minute < end)
+        if inside:
+            gate.skip = f"quiet hours ({cfg['quiet_hours']}); `agentd wake --now` runs anyway"
+            return gate
+    load = snap.get("load_per_cpu")
+    if load is not None and cfg["max_load"] and load > cfg["max_load"]:
+        gate.skip = (f"the machine is busy (load {load:.2f} per CPU > max_load {cfg['max_load']:g}); "
+                     "`agentd wake --now` runs anyway")
+        return gate
+    idle = snap.get("idle_s")
+    min_idle = cfg.duration("min_idle")
+    if snap.get("users") and (idle is None or idle < min_idle):
+        seen = "an unknown time ago" if idle is None else f"{idle / 60:.0f} min ago"
+        gate.hold_gpu = f"the owner was active {seen} (gpu tasks need {cfg['min_idle']} idle)"
+    return gate
+
+
+def choose(tasks: list, gate: Gate, task_id: str | None = None):
+    if task_id:
+        t = next((t for t in tasks if t.id == task_id), None)
+        if t is None:
+            raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
+        if not t.eligible:
+            raise UsageError(f"task {task_id} can't run now: {t.why}")
+        return t
+    for t in tasks:
+        if not t.eligible:
+            break
+        if gate.hold_gpu and t.attrs.get("gpu"):
+            continue
+        return t
+    return None
+
+
+def nothing_line(tasks: list, gate: Gate) -> str:
+    eligible = [t for t in tasks if t.eligible]
+    if eligible and gate.hold_gpu:
+        return f"{len(eligible)} gpu task(s) wait: {gate.hold_gpu}"
+    waiting = [t for t in tasks if t.status in ("open", "failed", "deferred", "interrupted")]
+    if waiting:
+        return f"no task is actionable ({len(waiting)} waiting; `agentd queue` says why)"
+    return "the queue is empty"

@@ -1,0 +1,230 @@
+"""The human line grammar: tasks, directives, blockers, experiments, commands.
+
+One line in, one ``Item`` out (or ``None`` for prose, or ``LineError`` when a
+line looks like one of ours but can't be read).  See docs/worklog.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentd.schema import Field, validate
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
+MAX_LINE = 64 * 1024
+PRIORITIES = ("critical", "high", "normal", "low")
+KINDS = ("task", "command", "experiment", "directive", "blocker")
+
+# The attrs of a line (inline ``{...}``) and of a YAML task file share this schema.
+ATTR_FIELDS: dict[str, Field] = {
+    "id": Field("str", None, "stable id; letters, digits, . _ : -"),
+    "value": Field("float", None, "how much it is worth, 0-10", lo=0, hi=10),
+    "certainty": Field("float", None, "how likely it succeeds, 0-1", lo=0, hi=1),
+    "run": Field("str", None, "shell command: makes it a command task"),
+    "gpu": Field("bool", None, "needs a GPU"),
+    "after": Field("ids", None, "id or list of ids it depends on"),
+    "minutes": Field("float", None, "estimated minutes", lo=0),
+    "priority": Field("enum", None, "critical, high, normal or low", choices=PRIORITIES),
+    "model": Field("strs", None, "model-bench: model id, local path, or a list of them"),
+    "max_new_tokens": Field("int", None, "model-bench: tokens to generate", lo=1, hi=100_000),
+    "dtype": Field("enum", None, "cuda-probe: matmul dtype", choices=("bf16", "fp16", "fp32")),
+    "size": Field("int", None, "cuda-probe: matrix size", lo=16, hi=65536),
+    "prompt": Field("str", None, "model-bench: prompt text"),
+    "device": Field("enum", None, "model-bench: auto, cuda or cpu", choices=("auto", "cuda", "cpu")),
+    "trust_remote_code": Field("bool", None, "model-bench: let transformers run the model's own code"),
+}
+FILE_FIELDS: dict[str, Field] = {
+    **ATTR_FIELDS,
+    "title": Field("str", None, "what to do", required=True),
+    "kind": Field("enum", "task", "task, directive, blocker or experiment",
+                  choices=("task", "directive", "blocker", "experiment")),
+    "done": Field("bool", False, "already done"),
+}
+
+
+class LineError(ValueError):
+    pass
+
+
+@dataclass
+class TaskDef:
+    id: str
+    title: str
+    kind: str
+    priority: str = "normal"
+    attrs: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+    source: str = "worklog"
+    text: str = ""
+    human_done: bool = False
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+@dataclass
+class Command:
+    verb: str  # done, cancel, retry
+    task_id: str
+    line: int
+
+
+_TASK = re.compile(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
+_KEYWORD = re.compile(
+    r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY)"
+    r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
+FIRST_BYTES = frozenset(b" \t-*CDBER")
+
+
+def stable_id(kind: str, text: str) -> str:
+    norm = " ".join(text.lower().split())
+    return "t-" + hashlib.sha1(f"{kind}\0{norm}".encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def split_attrs(text: str) -> tuple[str, str | None]:
+    """'title {a: 1}' -> ('title', '{a: 1}'); the attrs are a trailing balanced {...}."""
+    t = text.rstrip()
+    if not t.endswith("}"):
+        return t, None
+    depth = 0
+    for i in range(len(t) - 1, -1, -1):
+        c = t[i]
+        if c == "}":
+            depth += 1
+        elif c == "{":
+            depth -= 1
+            if depth == 0:
+                return t[:i].rstrip(), t[i:]
+    return t, None
+
+
+def parse_attrs(raw: str | None, where: str) -> dict:
+    if raw is None:
+        return {}
+    data = fast_flow_mapping(raw)
+    if data is not None:
+        return _check_attrs(data, where)
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        what = getattr(e, "problem", None) or "bad YAML"
+        raise LineError(f"attrs {raw[:80]!r} are not a YAML flow mapping ({what})") from None
+    if not isinstance(data, dict):
+        raise LineError(f"attrs {raw[:80]!r} are not a mapping")
+    return _check_attrs(data, where)
+
+
+def _check_attrs(data: dict, where: str) -> dict:
+    clean, problems = validate(data, ATTR_FIELDS, source=where, fill_defaults=False)
+    if problems:
+        raise LineError("; ".join(p.split(": ", 1)[1] for p in problems))
+    return clean
+
+
+def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, text: str,
+              priority: str = "normal", human_done: bool = False) -> TaskDef:
+    if kind == "task" and attrs.get("run"):
+        kind = "command"
+    if attrs.get("priority"):
+        priority = attrs["priority"]
+    tid = attrs.get("id")
+    if tid is not None:
+        tid = str(tid)
+        if not ID_RE.match(tid):
+            raise LineError(f"id {tid!r} must be letters, digits, '.', '_', ':' or '-' (at most 80)")
+    else:
+        basis = text if kind == "experiment" else title
+        tid = stable_id("directive" if kind in ("directive", "blocker") else kind, basis)
+    if kind == "experiment":
+        title = title.split()[0] if title.split() else ""
+        if not title:
+            raise LineError("EXPERIMENT needs a name, e.g. EXPERIMENT: cuda-probe")
+    if not title:
+        raise LineError("the line has no title")
+    return TaskDef(id=tid, title=title, kind=kind, priority=priority, attrs=attrs, line=line, source=source,
+                   text=text, human_done=human_done)
+
+
+def parse_line(text: str, line: int, source: str = "worklog") -> TaskDef | Command | None:
+    """Parse one human line (without its newline).  Prose gives None."""
+    m = _TASK.match(text)
+    if m:
+        if len(text) > MAX_LINE:
+            raise LineError(f"line is {len(text)} characters long; a task line may have at most {MAX_LINE}")
+        title, raw = split_attrs(m.group(2))
+        attrs = parse_attrs(raw, f"{source}:{line}")
+        return make_task("task", title.strip(), attrs, line=line, source=source, text=text.strip(),
+                         human_done=m.group(1) != " ")
+    m = _KEYWORD.match(text)
+    if not m:
+        return None
+    if len(text) > MAX_LINE:
+        raise LineError(f"line is {len(text)} characters long; a {m.group(1)} line may have at most {MAX_LINE}")
+    word, rest = m.group(1), m.group(2).strip()
+    if word in ("DONE", "CANCEL", "RETRY"):
+        tid = rest.split()[0] if rest.split() else ""
+        if not ID_RE.match(tid):
+            raise LineError(f"{word}: needs a task id, e.g. {word}: t-1a2b3c4d")
+        return Command(word.lower(), tid, line)
+    title, raw = split_attrs(rest)
+    attrs = parse_attrs(raw, f"{source}:{line}")
+    kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",
+            "EXPERIMENT": "experiment"}[word]
+    return make_task(kind, title.strip(), attrs, line=line, source=source, text=text.strip(),
+                     priority="critical" if word == "CRITICAL DIRECTIVE" else "normal")
+
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NOT_SIMPLE = re.compile(r"['\"\[\]{}#&*!|>%@`]")
+
+
+def fast_flow_mapping(raw: str) -> dict | None:
+    """Parse '{a: 1, b: x y}' without yaml when it only holds plain scalars.
+
+    Returns None when the text needs the real YAML parser.  For the text it
+    accepts, the result equals ``yaml.safe_load`` (checked by a property test).
+    """
+    inner = raw[1:-1]
+    if _NOT_SIMPLE.search(inner) or "\t" in inner:
+        return None
+    out: dict = {}
+    for part in inner.split(","):
+        if not part.strip():
+            if part is inner.split(",")[-1]:
+                continue
+            return None
+        key, sep, value = part.partition(":")
+        key = key.strip()
+        if not sep or not _SIMPLE_KEY.match(key) or key in out or (value and not value[0].isspace()):
+            return None
+        value = value.strip()
+        if ": " in value or value.endswith(":") or value.startswith(("-", "?")) and len(value) > 1 and value[1] == " ":
+            return None
+        if not value:
+            out[key] = None
+        elif _PLAIN_INT.match(value):
+            out[key] = int(value)
+        elif _PLAIN_FLOAT.match(value):
+            out[key] = float(value)
+        elif value in _WORDS:
+            out[key] = _WORDS[value]
+        elif value[0] in "0123456789+-~=<:,?" or value.lower() in _YAML_SPECIAL or _DOT_NUM.match(value):
+            return None
+        else:
+            out[key] = value
+    return out
+
+
+_YAML_SPECIAL = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
+_DOT_NUM = re.compile(r"^\.(?:[0-9]|inf|Inf|INF|nan|NaN|NAN)")
+_PLAIN_INT = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
+_PLAIN_FLOAT = re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+$")
+_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
+          "yes": True, "Yes": True, "YES": True, "no": False, "No": False, "NO": False,
+          "on": True, "On": True, "ON": True, "off": False, "Off": False, "OFF": False,
+          "null": None, "Null": None, "NULL": None}

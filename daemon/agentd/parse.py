@@ -1,0 +1,185 @@
+"""Reading a worklog's bytes into a small state: tasks, commands, entries, errors.
+
+``State.feed`` takes a run of whole lines and folds them into the state, so a
+first read and an incremental read (only the new bytes) give the same result.
+Entries are skipped in one step using the byte count in their header; only
+the human regions between entries are split into lines.  Lines inside an
+entry (between its begin and end markers) are never read as human lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agentd import entries
+from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
+
+PARSER_VERSION = 3
+MAX_ERRORS = 500
+_BEGIN = entries.BEGIN.encode()
+_NL_BEGIN = b"\n" + _BEGIN
+
+
+@dataclass
+class State:
+    tasks: dict = field(default_factory=dict)  # id -> TaskDef dict
+    dup_lines: dict = field(default_factory=dict)  # id -> [lines]
+    commands: dict = field(default_factory=dict)  # task id -> [(key, verb, line)]
+    latest: dict = field(default_factory=dict)  # task id -> entry summary of the highest seq
+    failures: dict = field(default_factory=dict)  # task id -> [seq of failed entries]
+    errors: list = field(default_factory=list)  # [(line, message)]
+    error_count: int = 0
+    torn: int = 0
+    entry_count: int = 0
+    max_seq: int = 0
+    lines: int = 0  # lines consumed so far
+    present: list = field(default_factory=list)  # [(run, seq)] seen since the last flush
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d.pop("present")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "State":
+        s = cls(**d)
+        s.present = []
+        return s
+
+    # -- folding --------------------------------------------------------
+    def _error(self, line: int, message: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((line, message))
+
+    def _human(self, raw: bytes, line: int) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if not raw or raw[0] not in FIRST_BYTES:
+            return
+        if b"\0" in raw:
+            if parse_line(raw.replace(b"\0", b"").decode("utf-8", "replace"), line) is not None:
+                self._error(line, "contains NUL bytes; not read")
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if parse_line(raw.decode("utf-8", "replace"), line) is not None:
+                self._error(line, f"is not valid UTF-8 (byte {e.start + 1}); not read")
+            return
+        try:
+            item = parse_line(text, line)
+        except LineError as e:
+            self._error(line, str(e))
+            return
+        if isinstance(item, TaskDef):
+            if item.id in self.tasks:
+                self.dup_lines.setdefault(item.id, []).append(self.tasks[item.id]["line"])
+            self.tasks[item.id] = item.to_dict()
+        elif isinstance(item, Command):
+            key = self.max_seq + 0.5
+            self.commands.setdefault(item.task_id, []).append((key, item.verb, line))
+
+    def _entry(self, h: dict) -> None:
+        self.entry_count += 1
+        self.present.append((h["run"], h["seq"]))
+        self.max_seq = max(self.max_seq, h["seq"])
+        task = h["task"]
+        if task == "-":
+            return
+        if h["status"] == "failed":
+            self.failures.setdefault(task, []).append(h["seq"])
+        cur = self.latest.get(task)
+        if cur is None or h["seq"] > cur["seq"]:
+            self.latest[task] = {"seq": h["seq"], "status": h["status"], "run": h["run"], "at": h["at"],
+                                 "until": h["extra"].get("until")}
+
+    def feed(self, data: bytes, final: bool = True) -> int:
+        """Fold ``data`` (starting at a line start) in.  Returns the bytes consumed.
+
+        With ``final=False`` an entry still open at the end of ``data`` (its end
+        marker not written yet) is left unconsumed, so the next read sees it whole.
+        """
+        pos, n = 0, len(data)
+        line = self.lines
+        while pos < n:
+            nxt = 0 if data.startswith(_BEGIN, pos) and pos == 0 else -1
+            if nxt != 0:
+                j = data.find(_NL_BEGIN, pos - 1 if pos else 0)
+                nxt = n if j == -1 else j + 1
+                if pos == 0 and data.startswith(_BEGIN):
+                    nxt = 0
+            # the human region [pos, nxt)
+            if nxt > pos:
+                region = data[pos:nxt]
+                parts = region.split(b"\n")
+                if parts and parts[-1] == b"":
+                    parts.pop()
+                for raw in parts:
+                    line += 1
+                    self._human(raw, line)
+                pos = nxt
+                if pos >= n:
+                    break
+            # an entry begins at pos
+            eol = data.find(b"\n", pos)
+            if eol == -1:
+                if not final:
+                    break
+                eol = n
+            h = entries.parse_header(data[pos:eol])
+            line += 1
+            if h is None:
+                self._error(line, "damaged agentd entry marker; the entry is ignored")
+                pos = eol + 1
+                continue
+            body_start = eol + 1
+            end = entries.end_marker(h["seq"], h["run"])
+            stop = body_start + h["bytes"]
+            if h["bytes"] > 0 and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
+                self._entry(h)
+                line += h["lines"]
+                pos = stop
+                continue
+            # edited or torn: walk the lines up to the matching end marker or the next entry
+            q = body_start
+            first_unquoted = None
+            k = line
+            whole = False
+            while q < n:
+                e = data.find(b"\n", q)
+                if e == -1:
+                    e = n
+                raw = data[q:e].rstrip(b"\r")
+                if raw.startswith(_BEGIN):
+                    break
+                k += 1
+                if raw == end:
+                    whole = True
+                    q = e + 1
+                    break
+                if first_unquoted is None and not raw.startswith(b">"):
+                    first_unquoted = (q, k - 1)
+                q = e + 1
+            if whole:
+                self._entry(h)
+                line, pos = k, q
+                continue
+            if q >= n and not final:
+                line -= 1
+                break
+            self.torn += 1
+            if first_unquoted is not None:
+                pos, line = first_unquoted
+            else:
+                line, pos = k, q
+            if pos >= n:
+                break
+        self.lines = line
+        return min(pos, n)
+
+
+def parse_bytes(data: bytes) -> State:
+    s = State()
+    s.feed(data)
+    return s

@@ -1,0 +1,283 @@
+"""The queue: every known task, its status from the worklog, and whether it can run now.
+
+Status comes from the latest agentd entry for the task (by sequence number)
+or a later human DONE / CANCEL / RETRY line, whichever is newer.  Open tasks
+are ordered the way the next wake would take them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agentd import scoring
+from agentd.lines import FILE_FIELDS, LineError, TaskDef, make_task
+from agentd.parse import State
+
+AGENT_KINDS = ("task", "directive", "blocker")
+RUNNABLE = ("open", "failed", "deferred", "interrupted")
+EXPERIMENTS = ("health", "cuda-probe", "model-bench")
+
+
+@dataclass
+class Task:
+    id: str
+    title: str
+    kind: str
+    priority: str
+    status: str
+    attrs: dict
+    line: int
+    source: str
+    text: str
+    attempts: int = 0
+    eligible: bool = False
+    why: str = ""
+    score: float = 0.0
+    parts: list = field(default_factory=list)
+    forced: str = ""
+    latest_run: str | None = None
+    defer_until: str | None = None
+
+    @property
+    def runner(self) -> str:
+        if self.kind == "command":
+            return "command"
+        if self.kind == "experiment":
+            return "experiment"
+        return "agent"
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "kind": self.kind, "status": self.status,
+                "score": self.score, "eligible": self.eligible, "why": self.why, "priority": self.priority,
+                "runner": self.runner, "attempts": self.attempts, "line": self.line, "source": self.source,
+                "after": self.attrs.get("after") or [], "run": self.attrs.get("run"),
+                "gpu": bool(self.attrs.get("gpu")), "defer_until": self.defer_until,
+                "latest_run": self.latest_run,
+                "parts": [{"part": label, "effect": effect} for label, effect in self.parts]}
+
+
+def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
+    """YAML task files: one mapping or a list of them per file, same schema as inline attrs."""
+    from agentd.schema import load_yaml, validate
+
+    defs: list[TaskDef] = []
+    problems: list[str] = []
+    if not tasks_dir.is_dir():
+        return defs, problems
+    for path in sorted(tasks_dir.glob("*.y*ml")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"{path}: cannot read: {e}")
+            continue
+        data, lines, errs = load_yaml(text, str(path))
+        if errs:
+            problems += errs
+            continue
+        items = data if isinstance(data, list) else [data] if data is not None else []
+        for i, item in enumerate(items):
+            prefix = (str(i),) if isinstance(data, list) else ()
+            sub_lines = {k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix}
+            clean, errs = validate(item, FILE_FIELDS, source=str(path), lines=sub_lines, fill_defaults=False)
+            if errs:
+                problems += errs
+                continue
+            title = clean.pop("title")
+            kind = clean.pop("kind", "task") or "task"
+            done = bool(clean.pop("done", False))
+            line = sub_lines.get((), 1)
+            try:
+                defs.append(make_task(kind, str(title), clean, line=line, source=str(path), text=str(title),
+                                      human_done=done))
+            except LineError as e:
+                problems.append(f"{path}:{line}: {e}")
+    return defs, problems
+
+
+def _status(d: dict, state: State, max_attempts: int) -> tuple[str, int, str | None, str | None]:
+    """(status, failed attempts since the last RETRY, latest run id, defer until)."""
+    tid = d["id"]
+    latest = state.latest.get(tid)
+    cmds = state.commands.get(tid, [])
+    last_cmd = cmds[-1] if cmds else None
+    retry_key = max((k for k, verb, _ in cmds if verb == "retry"), default=0)
+    failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
+    run = latest["run"] if latest else None
+    if d.get("human_done"):
+        return "done", failures, run, None
+    if last_cmd and (latest is None or last_cmd[0] > latest["seq"]):
+        return {"done": "done", "cancel": "cancelled", "retry": "open"}[last_cmd[1]], failures, run, None
+    if latest is None:
+        return "open", failures, run, None
+    st = latest["status"]
+    if st == "running":
+        return "interrupted", failures, run, None
+    if st == "failed" and failures >= max_attempts:
+        return "blocked", failures, run, None
+    return st, failures, run, latest.get("until")
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_backend: str | None,
+          agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
+          now: float | None = None) -> list[Task]:
+    """Every known task, open ones first in the order the next wake would take them."""
+    now = time.time() if now is None else now
+    defs = {d["id"]: d for d in state.tasks.values()}
+    for d in extra_defs:
+        defs.setdefault(d.id, d.to_dict())
+    max_attempts = cfg["max_attempts"]
+    backoff = cfg.duration("retry_backoff")
+    tasks: list[Task] = []
+    statuses: dict[str, str] = {}
+    for tid, d in defs.items():
+        st, failures, run, until = _status(d, state, max_attempts)
+        statuses[tid] = st
+        tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
+                          attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
+                          attempts=failures, latest_run=run, defer_until=until))
+    for t in tasks:
+        sc = scoring.score(t.kind, t.priority, t.attrs, failures=t.attempts,
+                           age_days=max(0.0, (now - first_seen.get(t.id, now)) / 86400),
+                           age_bonus=cfg["directive_age_bonus"])
+        t.score, t.parts = sc.total, sc.parts
+        reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state)
+        t.eligible = reason is None
+        t.why = sc.explain() if reason is None else reason
+        if (t.eligible and t.kind == "directive" and t.priority == "critical"
+                and passovers.get(t.id, 0) >= cfg["critical_max_passovers"]):
+            t.forced = f"critical directive passed over {passovers[t.id]} wakes in a row"
+            t.why = f"goes first: {t.forced} · {t.why}"
+
+    def order(t: Task):
+        group = 0 if t.eligible else 1 if t.status in RUNNABLE else 2
+        return (group, not t.forced, -t.score, t.source != "worklog", t.line, t.id)
+
+    tasks.sort(key=order)
+    return tasks
+
+
+def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,
+                agent_backend: str | None, agent_reason: str, state: State) -> str | None:
+    if t.status not in RUNNABLE:
+        if t.status == "blocked":
+            if t.attempts:
+                return f"blocked after {t.attempts} failed attempts; write RETRY: {t.id} to try again"
+            return f"blocked; write RETRY: {t.id} to try again"
+        return t.status
+    if t.status == "failed":
+        last_fail = _parse_time((state.latest.get(t.id) or {}).get("at"))
+        wait = backoff * 2 ** max(0, t.attempts - 1)
+        if last_fail is not None and now < last_fail + wait:
+            return f"retry {t.attempts + 1} waits until {_iso(last_fail + wait)} (backoff)"
+    if t.status == "deferred":
+        until = _parse_time(t.defer_until)
+        if until is not None and now < until:
+            return f"deferred until {t.defer_until}"
+    for dep in t.attrs.get("after") or []:
+        if dep not in statuses:
+            return f"waits for {dep}, which no line or task file defines"
+        if statuses[dep] != "done":
+            return f"waits for {dep} ({statuses[dep]})"
+    if t.attrs.get("gpu") and not has_gpu:
+        return "needs a GPU and none is present"
+    if t.runner == "agent" and agent_backend is None:
+        return f"needs an LLM backend: {agent_reason}"
+    if t.kind == "experiment" and t.title not in EXPERIMENTS:
+        return f"unknown experiment {t.title!r}; known: {', '.join(EXPERIMENTS)}"
+    return None
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def pick(tasks: list[Task]) -> Task | None:
+    return next((t for t in tasks if t.eligible), None)
+
+
+def update_passovers(tasks: list[Task], chosen: Task | None, passovers: dict[str, int]) -> dict[str, int]:
+    """Count a wake against every eligible critical directive that did not run."""
+    out = {}
+    for t in tasks:
+        if t.kind == "directive" and t.priority == "critical" and t.eligible:
+            out[t.id] = 0 if chosen is not None and t.id == chosen.id else passovers.get(t.id, 0) + (chosen is not None)
+    return out
+
+
+@dataclass
+class View:
+    read: "object"  # worklog.Read
+    tasks: list[Task]
+    problems: list[str]  # task-file problems
+    agent_backend: str | None
+    has_gpu: bool
+
+
+def agent_backend(cfg) -> tuple[str | None, str]:
+    """Which LLM backend agent tasks would use, or None and why not.
+
+    Mirrors ``providers.resolve_provider_name`` without importing the providers.
+    """
+    import shutil
+
+    name, env = cfg["provider"], cfg.env
+    if name == "auto":
+        name = ("anthropic" if env.get("ANTHROPIC_API_KEY") else "openai" if env.get("OPENAI_API_KEY")
+                else None)
+        if name is None:
+            return None, "provider is auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set"
+    if name == "none":
+        return None, "provider is none"
+    if name == "anthropic" and not env.get("ANTHROPIC_API_KEY"):
+        return None, "provider is anthropic but ANTHROPIC_API_KEY is not set"
+    if name == "openai" and not (env.get("OPENAI_API_KEY") or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
+        return None, "provider is openai but OPENAI_API_KEY is not set"
+    exe = {"claude-cli": "claude", "codex-cli": "codex"}.get(name)
+    if exe and shutil.which(exe, path=env.get("PATH")) is None:
+        return None, f"provider is {name} but `{exe}` is not on PATH"
+    return name, ""
+
+
+def gpu_present() -> bool:
+    """A cheap check for the queue; the wake's health snapshot is the thorough one."""
+    import glob
+    import shutil
+
+    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/nvgpu*")) or (
+        shutil.which("nvidia-smi") is not None and Path("/proc/driver/nvidia").exists())
+
+
+def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None) -> View:
+    from agentd import worklog
+    from agentd.index import Index
+
+    r = worklog.read(cfg.worklog_path, Index(cfg.index_path))
+    defs, problems = load_task_files(cfg.tasks_dir)
+    backend, reason = agent_backend(cfg)
+    gpu = gpu_present() if has_gpu is None else has_gpu
+    passovers: dict = {}
+    seen: dict = {}
+    now = time.time() if now is None else now
+    if store is None and cfg.store_path.exists():
+        from agentd.store import Store
+
+        store = Store(cfg.store_path)
+    if store is not None:
+        passovers = store.passovers()
+        ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs]
+        seen = store.first_seen(ids, now)
+    tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
+                  passovers=passovers, first_seen=seen, now=now)
+    return View(r, tasks, problems, backend, gpu)

@@ -1,0 +1,146 @@
+"""Run records: the run directory, manifest.json (provenance) and progress.json.
+
+progress.json follows the seeds' monitoring format: ``current_phase``,
+``phase_started``, ``last_update``, ``status`` (running, done, failed,
+blocked), ``notes`` and ``phases_completed``.  It is rewritten atomically
+(temp file + rename) so a monitor never reads half of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from agentd import __version__
+from agentd.redact import redact
+
+
+def new_run_id() -> str:
+    return "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(redact(json.dumps(data, indent=2, default=str)) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def config_hash(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _git_commit(path: Path) -> str | None:
+    if not (path / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class RunDir:
+    def __init__(self, cfg, run_id: str):
+        self.path = cfg.runs_dir / run_id
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.progress_path = self.path / "progress.json"
+
+    def write_manifest(self, cfg, run_id: str, task, snapshot: dict) -> None:
+        gpus = snapshot.get("gpu") or []
+        write_json(self.path / "manifest.json", {
+            "run_id": run_id,
+            "task": {"id": task.id, "title": task.title, "kind": task.kind, "source": task.source,
+                     "line": task.line, "attrs": task.attrs},
+            "host": cfg.host, "agentd_version": __version__,
+            "workspace": str(cfg.workspace), "workspace_git_commit": _git_commit(cfg.workspace),
+            "python": platform.python_version(), "torch": _dist_version("torch"),
+            "transformers": _dist_version("transformers"),
+            "cuda": (gpus[0].get("cuda_version") if gpus else None),
+            "gpu": [g.get("name") for g in gpus],
+            "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
+        })
+
+    def progress(self, phase: str | None = None, status: str = "running", notes: str | None = None,
+                 complete: str | None = None) -> None:
+        try:
+            p = json.loads(self.progress_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            p = {"phases_completed": []}
+        t = now_iso()
+        if complete and complete not in p["phases_completed"]:
+            p["phases_completed"].append(complete)
+        if phase is not None and phase != p.get("current_phase"):
+            if p.get("current_phase") and p["current_phase"] not in p["phases_completed"] and status == "running":
+                p["phases_completed"].append(p["current_phase"])
+            p["current_phase"], p["phase_started"] = phase, t
+        p.update({"last_update": t, "status": status})
+        if notes is not None:
+            p["notes"] = notes
+        write_json(self.progress_path, p)
+
+
+def read_progress(run_dir: str | Path | None) -> dict | None:
+    if not run_dir:
+        return None
+    try:
+        return json.loads((Path(run_dir) / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def describe(store, run: dict) -> dict:
+    findings = [dict(e) for e in store.entries() if e["run_id"] == run["run_id"]]
+    info = {"run": run, "progress": read_progress(run.get("run_dir")),
+            "entries": [{"seq": e["seq"], "status": e["status"], "text": e["text"]} for e in findings],
+            "exchanges": len(store.exchanges(run["run_id"]))}
+    try:
+        from agentd.agent import transcript_lines
+
+        info["transcript"] = transcript_lines(store, run["run_id"])
+    except ImportError:
+        info["transcript"] = []
+    return info
+
+
+def describe_text(info: dict) -> list[str]:
+    from agentd.views import safe
+
+    r = info["run"]
+    out = [f"run {r['run_id']}: {r['status']}" + (f" ({safe(r['reason'])})" if r.get("reason") else "")]
+    for k in ("task_id", "title", "kind", "provider", "started_at", "duration_s", "exit_code", "input_tokens",
+              "output_tokens", "cost_usd", "defer_until", "run_dir"):
+        if r.get(k) is not None:
+            out.append(f"  {k:<14} {safe(str(r[k]))}")
+    p = info.get("progress")
+    if p:
+        out.append(f"  progress       {p.get('status')} · phase {p.get('current_phase')} · "
+                   f"done: {', '.join(p.get('phases_completed', [])) or '-'}")
+    for e in info["entries"]:
+        out.append("")
+        out.append(f"worklog entry #{e['seq']} ({e['status']}):")
+        out += [safe(line) for line in e["text"].rstrip("\n").split("\n")]
+    if info.get("transcript"):
+        out.append("")
+        out.append(f"transcript ({info['exchanges']} model calls):")
+        out += [safe(line) for line in info["transcript"]]
+    return out

@@ -1,0 +1,44 @@
+"""Secret redaction for everything agentd writes: worklog, logs, store, run dirs.
+
+Two nets: the values of secret-looking environment variables (any name
+containing KEY, TOKEN, SECRET or PASSWORD, 8+ characters), and well-known
+key shapes (sk-..., sk-ant-..., Bearer ..., ghp_...).  Both are replaced by
+``[REDACTED]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+MASK = "[REDACTED]"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
+_SHAPES = re.compile(
+    r"sk-ant-[A-Za-z0-9_\-]{8,}"
+    r"|sk-(?:proj-)?[A-Za-z0-9_\-]{16,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|xox[baprs]-[A-Za-z0-9\-]{10,}"
+    r"|hf_[A-Za-z0-9]{20,}"
+)
+
+
+def secret_values(env: dict | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    vals = {v for k, v in env.items() if _SECRET_NAME.search(k) and isinstance(v, str) and len(v) >= 8}
+    return sorted(vals, key=len, reverse=True)
+
+
+def redact(text: str, env: dict | None = None) -> str:
+    if not text:
+        return text
+    for v in secret_values(env):
+        if v in text:
+            text = text.replace(v, MASK)
+    return _SHAPES.sub(MASK, text)
+
+
+def scrubbed_env(env: dict | None = None) -> dict[str, str]:
+    """A copy of the environment without secret-looking variables (for child processes)."""
+    env = dict(os.environ if env is None else env)
+    return {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}

@@ -1,0 +1,80 @@
+"""``agentd status``: where things are, what is running or ran last, when the timer fires."""
+
+from __future__ import annotations
+
+from agentd import records
+
+
+def collect(cfg) -> dict:
+    from agentd import queue
+
+    info: dict = {"host": cfg.host, "worklog": str(cfg.worklog_path), "worklog_exists": cfg.worklog_path.exists(),
+                  "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
+                  "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
+                  "progress": None, "last_run": None, "next_task": None, "counts": {},
+                  "timer_next_elapse": None, "timer_installed": False}
+    store = None
+    if cfg.store_path.exists():
+        from agentd.store import Store
+
+        store = Store(cfg.store_path)
+        runs = store.runs(limit=1)
+        if runs:
+            last = runs[0]
+            info["last_run"] = {k: last[k] for k in ("run_id", "task_id", "kind", "status", "started_at",
+                                                     "duration_s", "exit_code", "input_tokens", "output_tokens",
+                                                     "cost_usd", "provider", "summary", "run_dir")}
+            info["progress"] = records.read_progress(last["run_dir"])
+    if info["worklog_exists"]:
+        view = queue.load(cfg, store)
+        counts: dict = {}
+        for t in view.tasks:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        info["counts"] = counts
+        nxt = queue.pick(view.tasks)
+        if nxt:
+            info["next_task"] = {"id": nxt.id, "title": nxt.title, "score": nxt.score, "why": nxt.why}
+        info["unreadable_lines"] = view.read.state.error_count
+    unit = _unit_dir(cfg) / "agentd.timer"
+    if unit.exists():
+        info["timer_installed"] = True
+        from agentd import systemd
+
+        info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
+    return info
+
+
+def _unit_dir(cfg):
+    from pathlib import Path
+
+    base = cfg.env.get("XDG_CONFIG_HOME") or str(Path(cfg.env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "systemd" / "user"
+
+
+def text(info: dict) -> list[str]:
+    from agentd.views import safe
+
+    out = [f"host:      {info['host']}",
+           f"worklog:   {info['worklog']}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
+           f"config:    {info['config_file']}" + ("" if info["config_exists"] else "  (none; defaults in use)"),
+           f"state:     {info['state_dir']}"]
+    if info["counts"]:
+        out.append("tasks:     " + ", ".join(f"{n} {s}" for s, n in sorted(info["counts"].items())))
+    if info.get("next_task"):
+        n = info["next_task"]
+        out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")
+    r = info["last_run"]
+    if r:
+        out.append(f"last run:  {r['run_id']} {r['task_id']} {r['status']} at {r['started_at']}"
+                   + (f", {r['duration_s']:.1f} s" if r["duration_s"] is not None else ""))
+        if r.get("summary"):
+            out.append(f"           {safe(r['summary'], 100)}")
+    p = info["progress"]
+    if p:
+        out.append(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
+                   f" · updated {p.get('last_update')}")
+    if info["timer_installed"]:
+        out.append(f"timer:     next wake {info['timer_next_elapse'] or 'unknown (systemctl did not say)'}")
+    else:
+        out.append("timer:     not installed (`agentd install`)")
+    return out

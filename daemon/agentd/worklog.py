@@ -1,0 +1,129 @@
+"""The worklog file: reading it through the index, and the append protocol.
+
+agentd never truncates, rewrites or renames the worklog.  It only appends
+whole blocks, each with one ``write`` and an ``fdatasync``, checking the
+inode before and after: when an editor has renamed a new file into place,
+the block went to the old file, so it is appended again to the current one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentd.errors import WorklogError
+from agentd.index import Cached, Index, fingerprint
+from agentd.parse import State
+
+
+@dataclass
+class Read:
+    path: Path
+    exists: bool
+    state: State = field(default_factory=State)
+    size: int = 0
+    mode: str = "missing"  # missing, cached, incremental, full
+    bytes_read: int = 0
+
+
+def read(path: Path, index: Index) -> Read:
+    """Parse the worklog, reading only the bytes the index hasn't seen."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Read(path, exists=False)
+    except OSError as e:
+        raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
+    cached = index.get(path)
+    if cached and (cached.inode, cached.size, cached.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
+        if cached.offset == st.st_size:
+            return Read(path, True, cached.state, st.st_size, "cached", 0)
+    try:
+        with open(path, "rb") as f:
+            start, state, mode = 0, State(), "full"
+            if cached and 0 < cached.offset <= st.st_size:
+                if fingerprint(f, cached.offset) == (cached.head, cached.tail):
+                    start, state, mode = cached.offset, cached.state, "incremental"
+            f.seek(start)
+            data = f.read(st.st_size - start)
+            cut = data.rfind(b"\n") + 1  # commit whole lines only
+            used = state.feed(data[:cut], final=False) if cut else 0
+            offset = start + used
+            if mode != "incremental" or used:
+                head, tail = fingerprint(f, offset)
+                index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail, state),
+                          replace_present=(mode == "full"))
+            elif cached and mode == "incremental":
+                index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, cached.head, cached.tail,
+                                       state), replace_present=False)
+    except OSError as e:
+        raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
+    if used < len(data):  # a partial last line or an entry still being written
+        state = copy.deepcopy(state)
+        state.feed(data[used:], final=True)
+    return Read(path, True, state, st.st_size, mode, len(data))
+
+
+def _append_once(path: Path, data: bytes) -> bool:
+    """Append data in one write + fdatasync.  False if the file was replaced meanwhile."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        before = os.fstat(fd)
+        if os.stat(path).st_ino != before.st_ino:
+            return False
+        if before.st_size and os.pread(fd, 1, before.st_size - 1) != b"\n":
+            data = b"\n" + data  # never glue our block onto a human's unfinished line
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fdatasync(fd)
+        return os.stat(path).st_ino == before.st_ino
+    finally:
+        os.close(fd)
+
+
+def append(path: Path, text: str) -> None:
+    """Append a whole block of text, again if an editor replaced the file meanwhile."""
+    data = text.encode("utf-8")
+    try:
+        for _ in range(5):
+            if _append_once(path, data):
+                return
+    except OSError as e:
+        raise WorklogError(f"{path}: cannot append to the worklog: {e.strerror}") from None
+    raise WorklogError(f"{path}: the file kept being replaced while agentd appended to it")
+
+
+HEADER = """\
+# {host} worklog: the mailbox between you and agentd.
+#
+# Write to it with your editor; agentd only ever appends.  It understands:
+#   - [ ] a task you want done {{value: 6, certainty: 0.8}}
+#   - [ ] a command task {{run: make test, minutes: 10, id: tests}}
+#   - [x] a task you have done yourself
+#   DIRECTIVE: guidance for the agent {{priority: high}}
+#   **CRITICAL DIRECTIVE**: something that must not wait
+#   BLOCKER: something in the way
+#   EXPERIMENT: cuda-probe
+#   DONE: ID   CANCEL: ID   RETRY: ID
+# {{attrs}} is an optional YAML flow mapping: id, value (0-10), certainty (0-1),
+# run, gpu, after, minutes, priority.  Lines starting with "> " and the blocks
+# between "=== agentd" markers are agentd's own entries.
+# `agentd queue` shows what the next wake would do and why.  Docs: docs/worklog.md
+
+"""
+
+
+def init(path: Path, host: str) -> bool:
+    """Create the worklog with its header.  False if it already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(HEADER.format(host=host))
+    return True
