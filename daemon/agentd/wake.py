@@ -27,7 +27,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             return EX_OK
         store = Store(cfg.store_path)
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap))
-        recorder.restore_missing(cfg, store, view.read)
+        if recorder.restore_missing(cfg, store, view.read):
+            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap))  # the restored entries count
         resumed = recorder.interrupted(cfg, store, view)
         if resumed:
             task, run_id = resumed

@@ -1,0 +1,55 @@
+"""Every test gets its own HOME, XDG dirs and host name; nothing touches the real ones."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+REPO = Path(__file__).resolve().parent.parent
+AGENTD = [sys.executable, "-m", "agentd"]
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    for k in list(os.environ):
+        if k.startswith("AGENTD_") or k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL",
+                                            "OPENAI_BASE_URL", "JOURNAL_STREAM", "INVOCATION_ID"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("AGENTD_HOST", "testhost")
+    monkeypatch.setenv("AGENTD_WORKLOG_DIR", str(tmp_path / "wl"))
+    (tmp_path / "run").mkdir(mode=0o700)
+    (tmp_path / "wl").mkdir()
+    return home
+
+
+@pytest.fixture
+def worklog(tmp_path) -> Path:
+    """Path of this test host's worklog (not created)."""
+    return tmp_path / "wl" / "testhost_worklog.txt"
+
+
+def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 120,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess with the test's environment."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    return subprocess.run([*AGENTD, *args], capture_output=True, text=True, env=e, input=input,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
