@@ -212,3 +212,22 @@ def load(env: dict | None = None) -> Config:
 def print_warnings(cfg: Config) -> None:
     for w in cfg.warnings:
         print(f"agentd: {w}", file=sys.stderr)
+
+
+def reference_markdown() -> str:
+    """The config key table in docs/configuration.md, generated from the schema (a test checks it)."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+
+    def add(fields: dict, prefix: str = "") -> None:
+        for name, f in fields.items():
+            if f.kind == "map":
+                add(f.fields or {}, prefix + name + ".")
+                continue
+            kind = f"one of {', '.join(f.choices)}" if f.kind == "enum" else f.kind
+            if f.lo is not None and f.hi is not None:
+                kind += f" {f.lo:g}–{f.hi:g}"
+            default = "—" if f.default is None else f"`{f.default}`"
+            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {f.doc} |")
+
+    add(CONFIG_FIELDS)
+    return "\n".join(rows) + "\n"

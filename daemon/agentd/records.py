@@ -90,7 +90,7 @@ class RunDir:
         if complete and complete not in p["phases_completed"]:
             p["phases_completed"].append(complete)
         if phase is not None and phase != p.get("current_phase"):
-            if p.get("current_phase") and p["current_phase"] not in p["phases_completed"] and status == "running":
+            if p.get("current_phase") and p["current_phase"] not in p["phases_completed"] and status in ("running", "done"):
                 p["phases_completed"].append(p["current_phase"])
             p["current_phase"], p["phase_started"] = phase, t
         p.update({"last_update": t, "status": status})
