@@ -1,0 +1,115 @@
+"""Notifications: a one-line summary to the command of config key ``notify``.
+
+The command is a shell command line (run with ``/bin/sh -c``).  It gets the
+summary twice, use whichever suits: on stdin (one line) and in the
+environment variable ``AGENTD_SUMMARY``.  Examples::
+
+    notify: notify-send agentd "$AGENTD_SUMMARY"
+    notify: curl -s -d "$AGENTD_SUMMARY" ntfy.sh/my-agentd-topic
+    notify: mail -s "agentd $(hostname)" me@example.com
+
+It has 30 seconds; then its whole process group is killed.  A failing or
+hanging command is logged, never raised: a notification must not break a wake.
+
+``agentd-notify@.service`` (started by ``OnFailure=`` of agentd.service) runs
+``agentd notify --unit agentd.service``, i.e. ``notify_from_unit``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any, Callable
+
+NOTIFY_TIMEOUT = 30.0
+
+
+def _warn(event: str, **fields: Any) -> None:
+    import structlog
+
+    structlog.get_logger("agentd.notify").warning(event, **fields)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
+    """Run the ``notify`` command with ``line``; True when it ran and exited 0.
+
+    False (and nothing run) when no command is configured; False with a
+    warning logged when it fails or times out.
+    """
+    command = cfg.values.get("notify")
+    if not command:
+        return False
+    line = one_line(line)
+    llm_keys = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+    env = {**{k: v for k, v in cfg.env.items() if k not in llm_keys}, "AGENTD_SUMMARY": line}
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)
+    except OSError as e:
+        _warn("notify command could not start", command=command, error=str(e))
+        return False
+    try:
+        output, _ = proc.communicate(line + "\n", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _warn("notify command timed out", command=command, timeout_s=timeout)
+        return False
+    if proc.returncode != 0:
+        _warn("notify command failed", command=command, exit_code=proc.returncode,
+              output=one_line(output or "", 500))
+        return False
+    return True
+
+
+def summary_of_last_run(cfg: Any, unit: str) -> str:
+    """'agentd@host: agentd.service failed; last run ab12 (started ...): task T3 failed in 1m02s, ... — reason'."""
+    from agentd.logs import format_summary
+
+    head = f"agentd@{cfg.host}: {unit} failed"
+    run = None
+    if cfg.store_path.exists():
+        try:
+            from agentd.store import Store
+
+            store = Store(cfg.store_path)
+            try:
+                runs = store.runs(limit=1)
+            finally:
+                store.close()
+            run = runs[0] if runs else None
+        except Exception as e:  # a broken store must not stop the notification
+            return one_line(f"{head}; the run store could not be read ({e}); see `agentd logs`")
+    if run is None:
+        return f"{head} before any run was recorded; see `agentd logs`"
+    tokens = (run.get("input_tokens") or 0) + (run.get("output_tokens") or 0)
+    what = format_summary(task=run.get("task_id"), status=run.get("status"), duration_s=run.get("duration_s"),
+                          tokens=tokens, cost_usd=run.get("cost_usd"))
+    why = run.get("reason") or run.get("summary")
+    line = f"{head}; last run {str(run.get('run_id'))[:12]} (started {run.get('started_at')}): {what}"
+    return one_line(line + (f" — {why}" if why else ""))
+
+
+def notify_from_unit(cfg: Any, unit: str, out: Callable[[str], None] = print) -> int:
+    """``agentd notify --unit NAME``: summarise the last run, print it (to the
+    journal) and send it to the notify command.  1 if the command failed."""
+    line = summary_of_last_run(cfg, unit or "agentd.service")
+    out(line)
+    if not cfg.values.get("notify"):
+        print("agentd: no `notify` command in the config; the summary went to the journal only",
+              file=sys.stderr)
+        return 0
+    return 0 if notify(cfg, line) else 1

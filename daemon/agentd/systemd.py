@@ -1,0 +1,414 @@
+"""The systemd user units: render, install, uninstall, and look at them.
+
+``render`` fills the templates in ``agentd/units/`` (a copy of ``units/``) with
+this install's values: the path of this ``agentd``, the PATH of the installing
+shell, timeouts and niceness from the config, the calendar of the interval.
+Rendering is deterministic, so re-installing changes nothing and
+``units_match`` can compare.  Commands run with ``cfg.env``; expected problems
+are a non-zero return with a message saying what to do, or an ``AgentdError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from agentd.errors import AgentdError, ConfigError, UsageError
+from agentd.schema import parse_duration
+
+UNITS = ("agentd.service", "agentd.timer", "agentd-notify@.service")
+TIMER = "agentd.timer"
+TEMPLATE_DIR = Path(__file__).parent / "units"
+LINGER_DIR = Path("/var/lib/systemd/linger")
+# Environment variables that decide where agentd finds its config and state:
+# when set at install time they are passed on to the service.
+PASSED_ENV = ("AGENTD_CONFIG", "AGENTD_HOST", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+ENV_TEMPLATE = """\
+# agentd: environment of the agentd service (systemd EnvironmentFile=).
+# One KEY=VALUE a line; no `export`, no $expansion; quote values with spaces.
+# Keep this file private (mode 0600): it holds API keys.
+# Changes apply at the next wake; no re-install needed.
+#
+#ANTHROPIC_API_KEY=sk-ant-...
+#OPENAI_API_KEY=sk-...
+#AGENTD_PROVIDER=anthropic
+"""
+
+
+def _home(env: dict) -> str:
+    return env.get("HOME") or os.path.expanduser("~")
+
+
+def user_unit_dir(env: dict) -> Path:
+    """Where the user manager reads units: $XDG_CONFIG_HOME/systemd/user."""
+    base = env.get("XDG_CONFIG_HOME")
+    base = base if base and os.path.isabs(base) else os.path.join(_home(env), ".config")
+    return Path(base) / "systemd" / "user"
+
+
+def env_file(cfg) -> Path:
+    return cfg.config_dir / "env"
+
+
+# -- interval -> calendar ------------------------------------------------------
+def _span(seconds: float) -> str:
+    """Seconds as a systemd time span: 5400 -> '1h 30min'."""
+    s, parts = int(round(seconds)), []
+    for unit, n in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if s >= n:
+            parts.append(f"{s // n}{unit}")
+            s %= n
+    return " ".join(parts) or "0"
+
+
+def on_calendar(interval: str) -> list[str]:
+    """OnCalendar= expressions for a wake every ``interval``, aligned to midnight.
+
+    Calendar times, unlike OnUnitActiveSec=, let Persistent=true catch up a
+    wake missed while the machine slept.  The interval must be whole minutes
+    and divide a day evenly (1m..30m, 45m, 1h, 1.5h, 2h, 3h, 4h, 6h, 8h, 12h,
+    1d), or be 7d (weekly).  Raises ValueError naming the value otherwise.
+    """
+    seconds = parse_duration(interval)
+    if seconds < 60 or seconds % 60:
+        raise ValueError(f"interval {interval!r}: the timer needs whole minutes, at least 1m")
+    m = int(seconds // 60)
+    if m == 1440:
+        return ["daily"]
+    if m == 7 * 1440:
+        return ["weekly"]
+    if m > 1440 or 1440 % m:
+        raise ValueError(f"interval {interval!r} does not divide a day evenly, so the wakes could not "
+                         "keep to a calendar; use e.g. 15m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or 7d")
+    if m == 1:
+        return ["*-*-* *:*:00"]
+    if m < 60 and 60 % m == 0:
+        return [f"*-*-* *:00/{m}:00"]
+    if m % 60 == 0:
+        return [f"*-*-* 00/{m // 60}:00:00"]
+    hours_of: dict[int, list[int]] = {}
+    for t in range(0, 1440, m):
+        hours_of.setdefault(t % 60, []).append(t // 60)
+    by_spec: dict[str, list[int]] = {}
+    for minute, hours in hours_of.items():
+        step = hours[1] - hours[0] if len(hours) > 1 else 24
+        if hours == list(range(hours[0], 24, step)):
+            spec = f"{hours[0]:02d}/{step}"
+        else:
+            spec = ",".join(f"{h:02d}" for h in hours)
+        by_spec.setdefault(spec, []).append(minute)
+    return [f"*-*-* {spec}:{','.join(f'{x:02d}' for x in sorted(mins))}:00"
+            for spec, mins in by_spec.items()]
+
+
+# -- rendering -----------------------------------------------------------------
+def _quote(value: str) -> str:
+    """One word for a unit file: %-specifiers escaped, quoted C-style."""
+    value = value.replace("%", "%%")
+    if re.fullmatch(r"[A-Za-z0-9_./:@+=,-]+", value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def default_agentd_exe(env: dict | None = None) -> str:
+    """The agentd script next to this Python (the venv's bin), else the one on PATH."""
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "agentd")
+    if os.path.isfile(here) and os.access(here, os.X_OK):
+        return here
+    found = shutil.which("agentd", path=(env or os.environ).get("PATH"))
+    if found:
+        return os.path.abspath(found)
+    raise AgentdError("cannot find the agentd executable (not next to "
+                      f"{sys.executable} nor on PATH); install agentd-host with pip first")
+
+
+def _interval(cfg, every: str | None) -> tuple[str, list[str]]:
+    value = every if every is not None else cfg.values["interval"]
+    try:
+        return value, on_calendar(value)
+    except ValueError as e:
+        if every is not None:
+            raise UsageError(f"--every: {e}") from None
+        raise ConfigError(f"{cfg.config_file}: 'interval': {e}") from None
+
+
+def render(cfg, every: str | None = None, agentd_exe: str | None = None,
+           path_env: str | None = None) -> dict[str, str]:
+    """Unit file name -> text of this install's units."""
+    interval, calendars = _interval(cfg, every)
+    exe = agentd_exe or default_agentd_exe(cfg.env)
+    if not os.path.isabs(exe):
+        raise UsageError(f"the agentd executable must be an absolute path, not {exe!r}")
+    path = path_env if path_env is not None else cfg.env.get("PATH", os.defpath)
+    assignments = [f"PATH={path}"]
+    home = _home(cfg.env)
+    defaults = {"XDG_CONFIG_HOME": os.path.join(home, ".config"),
+                "XDG_STATE_HOME": os.path.join(home, ".local", "state")}
+    for name in PASSED_ENV:
+        value = cfg.env.get(name)
+        if value and os.path.normpath(value) != defaults.get(name):
+            if name != "AGENTD_HOST":
+                value = os.path.abspath(value)
+            assignments.append(f"{name}={value}")
+    env_path = env_file(cfg)
+    default_env = Path(home) / ".config" / "agentd" / "env"
+    env_ref = "%h/.config/agentd/env" if env_path == default_env else str(env_path).replace("%", "%%")
+    timeout = (max(cfg.duration("command_timeout"), cfg.duration("run_timeout"))
+               + cfg.duration("call_timeout") + 300)
+    seconds = parse_duration(interval)
+    values = {
+        "AGENTD": _quote(exe).replace("$", "$$"),
+        "ENVIRONMENT": " ".join(_quote(a) for a in assignments),
+        "ENV_FILE": env_ref,
+        "TIMEOUT": _span(timeout),
+        "NICE": str(cfg.values["nice"]),
+        "IO_CLASS": "idle" if cfg.values["io_idle"] else "best-effort",
+        "INTERVAL": interval,
+        "RANDOM_DELAY": _span(min(seconds / 10, 900)),
+        "ACCURACY": "1min" if seconds >= 600 else "1s",
+    }
+    out = {}
+    for name in UNITS:
+        lines = []
+        for line in (TEMPLATE_DIR / name).read_text(encoding="utf-8").splitlines():
+            if line.startswith("OnCalendar=@ON_CALENDAR@"):
+                lines += [f"OnCalendar={c}" for c in calendars]
+                continue
+            if not line.startswith("#"):  # comments keep the placeholder names
+                line = re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], line)
+            lines.append(line)
+        out[name] = "\n".join(lines) + "\n"
+    return out
+
+
+# -- commands --------------------------------------------------------------------
+def _run(env: dict, tool: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess | None:
+    """Run a systemd tool; None when it is not on PATH."""
+    exe = shutil.which(tool, path=env.get("PATH", os.defpath))
+    if not exe:
+        return None
+    try:
+        return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess([exe, *args], 124, "", f"{tool} timed out after {timeout:g}s")
+    except OSError as e:
+        return subprocess.CompletedProcess([exe, *args], 126, "", str(e))
+
+
+def _why(p: subprocess.CompletedProcess) -> str:
+    text = (p.stderr or p.stdout or "").strip().splitlines()
+    return text[-1] if text else f"exit status {p.returncode}"
+
+
+def _no_manager_help(env: dict, again: str = "agentd install") -> str:
+    hint = ("  XDG_RUNTIME_DIR is not set: in a `su`/`sudo` shell try `export XDG_RUNTIME_DIR=/run/user/$(id -u)`,\n"
+            "  or log in as the user directly (ssh, console).\n") if not env.get("XDG_RUNTIME_DIR") else ""
+    return ("agentd needs a systemd user manager (`systemctl --user`).\n" + hint +
+            "  A user manager runs while you are logged in, and always once `loginctl enable-linger $USER` is set.\n"
+            f"  Then run `{again}` again.")
+
+
+def _user(env: dict) -> str:
+    name = env.get("USER") or env.get("LOGNAME")
+    if name:
+        return name
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def linger_enabled(env: dict, linger_dir: Path = LINGER_DIR) -> bool | None:
+    """Whether the user manager outlives logouts; None when it can't be told."""
+    user = _user(env)
+    p = _run(env, "loginctl", "show-user", user, "--property=Linger", timeout=10)
+    if p is not None and p.returncode == 0:
+        value = p.stdout.strip().partition("=")[2]
+        if value in ("yes", "no"):
+            return value == "yes"
+    if linger_dir.is_dir():
+        return (linger_dir / user).exists()
+    return None if p is None else False
+
+
+def timer_next_elapse(env: dict) -> str | None:
+    """When agentd.timer fires next, as systemd prints it; None if unknown."""
+    p = _run(env, "systemctl", "--user", "show", TIMER, "--property=NextElapseUSecRealtime", timeout=10)
+    if p is None or p.returncode != 0:
+        return None
+    value = p.stdout.strip().partition("=")[2].strip()
+    return None if value in ("", "n/a", "0") else value
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write if different; True when the file changed."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+def ensure_env_file(cfg) -> bool:
+    """Create the env file (0600, commented template) if absent; True if created."""
+    path = env_file(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(ENV_TEMPLATE)
+    os.chmod(path, 0o600)
+    return True
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def install(cfg, every: str | None = None, dry_run: bool = False, unit_dir: Path | None = None,
+            out: Callable[[str], None] = print, err: Callable[[str], None] | None = None,
+            agentd_exe: str | None = None) -> int:
+    """Render and install the units, enable the timer.  0 when installed.
+
+    ``dry_run`` writes the units to ``unit_dir`` (default: a new temporary
+    directory, printed) and runs nothing.  ``unit_dir`` goes only with
+    ``dry_run``: the user manager reads units from one place.  ``agentd_exe``
+    overrides the executable the units run (see ``render``).
+    """
+    err = err or _err
+    units = render(cfg, every, agentd_exe=agentd_exe)
+    if dry_run:
+        target = Path(unit_dir) if unit_dir else Path(tempfile.mkdtemp(prefix="agentd-units-"))
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in units.items():
+            _write(target / name, text)
+            out(f"wrote {target / name}")
+        out(f"dry run: nothing installed.  `agentd install` would copy these to {user_unit_dir(cfg.env)}/,")
+        out("create the env file " + (f"{env_file(cfg)} (absent now)" if not env_file(cfg).exists()
+                                      else f"(kept: {env_file(cfg)})")
+            + ", and run `systemctl --user daemon-reload` and `systemctl --user enable --now agentd.timer`.")
+        return 0
+    if unit_dir is not None:
+        raise UsageError("--unit-dir only goes with --dry-run: the user manager reads units from "
+                         f"{user_unit_dir(cfg.env)}")
+    env = cfg.env
+    if not shutil.which("systemctl", path=env.get("PATH", os.defpath)):
+        exe = default_agentd_exe(env)
+        err("agentd install: systemctl is not on PATH, so this host has no systemd to run the timer.\n"
+            f"  Run agentd from cron instead, e.g. `crontab -e` and add:  0 */6 * * * {exe} wake\n"
+            "  or install on a host with systemd.  Nothing was installed.")
+        return 1
+    target = user_unit_dir(env)
+    for name, text in units.items():
+        changed = _write(target / name, text)
+        out(f"{'wrote' if changed else 'unchanged'} {target / name}")
+    if ensure_env_file(cfg):
+        out(f"created {env_file(cfg)} (mode 0600): put API keys there, e.g. ANTHROPIC_API_KEY=...")
+    else:
+        mode = env_file(cfg).stat().st_mode & 0o777
+        note = "" if mode & 0o077 == 0 else f"; it is mode {mode:04o}: run `chmod 600 {env_file(cfg)}`"
+        out(f"kept {env_file(cfg)}{note}")
+    for args in (("daemon-reload",), ("enable", "--now", TIMER)):
+        p = _run(env, "systemctl", "--user", *args)
+        if p.returncode != 0:
+            why = _why(p)
+            hint = (f"  The user manager does not read {target}/: is XDG_CONFIG_HOME set differently for it?\n"
+                    if "does not exist" in why else _no_manager_help(env))
+            err(f"agentd install: `systemctl --user {' '.join(args)}` failed: {why}\n"
+                f"  The unit files are in {target}/ but the timer is not enabled.\n" + hint)
+            return 1
+    out(f"enabled {TIMER}: agentd wakes every {_interval(cfg, every)[0]}")
+    linger = linger_enabled(env)
+    if linger is False:
+        out("linger is off: the timer runs only while you are logged in.  To wake agentd after logout "
+            "and at boot, run:  loginctl enable-linger $USER")
+    elif linger is None:
+        out("could not tell whether linger is on (`loginctl enable-linger $USER` keeps the timer running "
+            "while you are logged out)")
+    nxt = timer_next_elapse(env)
+    if nxt:
+        out(f"next wake: {nxt}")
+    return 0
+
+
+def uninstall(cfg, out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
+    """Disable the timer and remove the units; keep the env file and the state."""
+    err = err or _err
+    env, target = cfg.env, user_unit_dir(cfg.env)
+    have_systemctl = shutil.which("systemctl", path=env.get("PATH", os.defpath)) is not None
+    installed = [n for n in UNITS if (target / n).exists()]
+    failed = None
+    if have_systemctl:
+        p = _run(env, "systemctl", "--user", "disable", "--now", TIMER)
+        if p.returncode == 0:
+            out(f"disabled {TIMER}")
+        elif installed:
+            failed = ("disable --now " + TIMER, p)
+    wants = target / "timers.target.wants" / TIMER
+    if wants.is_symlink() or wants.exists():
+        wants.unlink()
+    for name in installed:
+        (target / name).unlink()
+        out(f"removed {target / name}")
+    if not installed:
+        out(f"no agentd units in {target}/")
+    if have_systemctl:
+        p = _run(env, "systemctl", "--user", "daemon-reload")
+        if p.returncode == 0:
+            _run(env, "systemctl", "--user", "reset-failed", "agentd.service")
+        elif installed and not failed:
+            failed = ("daemon-reload", p)
+    out(f"kept {env_file(cfg)} and the state in {cfg.state_dir}/ (delete them yourself if you want them gone)")
+    if failed:
+        err(f"agentd uninstall: `systemctl --user {failed[0]}` failed: {_why(failed[1])}\n"
+            "  The unit files are removed, but a running user manager keeps the timer loaded until its next "
+            "daemon-reload.\n" + _no_manager_help(env, "agentd uninstall"))
+        return 1
+    return 0
+
+
+# -- what is installed -------------------------------------------------------------
+def installed_interval(text: str) -> str | None:
+    m = re.search(r"^Description=agentd: wake the per-host agent daemon every (\S+)$", text, re.M)
+    return m.group(1) if m else None
+
+
+def units_match(cfg) -> tuple[bool, str]:
+    """Do the installed units equal a fresh render for this install?"""
+    target = user_unit_dir(cfg.env)
+    missing = [n for n in UNITS if not (target / n).is_file()]
+    if len(missing) == len(UNITS):
+        return False, f"agentd units are not installed in {target}/ (run `agentd install`)"
+    if missing:
+        return False, f"{', '.join(missing)} missing from {target}/ (run `agentd install`)"
+    timer = (target / TIMER).read_text(encoding="utf-8", errors="replace")
+    try:
+        try:
+            fresh = render(cfg, installed_interval(timer))
+        except UsageError:
+            fresh = render(cfg)
+    except AgentdError as e:
+        return False, f"cannot render this install's units: {e}"
+    for name in UNITS:
+        have = (target / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        want = fresh[name].splitlines()
+        if have != want:
+            diff = next(((a, b) for a, b in zip(have, want) if a != b), None)
+            detail = f": installed `{diff[0]}`, this install `{diff[1]}`" if diff else ""
+            return False, f"{target / name} differs from this install{detail} (run `agentd install` again)"
+    return True, f"units in {target}/ match this install (every {installed_interval(timer)})"
