@@ -75,9 +75,10 @@ def test_snapshot_imports_neither_torch_nor_psutil_at_import():
 def test_no_nvidia_smi_means_no_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", _path_with(tmp_path, None))
     snap = health.snapshot([])
-    assert snap["gpu"] == [] and snap["gpu_source"] == "nvidia-smi not found"
+    # when another test has already imported torch, the snapshot also asks torch (and says so)
+    assert snap["gpu"] == [] and snap["gpu_source"].startswith("nvidia-smi not found")
     assert not health.has_gpu(snap)
-    assert health.summary_lines(snap)[-1] == "GPU: none (nvidia-smi not found)"
+    assert health.summary_lines(snap)[-1].startswith("GPU: none (nvidia-smi not found")
 
 
 def test_nvidia_smi_output_is_parsed(tmp_path, monkeypatch):
@@ -99,7 +100,7 @@ def test_failing_nvidia_smi_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", _path_with(tmp_path, "#!/bin/sh\necho 'NVIDIA-SMI has failed: no driver' >&2\nexit 9\n"))
     snap = health.snapshot([])
     assert snap["gpu"] == []
-    assert snap["gpu_source"] == "nvidia-smi failed (rc=9): NVIDIA-SMI has failed: no driver"
+    assert snap["gpu_source"].startswith("nvidia-smi failed (rc=9): NVIDIA-SMI has failed: no driver")
 
 
 def test_user_idle_from_tty_atime():

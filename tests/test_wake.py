@@ -114,7 +114,7 @@ def test_the_idle_output_watchdog_kills_a_silent_command(worklog):
 def test_dry_run_says_what_would_run_and_why_and_writes_nothing(worklog, home):
     write(worklog, "- [ ] a {id: a, run: 'touch ran'}\n")
     before = worklog.read_bytes()
-    r = run_cli("wake", "--dry-run")
+    r = run_cli("wake", "--dry-run", "--now")
     assert r.returncode == 0
     assert "would run: a" in r.stdout and "because:" in r.stdout
     assert worklog.read_bytes() == before
