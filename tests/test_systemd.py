@@ -362,7 +362,7 @@ def test_linger_from_loginctl_or_the_linger_file(tmp_path):
 # host's /run/systemd behind an empty directory, moves itself into a fresh cgroup,
 # starts `systemd --user` with tmp HOME/XDG dirs, and then drives agentd.systemd
 # against it.  It prints one JSON object of observations; exit 77 means "skip".
-E2E_DRIVER = r'''
+E2E_SETUP = r'''
 import json, os, subprocess, sys, time
 from pathlib import Path
 
@@ -406,7 +406,24 @@ try:
     else:
         skip(f"systemd --user did not come up: {state}; {(T / 'manager.log').read_text()[-500:]}")
 
-    from agentd import config, systemd
+'''
+
+E2E_TEARDOWN = r'''finally:
+    if manager is not None:
+        manager.terminate()
+        try:
+            manager.wait(15)
+        except subprocess.TimeoutExpired:
+            manager.kill()
+            manager.wait(5)
+    (CG_ROOT / "cgroup.procs").write_text(str(os.getpid()))
+    for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        d.rmdir()
+    cg.rmdir()
+print(json.dumps(seen))
+'''
+
+E2E_DRIVER = E2E_SETUP + r'''    from agentd import config, systemd
     stub = T / "bin" / "agentd"
     stub.parent.mkdir()
     stub.write_text(f"""#!/bin/sh
@@ -469,20 +486,7 @@ exit $(cat {T}/exit_code 2>/dev/null || echo 0)
     seen["units_left"] = sorted(p.name for p in systemd.user_unit_dir(env).glob("agentd*"))
     seen["after_uninstall"] = sh("systemctl", "--user", "is-enabled", "agentd.timer", env=env)[1]
     seen["uninstall_again_rc"] = systemd.uninstall(cfg, out=lambda s: None, err=lambda s: None)
-finally:
-    if manager is not None:
-        manager.terminate()
-        try:
-            manager.wait(15)
-        except subprocess.TimeoutExpired:
-            manager.kill()
-            manager.wait(5)
-    (CG_ROOT / "cgroup.procs").write_text(str(os.getpid()))
-    for d in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        d.rmdir()
-    cg.rmdir()
-print(json.dumps(seen))
-'''
+''' + E2E_TEARDOWN
 
 
 @pytest.mark.slow
@@ -542,3 +546,59 @@ def test_cli_install_dry_run_install_uninstall(tmp_path, cli):
     (tmp_path / "nothing").mkdir()
     p = cli("install", env={"PATH": str(tmp_path / "nothing")})
     assert p.returncode == 1 and "systemctl is not on PATH" in p.stderr and "Traceback" not in p.stderr
+
+
+E2E_WAKE = E2E_SETUP + r"""
+    from agentd import config, systemd
+    wl = T / "wl"
+    wl.mkdir()
+    (wl / "e2e_worklog.txt").write_text("- [ ] say hello {id: hello, run: 'echo hello-from-the-timer'}\n")
+    (T / "cfg" / "agentd").mkdir(parents=True)
+    (T / "cfg" / "agentd" / "config.yaml").write_text(f"worklog_dir: {wl}\nmax_load: 1000\n")
+    env.update(AGENTD_HOST="e2e", XDG_STATE_HOME=str(T / "state"))
+    stamp = T / "data" / "systemd" / "timers" / "stamp-agentd.timer"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    os.utime(stamp, (time.time() - 86400, time.time() - 86400))
+    cfg = config.load(env)
+    lines = []
+    seen["install_rc"] = systemd.install(cfg, every="1m", out=lines.append, err=lines.append,
+                                         agentd_exe=sys.argv[2])
+    seen["install_out"] = lines
+    for _ in range(600):  # Persistent=true: the missed elapse fires right after enable
+        if "status=done" in (wl / "e2e_worklog.txt").read_text():
+            break
+        time.sleep(0.1)
+    seen["worklog"] = (wl / "e2e_worklog.txt").read_text()
+    seen["status"] = json.loads(subprocess.run([sys.argv[2], "status", "--json"], env=env, capture_output=True,
+                                               text=True, timeout=60).stdout)
+    seen["logs"] = subprocess.run([sys.argv[2], "logs"], env=env, capture_output=True, text=True,
+                                  timeout=60).stdout
+    seen["service"] = sh("systemctl", "--user", "status", "agentd.service", env=env)[1]
+    systemd.uninstall(cfg, out=lambda s: None, err=lambda s: None)
+""" + E2E_TEARDOWN
+
+
+@pytest.mark.slow
+def test_real_user_manager_timer_runs_a_real_wake_that_shows_in_status_and_logs(tmp_path):
+    for need in ("/lib/systemd/systemd", "/sys/fs/cgroup/unified/cgroup.procs"):
+        if not os.path.exists(need):
+            pytest.skip(f"needs {need}")
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("systemctl"):
+        pytest.skip("needs root, unshare and systemctl to start a private systemd --user")
+    driver = tmp_path / "driver.py"
+    driver.write_text(E2E_WAKE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTD_", "XDG_", "JOURNAL_", "FAKE_"))}
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(driver),
+                        str(tmp_path / "e2e"), systemd.default_agentd_exe()],
+                       env=env, capture_output=True, text=True, timeout=240)
+    if p.returncode == 77:
+        pytest.skip(json.loads(p.stdout.splitlines()[-1])["skip"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    seen = json.loads(p.stdout.splitlines()[-1])
+    assert seen["install_rc"] == 0, seen["install_out"]
+    assert "> hello-from-the-timer" in seen["worklog"], (seen["worklog"], seen["service"])
+    assert "task=hello status=done" in seen["worklog"]
+    assert seen["status"]["timer_installed"] and seen["status"]["timer_next_elapse"]
+    assert seen["status"]["last_run"]["task_id"] == "hello"
+    assert "wake summary" in seen["logs"] and "hello" in seen["logs"], seen["logs"]
