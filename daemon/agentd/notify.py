@@ -47,8 +47,9 @@ def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
     if not command:
         return False
     line = one_line(line)
-    llm_keys = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-    env = {**{k: v for k, v in cfg.env.items() if k not in llm_keys}, "AGENTD_SUMMARY": line}
+    from agentd.redact import without_llm_keys
+
+    env = {**without_llm_keys(cfg.env), "AGENTD_SUMMARY": line}
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)

@@ -12,6 +12,8 @@ import os
 import re
 
 MASK = "[REDACTED]"
+# agentd's own LLM credentials: kept out of the environment of everything agentd starts
+LLM_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
 _SHAPES = re.compile(
     r"sk-ant-[A-Za-z0-9_\-]{8,}"
@@ -42,3 +44,8 @@ def scrubbed_env(env: dict | None = None) -> dict[str, str]:
     """A copy of the environment without secret-looking variables (for child processes)."""
     env = dict(os.environ if env is None else env)
     return {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
+
+
+def without_llm_keys(env: dict) -> dict[str, str]:
+    """The environment for commands a person configured: theirs, minus agentd's LLM keys."""
+    return {k: v for k, v in env.items() if k not in LLM_KEYS}

@@ -15,10 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentd.redact import redact
+from agentd.redact import redact, without_llm_keys
 from agentd.runners import Job, Outcome
-
-LLM_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 
 class Stopped(Exception):
@@ -62,7 +60,7 @@ def run(job: Job) -> Outcome:
     ws.mkdir(parents=True, exist_ok=True)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     wall, idle = timeouts(cfg, job.task.attrs)
-    env = {k: v for k, v in cfg.env.items() if k not in LLM_KEYS}
+    env = without_llm_keys(cfg.env)
     env.update(AGENTD_RUN_ID=job.run_id, AGENTD_RUN_DIR=str(job.run_dir), AGENTD_TASK_ID=job.task.id)
     job.progress("run command")
     start = time.monotonic()
