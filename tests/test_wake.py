@@ -207,3 +207,18 @@ def test_kill_9_at_random_moments_never_damages_the_worklog(worklog, tmp_path):
             break
     st = parse_bytes(worklog.read_bytes())
     assert all(st.latest[f"t{i}"]["status"] == "done" for i in range(8)), st.latest
+
+
+def test_secrets_never_reach_the_worklog_the_run_directory_or_the_store(worklog, home):
+    secret = "hf_" + "A1b2C3d4E5f6G7h8I9j0KlMnOp"
+    write(worklog, "- [ ] leak {id: leak, run: 'echo token=$MY_SERVICE_TOKEN; echo key=${ANTHROPIC_API_KEY:-absent}'}\n")
+    r = run_cli("wake", "--now", env={"MY_SERVICE_TOKEN": secret, "ANTHROPIC_API_KEY": "sk-ant-" + "x" * 30,
+                                      "AGENTD_PROVIDER": "none"})
+    assert r.returncode == 0, r.stderr
+    text = worklog.read_text()
+    assert "token=[REDACTED]" in text and secret not in text
+    assert "key=absent" in text  # the command never got agentd's LLM key
+    state = home / ".local/state/agentd"
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

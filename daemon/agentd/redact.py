@@ -49,3 +49,22 @@ def scrubbed_env(env: dict | None = None) -> dict[str, str]:
 def without_llm_keys(env: dict) -> dict[str, str]:
     """The environment for commands a person configured: theirs, minus agentd's LLM keys."""
     return {k: v for k, v in env.items() if k not in LLM_KEYS}
+
+
+def redact_file(path, env: dict | None = None) -> None:
+    """Redact a file agentd wrote (captured output) in place, line by line."""
+    import os
+
+    secrets = secret_values(env)
+    tmp = f"{path}.redacting"
+    changed = False
+    with open(path, "rb") as src, open(tmp, "wb") as dst:
+        for raw in src:
+            text = raw.decode("utf-8", "surrogateescape")
+            clean = redact(text, env) if (secrets or "sk-" in text or "earer" in text or "_" in text) else text
+            changed |= clean != text
+            dst.write(clean.encode("utf-8", "surrogateescape"))
+    if changed:
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentd.redact import redact, without_llm_keys
+from agentd.redact import redact, redact_file, without_llm_keys
 from agentd.runners import Job, Outcome
 
 
@@ -97,6 +97,8 @@ def run(job: Job) -> Outcome:
             signal.signal(signal.SIGTERM, old)
     dur = time.monotonic() - start
     code = proc.returncode
+    for path in (out_path, err_path):
+        redact_file(path, cfg.env)
     n = cfg["output_tail"]
     lines = [f"$ {cmd}", f"exit {code} after {dur:.1f} s"]
     for label, path in (("stdout", out_path), ("stderr", err_path)):
