@@ -286,8 +286,6 @@ def test_queue_on_a_messy_file_lists_good_tasks_and_bad_line_numbers_and_changes
     assert os.stat(worklog).st_mtime_ns == st.st_mtime_ns
 
 
-@pytest.mark.xfail(reason="BUG: `agentd queue` crashes with a LineError traceback on a keyword line with a NUL "
-                          "byte or invalid UTF-8 whose content is also bad, e.g. b'DONE:\\x80'", strict=True)
 def test_queue_survives_a_bad_keyword_line_with_invalid_bytes(cli, worklog):
     worklog.write_bytes(b"- [ ] good {id: good, run: 'true'}\nDONE:\x80\n- [ ] \x00\n")
     r = cli("queue")

@@ -130,8 +130,6 @@ def test_the_stable_id_does_not_change_when_attrs_change(attrs):
     assert parse_line(f"DIRECTIVE: look at logs {attrs}", 1).id == parse_line("DIRECTIVE: look at logs", 1).id
 
 
-@pytest.mark.xfail(reason="BUG: adding a run attr to a task changes its stable id (kind 'command' is hashed), "
-                          "so earlier entries, DONE/RETRY lines and `after` deps no longer apply", strict=True)
 def test_the_stable_id_does_not_change_when_a_run_attr_is_added():
     assert parse_line("- [ ] build it {run: make}", 1).id == parse_line("- [ ] build it", 1).id
 
@@ -194,20 +192,28 @@ def test_a_torn_entry_whose_start_was_cut_off_at_a_line_boundary_is_ignored():
     for k in starts:
         data = "- [ ] before {id: b}\n" + e[k:] + "- [ ] after {id: a}\n"
         s = parse_bytes(data.encode())
+        # the line above the remains can't be told from a remnant by the bytes alone; agentd's own
+        # copy of the entry (the store) decides that it is a person's line
+        s.resolve_suspects(lambda run, seq: e)
         assert set(s.tasks) == {"b", "a"}, (k, e[k:k + 30])
         assert s.commands == {} and s.entry_count == 0, k
+        # without agentd's copy, it is reported, not read, and never misread
+        s = parse_bytes(data.encode())
+        s.resolve_suspects(lambda run, seq: None)
+        assert set(s.tasks) <= {"b", "a"} and s.commands == {}, k
 
 
-@pytest.mark.xfail(reason="BUG: when an editor's save cuts an entry's start off mid-line, the remnant of a "
-                          "quoted body line ('> DIRECTIVE: …' cut after '> ') is read as a human line",
-                   strict=True)
 def test_a_torn_entry_whose_start_was_cut_off_at_any_byte_is_never_misread():
     e = entry(5, task="victim", body=EVIL_BODY)
     for k in range(1, len(e)):
         data = "- [ ] before {id: b}\n" + e[k:] + "- [ ] after {id: a}\n"
-        s = parse_bytes(data.encode())
-        assert set(s.tasks) == {"b", "a"}, (k, e[k:k + 30])
-        assert s.commands == {}, k
+        for copy in (e, None):  # with and without agentd's own copy of the entry
+            s = parse_bytes(data.encode())
+            s.resolve_suspects(lambda run, seq: copy)
+            assert set(s.tasks) <= {"b", "a"} and "a" in s.tasks, (k, e[k:k + 30])
+            assert s.commands == {}, k
+            if copy is not None and e[k - 1] == "\n":
+                assert "b" in s.tasks, k  # a whole line above the remains is the person's
 
 
 def test_human_lines_after_a_torn_entry_are_read_even_before_another_entry():
@@ -231,9 +237,6 @@ def test_a_persons_edit_inside_an_entry_keeps_it_whole():
     assert s.tasks["after"]["line"] == 1 + edited.count("\n") + 1
 
 
-@pytest.mark.xfail(reason="BUG: after an entry edited without changing its byte count (a space turned into a "
-                          "newline, e.g. by a reflow), the fast path trusts the header's lines= and every later "
-                          "line number is off by one", strict=True)
 def test_line_numbers_stay_right_after_an_edit_that_keeps_an_entrys_byte_count():
     e = entry(1, body="aaa bbb\nccc")
     edited = e.replace("> aaa bbb", "> aaa\nbbb")
@@ -290,8 +293,6 @@ def test_a_file_saved_as_utf16_or_binary_does_not_raise():
         parse_bytes(data)
 
 
-@pytest.mark.xfail(reason="BUG: a UTF-8 BOM (Notepad's 'UTF-8' save) hides the first line: "
-                          "'\\ufeff- [ ] first' is not read as a task", strict=True)
 def test_a_byte_order_mark_does_not_hide_the_first_task():
     s = parse_bytes("\ufeff- [ ] first {id: first}\r\n- [ ] second {id: second}\r\n".encode())
     assert set(s.tasks) == {"first", "second"}
@@ -314,9 +315,6 @@ messy_bytes = st.one_of(st.binary(max_size=400),
                         .map(b"".join))
 
 
-@pytest.mark.xfail(reason="BUG: parse_bytes raises LineError on a keyword line holding invalid UTF-8 or a NUL "
-                          "byte whose content is also bad (State._human calls parse_line outside the try), e.g. "
-                          "parse_bytes(b'DONE:\\x80')", strict=True)
 @settings(max_examples=200, deadline=None)
 @given(messy_bytes)
 @example(b"DONE:\x80")
@@ -327,8 +325,7 @@ def test_property_parse_bytes_never_raises(data):
     assert s.error_count >= len(s.errors)
 
 
-# NUL is left out of generated human lines: it hits the LineError bug marked xfail above.
-_line_chars = st.characters(blacklist_characters="\n\x00")
+_line_chars = st.characters(blacklist_characters="\n")
 human_line = st.one_of(
     st.sampled_from(["- [ ] a task {id: a}", "- [x] done one", "DIRECTIVE: steer {priority: high}",
                      "**CRITICAL DIRECTIVE**: now", "BLOCKER: stuck", "EXPERIMENT: health", "DONE: a",
@@ -436,16 +433,12 @@ def _yaml_or_error(text):
         return "YAMLError"
 
 
-@pytest.mark.xfail(reason="BUG: fast_flow_mapping reads keys yes/no/on/off/true/false/null as strings, "
-                          "yaml.safe_load as booleans/None", strict=True)
 @pytest.mark.parametrize("text", ["{on: 1}", "{yes: 1}", "{null: 1}"])
 def test_fast_flow_mapping_agrees_with_yaml_on_keys_that_are_yaml_words(text):
     fast = fast_flow_mapping(text)
     assert fast is None or fast == _yaml_or_error(text)
 
 
-@pytest.mark.xfail(reason="BUG: fast_flow_mapping accepts text yaml rejects: a '?' inside a plain value "
-                          "('{run: ls foo?}') and empty entries ('{,}')", strict=True)
 @pytest.mark.parametrize("text", ["{run: ls foo?}", "{a: x?y}", "{,}", "{a: 1,,}"])
 def test_fast_flow_mapping_agrees_with_yaml_where_yaml_rejects_the_text(text):
     fast = fast_flow_mapping(text)

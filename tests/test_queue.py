@@ -280,9 +280,6 @@ def test_the_passover_limit_is_configurable(worklog):
     assert [t.id for t in _build(CRIT, {"crit": 3}, AGENTD_CRITICAL_MAX_PASSOVERS="3")] == ["crit", "big"]
 
 
-@pytest.mark.xfail(reason="BUG: critical_max_passovers: 0 (allowed by the schema) raises KeyError in queue.build "
-                          "for a critical directive never passed over (passovers.get(id, 0) >= 0, then "
-                          "passovers[id])", strict=True)
 def test_a_passover_limit_of_zero_puts_an_eligible_critical_directive_first_at_once():
     assert [t.id for t in _build(CRIT, {}, AGENTD_CRITICAL_MAX_PASSOVERS="0")] == ["crit", "big"]
 
@@ -365,8 +362,6 @@ def test_a_bad_task_file_is_reported_with_file_line_and_key(worklog, tmp_path):
     assert all(t.title != "broken" for t in view.tasks)
 
 
-@pytest.mark.xfail(reason="BUG: in a task file holding a list of tasks, problems carry no line number and every "
-                          "task gets line 1 (schema.load_yaml's walk skips sequence nodes)", strict=True)
 def test_a_bad_task_in_a_list_file_is_reported_with_its_line(worklog, tmp_path):
     tasks_dir = tmp_path / "wl" / "tasks"
     tasks_dir.mkdir()

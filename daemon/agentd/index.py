@@ -2,9 +2,9 @@
 
 One row per worklog path: inode, size, mtime, the byte offset parsed so far,
 a fingerprint of that prefix (hashes of its first and last 64 KiB) and the
-folded ``parse.State``.  A read of an unchanged file costs one ``stat``; a
-file that grew is read from the offset; a rewritten prefix is parsed again.
-It is only a cache: deleting it loses nothing (``agentd reindex``).
+folded ``parse.State``; plus, when the file ends in an unfinished line or
+entry, the state including that tail, so an unchanged file is never read.
+It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 from agentd.parse import PARSER_VERSION, State
 
 CHUNK = 64 * 1024
+FILES = f"files_v{PARSER_VERSION}"
+PRESENT = f"present_v{PARSER_VERSION}"
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Cached:
     head: str
     tail: str
     state: State
+    whole: State | None = None  # the state including an unfinished tail, if there is one
 
 
 def fingerprint(f, offset: int) -> tuple[str, str]:
@@ -48,56 +51,68 @@ class Index:
     def _open(self) -> sqlite3.Connection:
         if self.db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, version INTEGER, inode INTEGER,"
-                " size INTEGER, mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state TEXT)")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS present (path TEXT, run_id TEXT, seq INTEGER,"
-                " PRIMARY KEY (path, run_id, seq)) WITHOUT ROWID")
+            db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
+                       " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state TEXT, whole TEXT)")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (path TEXT, run_id TEXT, seq INTEGER,"
+                       " PRIMARY KEY (path, run_id, seq)) WITHOUT ROWID")
+            self.db = db
         return self.db
+
+    def _safely(self, fn, default):
+        """Run fn(db); a damaged cache file is deleted and treated as empty."""
+        for attempt in (1, 2):
+            try:
+                return fn(self._open())
+            except sqlite3.DatabaseError:
+                self.drop()
+        return default
 
     def get(self, worklog: Path) -> Cached | None:
         if not self.path.exists():
             return None
-        try:
-            row = self._open().execute(
-                "SELECT version, inode, size, mtime_ns, offset, head, tail, state FROM files WHERE path=?",
-                (str(worklog),)).fetchone()
-        except sqlite3.DatabaseError:
-            return None  # a damaged cache is just a missing one
-        if row is None or row[0] != PARSER_VERSION:
+        row = self._safely(lambda db: db.execute(
+            f"SELECT inode, size, mtime_ns, offset, head, tail, state, whole FROM {FILES} WHERE path=?",
+            (str(worklog),)).fetchone(), None)
+        if row is None:
             return None
         try:
-            state = State.from_dict(json.loads(row[7]))
+            state = State.from_dict(json.loads(row[6]))
+            whole = State.from_dict(json.loads(row[7])) if row[7] else None
         except (ValueError, TypeError):
             return None
-        return Cached(row[1], row[2], row[3], row[4], row[5], row[6], state)
+        return Cached(row[0], row[1], row[2], row[3], row[4], row[5], state, whole)
 
     def put(self, worklog: Path, c: Cached, replace_present: bool) -> None:
-        db = self._open()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                       (str(worklog), PARSER_VERSION, c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail,
-                        json.dumps(c.state.to_dict())))
-            if replace_present:
-                db.execute("DELETE FROM present WHERE path=?", (str(worklog),))
-            db.executemany("INSERT OR IGNORE INTO present VALUES (?,?,?)",
-                           [(str(worklog), r, s) for r, s in c.state.present])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, json.dumps(c.state.to_dict()),
+               json.dumps(c.whole.to_dict()) if c.whole is not None else None)
+        present = [(str(worklog), r, s) for r, s in c.state.present]
+
+        def write(db):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?)", row)
+                if replace_present:
+                    db.execute(f"DELETE FROM {PRESENT} WHERE path=?", (str(worklog),))
+                db.executemany(f"INSERT OR IGNORE INTO {PRESENT} VALUES (?,?,?)", present)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        self._safely(write, None)
 
     def present(self, worklog: Path) -> set[tuple[str, int]]:
-        return {(r, s) for r, s in self._open().execute(
-            "SELECT run_id, seq FROM present WHERE path=?", (str(worklog),))}
+        return self._safely(lambda db: {(r, s) for r, s in db.execute(
+            f"SELECT run_id, seq FROM {PRESENT} WHERE path=?", (str(worklog),))}, set())
 
     def drop(self) -> None:
         if self.db is not None:
-            self.db.close()
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                pass
             self.db = None
         for suffix in ("", "-wal", "-shm"):
             try:

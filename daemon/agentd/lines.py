@@ -139,7 +139,7 @@ def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, tex
             raise LineError(f"id {tid!r} must be letters, digits, '.', '_', ':' or '-' (at most 80)")
     else:
         basis = text if kind == "experiment" else title
-        tid = stable_id("directive" if kind in ("directive", "blocker") else kind, basis)
+        tid = stable_id("task" if kind == "command" else kind, basis)  # adding run: keeps the id
     if kind == "experiment":
         title = title.split()[0] if title.split() else ""
         if not title:
@@ -180,7 +180,7 @@ def parse_line(text: str, line: int, source: str = "worklog") -> TaskDef | Comma
 
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NOT_SIMPLE = re.compile(r"['\"\[\]{}#&*!|>%@`]")
+_NOT_SIMPLE = re.compile(r"['\"\[\]{}#&*!|>%@`?]")
 
 
 def fast_flow_mapping(raw: str) -> dict | None:
@@ -193,14 +193,16 @@ def fast_flow_mapping(raw: str) -> dict | None:
     if _NOT_SIMPLE.search(inner) or "\t" in inner:
         return None
     out: dict = {}
-    for part in inner.split(","):
+    parts = inner.split(",")
+    if len(parts) > 1 and not parts[-1].strip():
+        parts.pop()  # one trailing comma is fine
+    for part in parts:
         if not part.strip():
-            if part is inner.split(",")[-1]:
-                continue
             return None
         key, sep, value = part.partition(":")
         key = key.strip()
-        if not sep or not _SIMPLE_KEY.match(key) or key in out or (value and not value[0].isspace()):
+        if (not sep or not _SIMPLE_KEY.match(key) or key in out or key.lower() in _YAML_SPECIAL
+                or (value and not value[0].isspace())):
             return None
         value = value.strip()
         if ": " in value or value.endswith(":") or value.startswith(("-", "?")) and len(value) > 1 and value[1] == " ":

@@ -10,14 +10,34 @@ entry (between its begin and end markers) are never read as human lines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from agentd import entries
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
-PARSER_VERSION = 3
+PARSER_VERSION = 4
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _NL_BEGIN = b"\n" + _BEGIN
+_END = entries.END.encode()
+BOM = b"\xef\xbb\xbf"
+
+
+def _suspects(parts: list[bytes]) -> dict[int, tuple[str, int]]:
+    """Lines right above an orphan end marker's quoted lines: maybe a cut-off entry start.
+
+    Maps the line's index to the (run, seq) of that end marker.
+    """
+    out = {}
+    for i, raw in enumerate(parts):
+        m = entries.END_RE.match(raw) if raw.startswith(_END) else None
+        if m:
+            j = i - 1
+            while j >= 0 and parts[j].startswith(b">"):
+                j -= 1
+            if j >= 0:
+                out[j] = (m.group(2).decode("ascii", "replace"), int(m.group(1)))
+    return out
 
 
 @dataclass
@@ -34,6 +54,7 @@ class State:
     max_seq: int = 0
     lines: int = 0  # lines consumed so far
     present: list = field(default_factory=list)  # [(run, seq)] seen since the last flush
+    suspects: list = field(default_factory=list)  # [(line, text, run, seq)] see resolve_suspects
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -52,25 +73,54 @@ class State:
         if len(self.errors) < MAX_ERRORS:
             self.errors.append((line, message))
 
-    def _human(self, raw: bytes, line: int) -> None:
+    def resolve_suspects(self, entry_text: "Callable[[str, int], str | None]") -> None:
+        """Read each suspect line as a person's line unless it is a remnant of agentd's entry.
+
+        ``entry_text(run, seq)`` gives agentd's own copy of the entry, or None.  A suspect
+        that is the tail of one of that entry's lines is a remnant: reported, never read.
+        Without agentd's copy there is no telling, so the line is reported and not read.
+        """
+        pending, self.suspects = self.suspects, []
+        for line, text, run, seq in pending:
+            copy = entry_text(run, seq)
+            if copy is not None and not any(x.endswith(text) for x in copy.split("\n")):
+                item = parse_line(text, line)
+                if isinstance(item, TaskDef):
+                    self.tasks[item.id] = item.to_dict()
+                elif isinstance(item, Command):
+                    key = seq + 0.5
+                    self.commands.setdefault(item.task_id, []).append((key, item.verb, line))
+                continue
+            why = ("is the remnant of agentd entry" if copy is not None else "may be the cut-off start of agentd entry")
+            self._error(line, f"{why} {run}#{seq} (its start was cut off); not read")
+
+    def _human(self, raw: bytes, line: int, suspect: tuple | None = None) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        if line == 1 and raw.startswith(BOM):
+            raw = raw[3:]
         if not raw or raw[0] not in FIRST_BYTES:
             return
+        bad = None
         if b"\0" in raw:
-            if parse_line(raw.replace(b"\0", b"").decode("utf-8", "replace"), line) is not None:
-                self._error(line, "contains NUL bytes; not read")
-            return
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            if parse_line(raw.decode("utf-8", "replace"), line) is not None:
-                self._error(line, f"is not valid UTF-8 (byte {e.start + 1}); not read")
-            return
+            bad, text = "contains NUL bytes", raw.replace(b"\0", b"").decode("utf-8", "replace")
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad, text = f"is not valid UTF-8 (byte {e.start + 1})", raw.decode("utf-8", "replace")
         try:
             item = parse_line(text, line)
         except LineError as e:
-            self._error(line, str(e))
+            self._error(line, f"{bad}; not read" if bad else str(e))
+            return
+        if item is not None and bad:
+            self._error(line, f"{bad}; not read")
+            return
+        if item is not None and suspect:
+            # Either a person's line, or the remnant of a body line whose start an editor cut off.
+            # ``resolve_suspects`` decides with agentd's own copy of that entry.
+            self.suspects.append((line, text, suspect[0], suspect[1]))
             return
         if isinstance(item, TaskDef):
             if item.id in self.tasks:
@@ -115,9 +165,10 @@ class State:
                 parts = region.split(b"\n")
                 if parts and parts[-1] == b"":
                     parts.pop()
-                for raw in parts:
+                suspects = _suspects(parts) if _END in region else {}
+                for i, raw in enumerate(parts):
                     line += 1
-                    self._human(raw, line)
+                    self._human(raw, line, suspects.get(i))
                 pos = nxt
                 if pos >= n:
                     break
@@ -138,7 +189,7 @@ class State:
             stop = body_start + h["bytes"]
             if h["bytes"] > 0 and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
                 self._entry(h)
-                line += h["lines"]
+                line += data.count(b"\n", body_start, stop)  # not lines=: a person may have edited the body
                 pos = stop
                 continue
             # edited or torn: walk the lines up to the matching end marker or the next entry

@@ -157,7 +157,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
         t.why = sc.explain() if reason is None else reason
         if (t.eligible and t.kind == "directive" and t.priority == "critical"
                 and passovers.get(t.id, 0) >= cfg["critical_max_passovers"]):
-            t.forced = f"critical directive passed over {passovers[t.id]} wakes in a row"
+            t.forced = f"critical directive passed over {passovers.get(t.id, 0)} wakes in a row"
             t.why = f"goes first: {t.forced} · {t.why}"
 
     def order(t: Task):
@@ -274,6 +274,8 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None)
         from agentd.store import Store
 
         store = Store(cfg.store_path)
+    if r.state.suspects:
+        r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
     if store is not None:
         passovers = store.passovers()
         ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs]

@@ -186,6 +186,11 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict, list[str]]:
                 p = path + (str(k.value),)
                 lines[p] = k.start_mark.line + 1
                 walk(sub, p)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, sub in enumerate(n.value):
+                p = path + (str(i),)
+                lines[p] = sub.start_mark.line + 1
+                walk(sub, p)
 
     if node is not None:
         walk(node, ())

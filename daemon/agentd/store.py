@@ -103,6 +103,10 @@ class Store:
     def entries(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
 
+    def entry_text(self, run_id: str, seq: int) -> str | None:
+        row = self.db.execute("SELECT text FROM entries WHERE run_id=? AND seq=?", (run_id, seq)).fetchone()
+        return row[0] if row else None
+
     def mark_restored(self, run_id: str, seq: int) -> None:
         self.db.execute("UPDATE entries SET restored_count = restored_count + 1 WHERE run_id=? AND seq=?",
                         (run_id, seq))

@@ -40,30 +40,33 @@ def read(path: Path, index: Index) -> Read:
     if cached and (cached.inode, cached.size, cached.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
         if cached.offset == st.st_size:
             return Read(path, True, cached.state, st.st_size, "cached", 0)
+        if cached.whole is not None:
+            return Read(path, True, cached.whole, st.st_size, "cached", 0)
+    # Incremental only when the file grew and its parsed prefix looks the same;
+    # a file rewritten at the same size (an edit in place) is parsed again.
+    may_continue = cached is not None and 0 < cached.offset <= st.st_size and not (
+        st.st_size == cached.size and st.st_mtime_ns != cached.mtime_ns)
     try:
         with open(path, "rb") as f:
             start, state, mode = 0, State(), "full"
-            if cached and 0 < cached.offset <= st.st_size:
-                if fingerprint(f, cached.offset) == (cached.head, cached.tail):
-                    start, state, mode = cached.offset, cached.state, "incremental"
+            if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail):
+                start, state, mode = cached.offset, cached.state, "incremental"
             f.seek(start)
             data = f.read(st.st_size - start)
             cut = data.rfind(b"\n") + 1  # commit whole lines only
             used = state.feed(data[:cut], final=False) if cut else 0
             offset = start + used
-            if mode != "incremental" or used:
-                head, tail = fingerprint(f, offset)
-                index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail, state),
-                          replace_present=(mode == "full"))
-            elif cached and mode == "incremental":
-                index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, cached.head, cached.tail,
-                                       state), replace_present=False)
+            whole = None
+            if used < len(data):  # a partial last line or an entry still being written
+                whole = copy.deepcopy(state)
+                whole.present = []
+                whole.feed(data[used:], final=True)
+            head, tail = fingerprint(f, offset) if mode == "full" or used else (cached.head, cached.tail)
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
-    if used < len(data):  # a partial last line or an entry still being written
-        state = copy.deepcopy(state)
-        state.feed(data[used:], final=True)
-    return Read(path, True, state, st.st_size, mode, len(data))
+    index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail, state, whole),
+              replace_present=(mode == "full"))
+    return Read(path, True, whole if whole is not None else state, st.st_size, mode, len(data))
 
 
 def _append_once(path: Path, data: bytes) -> bool:

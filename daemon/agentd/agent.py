@@ -1,0 +1,289 @@
+"""The agent loop: a model, four tools, a bounded number of turns.
+
+``run_agent`` asks the model, runs the tools it asks for, and stops when it
+calls ``finish`` (or answers in plain text: done, with that text as the
+summary), when a budget runs out (blocked), or when the provider fails
+(blocked, deferred or failed: see ``failure``).  Every step is checkpointed
+(``checkpoints.py``) before the next action, so calling ``run_agent`` again
+with the same run id resumes the run.  The model's mistakes go back to it as
+tool errors; exceptions from agentd's own code propagate to the wake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from agentd import compaction
+from agentd.budget import Budget
+from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
+                                transcript_lines)
+from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
+                           UsageLimit)
+from agentd.prompts import render
+from agentd.providers import (CLI_PROVIDERS, Message, Provider, Response, ToolCall, cost_usd, make_provider,
+                              resolve_provider_name)
+from agentd.redact import redact
+from agentd.tools import SPECS, Tools, check_args
+
+MAX_TOKENS = 4096
+DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
+TRIVIAL = 20  # a done summary shorter than this is flagged
+
+__all__ = ["AgentTask", "Outcome", "run_agent", "transcript_lines"]
+
+
+@dataclass
+class AgentTask:
+    id: str
+    title: str
+    kind: str  # task | directive | blocker
+    text: str  # the human line's full text
+    context: str  # worklog context: recent findings, dependency results
+
+
+@dataclass
+class Outcome:
+    status: str  # done | blocked | failed | deferred
+    summary: str
+    reason: str | None = None
+    defer_until: str | None = None  # UTC ISO
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    provider: str | None = None
+    steps: int = 0
+    flagged: str | None = None
+
+
+def run_agent(cfg, store, run_id: str, task: AgentTask, snapshot: dict, run_dir: Path,
+              progress: Callable[[str], None]) -> Outcome:
+    name = resolve_provider_name(cfg)
+    if name in CLI_PROVIDERS:
+        from agentd.providers.cli import run_cli_agent
+        return run_cli_agent(cfg, store, run_id, task, snapshot, run_dir, progress, name)
+    return _Run(cfg, store, run_id, task, snapshot, run_dir, progress).run()
+
+
+class _Run:
+    def __init__(self, cfg, store, run_id, task, snapshot, run_dir, progress):
+        self.cfg, self.store, self.run_id, self.task = cfg, store, run_id, task
+        self.snapshot, self.run_dir, self.progress = snapshot, run_dir, progress
+        self.cp = Checkpoints(store, run_id)
+        self.budget = Budget(cfg, store, run_id)
+        self.tools = Tools(cfg.workspace, cfg.env)
+        self.secrets_env = {**os.environ, **cfg.env}
+        self.provider: Provider | None = None
+        self.fell_back = False
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets_env)
+
+    # -- the loop ------------------------------------------------------------------
+    def run(self) -> Outcome:
+        try:
+            self.provider = make_provider(self.cfg)
+        except ProviderError as e:
+            return self.failure(e)
+        self.begin()
+        while True:
+            if final := self.cp.accepted():
+                return self.outcome(final.status, final.summary)
+            if self.budget.time_left() <= 0:
+                return self.stopped(self.budget.check(0))
+            for call in self.cp.pending_calls():
+                if call.name == "finish" and not check_args(call):
+                    if out := self.finish(call.args["status"], call.args["summary"], call):
+                        return out
+                else:
+                    self.run_tool(call)
+            last = self.cp.last()
+            if isinstance(last, ModelStep) and not last.tool_calls:
+                if out := self.finish("done", last.text):
+                    return out
+            if reason := self.budget.check(len(self.cp.of(ModelStep))):
+                return self.stopped(reason)
+            try:
+                resp = self.call_model()
+            except ProviderError as e:
+                return self.failure(e)
+            n = self.cp.add(ModelStep(self.redact(resp.text), resp.tool_calls, self.provider.name,
+                                      self.provider.model))
+            self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}")
+
+    def begin(self) -> None:
+        if self.cp.steps:
+            lost = self.cp.recover()
+            self.progress(f"resuming run {self.run_id} at step {self.cp.next_n}"
+                          + (f"; {len(lost)} tool call(s) had an unknown outcome" if lost else ""))
+            return
+        t = self.task
+        system = render("system.md", host=self.cfg.host, task_id=t.id, kind=t.kind, title=t.title, text=t.text,
+                        context=t.context.strip() or "(none)", health=health_text(self.snapshot),
+                        workspace=self.cfg.workspace, max_steps=self.cfg["max_steps"])
+        self.cp.add(SystemStep(self.redact(system)))
+        self.cp.add(UserStep(self.redact(render("task.md", task_id=t.id, title=t.title))))
+        self.progress(f"starting with {self.provider.name} {self.provider.model}")
+
+    def run_tool(self, call: ToolCall) -> None:
+        step = ToolStep(call.id, call.name, call.args)
+        n = self.cp.add(step)  # recorded as started before it runs
+        arg = call.args.get("command") or call.args.get("path") or ""
+        self.progress(self.redact(f"step {n}: {call.name} {str(arg)[:120]}".rstrip()))
+        timeout = max(1.0, min(self.cfg.duration("command_timeout"), self.budget.time_left()))
+        result = self.tools.run(call, timeout)
+        step.result, step.is_error, step.status = self.redact(result.text), result.is_error, "done"
+        self.cp.update(n, step)
+
+    def finish(self, status: str, summary: str, call: ToolCall | None = None) -> Outcome | None:
+        """End the run, unless the reviewer sends it back (once)."""
+        objected = any(r.verdict == "object" for r in self.cp.of(ReviewStep))
+        if status == "done" and self.cfg["review"]["enabled"] and not objected:
+            verdict, text = self.review(summary)
+            if verdict == "object":
+                if call:
+                    self.cp.add(ToolStep(call.id, "finish", call.args, "not accepted: a reviewer objected",
+                                         True, "done"))
+                self.cp.add(ReviewStep("object", render("objection.md", objection=text)))
+                self.progress("reviewer objected; continuing")
+                return None
+            if verdict:
+                self.cp.add(ReviewStep(verdict, text))
+        if call:
+            self.cp.add(ToolStep(call.id, "finish", call.args, "accepted", False, "done"))
+        self.cp.add(FinalStep(status, summary))
+        return self.outcome(status, summary)
+
+    # -- model calls ---------------------------------------------------------------
+    def call_model(self) -> Response:
+        model = self.provider.model
+        if compaction.needed(self.cfg, model, self.cp):
+            self.progress("compacting the conversation")
+            compaction.compact(self.cfg, model, self.cp, self.ask_plain)
+        for attempt in range(3):
+            try:
+                return self.ask(self.cp.system, self.cp.messages())
+            except ContextOverflow:
+                if attempt or not compaction.compact(self.cfg, model, self.cp, self.ask_plain, force=True):
+                    raise
+                self.progress("context overflow: compacted, retrying")
+            except RateLimited as e:
+                if not self.fall_back(e):
+                    raise
+        raise ProviderDown("gave up after compaction and fallback")
+
+    def ask(self, system: str, messages: list[Message], tools=SPECS, max_tokens: int = MAX_TOKENS,
+            provider: Provider | None = None) -> Response:
+        """One recorded, budgeted model call."""
+        p = provider or self.provider
+        request = p.request(system, messages, tools, max_tokens)
+        t = time.monotonic()
+        fields = dict(step=self.cp.next_n, provider=p.name, model=p.model,
+                      request=self.redact(json.dumps(request, ensure_ascii=False)))
+        try:
+            resp = p.complete(system, messages, tools, max_tokens, deadline=self.budget.deadline)
+        except ProviderError as e:
+            self.store.add_exchange(self.run_id, **fields, latency_s=time.monotonic() - t,
+                                    error=self.redact(f"{type(e).__name__}: {e} (after {p.attempts} attempts)"))
+            raise
+        u, cost = resp.usage, cost_usd(self.cfg, p.model, resp.usage)
+        with self.store.tx():
+            self.store.add_exchange(self.run_id, **fields, latency_s=time.monotonic() - t,
+                                    response=self.redact(json.dumps(resp.raw, ensure_ascii=False, default=str)),
+                                    input_tokens=u.input, output_tokens=u.output, cache_read_tokens=u.cache_read,
+                                    cache_write_tokens=u.cache_write, cost_usd=cost)
+            self.budget.charge(u, cost)
+        return resp
+
+    def ask_plain(self, system: str, messages: list[Message]) -> Response:
+        return self.ask(system, messages, tools=[], max_tokens=1024)
+
+    def fall_back(self, e: RateLimited) -> bool:
+        name = self.cfg["fallback_provider"]
+        if not name or self.fell_back:
+            return False
+        try:
+            fallback = make_provider(self.cfg, name, primary=False)
+        except ProviderError:
+            return False
+        self.progress(f"{self.provider.name} overloaded ({e}); falling back to {fallback.name}")
+        self.provider, self.fell_back = fallback, True
+        return True
+
+    def review(self, summary: str) -> tuple[str | None, str]:
+        rc = self.cfg["review"]
+        name = rc["provider"] or self.provider.name
+        model = rc["model"] or (self.provider.model if name == self.provider.name else None)
+        actions = "\n".join(f"- {s.name} {json.dumps(s.args)[:300]} -> {(s.result or '')[:300]}"
+                            for s in self.cp.used_tools()) or "(no tool calls)"
+        try:
+            reviewer = make_provider(self.cfg, name, model=model, primary=False)
+            system = render("review.md", title=self.task.title, text=self.task.text, actions=actions,
+                            summary=summary)
+            text = self.ask(system, [Message("user", "Review it now.")], tools=[], max_tokens=512,
+                            provider=reviewer).text.strip()
+        except ProviderError as e:
+            self.progress(f"review skipped: {e}")
+            return None, ""
+        if text.upper().startswith("OBJECT"):
+            return "object", text.split(":", 1)[-1].strip() or text
+        return "approve", text
+
+    # -- outcomes ------------------------------------------------------------------
+    def outcome(self, status: str, summary: str, reason: str | None = None,
+                defer_until: str | None = None) -> Outcome:
+        flagged = None
+        if status == "done":
+            if not self.cp.used_tools():
+                flagged = "finished without doing anything"
+            elif len(summary.strip()) < TRIVIAL:
+                flagged = "trivial summary"
+        elif reason is None and status in ("blocked", "failed"):
+            reason = (summary.strip().splitlines() or [status])[0][:200]
+        if self.run_dir is not None:
+            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+            lines = transcript_lines(self.store, self.run_id)
+            (Path(self.run_dir) / "transcript.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        b = self.budget
+        return Outcome(status, summary, reason, defer_until, b.input_tokens, b.output_tokens, b.usd,
+                       self.provider.name if self.provider else resolve_provider_name(self.cfg),
+                       len(self.cp.of(ModelStep)), flagged)
+
+    def stopped(self, reason: str) -> Outcome:
+        turns = len(self.cp.of(ModelStep))
+        return self.outcome("blocked", f"Stopped after {turns} model turns: {reason}.", reason)
+
+    def failure(self, e: ProviderError) -> Outcome:
+        """Map a provider failure to the outcome that decides the next wake."""
+        reason = str(e)
+        turns = len(self.cp.of(ModelStep))
+        summary = f"Stopped after {turns} model turns: {reason}"
+        if isinstance(e, AuthFailed):
+            return self.outcome("blocked", summary, reason)
+        if isinstance(e, UsageLimit):
+            if e.reset_at:
+                return self.outcome("deferred", summary, reason, e.reset_at)
+            return self.outcome("blocked", summary, reason)
+        if isinstance(e, RateLimited):
+            wait = e.retry_after if e.retry_after is not None else DEFAULT_DEFER
+            return self.outcome("deferred", summary, reason, iso_in(wait))
+        if self.budget.time_left() <= 0:
+            return self.stopped(f"budget: run_timeout {self.cfg['run_timeout']} reached")
+        return self.outcome("failed", summary, reason)
+
+
+def iso_in(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def health_text(snapshot: dict | None, limit: int = 3000) -> str:
+    if not snapshot:
+        return "(no health snapshot)"
+    if isinstance(snapshot.get("summary"), str):
+        return snapshot["summary"][:limit]
+    lines = [f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in snapshot.items()]
+    return "\n".join(lines)[:limit]

@@ -1,0 +1,219 @@
+"""The agent's conversation as a list of dataclass steps, checkpointed in the store.
+
+Each step is one row of the store's ``steps`` table, written (SQLite WAL,
+synchronous=FULL) before the loop takes its next action.  A tool call is
+written as ``started`` before it runs and ``done`` after; on resume a call
+left ``started`` is never run again: its result becomes ``UNKNOWN_OUTCOME``
+for the model to check.  ``messages()`` renders the steps as the
+provider-neutral conversation, applying compaction; ``transcript_lines``
+renders them for ``agentd show``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
+
+from agentd.providers import Message, ToolCall
+
+UNKNOWN_OUTCOME = "unknown outcome: agentd was interrupted while this ran; check before re-running"
+CLEARED = "[output cleared to save context: {n} characters]"
+
+
+@dataclass
+class SystemStep:
+    kind: ClassVar[str] = "system"
+    text: str
+
+
+@dataclass
+class UserStep:
+    kind: ClassVar[str] = "user"
+    text: str
+
+
+@dataclass
+class ModelStep:
+    kind: ClassVar[str] = "model"
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass
+class ToolStep:
+    kind: ClassVar[str] = "tool"
+    call_id: str
+    name: str
+    args: dict
+    result: str | None = None
+    is_error: bool = False
+    status: str = "started"  # started | done
+
+
+@dataclass
+class CompactStep:
+    kind: ClassVar[str] = "compact"
+    clear_before: int = 0  # tool results of steps before this one are cleared
+    summary: str | None = None  # replaces the steps between the opening message and summary_upto
+    summary_upto: int = 0
+
+
+@dataclass
+class ReviewStep:
+    kind: ClassVar[str] = "review"
+    verdict: str  # approve | object
+    text: str
+
+
+@dataclass
+class FinalStep:
+    kind: ClassVar[str] = "final"
+    status: str  # done | blocked | failed, as the model ended the run
+    summary: str
+
+
+KINDS = {c.kind: c for c in (SystemStep, UserStep, ModelStep, ToolStep, CompactStep, ReviewStep, FinalStep)}
+
+
+def _from_row(kind: str, payload: dict):
+    if kind == "model":
+        payload = {**payload, "tool_calls": [ToolCall(**c) for c in payload.get("tool_calls", [])]}
+    return KINDS[kind](**payload)
+
+
+class Checkpoints:
+    def __init__(self, store, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.steps: list[tuple[int, object]] = [(r["n"], _from_row(r["kind"], r["payload"]))
+                                                for r in store.steps(run_id)]
+
+    def add(self, step) -> int:
+        n = self.steps[-1][0] + 1 if self.steps else 0
+        self._put(n, step)
+        self.steps.append((n, step))
+        return n
+
+    def update(self, n: int, step) -> None:
+        self._put(n, step)
+        self.steps = [(m, step if m == n else s) for m, s in self.steps]
+
+    def _put(self, n: int, step) -> None:
+        self.store.put_step(self.run_id, n, step.kind, asdict(step), getattr(step, "status", "done"))
+
+    @property
+    def next_n(self) -> int:
+        return self.steps[-1][0] + 1 if self.steps else 0
+
+    def of(self, cls) -> list:
+        return [s for _, s in self.steps if isinstance(s, cls)]
+
+    @property
+    def system(self) -> str:
+        return self.of(SystemStep)[0].text
+
+    def last(self):
+        return self.steps[-1][1] if self.steps else None
+
+    def recover(self) -> list[ToolStep]:
+        """Tool calls left ``started`` by a crash become done with an unknown outcome."""
+        lost = []
+        for n, s in self.steps:
+            if isinstance(s, ToolStep) and s.status == "started":
+                s.result, s.is_error, s.status = UNKNOWN_OUTCOME, True, "done"
+                self.update(n, s)
+                lost.append(s)
+        return lost
+
+    def pending_calls(self) -> list[ToolCall]:
+        """Calls of the last model turn that have no result yet, finish last."""
+        i = max((k for k, (_, s) in enumerate(self.steps) if isinstance(s, ModelStep)), default=None)
+        if i is None:
+            return []
+        answered = {s.call_id for _, s in self.steps[i + 1:] if isinstance(s, ToolStep)}
+        calls = [c for c in self.steps[i][1].tool_calls if c.id not in answered]
+        return sorted(calls, key=lambda c: c.name == "finish")
+
+    def accepted(self) -> FinalStep | None:
+        """How the model ended this run, if it already did (agentd died before the wake recorded it)."""
+        last = self.last()
+        return last if isinstance(last, FinalStep) else None
+
+    def used_tools(self) -> list[ToolStep]:
+        return [s for s in self.of(ToolStep) if s.name != "finish"]
+
+    def messages(self) -> list[Message]:
+        compacts = self.of(CompactStep)
+        clear_before = max((c.clear_before for c in compacts), default=0)
+        summary = next((c for c in reversed(compacts) if c.summary), None)
+        out: list[Message] = []
+        opening = True
+        for n, s in self.steps:
+            if isinstance(s, UserStep) and opening:
+                out.append(Message("user", s.text))
+                if summary:
+                    out.append(Message("user", f"Summary of the earlier part of this run:\n{summary.summary}"))
+                opening = False
+            elif summary and n < summary.summary_upto:
+                continue
+            elif isinstance(s, UserStep):
+                out.append(Message("user", s.text))
+            elif isinstance(s, ModelStep):
+                out.append(Message("assistant", s.text, list(s.tool_calls)))
+            elif isinstance(s, ToolStep):
+                text = s.result or ""
+                if n < clear_before and len(text) > 200:
+                    text = CLEARED.format(n=len(text))
+                out.append(Message("tool", text, call_id=s.call_id, is_error=s.is_error))
+            elif isinstance(s, ReviewStep) and s.verdict == "object":
+                out.append(Message("user", s.text))
+        return out
+
+
+def _snip(text: str, limit: int = 300) -> list[str]:
+    lines = (text or "").splitlines() or [""]
+    first = lines[:6]
+    if len(lines) > 6:
+        first.append(f"... ({len(lines) - 6} more lines)")
+    return [line[:limit] for line in first]
+
+
+def transcript_lines(store, run_id: str) -> list[str]:
+    """The run's conversation and exchanges as plain lines, for ``agentd show RUN``."""
+    out: list[str] = []
+    for n, s in Checkpoints(store, run_id).steps:
+        if isinstance(s, SystemStep):
+            out.append(f"#{n} system prompt ({len(s.text)} characters)")
+        elif isinstance(s, UserStep):
+            out += [f"#{n} user: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.text))]
+        elif isinstance(s, ModelStep):
+            if s.text:
+                out += [f"#{n} model: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.text))]
+            else:
+                out.append(f"#{n} model ({s.provider} {s.model})")
+            for c in s.tool_calls:
+                arg = c.args.get("command") or c.args.get("path") or c.args.get("status") or ""
+                out.append(f"    -> {c.name} {str(arg).splitlines()[0][:200] if arg else ''}".rstrip())
+        elif isinstance(s, ToolStep):
+            tag = "started, no result" if s.status == "started" else ("error" if s.is_error else "ok")
+            out.append(f"#{n} {s.name} [{tag}]")
+            out += ["    " + x for x in _snip(s.result or "")] if s.result else []
+        elif isinstance(s, CompactStep):
+            done = ([f"tool results before #{s.clear_before} cleared"] if s.clear_before else []) + \
+                   ([f"steps before #{s.summary_upto} summarised"] if s.summary else [])
+            out.append(f"#{n} compacted: {', '.join(done)}")
+        elif isinstance(s, ReviewStep):
+            out.append(f"#{n} review: {s.verdict}: {s.text.splitlines()[0][:200] if s.text else ''}")
+        elif isinstance(s, FinalStep):
+            out += [f"#{n} {s.status}: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.summary))]
+    ex = store.exchanges(run_id)
+    if ex:
+        tin = sum(e["input_tokens"] for e in ex)
+        tout = sum(e["output_tokens"] for e in ex)
+        cache = sum(e["cache_read_tokens"] for e in ex)
+        cost = sum(e["cost_usd"] for e in ex)
+        errors = sum(1 for e in ex if e["error"])
+        out.append(f"{len(ex)} model calls ({errors} failed): {tin} input tokens ({cache} from cache), "
+                   f"{tout} output, ${cost:.4f}")
+    return out

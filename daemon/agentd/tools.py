@@ -1,0 +1,141 @@
+"""The agent's four tools: shell, read_file, write_file and finish.
+
+Tools run in the workspace.  The shell gets an environment without API keys
+(``redact.scrubbed_env``), a timeout that kills its whole process group, and
+an output cap; read_file and write_file refuse paths outside the workspace.
+A model's mistake (unknown tool, bad arguments, a failing command) comes back
+as a ``ToolResult`` with ``is_error`` set, for the model to read; it never
+raises.  ``finish`` is handled by the agent loop, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentd.providers import ToolCall, ToolSpec
+from agentd.redact import scrubbed_env
+
+OUTPUT_CAP = 16_000  # characters of shell output the model sees
+READ_CAP = 64_000  # characters of a file read_file returns
+
+SPECS = [
+    ToolSpec("shell", "Run a shell command (/bin/sh -c) in the workspace. Returns its output and exit code.",
+             {"type": "object", "properties": {"command": {"type": "string", "description": "the command"}},
+              "required": ["command"]}),
+    ToolSpec("read_file", "Read a text file inside the workspace.",
+             {"type": "object", "properties": {"path": {"type": "string", "description": "path, relative to the workspace"}},
+              "required": ["path"]}),
+    ToolSpec("write_file", "Create or overwrite a text file inside the workspace.",
+             {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+              "required": ["path", "content"]}),
+    ToolSpec("finish", "End the task. status: done (the task is complete), blocked (a human must act: say what), "
+             "or failed (it cannot be done). summary: what you did and found, for the worklog.",
+             {"type": "object", "properties": {"status": {"type": "string", "enum": ["done", "blocked", "failed"]},
+                                               "summary": {"type": "string"}},
+              "required": ["status", "summary"]}),
+]
+NAMES = [s.name for s in SPECS]
+
+
+@dataclass
+class ToolResult:
+    text: str
+    is_error: bool = False
+
+
+def check_args(call: ToolCall) -> str | None:
+    """The model's mistake in this call, or None."""
+    if call.error:
+        return call.error
+    spec = next((s for s in SPECS if s.name == call.name), None)
+    if spec is None:
+        return f"unknown tool {call.name!r}; the tools are {', '.join(NAMES)}"
+    for key in spec.parameters["required"]:
+        if not isinstance(call.args.get(key), str):
+            return f"{call.name}: argument {key!r} is required and must be a string"
+    if call.name == "finish" and call.args["status"] not in ("done", "blocked", "failed"):
+        return "finish: status must be done, blocked or failed"
+    return None
+
+
+class Tools:
+    def __init__(self, workspace: Path, env: dict | None = None):
+        self.workspace = Path(workspace)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.root = self.workspace.resolve()
+        self.env = scrubbed_env(env)
+
+    def run(self, call: ToolCall, timeout: float) -> ToolResult:
+        problem = check_args(call)
+        if problem:
+            return ToolResult(problem, True)
+        try:
+            if call.name == "shell":
+                return self.shell(call.args["command"], timeout)
+            if call.name == "read_file":
+                return self.read_file(call.args["path"])
+            if call.name == "write_file":
+                return self.write_file(call.args["path"], call.args["content"])
+        except OSError as e:
+            return ToolResult(f"{call.name}: {e.strerror or e}", True)
+        except ValueError as e:  # a NUL byte in a command or path, a lone surrogate in content
+            return ToolResult(f"{call.name}: {e}", True)
+        return ToolResult(f"{call.name} is not run as a tool here", True)
+
+    def _inside(self, path: str) -> Path | None:
+        p = (self.workspace / path).resolve()
+        return p if p == self.root or p.is_relative_to(self.root) else None
+
+    def read_file(self, path: str) -> ToolResult:
+        p = self._inside(path)
+        if p is None:
+            return ToolResult(f"read_file: {path} is outside the workspace {self.root}", True)
+        data = p.read_bytes()
+        text = data[:READ_CAP * 4].decode("utf-8", "replace")
+        if len(text) > READ_CAP:
+            text = text[:READ_CAP] + f"\n[... truncated: the file has {len(data)} bytes]"
+        return ToolResult(text)
+
+    def write_file(self, path: str, content: str) -> ToolResult:
+        p = self._inside(path)
+        if p is None:
+            return ToolResult(f"write_file: {path} is outside the workspace {self.root}", True)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content, encoding="utf-8")
+        return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
+
+    def shell(self, command: str, timeout: float) -> ToolResult:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.workspace, env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=max(timeout, 0.1))
+            note = f"[exit code {proc.returncode}]"
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:
+                out, _ = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a daemonised grandchild holds the pipe
+                out = b""
+            note = f"[killed: no exit within {timeout:.0f}s]"
+        text = cap(out.decode("utf-8", "replace"))
+        return ToolResult(f"{text}\n{note}" if text else note, proc.returncode != 0)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def cap(text: str, limit: int = OUTPUT_CAP) -> str:
+    """Keep the head and the tail of long output."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit // 4, limit - limit // 4
+    return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
