@@ -222,3 +222,13 @@ def test_secrets_never_reach_the_worklog_the_run_directory_or_the_store(worklog,
     for path in state.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_failed_run_started_by_hand_notifies_once_and_under_systemd_leaves_it_to_on_failure(worklog, tmp_path):
+    out = tmp_path / "notified"
+    write(worklog, "- [ ] broken {id: broken, run: 'exit 4'}\n- [ ] broken2 {id: broken2, run: 'exit 5'}\n")
+    env = {"AGENTD_NOTIFY": f"cat >> {out}"}
+    assert run_cli("wake", "--now", "--task", "broken", env=env).returncode == 1
+    assert out.read_text().count("\n") == 1 and "broken failed" in out.read_text()
+    assert run_cli("wake", "--now", "--task", "broken2", env={**env, "INVOCATION_ID": "abc"}).returncode == 1
+    assert out.read_text().count("\n") == 1  # systemd's OnFailure= unit sends this one

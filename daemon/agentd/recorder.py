@@ -139,7 +139,10 @@ class Recorder:
                 self.store.add_usage(self.run_id, o.input_tokens, o.output_tokens, o.cost_usd)
         final = {"deferred": "blocked", "interrupted": "failed"}.get(o.status, o.status)
         self.run_dir.progress("finished", status=final, notes=o.summary[:500], complete="finished")
-        if o.status in ("failed", "blocked"):
+        # Under systemd a failed wake exits 1 and OnFailure= runs `agentd notify`; a blocked
+        # run exits 0, so the wake tells the notify command itself.
+        under_systemd = bool(self.cfg.env.get("INVOCATION_ID"))
+        if o.status == "blocked" or (o.status == "failed" and not under_systemd):
             from agentd import notify
 
             notify.notify(self.cfg, f"agentd {self.cfg.host}: {t.id} {o.status}: {o.summary}")
