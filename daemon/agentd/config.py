@@ -9,13 +9,11 @@ through the schema in ``CONFIG_FIELDS``; every problem is reported at once.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from agentd.errors import ConfigError
+from agentd.record import Factory, Record
 from agentd.schema import Field, load_yaml, validate, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
@@ -71,8 +69,7 @@ CONFIG_FIELDS: dict[str, Field] = {
 NON_KEY_ENV = {"AGENTD_HOST", "AGENTD_CONFIG", "AGENTD_DEBUG"}
 
 
-@dataclass
-class Config:
+class Config(Record):
     values: dict[str, Any]
     host: str
     config_file: Path
@@ -81,8 +78,8 @@ class Config:
     worklog_dir: Path
     workspace: Path
     tasks_dir: Path
-    warnings: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict, repr=False)
+    warnings: list[str] = Factory(list)
+    env: dict[str, str] = Factory(dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -153,7 +150,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def default_host(env: dict) -> str:
-    return env.get("AGENTD_HOST") or socket.gethostname().split(".")[0] or "localhost"
+    return env.get("AGENTD_HOST") or os.uname().nodename.split(".")[0] or "localhost"
 
 
 def load(env: dict | None = None) -> Config:

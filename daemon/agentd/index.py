@@ -9,22 +9,20 @@ It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
 from agentd.parse import PARSER_VERSION, State
+from agentd.record import Record
 
 CHUNK = 64 * 1024
 FILES = f"files_v{PARSER_VERSION}"
 PRESENT = f"present_v{PARSER_VERSION}"
 
 
-@dataclass
-class Cached:
+class Cached(Record):
     inode: int
     size: int
     mtime_ns: int
@@ -36,6 +34,8 @@ class Cached:
 
 
 def fingerprint(f, offset: int) -> tuple[str, str]:
+    import hashlib
+
     f.seek(0)
     head = hashlib.sha256(f.read(min(CHUNK, offset))).hexdigest()
     f.seek(max(0, offset - CHUNK))

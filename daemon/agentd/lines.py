@@ -6,10 +6,8 @@ line looks like one of ours but can't be read).  See docs/worklog.md.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from agentd.record import Factory, Record
 
 from agentd.schema import Field, validate
 
@@ -49,13 +47,12 @@ class LineError(ValueError):
     pass
 
 
-@dataclass
-class TaskDef:
+class TaskDef(Record):
     id: str
     title: str
     kind: str
     priority: str = "normal"
-    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs: dict = Factory(dict)
     line: int = 0
     source: str = "worklog"
     text: str = ""
@@ -65,8 +62,7 @@ class TaskDef:
         return self.__dict__.copy()
 
 
-@dataclass
-class Command:
+class Command(Record):
     verb: str  # done, cancel, retry
     task_id: str
     line: int
@@ -80,6 +76,8 @@ FIRST_BYTES = frozenset(b" \t-*CDBER")
 
 
 def stable_id(kind: str, text: str) -> str:
+    import hashlib
+
     norm = " ".join(text.lower().split())
     return "t-" + hashlib.sha1(f"{kind}\0{norm}".encode("utf-8", "replace")).hexdigest()[:8]
 

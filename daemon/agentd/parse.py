@@ -9,8 +9,7 @@ entry (between its begin and end markers) are never read as human lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from agentd.record import Factory, Record
 
 from agentd import entries
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
@@ -40,21 +39,20 @@ def _suspects(parts: list[bytes]) -> dict[int, tuple[str, int]]:
     return out
 
 
-@dataclass
-class State:
-    tasks: dict = field(default_factory=dict)  # id -> TaskDef dict
-    dup_lines: dict = field(default_factory=dict)  # id -> [lines]
-    commands: dict = field(default_factory=dict)  # task id -> [(key, verb, line)]
-    latest: dict = field(default_factory=dict)  # task id -> entry summary of the highest seq
-    failures: dict = field(default_factory=dict)  # task id -> [seq of failed entries]
-    errors: list = field(default_factory=list)  # [(line, message)]
+class State(Record):
+    tasks: dict = Factory(dict)  # id -> TaskDef dict
+    dup_lines: dict = Factory(dict)  # id -> [lines]
+    commands: dict = Factory(dict)  # task id -> [(key, verb, line)]
+    latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
+    failures: dict = Factory(dict)  # task id -> [seq of failed entries]
+    errors: list = Factory(list)  # [(line, message)]
     error_count: int = 0
     torn: int = 0
     entry_count: int = 0
     max_seq: int = 0
     lines: int = 0  # lines consumed so far
-    present: list = field(default_factory=list)  # [(run, seq)] seen since the last flush
-    suspects: list = field(default_factory=list)  # [(line, text, run, seq)] see resolve_suspects
+    present: list = Factory(list)  # [(run, seq)] seen since the last flush
+    suspects: list = Factory(list)  # [(line, text, run, seq)] see resolve_suspects
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

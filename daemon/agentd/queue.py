@@ -8,21 +8,20 @@ are ordered the way the next wake would take them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from agentd import scoring
 from agentd.lines import FILE_FIELDS, LineError, TaskDef, make_task
 from agentd.parse import State
+from agentd.record import Factory, Record
 
 AGENT_KINDS = ("task", "directive", "blocker")
 RUNNABLE = ("open", "failed", "deferred", "interrupted")
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
 
 
-@dataclass
-class Task:
+class Task(Record):
     id: str
     title: str
     kind: str
@@ -36,7 +35,7 @@ class Task:
     eligible: bool = False
     why: str = ""
     score: float = 0.0
-    parts: list = field(default_factory=list)
+    parts: list = Factory(list)
     forced: str = ""
     latest_run: str | None = None
     defer_until: str | None = None
@@ -216,8 +215,7 @@ def update_passovers(tasks: list[Task], chosen: Task | None, passovers: dict[str
     return out
 
 
-@dataclass
-class View:
+class View(Record):
     read: "object"  # worklog.Read
     tasks: list[Task]
     problems: list[str]  # task-file problems

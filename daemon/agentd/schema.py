@@ -13,12 +13,10 @@ so messages can point at the line a person has to fix.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from agentd.record import Record
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Record):
     kind: str  # str int float bool path enum map ids strs time_range duration
     default: Any = None
     doc: str = ""

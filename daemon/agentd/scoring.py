@@ -8,7 +8,7 @@ Taskwarrior's ``task info`` breaks down urgency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from agentd.record import Factory, Record
 
 # kind -> (value, certainty) used when a line does not say
 DEFAULTS = {
@@ -25,12 +25,11 @@ COST_MINUTES = 120.0  # a task estimated at this many minutes counts half
 MAX_AGE_DAYS = 10.0
 
 
-@dataclass
-class Score:
+class Score(Record):
     value: float
     certainty: float
     total: float
-    parts: list[tuple[str, str]] = field(default_factory=list)  # (label, effect)
+    parts: list = Factory(list)  # (label, effect)
 
     def explain(self) -> str:
         return " · ".join(f"{effect} {label}" for label, effect in self.parts) + f" = {self.total:.2f}"

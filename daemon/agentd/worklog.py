@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentd.errors import WorklogError
 from agentd.index import Cached, Index, fingerprint
 from agentd.parse import State
+from agentd.record import Factory, Record
 
 
-@dataclass
-class Read:
+class Read(Record):
     path: Path
     exists: bool
-    state: State = field(default_factory=State)
+    state: State = Factory(State)
     size: int = 0
     mode: str = "missing"  # missing, cached, incremental, full
     bytes_read: int = 0
