@@ -342,3 +342,26 @@ def test_importing_for_queue_in_process_leaves_heavy_modules_out(worklog):
 def test_run_cli_helper_uses_this_tests_environment(worklog):
     r = run_cli("status", "--json")
     assert json.loads(r.stdout)["worklog"] == str(worklog)
+
+
+def test_a_header_with_a_huge_sequence_number_is_a_damaged_marker_not_a_crash(cli, worklog):
+    worklog.write_text("- [ ] a {id: a}\n=== agentd entry seq=99999999999999999999999 run=r1 task=a status=done "
+                       "at=x lines=2 bytes=30 ===\n> fake\n=== agentd end seq=1 run=r1 ===\n")
+    r = cli("queue")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "line 2: damaged agentd entry marker" in r.stdout
+
+
+def test_add_refuses_control_characters_and_writes_plain_attrs(cli, worklog):
+    assert cli("init").returncode == 0
+    r = cli("add", "\x1b[2J clear the screen")
+    assert r.returncode == 2 and "control characters" in r.stderr
+    assert cli("add", "bench it", "--value", "6", "--id", "bench", "--run", "./bench.sh 7b").returncode == 0
+    assert "- [ ] bench it {id: bench, run: ./bench.sh 7b, value: 6}\n" in worklog.read_text()
+
+
+def test_show_says_when_a_run_id_prefix_is_ambiguous(cli, worklog):
+    worklog.write_text("- [ ] a {id: a, run: 'true'}\n- [ ] b {id: b, run: 'true'}\n")
+    assert cli("wake", "--now").returncode == 0 and cli("wake", "--now").returncode == 0
+    r = cli("show", "r")
+    assert r.returncode == 2 and "ambiguous" in r.stderr and "matches 2 runs" in r.stderr

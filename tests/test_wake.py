@@ -170,9 +170,10 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
     deadline = time.time() + 30
     while not counter.exists() and time.time() < deadline:
         time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGKILL)
+    os.kill(p.pid, signal.SIGKILL)  # the wake only: its command's process group lives on, orphaned
     p.wait()
     r = run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"})
+    assert "was still running" in worklog.read_text()  # the next wake stopped the orphan first
     st = parse_bytes(worklog.read_bytes())
     statuses = [e for e in worklog.read_text().splitlines() if e.startswith("=== agentd entry") and "task=job" in e]
     assert any("status=interrupted" in e for e in statuses)
@@ -232,3 +233,44 @@ def test_a_failed_run_started_by_hand_notifies_once_and_under_systemd_leaves_it_
     assert out.read_text().count("\n") == 1 and "broken failed" in out.read_text()
     assert run_cli("wake", "--now", "--task", "broken2", env={**env, "INVOCATION_ID": "abc"}).returncode == 1
     assert out.read_text().count("\n") == 1  # systemd's OnFailure= unit sends this one
+
+
+def test_only_this_worklogs_own_entries_are_restored_and_init_starts_a_new_history(worklog, tmp_path):
+    write(worklog, "- [ ] a {id: a, run: 'echo one'}\n")
+    assert run_cli("wake", "--now").returncode == 0
+    other = tmp_path / "wl" / "other_worklog.txt"
+    other.write_text("- [ ] b {id: b, run: 'echo two'}\n")
+    assert run_cli("wake", "--now", env={"AGENTD_HOST": "other"}).returncode == 0
+    assert "task=a " not in other.read_text()  # testhost's entries stay out of other's worklog
+    assert "task=b " not in worklog.read_text()
+    # start over: move the worklog away and let init make a new one
+    worklog.rename(tmp_path / "archive.txt")
+    assert run_cli("init").returncode == 0
+    r = run_cli("wake", "--now")
+    assert r.returncode == 0 and "restored" not in r.stdout
+    assert "=== agentd entry" not in worklog.read_text()
+
+
+def test_a_bad_task_id_is_a_usage_error_before_anything_is_written(worklog):
+    write(worklog, "- [ ] a {id: a, run: 'true'}\n")
+    before = worklog.read_bytes()
+    r = run_cli("wake", "--now", "--task", "nosuch")
+    assert r.returncode == 2 and "no task 'nosuch'" in r.stderr and "Traceback" not in r.stderr
+    assert worklog.read_bytes() == before
+
+
+def test_while_a_wake_runs_its_task_shows_as_running_not_interrupted(worklog):
+    write(worklog, "- [ ] slow {id: slow, run: 'sleep 20'}\n")
+    p = subprocess.Popen([*AGENTD, "wake", "--now"], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while latest_status(worklog, "slow") != "running" and time.time() < deadline:
+            time.sleep(0.1)
+        q = json.loads(run_cli("queue", "--json").stdout)
+        t = next(t for t in q["tasks"] if t["id"] == "slow")
+        assert t["status"] == "running" and not t["eligible"] and "running now" in t["why"]
+        assert "a wake is running now" in run_cli("wake", "--dry-run", "--now").stdout
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)

@@ -57,6 +57,11 @@ def cmd_init(args) -> int:
         cfg.config_file.write_text(CONFIG_TEMPLATE.format(worklog_dir=cfg.values["worklog_dir"]), encoding="utf-8")
         print(f"config:   {cfg.config_file} (created)")
     made = worklog.init(cfg.worklog_path, cfg.host)
+    if made and cfg.store_path.exists():
+        from agentd.store import Store
+
+        # a new file at this path starts a new history; the old entries are not restored into it
+        Store(cfg.store_path).archive_entries(str(cfg.worklog_path))
     print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")
     cfg.ensure_state_dir()
     print(f"state:    {cfg.state_dir}")
@@ -108,7 +113,7 @@ def cmd_runs(args) -> int:
 
     cfg = _cfg()
     store = _store(cfg)
-    runs = store.runs(limit=args.limit) if store else []
+    runs = store.runs(limit=args.limit, host=cfg.host) if store else []
     if args.json:
         _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "run_dir")} for r in runs])
     else:
@@ -121,9 +126,13 @@ def cmd_show(args) -> int:
 
     cfg = _cfg()
     store = _store(cfg)
-    run = store.run(args.run_id) if store else None
-    if run is None:
+    matches = store.matching_runs(args.run_id) if store else []
+    if not matches:
         raise UsageError(f"no run {args.run_id!r}; `agentd runs` lists them")
+    if len(matches) > 1:
+        ids = ", ".join(r["run_id"] for r in matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise UsageError(f"{args.run_id!r} is ambiguous: it matches {len(matches)} runs ({ids})")
+    run = matches[0]
     info = records.describe(store, run)
     if args.json:
         _json(info)
@@ -150,14 +159,27 @@ def _append_human(cfg, line: str) -> None:
 def _one_line(text: str, what: str) -> str:
     if any(c in text for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
         raise UsageError(f"the {what} must be one line")
+    if any(ord(c) < 32 and c != "\t" or 0x7f <= ord(c) < 0xa0 for c in text):
+        raise UsageError(f"the {what} contains control characters (e.g. terminal escape sequences)")
     if not text.strip():
         raise UsageError(f"the {what} is empty")
     return text.strip()
 
 
+def _yaml_value(v) -> str:
+    from agentd.lines import fast_flow_mapping
+
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_yaml_value(x) for x in v) + "]"
+    if isinstance(v, str) and fast_flow_mapping("{k: " + v + "}") == {"k": v}:
+        return v  # plain scalar that reads back as itself
+    return json.dumps(v)
+
+
 def _attrs(pairs: dict) -> str:
-    items = [f"{k}: {json.dumps(v) if isinstance(v, str) else json.dumps(v)}" for k, v in pairs.items()
-             if v is not None and v is not False and v != []]
+    items = [f"{k}: {_yaml_value(v)}" for k, v in pairs.items() if v is not None and v is not False and v != []]
     return " {" + ", ".join(items) + "}" if items else ""
 
 

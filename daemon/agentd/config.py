@@ -187,7 +187,11 @@ def load(env: dict | None = None) -> Config:
             continue
         key = name[len("AGENTD_"):].lower()
         if key not in CONFIG_FIELDS:
-            warnings.append(f"warning: environment variable {name} is not an agentd setting; ignored")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(CONFIG_FIELDS), n=1)
+            hint = f" (did you mean AGENTD_{close[0].upper()}?)" if close else ""
+            warnings.append(f"warning: environment variable {name} is not an agentd setting; ignored{hint}")
             continue
         sub, env_problems = validate({key: yaml_scalar(env[name])}, CONFIG_FIELDS,
                                      source=f"environment variable {name}", fill_defaults=False)

@@ -80,8 +80,18 @@ class Entry:
         return header + "\n" + rest
 
 
+MAX_SEQ = 2**62
+
+
 def parse_header(line: bytes) -> dict | None:
     """The fields of a begin marker line, or None if it is not a whole one."""
+    h = _parse_header(line)
+    if h is None or not 0 < h["seq"] < MAX_SEQ or h["status"] not in STATUSES:
+        return None
+    return h
+
+
+def _parse_header(line: bytes) -> dict | None:
     p = line.split(b" ")
     # the fixed layout agentd writes: a fast path for reading large worklogs
     if (len(p) >= 11 and p[-1] == b"===" and p[3][:4] == b"seq=" and p[4][:4] == b"run="

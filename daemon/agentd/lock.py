@@ -25,3 +25,23 @@ def wake_lock(cfg):
         yield lock
     finally:
         lock.release()
+
+
+def wake_running(cfg) -> bool:
+    """Whether a wake holds the lock right now (a shared-lock probe; cheap, no filelock import)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(cfg.lock_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return False

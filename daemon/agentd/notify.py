@@ -88,7 +88,7 @@ def summary_of_last_run(cfg: Any, unit: str) -> str:
 
             store = Store(cfg.store_path)
             try:
-                runs = store.runs(limit=1)
+                runs = store.runs(limit=1, host=cfg.host)
             finally:
                 store.close()
             run = runs[0] if runs else None

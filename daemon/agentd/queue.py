@@ -96,7 +96,7 @@ def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     return defs, problems
 
 
-def _status(d: dict, state: State, max_attempts: int) -> tuple[str, int, str | None, str | None]:
+def _status(d: dict, state: State, max_attempts: int, live: bool = False) -> tuple[str, int, str | None, str | None]:
     """(status, failed attempts since the last RETRY, latest run id, defer until)."""
     tid = d["id"]
     latest = state.latest.get(tid)
@@ -112,8 +112,8 @@ def _status(d: dict, state: State, max_attempts: int) -> tuple[str, int, str | N
     if latest is None:
         return "open", failures, run, None
     st = latest["status"]
-    if st == "running":
-        return "interrupted", failures, run, None
+    if st == "running":  # a "started" entry with no finding: running now, or its wake was killed
+        return ("running" if live else "interrupted"), failures, run, None
     if st == "failed" and failures >= max_attempts:
         return "blocked", failures, run, None
     return st, failures, run, latest.get("until")
@@ -130,7 +130,7 @@ def _parse_time(text: str | None) -> float | None:
 
 def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
-          now: float | None = None) -> list[Task]:
+          now: float | None = None, wake_running: bool = False) -> list[Task]:
     """Every known task, open ones first in the order the next wake would take them."""
     now = time.time() if now is None else now
     defs = {d["id"]: d for d in state.tasks.values()}
@@ -141,7 +141,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
     tasks: list[Task] = []
     statuses: dict[str, str] = {}
     for tid, d in defs.items():
-        st, failures, run, until = _status(d, state, max_attempts)
+        st, failures, run, until = _status(d, state, max_attempts, wake_running)
         statuses[tid] = st
         tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
                           attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
@@ -170,6 +170,8 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
 def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,
                 agent_backend: str | None, agent_reason: str, state: State) -> str | None:
     if t.status not in RUNNABLE:
+        if t.status == "running":
+            return "running now: a wake holds the lock"
         if t.status == "blocked":
             if t.attempts:
                 return f"blocked after {t.attempts} failed attempts; write RETRY: {t.id} to try again"
@@ -257,7 +259,8 @@ def gpu_present() -> bool:
         shutil.which("nvidia-smi") is not None and Path("/proc/driver/nvidia").exists())
 
 
-def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None) -> View:
+def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False) -> View:
+    """Everything the queue, status and the wake need.  ``in_wake``: the caller holds the lock."""
     from agentd import worklog
     from agentd.index import Index
 
@@ -278,6 +281,9 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None)
         passovers = store.passovers()
         ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs]
         seen = store.first_seen(ids, now)
+    from agentd.lock import wake_running
+
+    live = not in_wake and wake_running(cfg)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
-                  passovers=passovers, first_seen=seen, now=now)
+                  passovers=passovers, first_seen=seen, now=now, wake_running=live)
     return View(r, tasks, problems, backend, gpu)

@@ -7,6 +7,7 @@ the "started" entry, the run, the finding, the records and the notification.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from agentd import entries, records, worklog
 from agentd.redact import redact
@@ -21,7 +22,7 @@ def append_entry(cfg, store, run_id: str, task_id: str, status: str, body: str, 
     e = entries.Entry(seq, run_id, task_id, status, records.now_iso(), redact(body, cfg.env),
                       {k: v for k, v in extra.items() if v})
     text = e.render()
-    store.save_entry(run_id, seq, task_id, status, text)
+    store.save_entry(run_id, seq, task_id, status, text, worklog=str(cfg.worklog_path))
     worklog.append(cfg.worklog_path, text)
     return seq
 
@@ -34,7 +35,7 @@ def restore_missing(cfg, store, read) -> int:
         return 0
     present = Index(cfg.index_path).present(cfg.worklog_path)
     n = 0
-    for row in store.entries():
+    for row in store.entries(worklog=str(cfg.worklog_path)):
         if (row["run_id"], row["seq"]) in present:
             continue
         text = row["text"].replace(" lines=", " restored=1 lines=", 1) if " restored=1 " not in row["text"] \
@@ -50,14 +51,17 @@ def restore_missing(cfg, store, read) -> int:
 def interrupted(cfg, store, view):
     """The run a killed wake left behind: (task, run_id) to resume it, or None."""
     by_id = {t.id: t for t in view.tasks}
-    for run in store.interrupted_runs():
+    for run in store.interrupted_runs(host=cfg.host):
         task = by_id.get(run["task_id"])
         if task is not None and task.runner == "agent" and task.status in ("interrupted", "open", "running"):
             return task, run["run_id"]
+        from agentd.runners.command import kill_orphan
+
+        orphan = kill_orphan(Path(run["run_dir"]), run["run_id"]) if run.get("run_dir") else None
         store.update_run(run["run_id"], status="interrupted", reason="the wake was killed while it ran")
         append_entry(cfg, store, run["run_id"], run["task_id"], "interrupted",
-                     f"**interrupted** · the wake running this was killed (run {run['run_id']})",
-                     view.read.state.max_seq)
+                     f"**interrupted** · the wake running this was killed (run {run['run_id']})"
+                     + (f"; {orphan}" if orphan else ""), view.read.state.max_seq)
         if task is not None and task.status in ("interrupted", "open") and task.runner != "agent":
             return task, records.new_run_id()  # run it again, before anything else
     return None
@@ -65,7 +69,7 @@ def interrupted(cfg, store, view):
 
 def context_for(cfg, store, task, limit: int = 5) -> str:
     """Worklog context for an agent: the task's own line, its dependencies' results, recent findings."""
-    rows = store.entries()
+    rows = store.entries(worklog=str(cfg.worklog_path))
     parts = [f"The task as written (line {task.line} of {task.source}):\n{task.text}"]
     for dep in task.attrs.get("after") or []:
         mine = [r for r in rows if r["task_id"] == dep]
@@ -92,6 +96,7 @@ class Recorder:
             self.run_dir.write_manifest(cfg, self.run_id, t, self.snap)
             self.run_dir.progress("start", notes=f"{t.kind} task {t.id}")
             self.store.start_run(run_id=self.run_id, task_id=t.id, kind=t.kind, title=t.title, status="running",
+                                 host=cfg.host,
                                  started_at=records.now_iso(), run_dir=str(self.run_dir.path))
         how = {"command": f"command `{t.attrs.get('run')}`", "experiment": f"experiment {t.title}",
                "agent": "the LLM agent"}[t.runner]

@@ -80,7 +80,11 @@ def _check(f: Field, v: Any) -> tuple[Any, str | None]:
         return v, None
     if k == "enum":
         if not isinstance(v, str) or v not in f.choices:
-            return None, f"must be one of {', '.join(f.choices)}, not {v!r}"
+            import difflib
+
+            close = difflib.get_close_matches(str(v), [str(c) for c in f.choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return None, f"must be one of {', '.join(f.choices)}, not {v!r}{hint}"
         return v, None
     if k == "ids":  # one id or a list of ids
         if isinstance(v, (str, int)) and not isinstance(v, bool):

@@ -18,7 +18,7 @@ def collect(cfg) -> dict:
         from agentd.store import Store
 
         store = Store(cfg.store_path)
-        runs = store.runs(limit=1)
+        runs = store.runs(limit=1, host=cfg.host)
         if runs:
             last = runs[0]
             info["last_run"] = {k: last[k] for k in ("run_id", "task_id", "kind", "status", "started_at",

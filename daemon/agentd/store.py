@@ -47,11 +47,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE passovers (task_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
         CREATE TABLE first_seen (task_id TEXT PRIMARY KEY, at REAL NOT NULL);
     """),
+    # Several hosts (or worklogs) may share one state directory: scope runs and entries.
+    ("002_scope", """
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE entries ADD COLUMN worklog TEXT;
+        ALTER TABLE entries ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
                "input_tokens", "output_tokens", "cost_usd", "provider", "summary", "run_dir", "reason",
-               "defer_until")
+               "defer_until", "host")
+MAX_SEQ = 2**62
 
 
 def now_iso() -> str:
@@ -91,17 +98,25 @@ class Store:
         """A sequence number above every one used so far and above ``floor``."""
         with self.tx():
             row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
-            seq = max(row[0] if row else 0, floor) + 1
+            seq = max(row[0] if row else 0, min(floor, MAX_SEQ)) + 1
             self.db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (seq,))
         return seq
 
     # -- agentd's copy of every entry -------------------------------------
-    def save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO entries (run_id, seq, task_id, status, text, written_at)"
-                        " VALUES (?,?,?,?,?,?)", (run_id, seq, task_id, status, text, now_iso()))
+    def save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str, worklog: str = "") -> None:
+        self.db.execute("INSERT OR IGNORE INTO entries (run_id, seq, task_id, status, text, written_at, worklog)"
+                        " VALUES (?,?,?,?,?,?,?)", (run_id, seq, task_id, status, text, now_iso(), worklog))
 
-    def entries(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+    def entries(self, worklog: str | None = None) -> list[sqlite3.Row]:
+        """agentd's copies, oldest first; with ``worklog``, only those written to that file and not archived."""
+        if worklog is None:
+            return self.db.execute("SELECT * FROM entries ORDER BY seq").fetchall()
+        return self.db.execute("SELECT * FROM entries WHERE worklog=? AND archived=0 ORDER BY seq",
+                               (worklog,)).fetchall()
+
+    def archive_entries(self, worklog: str) -> int:
+        """A new worklog at this path starts a new history: don't restore the old one into it."""
+        return self.db.execute("UPDATE entries SET archived=1 WHERE worklog=?", (worklog,)).rowcount
 
     def entry_text(self, run_id: str, seq: int) -> str | None:
         row = self.db.execute("SELECT text FROM entries WHERE run_id=? AND seq=?", (run_id, seq)).fetchone()
@@ -128,23 +143,32 @@ class Store:
         self.db.execute("UPDATE runs SET input_tokens=input_tokens+?, output_tokens=output_tokens+?,"
                         " cost_usd=cost_usd+? WHERE run_id=?", (input_tokens, output_tokens, cost_usd, run_id))
 
-    def runs(self, limit: int | None = None) -> list[dict]:
-        sql = "SELECT * FROM runs ORDER BY started_at DESC, rowid DESC"
+    def runs(self, limit: int | None = None, host: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM runs", []
+        if host is not None:
+            sql, args = sql + " WHERE host=? OR host IS NULL", [host]
+        sql += " ORDER BY started_at DESC, rowid DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [dict(r) for r in self.db.execute(sql)]
+        return [dict(r) for r in self.db.execute(sql, args)]
 
     def run(self, run_id: str) -> dict | None:
-        row = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:  # accept a unique prefix, like git
-            rows = self.db.execute("SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2",
-                                   (run_id.replace("%", "") + "%",)).fetchall()
-            row = rows[0] if len(rows) == 1 else None
-        return dict(row) if row else None
+        """A run by id or by a unique prefix of its id (like git); None if unknown or ambiguous."""
+        rows = self.matching_runs(run_id)
+        return rows[0] if len(rows) == 1 else None
 
-    def interrupted_runs(self) -> list[dict]:
+    def matching_runs(self, run_id: str) -> list[dict]:
+        row = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is not None:
+            return [dict(row)]
+        prefix = run_id.replace("\\", "").replace("%", "").replace("_", "\\_")
+        return [dict(r) for r in self.db.execute("SELECT * FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 20",
+                                                 (prefix + "%",))]
+
+    def interrupted_runs(self, host: str | None = None) -> list[dict]:
         return [dict(r) for r in self.db.execute(
-            "SELECT * FROM runs WHERE status='running' ORDER BY started_at")]
+            "SELECT * FROM runs WHERE status='running' AND (host=? OR host IS NULL OR ? IS NULL)"
+            " ORDER BY started_at", (host, host))]
 
     # -- LLM exchanges --------------------------------------------------------
     def add_exchange(self, run_id: str, **fields: Any) -> None:

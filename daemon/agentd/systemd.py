@@ -146,6 +146,7 @@ def render(cfg, every: str | None = None, agentd_exe: str | None = None,
     if not os.path.isabs(exe):
         raise UsageError(f"the agentd executable must be an absolute path, not {exe!r}")
     path = path_env if path_env is not None else cfg.env.get("PATH", os.defpath)
+    path = ":".join(dict.fromkeys(p for p in path.split(":") if p))  # drop repeats, keep order
     assignments = [f"PATH={path}"]
     home = _home(cfg.env)
     defaults = {"XDG_CONFIG_HOME": os.path.join(home, ".config"),

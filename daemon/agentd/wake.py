@@ -26,9 +26,11 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
         store = Store(cfg.store_path)
-        view = queue.load(cfg, store, has_gpu=health.has_gpu(snap))
+        view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)
+        if task_id:
+            gating.choose(view.tasks, gating.Gate(), task_id)  # a bad --task is a usage error before any write
         if recorder.restore_missing(cfg, store, view.read):
-            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap))  # the restored entries count
+            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # restored entries count
         resumed = recorder.interrupted(cfg, store, view)
         if resumed:
             task, run_id = resumed
@@ -67,6 +69,13 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
         return EX_OK
     view = queue.load(cfg, has_gpu=health.has_gpu(snap))
     print("dry run: nothing is run, written or spent")
+    from agentd.lock import wake_running
+
+    if wake_running(cfg):
+        running = [t for t in view.tasks if t.status == "running"]
+        print("a wake is running now" + (f" ({running[0].id})" if running else "")
+              + "; a wake started now would exit 75")
+        return EX_OK
     print("health: " + ", ".join(health.summary_lines(snap)))
     gate = gating.check(cfg, snap, forced=now)
     if gate.skip:

@@ -36,6 +36,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
+def kill_orphan(run_dir: Path, run_id: str) -> str | None:
+    """Stop the process group a killed wake left running, if it is still there and really ours.
+
+    Ours means some process in the group carries AGENTD_RUN_ID=<run_id> in its environment,
+    so a recycled process group id is never touched.
+    """
+    try:
+        pgid = int((run_dir / "pgid").read_text())
+    except (OSError, ValueError):
+        return None
+    members = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(proc.name)) == pgid and f"AGENTD_RUN_ID={run_id}".encode() in \
+                    (proc / "environ").read_bytes().split(b"\0"):
+                members.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    if not members:
+        return None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        for _ in range(50):
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return f"its command was still running (process group {pgid}); stopped it"
+            time.sleep(0.1)
+    return f"its command was still running (process group {pgid}); sent it SIGKILL"
+
+
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
     try:
         with open(path, "rb") as f:
@@ -73,6 +107,7 @@ def run(job: Job) -> Outcome:
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, env=env, start_new_session=True)
+        (job.run_dir / "pgid").write_text(f"{proc.pid}\n")  # lets a later wake stop an orphaned command
         last_size, last_change = -1, start
         try:
             while proc.poll() is None:
