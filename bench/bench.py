@@ -28,15 +28,21 @@ BIN = Path(sys.executable).parent
 AGENTD = str(BIN / "agentd")
 
 
-def timed(cmd: list[str], env: dict, n: int = 15, setup=None) -> float:
-    times = []
+def once(cmd: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def rounds(cases: dict, n: int = 15) -> dict:
+    """Median time of each case, the cases taking turns so that load changes hit all alike."""
+    times: dict = {name: [] for name in cases}
     for _ in range(n):
-        if setup:
-            setup()
-        t = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, (cmd, env, setup) in cases.items():
+            if setup:
+                setup()
+            times[name].append(once(cmd, env))
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def env_for(root: Path, host: str) -> dict:
@@ -57,20 +63,25 @@ def main() -> int:
         demo, small, big = env_for(root, "demo"), env_for(root, "small"), env_for(root, "big")
         for e in (demo, small, big):  # warm the index
             subprocess.run([AGENTD, "queue"], env=e, stdout=subprocess.DEVNULL, check=True)
-        py = timed([sys.executable, "-c", "pass"], demo)
-        help_ = timed([AGENTD, "--help"], demo)
-        queue = timed([AGENTD, "queue"], demo)
-        status = timed([AGENTD, "status"], demo)
-        q_small = timed([AGENTD, "queue"], small)
-        q_big = timed([AGENTD, "queue"], big)
-        grep = timed(["grep", "-c", "^- \\[", str(root / "big_worklog.txt")], big, n=7)
         index = Path(big["XDG_STATE_HOME"]) / "agentd" / "index.sqlite3"
 
         def drop_index():
             for suffix in ("", "-wal", "-shm"):
                 Path(str(index) + suffix).unlink(missing_ok=True)
 
-        first = timed([AGENTD, "queue"], big, n=5, setup=drop_index)
+        t = rounds({
+            "py": ([sys.executable, "-c", "pass"], demo, None),
+            "help": ([AGENTD, "--help"], demo, None),
+            "queue": ([AGENTD, "queue"], demo, None),
+            "status": ([AGENTD, "status"], demo, None),
+            "q_small": ([AGENTD, "queue"], small, None),
+            "q_big": ([AGENTD, "queue"], big, None),
+        })
+        py, help_, queue, status, q_small, q_big = (t[k] for k in ("py", "help", "queue", "status", "q_small",
+                                                                   "q_big"))
+        t = rounds({"grep": (["grep", "-c", "^- \\[", str(root / "big_worklog.txt")], big, None),
+                    "first": ([AGENTD, "queue"], big, drop_index)}, n=5)
+        grep, first = t["grep"], t["first"]
         rows = [
             ("python -c pass", py, None, None),
             ("agentd --help", help_, help_ / py, 2.0),

@@ -2,8 +2,9 @@
 
     python bench/gen_worklog.py OUT.txt SIZE_MIB
 
-About 2 KiB per finding, a task or directive every few entries, ~2000
-distinct tasks in all, a few malformed lines.  Deterministic (seeded).
+About 2 KiB per finding and ``ntasks`` human task and directive lines (default
+200) spread evenly through the file, so worklogs of different sizes hold the same
+human content and differ in how much agentd has written.  Deterministic (seeded).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from agentd.entries import Entry
 STATUSES = ["done", "done", "done", "failed", "blocked", "running", "done"]
 
 
-def generate(path: str, size_mib: float, seed: int = 7) -> None:
+def generate(path: str, size_mib: float, seed: int = 7, ntasks_total: int = 200) -> None:
     rnd = random.Random(seed)
     target = int(size_mib * 2**20)
+    every = max(1, int(target / 2100 / ntasks_total))  # entries between two human lines
     written = 0
     seq = 0
     ntasks = 0
@@ -26,7 +28,7 @@ def generate(path: str, size_mib: float, seed: int = 7) -> None:
         f.write("# bench_worklog.txt\n\nDIRECTIVE: keep the GPU busy with useful benchmarks\n")
         while written < target:
             r = rnd.random()
-            if r < 0.15 and ntasks < 2000:
+            if seq % every == 0 and ntasks < ntasks_total:
                 ntasks += 1
                 if ntasks % 3 == 0:
                     line = f"- [ ] run benchmark {ntasks} {{run: ./bench.sh {ntasks}, value: {rnd.randint(1, 9)}}}\n"
@@ -36,7 +38,7 @@ def generate(path: str, size_mib: float, seed: int = 7) -> None:
                     line = f"DIRECTIVE: look into item {ntasks} and write up what you find\n"
                 f.write(line)
                 written += len(line)
-            elif r < 0.2:
+            elif r < 0.05:
                 line = "Some human notes about the experiment; nothing to parse here.\n\n"
                 f.write(line)
                 written += len(line)

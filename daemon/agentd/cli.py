@@ -96,16 +96,17 @@ COMMANDS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The full parser, for help and errors."""
+    """The top-level parser: the command list is text, so it costs one parser, not fifteen."""
     from agentd import __version__
 
-    p = argparse.ArgumentParser(prog="agentd", description="A per-host agent that works through a plain-text "
-                                "worklog.", epilog=EPILOG)
+    listing = "\n".join(f"  {name:<11} {help_}" for name, (help_, _) in COMMANDS.items())
+    p = argparse.ArgumentParser(
+        prog="agentd", usage="agentd [-h] [--version] COMMAND ...",
+        description="A per-host agent that works through a plain-text worklog.",
+        epilog=f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{EPILOG}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"agentd {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name, (help_, add_args) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_, description=help_))
+    p.add_argument("command", metavar="COMMAND", choices=list(COMMANDS), help=argparse.SUPPRESS)
     return p
 
 

@@ -19,7 +19,7 @@ reader skip a whole entry at once and tell a torn one from a whole one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from agentd.record import Record
 
 BEGIN = "=== agentd entry "
 END = "=== agentd end "
@@ -56,8 +56,7 @@ def field(value: str) -> str:
     return _SAFE_FIELD.sub("_", str(value))[:120] or "-"
 
 
-@dataclass
-class Entry:
+class Entry(Record):
     seq: int
     run_id: str
     task_id: str

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from agentd import __version__
 from agentd.redact import redact
+from agentd.status import read_progress
 
 
 def new_run_id() -> str:
@@ -99,13 +100,6 @@ class RunDir:
         write_json(self.progress_path, p)
 
 
-def read_progress(run_dir: str | Path | None) -> dict | None:
-    if not run_dir:
-        return None
-    try:
-        return json.loads((Path(run_dir) / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def describe(store, run: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from agentd import records
 
 
 def collect(cfg) -> dict:
@@ -24,7 +23,7 @@ def collect(cfg) -> dict:
             info["last_run"] = {k: last[k] for k in ("run_id", "task_id", "kind", "status", "started_at",
                                                      "duration_s", "exit_code", "input_tokens", "output_tokens",
                                                      "cost_usd", "provider", "summary", "run_dir")}
-            info["progress"] = records.read_progress(last["run_dir"])
+            info["progress"] = read_progress(last["run_dir"])
     if info["worklog_exists"]:
         view = queue.load(cfg, store)
         counts: dict = {}
@@ -42,6 +41,19 @@ def collect(cfg) -> dict:
 
         info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
     return info
+
+
+def read_progress(run_dir) -> dict | None:
+    """A run directory's progress.json, or None."""
+    import json
+    from pathlib import Path
+
+    if not run_dir:
+        return None
+    try:
+        return json.loads((Path(run_dir) / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _unit_dir(cfg):
