@@ -365,3 +365,14 @@ def test_show_says_when_a_run_id_prefix_is_ambiguous(cli, worklog):
     assert cli("wake", "--now").returncode == 0 and cli("wake", "--now").returncode == 0
     r = cli("show", "r")
     assert r.returncode == 2 and "ambiguous" in r.stderr and "matches 2 runs" in r.stderr
+
+
+def test_top_level_help_version_and_bad_commands_answer_without_tracebacks(cli):
+    h = cli("--help")
+    assert h.returncode == 0 and "commands:" in h.stdout
+    for name in ("init", "queue", "wake", "status", "runs", "show", "install", "doctor"):
+        assert f"\n  {name} " in h.stdout
+    assert cli("--version").stdout.startswith("agentd ")
+    for args in ((), ("bogus",), ("--json",), ("queue", "--bad")):
+        r = cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "usage:" in r.stderr, args

@@ -6,7 +6,6 @@ libraries are imported inside the commands that need them.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -69,7 +68,7 @@ def _logs(p):
 
 
 def _notify(p):
-    p.add_argument("--unit", default="", help=argparse.SUPPRESS)
+    p.add_argument("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)")
 
 
 def _none(p):
@@ -95,23 +94,21 @@ COMMANDS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The top-level parser: the command list is text, so it costs one parser, not fifteen."""
-    from agentd import __version__
+def _parser():
+    """The top-level parser, for an unknown command or misplaced options."""
+    import argparse
 
-    listing = "\n".join(f"  {name:<11} {help_}" for name, (help_, _) in COMMANDS.items())
-    p = argparse.ArgumentParser(
-        prog="agentd", usage="agentd [-h] [--version] COMMAND ...",
-        description="A per-host agent that works through a plain-text worklog.",
-        epilog=f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{EPILOG}",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"agentd {__version__}")
-    p.add_argument("command", metavar="COMMAND", choices=list(COMMANDS), help=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(prog="agentd", usage=USAGE[len("usage: "):], add_help=False)
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    p.add_argument("command", metavar="COMMAND", choices=list(COMMANDS))
     return p
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
+def _parse(argv: list[str]):
     """Build only the parser of the command being run: argparse costs ~2 ms per subparser."""
+    import argparse
+
     if argv and argv[0] in COMMANDS:
         help_, add_args = COMMANDS[argv[0]]
         p = argparse.ArgumentParser(prog=f"agentd {argv[0]}", description=help_, epilog=EPILOG)
@@ -119,11 +116,36 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         args = p.parse_args(argv[1:])
         args.command = argv[0]
         return args
-    return _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # exits with a usage error for an unknown command
+    raise AssertionError(f"unreachable: {args}")
+
+
+USAGE = "usage: agentd [-h] [--version] COMMAND ..."
+
+
+def _top_help() -> str:
+    """`agentd --help` without argparse (whose import, with re and enum, costs more than Python's start-up)."""
+    listing = "\n".join(f"  {name:<11} {help_}" for name, (help_, _) in COMMANDS.items())
+    return (f"{USAGE}\n\nA per-host agent that works through a plain-text worklog.\n\n"
+            f"options:\n  -h, --help  show this help message and exit\n"
+            f"  --version   show program's version number and exit\n\n"
+            f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{EPILOG}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        sys.stdout.write(_top_help())
+        return EX_OK
+    if argv == ["--version"]:
+        from agentd import __version__
+
+        sys.stdout.write(f"agentd {__version__}\n")
+        return EX_OK
+    if not argv:
+        sys.stderr.write(f"{USAGE}\nagentd: error: a COMMAND is required (agentd --help lists them)\n")
+        return 2
+    args = _parse(argv)
     try:
         from agentd import commands
 
