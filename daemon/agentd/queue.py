@@ -8,7 +8,6 @@ are ordered the way the next wake would take them.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from agentd import scoring
@@ -122,6 +121,8 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False) -> tup
 def _parse_time(text: str | None) -> float | None:
     if not text:
         return None
+    from datetime import datetime
+
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -230,8 +231,6 @@ def agent_backend(cfg) -> tuple[str | None, str]:
 
     Mirrors ``providers.resolve_provider_name`` without importing the providers.
     """
-    import shutil
-
     name, env = cfg["provider"], cfg.env
     if name == "auto":
         name = ("anthropic" if env.get("ANTHROPIC_API_KEY") else "openai" if env.get("OPENAI_API_KEY")
@@ -245,18 +244,26 @@ def agent_backend(cfg) -> tuple[str | None, str]:
     if name == "openai" and not (env.get("OPENAI_API_KEY") or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
         return None, "provider is openai but OPENAI_API_KEY is not set"
     exe = {"claude-cli": "claude", "codex-cli": "codex"}.get(name)
-    if exe and shutil.which(exe, path=env.get("PATH")) is None:
+    if exe and not _on_path(exe, env.get("PATH", "")):
         return None, f"provider is {name} but `{exe}` is not on PATH"
     return name, ""
 
 
-def gpu_present() -> bool:
-    """A cheap check for the queue; the wake's health snapshot is the thorough one."""
-    import glob
-    import shutil
+def _on_path(exe: str, path: str) -> bool:
+    import os
 
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/nvgpu*")) or (
-        shutil.which("nvidia-smi") is not None and Path("/proc/driver/nvidia").exists())
+    return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
+
+
+def gpu_present() -> bool:
+    """A cheap check for the queue (a GPU device node); the wake's health snapshot is the thorough one."""
+    import os
+
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return False
+    return any(n.startswith("nvidia") and n[6:].isdigit() or n.startswith("nvgpu") for n in names)
 
 
 def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False) -> View:
