@@ -130,14 +130,19 @@ def test_timer_wakes_respect_quiet_hours_but_now_does_not(worklog):
     assert r.returncode == 0 and latest_status(worklog, "a") == "done"
 
 
-def test_timer_wakes_skip_when_the_load_is_above_max_load(worklog):
-    write(worklog, "- [ ] a {id: a, run: 'true'}\n")
-    r = run_cli("wake", env={"AGENTD_MAX_LOAD": "0.0000001"})
-    # load is never exactly 0 on a machine running this test suite, but allow it
-    if "busy" in r.stdout:
-        assert latest_status(worklog, "a") is None
-    else:
-        pytest.skip("load average was 0; the gate cannot be exercised here")
+def test_timer_wakes_skip_when_the_load_is_above_max_load_and_hold_gpu_tasks_while_the_owner_is_active():
+    from agentd import gating
+
+    cfg = config.load()
+    busy = gating.check(cfg, {"load_per_cpu": cfg["max_load"] + 0.5}, forced=False)
+    assert busy.skip and "busy" in busy.skip
+    assert gating.check(cfg, {"load_per_cpu": cfg["max_load"] + 0.5}, forced=True).skip is None
+    quiet = gating.check(cfg, {"load_per_cpu": 0.1, "users": [{"name": "me"}], "idle_s": 30}, forced=False)
+    assert quiet.skip is None and quiet.hold_gpu and "active" in quiet.hold_gpu
+    away = gating.check(cfg, {"load_per_cpu": 0.1, "users": [{"name": "me"}], "idle_s": 3600}, forced=False)
+    assert away.hold_gpu is None
+    nobody = gating.check(cfg, {"load_per_cpu": 0.1, "users": [], "idle_s": None}, forced=False)
+    assert nobody.hold_gpu is None
 
 
 def test_entries_lost_to_an_editor_saving_an_old_buffer_are_restored(worklog):
@@ -173,7 +178,7 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
     os.kill(p.pid, signal.SIGKILL)  # the wake only: its command's process group lives on, orphaned
     p.wait()
     r = run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"})
-    assert "was still running" in worklog.read_text()  # the next wake stopped the orphan first
+    assert "were still running" in worklog.read_text()  # the next wake stopped the orphan first
     st = parse_bytes(worklog.read_bytes())
     statuses = [e for e in worklog.read_text().splitlines() if e.startswith("=== agentd entry") and "task=job" in e]
     assert any("status=interrupted" in e for e in statuses)
@@ -274,3 +279,85 @@ def test_while_a_wake_runs_its_task_shows_as_running_not_interrupted(worklog):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
+
+
+def test_a_finished_run_whose_row_was_not_updated_is_not_run_again(worklog, home, tmp_path):
+    count = tmp_path / "count"
+    write(worklog, f"- [ ] once {{id: once, run: 'echo ran >> {count}'}}\n")
+    assert run_cli("wake", "--now").returncode == 0
+    # the wake died after writing its finding but before updating its runs row
+    import sqlite3
+
+    db = sqlite3.connect(home / ".local/state/agentd/agentd.sqlite3")
+    db.execute("UPDATE runs SET status='running'")
+    db.commit()
+    db.close()
+    for _ in range(2):
+        assert run_cli("wake", "--now").returncode == 0
+    assert count.read_text() == "ran\n"
+    assert latest_status(worklog, "once") == "done"
+    assert json.loads(run_cli("runs", "--json").stdout)[0]["status"] == "done"
+
+
+def test_a_task_interrupted_again_and_again_is_blocked_after_max_attempts(worklog):
+    write(worklog, "- [ ] hog {id: hog, run: 'sleep 30'}\n")
+    for i in range(3):
+        p = subprocess.Popen([*AGENTD, "wake", "--now"], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while latest_status(worklog, "hog") != "running" and time.time() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)  # systemd's TimeoutStartSec stop
+        assert p.wait(timeout=30) == 0
+        assert latest_status(worklog, "hog") == "interrupted"
+    q = json.loads(run_cli("queue", "--json").stdout)
+    hog = next(t for t in q["tasks"] if t["id"] == "hog")
+    assert hog["status"] == "blocked" and hog["attempts"] == 3 and "RETRY: hog" in hog["why"]
+
+
+def test_an_interrupted_task_is_shown_first_in_the_queue_and_the_dry_run(worklog):
+    write(worklog, "- [ ] low {id: low, run: 'sleep 30', value: 1}\n- [ ] high {id: high, run: 'true', value: 9}\n")
+    p = subprocess.Popen([*AGENTD, "wake", "--now", "--task", "low"], env=dict(os.environ),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 30
+    while latest_status(worklog, "low") != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert q["tasks"][0]["id"] == "low" and q["tasks"][0]["why"].startswith("goes first: interrupted")
+    assert "would run: low" in run_cli("wake", "--dry-run", "--now").stdout
+
+
+def test_many_wakes_at_once_run_each_task_once_and_leave_the_worklog_whole(worklog, tmp_path):
+    human = "".join(f"- [ ] t{i} {{id: t{i}, run: 'echo {i} >> {tmp_path}/ran; sleep 0.3'}}\n" for i in range(4))
+    write(worklog, human)
+    procs = [subprocess.Popen([*AGENTD, "wake", "--now"], env=dict(os.environ), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(8)]
+    codes = [p.wait(timeout=120) for p in procs]
+    assert set(codes) <= {0, 75} and 0 in codes
+    ran = (tmp_path / "ran").read_text().split()
+    assert len(ran) == len(set(ran)) == codes.count(0)  # one task per wake that got the lock
+    data = worklog.read_bytes()
+    assert data.startswith(human.encode())
+    st = parse_bytes(data)
+    assert st.torn == 0 and st.error_count == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/vim"), reason="needs vim")
+def test_vim_saving_the_worklog_while_a_wake_runs_loses_nothing(worklog):
+    write(worklog, "- [ ] slow {id: slow, run: 'sleep 2; echo finished-slow'}\n")
+    p = subprocess.Popen([*AGENTD, "wake", "--now"], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while latest_status(worklog, "slow") != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    # a real editor: open, add a line at the end, write and quit
+    subprocess.run(["vim", "-u", "NONE", "-i", "NONE", "-n", "-es", "-c", "normal Go- [ ] typed in vim {id: vim}",
+                    "-c", "wq", str(worklog)], check=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.wait(timeout=60) == 0
+    text = worklog.read_text()
+    assert "- [ ] typed in vim {id: vim}" in text
+    assert "> finished-slow" in text
+    st = parse_bytes(worklog.read_bytes())
+    assert st.latest["slow"]["status"] == "done" and "vim" in st.tasks

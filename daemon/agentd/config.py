@@ -66,7 +66,9 @@ CONFIG_FIELDS: dict[str, Field] = {
 }
 
 # AGENTD_* variables that are read but are not config keys.
-NON_KEY_ENV = {"AGENTD_HOST", "AGENTD_CONFIG", "AGENTD_DEBUG"}
+NON_KEY_ENV = {"AGENTD_HOST", "AGENTD_CONFIG", "AGENTD_DEBUG",
+               # set by agentd for the processes a run starts
+               "AGENTD_RUN_ID", "AGENTD_RUN_DIR", "AGENTD_TASK_ID"}
 
 
 class Config(Record):

@@ -14,7 +14,7 @@ from agentd.record import Factory, Record
 from agentd import entries
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
-PARSER_VERSION = 4
+PARSER_VERSION = 5
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _NL_BEGIN = b"\n" + _BEGIN
@@ -135,7 +135,7 @@ class State(Record):
         task = h["task"]
         if task == "-":
             return
-        if h["status"] == "failed":
+        if h["status"] in ("failed", "interrupted"):  # both are attempts that did not finish
             self.failures.setdefault(task, []).append(h["seq"])
         cur = self.latest.get(task)
         if cur is None or h["seq"] > cur["seq"]:

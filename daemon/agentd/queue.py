@@ -113,7 +113,7 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False) -> tup
     st = latest["status"]
     if st == "running":  # a "started" entry with no finding: running now, or its wake was killed
         return ("running" if live else "interrupted"), failures, run, None
-    if st == "failed" and failures >= max_attempts:
+    if st in ("failed", "interrupted") and failures >= max_attempts:
         return "blocked", failures, run, None
     return st, failures, run, latest.get("until")
 
@@ -155,7 +155,10 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
         reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state)
         t.eligible = reason is None
         t.why = sc.explain() if reason is None else reason
-        if (t.eligible and t.kind == "directive" and t.priority == "critical"
+        if t.eligible and t.status == "interrupted":
+            t.forced = "interrupted: the next wake resumes it before anything else"
+            t.why = f"goes first: {t.forced} · {t.why}"
+        elif (t.eligible and t.kind == "directive" and t.priority == "critical"
                 and passovers.get(t.id, 0) >= cfg["critical_max_passovers"]):
             t.forced = f"critical directive passed over {passovers.get(t.id, 0)} wakes in a row"
             t.why = f"goes first: {t.forced} · {t.why}"
@@ -175,7 +178,8 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
             return "running now: a wake holds the lock"
         if t.status == "blocked":
             if t.attempts:
-                return f"blocked after {t.attempts} failed attempts; write RETRY: {t.id} to try again"
+                return (f"blocked after {t.attempts} failed or interrupted attempts; write RETRY: {t.id} "
+                        "to try again")
             return f"blocked; write RETRY: {t.id} to try again"
         return t.status
     if t.status == "failed":

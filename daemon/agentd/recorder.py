@@ -50,14 +50,21 @@ def restore_missing(cfg, store, read) -> int:
 
 def interrupted(cfg, store, view):
     """The run a killed wake left behind: (task, run_id) to resume it, or None."""
+    from agentd.runners.command import kill_orphan
+
     by_id = {t.id: t for t in view.tasks}
     for run in store.interrupted_runs(host=cfg.host):
         task = by_id.get(run["task_id"])
+        latest = view.read.state.latest.get(run["task_id"]) or {}
+        if latest.get("run") == run["run_id"] and latest.get("status") not in ("running", None):
+            # the finding reached the worklog but the wake died before its runs row was updated
+            store.update_run(run["run_id"], status=latest["status"])
+            continue
+        orphan = kill_orphan(run["run_id"])
         if task is not None and task.runner == "agent" and task.status in ("interrupted", "open", "running"):
+            if orphan:
+                print(f"run {run['run_id']}: {orphan}")
             return task, run["run_id"]
-        from agentd.runners.command import kill_orphan
-
-        orphan = kill_orphan(Path(run["run_dir"]), run["run_id"]) if run.get("run_dir") else None
         store.update_run(run["run_id"], status="interrupted", reason="the wake was killed while it ran")
         append_entry(cfg, store, run["run_id"], run["task_id"], "interrupted",
                      f"**interrupted** · the wake running this was killed (run {run['run_id']})"
@@ -85,6 +92,7 @@ class Recorder:
     def __init__(self, cfg, store, run_id: str, task, snap: dict, view):
         self.cfg, self.store, self.run_id, self.task, self.snap, self.view = cfg, store, run_id, task, snap, view
         self.run_dir = records.RunDir(cfg, run_id)
+        cfg.env["AGENTD_RUN_ID"] = run_id  # every process the run starts carries it (see kill_orphan)
         self.t0 = time.monotonic()
         self.duration = 0.0
 

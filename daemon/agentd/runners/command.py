@@ -36,38 +36,42 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def kill_orphan(run_dir: Path, run_id: str) -> str | None:
-    """Stop the process group a killed wake left running, if it is still there and really ours.
+def kill_orphan(run_id: str) -> str | None:
+    """Stop what a killed wake left running for this run: commands, agent tools, CLI agents.
 
-    Ours means some process in the group carries AGENTD_RUN_ID=<run_id> in its environment,
-    so a recycled process group id is never touched.
+    Every process a run starts carries AGENTD_RUN_ID=<run_id> in its environment; the
+    process groups of those still alive (other than ours) are stopped, SIGTERM then SIGKILL.
     """
-    try:
-        pgid = int((run_dir / "pgid").read_text())
-    except (OSError, ValueError):
-        return None
-    members = []
+    marker = f"AGENTD_RUN_ID={run_id}".encode()
+    groups = set()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if os.getpgid(int(proc.name)) == pgid and f"AGENTD_RUN_ID={run_id}".encode() in \
-                    (proc / "environ").read_bytes().split(b"\0"):
-                members.append(int(proc.name))
+            pid = int(proc.name)
+            if pid != os.getpid() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                groups.add(os.getpgid(pid))
         except (OSError, ValueError):
             continue
-    if not members:
+    groups.discard(os.getpgrp())
+    if not groups:
         return None
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        for _ in range(50):
+        for g in groups:
             try:
-                os.killpg(pgid, 0)
+                os.killpg(g, sig)
             except ProcessLookupError:
-                return f"its command was still running (process group {pgid}); stopped it"
+                pass
+        for _ in range(50):
+            alive = []
+            for g in groups:
+                try:
+                    os.killpg(g, 0)
+                    alive.append(g)
+                except ProcessLookupError:
+                    pass
+            if not alive:
+                break
             time.sleep(0.1)
-    return f"its command was still running (process group {pgid}); sent it SIGKILL"
+    return f"its processes were still running (process groups {', '.join(map(str, sorted(groups)))}); stopped them"
 
 
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
@@ -84,7 +88,8 @@ def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
 
 
 def timeouts(cfg, attrs: dict) -> tuple[float, float]:
-    wall = float(attrs["minutes"]) * 60 * 2 if attrs.get("minutes") else cfg.duration("command_timeout")
+    limit = cfg.duration("command_timeout")
+    wall = min(float(attrs["minutes"]) * 60 * 2, limit) if attrs.get("minutes") else limit
     return max(wall, 1.0), cfg.duration("idle_output_timeout")
 
 
@@ -96,6 +101,8 @@ def run(job: Job) -> Outcome:
     wall, idle = timeouts(cfg, job.task.attrs)
     env = without_llm_keys(cfg.env)
     env.update(AGENTD_RUN_ID=job.run_id, AGENTD_RUN_DIR=str(job.run_dir), AGENTD_TASK_ID=job.task.id)
+    # one wall-clock limit for all: `minutes` can ask for less time, never more than command_timeout
+    # (the systemd unit's TimeoutStartSec is computed from command_timeout)
     job.progress("run command")
     start = time.monotonic()
     killed_for = None
@@ -107,7 +114,6 @@ def run(job: Job) -> Outcome:
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=err, env=env, start_new_session=True)
-        (job.run_dir / "pgid").write_text(f"{proc.pid}\n")  # lets a later wake stop an orphaned command
         last_size, last_change = -1, start
         try:
             while proc.poll() is None:
