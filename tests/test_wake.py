@@ -361,3 +361,21 @@ def test_vim_saving_the_worklog_while_a_wake_runs_loses_nothing(worklog):
     assert "> finished-slow" in text
     st = parse_bytes(worklog.read_bytes())
     assert st.latest["slow"]["status"] == "done" and "vim" in st.tasks
+
+
+def test_a_command_that_floods_its_output_is_killed_and_disk_stays_bounded(worklog):
+    write(worklog, "- [ ] flood {id: flood, run: 'yes flood-line-with-some-length'}\n")
+    r = run_cli("wake", "--now", env={"AGENTD_MAX_OUTPUT_MIB": "2"})
+    assert r.returncode == 1
+    assert "printed more than 2 MiB" in worklog.read_text()
+    run = json.loads(run_cli("runs", "--json").stdout)[0]
+    size = sum(p.stat().st_size for p in Path(run["run_dir"]).iterdir())
+    assert size < 8 * 2**20  # the cap plus what one 0.2 s poll interval lets through
+
+
+def test_a_command_that_closes_its_output_is_still_bound_by_the_watchdog(worklog):
+    write(worklog, "- [ ] silent {id: silent, run: 'exec sleep 60 >/dev/null 2>&1'}\n")
+    t = time.monotonic()
+    r = run_cli("wake", "--now", env={"AGENTD_IDLE_OUTPUT_TIMEOUT": "1s"})
+    assert r.returncode == 1 and time.monotonic() - t < 30
+    assert "idle-output watchdog" in worklog.read_text()

@@ -97,3 +97,21 @@ def test_a_provider_that_refuses_the_key_blocks_the_task_naming_the_key(worklog,
     st = parse_bytes(worklog.read_bytes())
     assert st.latest["d"]["status"] == "blocked"
     assert "ANTHROPIC_API_KEY" in worklog.read_text()
+
+
+def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_run_dir_or_output(
+        worklog, home, tmp_path):
+    from pathlib import Path
+
+    secret = "hunter2-" + "s" * 20
+    fakebin = Path(__file__).parent / "fakebin_agents"
+    worklog.write_text("DIRECTIVE: look around {id: look}\n")
+    r = run_cli("wake", "--now", env={"AGENTD_PROVIDER": "claude-cli", "MY_SERVICE_TOKEN": secret,
+                                      "FAKE_AGENT_MODE": "leak", "FAKE_AGENT_LOG": str(tmp_path / "agent.log"),
+                                      "PATH": f"{fakebin}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert secret not in r.stdout + r.stderr
+    assert "[REDACTED]" in worklog.read_text() and secret not in worklog.read_text()
+    for path in (home / ".local/state/agentd").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

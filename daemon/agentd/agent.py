@@ -153,8 +153,10 @@ class _Run:
                 return None
             if verdict:
                 self.cp.add(ReviewStep(verdict, text))
+        summary = self.redact(summary)
         if call:
-            self.cp.add(ToolStep(call.id, "finish", call.args, "accepted", False, "done"))
+            args = {k: self.redact(v) if isinstance(v, str) else v for k, v in call.args.items()}
+            self.cp.add(ToolStep(call.id, "finish", args, "accepted", False, "done"))
         self.cp.add(FinalStep(status, summary))
         return self.outcome(status, summary)
 

@@ -63,6 +63,8 @@ CONFIG_FIELDS: dict[str, Field] = {
     "nice": Field("int", 10, "CPU niceness of the service", lo=-20, hi=19),
     "io_idle": Field("bool", True, "IOSchedulingClass=idle for the service"),
     "output_tail": Field("int", 40, "lines of output quoted in a finding", lo=1, hi=1000),
+    "max_output_mib": Field("int", 64, "MiB a command task may print (stdout + stderr) before it is killed",
+                            lo=1, hi=1_000_000),
 }
 
 # AGENTD_* variables that are read but are not config keys.

@@ -128,6 +128,12 @@ class Recorder:
                            reason="internal error; see traceback.txt in the run directory")
 
     def finish(self, o: Outcome) -> None:
+        """Record the outcome everywhere; every text is redacted first (worklog, store, stdout, notify)."""
+        env = self.cfg.env
+        o.summary = redact(o.summary, env)
+        o.lines = [redact(x, env) for x in o.lines]
+        o.reason = redact(o.reason, env) if o.reason else o.reason
+        o.next_step = redact(o.next_step, env) if o.next_step else o.next_step
         self.duration = time.monotonic() - self.t0
         t = self.task
         head = f"**{o.status}** · {t.kind} `{t.id}` · {self.duration:.1f} s"

@@ -129,7 +129,7 @@ def run_cli_agent(cfg, store, run_id, task, snapshot, run_dir, progress, name: s
         if _LIMIT.search(text):
             return outcome("deferred", f"{name}: {error[:200]}", f"rate limited: {error[:200]}", iso_in(900))
         return outcome("failed", f"{name} failed: {error[:500]}", f"provider down: {error[:200]}", turns=turns)
-    status, summary = split_status(summary)
+    status, summary = split_status(redact(summary, secrets))
     flagged = None
     if status == "done" and not parsed["acted"]:
         flagged = "finished without doing anything"

@@ -74,6 +74,52 @@ def kill_orphan(run_id: str) -> str | None:
     return f"its processes were still running (process groups {', '.join(map(str, sorted(groups)))}); stopped them"
 
 
+def _pump(proc, outputs: dict, start: float, wall: float, idle: float, max_bytes: int, max_mib: int) -> str | None:
+    """Copy the command's output to the run directory until it exits or a limit kills it.
+
+    Returns why it was killed, or None.  Output past ``max_bytes`` is never written.
+    """
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    files = {}
+    for pipe, path in outputs.items():
+        files[pipe] = open(path, "wb")
+        sel.register(pipe, selectors.EVENT_READ)
+    written, last_output, killed_for = 0, start, None
+    try:
+        while sel.get_map() or proc.poll() is None:
+            if not sel.get_map():  # it closed its output but runs on: keep watching the clock
+                time.sleep(0.2)
+            for key, _ in sel.select(timeout=0.2) if sel.get_map() else ():
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                last_output = time.monotonic()
+                room = max_bytes - written
+                files[key.fileobj].write(chunk[:max(room, 0)])
+                written += len(chunk)
+                if written > max_bytes:
+                    killed_for = f"printed more than {max_mib} MiB (max_output_mib)"
+            now = time.monotonic()
+            if killed_for is None and now - start > wall:
+                killed_for = f"timed out after {wall:g} s (wall-clock limit)"
+            elif killed_for is None and now - last_output > idle:
+                killed_for = f"printed nothing for {idle:g} s (idle-output watchdog)"
+            if killed_for:
+                _kill_group(proc)
+                break
+        proc.wait()
+    finally:
+        sel.close()
+        for f in files.values():
+            f.close()
+        for pipe in outputs:
+            pipe.close()
+    return killed_for
+
+
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
     try:
         with open(path, "rb") as f:
@@ -99,6 +145,7 @@ def run(job: Job) -> Outcome:
     ws.mkdir(parents=True, exist_ok=True)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     wall, idle = timeouts(cfg, job.task.attrs)
+    max_bytes = cfg["max_output_mib"] * 2**20
     env = without_llm_keys(cfg.env)
     env.update(AGENTD_RUN_ID=job.run_id, AGENTD_RUN_DIR=str(job.run_dir), AGENTD_TASK_ID=job.task.id)
     # one wall-clock limit for all: `minutes` can ask for less time, never more than command_timeout
@@ -111,31 +158,17 @@ def run(job: Job) -> Outcome:
         raise Stopped()
 
     old = signal.signal(signal.SIGTERM, on_term)
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, env=env, start_new_session=True)
-        last_size, last_change = -1, start
-        try:
-            while proc.poll() is None:
-                time.sleep(0.2)
-                now = time.monotonic()
-                size = os.fstat(out.fileno()).st_size + os.fstat(err.fileno()).st_size
-                if size != last_size:
-                    last_size, last_change = size, now
-                if now - start > wall:
-                    killed_for = f"timed out after {wall:g} s (wall-clock limit)"
-                elif now - last_change > idle:
-                    killed_for = f"printed nothing for {idle:g} s (idle-output watchdog)"
-                if killed_for:
-                    _kill_group(proc)
-                    break
-        except (Stopped, KeyboardInterrupt):
-            _kill_group(proc)
-            signal.signal(signal.SIGTERM, old)
-            return Outcome("interrupted", f"agentd was stopped while `{cmd}` ran; the command was killed",
-                           exit_code=proc.returncode)
-        finally:
-            signal.signal(signal.SIGTERM, old)
+    proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        killed_for = _pump(proc, {proc.stdout: out_path, proc.stderr: err_path}, start, wall, idle, max_bytes,
+                           cfg["max_output_mib"])
+    except (Stopped, KeyboardInterrupt):
+        _kill_group(proc)
+        return Outcome("interrupted", f"agentd was stopped while `{cmd}` ran; the command was killed",
+                       exit_code=proc.returncode)
+    finally:
+        signal.signal(signal.SIGTERM, old)
     dur = time.monotonic() - start
     code = proc.returncode
     for path in (out_path, err_path):
