@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[test]' $(TORCH) $(if $(TORCH),$(TRANSFORMERS))
 	touch $(STAMP)
 
-# The main job on an embedded default: one wake over a scratch copy of the demo
+# The main job on an embedded default: two wakes over a scratch copy of the demo
 # worklog, with its own scratch HOME. It needs no API key and changes no tracked file.
 run: install
 	@scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/agentd-demo.XXXXXX"); \
@@ -27,9 +27,10 @@ run: install
 	export HOME="$$scratch/home" XDG_CONFIG_HOME="$$scratch/home/.config" \
 	       XDG_STATE_HOME="$$scratch/home/.local/state" AGENTD_HOST=demo \
 	       AGENTD_WORKLOG_DIR="$$scratch" AGENTD_PROVIDER=none HF_HUB_OFFLINE=1; \
-	$(BIN)/agentd queue && $(BIN)/agentd wake --now; rc=$$?; \
-	echo; echo "--- what the wake appended ($$scratch/demo_worklog.txt) ---"; \
-	tail -n 25 "$$scratch/demo_worklog.txt"; exit $$rc
+	$(BIN)/agentd queue && echo && $(BIN)/agentd wake --now && echo && $(BIN)/agentd wake --now; rc=$$?; \
+	echo; echo "--- what the two wakes appended to $$scratch/demo_worklog.txt ---"; \
+	sed -n '/^=== agentd entry/,$$p' "$$scratch/demo_worklog.txt"; \
+	echo; $(BIN)/agentd runs; echo; $(BIN)/agentd status; exit $$rc
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

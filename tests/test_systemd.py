@@ -118,7 +118,8 @@ def test_render_fills_the_values(tmp_path):
     for text in units.values():
         assert "@" not in re.sub(r"(?m)^#.*$", "", text).replace("agentd-notify@", "")
     assert f"\nExecStart={exe} wake\n" in service
-    assert "\nEnvironment=PATH=/x/bin:/usr/bin\n" in service
+    assert "\nEnvironment=PATH=/x/bin:/usr/bin AGENTD_COMMAND_TIMEOUT=2h AGENTD_RUN_TIMEOUT=30m " \
+           "AGENTD_CALL_TIMEOUT=5m\n" in service  # settings made by env var at install reach the service
     assert "\nEnvironmentFile=-%h/.config/agentd/env\n" in service
     assert "\nTimeoutStartSec=2h 10min\n" in service  # 2h + call_timeout 5m + 5m margin
     assert "\nNice=5\n" in service and "\nIOSchedulingClass=best-effort\n" in service
@@ -602,3 +603,16 @@ def test_real_user_manager_timer_runs_a_real_wake_that_shows_in_status_and_logs(
     assert seen["status"]["timer_installed"] and seen["status"]["timer_next_elapse"]
     assert seen["status"]["last_run"]["task_id"] == "hello"
     assert "wake summary" in seen["logs"] and "hello" in seen["logs"], seen["logs"]
+
+
+@needs_analyze
+def test_settings_made_by_environment_variable_at_install_reach_the_service(tmp_path):
+    env = make_env(tmp_path, AGENTD_WORKLOG_DIR=str(tmp_path / "my worklogs"), AGENTD_PROVIDER="openai",
+                   AGENTD_NOTIFY='notify-send agentd "$AGENTD_SUMMARY"')
+    cfg = config.load(env)
+    units = systemd.render(cfg, "6h", agentd_exe=fake_exe(tmp_path))
+    service = units["agentd.service"]
+    assert f'"AGENTD_WORKLOG_DIR={tmp_path / "my worklogs"}"' in service
+    assert "AGENTD_PROVIDER=openai" in service and "AGENTD_NOTIFY=" in service
+    p = verify(write_units(units, tmp_path / "units"), tmp_path)
+    assert (p.returncode, p.stderr, p.stdout) == (0, "", "")

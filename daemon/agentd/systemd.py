@@ -157,6 +157,20 @@ def render(cfg, every: str | None = None, agentd_exe: str | None = None,
             if name != "AGENTD_HOST":
                 value = os.path.abspath(value)
             assignments.append(f"{name}={value}")
+    # Settings made with AGENTD_<KEY> in the installing shell hold for the timer's wakes too
+    # (those in the env file reach the service through EnvironmentFile= instead).
+    from agentd.config import CONFIG_FIELDS, read_env_file
+
+    in_file = read_env_file(env_file(cfg))
+    for key in CONFIG_FIELDS:
+        name = f"AGENTD_{key.upper()}"
+        if key in ("nice", "io_idle", "interval"):
+            continue  # these shape the units themselves
+        if cfg.env.get(name) and name not in in_file:
+            value = cfg.env[name]
+            if key in ("worklog_dir", "workspace", "tasks_dir", "state_dir"):
+                value = os.path.abspath(os.path.expanduser(value))
+            assignments.append(f"{name}={value}")
     env_path = env_file(cfg)
     default_env = Path(home) / ".config" / "agentd" / "env"
     env_ref = "%h/.config/agentd/env" if env_path == default_env else str(env_path).replace("%", "%%")
