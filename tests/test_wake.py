@@ -378,3 +378,22 @@ def test_a_command_that_closes_its_output_is_still_bound_by_the_watchdog(worklog
     r = run_cli("wake", "--now", env={"AGENTD_IDLE_OUTPUT_TIMEOUT": "1s"})
     assert r.returncode == 1
     assert "idle-output watchdog" in worklog.read_text()
+
+
+def test_an_experiment_past_its_time_limit_is_killed_and_recorded_failed(worklog):
+    write(worklog, "EXPERIMENT: cuda-probe {id: big, size: 16384}\n")
+    r = run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "2s"})
+    assert r.returncode == 1
+    assert latest_status(worklog, "big") == "failed"
+    assert "timed out after 2 s" in worklog.read_text()
+
+
+def test_progress_json_lists_the_phases_in_the_order_they_finished(worklog):
+    write(worklog, "EXPERIMENT: health {id: h}\n")
+    assert run_cli("wake", "--now").returncode == 0
+    run = json.loads(run_cli("runs", "--json").stdout)[0]
+    p = json.loads((Path(run["run_dir"]) / "progress.json").read_text())
+    assert p["status"] == "done" and p["current_phase"] == "finished"
+    assert p["phases_completed"][0] == "start" and p["phases_completed"][-1] == "finished"
+    assert "snapshot" in p["phases_completed"]
+    assert set(p) >= {"current_phase", "phase_started", "last_update", "status", "notes", "phases_completed"}

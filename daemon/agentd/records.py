@@ -88,12 +88,13 @@ class RunDir:
         except (OSError, ValueError):
             p = {"phases_completed": []}
         t = now_iso()
+        if phase is not None and phase != p.get("current_phase"):
+            prev = p.get("current_phase")
+            if prev and prev not in p["phases_completed"] and status in ("running", "done"):
+                p["phases_completed"].append(prev)
+            p["current_phase"], p["phase_started"] = phase, t
         if complete and complete not in p["phases_completed"]:
             p["phases_completed"].append(complete)
-        if phase is not None and phase != p.get("current_phase"):
-            if p.get("current_phase") and p["current_phase"] not in p["phases_completed"] and status in ("running", "done"):
-                p["phases_completed"].append(p["current_phase"])
-            p["current_phase"], p["phase_started"] = phase, t
         p.update({"last_update": t, "status": status})
         if notes is not None:
             p["notes"] = notes
