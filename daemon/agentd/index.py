@@ -103,9 +103,13 @@ class Index:
 
         self._safely(write, None)
 
-    def present(self, worklog: Path) -> set[tuple[str, int]]:
-        return self._safely(lambda db: {(r, s) for r, s in db.execute(
-            f"SELECT run_id, seq FROM {PRESENT} WHERE path=?", (str(worklog),))}, set())
+    def missing(self, worklog: Path, keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Which of these (run id, seq) entries the worklog's last read did not see."""
+        def query(db):
+            ask = f"SELECT 1 FROM {PRESENT} WHERE path=? AND run_id=? AND seq=?"
+            return [k for k in keys if db.execute(ask, (str(worklog), k[0], k[1])).fetchone() is None]
+
+        return self._safely(query, list(keys))
 
     def drop(self) -> None:
         if self.db is not None:

@@ -33,10 +33,11 @@ def restore_missing(cfg, store, read) -> int:
 
     if not read.exists:
         return 0
-    present = Index(cfg.index_path).present(cfg.worklog_path)
+    rows = store.entries(worklog=str(cfg.worklog_path))
+    missing = set(Index(cfg.index_path).missing(cfg.worklog_path, [(r["run_id"], r["seq"]) for r in rows]))
     n = 0
-    for row in store.entries(worklog=str(cfg.worklog_path)):
-        if (row["run_id"], row["seq"]) in present:
+    for row in rows:
+        if (row["run_id"], row["seq"]) not in missing:
             continue
         text = row["text"].replace(" lines=", " restored=1 lines=", 1) if " restored=1 " not in row["text"] \
             else row["text"]
