@@ -158,15 +158,17 @@ def run(job: Job) -> Outcome:
         raise Stopped()
 
     old = signal.signal(signal.SIGTERM, on_term)
-    proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = None
     try:
+        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
         killed_for = _pump(proc, {proc.stdout: out_path, proc.stderr: err_path}, start, wall, idle, max_bytes,
                            cfg["max_output_mib"])
     except (Stopped, KeyboardInterrupt):
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         return Outcome("interrupted", f"agentd was stopped while `{cmd}` ran; the command was killed",
-                       exit_code=proc.returncode)
+                       exit_code=proc.returncode if proc is not None else None)
     finally:
         signal.signal(signal.SIGTERM, old)
     dur = time.monotonic() - start

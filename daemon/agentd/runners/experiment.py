@@ -26,12 +26,13 @@ def run(job: Job) -> Outcome:
         raise Stopped()
 
     old = signal.signal(signal.SIGTERM, on_term)
-    proc = subprocess.Popen([sys.executable, "-m", "agentd.experiments"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=open(job.run_dir / "stderr.txt", "wb"), env=env,
-                            cwd=str(job.run_dir), start_new_session=True, text=True)
-    timer = threading.Timer(wall, _kill_group, (proc,))
-    timer.start()
+    proc = timer = None
     try:
+        proc = subprocess.Popen([sys.executable, "-m", "agentd.experiments"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=open(job.run_dir / "stderr.txt", "wb"), env=env,
+                                cwd=str(job.run_dir), start_new_session=True, text=True)
+        timer = threading.Timer(wall, _kill_group, (proc,))
+        timer.start()
         proc.stdin.write(json.dumps({"name": job.task.title, "attrs": job.task.attrs, "run_dir": str(job.run_dir),
                                      "snapshot": job.snapshot}))
         proc.stdin.close()
@@ -40,10 +41,12 @@ def run(job: Job) -> Outcome:
                 job.progress(line[6:].strip())
         proc.wait()
     except (Stopped, KeyboardInterrupt):
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         return Outcome("interrupted", f"agentd was stopped while experiment {job.task.title} ran; it was killed")
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
         signal.signal(signal.SIGTERM, old)
     try:
         r = json.loads(result_path.read_text(encoding="utf-8"))
