@@ -6,15 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from agentd import config, entries
+from agentd import config
 from agentd.parse import parse_bytes
-from agentd.store import Store
 
 from conftest import AGENTD, run_cli
 
@@ -177,7 +175,7 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)  # the wake only: its command's process group lives on, orphaned
     p.wait()
-    r = run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"})
+    assert run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"}).returncode == 1  # the rerun hits the 1 s limit
     assert "were still running" in worklog.read_text()  # the next wake stopped the orphan first
     st = parse_bytes(worklog.read_bytes())
     statuses = [e for e in worklog.read_text().splitlines() if e.startswith("=== agentd entry") and "task=job" in e]

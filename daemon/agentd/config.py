@@ -74,7 +74,7 @@ NON_KEY_ENV = {"AGENTD_HOST", "AGENTD_CONFIG", "AGENTD_DEBUG",
 
 
 class Config(Record):
-    values: dict[str, Any]
+    values: dict[str, object]
     host: str
     config_file: Path
     config_dir: Path
@@ -85,7 +85,7 @@ class Config(Record):
     warnings: list[str] = Factory(list)
     env: dict[str, str] = Factory(dict)
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> object:
         return self.values[key]
 
     @property

@@ -18,7 +18,8 @@ reader skip a whole entry at once and tell a torn one from a whole one.
 
 from __future__ import annotations
 
-import re
+from agentd.lazyre import lazy
+
 from agentd.record import Record
 
 BEGIN = "=== agentd entry "
@@ -27,19 +28,19 @@ QUOTE = "> "
 MAX_BODY_CHARS = 16_000
 
 # str.splitlines() boundaries, minus \n which we split on ourselves.
-_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff]")
-_SAFE_FIELD = re.compile(r"[^A-Za-z0-9._:+\-]")
+_BREAKS = lazy("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_CONTROL = lazy("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff]")
+_SAFE_FIELD = lazy(r"[^A-Za-z0-9._:+\-]")
 
-HEADER_RE = re.compile(
+HEADER_RE = lazy(
     rb"=== agentd entry seq=(\d+) run=(\S+) task=(\S+) status=([a-z]+) at=(\S+)"
     rb"((?: [a-z_]+=\S+)*) ===\r?$")
-END_RE = re.compile(rb"=== agentd end seq=(\d+) run=(\S+) ===\r?$")
+END_RE = lazy(rb"=== agentd end seq=(\d+) run=(\S+) ===\r?$")
 
 STATUSES = ("running", "done", "failed", "blocked", "interrupted", "deferred", "cancelled", "note")
 
 
-def _escape(m: re.Match) -> str:
+def _escape(m) -> str:
     c = m.group()
     return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 

@@ -6,12 +6,13 @@ line looks like one of ours but can't be read).  See docs/worklog.md.
 
 from __future__ import annotations
 
-import re
+from agentd.lazyre import lazy
+
 from agentd.record import Factory, Record
 
 from agentd.schema import Field, validate
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
+ID_RE = lazy(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
 MAX_LINE = 64 * 1024
 PRIORITIES = ("critical", "high", "normal", "low")
 KINDS = ("task", "command", "experiment", "directive", "blocker")
@@ -68,8 +69,8 @@ class Command(Record):
     line: int
 
 
-_TASK = re.compile(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
-_KEYWORD = re.compile(
+_TASK = lazy(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
+_KEYWORD = lazy(
     r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY)"
     r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
 FIRST_BYTES = frozenset(b" \t-*CDBER")
@@ -177,8 +178,8 @@ def parse_line(text: str, line: int, source: str = "worklog") -> TaskDef | Comma
                      priority="critical" if word == "CRITICAL DIRECTIVE" else "normal")
 
 
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NOT_SIMPLE = re.compile(r"['\"\[\]{}#&*!|>%@`?]")
+_SIMPLE_KEY = lazy(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NOT_SIMPLE = lazy(r"['\"\[\]{}#&*!|>%@`?]")
 
 
 def fast_flow_mapping(raw: str) -> dict | None:
@@ -221,9 +222,9 @@ def fast_flow_mapping(raw: str) -> dict | None:
 
 
 _YAML_SPECIAL = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
-_DOT_NUM = re.compile(r"^\.(?:[0-9]|inf|Inf|INF|nan|NaN|NAN)")
-_PLAIN_INT = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
-_PLAIN_FLOAT = re.compile(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+$")
+_DOT_NUM = lazy(r"^\.(?:[0-9]|inf|Inf|INF|nan|NaN|NAN)")
+_PLAIN_INT = lazy(r"^-?(?:0|[1-9][0-9]*)$")
+_PLAIN_FLOAT = lazy(r"^-?(?:0|[1-9][0-9]*)\.[0-9]+$")
 _WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
           "yes": True, "Yes": True, "YES": True, "no": False, "No": False, "NO": False,
           "on": True, "On": True, "ON": True, "off": False, "Off": False, "OFF": False,

@@ -71,7 +71,7 @@ class State(Record):
         if len(self.errors) < MAX_ERRORS:
             self.errors.append((line, message))
 
-    def resolve_suspects(self, entry_text: "Callable[[str, int], str | None]") -> None:
+    def resolve_suspects(self, entry_text) -> None:
         """Read each suspect line as a person's line unless it is a remnant of agentd's entry.
 
         ``entry_text(run, seq)`` gives agentd's own copy of the entry, or None.  A suspect

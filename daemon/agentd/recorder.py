@@ -7,7 +7,6 @@ the "started" entry, the run, the finding, the records and the notification.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from agentd import entries, records, worklog
 from agentd.redact import redact

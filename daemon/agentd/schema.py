@@ -12,13 +12,14 @@ so messages can point at the line a person has to fix.
 
 from __future__ import annotations
 
-import re
+from agentd.lazyre import lazy
+
 from agentd.record import Record
 
 
 class Field(Record):
     kind: str  # str int float bool path enum map ids strs time_range duration
-    default: Any = None
+    default: object = None
     doc: str = ""
     choices: tuple = ()
     lo: float | None = None
@@ -27,8 +28,8 @@ class Field(Record):
     required: bool = False
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
-_TIME_RANGE = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
+_DURATION = lazy(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
+_TIME_RANGE = lazy(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
 
 
 def parse_duration(text: str) -> float:
@@ -49,12 +50,12 @@ def parse_time_range(text: str) -> tuple[int, int]:
     return a * 60 + b, c * 60 + d
 
 
-def _type_name(v: Any) -> str:
+def _type_name(v: object) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
             list: "a list", dict: "a mapping", type(None): "null"}.get(type(v), type(v).__name__)
 
 
-def _check(f: Field, v: Any) -> tuple[Any, str | None]:
+def _check(f: Field, v: object) -> tuple[object, str | None]:
     """Return (clean value, problem or None) for one scalar-ish field."""
     if v is None:
         if f.required:
@@ -117,7 +118,7 @@ def _check(f: Field, v: Any) -> tuple[Any, str | None]:
     raise AssertionError(f"unknown field kind {k}")
 
 
-def validate(data: Any, fields: dict[str, Field], *, source: str, lines: dict | None = None,
+def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict | None = None,
              prefix: tuple = (), fill_defaults: bool = True) -> tuple[dict, list[str]]:
     """Check ``data`` against ``fields``.  Returns (clean, problems)."""
     lines = lines or {}
@@ -168,7 +169,7 @@ def validate(data: Any, fields: dict[str, Field], *, source: str, lines: dict | 
     return clean, problems
 
 
-def load_yaml(text: str, source: str) -> tuple[Any, dict, list[str]]:
+def load_yaml(text: str, source: str) -> tuple[object, dict, list[str]]:
     """Parse YAML text; return (data, {key path: line}, problems)."""
     import yaml
 
@@ -199,11 +200,11 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict, list[str]]:
     return data, lines, []
 
 
-_INT = re.compile(r"^[-+]?\d+$")
-_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+_INT = lazy(r"^[-+]?\d+$")
+_FLOAT = lazy(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
 
 
-def yaml_scalar(text: str) -> Any:
+def yaml_scalar(text: str) -> object:
     """Read an environment value as YAML does, importing yaml only when needed."""
     t = text.strip()
     low = t.lower()

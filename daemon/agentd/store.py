@@ -218,10 +218,14 @@ class Store:
             self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
 
     def first_seen(self, task_ids: Iterable[str], now: float) -> dict[str, float]:
-        ids = list(task_ids)
-        with self.tx():
-            self.db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?,?)", [(i, now) for i in ids])
-        return {r[0]: r[1] for r in self.db.execute("SELECT task_id, at FROM first_seen")}
+        """When agentd first saw each task; new ids are recorded now (a write only when there are some)."""
+        seen = {r[0]: r[1] for r in self.db.execute("SELECT task_id, at FROM first_seen")}
+        new = [(i, now) for i in dict.fromkeys(task_ids) if i not in seen]
+        if new:
+            with self.tx():
+                self.db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?,?)", new)
+            seen.update(new)
+        return seen
 
 
 class _Tx:

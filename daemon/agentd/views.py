@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from agentd.lazyre import lazy
 
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+_UNSAFE = lazy("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def safe(text: str, limit: int = 0) -> str:

@@ -5,7 +5,6 @@ Each step is a call into its own module; this file only sequences them.
 
 from __future__ import annotations
 
-import time
 
 from agentd import gating, health, queue, records, recorder
 from agentd.errors import EX_FAILED, EX_OK
