@@ -211,3 +211,14 @@ def test_xdg_paths_are_used(tmp_path):
     assert cfg.config_file == tmp_path / "cfg" / "agentd" / "config.yaml"
     assert cfg.state_dir == tmp_path / "state" / "agentd"
     assert cfg.store_path.parent == cfg.state_dir
+
+
+def test_a_mapping_set_by_environment_variable_keeps_the_other_keys(monkeypatch):
+    from agentd import config
+
+    monkeypatch.setenv("AGENTD_BUDGET", "{usd_per_run: 0.5}")
+    cfg = config.load()
+    assert cfg["budget"]["usd_per_run"] == 0.5
+    assert cfg["budget"]["tokens_per_run"] == config.BUDGET_FIELDS["tokens_per_run"].default
+    monkeypatch.setenv("AGENTD_REVIEW", "{enabled: true}")
+    assert config.load()["review"] == {"enabled": True, "provider": None, "model": None}

@@ -114,3 +114,15 @@ def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_r
     for path in (home / ".local/state/agentd").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_key_the_model_writes_into_tool_arguments_is_masked_in_the_store(worklog, fake, home):
+    key = "sk-ant-test-" + "k" * 24
+    worklog.write_text("DIRECTIVE: note the key {id: leak}\n")
+    fake.script(reply(tools=[("write_file", {"path": "k.txt", "content": f"key={key}"})]),
+                finish("done", f"wrote {key}"))
+    r = run_cli("wake", "--now", env={**anthropic_env(fake), "AGENTD_BUDGET": "{usd_per_day: 50}"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    for path in (home / ".local/state/agentd").rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path

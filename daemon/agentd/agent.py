@@ -111,8 +111,8 @@ class _Run:
                 resp = self.call_model()
             except ProviderError as e:
                 return self.failure(e)
-            n = self.cp.add(ModelStep(self.redact(resp.text), resp.tool_calls, self.provider.name,
-                                      self.provider.model))
+            calls = [ToolCall(c.id, c.name, _redact_args(c.args, self.redact)) for c in resp.tool_calls]
+            n = self.cp.add(ModelStep(self.redact(resp.text), calls, self.provider.name, self.provider.model))
             self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}")
 
     def begin(self) -> None:
@@ -289,3 +289,14 @@ def health_text(snapshot: dict | None, limit: int = 3000) -> str:
         return snapshot["summary"][:limit]
     lines = [f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in snapshot.items()]
     return "\n".join(lines)[:limit]
+
+
+def _redact_args(value, redact):
+    """Tool-call arguments as stored (and so as run): secrets the model wrote out are masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_args(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_args(v, redact) for v in value]
+    return value

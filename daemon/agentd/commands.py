@@ -35,7 +35,7 @@ CONFIG_TEMPLATE = """\
 worklog_dir: {worklog_dir}
 # workspace: ~/agentd/workspace     # where tasks run (default: <state_dir>/workspace)
 provider: auto                      # auto, anthropic, openai, none, claude-cli, codex-cli
-# model: claude-sonnet-4-5
+# model: claude-sonnet-4-6
 max_steps: 30
 interval: 6h                        # how often the timer wakes agentd
 # quiet_hours: "22:00-07:00"        # timer wakes do nothing then

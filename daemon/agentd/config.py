@@ -231,7 +231,10 @@ def load(env: dict | None = None) -> Config:
                                      source=f"environment variable {name}", fill_defaults=False)
         problems += env_problems
         if not env_problems:
-            values[key] = sub[key]
+            if CONFIG_FIELDS[key].kind == "map" and isinstance(sub[key], dict):
+                values[key] = {**values[key], **sub[key]}  # AGENTD_BUDGET='{usd_per_day: 5}' sets one limit
+            else:
+                values[key] = sub[key]
     if problems:
         raise ConfigError(problems)
     state_dir = (_expand(values["state_dir"], env) if values["state_dir"]

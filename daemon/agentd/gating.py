@@ -69,4 +69,8 @@ def nothing_line(tasks: list, gate: Gate) -> str:
     waiting = [t for t in tasks if t.status in ("open", "failed", "deferred", "interrupted")]
     if waiting:
         return f"no task is actionable ({len(waiting)} waiting; `agentd queue` says why)"
+    blocked = [t for t in tasks if t.status == "blocked"]
+    if blocked:
+        return (f"{len(blocked)} task(s) blocked and nothing else open; `agentd queue` says why "
+                f"(RETRY: ID reopens one)")
     return "the queue is empty"

@@ -125,7 +125,8 @@ def describe_text(info: dict) -> list[str]:
     for k in ("task_id", "title", "kind", "provider", "started_at", "duration_s", "exit_code", "input_tokens",
               "output_tokens", "cost_usd", "defer_until", "run_dir"):
         if r.get(k) is not None:
-            out.append(f"  {k:<14} {safe(str(r[k]))}")
+            v = f"{r[k]:.4f}" if k == "cost_usd" else f"{r[k]:.1f}" if k == "duration_s" else str(r[k])
+            out.append(f"  {k:<14} {safe(v)}")
     p = info.get("progress")
     if p:
         out.append(f"  progress       {p.get('status')} · phase {p.get('current_phase')} · "

@@ -22,7 +22,8 @@ def queue_text(view, show_all: bool = False) -> list[str]:
     r = view.read
     tasks = view.tasks if show_all else [t for t in view.tasks if t.status not in ("done", "cancelled")]
     hidden = len(view.tasks) - len(tasks)
-    out.append(f"worklog: {r.path}  ({len(view.tasks)} tasks, {r.state.entry_count} agentd entries)")
+    n = len(view.tasks)
+    out.append(f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)")
     if not tasks:
         out.append("nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else ""))
     else:

@@ -55,7 +55,9 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         rec.finish(outcome)
         logs.summary(log, task=task.id, status=outcome.status, duration_s=rec.duration,
                      tokens=outcome.input_tokens + outcome.output_tokens, cost_usd=outcome.cost_usd)
-        print(f"{task.id}: {outcome.status} — {outcome.summary}")
+        from agentd.views import safe
+
+        print(f"{task.id}: {outcome.status} — {safe(' '.join(outcome.summary.split()), 300)}")
         print(f"run {run_id}: {rec.run_dir.path}")
         return EX_FAILED if outcome.status == "failed" else EX_OK
 
