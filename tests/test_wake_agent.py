@@ -126,3 +126,37 @@ def test_a_key_the_model_writes_into_tool_arguments_is_masked_in_the_store(workl
     for path in (home / ".local/state/agentd").rglob("*"):
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_refused_key_holds_back_every_agent_task_until_the_key_changes(worklog, fake):
+    from fake_llm import error
+
+    worklog.write_text("DIRECTIVE: one {id: one}\nDIRECTIVE: two {id: two}\n")
+    fake.script(error(401, "invalid x-api-key", type="authentication_error"))
+    assert run_cli("wake", "--now", env=anthropic_env(fake)).returncode == 0
+    n = len(fake.requests)
+    r = run_cli("wake", "--now", env=anthropic_env(fake))
+    assert r.returncode == 0 and "nothing to do" in r.stdout and len(fake.requests) == n  # no second call
+    q = json.loads(run_cli("queue", "--json", env=anthropic_env(fake)).stdout)
+    waiting = [t for t in q["tasks"] if t["status"] == "open"]
+    assert waiting and "refused its key" in waiting[0]["why"]
+    fake.script(finish("done", "did two"))
+    env = {**anthropic_env(fake), "ANTHROPIC_API_KEY": "sk-ant-new-" + "n" * 24}
+    assert run_cli("wake", "--now", env=env).returncode == 0  # a new key: agent tasks run again
+    assert parse_bytes(worklog.read_bytes()).latest["two"]["status"] == "done"
+
+
+def test_a_rate_limit_defers_the_task_and_holds_back_the_other_agent_tasks(worklog, fake):
+    from fake_llm import error
+
+    worklog.write_text("DIRECTIVE: one {id: one}\nDIRECTIVE: two {id: two}\n")
+    fake.script(error(429, "slow down", headers={"retry-after": "3600"}, type="rate_limit_error"))
+    assert run_cli("wake", "--now", env=anthropic_env(fake)).returncode == 0
+    st = parse_bytes(worklog.read_bytes())
+    deferred = [t for t in ("one", "two") if (st.latest.get(t) or {}).get("status") == "deferred"]
+    assert len(deferred) == 1
+    n = len(fake.requests)
+    r = run_cli("wake", "--now", env=anthropic_env(fake))
+    assert "nothing to do" in r.stdout and len(fake.requests) == n
+    q = json.loads(run_cli("queue", "--json", env=anthropic_env(fake)).stdout)
+    assert any("rate-limited until" in t["why"] for t in q["tasks"])

@@ -253,6 +253,31 @@ def agent_backend(cfg) -> tuple[str | None, str]:
     return name, ""
 
 
+KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+def key_fingerprint(cfg, backend: str) -> str:
+    """A short hash of the backend's key, to notice when a person has changed it (never the key)."""
+    import hashlib
+
+    value = cfg.env.get(KEY_VARS.get(backend, ""), "")
+    return hashlib.sha256(f"agentd:{backend}:{value}".encode()).hexdigest()[:12]
+
+
+def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
+    """(None, why) when the backend refused this same key, or is rate-limited until later."""
+    hold = store.holds().get(backend)
+    if hold is None:
+        return None
+    if hold["kind"] == "auth" and hold["fingerprint"] == key_fingerprint(cfg, backend):
+        return None, (f"{backend} refused its key at {hold['created_at']} ({hold['reason']}); agent tasks wait "
+                      f"until the key changes")
+    until = _parse_time(hold["until"])
+    if hold["kind"] == "deferred" and until is not None and now < until:
+        return None, f"{backend} is rate-limited until {hold['until']} ({hold['reason']})"
+    return None
+
+
 def _on_path(exe: str, path: str) -> bool:
     import os
 
@@ -295,6 +320,8 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)
+    if store is not None and backend is not None:
+        backend, reason = held(cfg, store, backend, now) or (backend, reason)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live)
     return View(r, tasks, problems, backend, gpu)

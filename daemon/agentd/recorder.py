@@ -127,6 +127,18 @@ class Recorder:
             return Outcome("failed", f"agentd error: {type(e).__name__}: {e}",
                            reason="internal error; see traceback.txt in the run directory")
 
+    def _hold_backend(self, o: Outcome) -> None:
+        """A refused key or a rate limit holds back every agent task, not just this one."""
+        from agentd.queue import key_fingerprint
+
+        reason = o.reason or ""
+        if o.status == "blocked" and reason.startswith("auth"):
+            self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
+        elif o.status == "deferred" and o.defer_until:
+            self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
+        elif o.status == "done":
+            self.store.clear_hold(o.provider)
+
     def finish(self, o: Outcome) -> None:
         """Record the outcome everywhere; every text is redacted first (worklog, store, stdout, notify)."""
         env = self.cfg.env
@@ -156,6 +168,8 @@ class Recorder:
             run = self.store.run(self.run_id)
             if run and not run["input_tokens"] and not run["output_tokens"]:
                 self.store.add_usage(self.run_id, o.input_tokens, o.output_tokens, o.cost_usd)
+        if t.runner == "agent" and o.provider:
+            self._hold_backend(o)
         final = {"deferred": "blocked", "interrupted": "failed"}.get(o.status, o.status)
         self.run_dir.progress("finished", status=final, notes=o.summary[:500], complete="finished")
         # Under systemd a failed wake exits 1 and OnFailure= runs `agentd notify`; a blocked

@@ -53,6 +53,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE entries ADD COLUMN worklog TEXT;
         ALTER TABLE entries ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
     """),
+    # A backend that refused its key, or is rate-limited, holds every agent task back.
+    ("003_holds", """
+        CREATE TABLE holds (backend TEXT PRIMARY KEY, kind TEXT NOT NULL, until TEXT, fingerprint TEXT,
+                            reason TEXT, created_at TEXT NOT NULL);
+    """),
 ]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
@@ -207,6 +212,18 @@ class Store:
         row = self.db.execute("SELECT COALESCE(SUM(tokens),0), COALESCE(SUM(cost_usd),0) FROM ledger WHERE day=?",
                               (day,)).fetchone()
         return int(row[0]), float(row[1])
+
+    # -- backend holds -----------------------------------------------------------
+    def set_hold(self, backend: str, kind: str, reason: str, until: str | None = None,
+                 fingerprint: str | None = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?)",
+                        (backend, kind, until, fingerprint, reason, now_iso()))
+
+    def clear_hold(self, backend: str) -> None:
+        self.db.execute("DELETE FROM holds WHERE backend=?", (backend,))
+
+    def holds(self) -> dict[str, dict]:
+        return {r["backend"]: dict(r) for r in self.db.execute("SELECT * FROM holds")}
 
     # -- scoring memory ----------------------------------------------------------
     def passovers(self) -> dict[str, int]:
