@@ -163,3 +163,11 @@ def test_cli_doctor(cli):
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "FAIL provider codex-cli" in p.stdout and "torch" in p.stdout
     assert p.stdout.splitlines()[-1].endswith(" failed") and not p.stdout.splitlines()[-1].endswith(" 0 failed")
+
+
+def test_doctor_and_status_warn_about_unreadable_worklog_lines(cli, worklog):
+    worklog.write_text("- [ ] good {id: good}\n- [ ] bad {value: lots}\n")
+    s = cli("status")
+    assert s.returncode == 0 and "1 line(s) of the worklog could not be read" in s.stdout
+    d = cli("doctor")
+    assert "WARN" in d.stdout and "could not be read" in d.stdout and "agentd queue" in d.stdout

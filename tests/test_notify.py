@@ -86,7 +86,7 @@ def test_notify_from_unit_sends_the_last_run(tmp_path, capsys):
     store.close()
     assert notify.notify_from_unit(cfg, "agentd.service") == 0
     line = (tmp_path / "env.txt").read_text()
-    assert line == ("agentd@box: agentd.service failed; last run 20260102-000 (started 2026-01-02T00:00:00Z): "
+    assert line == ("agentd@box: agentd.service failed; last run 20260102-000000-bbbb (started 2026-01-02T00:00:00Z): "
                     "task T2 failed in 1m02s, 1,234 tokens, $0.0500 — tests still fail after 3 attempts")
     assert capsys.readouterr().out.strip() == line  # the journal gets it too
 

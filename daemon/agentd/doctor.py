@@ -67,7 +67,17 @@ def check_worklog(cfg: Any) -> Check:
     if missing:
         return Check(FAIL, f"worklog {path} is not {' and '.join(missing)}",
                      f"chmod u+rw {path}; chmod u+rwx {path.parent}")
-    return Check(OK, f"worklog {path} is readable and writable")
+    try:
+        from agentd import queue
+
+        view = queue.load(cfg)
+    except Exception as e:  # doctor reports; it does not crash
+        return Check(WARN, f"worklog {path} could not be parsed: {e}", "run `agentd queue` to see why")
+    bad = view.read.state.error_count + len(view.problems)
+    if bad:
+        return Check(WARN, f"worklog {path} is readable and writable, but {bad} line(s) or task-file entries "
+                     "could not be read", "run `agentd queue`: it lists them by line number")
+    return Check(OK, f"worklog {path} is readable and writable; {len(view.tasks)} tasks")
 
 
 def check_state_dir(cfg: Any) -> Check:

@@ -80,7 +80,7 @@ def summary_of_last_run(cfg: Any, unit: str) -> str:
     """'agentd@host: agentd.service failed; last run ab12 (started ...): task T3 failed in 1m02s, ... — reason'."""
     from agentd.logs import format_summary
 
-    head = f"agentd@{cfg.host}: {unit} failed"
+    head = f"agentd@{cfg.host}: {unit} failed" if unit else f"agentd@{cfg.host}"
     run = None
     if cfg.store_path.exists():
         try:
@@ -100,17 +100,17 @@ def summary_of_last_run(cfg: Any, unit: str) -> str:
     what = format_summary(task=run.get("task_id"), status=run.get("status"), duration_s=run.get("duration_s"),
                           tokens=tokens, cost_usd=run.get("cost_usd"))
     why = run.get("reason") or run.get("summary")
-    line = f"{head}; last run {str(run.get('run_id'))[:12]} (started {run.get('started_at')}): {what}"
+    line = f"{head}; last run {run.get('run_id')} (started {run.get('started_at')}): {what}"
     return one_line(line + (f" — {why}" if why else ""))
 
 
 def notify_from_unit(cfg: Any, unit: str, out: Callable[[str], None] = print) -> int:
     """``agentd notify --unit NAME``: summarise the last run, print it (to the
     journal) and send it to the notify command.  1 if the command failed."""
-    line = summary_of_last_run(cfg, unit or "agentd.service")
+    line = summary_of_last_run(cfg, unit)
     out(line)
     if not cfg.values.get("notify"):
-        print("agentd: no `notify` command in the config; the summary went to the journal only",
-              file=sys.stderr)
+        where = "the journal" if unit else "stdout"
+        print(f"agentd: no `notify` command in the config; the summary went to {where} only", file=sys.stderr)
         return 0
     return 0 if notify(cfg, line) else 1

@@ -72,6 +72,9 @@ def text(info: dict) -> list[str]:
            f"state:     {info['state_dir']}"]
     if info["counts"]:
         out.append("tasks:     " + ", ".join(f"{n} {s}" for s, n in sorted(info["counts"].items())))
+    if info.get("unreadable_lines"):
+        out.append(f"warning:   {info['unreadable_lines']} line(s) of the worklog could not be read; "
+                   "`agentd queue` lists them")
     if info.get("next_task"):
         n = info["next_task"]
         out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")

@@ -28,6 +28,9 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)
         if task_id:
             gating.choose(view.tasks, gating.Gate(), task_id)  # a bad --task is a usage error before any write
+        if view.read.state.error_count or view.problems:
+            log.warning("unreadable lines", count=view.read.state.error_count + len(view.problems),
+                        first=(view.read.state.errors[:1] or view.problems[:1]), hint="agentd queue lists them")
         if recorder.restore_missing(cfg, store, view.read):
             view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # restored entries count
         resumed = recorder.interrupted(cfg, store, view)
