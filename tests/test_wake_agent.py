@@ -96,6 +96,10 @@ def test_a_provider_that_refuses_the_key_blocks_the_task_naming_the_key(worklog,
     st = parse_bytes(worklog.read_bytes())
     assert st.latest["d"]["status"] == "blocked"
     assert "ANTHROPIC_API_KEY" in worklog.read_text()
+    run = json.loads(run_cli("runs", "--json").stdout)[0]
+    show = run_cli("show", run["run_id"])
+    assert "failed model calls (1)" in show.stdout
+    assert "401" in show.stdout or "invalid x-api-key" in show.stdout
 
 
 def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_run_dir_or_output(

@@ -107,7 +107,9 @@ def describe(store, run: dict) -> dict:
     findings = [dict(e) for e in store.entries() if e["run_id"] == run["run_id"]]
     info = {"run": run, "progress": read_progress(run.get("run_dir")),
             "entries": [{"seq": e["seq"], "status": e["status"], "text": e["text"]} for e in findings],
-            "exchanges": len(store.exchanges(run["run_id"]))}
+            "exchanges": len(store.exchanges(run["run_id"])),
+            "failed_calls": [{"at": x["created_at"], "provider": x["provider"], "model": x["model"],
+                              "error": x["error"]} for x in store.exchanges(run["run_id"]) if x.get("error")]}
     try:
         from agentd.agent import transcript_lines
 
@@ -135,6 +137,10 @@ def describe_text(info: dict) -> list[str]:
         out.append("")
         out.append(f"worklog entry #{e['seq']} ({e['status']}):")
         out += [safe(line) for line in e["text"].rstrip("\n").split("\n")]
+    if info.get("failed_calls"):
+        out.append("")
+        out.append(f"failed model calls ({len(info['failed_calls'])}):")
+        out += [f"  {c['at']} {c['provider']} {c['model']}: {safe(c['error'], 300)}" for c in info["failed_calls"]]
     if info.get("transcript"):
         out.append("")
         out.append(f"transcript ({info['exchanges']} model calls):")
