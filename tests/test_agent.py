@@ -459,3 +459,11 @@ def test_prompts_are_rendered_strictly():
     with pytest.raises(KeyError, match="no value for"):
         render("task.md", task_id="t1")
     assert render("task.md", task_id="t1", title="{{ title }}").count("{{ title }}") == 1
+
+
+def test_the_shell_tool_stops_a_command_that_floods_its_output(tmp_path):
+    from agentd.tools import Tools
+
+    result = Tools(tmp_path, {"PATH": os.environ["PATH"]}).shell("yes", timeout=60)
+    assert result.is_error and "[killed: printed more than 8 MiB]" in result.text
+    assert len(result.text) < 20_000  # the model sees a capped head and tail

@@ -17,9 +17,6 @@ hanging command is logged, never raised: a notification must not break a wake.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from typing import Any, Callable
 
@@ -50,27 +47,21 @@ def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
     from agentd.redact import without_llm_keys
 
     env = {**without_llm_keys(cfg.env), "AGENTD_SUMMARY": line}
+    from agentd import procs
+
     try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)
+        rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], env=env, input=(line + "\n").encode(),
+                                        timeout=timeout, max_bytes=64 * 1024, merge_stderr=True)
     except OSError as e:
         _warn("notify command could not start", command=command, error=str(e))
         return False
-    try:
-        output, _ = proc.communicate(line + "\n", timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        _warn("notify command timed out", command=command, timeout_s=timeout)
+    output = out.decode("utf-8", "replace")
+    if stopped:
+        _warn("notify command timed out" if "timed out" in stopped else "notify command stopped",
+              command=command, timeout_s=timeout, why=stopped)
         return False
-    if proc.returncode != 0:
-        _warn("notify command failed", command=command, exit_code=proc.returncode,
+    if rc != 0:
+        _warn("notify command failed", command=command, exit_code=rc,
               output=one_line(output or "", 500))
         return False
     return True

@@ -10,16 +10,15 @@ raises.  ``finish`` is handled by the agent loop, not here.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentd import procs
 from agentd.providers import ToolCall, ToolSpec
 from agentd.redact import scrubbed_env
 
 OUTPUT_CAP = 16_000  # characters of shell output the model sees
+SHELL_MAX_BYTES = 8 * 2**20  # a shell command printing more than this is stopped
 READ_CAP = 64_000  # characters of a file read_file returns
 
 SPECS = [
@@ -109,28 +108,11 @@ class Tools:
         return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
 
     def shell(self, command: str, timeout: float) -> ToolResult:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.workspace, env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=max(timeout, 0.1))
-            note = f"[exit code {proc.returncode}]"
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            try:
-                out, _ = proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:  # a daemonised grandchild holds the pipe
-                out = b""
-            note = f"[killed: no exit within {timeout:.0f}s]"
+        rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=self.workspace, env=self.env,
+                                        timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
+        note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
         text = cap(out.decode("utf-8", "replace"))
-        return ToolResult(f"{text}\n{note}" if text else note, proc.returncode != 0)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        return ToolResult(f"{text}\n{note}" if text else note, rc != 0)
 
 
 def cap(text: str, limit: int = OUTPUT_CAP) -> str:

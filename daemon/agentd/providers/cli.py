@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -147,24 +145,12 @@ def split_status(text: str) -> tuple[str, str]:
 
 
 def _run(argv, cwd, env, timeout) -> tuple[int | None, str, str]:
+    from agentd import procs
+
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        rc, out, err, _ = procs.run(argv, cwd=cwd, env=env, timeout=timeout, max_bytes=32 * 2**20)
     except FileNotFoundError:
         return 127, "", f"{argv[0]} not found on PATH"
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            out, err = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            out, err = b"", b""
-        rc = None
     return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 

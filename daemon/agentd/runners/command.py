@@ -15,25 +15,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from agentd import procs
 from agentd.redact import redact, redact_file, without_llm_keys
 from agentd.runners import Job, Outcome
 
 
 class Stopped(Exception):
     pass
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def kill_orphan(run_id: str) -> str | None:
@@ -72,52 +60,6 @@ def kill_orphan(run_id: str) -> str | None:
                 break
             time.sleep(0.1)
     return f"its processes were still running (process groups {', '.join(map(str, sorted(groups)))}); stopped them"
-
-
-def _pump(proc, outputs: dict, start: float, wall: float, idle: float, max_bytes: int, max_mib: int) -> str | None:
-    """Copy the command's output to the run directory until it exits or a limit kills it.
-
-    Returns why it was killed, or None.  Output past ``max_bytes`` is never written.
-    """
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    files = {}
-    for pipe, path in outputs.items():
-        files[pipe] = open(path, "wb")
-        sel.register(pipe, selectors.EVENT_READ)
-    written, last_output, killed_for = 0, start, None
-    try:
-        while sel.get_map() or proc.poll() is None:
-            if not sel.get_map():  # it closed its output but runs on: keep watching the clock
-                time.sleep(0.2)
-            for key, _ in sel.select(timeout=0.2) if sel.get_map() else ():
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    continue
-                last_output = time.monotonic()
-                room = max_bytes - written
-                files[key.fileobj].write(chunk[:max(room, 0)])
-                written += len(chunk)
-                if written > max_bytes:
-                    killed_for = f"printed more than {max_mib} MiB (max_output_mib)"
-            now = time.monotonic()
-            if killed_for is None and now - start > wall:
-                killed_for = f"timed out after {wall:g} s (wall-clock limit)"
-            elif killed_for is None and now - last_output > idle:
-                killed_for = f"printed nothing for {idle:g} s (idle-output watchdog)"
-            if killed_for:
-                _kill_group(proc)
-                break
-        proc.wait()
-    finally:
-        sel.close()
-        for f in files.values():
-            f.close()
-        for pipe in outputs:
-            pipe.close()
-    return killed_for
 
 
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
@@ -162,11 +104,14 @@ def run(job: Job) -> Outcome:
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, start_new_session=True)
-        killed_for = _pump(proc, {proc.stdout: out_path, proc.stderr: err_path}, start, wall, idle, max_bytes,
-                           cfg["max_output_mib"])
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            killed_for = procs.pump(proc, {proc.stdout: out, proc.stderr: err}, wall=wall, idle=idle,
+                                    max_bytes=max_bytes, start=start)
+        if killed_for and killed_for.startswith("printed more"):
+            killed_for += " (max_output_mib)"
     except (Stopped, KeyboardInterrupt):
         if proc is not None:
-            _kill_group(proc)
+            procs.kill_group(proc)
         return Outcome("interrupted", f"agentd was stopped while `{cmd}` ran; the command was killed",
                        exit_code=proc.returncode if proc is not None else None)
     finally:

@@ -13,7 +13,8 @@ import sys
 import threading
 
 from agentd.runners import Job, Outcome
-from agentd.runners.command import Stopped, _kill_group, timeouts
+from agentd.procs import kill_group
+from agentd.runners.command import Stopped, timeouts
 
 
 def run(job: Job) -> Outcome:
@@ -31,7 +32,7 @@ def run(job: Job) -> Outcome:
         proc = subprocess.Popen([sys.executable, "-m", "agentd.experiments"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=open(job.run_dir / "stderr.txt", "wb"), env=env,
                                 cwd=str(job.run_dir), start_new_session=True, text=True)
-        timer = threading.Timer(wall, _kill_group, (proc,))
+        timer = threading.Timer(wall, kill_group, (proc,))
         timer.start()
         proc.stdin.write(json.dumps({"name": job.task.title, "attrs": job.task.attrs, "run_dir": str(job.run_dir),
                                      "snapshot": job.snapshot}))
@@ -42,7 +43,7 @@ def run(job: Job) -> Outcome:
         proc.wait()
     except (Stopped, KeyboardInterrupt):
         if proc is not None:
-            _kill_group(proc)
+            kill_group(proc)
         return Outcome("interrupted", f"agentd was stopped while experiment {job.task.title} ran; it was killed")
     finally:
         if timer is not None:
