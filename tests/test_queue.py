@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 
@@ -387,3 +388,33 @@ def test_queue_json_has_the_documented_keys(worklog):
                 "line", "source", "after", "run", "gpu", "defer_until", "latest_run", "parts"):
         assert key in d
     assert d["after"] == ["y"] and d["parts"][0] == {"part": "value (default)", "effect": "5"}
+
+
+def test_a_retry_written_at_the_top_of_the_file_counts_once_agentd_has_seen_the_block(worklog, cli):
+    import time as _time
+
+    from agentd.entries import Entry
+
+    def entry(seq, status):
+        at = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(_time.time() - 60))
+        return Entry(seq, f"r{seq}", "x", status, at, "b", {}).render()
+
+    worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + entry(1, "failed") + entry(2, "failed")
+                       + entry(3, "failed"))
+    q = json.loads(cli("queue", "--json").stdout)
+    assert q["tasks"][0]["status"] == "blocked"
+    assert cli("wake", "--now").returncode == 0  # nothing to do, but agentd has now seen the task
+    # a person who writes newest-first puts the RETRY above everything
+    worklog.write_text("RETRY: x\n" + worklog.read_text())
+    q = json.loads(cli("queue", "--json").stdout)
+    x = next(t for t in q["tasks"] if t["id"] == "x")
+    assert x["status"] == "open" and x["attempts"] == 0
+
+
+def test_an_old_retry_above_later_failures_does_not_reopen_a_task_on_a_first_read(worklog, cli):
+    from agentd.entries import Entry
+
+    e = [Entry(i, f"r{i}", "x", "failed", "2026-01-01T00:00:00Z", "b", {}).render() for i in range(1, 7)]
+    worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + "".join(e[:3]) + "RETRY: x\n" + "".join(e[3:]))
+    x = next(t for t in json.loads(cli("queue", "--json").stdout)["tasks"] if t["id"] == "x")
+    assert x["status"] == "blocked" and x["attempts"] == 3

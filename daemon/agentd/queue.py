@@ -95,18 +95,48 @@ def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     return defs, problems
 
 
-def _status(d: dict, state: State, max_attempts: int, live: bool = False) -> tuple[str, int, str | None, str | None]:
-    """(status, failed attempts since the last RETRY, latest run id, defer until)."""
+def command_ids(state: State) -> dict[tuple, str]:
+    """A stable name for each DONE/CANCEL/RETRY line: verb, task and which one of its kind it is."""
+    out = {}
+    for tid, cmds in state.commands.items():
+        counts: dict = {}
+        for c in cmds:
+            n = counts[c[1]] = counts.get(c[1], 0) + 1
+            out[(tid, c[0], c[1], c[2])] = f"cmd:{c[1]}:{tid}:{n}"
+    return out
+
+
+def _status(d: dict, state: State, max_attempts: int, live: bool = False,
+            cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
+    """(status, failed attempts since the last RETRY, latest run id, defer until).
+
+    A person's DONE/CANCEL/RETRY counts as newer than the task's latest entry when it sits below
+    that entry in the file, or when agentd first saw it after the entry was written (for people
+    who add lines at the top).
+    """
     tid = d["id"]
     latest = state.latest.get(tid)
     cmds = state.commands.get(tid, [])
-    last_cmd = cmds[-1] if cmds else None
-    retry_key = max((k for k, verb, _ in cmds if verb == "retry"), default=0)
+    seen = cmd_seen or {}
+    latest_at = _parse_time(latest.get("at")) if latest else None
+
+    def after_latest(c) -> bool:
+        if latest is None or c[0] > latest["seq"]:
+            return True
+        t = seen.get((tid, c[0], c[1], c[2]))
+        return bool(t) and latest_at is not None and t > latest_at
+
+    newer = [c for c in cmds if after_latest(c)]
+    last_cmd = max(newer, key=lambda c: (seen.get((tid, c[0], c[1], c[2])) or 0, c[0])) if newer else None
+    if last_cmd and last_cmd[1] == "retry" and last_cmd[0] <= (latest or {}).get("seq", 0):
+        retry_key = (latest or {}).get("seq", 0)  # a RETRY seen after the last entry clears what came before
+    else:
+        retry_key = max((c[0] for c in cmds if c[1] == "retry"), default=0)
     failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
     run = latest["run"] if latest else None
     if d.get("human_done"):
         return "done", failures, run, None
-    if last_cmd and (latest is None or last_cmd[0] > latest["seq"]):
+    if last_cmd:
         return {"done": "done", "cancel": "cancelled", "retry": "open"}[last_cmd[1]], failures, run, None
     if latest is None:
         return "open", failures, run, None
@@ -131,7 +161,7 @@ def _parse_time(text: str | None) -> float | None:
 
 def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
-          now: float | None = None, wake_running: bool = False) -> list[Task]:
+          now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None) -> list[Task]:
     """Every known task, open ones first in the order the next wake would take them."""
     now = time.time() if now is None else now
     defs = {d["id"]: d for d in state.tasks.values()}
@@ -142,7 +172,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
     tasks: list[Task] = []
     statuses: dict[str, str] = {}
     for tid, d in defs.items():
-        st, failures, run, until = _status(d, state, max_attempts, wake_running)
+        st, failures, run, until = _status(d, state, max_attempts, wake_running, cmd_seen)
         statuses[tid] = st
         tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
                           attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
@@ -306,6 +336,7 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
     gpu = gpu_present() if has_gpu is None else has_gpu
     passovers: dict = {}
     seen: dict = {}
+    cmd_seen: dict = {}
     now = time.time() if now is None else now
     if store is None and cfg.store_path.exists():
         from agentd.store import Store
@@ -315,13 +346,19 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
     if store is not None:
         passovers = store.passovers()
-        ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs]
-        seen = store.first_seen(ids, now)
+        names = command_ids(r.state)
+        before = store.first_seen([], now)
+        # a command line agentd meets together with its task (a first read) predates what it can know:
+        # time 0 means "order it by its place in the file"
+        when = {name: (now if key[0] in before else 0.0) for key, name in names.items()}
+        ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
+        seen = store.first_seen(ids, now, when)
+        cmd_seen = {k: seen.get(name) for k, name in names.items()}
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)
     if store is not None and backend is not None:
         backend, reason = held(cfg, store, backend, now) or (backend, reason)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
-                  passovers=passovers, first_seen=seen, now=now, wake_running=live)
+                  passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen)
     return View(r, tasks, problems, backend, gpu)

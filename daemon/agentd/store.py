@@ -234,10 +234,11 @@ class Store:
             self.db.execute("DELETE FROM passovers")
             self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
 
-    def first_seen(self, task_ids: Iterable[str], now: float) -> dict[str, float]:
-        """When agentd first saw each task; new ids are recorded now (a write only when there are some)."""
+    def first_seen(self, task_ids: Iterable[str], now: float, when: dict | None = None) -> dict[str, float]:
+        """When agentd first saw each id; new ids are recorded now, or at ``when[id]`` (a write only for new ids)."""
         seen = {r[0]: r[1] for r in self.db.execute("SELECT task_id, at FROM first_seen")}
-        new = [(i, now) for i in dict.fromkeys(task_ids) if i not in seen]
+        when = when or {}
+        new = [(i, when.get(i, now)) for i in dict.fromkeys(task_ids) if i not in seen]
         if new:
             with self.tx():
                 self.db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?,?)", new)
