@@ -380,6 +380,13 @@ def sh(*args, timeout=30, env=None):
     p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
     return p.returncode, (p.stdout + p.stderr).strip()
 
+def missed_a_day():
+    """An old timer stamp, as if the machine was off: Persistent=true must catch up at once."""
+    stamp = T / "data" / "systemd" / "timers" / "stamp-agentd.timer"
+    stamp.parent.mkdir(parents=True)
+    stamp.touch()
+    os.utime(stamp, (time.time() - 86400, time.time() - 86400))
+
 env = dict(os.environ)
 for d in ("rs/system", "home", "run", "cfg", "data"):
     (T / d).mkdir(parents=True, exist_ok=True)
@@ -439,10 +446,7 @@ exit $(cat {T}/exit_code 2>/dev/null || echo 0)
     (T / "cfg" / "agentd" / "config.yaml").write_text(f"notify: cat > {T}/notified\n")
     # An old stamp: the timer missed its elapses "while the machine was off";
     # Persistent=true must catch up right after enable.
-    stamp = T / "data" / "systemd" / "timers" / "stamp-agentd.timer"
-    stamp.parent.mkdir(parents=True)
-    stamp.touch()
-    os.utime(stamp, (time.time() - 86400, time.time() - 86400))
+    missed_a_day()
     cfg = config.load(env)
     lines = []
     seen["install_rc"] = systemd.install(cfg, every="1m", out=lines.append, err=lines.append,
@@ -557,10 +561,7 @@ E2E_WAKE = E2E_SETUP + r"""
     (T / "cfg" / "agentd").mkdir(parents=True)
     (T / "cfg" / "agentd" / "config.yaml").write_text(f"worklog_dir: {wl}\nmax_load: 1000\n")
     env.update(AGENTD_HOST="e2e", XDG_STATE_HOME=str(T / "state"))
-    stamp = T / "data" / "systemd" / "timers" / "stamp-agentd.timer"
-    stamp.parent.mkdir(parents=True)
-    stamp.touch()
-    os.utime(stamp, (time.time() - 86400, time.time() - 86400))
+    missed_a_day()
     cfg = config.load(env)
     lines = []
     seen["install_rc"] = systemd.install(cfg, every="1m", out=lines.append, err=lines.append,
