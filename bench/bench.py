@@ -4,10 +4,12 @@ Goals (issue 2):
   agentd --help              <= 2 x  python -c pass
   agentd queue / status      <= 4 x  python -c pass         (small worklog, index warm)
   queue on 100 MiB (warm)    <= 1.5 x queue on 0.5 MiB
-  first read of 100 MiB      <= 10 x grep -c over the same file
+  first read of 100 MiB      <= 10 x grep -c over the same file (grep -c '': no pattern, every line counted)
   wake overhead on 100 MiB   reported as a ratio to the same wake on 0.5 MiB (goal here: <= 1.5 x)
 
-Each figure is the median of several runs of the real command in a subprocess.
+Each figure is the median of several runs of the real command in a subprocess,
+its output read through a pipe.  Not /dev/null: GNU grep notices that its output
+is /dev/null and stops at the first match, which once made it look 20x faster.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ AGENTD = str(BIN / "agentd")
 
 def once(cmd: list[str], env: dict) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     return time.perf_counter() - t
 
 
@@ -91,9 +93,11 @@ def main() -> int:
         t = rounds({"w_small": ([AGENTD, "wake", "--now"], small, None),
                     "w_big": ([AGENTD, "wake", "--now"], big, None)}, n=9)
         w_small, w_big = t["w_small"], t["w_big"]
-        t = rounds({"grep": (["grep", "-c", "^- \\[", str(root / "big_worklog.txt")], big, None),
+        big_file = str(root / "big_worklog.txt")
+        t = rounds({"grep": (["grep", "-c", "", big_file], big, None),
+                    "grep_entries": (["grep", "-c", "^=== agentd entry ", big_file], big, None),
                     "first": ([AGENTD, "queue"], big, drop_index)}, n=5)
-        grep, first = t["grep"], t["first"]
+        grep, grep_entries, first = t["grep"], t["grep_entries"], t["first"]
         rows = [
             ("python -c pass", py, None, None),
             ("agentd --help", help_, help_ / py, 2.0),
@@ -103,20 +107,25 @@ def main() -> int:
             ("agentd queue, 100 MiB, warm", q_big, q_big / q_small, 1.5),
             ("agentd wake (runs `true`), 0.5 MiB", w_small, None, None),
             ("agentd wake (runs `true`), 100 MiB", w_big, w_big / w_small, 1.5),
-            ("grep -c, 100 MiB", grep, None, None),
+            ("grep -c '', 100 MiB", grep, None, None),
+            ("grep -c '^=== agentd entry ', 100 MiB", grep_entries, None, None),
             ("agentd queue, 100 MiB, first read", first, first / grep, 10.0),
+            ("  the same, against the entry grep", first, first / grep_entries, None),
         ]
-        print(f"\n{'measure':<36} {'median ms':>10} {'ratio':>8} {'goal':>6}  result")
+        print(f"\n{'measure':<40} {'median ms':>10} {'ratio':>8} {'goal':>6}  result")
         ok_all = True
         for name, t, ratio, goal in rows:
             if ratio is None:
-                print(f"{name:<36} {t * 1000:>10.1f}")
+                print(f"{name:<40} {t * 1000:>10.1f}")
+                continue
+            if goal is None:
+                print(f"{name:<40} {t * 1000:>10.1f} {ratio:>7.2f}x  (for reference)")
                 continue
             ok = ratio <= goal
             ok_all &= ok
-            print(f"{name:<36} {t * 1000:>10.1f} {ratio:>7.2f}x {goal:>5.1f}x  {'ok' if ok else 'MISSED'}")
+            print(f"{name:<40} {t * 1000:>10.1f} {ratio:>7.2f}x {goal:>5.1f}x  {'ok' if ok else 'MISSED'}")
         print("\nratios: --help and queue/status against python -c pass; 100 MiB warm, and the wake, against"
-              " 0.5 MiB; first read against grep -c.")
+              " 0.5 MiB; first read against grep -c '' (and, for reference, a grep for the entry markers).")
         return 0 if ok_all else 1
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -81,6 +81,23 @@ def test_a_healthy_install(tmp_path):
     assert "sk-ant-secret-value" not in text
 
 
+def test_timer_check_tells_an_unreachable_user_manager_from_an_inactive_timer(tmp_path):
+    env = make_env(tmp_path, AGENTD_PROVIDER="anthropic", FAKE_LINGER="yes")
+    cfg = config.load(env)
+    assert systemd.install(cfg, out=lambda s: None) == 0
+    check = doctor.check_timer(config.load({**env, "FAKE_NEXT_ELAPSE": "n/a"}))
+    assert (check.status, check.what) == ("WARN", "agentd.timer is not active")
+    assert "enable --now agentd.timer" in check.fix
+    # a su/sudo shell: no XDG_RUNTIME_DIR, and systemctl --user can't reach the bus
+    no_bus = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"} | {"FAKE_SYSTEMCTL_FAIL": "1"}
+    check = doctor.check_timer(config.load(no_bus))
+    assert check.status == "WARN" and "cannot tell whether agentd.timer is active" in check.what
+    assert "Failed to connect to bus" in check.what
+    assert "export XDG_RUNTIME_DIR=/run/user/$(id -u)" in check.fix and "enable --now" not in check.fix
+    check = doctor.check_timer(config.load({**env, "FAKE_SYSTEMCTL_FAIL": "1"}))
+    assert "login session" in check.fix and "enable-linger" in check.fix and "enable --now" not in check.fix
+
+
 def test_missing_api_key_fails_without_printing_values(tmp_path):
     env = make_env(tmp_path, AGENTD_PROVIDER="openai", ANTHROPIC_API_KEY="sk-ant-other")
     rc, text, checks = run(env)

@@ -182,6 +182,10 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
     assert any("status=interrupted" in e for e in statuses)
     assert "other" not in st.latest  # the interrupted job went first, before the higher-scored task
     assert counter.read_text().count("x") == 2
+    killed = next(r for r in json.loads(run_cli("runs", "--json").stdout) if r["status"] == "interrupted")
+    progress = json.loads((Path(killed["run_dir"]) / "progress.json").read_text())
+    assert progress["status"] == "failed" and progress["current_phase"] == "interrupted"
+    assert progress["notes"] == "the wake was killed during 'run command'"
 
 
 @pytest.mark.slow

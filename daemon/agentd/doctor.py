@@ -121,13 +121,21 @@ def check_linger(cfg: Any) -> Check:
 def check_timer(cfg: Any) -> Check:
     from agentd import systemd
 
-    nxt = systemd.timer_next_elapse(cfg.env)
-    if nxt:
-        return Check(OK, f"agentd.timer next wakes at {nxt}")
     if not shutil.which("systemctl", path=cfg.env.get("PATH", os.defpath)):
         return Check(WARN, "no systemctl: nothing wakes agentd on a timer", "run `agentd wake` from cron")
-    return Check(WARN, "agentd.timer is not active (or the user manager can't be reached)",
-                 "systemctl --user enable --now agentd.timer  (after `agentd install`)")
+    nxt, unreachable = systemd.timer_state(cfg.env)
+    if nxt:
+        return Check(OK, f"agentd.timer next wakes at {nxt}")
+    if unreachable:
+        # From a su/sudo shell or a session without a user manager, the timer may well be
+        # running: this shell just can't ask.  Say so instead of suggesting to enable it.
+        fix = ("export XDG_RUNTIME_DIR=/run/user/$(id -u) and run `agentd doctor` again, or run it from a login"
+               " session (ssh, console)" if not cfg.env.get("XDG_RUNTIME_DIR") else
+               "run `agentd doctor` from a login session (ssh, console); the user manager runs only while you"
+               " are logged in unless linger is on (`loginctl enable-linger $USER`)")
+        return Check(WARN, f"cannot tell whether agentd.timer is active: the user manager can't be reached "
+                           f"({unreachable})", fix)
+    return Check(WARN, "agentd.timer is not active", "systemctl --user enable --now agentd.timer  (after `agentd install`)")
 
 
 def _providers(cfg: Any) -> list[str]:

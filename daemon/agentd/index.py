@@ -14,10 +14,11 @@ import os
 import sqlite3
 from pathlib import Path
 
-from agentd.parse import PARSER_VERSION, State
+from agentd.parse import PARSER_VERSION, State, present_key
 from agentd.record import Record
 
 CHUNK = 64 * 1024
+MAX_PARTS = 64
 FILES = f"files_v{PARSER_VERSION}"
 PRESENT = f"present_v{PARSER_VERSION}"
 
@@ -62,9 +63,10 @@ class Index:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
                        " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state TEXT, whole TEXT)")
-            # keyed by a number for the path and seq first: appends in order, ~2x faster than by path text
-            db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (fid INTEGER, seq INTEGER, run_id TEXT,"
-                       " PRIMARY KEY (fid, seq, run_id)) WITHOUT ROWID")
+            # the keys (parse.present_key) of the entries each read saw, one row per read: a first
+            # read of a large worklog writes one blob instead of a row per entry
+            db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (fid INTEGER, part INTEGER, keys BLOB,"
+                       " PRIMARY KEY (fid, part))")
             self.db = db
         return self.db
 
@@ -96,7 +98,7 @@ class Index:
         row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, json.dumps(c.state.to_dict()),
                json.dumps(c.whole.to_dict()) if c.whole is not None else None)
         fid = _fid(worklog)
-        present = [(fid, s, r) for r, s in c.state.present]
+        keys = b"\n".join(c.state.present)
 
         def write(db):
             db.execute("BEGIN IMMEDIATE")
@@ -104,7 +106,15 @@ class Index:
                 db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?)", row)
                 if replace_present:
                     db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
-                db.executemany(f"INSERT OR IGNORE INTO {PRESENT} VALUES (?,?,?)", present)
+                if keys:
+                    parts, last = db.execute(f"SELECT count(*), max(part) FROM {PRESENT} WHERE fid=?",
+                                             (fid,)).fetchone()
+                    if parts >= MAX_PARTS:  # many small reads: merge them into one row
+                        blobs = [b for (b,) in db.execute(f"SELECT keys FROM {PRESENT} WHERE fid=?", (fid,))]
+                        db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
+                        db.execute(f"INSERT INTO {PRESENT} VALUES (?,?,?)", (fid, 0, b"\n".join(blobs + [keys])))
+                    else:
+                        db.execute(f"INSERT INTO {PRESENT} VALUES (?,?,?)", (fid, (last or 0) + 1, keys))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -115,9 +125,10 @@ class Index:
     def missing(self, worklog: Path, keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """Which of these (run id, seq) entries the worklog's last read did not see."""
         def query(db):
-            ask = f"SELECT 1 FROM {PRESENT} WHERE fid=? AND seq=? AND run_id=?"
-            fid = _fid(worklog)
-            return [k for k in keys if db.execute(ask, (fid, k[1], k[0])).fetchone() is None]
+            seen: set = set()
+            for (blob,) in db.execute(f"SELECT keys FROM {PRESENT} WHERE fid=?", (_fid(worklog),)):
+                seen.update(blob.split(b"\n"))
+            return [k for k in keys if present_key(k[0], k[1]) not in seen]
 
         return self._safely(query, list(keys))
 

@@ -9,16 +9,27 @@ entry (between its begin and end markers) are never read as human lines.
 
 from __future__ import annotations
 
-from agentd.record import Factory, Record
+from itertools import accumulate, compress, islice
+from operator import lt
 
 from agentd import entries
+from agentd.lazyre import lazy
+from agentd.record import Factory, Record
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
-PARSER_VERSION = 6
+PARSER_VERSION = 7
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
+_BLEN = len(_BEGIN)
 _NL_BEGIN = b"\n" + _BEGIN
 _END = entries.END.encode()
+# A begin marker exactly as agentd writes it; anything else goes the careful way.  seq
+# stays below entries.MAX_SEQ, and values are printable ASCII, as entries.field makes them.
+_HEAD = lazy(rb"=== agentd entry seq=([1-9][0-9]{0,17}) run=([!-~]+) task=([!-~]+) status=("
+             + "|".join(entries.STATUSES).encode() + rb") at=([!-~]+) lines=[0-9]{1,12} bytes=([0-9]{1,12}) ===\n")
+_FIELDS = 6  # seq, run, task, status, at, bytes
+_END_SEQ, _END_RUN, _END_CLOSE = _END + b"seq=", b" run=", b" ===\n"
+_ATTEMPTS = frozenset((b"failed", b"interrupted"))  # attempts that did not finish
 BOM = b"\xef\xbb\xbf"
 
 
@@ -39,6 +50,11 @@ def _suspects(parts: list[bytes]) -> dict[int, tuple[str, int]]:
     return out
 
 
+def present_key(run: str, seq: int) -> bytes:
+    """How the index names an entry it has seen: its seq and run id."""
+    return f"{seq} {run}".encode("ascii", "replace")
+
+
 class State(Record):
     tasks: dict = Factory(dict)  # id -> TaskDef dict
     dup_lines: dict = Factory(dict)  # id -> [lines]
@@ -51,7 +67,7 @@ class State(Record):
     entry_count: int = 0
     max_seq: int = 0
     lines: int = 0  # lines consumed so far
-    present: list = Factory(list)  # [(run, seq)] seen since the last flush
+    present: list = Factory(list)  # keys (see present_key) of the entries read since the last flush
     suspects: list = Factory(list)  # [(line, text, run, seq)] see resolve_suspects
 
     def to_dict(self) -> dict:
@@ -130,7 +146,7 @@ class State(Record):
 
     def _entry_fast(self, seq: int, run: str, task: str, status: str, at: str, until: str | None = None) -> None:
         self.entry_count += 1
-        self.present.append((run, seq))
+        self.present.append(present_key(run, seq))
         if seq > self.max_seq:
             self.max_seq = seq
         if task == "-":
@@ -144,108 +160,180 @@ class State(Record):
     def _entry(self, h: dict) -> None:
         self._entry_fast(h["seq"], h["run"], h["task"], h["status"], h["at"], h["extra"].get("until"))
 
-    def feed(self, data: bytes, final: bool = True) -> int:
-        """Fold ``data`` (starting at a line start) in.  Returns the bytes consumed.
+    def feed(self, data: bytes, final: bool = True, end: int | None = None) -> int:
+        """Fold ``data[:end]`` (starting at a line start) in.  Returns the bytes consumed.
 
         With ``final=False`` an entry still open at the end of ``data`` (its end
         marker not written yet) is left unconsumed, so the next read sees it whole.
+
+        Runs of whole entries exactly as agentd writes them are taken by ``_scan``
+        and folded together (``_fold``); anything else (an entry with extra fields,
+        an edited, torn or damaged one) goes through ``_careful_entry``.
         """
-        pos, n = 0, len(data)
+        pos, n = 0, len(data) if end is None else end
         line = self.lines
         while pos < n:
-            nxt = 0 if data.startswith(_BEGIN, pos) and pos == 0 else -1
-            if nxt != 0:
-                j = data.find(_NL_BEGIN, pos - 1 if pos else 0)
-                nxt = n if j == -1 else j + 1
-                if pos == 0 and data.startswith(_BEGIN):
-                    nxt = 0
-            # the human region [pos, nxt)
-            if nxt > pos:
-                region = data[pos:nxt]
-                parts = region.split(b"\n")
-                if parts and parts[-1] == b"":
-                    parts.pop()
-                suspects = _suspects(parts) if _END in region else {}
-                for i, raw in enumerate(parts):
-                    line += 1
-                    self._human(raw, line, suspects.get(i))
-                pos = nxt
-                if pos >= n:
-                    break
-            # an entry begins at pos
-            eol = data.find(b"\n", pos)
-            if eol == -1:
-                if not final:
-                    break
-                eol = n
-            hdr = data[pos:eol]
-            f = hdr.split(b" ")
-            # the fast path: a whole entry exactly as agentd writes it (no extra fields), skipped in one step
-            if (len(f) == 11 and f[2] == b"entry" and f[10] == b"===" and f[9][:6] == b"bytes="
-                    and f[3][:4] == b"seq=" and f[4][:4] == b"run=" and f[5][:5] == b"task="
-                    and f[6][:7] == b"status=" and f[7][:3] == b"at=" and f[8][:6] == b"lines="
-                    and f[0] == b"===" and f[1] == b"agentd"):
-                stop = eol + 1 + int(f[9][6:]) if f[9][6:].isdigit() else -1
-                endm = b"=== agentd end " + f[3] + b" " + f[4] + b" ==="
-                if stop > eol + 1 and data[stop - 1:stop] == b"\n" and data[stop - 1 - len(endm):stop - 1] == endm:
-                    status = f[6][7:].decode("ascii", "replace")
-                    seq = int(f[3][4:]) if f[3][4:].isdigit() else 0
-                    if status in entries.STATUSES and 0 < seq < entries.MAX_SEQ:
-                        self._entry_fast(seq, f[4][4:].decode("ascii", "replace"), f[5][5:].decode("ascii", "replace"),
-                                         status, f[7][3:].decode("ascii", "replace"))
-                        line += 1 + data.count(b"\n", eol + 1, stop)
-                        pos = stop
-                        continue
-            h = entries.parse_header(hdr)
-            line += 1
-            if h is None:
-                self._error(line, "damaged agentd entry marker; the entry is ignored")
-                pos = eol + 1
-                continue
-            body_start = eol + 1
-            end = entries.end_marker(h["seq"], h["run"])
-            stop = body_start + h["bytes"]
-            if h["bytes"] > 0 and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
-                self._entry(h)
-                line += data.count(b"\n", body_start, stop)  # not lines=: a person may have edited the body
-                pos = stop
-                continue
-            # edited or torn: walk the lines up to the matching end marker or the next entry
-            q = body_start
-            first_unquoted = None
-            k = line
-            whole = False
-            while q < n:
-                e = data.find(b"\n", q)
-                if e == -1:
-                    e = n
-                raw = data[q:e].rstrip(b"\r")
-                if raw.startswith(_BEGIN):
-                    break
-                k += 1
-                if raw == end:
-                    whole = True
-                    q = e + 1
-                    break
-                if first_unquoted is None and not raw.startswith(b">"):
-                    first_unquoted = (q, k - 1)
-                q = e + 1
-            if whole:
-                self._entry(h)
-                line, pos = k, q
-                continue
-            if q >= n and not final:
-                line -= 1
-                break
-            self.torn += 1
-            if first_unquoted is not None:
-                pos, line = first_unquoted
-            else:
-                line, pos = k, q
+            heads: list = []
+            regions: list = []
+            stop = _scan(data, pos, n, heads, regions)
+            line = self._fold(data, pos, stop, heads, regions, line)
+            pos = stop
             if pos >= n:
+                break
+            pos, line, more = self._careful_entry(data, pos, n, line, final)
+            if not more:
                 break
         self.lines = line
         return min(pos, n)
+
+    def _human_region(self, data: bytes, pos: int, nxt: int, line: int) -> int:
+        region = data[pos:nxt]
+        parts = region.split(b"\n")
+        if parts and parts[-1] == b"":
+            parts.pop()
+        suspects = _suspects(parts) if _END in region else {}
+        for i, raw in enumerate(parts):
+            line += 1
+            self._human(raw, line, suspects.get(i))
+        return line
+
+    def _fold(self, data: bytes, start: int, stop: int, heads: list, regions: list, line: int) -> int:
+        """Fold data[start:stop] as ``_scan`` took it: its entries, and the human regions
+        between them, in file order.  Lines are counted, not taken from ``lines=``: a
+        person may have edited a body without changing its size."""
+        n = len(heads) // _FIELDS
+        if n:
+            seq_col, run_col, task_col, status_col, at_col = (heads[i::_FIELDS] for i in range(5))
+            seqs = list(map(int, seq_col))
+            tops = list(accumulate(seqs, max))
+        count = data.count
+        for k, a, b in regions:
+            k //= _FIELDS
+            if k:
+                self.max_seq = max(self.max_seq, tops[k - 1])
+            line = self._human_region(data, a, b, line + count(b"\n", start, a))
+            start = b
+        line += count(b"\n", start, stop)
+        if not n:
+            return line
+        self.max_seq = max(self.max_seq, tops[-1])
+        self.entry_count += n
+        self.present.extend(map(b" ".join, zip(seq_col, run_col)))
+        failed: dict = {}
+        attempts = list(map(_ATTEMPTS.__contains__, status_col))
+        for t, q in zip(compress(task_col, attempts), compress(seqs, attempts)):
+            failed.setdefault(t, []).append(q)
+        failed.pop(b"-", None)
+        for t, qs in failed.items():
+            self.failures.setdefault(t.decode("ascii"), []).extend(qs)
+        if all(map(lt, seqs, islice(seqs, 1, None))):  # in seq order, as agentd writes them
+            last = dict(zip(task_col, range(n)))
+        else:
+            order = sorted(range(n), key=seqs.__getitem__)
+            last = dict(zip(map(task_col.__getitem__, order), order))
+        last.pop(b"-", None)
+        latest = self.latest
+        for t, i in last.items():
+            task = t.decode("ascii")
+            cur = latest.get(task)
+            if cur is None or seqs[i] > cur["seq"]:
+                latest[task] = {"seq": seqs[i], "status": status_col[i].decode("ascii"),
+                                "run": run_col[i].decode("ascii"), "at": at_col[i].decode("ascii"), "until": None}
+        return line
+
+    def _careful(self, data: bytes, pos: int, n: int, line: int) -> int:
+        """Read data[pos:n] (whole lines and entries) one entry at a time."""
+        while pos < n:
+            if data[pos:pos + _BLEN] != _BEGIN:
+                j = data.find(_NL_BEGIN, pos, n)
+                nxt = n if j == -1 else j + 1
+                line = self._human_region(data, pos, nxt, line)
+                pos = nxt
+                continue
+            pos, line, _ = self._careful_entry(data, pos, n, line, True)
+        return line
+
+    def _careful_entry(self, data: bytes, pos: int, n: int, line: int, final: bool) -> tuple[int, int, bool]:
+        """Read the entry that begins at pos.  Returns (pos, line, more); more is False
+        when ``final`` is off and the entry is not finished yet."""
+        eol = data.find(b"\n", pos, n)
+        if eol == -1:
+            if not final:
+                return pos, line, False
+            eol = n
+        h = entries.parse_header(data[pos:eol])
+        line += 1
+        if h is None:
+            self._error(line, "damaged agentd entry marker; the entry is ignored")
+            return eol + 1, line, True
+        body_start = eol + 1
+        end = entries.end_marker(h["seq"], h["run"])
+        stop = body_start + h["bytes"]
+        if h["bytes"] > 0 and stop <= n and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
+            self._entry(h)
+            line += data[body_start:stop].count(b"\n")  # not lines=: a person may have edited the body
+            return stop, line, True
+        # edited or torn: walk the lines up to the matching end marker or the next entry
+        q = body_start
+        first_unquoted = None
+        k = line
+        whole = False
+        while q < n:
+            e = data.find(b"\n", q, n)
+            if e == -1:
+                e = n
+            raw = data[q:e].rstrip(b"\r")
+            if raw.startswith(_BEGIN):
+                break
+            k += 1
+            if raw == end:
+                whole = True
+                q = e + 1
+                break
+            if first_unquoted is None and not raw.startswith(b">"):
+                first_unquoted = (q, k - 1)
+            q = e + 1
+        if whole:
+            self._entry(h)
+            return q, k, True
+        if q >= n and not final:
+            return pos, line - 1, False
+        self.torn += 1
+        if first_unquoted is not None:
+            pos, line = first_unquoted
+        else:
+            line, pos = k, q
+        return pos, line, pos < n
+
+
+def _scan(data: bytes, pos: int, n: int, heads: list, regions: list) -> int:
+    """Walk data[pos:n] over whole entries exactly as agentd writes them (no extra
+    fields) and the human regions between them, without looking inside a body.
+
+    Appends each entry's header fields (``_HEAD``'s six groups) to the flat list
+    ``heads`` and each human region as (len(heads) before it, start, end) to ``regions``.  Returns where
+    it stopped: ``n``, or the start of an entry it cannot take whole in one step.
+    """
+    find, match, add = data.find, _HEAD.match, heads.extend
+    while pos < n:
+        m = match(data, pos, n)
+        if m is None:
+            if data.startswith(_BEGIN, pos):
+                return pos
+            j = find(_NL_BEGIN, pos, n)
+            nxt = n if j == -1 else j + 1
+            regions.append((len(heads), pos, nxt))
+            pos = nxt
+            continue
+        g = m.groups()
+        body = m.end()
+        stop = body + int(g[5])
+        endm = b"".join((_END_SEQ, g[0], _END_RUN, g[1], _END_CLOSE))
+        if stop > n or stop - len(endm) < body or data[stop - len(endm):stop] != endm:
+            return pos
+        add(g)
+        pos = stop
+    return pos
 
 
 def parse_bytes(data: bytes) -> State:

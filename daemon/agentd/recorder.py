@@ -6,6 +6,8 @@ the "started" entry, the run, the finding, the records and the notification.
 
 from __future__ import annotations
 
+import json
+
 import time
 
 from agentd import entries, records, worklog
@@ -66,12 +68,24 @@ def interrupted(cfg, store, view):
                 print(f"run {run['run_id']}: {orphan}")
             return task, run["run_id"]
         store.update_run(run["run_id"], status="interrupted", reason="the wake was killed while it ran")
+        _progress_interrupted(cfg, run["run_id"])
         append_entry(cfg, store, run["run_id"], run["task_id"], "interrupted",
                      f"**interrupted** · the wake running this was killed (run {run['run_id']})"
                      + (f"; {orphan}" if orphan else ""), view.read.state.max_seq)
         if task is not None and task.status in ("interrupted", "open") and task.runner != "agent":
             return task, records.new_run_id()  # run it again, before anything else
     return None
+
+
+def _progress_interrupted(cfg, run_id: str) -> None:
+    """A killed wake left the run's progress.json saying "running" at some step: say what happened."""
+    rd = records.RunDir(cfg, run_id)
+    try:
+        was = json.loads(rd.progress_path.read_text(encoding="utf-8")).get("current_phase")
+    except (OSError, ValueError):
+        return
+    rd.progress("interrupted", status="failed",
+                notes=f"the wake was killed during {was!r}" if was else "the wake was killed")
 
 
 def context_for(cfg, store, task, limit: int = 5) -> str:

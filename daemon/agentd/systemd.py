@@ -94,11 +94,19 @@ def linger_enabled(env: dict, linger_dir: Path = LINGER_DIR) -> bool | None:
 
 def timer_next_elapse(env: dict) -> str | None:
     """When agentd.timer fires next, as systemd prints it; None if unknown."""
+    return timer_state(env)[0]
+
+
+def timer_state(env: dict) -> tuple[str | None, str | None]:
+    """(next elapse, None) when the timer is active; else (None, why the user manager
+    could not be asked), the reason None when it answered and the timer is simply not active."""
     p = _run(env, "systemctl", "--user", "show", TIMER, "--property=NextElapseUSecRealtime", timeout=10)
-    if p is None or p.returncode != 0:
-        return None
+    if p is None:
+        return None, "systemctl did not answer"
+    if p.returncode != 0:
+        return None, _why(p)
     value = p.stdout.strip().partition("=")[2].strip()
-    return None if value in ("", "n/a", "0") else value
+    return (None, None) if value in ("", "n/a", "0") else (value, None)
 
 
 def _write(path: Path, text: str) -> bool:

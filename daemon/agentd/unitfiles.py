@@ -164,15 +164,42 @@ def render(cfg, every: str | None = None, agentd_exe: str | None = None,
     out = {}
     for name in UNITS:
         lines = []
-        for line in (TEMPLATE_DIR / name).read_text(encoding="utf-8").splitlines():
+        for line in _installed_head(name, (TEMPLATE_DIR / name).read_text(encoding="utf-8"), cfg):
             if line.startswith("OnCalendar=@ON_CALENDAR@"):
                 lines += [f"OnCalendar={c}" for c in calendars]
                 continue
-            if not line.startswith("#"):  # comments keep the placeholder names
-                line = re.sub(r"@([A-Z_]+)@", lambda m: values[m.group(1)], line)
+            line = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), line)
             lines.append(line)
         out[name] = "\n".join(lines) + "\n"
     return out
+
+
+def _installed_head(name: str, text: str, cfg) -> list[str]:
+    """The template's lines with its opening comment made right for an installed copy.
+
+    The opening comment (up to the first blank line) is in paragraphs: the title
+    stays, those about the template and its @NAME@ placeholders go, the rest stay,
+    and a note says where the file came from and how to change it.
+    """
+    lines = text.splitlines()
+    end = lines.index("") if "" in lines else 0
+    paragraphs: list[list[str]] = [[]]
+    for line in lines[:end]:
+        if line.strip() == "#":
+            paragraphs.append([])
+        else:
+            paragraphs[-1].append(line)
+    title, rest = paragraphs[0][:1], paragraphs[0][1:]
+    kept = [p for p in [rest] + paragraphs[1:]
+            if p and not any("This is a template" in x or re.search(r"@[A-Z_]+@", x) for x in p)]
+    how = " (or pass --every)" if name.endswith(".timer") else ""
+    note = ["# Written by `agentd install` from agentd-host's template of the same name.",
+            f"# To change it, edit {str(cfg.config_file).replace('%', '%%')}{how}",
+            "# and run `agentd install` again: the next install overwrites changes made here."]
+    head = title + ["#"] + note
+    for p in kept:
+        head += ["#"] + p
+    return head + lines[end:]
 
 
 # -- commands --------------------------------------------------------------------

@@ -50,22 +50,44 @@ def read(path: Path, index: Index) -> Read:
             start, state, mode = 0, State(), "full"
             if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail):
                 start, state, mode = cached.offset, cached.state, "incremental"
-            f.seek(start)
-            data = f.read(st.st_size - start)
-            cut = data.rfind(b"\n") + 1  # commit whole lines only
-            used = state.feed(data[:cut], final=False) if cut else 0
-            offset = start + used
+            offset, tail, got = _feed_chunks(f, state, start, st.st_size)
             whole = None
-            if used < len(data):  # a partial last line or an entry still being written
+            if tail:  # a partial last line or an entry still being written
                 whole = copy.deepcopy(state)
                 whole.present = []
-                whole.feed(data[used:], final=True)
-            head, tail = fingerprint(f, offset) if mode == "full" or used else (cached.head, cached.tail)
+                whole.feed(tail, final=True)
+            head, tail_hash = fingerprint(f, offset) if mode == "full" or offset > start else (cached.head, cached.tail)
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
-    index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail, state, whole),
+    index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, state, whole),
               replace_present=(mode == "full"))
-    return Read(path, True, whole if whole is not None else state, st.st_size, mode, len(data))
+    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got)
+
+
+READ_CHUNK = 8 * 2**20
+
+
+def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, int]:
+    """Feed the whole lines and entries of f[offset:size] to state, a chunk at a time.
+
+    Chunks keep memory small and are faster than one large read.  Each chunk starts
+    where the last one's whole lines and entries ended, so nothing is split.
+    Returns (offset after what was fed, the unfinished rest, bytes read).
+    """
+    want, got = READ_CHUNK, 0
+    while True:
+        f.seek(offset)
+        data = f.read(min(want, size - offset))
+        got += len(data)
+        last = offset + len(data) >= size or len(data) < want
+        cut = data.rfind(b"\n") + 1  # whole lines only
+        used = state.feed(data, final=False, end=cut) if cut else 0
+        offset += used
+        if last:
+            return offset, data[used:], got
+        if not used:
+            want *= 2  # a line or an entry longer than a chunk
+
 
 
 def _append_once(path: Path, data: bytes) -> bool:
