@@ -443,3 +443,43 @@ def test_fast_flow_mapping_agrees_with_yaml_on_keys_that_are_yaml_words(text):
 def test_fast_flow_mapping_agrees_with_yaml_where_yaml_rejects_the_text(text):
     fast = fast_flow_mapping(text)
     assert fast is None or fast == _yaml_or_error(text)
+
+
+# The fast path (runs of regular entries folded together) must read every file exactly as the
+# careful one (entry by entry, line by line) does.
+def _same_size_edit(e: str, pos: int) -> str:
+    """Turn one byte of an entry's body into a newline (or a newline into a space): the size stays."""
+    body_start = e.index("\n") + 1
+    i = body_start + pos % max(1, len(e) - body_start - 1)
+    return e[:i] + ("\n" if e[i] != "\n" else " ") + e[i + 1:]
+
+
+fast_piece = st.one_of(
+    doc_piece,
+    st.builds(lambda seq, body: entry(seq, body=body, restored="1"), st.integers(1, 50), st.text(max_size=40)),
+    st.builds(lambda seq, body: entry(seq, body=body).replace(f"seq={seq} ", f"seq=0{seq} ", 1),
+              st.integers(1, 50), st.text(max_size=40)),
+    st.builds(lambda seq, body, pos: _same_size_edit(entry(seq, body=body), pos),
+              st.integers(1, 50), st.text(min_size=1, max_size=40), st.integers(0, 100)),
+    st.builds(lambda seq, status: entry(seq, status=status), st.integers(1, 50), st.sampled_from(["Done", "note"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(fast_piece, max_size=12))
+def test_property_the_fast_path_reads_like_the_careful_one(pieces):
+    raw = _surrogate_free("".join(pieces)).encode()
+    fast = parse_bytes(raw)
+    careful = State()
+    careful.lines = careful._careful(raw, 0, len(raw), 0)
+    assert fast.to_dict() == careful.to_dict()
+    assert fast.present == careful.present
+
+
+def test_a_same_size_edit_inside_an_entry_in_a_long_run_keeps_line_numbers_right():
+    run = "".join(entry(i, body=f"line {i}\nmore") for i in range(1, 40))
+    edited = run.replace("> line 20\n> more", "> line 20 > more", 1)  # one line fewer, same size
+    assert len(edited) == len(run) and edited != run
+    data = (edited + "- [ ] after {value: 99}\n").encode()
+    s = parse_bytes(data)
+    assert s.errors[0][0] == data.count(b"\n") and s.entry_count == 39
