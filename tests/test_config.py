@@ -109,7 +109,7 @@ def test_every_top_level_key_can_be_set_from_the_environment(tmp_path):
 
 
 SAMPLE = {"str": "x", "path": "/tmp/x", "bool": "true", "duration": "7m", "time_range": "01:00-02:00",
-          "dict": "{a: 1}", "map": "{}"}
+          "prices": "{m: {input: 1, output: 2}}", "map": "{}"}
 
 
 @pytest.mark.parametrize("key", sorted(config.CONFIG_FIELDS))
@@ -159,6 +159,42 @@ def test_an_unknown_agentd_variable_gets_a_warning_naming_it():
     assert any("AGENTD_FOO" in w for w in cfg.warnings)
     assert any("AGENTD_MAX_STEP" in w for w in cfg.warnings)
     assert cfg["max_steps"] == 30
+
+
+@pytest.mark.parametrize("text, words", [
+    ("prices:\n  m: {input: x, output: 1}\n", "'prices': 'm': must be {input: X, output: Y}"),
+    ("prices:\n  m: {input: 1}\n", "'prices': 'm': must be"),
+    ("prices: 5\n", "'prices': must be a mapping"),
+    ("models:\n  anthropic: claude-x\n  anthropc: y\n", "'models.anthropc': unknown key (did you mean 'anthropic'?)"),
+    ("workspace: 5\n", "'workspace': must be a path, not an integer 5"),
+    ("max_steps: 5\nmax_steps: 6\n", ":2: 'max_steps': given twice (first on line 1)"),
+    ("budget:\n  usd_per_day: 1\n  usd_per_day: 2\n", ":3: 'budget.usd_per_day': given twice"),
+])
+def test_values_the_schema_refuses(config_file, text, words):
+    config_file.write_text(text)
+    listed = problems(env())
+    assert any(words in p for p in listed), listed
+
+
+def test_prices_and_models_that_are_right_are_kept(config_file):
+    config_file.write_text("prices:\n  my-model: {input: 0.5, output: 2, cache_read: 0.05}\n"
+                           "models:\n  openai: gpt-x\n")
+    cfg = config.load(env())
+    assert cfg["prices"] == {"my-model": {"input": 0.5, "output": 2, "cache_read": 0.05}}
+    assert cfg["models"]["openai"] == "gpt-x" and cfg["models"]["anthropic"] is None
+
+
+def test_unknown_variables_are_still_named_when_a_setting_is_wrong():
+    """AGENTD_MAX_STEP=abc with AGENTD_FOO=1: the config error lists the misspelt one too."""
+    listed = problems(env(AGENTD_MAX_STEPS="abc", AGENTD_FOO="1"))
+    assert any("AGENTD_MAX_STEPS" in p for p in listed)
+    assert any("AGENTD_FOO is not an agentd setting" in p for p in listed)
+
+
+@pytest.mark.parametrize("host", ["../evil", "a/b", ".hidden", "two words", "x" * 65])
+def test_a_host_name_that_cannot_name_a_worklog_is_a_config_error(host):
+    (p,) = problems(env(AGENTD_HOST=host))
+    assert "AGENTD_HOST" in p and repr(host) in p
 
 
 def test_host_config_and_debug_variables_are_not_warned_about(tmp_path):

@@ -101,6 +101,9 @@ def test_prose_is_not_read_as_anything(line):
     ("- [ ] x {priority: urgent}", "critical, high, normal, low"),
     ("- [ ] x {id: 'has space'}", "id"),
     ("- [ ] x {run: [unclosed}", "YAML"),
+    ("- [ ] x {run: ''}", "'run' is empty"),
+    ("- [ ] x {run: '   '}", "'run' is empty"),
+    ("- [ ] x {run: }", "'run' is empty"),
     ("- [ ] x {[1, 2]}", ""),
     ("- [ ] {value: 3}", "no title"),
     ("DONE:", "needs a task id"),
@@ -296,6 +299,11 @@ def test_a_file_saved_as_utf16_or_binary_does_not_raise():
 def test_a_byte_order_mark_does_not_hide_the_first_task():
     s = parse_bytes("\ufeff- [ ] first {id: first}\r\n- [ ] second {id: second}\r\n".encode())
     assert set(s.tasks) == {"first", "second"}
+
+
+def test_a_byte_order_mark_left_mid_file_by_joining_files_hides_nothing():
+    s = parse_bytes("- [ ] first {id: first}\n\ufeff- [ ] second {id: second}\n".encode())
+    assert set(s.tasks) == {"first", "second"} and s.tasks["second"]["line"] == 2
 
 
 def test_a_duplicate_task_keeps_the_last_definition_and_records_the_earlier_line():

@@ -219,6 +219,20 @@ def test_unmet_dependencies_make_a_task_wait_and_say_for_what(worklog):
     assert not t["third"].eligible and t["third"].why == "waits for ghost, which no line or task file defines"
 
 
+def test_a_dependency_loop_is_named_as_one(worklog):
+    text = ("- [ ] c1 {id: c1, run: 'true', after: c2}\n"
+            "- [ ] c2 {id: c2, run: 'true', after: [c3]}\n"
+            "- [ ] c3 {id: c3, run: 'true', after: c1}\n"
+            "- [ ] self {id: self, run: 'true', after: self}\n"
+            "- [ ] outside {id: outside, run: 'true', after: c1}\n")
+    t = by_id(load(worklog, text))
+    assert "a loop (c1 → c2 → c3 → c1)" in t["c1"].why and "remove one `after`" in t["c1"].why
+    assert "a loop (c2 → c3 → c1 → c2)" in t["c2"].why
+    assert "a loop (self → self)" in t["self"].why
+    assert t["outside"].why == "waits for c1 (open)"  # waits on a loop, but is not in it
+    assert not any(x.eligible for x in t.values())
+
+
 def test_a_gpu_task_is_ineligible_without_a_gpu(worklog):
     text = "- [ ] bench {id: bench, run: ./bench.sh, gpu: true}\n"
     (t,) = load(worklog, text, gpu=False).tasks

@@ -152,8 +152,18 @@ def test_entries_lost_to_an_editor_saving_an_old_buffer_are_restored(worklog):
     tmp.write_bytes(old_buffer + b"- [ ] c {id: c, run: 'echo three', value: 0.5}\n")
     os.replace(tmp, worklog)
     assert latest_status(worklog, "a") is None
+    # before the wake puts them back, queue, status and the dry run count agentd's copy
+    before = worklog.read_bytes()
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert q["lost_entries"] == 2 and {t["id"]: t["status"] for t in q["tasks"]}["a"] == "done"
+    assert "2 agentd entries are missing from" in run_cli("queue").stdout
+    assert json.loads(run_cli("status", "--json").stdout)["lost_entries"] == 2
+    dry = run_cli("wake", "--dry-run")
+    assert "would run: b" in dry.stdout, dry.stdout
+    assert worklog.read_bytes() == before  # none of them writes
     r = run_cli("wake", "--now")
     assert r.returncode == 0, r.stderr
+    assert json.loads(run_cli("queue", "--json").stdout)["lost_entries"] == 0
     text = worklog.read_text()
     assert "restored=1" in text
     st = parse_bytes(worklog.read_bytes())

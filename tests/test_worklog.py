@@ -168,6 +168,19 @@ def test_an_edit_in_the_middle_of_a_large_file_is_not_missed(worklog, idx):
     assert r.state.tasks["mid"]["human_done"] is True
 
 
+def test_a_same_size_edit_with_its_mtime_set_back_is_not_missed(worklog, idx):
+    """rsync -t --inplace, or touch -r, can put the old mtime back; the ctime still moves."""
+    text = "- [ ] a {id: a, value: 1}\n" + "".join(f"prose {i}\n" for i in range(100))
+    worklog.write_text(text)
+    st = os.stat(worklog)
+    assert wl.read(worklog, idx).state.tasks["a"]["attrs"]["value"] == 1
+    worklog.write_text(text.replace("value: 1}", "value: 7}"))
+    os.utime(worklog, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (os.stat(worklog).st_size, os.stat(worklog).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    r = wl.read(worklog, idx)
+    assert r.mode == "full" and r.state.tasks["a"]["attrs"]["value"] == 7
+
+
 def test_deleting_the_index_loses_nothing(worklog, idx):
     worklog.write_bytes(MESSY + b"\n" + entry(1, task="a", status="failed").encode())
     wl.append(worklog, "DONE: a\n")
@@ -264,3 +277,26 @@ def test_property_incremental_reads_always_equal_a_fresh_full_parse(steps):
         if path.read_bytes().endswith(b"\n") and r.state.torn == 0:
             assert (again.mode, again.bytes_read) == ("cached", 0)
         index.drop()
+
+
+cut_start = st.builds(  # an entry whose start an editor cut off: a person-looking line, quoted lines, an end marker
+    lambda seq, k: b"- [ ] looks like a task {id: maybe}\n" + entry(seq, "a", "done", "x\ny\nz").encode().split(
+        b"\n", 1)[1][k:], st.integers(1, 40), st.sampled_from([0, 2]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.one_of(chunk, cut_start), max_size=14), size=st.integers(16, 300))
+def test_property_reading_in_small_chunks_equals_one_parse(pieces, size):
+    """The 8 MiB chunks, made tiny: every boundary falls somewhere, and the result never changes."""
+    data = b"".join(pieces)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "h_worklog.txt"
+        path.write_bytes(data)
+        saved, wl.READ_CHUNK = wl.READ_CHUNK, size
+        try:
+            r = wl.read(path, Index(Path(d) / "index.sqlite3"))
+        finally:
+            wl.READ_CHUNK = saved
+        whole = parse_bytes(data)
+        assert same(r.state) == same(whole)
+        assert (r.state.suspects, r.state.errors) == (whole.suspects, whole.errors)

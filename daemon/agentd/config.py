@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from agentd.errors import ConfigError
+from agentd.lazyre import lazy
 from agentd.record import Factory, Record
 from agentd.schema import Field, load_yaml, validate, yaml_scalar
 
@@ -24,6 +25,9 @@ BUDGET_FIELDS = {
     "tokens_per_day": Field("int", 4_000_000, "tokens all runs of one UTC day may use", lo=1),
     "usd_per_day": Field("float", 10.0, "dollars all runs of one UTC day may spend", lo=0),
 }
+
+MODELS_FIELDS = {p: Field("str", None, f"model for {p} (default: agentd's)")
+                 for p in PROVIDERS if p not in ("auto", "none")}
 
 REVIEW_FIELDS = {
     "enabled": Field("bool", False, "have a second model review a run before it is recorded done"),
@@ -39,8 +43,9 @@ CONFIG_FIELDS: dict[str, Field] = {
     "provider": Field("enum", "auto", "LLM backend for agent tasks", choices=PROVIDERS),
     "fallback_provider": Field("enum", None, "takes over when the provider is overloaded", choices=PROVIDERS),
     "model": Field("str", None, "model for the provider (default: see models)"),
-    "models": Field("dict", None, "default model per provider"),
-    "prices": Field("dict", None, "USD per million tokens: {model: {input: X, output: Y}}"),
+    "models": Field("map", None, "default model per provider", fields=MODELS_FIELDS),
+    "prices": Field("prices", None, "USD per million tokens: {model: {input: X, output: Y}}"
+                    " (optional cache_read, cache_write)"),
     "base_url": Field("str", None, "OpenAI-compatible server URL (Ollama, vLLM, llama.cpp)"),
     "max_steps": Field("int", 30, "model turns one agent run may take", lo=1, hi=10_000),
     "max_attempts": Field("int", 3, "failed attempts before a task is blocked", lo=1, hi=100),
@@ -187,6 +192,9 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
+_HOST_NAME = lazy(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def default_host(env: dict) -> str:
     return env.get("AGENTD_HOST") or os.uname().nodename.split(".")[0] or "localhost"
 
@@ -235,8 +243,12 @@ def load(env: dict | None = None) -> Config:
                 values[key] = {**values[key], **sub[key]}  # AGENTD_BUDGET='{usd_per_day: 5}' sets one limit
             else:
                 values[key] = sub[key]
+    host = env.get("AGENTD_HOST")
+    if host and not _HOST_NAME.fullmatch(host):  # empty: the hostname, as if unset
+        problems.append(f"environment variable AGENTD_HOST: {host!r} can't name a worklog: use letters, digits, "
+                        "'.', '_' and '-', starting with a letter or digit (it becomes <host>_worklog.txt)")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems + warnings)  # the warnings too: a misspelt variable may be the cause
     state_dir = (_expand(values["state_dir"], env) if values["state_dir"]
                  else _xdg(env, "XDG_STATE_HOME", ".local/state") / "agentd")
     worklog_dir = _expand(values["worklog_dir"], env)

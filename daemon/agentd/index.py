@@ -1,6 +1,6 @@
 """The parse index: a cache of what the worklog's bytes parsed into.
 
-One row per worklog path: inode, size, mtime, the byte offset parsed so far,
+One row per worklog path: inode, size, mtime, ctime, the byte offset parsed so far,
 a fingerprint of that prefix (hashes of its first and last 64 KiB) and the
 folded ``parse.State``; plus, when the file ends in an unfinished line or
 entry, the state including that tail, so an unchanged file is never read.
@@ -21,6 +21,7 @@ CHUNK = 64 * 1024
 MAX_PARTS = 64
 FILES = f"files_v{PARSER_VERSION}"
 PRESENT = f"present_v{PARSER_VERSION}"
+LOST = f"lost_v{PARSER_VERSION}"
 
 
 class Cached(Record):
@@ -32,6 +33,7 @@ class Cached(Record):
     tail: str
     state: State
     whole: State | None = None  # the state including an unfinished tail, if there is one
+    ctime_ns: int = 0  # also changes when a tool writes in place and then sets mtime back (rsync -t --inplace)
 
 
 def fingerprint(f, offset: int) -> tuple[str, str]:
@@ -62,11 +64,14 @@ class Index:
             db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
-                       " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state TEXT, whole TEXT)")
+                       " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state TEXT, whole TEXT,"
+                       " ctime_ns INTEGER)")
             # the keys (parse.present_key) of the entries each read saw, one row per read: a first
             # read of a large worklog writes one blob instead of a row per entry
             db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (fid INTEGER, part INTEGER, keys BLOB,"
                        " PRIMARY KEY (fid, part))")
+            # the last answer to "which of agentd's entries has this worklog lost", and what it held for
+            db.execute(f"CREATE TABLE IF NOT EXISTS {LOST} (fid INTEGER PRIMARY KEY, stamp TEXT, keys TEXT)")
             self.db = db
         return self.db
 
@@ -83,7 +88,7 @@ class Index:
         if not self.path.exists():
             return None
         row = self._safely(lambda db: db.execute(
-            f"SELECT inode, size, mtime_ns, offset, head, tail, state, whole FROM {FILES} WHERE path=?",
+            f"SELECT inode, size, mtime_ns, offset, head, tail, state, whole, ctime_ns FROM {FILES} WHERE path=?",
             (str(worklog),)).fetchone(), None)
         if row is None:
             return None
@@ -92,18 +97,18 @@ class Index:
             whole = State.from_dict(json.loads(row[7])) if row[7] else None
         except (ValueError, TypeError):
             return None
-        return Cached(row[0], row[1], row[2], row[3], row[4], row[5], state, whole)
+        return Cached(row[0], row[1], row[2], row[3], row[4], row[5], state, whole, row[8] or 0)
 
     def put(self, worklog: Path, c: Cached, replace_present: bool) -> None:
         row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, json.dumps(c.state.to_dict()),
-               json.dumps(c.whole.to_dict()) if c.whole is not None else None)
+               json.dumps(c.whole.to_dict()) if c.whole is not None else None, c.ctime_ns)
         fid = _fid(worklog)
         keys = b"\n".join(c.state.present)
 
         def write(db):
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?)", row)
+                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?)", row)
                 if replace_present:
                     db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
                 if keys:
@@ -131,6 +136,22 @@ class Index:
             return [k for k in keys if present_key(k[0], k[1]) not in seen]
 
         return self._safely(query, list(keys))
+
+    def lost(self, worklog: Path, stamp: str, keys) -> list[tuple[str, int]]:
+        """``missing(worklog, keys())``, remembered while ``stamp`` (the worklog's size and mtime
+        and the store's last seq) stays the same, so an unchanged worklog costs no lookup."""
+        fid = _fid(worklog)
+        row = self._safely(lambda db: db.execute(f"SELECT stamp, keys FROM {LOST} WHERE fid=?", (fid,)).fetchone(),
+                           None)
+        if row is not None and row[0] == stamp:
+            try:
+                return [(r, q) for r, q in json.loads(row[1])]
+            except (ValueError, TypeError):
+                pass
+        found = self.missing(worklog, keys())
+        self._safely(lambda db: db.execute(f"INSERT OR REPLACE INTO {LOST} VALUES (?,?,?)",
+                                           (fid, stamp, json.dumps(found))), None)
+        return found
 
     def drop(self) -> None:
         if self.db is not None:

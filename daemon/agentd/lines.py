@@ -127,6 +127,8 @@ def _check_attrs(data: dict, where: str) -> dict:
 
 def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, text: str,
               priority: str = "normal", human_done: bool = False) -> TaskDef:
+    if "run" in attrs and not str(attrs["run"] or "").strip():
+        raise LineError("'run' is empty: give the shell command, or leave run out to make it an agent task")
     if kind == "task" and attrs.get("run"):
         kind = "command"
     if attrs.get("priority"):

@@ -111,7 +111,7 @@ class State(Record):
     def _human(self, raw: bytes, line: int, suspect: tuple | None = None) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if line == 1 and raw.startswith(BOM):
+        if raw.startswith(BOM):  # the file's own, or one left where files were joined with cat
             raw = raw[3:]
         if not raw or raw[0] not in FIRST_BYTES:
             return
@@ -229,7 +229,7 @@ class State(Record):
         if all(map(lt, seqs, islice(seqs, 1, None))):  # in seq order, as agentd writes them
             last = dict(zip(task_col, range(n)))
         else:
-            order = sorted(range(n), key=seqs.__getitem__)
+            order = sorted(range(n), key=lambda i: (seqs[i], -i))  # of equal seqs, the first in the file wins
             last = dict(zip(map(task_col.__getitem__, order), order))
         last.pop(b"-", None)
         latest = self.latest

@@ -7,6 +7,7 @@ are ordered the way the next wake would take them.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -177,12 +178,13 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
         tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
                           attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
                           attempts=failures, latest_run=run, defer_until=until))
+    after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     for t in tasks:
         sc = scoring.score(t.kind, t.priority, t.attrs, failures=t.attempts,
                            age_days=max(0.0, (now - first_seen.get(t.id, now)) / 86400),
                            age_bonus=cfg["directive_age_bonus"])
         t.score, t.parts = sc.total, sc.parts
-        reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state)
+        reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
         t.eligible = reason is None
         t.why = sc.explain() if reason is None else reason
         if t.eligible and t.status == "interrupted":
@@ -202,7 +204,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
 
 
 def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,
-                agent_backend: str | None, agent_reason: str, state: State) -> str | None:
+                agent_backend: str | None, agent_reason: str, state: State, after: dict) -> str | None:
     if t.status not in RUNNABLE:
         if t.status == "running":
             return "running now: a wake holds the lock"
@@ -225,6 +227,10 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
         if dep not in statuses:
             return f"waits for {dep}, which no line or task file defines"
         if statuses[dep] != "done":
+            loop = _loop(t.id, after)
+            if loop:
+                return (f"waits for {dep}, but the `after` links go round in a loop ({' → '.join(loop)}), so none "
+                        "of them can start; remove one `after`")
             return f"waits for {dep} ({statuses[dep]})"
     if t.attrs.get("gpu") and not has_gpu:
         return "needs a GPU and none is present"
@@ -232,6 +238,23 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
         return f"needs an LLM backend: {agent_reason}"
     if t.kind == "experiment" and t.title not in EXPERIMENTS:
         return f"unknown experiment {t.title!r}; known: {', '.join(EXPERIMENTS)}"
+    return None
+
+
+def _loop(start: str, after: dict) -> list[str] | None:
+    """The shortest chain of `after` links from ``start`` back to itself, if there is one."""
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for x in frontier:
+            for dep in after.get(x) or ():
+                if dep == start:
+                    return paths[x] + [start]
+                if dep not in paths:
+                    paths[dep] = paths[x] + [dep]
+                    nxt.append(dep)
+        frontier = nxt
     return None
 
 
@@ -258,6 +281,7 @@ class View(Record):
     problems: list[str]  # task-file problems
     agent_backend: str | None
     has_gpu: bool
+    lost: int = 0  # agentd's entries the worklog lost, counted as if there (the next wake appends them again)
 
 
 def agent_backend(cfg) -> tuple[str | None, str]:
@@ -309,15 +333,11 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
 
 
 def _on_path(exe: str, path: str) -> bool:
-    import os
-
     return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
 
 
 def gpu_present() -> bool:
     """A cheap check for the queue (a GPU device node); the wake's health snapshot is the thorough one."""
-    import os
-
     try:
         names = os.listdir("/dev")
     except OSError:
@@ -344,6 +364,9 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         store = Store(cfg.store_path)
     if r.state.suspects:
         r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
+    lost: list = []
+    if store is not None and r.exists:
+        r, lost = with_lost_entries(cfg, store, r)
     if store is not None:
         passovers = store.passovers()
         names = command_ids(r.state)
@@ -361,4 +384,30 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         backend, reason = held(cfg, store, backend, now) or (backend, reason)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen)
-    return View(r, tasks, problems, backend, gpu)
+    return View(r, tasks, problems, backend, gpu, len(lost))
+
+
+def with_lost_entries(cfg, store, r):
+    """The read, with agentd's own copies of the entries the worklog lost folded in.
+
+    An editor that saved an old buffer over the file dropped them; the next wake appends
+    them again (``recorder.restore_missing``).  Until then the queue counts them as if they
+    were there, so ``queue``, ``status`` and ``wake --dry-run`` say what the wake will do.
+    """
+    import copy
+
+    from agentd import entries
+    from agentd.index import Index
+
+    st = os.stat(r.path) if r.exists else None
+    stamp = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{store.last_seq()}" if st else ""
+    lost = Index(cfg.index_path).lost(cfg.worklog_path, stamp, lambda: store.entry_keys(str(cfg.worklog_path)))
+    if not lost:
+        return r, lost
+    state = copy.deepcopy(r.state)
+    for run_id, seq in sorted(lost, key=lambda k: k[1]):
+        text = store.entry_text(run_id, seq) or ""
+        h = entries.parse_header(text.partition("\n")[0].encode("utf-8", "replace"))
+        if h is not None:
+            state._entry(h)
+    return type(r)(r.path, r.exists, state, r.size, r.mode, r.bytes_read), lost

@@ -18,7 +18,7 @@ from agentd.record import Record
 
 
 class Field(Record):
-    kind: str  # str int float bool path enum map ids strs time_range duration
+    kind: str  # str int float bool path enum map ids strs time_range duration prices
     default: object = None
     doc: str = ""
     choices: tuple = ()
@@ -62,10 +62,26 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
             return None, "is required"
         return None, None
     k = f.kind
-    if k in ("str", "path"):
+    if k == "path":
+        if not isinstance(v, str) or not v.strip():
+            return None, f"must be a path, not {_type_name(v)} {v!r}"
+        return v, None
+    if k == "str":
         if isinstance(v, (dict, list, bool)):
             return None, f"must be a string, not {_type_name(v)}"
         return str(v), None
+    if k == "prices":  # model -> {input: X, output: Y[, cache_read: Z, cache_write: W]}, USD per million tokens
+        if not isinstance(v, dict):
+            return None, f"must be a mapping of model -> {{input: X, output: Y}}, not {_type_name(v)}"
+        for model, p in v.items():
+            ok = (isinstance(p, dict) and {"input", "output"} <= set(p) <= {"input", "output", "cache_read",
+                                                                          "cache_write"}
+                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf")
+                          for x in p.values()))
+            if not ok:
+                return None, (f"{model!r}: must be {{input: X, output: Y}} (optional cache_read, cache_write), "
+                              f"dollars per million tokens, numbers >= 0; not {p!r}")
+        return {str(m): dict(p) for m, p in v.items()}, None
     if k == "bool":
         if not isinstance(v, bool):
             return None, f"must be true or false, not {_type_name(v)} {v!r}"
@@ -111,10 +127,6 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         except ValueError as e:
             return None, str(e)
         return str(v).strip(), None
-    if k == "dict":  # free-form mapping of str -> scalar or mapping
-        if not isinstance(v, dict):
-            return None, f"must be a mapping, not {_type_name(v)}"
-        return dict(v), None
     raise AssertionError(f"unknown field kind {k}")
 
 
@@ -183,10 +195,17 @@ def load_yaml(text: str, source: str) -> tuple[object, dict, list[str]]:
         return None, {}, [f"{source}{line}: not valid YAML: {what}"]
     lines: dict = {(): 1}
 
+    problems: list[str] = []
+
     def walk(n, path):
         if isinstance(n, yaml.MappingNode):
+            seen: dict = {}
             for k, sub in n.value:
                 p = path + (str(k.value),)
+                if p in seen:
+                    problems.append(f"{source}:{k.start_mark.line + 1}: '{'.'.join(p)}': given twice (first on "
+                                    f"line {seen[p]}); keep one")
+                seen[p] = k.start_mark.line + 1
                 lines[p] = k.start_mark.line + 1
                 walk(sub, p)
         elif isinstance(n, yaml.SequenceNode):
@@ -197,7 +216,7 @@ def load_yaml(text: str, source: str) -> tuple[object, dict, list[str]]:
 
     if node is not None:
         walk(node, ())
-    return data, lines, []
+    return data, lines, problems
 
 
 _INT = lazy(r"^[-+]?\d+$")

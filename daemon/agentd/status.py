@@ -34,6 +34,7 @@ def collect(cfg) -> dict:
         if nxt:
             info["next_task"] = {"id": nxt.id, "title": nxt.title, "score": nxt.score, "why": nxt.why}
         info["unreadable_lines"] = view.read.state.error_count
+        info["lost_entries"] = view.lost
     unit = _unit_dir(cfg) / "agentd.timer"
     if unit.exists():
         info["timer_installed"] = True
@@ -75,6 +76,9 @@ def text(info: dict) -> list[str]:
     if info.get("unreadable_lines"):
         out.append(f"warning:   {info['unreadable_lines']} line(s) of the worklog could not be read; "
                    "`agentd queue` lists them")
+    if info.get("lost_entries"):
+        out.append(f"warning:   {info['lost_entries']} agentd entr{'y' if info['lost_entries'] == 1 else 'ies'} "
+                   "missing from the worklog; the next wake appends agentd's copy again")
     if info.get("next_task"):
         n = info["next_task"]
         out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")

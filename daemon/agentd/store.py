@@ -123,6 +123,15 @@ class Store:
         """A new worklog at this path starts a new history: don't restore the old one into it."""
         return self.db.execute("UPDATE entries SET archived=1 WHERE worklog=?", (worklog,)).rowcount
 
+    def entry_keys(self, worklog: str) -> list[tuple[str, int]]:
+        """(run id, seq) of agentd's copies written to that worklog and not archived."""
+        return [(r, q) for r, q in self.db.execute("SELECT run_id, seq FROM entries WHERE worklog=? AND archived=0",
+                                                   (worklog,))]
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
+        return row[0] if row else 0
+
     def entry_text(self, run_id: str, seq: int) -> str | None:
         row = self.db.execute("SELECT text FROM entries WHERE run_id=? AND seq=?", (run_id, seq)).fetchone()
         return row[0] if row else None

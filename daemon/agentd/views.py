@@ -45,6 +45,10 @@ def queue_text(view, show_all: bool = False) -> list[str]:
     if r.state.torn:
         out.append(f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")
+    if view.lost:
+        out.append(f"{view.lost} agentd entr{'y is' if view.lost == 1 else 'ies are'} missing from {r.path.name} "
+                   "(an editor saved over them?); counted from agentd's copy, and the next wake appends "
+                   f"{'it' if view.lost == 1 else 'them'} again")
     for p in view.problems:
         out.append(f"task file: {safe(p, 300)}")
     if view.agent_backend is None and any(t.runner == "agent" for t in tasks):
@@ -58,7 +62,7 @@ def queue_json(view) -> dict:
     return {"worklog": str(r.path), "exists": r.exists,
             "tasks": [t.to_json() for t in view.tasks],
             "unreadable": [{"line": line, "message": msg} for line, msg in r.state.errors],
-            "unreadable_count": r.state.error_count, "torn_entries": r.state.torn,
+            "unreadable_count": r.state.error_count, "torn_entries": r.state.torn, "lost_entries": view.lost,
             "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu}
 
 

@@ -29,22 +29,35 @@ class Read(Record):
 
 def read(path: Path, index: Index) -> Read:
     """Parse the worklog, reading only the bytes the index hasn't seen."""
+    for _ in range(3):
+        r, settled = _read_once(path, index)
+        if settled:
+            return r
+    return r  # rewritten again and again while being read: this read is not cached
+
+
+def _stamp(st: os.stat_result) -> tuple:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
+    """One read; False with it when the file changed while it was being read (then it is not cached)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return Read(path, exists=False)
+        return Read(path, exists=False), True
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
     cached = index.get(path)
-    if cached and (cached.inode, cached.size, cached.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
+    if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
         if cached.offset == st.st_size:
-            return Read(path, True, cached.state, st.st_size, "cached", 0)
+            return Read(path, True, cached.state, st.st_size, "cached", 0), True
         if cached.whole is not None:
-            return Read(path, True, cached.whole, st.st_size, "cached", 0)
+            return Read(path, True, cached.whole, st.st_size, "cached", 0), True
     # Incremental only when the file grew and its parsed prefix looks the same;
     # a file rewritten at the same size (an edit in place) is parsed again.
     may_continue = cached is not None and 0 < cached.offset <= st.st_size and not (
-        st.st_size == cached.size and st.st_mtime_ns != cached.mtime_ns)
+        st.st_size == cached.size and (st.st_mtime_ns, st.st_ctime_ns) != (cached.mtime_ns, cached.ctime_ns))
     try:
         with open(path, "rb") as f:
             start, state, mode = 0, State(), "full"
@@ -57,11 +70,16 @@ def read(path: Path, index: Index) -> Read:
                 whole.present = []
                 whole.feed(tail, final=True)
             head, tail_hash = fingerprint(f, offset) if mode == "full" or offset > start else (cached.head, cached.tail)
+            # Written to in place while we read (an editor saving, rsync --inplace): the chunks
+            # may mix two versions, so don't cache it; read() reads it again.
+            settled = _stamp(os.fstat(f.fileno())) == _stamp(st) and os.stat(path).st_ino == st.st_ino
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
-    index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, state, whole),
-              replace_present=(mode == "full"))
-    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got)
+    if settled:
+        index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, state, whole,
+                               st.st_ctime_ns),
+                  replace_present=(mode == "full"))
+    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got), settled
 
 
 READ_CHUNK = 8 * 2**20
@@ -81,6 +99,8 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
         got += len(data)
         last = offset + len(data) >= size or len(data) < want
         cut = data.rfind(b"\n") + 1  # whole lines only
+        if not last:
+            cut = _hold_back(data, cut)
         used = state.feed(data, final=False, end=cut) if cut else 0
         offset += used
         if last:
@@ -88,6 +108,22 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
         if not used:
             want *= 2  # a line or an entry longer than a chunk
 
+
+
+def _hold_back(data: bytes, cut: int) -> int:
+    """Where a chunk that is not the last should end, at or before ``cut``.
+
+    A person's line followed only by quoted ``>`` lines up to the chunk's end may be
+    the cut-off start of an entry whose end marker is in the next chunk (see
+    ``parse._suspects``), so it waits for the next chunk, which then holds all of it.
+    """
+    k = cut
+    while k > 0:
+        s = data.rfind(b"\n", 0, k - 1) + 1  # the start of the line that ends at k
+        if not data.startswith(b">", s):
+            return k if data.startswith(b"=", s) else s  # an agentd marker needs no company
+        k = s
+    return k
 
 
 def _append_once(path: Path, data: bytes) -> bool:
