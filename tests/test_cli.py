@@ -54,7 +54,7 @@ def test_init_creates_the_config_and_a_worklog_with_a_header(cli, home, worklog)
 def test_a_second_init_leaves_both_files_as_they_are(cli, home, worklog):
     init(cli)
     cfg = home / ".config" / "agentd" / "config.yaml"
-    cfg.write_text(cfg.read_text() + "max_steps: 12\n")
+    cfg.write_text(cfg.read_text().replace("max_steps: 30", "max_steps: 12"))
     worklog.write_bytes(worklog.read_bytes() + b"- [ ] mine\n")
     before = (cfg.read_bytes(), worklog.read_bytes())
     r = cli("init")

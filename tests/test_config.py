@@ -164,6 +164,7 @@ def test_an_unknown_agentd_variable_gets_a_warning_naming_it():
 @pytest.mark.parametrize("text, words", [
     ("prices:\n  m: {input: x, output: 1}\n", "'prices': 'm': must be {input: X, output: Y}"),
     ("prices:\n  m: {input: 1}\n", "'prices': 'm': must be"),
+    ("prices:\n  m: {input: 1, output: 1, context: 0.5}\n", "'prices': 'm': must be"),
     ("prices: 5\n", "'prices': must be a mapping"),
     ("models:\n  anthropic: claude-x\n  anthropc: y\n", "'models.anthropc': unknown key (did you mean 'anthropic'?)"),
     ("workspace: 5\n", "'workspace': must be a path, not an integer 5"),
@@ -176,6 +177,24 @@ def test_values_the_schema_refuses(config_file, text, words):
     assert any(words in p for p in listed), listed
 
 
+@pytest.mark.parametrize("raw, want", [("2024", "2024"), ("yes", "yes"), ("~", "~"), ("~/notes", "~/notes")])
+def test_a_path_from_the_environment_is_taken_as_written(raw, want, home):
+    cfg = config.load(env(AGENTD_WORKLOG_DIR=raw))
+    assert cfg["worklog_dir"] == want
+    if want.startswith("~"):
+        assert "~" not in str(cfg.worklog_dir)  # expanded to the home directory
+    else:
+        assert cfg.worklog_dir.name == want
+
+
+def test_a_key_with_no_value_means_its_default(config_file):
+    config_file.write_text("worklog_dir:\nmax_steps:\n")
+    e = env()
+    e.pop("AGENTD_WORKLOG_DIR", None)
+    cfg = config.load(e)
+    assert cfg["worklog_dir"] == "~/agentd" and cfg["max_steps"] == 30
+
+
 def test_prices_and_models_that_are_right_are_kept(config_file):
     config_file.write_text("prices:\n  my-model: {input: 0.5, output: 2, cache_read: 0.05}\n"
                            "models:\n  openai: gpt-x\n")
@@ -186,9 +205,10 @@ def test_prices_and_models_that_are_right_are_kept(config_file):
 
 def test_unknown_variables_are_still_named_when_a_setting_is_wrong():
     """AGENTD_MAX_STEP=abc with AGENTD_FOO=1: the config error lists the misspelt one too."""
-    listed = problems(env(AGENTD_MAX_STEPS="abc", AGENTD_FOO="1"))
-    assert any("AGENTD_MAX_STEPS" in p for p in listed)
-    assert any("AGENTD_FOO is not an agentd setting" in p for p in listed)
+    with pytest.raises(ConfigError) as info:
+        config.load(env(AGENTD_MAX_STEPS="abc", AGENTD_FOO="1"))
+    assert len(info.value.problems) == 1 and "AGENTD_MAX_STEPS" in info.value.problems[0]
+    assert "AGENTD_FOO is not an agentd setting" in str(info.value)  # shown, though not counted as a problem
 
 
 @pytest.mark.parametrize("host", ["../evil", "a/b", ".hidden", "two words", "x" * 65])

@@ -231,6 +231,9 @@ def test_a_dependency_loop_is_named_as_one(worklog):
     assert "a loop (self → self)" in t["self"].why
     assert t["outside"].why == "waits for c1 (open)"  # waits on a loop, but is not in it
     assert not any(x.eligible for x in t.values())
+    # a done task breaks the loop: c1 can run now, and c3 waits for it as usual
+    t = by_id(load(worklog, text.replace("- [ ] c1", "- [x] c1")))
+    assert t["c3"].eligible and t["c2"].why == "waits for c3 (open)"
 
 
 def test_a_gpu_task_is_ineligible_without_a_gpu(worklog):

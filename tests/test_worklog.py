@@ -151,7 +151,7 @@ def test_a_rewritten_prefix_is_parsed_again_in_full(worklog, idx):
 
 
 def test_a_file_that_shrank_is_parsed_again_in_full(worklog, idx):
-    worklog.write_bytes(b"- [ ] a {id: a}\n- [ ] b {id: b}\n")
+    worklog.write_bytes(b"- [ ] a {id: a}\n- [ ] b {id: b}\n# the end\n")
     wl.read(worklog, idx)
     worklog.write_bytes(b"- [ ] a {id: a}\n")
     r = wl.read(worklog, idx)
@@ -202,7 +202,8 @@ def test_a_damaged_index_is_treated_as_missing(worklog, idx):
 
 
 def test_a_partial_last_line_is_read_now_and_read_whole_once_finished(worklog, idx):
-    worklog.write_bytes(b"- [ ] a {id: a}\n- [ ] half")
+    # (a last whole line that could be read waits too, see the next test: "# notes" can't)
+    worklog.write_bytes(b"- [ ] a {id: a}\n# notes\n- [ ] half")
     r = wl.read(worklog, idx)
     assert {t["title"] for t in r.state.tasks.values()} == {"a", "half"}
     with open(worklog, "ab") as f:
@@ -211,6 +212,19 @@ def test_a_partial_last_line_is_read_now_and_read_whole_once_finished(worklog, i
     assert r.mode == "incremental"
     assert set(r.state.tasks) == {"a", "whole"}
     assert r.state.tasks["whole"]["title"] == "half and the rest"
+    assert same(r.state) == same(parse_bytes(worklog.read_bytes()))
+
+
+def test_a_last_line_that_could_be_a_cut_off_entry_start_is_read_again_with_what_follows(worklog, idx):
+    """An editor that cut an entry's start can leave a task-looking remnant above its quoted lines;
+    only the end marker below tells.  So such a line at the end is not committed to the index."""
+    e = entry(3, task="a", body="x\ny")
+    worklog.write_bytes(b"# notes\n- [ ] looks like a task {id: remnant}\n")
+    assert "remnant" in wl.read(worklog, idx).state.tasks  # read now, as a task
+    with open(worklog, "ab") as f:  # what follows shows it was the remnant of entry 3
+        f.write(e.split("\n", 1)[1].encode())
+    r = wl.read(worklog, idx)
+    assert r.mode == "incremental" and "remnant" not in r.state.tasks
     assert same(r.state) == same(parse_bytes(worklog.read_bytes()))
 
 

@@ -45,7 +45,7 @@ CONFIG_FIELDS: dict[str, Field] = {
     "model": Field("str", None, "model for the provider (default: see models)"),
     "models": Field("map", None, "default model per provider", fields=MODELS_FIELDS),
     "prices": Field("prices", None, "USD per million tokens: {model: {input: X, output: Y}}"
-                    " (optional cache_read, cache_write)"),
+                    " (optional cache_read, cache_write, and context: the model's window in tokens)"),
     "base_url": Field("str", None, "OpenAI-compatible server URL (Ollama, vLLM, llama.cpp)"),
     "max_steps": Field("int", 30, "model turns one agent run may take", lo=1, hi=10_000),
     "max_attempts": Field("int", 3, "failed attempts before a task is blocked", lo=1, hi=100),
@@ -235,7 +235,9 @@ def load(env: dict | None = None) -> Config:
             hint = f" (did you mean AGENTD_{close[0].upper()}?)" if close else ""
             warnings.append(f"warning: environment variable {name} is not an agentd setting; ignored{hint}")
             continue
-        sub, env_problems = validate({key: yaml_scalar(env[name])}, CONFIG_FIELDS,
+        # a path is taken as written (AGENTD_WORKLOG_DIR=2024 or ~ is a directory, not a number or null)
+        value = (env[name].strip() or None) if CONFIG_FIELDS[key].kind == "path" else yaml_scalar(env[name])
+        sub, env_problems = validate({key: value}, CONFIG_FIELDS,
                                      source=f"environment variable {name}", fill_defaults=False)
         problems += env_problems
         if not env_problems:
@@ -248,7 +250,7 @@ def load(env: dict | None = None) -> Config:
         problems.append(f"environment variable AGENTD_HOST: {host!r} can't name a worklog: use letters, digits, "
                         "'.', '_' and '-', starting with a letter or digit (it becomes <host>_worklog.txt)")
     if problems:
-        raise ConfigError(problems + warnings)  # the warnings too: a misspelt variable may be the cause
+        raise ConfigError(problems, warnings)  # the warnings too: a misspelt variable may be the cause
     state_dir = (_expand(values["state_dir"], env) if values["state_dir"]
                  else _xdg(env, "XDG_STATE_HOME", ".local/state") / "agentd")
     worklog_dir = _expand(values["worklog_dir"], env)

@@ -47,7 +47,7 @@ def check_config(cfg_loader: Callable[[], Any]) -> tuple[Any, list[Check]]:
     try:
         cfg = cfg_loader()
     except ConfigError as e:
-        problems = "\n".join(f"       {p}" for p in e.problems)
+        problems = "\n".join(f"       {p}" for p in e.problems + e.warnings)
         return None, [Check(FAIL, f"config has {len(e.problems)} problem(s):\n{problems}",
                             "edit the config file at the lines named above")]
     checks = [Check(OK, f"config {cfg.config_file}" + ("" if cfg.config_file.exists() else " (absent: defaults)"))]

@@ -41,11 +41,12 @@ class ConfigError(AgentdError):
 
     exit_code = EX_CONFIG
 
-    def __init__(self, problems: list[str] | str):
+    def __init__(self, problems: list[str] | str, warnings: list[str] | None = None):
         if isinstance(problems, str):
             problems = [problems]
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        self.warnings = list(warnings or [])  # shown with the problems, not counted as problems
+        super().__init__("\n".join(self.problems + self.warnings))
 
 
 class BusyError(AgentdError):

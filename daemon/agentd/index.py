@@ -1,9 +1,10 @@
 """The parse index: a cache of what the worklog's bytes parsed into.
 
-One row per worklog path: inode, size, mtime, ctime, the byte offset parsed so far,
-a fingerprint of that prefix (hashes of its first and last 64 KiB) and the
-folded ``parse.State``; plus, when the file ends in an unfinished line or
-entry, the state including that tail, so an unchanged file is never read.
+One row per worklog path: inode, size, mtime, ctime, the byte offset parsed so
+far, a fingerprint of that prefix (hashes of its first and last 64 KiB) and the
+folded ``parse.State``; plus, when the file ends in an unfinished line or entry
+(or a line that may be the cut-off start of one, see ``parse._hold_back``), the
+state including that tail, so an unchanged file is never read.
 It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 """
 
@@ -138,8 +139,11 @@ class Index:
         return self._safely(query, list(keys))
 
     def lost(self, worklog: Path, stamp: str, keys) -> list[tuple[str, int]]:
-        """``missing(worklog, keys())``, remembered while ``stamp`` (the worklog's size and mtime
-        and the store's last seq) stays the same, so an unchanged worklog costs no lookup."""
+        """``missing(worklog, keys())``, remembered while ``stamp`` (the version of the worklog
+        the last read was, and the store's last seq) stays the same, so an unchanged worklog
+        costs no lookup.  An empty stamp: look, and remember nothing."""
+        if not stamp:
+            return self.missing(worklog, keys())
         fid = _fid(worklog)
         row = self._safely(lambda db: db.execute(f"SELECT stamp, keys FROM {LOST} WHERE fid=?", (fid,)).fetchone(),
                            None)

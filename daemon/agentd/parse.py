@@ -171,6 +171,8 @@ class State(Record):
         an edited, torn or damaged one) goes through ``_careful_entry``.
         """
         pos, n = 0, len(data) if end is None else end
+        if not final:
+            n = _hold_back(data, n)
         line = self.lines
         while pos < n:
             heads: list = []
@@ -304,6 +306,23 @@ class State(Record):
         else:
             line, pos = k, q
         return pos, line, pos < n
+
+
+def _hold_back(data: bytes, cut: int) -> int:
+    """Where a feed that is not final should stop, at or before ``cut``.
+
+    A person's line followed only by quoted ``>`` lines up to ``cut`` may be the
+    cut-off start of an entry whose end marker comes later (see ``_suspects``), so
+    it is left for the next feed, which then sees all of it.
+    """
+    k = cut
+    while k > 0:
+        s = data.rfind(b"\n", 0, k - 1) + 1  # the start of the line that ends at k
+        if not data.startswith(b">", s):
+            first = data[s + 3:s + 4] if data.startswith(BOM, s) else data[s:s + 1]
+            return s if first and first[0] in FIRST_BYTES else k  # only a line that could be read waits
+        k = s
+    return k
 
 
 def _scan(data: bytes, pos: int, n: int, heads: list, regions: list) -> int:

@@ -227,7 +227,7 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
         if dep not in statuses:
             return f"waits for {dep}, which no line or task file defines"
         if statuses[dep] != "done":
-            loop = _loop(t.id, after)
+            loop = _loop(t.id, after, statuses)
             if loop:
                 return (f"waits for {dep}, but the `after` links go round in a loop ({' → '.join(loop)}), so none "
                         "of them can start; remove one `after`")
@@ -241,8 +241,8 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
     return None
 
 
-def _loop(start: str, after: dict) -> list[str] | None:
-    """The shortest chain of `after` links from ``start`` back to itself, if there is one."""
+def _loop(start: str, after: dict, statuses: dict) -> list[str] | None:
+    """The shortest chain of `after` links from ``start`` back to itself through tasks not yet done."""
     paths = {start: [start]}
     frontier = [start]
     while frontier:
@@ -251,7 +251,7 @@ def _loop(start: str, after: dict) -> list[str] | None:
             for dep in after.get(x) or ():
                 if dep == start:
                     return paths[x] + [start]
-                if dep not in paths:
+                if dep not in paths and statuses.get(dep) != "done":
                     paths[dep] = paths[x] + [dep]
                     nxt.append(dep)
         frontier = nxt
@@ -399,8 +399,9 @@ def with_lost_entries(cfg, store, r):
     from agentd import entries
     from agentd.index import Index
 
-    st = os.stat(r.path) if r.exists else None
-    stamp = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{store.last_seq()}" if st else ""
+    # the answer is kept for this version of the worklog (as read, so it matches the index's list of
+    # the entries that read saw) and of the store; a read that was not cached is not kept either
+    stamp = f"{r.stamp}:{store.last_seq()}" if r.stamp else ""
     lost = Index(cfg.index_path).lost(cfg.worklog_path, stamp, lambda: store.entry_keys(str(cfg.worklog_path)))
     if not lost:
         return r, lost

@@ -55,6 +55,9 @@ def _type_name(v: object) -> str:
             list: "a list", dict: "a mapping", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+_PRICE_KEYS = {"input", "output", "cache_read", "cache_write", "context"}
+
+
 def _check(f: Field, v: object) -> tuple[object, str | None]:
     """Return (clean value, problem or None) for one scalar-ish field."""
     if v is None:
@@ -70,17 +73,17 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         if isinstance(v, (dict, list, bool)):
             return None, f"must be a string, not {_type_name(v)}"
         return str(v), None
-    if k == "prices":  # model -> {input: X, output: Y[, cache_read: Z, cache_write: W]}, USD per million tokens
+    if k == "prices":  # model -> {input: X, output: Y[, cache_read, cache_write, context]}
         if not isinstance(v, dict):
             return None, f"must be a mapping of model -> {{input: X, output: Y}}, not {_type_name(v)}"
         for model, p in v.items():
-            ok = (isinstance(p, dict) and {"input", "output"} <= set(p) <= {"input", "output", "cache_read",
-                                                                          "cache_write"}
+            ok = (isinstance(p, dict) and {"input", "output"} <= set(p) <= _PRICE_KEYS
                   and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf")
-                          for x in p.values()))
+                          for x in p.values())
+                  and (isinstance(p.get("context", 1), int) and p.get("context", 1) >= 1))
             if not ok:
-                return None, (f"{model!r}: must be {{input: X, output: Y}} (optional cache_read, cache_write), "
-                              f"dollars per million tokens, numbers >= 0; not {p!r}")
+                return None, (f"{model!r}: must be {{input: X, output: Y}} in dollars per million tokens, numbers"
+                              f" >= 0 (optional cache_read, cache_write; context: its window in tokens); not {p!r}")
         return {str(m): dict(p) for m, p in v.items()}, None
     if k == "bool":
         if not isinstance(v, bool):
@@ -167,7 +170,7 @@ def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict
         if problem:
             problems.append(f"{where(path)}: '{name}': {problem}")
         else:
-            clean[key] = value
+            clean[key] = f.default if value is None else value  # `key:` with no value means the default
     for key, f in fields.items():
         if key in clean:
             continue

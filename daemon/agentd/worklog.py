@@ -25,6 +25,7 @@ class Read(Record):
     size: int = 0
     mode: str = "missing"  # missing, cached, incremental, full
     bytes_read: int = 0
+    stamp: str = ""  # the version of the file this read is (inode, size, mtime, ctime); "" if not cached
 
 
 def read(path: Path, index: Index) -> Read:
@@ -49,11 +50,12 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
     cached = index.get(path)
+    stamp = ":".join(map(str, _stamp(st)))
     if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
         if cached.offset == st.st_size:
-            return Read(path, True, cached.state, st.st_size, "cached", 0), True
+            return Read(path, True, cached.state, st.st_size, "cached", 0, stamp), True
         if cached.whole is not None:
-            return Read(path, True, cached.whole, st.st_size, "cached", 0), True
+            return Read(path, True, cached.whole, st.st_size, "cached", 0, stamp), True
     # Incremental only when the file grew and its parsed prefix looks the same;
     # a file rewritten at the same size (an edit in place) is parsed again.
     may_continue = cached is not None and 0 < cached.offset <= st.st_size and not (
@@ -63,6 +65,7 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
             start, state, mode = 0, State(), "full"
             if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail):
                 start, state, mode = cached.offset, cached.state, "incremental"
+            ends = _ends(f, st.st_size)
             offset, tail, got = _feed_chunks(f, state, start, st.st_size)
             whole = None
             if tail:  # a partial last line or an entry still being written
@@ -71,18 +74,30 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
                 whole.feed(tail, final=True)
             head, tail_hash = fingerprint(f, offset) if mode == "full" or offset > start else (cached.head, cached.tail)
             # Written to in place while we read (an editor saving, rsync --inplace): the chunks
-            # may mix two versions, so don't cache it; read() reads it again.
-            settled = _stamp(os.fstat(f.fileno())) == _stamp(st) and os.stat(path).st_ino == st.st_ino
+            # may mix two versions, so don't cache it; read() reads it again.  Only grown (another
+            # process appended) is fine: what was read is still there.
+            now = os.fstat(f.fileno())
+            settled = os.stat(path).st_ino == st.st_ino and (_stamp(now) == _stamp(st) or (
+                now.st_size >= st.st_size and _ends(f, st.st_size) == ends))
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
     if settled:
         index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, state, whole,
                                st.st_ctime_ns),
                   replace_present=(mode == "full"))
-    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got), settled
+    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got,
+                stamp if settled else ""), settled
 
 
 READ_CHUNK = 8 * 2**20
+
+
+def _ends(f, size: int) -> tuple[bytes, bytes]:
+    """The first and the last 64 KiB of f[:size]: what an edit in place would change."""
+    f.seek(0)
+    head = f.read(min(size, 65536))
+    f.seek(max(0, size - 65536))
+    return head, f.read(size - max(0, size - 65536))
 
 
 def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, int]:
@@ -99,8 +114,6 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
         got += len(data)
         last = offset + len(data) >= size or len(data) < want
         cut = data.rfind(b"\n") + 1  # whole lines only
-        if not last:
-            cut = _hold_back(data, cut)
         used = state.feed(data, final=False, end=cut) if cut else 0
         offset += used
         if last:
@@ -108,22 +121,6 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
         if not used:
             want *= 2  # a line or an entry longer than a chunk
 
-
-
-def _hold_back(data: bytes, cut: int) -> int:
-    """Where a chunk that is not the last should end, at or before ``cut``.
-
-    A person's line followed only by quoted ``>`` lines up to the chunk's end may be
-    the cut-off start of an entry whose end marker is in the next chunk (see
-    ``parse._suspects``), so it waits for the next chunk, which then holds all of it.
-    """
-    k = cut
-    while k > 0:
-        s = data.rfind(b"\n", 0, k - 1) + 1  # the start of the line that ends at k
-        if not data.startswith(b">", s):
-            return k if data.startswith(b"=", s) else s  # an agentd marker needs no company
-        k = s
-    return k
 
 
 def _append_once(path: Path, data: bytes) -> bool:
