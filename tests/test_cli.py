@@ -376,3 +376,27 @@ def test_top_level_help_version_and_bad_commands_answer_without_tracebacks(cli):
     for args in ((), ("bogus",), ("--json",), ("queue", "--bad")):
         r = cli(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr and "usage:" in r.stderr, args
+
+
+@pytest.mark.parametrize("command", sorted(__import__("agentd.cli").cli.FLAGS))
+def test_the_flag_only_fast_path_parses_exactly_as_argparse_does(command):
+    """FLAGS mirrors the argparse parsers: same options, same attributes, same values."""
+    import argparse
+    import itertools
+
+    from agentd import cli as cli_mod
+
+    flags = cli_mod.FLAGS[command]
+    p = argparse.ArgumentParser()
+    cli_mod.COMMANDS[command][1](p)
+    options = {s for a in p._actions for s in a.option_strings if s not in ("-h", "--help")}
+    assert options == set(flags), "FLAGS and the argparse parser offer different options"
+    for n in range(len(flags) + 1):
+        for words in itertools.permutations(sorted(flags), n):
+            fast = cli_mod._parse([command, *words])
+            slow = vars(p.parse_args(list(words)))
+            assert vars(fast) == {"command": command, **slow}, words
+    # anything else still goes to argparse: a usage error, exit 2
+    with pytest.raises(SystemExit) as e:
+        cli_mod._parse([command, "--nope"])
+    assert e.value.code == 2
