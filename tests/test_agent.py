@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+import types
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,19 @@ def test_no_provider_configured_blocks_the_run(tmp_path):
     assert out.status == "blocked" and "ANTHROPIC_API_KEY" in out.reason and out.provider == "none"
 
 
+@pytest.mark.parametrize("api", ["anthropic", "openai"])
+def test_a_server_that_cannot_be_reached_is_named_in_the_reason(tmp_path, api):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    nowhere = types.SimpleNamespace(url=url)  # in place of the fake server: only its address is used
+    out, _, _ = go(cfg_for(tmp_path, nowhere, api=api, call_timeout="3s"))
+    assert out.status == "failed" and out.reason.startswith(f"provider down ({api} at {url}")
+
+
 def test_a_provider_that_stays_down_fails_the_run_within_call_timeout(tmp_path, fake):
     fake.script(*[error(500, "internal")] * 10)
     t = time.monotonic()
@@ -224,7 +238,10 @@ def test_the_daily_ledger_spans_runs(tmp_path, fake):
     first, store, _ = go(cfg, run_id="r1")
     assert first.status == "done"
     second, _, _ = go(cfg, run_id="r2", store=store)
-    assert second.status == "blocked" and second.reason.startswith("budget: tokens_per_day 3200 reached")
+    # a daily limit: the run waits for the next UTC day instead of being blocked until RETRY
+    assert second.status == "deferred" and second.reason.startswith("budget: tokens_per_day 3200 reached")
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    assert second.defer_until == tomorrow
     assert len(fake.requests) == 2
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     assert store.ledger_day(day)[0] == 3000 + 100 + 100 + 20

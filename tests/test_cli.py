@@ -120,6 +120,8 @@ def test_queue_text_shows_the_order_and_why(cli, worklog):
     assert out.index("tests") < out.index("bench")
     assert "needs an LLM backend" in out  # the directive, with no API key
     assert "why:" in out and "not now:" in out
+    # the footer gives the actual reason, not a generic hint
+    assert "agent tasks wait: provider is none (docs/agent.md)" in cli("queue", env={"AGENTD_PROVIDER": "none"}).stdout
 
 
 def test_add_appends_a_well_formed_task_line(cli, worklog):

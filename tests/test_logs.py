@@ -181,3 +181,24 @@ def test_cli_logs_reads_the_file(tmp_path, cli):
     (state / "agentd.log").write_text('{"event": "hello"}\n')
     p = cli("logs", env=env)
     assert p.returncode == 0 and p.stdout == '{"event": "hello"}\n'
+
+
+def test_cli_logs_on_a_terminal_prints_readable_lines(tmp_path):
+    state = tmp_path / "state"
+    (state / "agentd").mkdir(parents=True)
+    (state / "agentd" / "agentd.log").write_text(
+        '{"task": "ok", "event": "run started", "run_id": "r1", "level": "info",'
+        ' "timestamp": "2026-11-22T15:32:09.691812Z"}\n{"event": "odd \\u001b[2J", "level": "warning"}\nnot json\n')
+    env = {**os.environ, "XDG_STATE_HOME": str(state), "PATH": str(tmp_path)}  # no journalctl
+    master, slave = os.openpty()
+    try:
+        p = subprocess.run([sys.executable, "-m", "agentd", "logs"], stdout=slave, stderr=subprocess.PIPE,
+                           env=env, timeout=60)
+        os.close(slave)
+        text = os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+    assert p.returncode == 0, p.stderr
+    lines = text.replace("\r\n", "\n").splitlines()
+    assert lines[0] == "2026-11-22T15:32:09Z info    run started  task=ok run_id=r1"
+    assert lines[1] == "- warning odd \\x1b[2J" and lines[2] == "not json"

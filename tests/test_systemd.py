@@ -349,7 +349,11 @@ def test_uninstall_when_the_user_manager_is_unreachable(tmp_path):
     assert systemd.uninstall(cfg, out=lambda s: None, err=errors.append) == 1
     assert not any(systemd.user_unit_dir(env).glob("agentd*"))
     assert "`systemctl --user disable --now agentd.timer` failed: Failed to connect to bus" in errors[0]
-    assert "run `agentd uninstall` again" in errors[0]
+    # the files are gone, so running uninstall again would do nothing: the advice is the reload
+    assert "run `systemctl --user daemon-reload` again" in errors[0]
+    kept: list[str] = []
+    assert systemd.uninstall(cfg, out=kept.append, err=errors.append) == 0
+    assert any(f"the worklog {cfg.worklog_path}" in line and str(cfg.config_file) in line for line in kept)
 
 
 def test_timer_next_elapse(tmp_path):

@@ -185,6 +185,8 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
         time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL)  # the wake only: its command's process group lives on, orphaned
     p.wait()
+    st = json.loads(run_cli("status", "--json").stdout)  # no wake holds the lock: not "running"
+    assert st["last_run"]["status"] == "interrupted" and st["progress"]["status"] == "failed"
     assert run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"}).returncode == 1  # the rerun hits the 1 s limit
     assert "were still running" in worklog.read_text()  # the next wake stopped the orphan first
     st = parse_bytes(worklog.read_bytes())
@@ -192,7 +194,12 @@ def test_a_wake_killed_mid_command_is_recorded_and_the_next_wake_reruns_it_first
     assert any("status=interrupted" in e for e in statuses)
     assert "other" not in st.latest  # the interrupted job went first, before the higher-scored task
     assert counter.read_text().count("x") == 2
-    killed = next(r for r in json.loads(run_cli("runs", "--json").stdout) if r["status"] == "interrupted")
+    runs = json.loads(run_cli("runs", "--json").stdout)
+    assert sorted(r["status"] for r in runs) == ["failed", "interrupted"]  # the rerun is a run of its own
+    rerun = next(r for r in runs if r["status"] == "failed")
+    assert (Path(rerun["run_dir"]) / "manifest.json").exists()
+    assert run_cli("show", rerun["run_id"]).returncode == 0
+    killed = next(r for r in runs if r["status"] == "interrupted")
     progress = json.loads((Path(killed["run_dir"]) / "progress.json").read_text())
     assert progress["status"] == "failed" and progress["current_phase"] == "interrupted"
     assert progress["notes"] == "the wake was killed during 'run command'"
@@ -329,6 +336,25 @@ def test_a_task_interrupted_again_and_again_is_blocked_after_max_attempts(worklo
     assert hog["status"] == "blocked" and hog["attempts"] == 3 and "RETRY: hog" in hog["why"]
 
 
+def test_a_retry_followed_by_a_quick_success_runs_the_task_once(worklog, tmp_path):
+    """The RETRY is first seen by the wake that then runs the task within the same second."""
+    flag, count = tmp_path / "fixed", tmp_path / "count"
+    write(worklog, f"- [ ] rt {{id: rt, run: 'echo x >> {count}; test -e {flag}'}}\n")
+    for _ in range(3):  # fails until blocked
+        run_cli("wake", "--now", env={"AGENTD_RETRY_BACKOFF": "0s"})
+    assert latest_status(worklog, "rt") == "failed"
+    flag.touch()
+    with open(worklog, "a", encoding="utf-8") as f:
+        f.write("RETRY: rt\n")
+    assert run_cli("wake", "--now").returncode == 0
+    assert latest_status(worklog, "rt") == "done"
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "rt")["status"] == "done"
+    r = run_cli("wake", "--now")
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    assert count.read_text().count("x") == 4
+
+
 def test_an_interrupted_task_is_shown_first_in_the_queue_and_the_dry_run(worklog):
     write(worklog, "- [ ] low {id: low, run: 'sleep 30', value: 1}\n- [ ] high {id: high, run: 'true', value: 9}\n")
     p = subprocess.Popen([*AGENTD, "wake", "--now", "--task", "low"], env=dict(os.environ),
@@ -414,3 +440,30 @@ def test_progress_json_lists_the_phases_in_the_order_they_finished(worklog):
     assert p["phases_completed"][0] == "start" and p["phases_completed"][-1] == "finished"
     assert "snapshot" in p["phases_completed"]
     assert set(p) >= {"current_phase", "phase_started", "last_update", "status", "notes", "phases_completed"}
+
+
+def test_a_failure_says_what_to_change_next(worklog):
+    write(worklog, "- [ ] loud {id: loud, run: 'echo broken >&2; exit 3'}\n")
+    run_cli("wake", "--now")
+    assert ("next: read the stderr tail above; RETRY: loud after fixing, or it retries by itself with backoff"
+            in worklog.read_text())
+    write(worklog, "- [ ] quiet {id: quiet, run: 'exit 4'}\n")
+    run_cli("wake", "--now", env={"AGENTD_MAX_ATTEMPTS": "1"})
+    text = worklog.read_text()
+    assert "next: it printed nothing at all: try it by hand in" in text
+    assert "that was attempt 1 of 1 (max_attempts), so it is blocked now: write RETRY: quiet after fixing" in text
+    write(worklog, "- [ ] slow {id: slow, run: 'sleep 30'}\n")
+    run_cli("wake", "--now", env={"AGENTD_COMMAND_TIMEOUT": "1s"})
+    assert "next: raise command_timeout in the config (now 1s), or split the work" in worklog.read_text()
+
+
+def test_wake_task_may_skip_a_backoff_but_not_a_block(worklog, tmp_path):
+    count = tmp_path / "count"
+    write(worklog, f"- [ ] flaky {{id: flaky, run: 'echo x >> {count}; exit 1'}}\n")
+    assert run_cli("wake", "--now").returncode == 1
+    assert "nothing to do" in run_cli("wake", "--now").stdout  # in backoff
+    assert run_cli("wake", "--now", "--task", "flaky").returncode == 1  # a person asked: it runs again
+    assert count.read_text().count("x") == 2
+    run_cli("wake", "--now", "--task", "flaky")  # the third failure blocks it
+    r = run_cli("wake", "--now", "--task", "flaky")
+    assert r.returncode == 2 and "RETRY: flaky" in r.stderr and count.read_text().count("x") == 3

@@ -164,3 +164,24 @@ def test_a_rate_limit_defers_the_task_and_holds_back_the_other_agent_tasks(workl
     assert "nothing to do" in r.stdout and len(fake.requests) == n
     q = json.loads(run_cli("queue", "--json", env=anthropic_env(fake)).stdout)
     assert any("rate-limited until" in t["why"] for t in q["tasks"])
+
+
+def test_a_spent_daily_budget_defers_the_run_and_holds_back_the_other_agent_tasks(worklog, fake):
+    worklog.write_text("DIRECTIVE: one {id: one}\nDIRECTIVE: two {id: two}\nDIRECTIVE: three {id: three}\n"
+                       "- [ ] a command {id: cmd, run: 'true', value: 1}\n")
+    env = {**anthropic_env(fake), "AGENTD_BUDGET": "{tokens_per_day: 500}"}
+    fake.script(reply(tools=[("shell", {"command": "true"})], usage=(1000, 50)), finish("done", "never reached"))
+    assert run_cli("wake", "--now", env=env).returncode == 0
+    st = parse_bytes(worklog.read_bytes())
+    (ran,) = [t for t in ("one", "two", "three") if t in st.latest]
+    assert st.latest[ran]["status"] == "deferred"  # not blocked: no RETRY needed tomorrow
+    n = len(fake.requests)
+    q = json.loads(run_cli("queue", "--json", env=env).stdout)
+    waiting = [t for t in q["tasks"] if t["runner"] == "agent" and t["id"] != ran]
+    assert waiting and all(not t["eligible"] and "the daily budget is spent" in t["why"] for t in waiting)
+    assert "tokens_per_day 500 reached" in waiting[0]["why"]
+    r = run_cli("wake", "--now", env=env)  # the next wake runs the command task, not another agent task
+    assert r.returncode == 0 and len(fake.requests) == n
+    st = parse_bytes(worklog.read_bytes())
+    assert st.latest["cmd"]["status"] == "done"
+    assert all((st.latest.get(t) or {}).get("status") != "blocked" for t in ("one", "two", "three"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from agentd import compaction
-from agentd.budget import Budget
+from agentd.budget import DAILY, Budget, next_utc_day
 from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
                                 transcript_lines)
 from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
@@ -257,7 +257,10 @@ class _Run:
 
     def stopped(self, reason: str) -> Outcome:
         turns = len(self.cp.of(ModelStep))
-        return self.outcome("blocked", f"Stopped after {turns} model turns: {reason}.", reason)
+        summary = f"Stopped after {turns} model turns: {reason}."
+        if reason.startswith(DAILY):  # the day's budget: the task waits for the next UTC day, not for RETRY
+            return self.outcome("deferred", summary, reason, next_utc_day())
+        return self.outcome("blocked", summary, reason)
 
     def failure(self, e: ProviderError) -> Outcome:
         """Map a provider failure to the outcome that decides the next wake."""

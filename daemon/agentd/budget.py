@@ -5,19 +5,43 @@ Checked before every model call: model turns (``max_steps``), wall clock
 run), tokens and dollars per run and per UTC day.  A call already under way
 is finished, so a run can overshoot a token or dollar limit by one call.
 Tokens are prompt tokens (cached ones included) plus output tokens.  A run
-stopped by a limit ends ``blocked`` with a reason such as
-``budget: usd_per_run 2.0 reached``.
+stopped by a per-run limit ends ``blocked`` with a reason such as
+``budget: usd_per_run 2.0 reached``; one stopped by a daily limit ends
+``deferred`` until the next UTC midnight, and until then the queue holds every
+agent task back (``daily_reason``), as it does for a rate limit.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from agentd.providers import Usage
+if TYPE_CHECKING:
+    from agentd.providers import Usage
 
 
 def utc_day(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+DAILY = ("budget: tokens_per_day", "budget: usd_per_day")
+
+
+def daily_reason(cfg, store) -> str | None:
+    """The daily limit today's runs have reached (UTC day), as a reason, or None."""
+    lim = cfg["budget"]
+    day_tokens, day_usd = store.ledger_day(utc_day())
+    if day_tokens >= lim["tokens_per_day"]:
+        return f"budget: tokens_per_day {lim['tokens_per_day']} reached ({day_tokens} used today, UTC)"
+    if day_usd > 0 and day_usd >= lim["usd_per_day"]:
+        return f"budget: usd_per_day {lim['usd_per_day']} reached (${day_usd:.4f} spent today, UTC)"
+    return None
+
+
+def next_utc_day(t: float | None = None) -> str:
+    """The next UTC midnight, as an ISO time: when the daily limits start again."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(t - t % 86400 + 86400))
 
 
 class Budget:
@@ -51,12 +75,7 @@ class Budget:
             return f"budget: tokens_per_run {lim['tokens_per_run']} reached ({self.tokens} used)"
         if self.usd > 0 and self.usd >= lim["usd_per_run"]:
             return f"budget: usd_per_run {lim['usd_per_run']} reached (${self.usd:.4f} spent)"
-        day_tokens, day_usd = self.store.ledger_day(utc_day())
-        if day_tokens >= lim["tokens_per_day"]:
-            return f"budget: tokens_per_day {lim['tokens_per_day']} reached ({day_tokens} used today, UTC)"
-        if day_usd > 0 and day_usd >= lim["usd_per_day"]:
-            return f"budget: usd_per_day {lim['usd_per_day']} reached (${day_usd:.4f} spent today, UTC)"
-        return None
+        return daily_reason(self.cfg, self.store)
 
     def charge(self, usage: Usage, cost: float) -> None:
         """Record one call's use on the run row and in the daily ledger."""

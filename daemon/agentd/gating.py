@@ -50,7 +50,7 @@ def choose(tasks: list, gate: Gate, task_id: str | None = None):
         t = next((t for t in tasks if t.id == task_id), None)
         if t is None:
             raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
-        if not t.eligible:
+        if not t.eligible and not t.only_waits:  # a person asking may skip a backoff or a deferral
             raise UsageError(f"task {task_id} can't run now: {t.why}")
         return t
     for t in tasks:

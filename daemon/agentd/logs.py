@@ -212,7 +212,9 @@ def follow_logs(cfg: Any, follow: bool = False, *, out: Callable[[str], None] | 
             return subprocess.call(cmd, env=env)
         except KeyboardInterrupt:
             return 0
-    out = out or (lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+    if out is None:
+        readable = sys.stdout.isatty()
+        out = lambda s: (sys.stdout.write(readable_lines(s) if readable else s), sys.stdout.flush())  # noqa: E731
     path = Path(cfg.state_dir) / LOG_NAME
     if not path.exists() and not follow:
         print(f"agentd: no logs yet: no journal entries for agentd.service and no {path}", file=sys.stderr)
@@ -221,6 +223,31 @@ def follow_logs(cfg: Any, follow: bool = False, *, out: Callable[[str], None] | 
         return _tail(path, follow, out, stop, poll)
     except KeyboardInterrupt:
         return 0
+
+
+def readable_lines(text: str) -> str:
+    """The log file's JSON lines as a person reads them in a terminal:
+    ``2026-11-22T15:32:09Z info  run started  task=ok kind=command run_id=…``; other lines as they are."""
+    import json
+
+    from agentd.views import safe
+
+    out = []
+    for line in text.splitlines(keepends=True):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        if not isinstance(d, dict):
+            out.append(line)
+            continue
+        ts = d.pop("timestamp", None)
+        at = f"{str(ts)[:19]}Z" if ts else "-"
+        level, event = d.pop("level", ""), d.pop("event", "")
+        rest = " ".join(f"{k}={v}" for k, v in d.items())
+        out.append(safe(f"{at} {level:<7} {event}  {rest}".rstrip()) + "\n")  # no terminal escapes
+    return "".join(out)
 
 
 def _tail(path: Path, follow: bool, out: Callable[[str], None], stop: Callable[[], bool] | None,

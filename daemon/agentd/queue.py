@@ -39,6 +39,7 @@ class Task(Record):
     forced: str = ""
     latest_run: str | None = None
     defer_until: str | None = None
+    only_waits: bool = False  # ineligible only until a time (backoff, deferred): `wake --task` may run it
 
     @property
     def runner(self) -> str:
@@ -125,7 +126,9 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False,
         if latest is None or c[0] > latest["seq"]:
             return True
         t = seen.get((tid, c[0], c[1], c[2]))
-        return bool(t) and latest_at is not None and t > latest_at
+        # `at=` is whole seconds: an entry written in the second the line was first seen may be the
+        # newer one (a RETRY read by the wake that then ran the task), so that second doesn't count
+        return bool(t) and latest_at is not None and t >= latest_at + 1
 
     newer = [c for c in cmds if after_latest(c)]
     last_cmd = max(newer, key=lambda c: (seen.get((tid, c[0], c[1], c[2])) or 0, c[0])) if newer else None
@@ -187,6 +190,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
         reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
         t.eligible = reason is None
         t.why = sc.explain() if reason is None else reason
+        t.only_waits = reason is not None and reason.startswith(("retry ", "deferred until "))
         if t.eligible and t.status == "interrupted":
             t.forced = "interrupted: the next wake resumes it before anything else"
             t.why = f"goes first: {t.forced} · {t.why}"
@@ -282,6 +286,7 @@ class View(Record):
     agent_backend: str | None
     has_gpu: bool
     lost: int = 0  # agentd's entries the worklog lost, counted as if there (the next wake appends them again)
+    agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
 
 
 def agent_backend(cfg) -> tuple[str | None, str]:
@@ -330,6 +335,16 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     if hold["kind"] == "deferred" and until is not None and now < until:
         return None, f"{backend} is rate-limited until {hold['until']} ({hold['reason']})"
     return None
+
+
+def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
+    """(None, why) when today's runs have used up a daily budget (UTC day)."""
+    from agentd.budget import daily_reason, next_utc_day
+
+    reason = daily_reason(cfg, store)
+    if reason is None:
+        return None
+    return None, f"the daily budget is spent ({reason[len('budget: '):]}); agent tasks wait until {next_utc_day(now)}"
 
 
 def _on_path(exe: str, path: str) -> bool:
@@ -381,10 +396,10 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
 
     live = not in_wake and wake_running(cfg)
     if store is not None and backend is not None:
-        backend, reason = held(cfg, store, backend, now) or (backend, reason)
+        backend, reason = held(cfg, store, backend, now) or spent(cfg, store, backend, now) or (backend, reason)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen)
-    return View(r, tasks, problems, backend, gpu, len(lost))
+    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason)
 
 
 def with_lost_entries(cfg, store, r):

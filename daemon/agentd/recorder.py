@@ -51,7 +51,8 @@ def restore_missing(cfg, store, read) -> int:
 
 
 def interrupted(cfg, store, view):
-    """The run a killed wake left behind: (task, run_id) to resume it, or None."""
+    """What a killed wake left behind: (task, run id, True) to resume an agent run where it
+    stopped, (task, a new run id, False) to run a command or experiment again, or None."""
     from agentd.runners.command import kill_orphan
 
     by_id = {t.id: t for t in view.tasks}
@@ -66,14 +67,14 @@ def interrupted(cfg, store, view):
         if task is not None and task.runner == "agent" and task.status in ("interrupted", "open", "running"):
             if orphan:
                 print(f"run {run['run_id']}: {orphan}")
-            return task, run["run_id"]
+            return task, run["run_id"], True
         store.update_run(run["run_id"], status="interrupted", reason="the wake was killed while it ran")
         _progress_interrupted(cfg, run["run_id"])
         append_entry(cfg, store, run["run_id"], run["task_id"], "interrupted",
                      f"**interrupted** · the wake running this was killed (run {run['run_id']})"
                      + (f"; {orphan}" if orphan else ""), view.read.state.max_seq)
         if task is not None and task.status in ("interrupted", "open") and task.runner != "agent":
-            return task, records.new_run_id()  # run it again, before anything else
+            return task, records.new_run_id(), False  # run it again, as a new run, before anything else
     return None
 
 
@@ -143,12 +144,14 @@ class Recorder:
 
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
+        from agentd.budget import DAILY
         from agentd.queue import key_fingerprint
 
         reason = o.reason or ""
         if o.status == "blocked" and reason.startswith("auth"):
             self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
-        elif o.status == "deferred" and o.defer_until:
+        elif o.status == "deferred" and o.defer_until and not reason.startswith(DAILY):
+            # (a spent daily budget holds agent tasks back by itself: see queue.spent)
             self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
         elif o.status == "done":
             self.store.clear_hold(o.provider)

@@ -24,6 +24,14 @@ def collect(cfg) -> dict:
                                                      "duration_s", "exit_code", "input_tokens", "output_tokens",
                                                      "cost_usd", "provider", "summary", "run_dir")}
             info["progress"] = read_progress(last["run_dir"])
+            from agentd.lock import wake_running
+
+            if last["status"] == "running" and not wake_running(cfg):
+                # its wake was killed; the next wake records it interrupted and rewrites progress.json
+                info["last_run"]["status"] = "interrupted"
+                if info["progress"] and info["progress"].get("status") == "running":
+                    info["progress"] = {**info["progress"], "status": "failed", "current_phase": "interrupted",
+                                        "notes": "the wake running it was killed; the next wake records it"}
     if info["worklog_exists"]:
         view = queue.load(cfg, store)
         counts: dict = {}

@@ -52,8 +52,7 @@ def queue_text(view, show_all: bool = False) -> list[str]:
     for p in view.problems:
         out.append(f"task file: {safe(p, 300)}")
     if view.agent_backend is None and any(t.runner == "agent" for t in tasks):
-        out.append("agent tasks need an LLM backend: set ANTHROPIC_API_KEY or OPENAI_API_KEY, or `provider` "
-                   "in the config (docs/agent.md)")
+        out.append(f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)")
     return out
 
 

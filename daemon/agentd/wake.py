@@ -33,9 +33,10 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                         first=(view.read.state.errors[:1] or view.problems[:1]), hint="agentd queue lists them")
         if recorder.restore_missing(cfg, store, view.read):
             view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # restored entries count
-        resumed = recorder.interrupted(cfg, store, view)
-        if resumed:
-            task, run_id = resumed
+        left = recorder.interrupted(cfg, store, view)  # (task, run id, resume it?) a killed wake left
+        resumed = bool(left and left[2])
+        if left:
+            task, run_id, _ = left
         else:
             gate = gating.check(cfg, snap, forced=now)
             if gate.skip:
@@ -52,8 +53,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             run_id = records.new_run_id()
         logs.bind(run_id=run_id)
         rec = recorder.Recorder(cfg, store, run_id, task, snap, view)
-        rec.start(resumed=bool(resumed))
-        log.info("run started", task=task.id, kind=task.kind, why=task.why, resumed=bool(resumed))
+        rec.start(resumed=resumed)
+        log.info("run started", task=task.id, kind=task.kind, why=task.why, resumed=resumed)
         outcome = rec.execute()
         rec.finish(outcome)
         logs.summary(log, task=task.id, status=outcome.status, duration_s=rec.duration,

@@ -49,7 +49,7 @@ class AnthropicProvider(Provider):
         except sdk.APIStatusError as e:
             raise classify(e.status_code, e.response.headers, _message(e), KEY, self.name) from None
         except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
-            raise ProviderDown(f"provider down (anthropic): {type(e).__name__}: {e}") from None
+            raise ProviderDown(f"provider down (anthropic at {self.client.base_url}): {type(e).__name__}: {e}") from None
         except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError) as e:
             raise ProviderDown(f"provider down (anthropic): malformed response: {type(e).__name__}: {e}") from None
 

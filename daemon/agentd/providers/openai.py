@@ -49,7 +49,8 @@ class OpenAIProvider(Provider):
         except sdk.APIStatusError as e:
             raise classify(e.status_code, e.response.headers, _message(e), KEY, self.name) from None
         except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
-            raise ProviderDown(f"provider down (openai): {type(e).__name__}: {e}") from None
+            at = f" at {self.client.base_url}"  # a local server's address is the first thing to check
+            raise ProviderDown(f"provider down (openai{at}): {type(e).__name__}: {e}") from None
         except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError, IndexError) as e:
             raise ProviderDown(f"provider down (openai): malformed response: {type(e).__name__}: {e}") from None
 

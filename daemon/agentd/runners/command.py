@@ -129,9 +129,35 @@ def run(job: Job) -> Outcome:
             lines += [redact(x, cfg.env) for x in t]
     if killed_for:
         return Outcome("failed", f"`{cmd}` {killed_for}; killed its process group", lines, exit_code=code,
-                       reason=killed_for, next_step="raise `minutes` on the line, or make the command print progress")
+                       reason=killed_for, next_step=f"{_limit_hint(cfg, job.task.attrs, killed_for)}; "
+                       f"{_retry_hint(cfg, job.task)}")
     if code == 0:
         return Outcome("done", f"`{cmd}` exited 0 in {dur:.1f} s", lines, exit_code=0)
+    look = ("read the stderr tail above" if tail(err_path, 1) else
+            "it printed nothing on stderr: see its stdout above" if tail(out_path, 1) else
+            f"it printed nothing at all: try it by hand in {ws}")
     return Outcome("failed", f"`{cmd}` exited {code} after {dur:.1f} s", lines, exit_code=code,
-                   reason=f"exit code {code}", next_step="read the stderr tail above; RETRY: "
-                   f"{job.task.id} after fixing, or it retries by itself with backoff")
+                   reason=f"exit code {code}", next_step=f"{look}; {_retry_hint(cfg, job.task)}")
+
+
+def _limit_hint(cfg, attrs: dict, killed_for: str) -> str:
+    """What to change for the limit the command ran into."""
+    if killed_for.startswith("printed more"):
+        return (f"it hit the output cap (max_output_mib: {cfg['max_output_mib']}): raise it in the config, "
+                "or have the command write its output to a file")
+    if "idle-output" in killed_for:
+        return (f"make the command print progress, or raise idle_output_timeout "
+                f"(now {cfg['idle_output_timeout']})")
+    limit = cfg.duration("command_timeout")
+    if attrs.get("minutes") and float(attrs["minutes"]) * 120 < limit:
+        return (f"it had twice its `minutes: {attrs['minutes']:g}`: raise `minutes` on the line "
+                f"(up to command_timeout, now {cfg['command_timeout']})")
+    return f"raise command_timeout in the config (now {cfg['command_timeout']}), or split the work"
+
+
+def _retry_hint(cfg, task) -> str:
+    """Whether it will be tried again by itself: this failure is attempt task.attempts + 1."""
+    if task.attempts + 1 >= cfg["max_attempts"]:
+        return (f"that was attempt {task.attempts + 1} of {cfg['max_attempts']} (max_attempts), so it is blocked "
+                f"now: write RETRY: {task.id} after fixing")
+    return f"RETRY: {task.id} after fixing, or it retries by itself with backoff"
