@@ -202,9 +202,11 @@ def test_a_server_that_cannot_be_reached_is_named_in_the_reason(tmp_path, api):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    nowhere = types.SimpleNamespace(url=url)  # in place of the fake server: only its address is used
+    # in place of the fake server, only its address is used; a user, password or query in it stays out
+    nowhere = types.SimpleNamespace(url=f"http://alice:hunter2-s3cret@127.0.0.1:{port}")
     out, _, _ = go(cfg_for(tmp_path, nowhere, api=api, call_timeout="3s"))
     assert out.status == "failed" and out.reason.startswith(f"provider down ({api} at {url}")
+    assert "hunter2" not in out.reason + out.summary and "alice" not in out.reason
 
 
 def test_a_provider_that_stays_down_fails_the_run_within_call_timeout(tmp_path, fake):

@@ -352,8 +352,12 @@ def test_uninstall_when_the_user_manager_is_unreachable(tmp_path):
     # the files are gone, so running uninstall again would do nothing: the advice is the reload
     assert "run `systemctl --user daemon-reload` again" in errors[0]
     kept: list[str] = []
+    cfg.worklog_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.worklog_path.write_text("")
     assert systemd.uninstall(cfg, out=kept.append, err=errors.append) == 0
-    assert any(f"the worklog {cfg.worklog_path}" in line and str(cfg.config_file) in line for line in kept)
+    line = next(x for x in kept if x.startswith("kept "))
+    assert f"the worklog {cfg.worklog_path}" in line and f"the env file {systemd.env_file(cfg)}" in line
+    assert "the config" not in line  # there is none: only what exists is named
 
 
 def test_timer_next_elapse(tmp_path):

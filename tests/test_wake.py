@@ -355,6 +355,16 @@ def test_a_retry_followed_by_a_quick_success_runs_the_task_once(worklog, tmp_pat
     assert count.read_text().count("x") == 4
 
 
+def test_a_retry_added_at_the_top_right_after_a_failure_is_honoured(worklog):
+    """Newest-first worklogs: the RETRY sits above the failure; agentd first sees it within the same
+    second as the failure's `at=`, and still knows it is the newer line."""
+    write(worklog, "- [ ] once {id: once, run: 'exit 1'}\n")
+    assert run_cli("wake", "--now", env={"AGENTD_MAX_ATTEMPTS": "1"}).returncode == 1
+    worklog.write_text("RETRY: once\n" + worklog.read_text())
+    q = json.loads(run_cli("queue", "--json", env={"AGENTD_MAX_ATTEMPTS": "1"}).stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "once")["status"] == "open"
+
+
 def test_an_interrupted_task_is_shown_first_in_the_queue_and_the_dry_run(worklog):
     write(worklog, "- [ ] low {id: low, run: 'sleep 30', value: 1}\n- [ ] high {id: high, run: 'true', value: 9}\n")
     p = subprocess.Popen([*AGENTD, "wake", "--now", "--task", "low"], env=dict(os.environ),
@@ -467,3 +477,30 @@ def test_wake_task_may_skip_a_backoff_but_not_a_block(worklog, tmp_path):
     run_cli("wake", "--now", "--task", "flaky")  # the third failure blocks it
     r = run_cli("wake", "--now", "--task", "flaky")
     assert r.returncode == 2 and "RETRY: flaky" in r.stderr and count.read_text().count("x") == 3
+    # a task in backoff whose dependency is no longer done: the backoff may be skipped, the dependency not
+    with open(worklog, "a", encoding="utf-8") as f:
+        f.write(f"- [x] gate {{id: gate}}\n- [ ] later {{id: later, run: 'echo y >> {count}; exit 1', after: gate}}\n")
+    assert run_cli("wake", "--now", "--task", "later").returncode == 1  # fails: now in backoff
+    worklog.write_text(worklog.read_text().replace("- [x] gate", "- [ ] gate"))
+    r = run_cli("wake", "--now", "--task", "later")
+    assert r.returncode == 2 and "waits for gate" in r.stderr and count.read_text().count("y") == 1
+
+
+def test_a_kill_on_the_last_allowed_attempt_blocks_the_task_instead_of_rerunning_it(worklog, tmp_path):
+    counter = tmp_path / "count"
+    write(worklog, f"- [ ] job {{id: job, run: 'echo x >> {counter}; sleep 30'}}\n"
+                   "- [ ] other {id: other, run: 'true', value: 1}\n")
+    env = {"AGENTD_MAX_ATTEMPTS": "1"}
+    p = subprocess.Popen([*AGENTD, "wake", "--now", "--task", "job"], env={**os.environ, **env},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 30
+    while not counter.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert run_cli("wake", "--now", env=env).returncode == 0
+    st = parse_bytes(worklog.read_bytes())
+    assert st.latest["job"]["status"] == "interrupted" and st.latest["other"]["status"] == "done"
+    assert counter.read_text().count("x") == 1  # not run again
+    q = json.loads(run_cli("queue", "--json", env=env).stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "blocked"

@@ -180,6 +180,8 @@ def test_a_spent_daily_budget_defers_the_run_and_holds_back_the_other_agent_task
     waiting = [t for t in q["tasks"] if t["runner"] == "agent" and t["id"] != ran]
     assert waiting and all(not t["eligible"] and "the daily budget is spent" in t["why"] for t in waiting)
     assert "tokens_per_day 500 reached" in waiting[0]["why"]
+    st = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert st["agent_tasks_wait"].startswith("the daily budget is spent: tokens_per_day 500 reached")
     r = run_cli("wake", "--now", env=env)  # the next wake runs the command task, not another agent task
     assert r.returncode == 0 and len(fake.requests) == n
     st = parse_bytes(worklog.read_bytes())

@@ -51,7 +51,7 @@ def choose(tasks: list, gate: Gate, task_id: str | None = None):
         if t is None:
             raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
         if not t.eligible and not t.only_waits:  # a person asking may skip a backoff or a deferral
-            raise UsageError(f"task {task_id} can't run now: {t.why}")
+            raise UsageError(f"task {task_id} can't run now: {t.held_by or t.why}")
         return t
     for t in tasks:
         if not t.eligible:

@@ -42,5 +42,17 @@ def wake_running(cfg) -> bool:
     except OSError:
         return False
     want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    return any(len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == want
-               for parts in (line.split() for line in table.splitlines()))
+    for parts in (line.split() for line in table.splitlines()):
+        if len(parts) <= 5 or parts[1] != "FLOCK" or parts[5].rpartition(":")[2] != str(st.st_ino):
+            continue
+        if parts[5] == want:
+            return True
+        # The same inode on a device numbered differently: btrfs shows its subvolumes' files in
+        # /proc/locks under another device than stat() gives.  Ask the holder's open files.
+        try:
+            fds = f"/proc/{parts[4]}/fd"
+            if any(os.path.samefile(os.path.join(fds, fd), cfg.lock_path) for fd in os.listdir(fds)):
+                return True
+        except OSError:  # gone by now, or another user's process
+            pass
+    return False

@@ -237,10 +237,9 @@ def readable_lines(text: str) -> str:
         try:
             d = json.loads(line)
         except ValueError:
-            out.append(line)
-            continue
-        if not isinstance(d, dict):
-            out.append(line)
+            d = None
+        if not isinstance(d, dict):  # as it is, but never a terminal escape
+            out.append(safe(line.rstrip("\n")) + ("\n" if line.endswith("\n") else ""))
             continue
         ts = d.pop("timestamp", None)
         at = f"{str(ts)[:19]}Z" if ts else "-"

@@ -40,6 +40,7 @@ class Task(Record):
     latest_run: str | None = None
     defer_until: str | None = None
     only_waits: bool = False  # ineligible only until a time (backoff, deferred): `wake --task` may run it
+    held_by: str = ""  # what else keeps it from running, past any wait for a time
 
     @property
     def runner(self) -> str:
@@ -125,13 +126,14 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False,
     def after_latest(c) -> bool:
         if latest is None or c[0] > latest["seq"]:
             return True
-        t = seen.get((tid, c[0], c[1], c[2]))
-        # `at=` is whole seconds: an entry written in the second the line was first seen may be the
-        # newer one (a RETRY read by the wake that then ran the task), so that second doesn't count
-        return bool(t) and latest_at is not None and t >= latest_at + 1
+        at, seq = seen.get((tid, c[0], c[1], c[2])) or (None, None)
+        if seq is not None:  # the worklog's highest seq when the line was first seen: entries up to it are older
+            return latest["seq"] <= seq
+        # seen before agentd kept that seq: by time; `at=` is whole seconds, so only a later second counts
+        return bool(at) and latest_at is not None and at >= latest_at + 1
 
     newer = [c for c in cmds if after_latest(c)]
-    last_cmd = max(newer, key=lambda c: (seen.get((tid, c[0], c[1], c[2])) or 0, c[0])) if newer else None
+    last_cmd = max(newer, key=lambda c: ((seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0])) if newer else None
     if last_cmd and last_cmd[1] == "retry" and last_cmd[0] <= (latest or {}).get("seq", 0):
         retry_key = (latest or {}).get("seq", 0)  # a RETRY seen after the last entry clears what came before
     else:
@@ -190,7 +192,10 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
         reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
         t.eligible = reason is None
         t.why = sc.explain() if reason is None else reason
-        t.only_waits = reason is not None and reason.startswith(("retry ", "deferred until "))
+        if reason is not None:
+            t.held_by = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state,
+                                    after, waits=False) or ""
+            t.only_waits = not t.held_by
         if t.eligible and t.status == "interrupted":
             t.forced = "interrupted: the next wake resumes it before anything else"
             t.why = f"goes first: {t.forced} · {t.why}"
@@ -208,7 +213,10 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
 
 
 def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,
-                agent_backend: str | None, agent_reason: str, state: State, after: dict) -> str | None:
+                agent_backend: str | None, agent_reason: str, state: State, after: dict,
+                waits: bool = True) -> str | None:
+    """Why t can't run now, or None.  ``waits=False`` leaves out the waits for a time (backoff,
+    deferral), which a person may skip with `wake --task`."""
     if t.status not in RUNNABLE:
         if t.status == "running":
             return "running now: a wake holds the lock"
@@ -218,12 +226,12 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
                         "to try again")
             return f"blocked; write RETRY: {t.id} to try again"
         return t.status
-    if t.status == "failed":
+    if t.status == "failed" and waits:
         last_fail = _parse_time((state.latest.get(t.id) or {}).get("at"))
         wait = backoff * 2 ** max(0, t.attempts - 1)
         if last_fail is not None and now < last_fail + wait:
             return f"retry {t.attempts + 1} waits until {_iso(last_fail + wait)} (backoff)"
-    if t.status == "deferred":
+    if t.status == "deferred" and waits:
         until = _parse_time(t.defer_until)
         if until is not None and now < until:
             return f"deferred until {t.defer_until}"
@@ -344,7 +352,7 @@ def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     reason = daily_reason(cfg, store)
     if reason is None:
         return None
-    return None, f"the daily budget is spent ({reason[len('budget: '):]}); agent tasks wait until {next_utc_day(now)}"
+    return None, f"the daily budget is spent: {reason[len('budget: '):]}; agent tasks wait until {next_utc_day(now)}"
 
 
 def _on_path(exe: str, path: str) -> bool:
@@ -389,9 +397,12 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         # a command line agentd meets together with its task (a first read) predates what it can know:
         # time 0 means "order it by its place in the file"
         when = {name: (now if key[0] in before else 0.0) for key, name in names.items()}
+        # and the worklog's highest seq when each line was first seen: the entries up to it are older
+        seqs = {name: (r.state.max_seq if key[0] in before else None) for key, name in names.items()}
         ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
-        seen = store.first_seen(ids, now, when)
-        cmd_seen = {k: seen.get(name) for k, name in names.items()}
+        rows = store.first_seen(ids, now, when, seqs)
+        seen = {i: at for i, (at, _) in rows.items()}
+        cmd_seen = {k: rows.get(name) for k, name in names.items()}
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)

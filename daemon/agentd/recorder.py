@@ -50,9 +50,13 @@ def restore_missing(cfg, store, read) -> int:
     return n
 
 
-def interrupted(cfg, store, view):
+def interrupted(cfg, store, view, recorded: list | None = None):
     """What a killed wake left behind: (task, run id, True) to resume an agent run where it
-    stopped, (task, a new run id, False) to run a command or experiment again, or None."""
+    stopped, (task, a new run id, False) to run a command or experiment again, or None.
+
+    Each run it records as interrupted goes into ``recorded``: the view is then out of date.
+    A command or experiment whose interruption was its last allowed attempt is not run again.
+    """
     from agentd.runners.command import kill_orphan
 
     by_id = {t.id: t for t in view.tasks}
@@ -73,7 +77,11 @@ def interrupted(cfg, store, view):
         append_entry(cfg, store, run["run_id"], run["task_id"], "interrupted",
                      f"**interrupted** · the wake running this was killed (run {run['run_id']})"
                      + (f"; {orphan}" if orphan else ""), view.read.state.max_seq)
-        if task is not None and task.status in ("interrupted", "open") and task.runner != "agent":
+        if recorded is not None:
+            recorded.append(run["run_id"])
+        if (task is not None and task.status in ("interrupted", "open") and task.runner != "agent"
+                and task.attempts + 1 < cfg["max_attempts"]):
+            task.attempts += 1  # the interrupted entry just written counts as an attempt
             return task, records.new_run_id(), False  # run it again, as a new run, before anything else
     return None
 

@@ -26,7 +26,11 @@ def collect(cfg) -> dict:
             info["progress"] = read_progress(last["run_dir"])
             from agentd.lock import wake_running
 
-            if last["status"] == "running" and not wake_running(cfg):
+            again = store.run(last["run_id"]) if last["status"] == "running" and not wake_running(cfg) else None
+            if again is not None and again["status"] != "running":  # it finished while we looked
+                info["last_run"]["status"] = again["status"]
+                info["progress"] = read_progress(last["run_dir"])
+            elif again is not None:
                 # its wake was killed; the next wake records it interrupted and rewrites progress.json
                 info["last_run"]["status"] = "interrupted"
                 if info["progress"] and info["progress"].get("status") == "running":
@@ -43,6 +47,9 @@ def collect(cfg) -> dict:
             info["next_task"] = {"id": nxt.id, "title": nxt.title, "score": nxt.score, "why": nxt.why}
         info["unreadable_lines"] = view.read.state.error_count
         info["lost_entries"] = view.lost
+        waiting = view.agent_backend is None and any(t.runner == "agent" and t.status not in ("done", "cancelled")
+                                                     for t in view.tasks)
+        info["agent_tasks_wait"] = view.agent_reason if waiting else None
     unit = _unit_dir(cfg) / "agentd.timer"
     if unit.exists():
         info["timer_installed"] = True
@@ -87,6 +94,8 @@ def text(info: dict) -> list[str]:
     if info.get("lost_entries"):
         out.append(f"warning:   {info['lost_entries']} agentd entr{'y' if info['lost_entries'] == 1 else 'ies'} "
                    "missing from the worklog; the next wake appends agentd's copy again")
+    if info.get("agent_tasks_wait"):
+        out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
     if info.get("next_task"):
         n = info["next_task"]
         out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")

@@ -58,6 +58,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE holds (backend TEXT PRIMARY KEY, kind TEXT NOT NULL, until TEXT, fingerprint TEXT,
                             reason TEXT, created_at TEXT NOT NULL);
     """),
+    # the worklog's highest seq when a DONE/CANCEL/RETRY line was first seen: entries up to it are older
+    ("004_seen_seq", """
+        ALTER TABLE first_seen ADD COLUMN seq INTEGER;
+    """),
 ]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
@@ -243,15 +247,17 @@ class Store:
             self.db.execute("DELETE FROM passovers")
             self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
 
-    def first_seen(self, task_ids: Iterable[str], now: float, when: dict | None = None) -> dict[str, float]:
-        """When agentd first saw each id; new ids are recorded now, or at ``when[id]`` (a write only for new ids)."""
-        seen = {r[0]: r[1] for r in self.db.execute("SELECT task_id, at FROM first_seen")}
-        when = when or {}
-        new = [(i, when.get(i, now)) for i in dict.fromkeys(task_ids) if i not in seen]
+    def first_seen(self, task_ids: Iterable[str], now: float, when: dict | None = None,
+                   seqs: dict | None = None) -> dict[str, tuple[float, int | None]]:
+        """(when, seq) agentd first saw each id; new ids are recorded now, or at ``when[id]``, with
+        ``seqs[id]`` (the worklog's highest seq then, or None), a write only for new ids."""
+        seen = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT task_id, at, seq FROM first_seen")}
+        when, seqs = when or {}, seqs or {}
+        new = [(i, when.get(i, now), seqs.get(i)) for i in dict.fromkeys(task_ids) if i not in seen]
         if new:
             with self.tx():
-                self.db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?,?)", new)
-            seen.update(new)
+                self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", new)
+            seen.update((i, (at, q)) for i, at, q in new)
         return seen
 
 

@@ -236,8 +236,11 @@ def uninstall(cfg, out: Callable[[str], None] = print, err: Callable[[str], None
             _run(env, "systemctl", "--user", "reset-failed", "agentd.service")
         elif installed and not failed:
             failed = ("daemon-reload", p)
-    out(f"kept the config {cfg.config_file}, the worklog {cfg.worklog_path}, the env file {env_file(cfg)} and "
-        f"the state in {cfg.state_dir}/ (delete them yourself if you want them gone)")
+    kept = [f"{what} {path}" for what, path in (("the config", cfg.config_file), ("the worklog", cfg.worklog_path),
+                                                 ("the env file", env_file(cfg)), ("the state in", cfg.state_dir))
+            if path.exists()]
+    if kept:
+        out(f"kept {', '.join(kept)} (delete them yourself if you want them gone)")
     if failed:
         err(f"agentd uninstall: `systemctl --user {failed[0]}` failed: {_why(failed[1])}\n"
             "  The unit files are removed, but a running user manager keeps the timer loaded until its next "

@@ -33,7 +33,10 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                         first=(view.read.state.errors[:1] or view.problems[:1]), hint="agentd queue lists them")
         if recorder.restore_missing(cfg, store, view.read):
             view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # restored entries count
-        left = recorder.interrupted(cfg, store, view)  # (task, run id, resume it?) a killed wake left
+        recorded: list = []
+        left = recorder.interrupted(cfg, store, view, recorded)  # (task, run id, resume it?) a killed wake left
+        if recorded and not left:
+            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # those entries count
         resumed = bool(left and left[2])
         if left:
             task, run_id, _ = left

@@ -193,6 +193,22 @@ _OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context l
              "context window", "too many tokens", "input is too long")
 
 
+def public_url(url) -> str:
+    """A server's address fit to print: scheme, host, port and path, without a user, password or query
+    (where keys sometimes travel)."""
+    from urllib.parse import urlsplit
+
+    try:
+        u = urlsplit(str(url))
+        host = u.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{u.port}" if u.port else ""
+    except ValueError:
+        return "(an address that can't be parsed)"
+    return f"{u.scheme}://{host}{port}{u.path}"
+
+
 def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
     """Map an HTTP failure to the ProviderError that decides the run's fate."""
     low = (message or "").lower()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from agentd.errors import AuthFailed, ProviderDown
-from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage, classify
+from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage, classify, public_url
 
 KEY = "ANTHROPIC_API_KEY"
 
@@ -49,7 +49,8 @@ class AnthropicProvider(Provider):
         except sdk.APIStatusError as e:
             raise classify(e.status_code, e.response.headers, _message(e), KEY, self.name) from None
         except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
-            raise ProviderDown(f"provider down (anthropic at {self.client.base_url}): {type(e).__name__}: {e}") from None
+            at = public_url(self.client.base_url)
+            raise ProviderDown(f"provider down (anthropic at {at}): {type(e).__name__}: {e}") from None
         except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError) as e:
             raise ProviderDown(f"provider down (anthropic): malformed response: {type(e).__name__}: {e}") from None
 

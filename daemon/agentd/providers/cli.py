@@ -21,7 +21,7 @@ import re
 import time
 from pathlib import Path
 
-from agentd.budget import Budget
+from agentd.budget import DAILY, Budget, next_utc_day
 from agentd.checkpoints import Checkpoints, FinalStep, ToolStep, UserStep, transcript_lines
 from agentd.prompts import render
 from agentd.providers import Usage, cost_usd, model_for
@@ -60,6 +60,8 @@ def run_cli_agent(cfg, store, run_id, task, snapshot, run_dir, progress, name: s
     if final := cp.accepted():  # it had ended; agentd died before the wake recorded it
         return outcome(final.status, final.summary)
     if reason := budget.check(0):
+        if reason.startswith(DAILY):  # the day's budget: wait for the next UTC day, as agent.stopped does
+            return outcome("deferred", f"Not started: {reason}.", reason, next_utc_day())
         return outcome("blocked", f"Not started: {reason}.", reason)
     t = task
     prompt = redact(render("cli.md", host=cfg.host, workspace=workspace, task_id=t.id, kind=t.kind, title=t.title,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from agentd.errors import AuthFailed, ProviderDown
-from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage, classify
+from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage, classify, public_url
 
 KEY = "OPENAI_API_KEY"
 
@@ -49,7 +49,7 @@ class OpenAIProvider(Provider):
         except sdk.APIStatusError as e:
             raise classify(e.status_code, e.response.headers, _message(e), KEY, self.name) from None
         except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
-            at = f" at {self.client.base_url}"  # a local server's address is the first thing to check
+            at = f" at {public_url(self.client.base_url)}"  # a local server's address is the first thing to check
             raise ProviderDown(f"provider down (openai{at}): {type(e).__name__}: {e}") from None
         except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError, IndexError) as e:
             raise ProviderDown(f"provider down (openai): malformed response: {type(e).__name__}: {e}") from None

@@ -150,7 +150,7 @@ def _limit_hint(cfg, attrs: dict, killed_for: str) -> str:
                 f"(now {cfg['idle_output_timeout']})")
     limit = cfg.duration("command_timeout")
     if attrs.get("minutes") and float(attrs["minutes"]) * 120 < limit:
-        return (f"it had twice its `minutes: {attrs['minutes']:g}`: raise `minutes` on the line "
+        return (f"it had twice its `minutes: {attrs['minutes']:g}`: raise `minutes` on the task "
                 f"(up to command_timeout, now {cfg['command_timeout']})")
     return f"raise command_timeout in the config (now {cfg['command_timeout']}), or split the work"
 
