@@ -194,6 +194,18 @@ def test_no_provider_configured_blocks_the_run(tmp_path):
     assert out.status == "blocked" and "ANTHROPIC_API_KEY" in out.reason and out.provider == "none"
 
 
+@pytest.mark.parametrize("given, shown", [
+    ("http://a:p@ss@h:1/v1?api-key=K#f", "http://h:1/v1"),  # no user, password, query or fragment
+    ("localhost:9/v1/", "localhost:9/v1/"),  # a missing scheme is shown as it is: that's the mistake
+    ("http://127.0.0.1:99999/v1", "http://127.0.0.1:99999/v1"),
+    ("http://[::1]:8080/v1", "http://[::1]:8080/v1"),
+])
+def test_public_url_shows_the_address_without_what_may_be_secret(given, shown):
+    from agentd.providers import public_url
+
+    assert public_url(given) == shown
+
+
 @pytest.mark.parametrize("api", ["anthropic", "openai"])
 def test_a_server_that_cannot_be_reached_is_named_in_the_reason(tmp_path, api):
     import socket

@@ -365,6 +365,18 @@ def test_a_retry_added_at_the_top_right_after_a_failure_is_honoured(worklog):
     assert next(t for t in q["tasks"] if t["id"] == "once")["status"] == "open"
 
 
+def test_a_retry_at_the_top_clears_the_failures_before_it(worklog):
+    write(worklog, "- [ ] flaky {id: flaky, run: 'exit 1'}\n")
+    for _ in range(3):
+        run_cli("wake", "--now", "--task", "flaky")
+    flaky = lambda: next(t for t in json.loads(run_cli("queue", "--json").stdout)["tasks"] if t["id"] == "flaky")
+    assert (flaky()["status"], flaky()["attempts"]) == ("blocked", 3)
+    worklog.write_text("RETRY: flaky\n" + worklog.read_text())
+    assert (flaky()["status"], flaky()["attempts"]) == ("open", 0)
+    assert run_cli("wake", "--now").returncode == 1  # fails once more: one attempt since the RETRY
+    assert (flaky()["status"], flaky()["attempts"]) == ("failed", 1)
+
+
 def test_an_interrupted_task_is_shown_first_in_the_queue_and_the_dry_run(worklog):
     write(worklog, "- [ ] low {id: low, run: 'sleep 30', value: 1}\n- [ ] high {id: high, run: 'true', value: 9}\n")
     p = subprocess.Popen([*AGENTD, "wake", "--now", "--task", "low"], env=dict(os.environ),
@@ -504,3 +516,34 @@ def test_a_kill_on_the_last_allowed_attempt_blocks_the_task_instead_of_rerunning
     assert counter.read_text().count("x") == 1  # not run again
     q = json.loads(run_cli("queue", "--json", env=env).stdout)
     assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "blocked"
+
+
+def test_retry_lines_of_two_hosts_sharing_a_state_dir_stay_apart(worklog):
+    """Each host's worklog keeps its own memory of when its DONE/CANCEL/RETRY lines were seen."""
+    other = worklog.parent / "otherhost_worklog.txt"
+    env_b = {"AGENTD_HOST": "otherhost"}
+    for path, env in ((worklog, {}), (other, env_b)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("- [ ] job {id: job, run: 'exit 1'}\n")
+        assert run_cli("wake", "--now", env={**env, "AGENTD_MAX_ATTEMPTS": "1"}).returncode == 1
+    worklog.write_text("RETRY: job\n" + worklog.read_text())  # host a's RETRY, first seen now
+    q = json.loads(run_cli("queue", "--json", env={"AGENTD_MAX_ATTEMPTS": "1"}).stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "open"
+    other.write_text("RETRY: job\n" + other.read_text())  # host b's own RETRY at the top counts too
+    q = json.loads(run_cli("queue", "--json", env={**env_b, "AGENTD_MAX_ATTEMPTS": "1"}).stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "open"
+
+
+def test_a_new_worklog_made_by_init_starts_its_retry_lines_afresh(worklog):
+    worklog.parent.mkdir(parents=True, exist_ok=True)
+    worklog.write_text("- [ ] job {id: job, run: 'exit 1'}\nRETRY: job\n")
+    env = {"AGENTD_MAX_ATTEMPTS": "1"}
+    run_cli("wake", "--now", env=env)
+    worklog.rename(worklog.with_suffix(".old"))  # start over
+    assert run_cli("init").returncode == 0
+    with open(worklog, "a", encoding="utf-8") as f:
+        f.write("- [ ] job {id: job, run: 'exit 1'}\n")
+    assert run_cli("wake", "--now", env=env).returncode == 1
+    worklog.write_text(worklog.read_text().replace("- [ ] job", "RETRY: job\n- [ ] job", 1))
+    q = json.loads(run_cli("queue", "--json", env=env).stdout)
+    assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "open"

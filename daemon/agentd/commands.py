@@ -61,7 +61,9 @@ def cmd_init(args) -> int:
         from agentd.store import Store
 
         # a new file at this path starts a new history; the old entries are not restored into it
-        Store(cfg.store_path).archive_entries(str(cfg.worklog_path))
+        from agentd.queue import worklog_scope
+
+        Store(cfg.store_path).archive_entries(str(cfg.worklog_path), worklog_scope(cfg.worklog_path))
     print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")
     cfg.ensure_state_dir()
     print(f"state:    {cfg.state_dir}")

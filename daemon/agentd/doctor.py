@@ -194,7 +194,9 @@ def check_api_keys(cfg: Any) -> list[Check]:
             if where(key):
                 checks.append(Check(OK, f"provider {provider}: {key} set in {where(key)}"))
             elif provider == "openai" and cfg.values.get("base_url"):
-                checks.append(Check(OK, f"provider openai at {cfg.values['base_url']}: no OPENAI_API_KEY "
+                from agentd.providers import public_url
+
+                checks.append(Check(OK, f"provider openai at {public_url(cfg.values['base_url'])}: no OPENAI_API_KEY "
                                     "(fine for a local server)"))
             else:
                 checks.append(Check(FAIL, f"provider {provider}: {key} is not set",

@@ -98,15 +98,44 @@ def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     return defs, problems
 
 
-def command_ids(state: State) -> dict[tuple, str]:
-    """A stable name for each DONE/CANCEL/RETRY line: verb, task and which one of its kind it is."""
+def worklog_scope(path) -> str:
+    """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
+    import hashlib
+
+    return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def command_ids(state: State, scope: str) -> dict[tuple, str]:
+    """A stable name for each DONE/CANCEL/RETRY line: its worklog, verb, task and which one of its
+    kind it is (``cmd:SCOPE:retry:job:2``)."""
     out = {}
     for tid, cmds in state.commands.items():
         counts: dict = {}
         for c in cmds:
             n = counts[c[1]] = counts.get(c[1], 0) + 1
-            out[(tid, c[0], c[1], c[2])] = f"cmd:{c[1]}:{tid}:{n}"
+            out[(tid, c[0], c[1], c[2])] = f"cmd:{scope}:{c[1]}:{tid}:{n}"
     return out
+
+
+def _first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float) -> tuple[dict, dict]:
+    """When and at which seq to record lines agentd sees for the first time.
+
+    A line met on this store's first read of the worklog, or together with its task, predates
+    what agentd can know: it is ordered by its place in the file (time 0, no seq).  Any other new
+    line is newer than every entry there is now: now, at the worklog's highest seq.  A line recorded
+    before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded.
+    """
+    fresh = f"wl:{scope}" not in before
+    when, seqs = {}, {}
+    for key, name in names.items():
+        legacy = before.get("cmd:" + name.split(":", 2)[2])
+        if legacy is not None:
+            when[name], seqs[name] = legacy
+        elif fresh or key[0] not in before:
+            when[name], seqs[name] = 0.0, None
+        else:
+            when[name], seqs[name] = now, max_seq
+    return when, seqs
 
 
 def _status(d: dict, state: State, max_attempts: int, live: bool = False,
@@ -123,21 +152,23 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False,
     seen = cmd_seen or {}
     latest_at = _parse_time(latest.get("at")) if latest else None
 
-    def after_latest(c) -> bool:
-        if latest is None or c[0] > latest["seq"]:
-            return True
+    def boundary(c) -> float:
+        """Where the line stands among the entries (as a seq): its place in the file, or later when
+        agentd first saw it after entries below or above it were written."""
         at, seq = seen.get((tid, c[0], c[1], c[2])) or (None, None)
         if seq is not None:  # the worklog's highest seq when the line was first seen: entries up to it are older
-            return latest["seq"] <= seq
+            return max(c[0], seq + 0.5)
         # seen before agentd kept that seq: by time; `at=` is whole seconds, so only a later second counts
-        return bool(at) and latest_at is not None and at >= latest_at + 1
+        if at and latest is not None and latest_at is not None and at >= latest_at + 1:
+            return max(c[0], latest["seq"] + 0.5)
+        return c[0]
 
-    newer = [c for c in cmds if after_latest(c)]
-    last_cmd = max(newer, key=lambda c: ((seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0])) if newer else None
-    if last_cmd and last_cmd[1] == "retry" and last_cmd[0] <= (latest or {}).get("seq", 0):
-        retry_key = (latest or {}).get("seq", 0)  # a RETRY seen after the last entry clears what came before
-    else:
-        retry_key = max((c[0] for c in cmds if c[1] == "retry"), default=0)
+    def when(c) -> tuple:
+        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0]
+
+    newer = [c for c in cmds if latest is None or boundary(c) > latest["seq"]]
+    last_cmd = max(newer, key=when) if newer else None
+    retry_key = max((boundary(c) for c in cmds if c[1] == "retry"), default=0)  # failures before it don't count
     failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
     run = latest["run"] if latest else None
     if d.get("human_done"):
@@ -392,14 +423,12 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         r, lost = with_lost_entries(cfg, store, r)
     if store is not None:
         passovers = store.passovers()
-        names = command_ids(r.state)
+        scope = worklog_scope(cfg.worklog_path)
+        names = command_ids(r.state, scope)
         before = store.first_seen([], now)
-        # a command line agentd meets together with its task (a first read) predates what it can know:
-        # time 0 means "order it by its place in the file"
-        when = {name: (now if key[0] in before else 0.0) for key, name in names.items()}
-        # and the worklog's highest seq when each line was first seen: the entries up to it are older
-        seqs = {name: (r.state.max_seq if key[0] in before else None) for key, name in names.items()}
-        ids = [d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
+        when, seqs = _first_sight(names, before, scope, r.state.max_seq, now)
+        ids = ([d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
+               + [f"wl:{scope}"])
         rows = store.first_seen(ids, now, when, seqs)
         seen = {i: at for i, (at, _) in rows.items()}
         cmd_seen = {k: rows.get(name) for k, name in names.items()}

@@ -28,7 +28,7 @@ def collect(cfg) -> dict:
 
             again = store.run(last["run_id"]) if last["status"] == "running" and not wake_running(cfg) else None
             if again is not None and again["status"] != "running":  # it finished while we looked
-                info["last_run"]["status"] = again["status"]
+                info["last_run"] = {k: again[k] for k in info["last_run"]}
                 info["progress"] = read_progress(last["run_dir"])
             elif again is not None:
                 # its wake was killed; the next wake records it interrupted and rewrites progress.json

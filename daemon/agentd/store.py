@@ -123,8 +123,12 @@ class Store:
         return self.db.execute("SELECT * FROM entries WHERE worklog=? AND archived=0 ORDER BY seq",
                                (worklog,)).fetchall()
 
-    def archive_entries(self, worklog: str) -> int:
-        """A new worklog at this path starts a new history: don't restore the old one into it."""
+    def archive_entries(self, worklog: str, scope: str = "") -> int:
+        """A new worklog at this path starts a new history: don't restore the old one into it, and
+        forget when its DONE/CANCEL/RETRY lines were seen (``scope``: queue.worklog_scope)."""
+        if scope:
+            self.db.execute("DELETE FROM first_seen WHERE task_id LIKE ? OR task_id = ?",
+                            (f"cmd:{scope}:%", f"wl:{scope}"))
         return self.db.execute("UPDATE entries SET archived=1 WHERE worklog=?", (worklog,)).rowcount
 
     def entry_keys(self, worklog: str) -> list[tuple[str, int]]:

@@ -194,19 +194,16 @@ _OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context l
 
 
 def public_url(url) -> str:
-    """A server's address fit to print: scheme, host, port and path, without a user, password or query
-    (where keys sometimes travel)."""
-    from urllib.parse import urlsplit
-
-    try:
-        u = urlsplit(str(url))
-        host = u.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{u.port}" if u.port else ""
-    except ValueError:
-        return "(an address that can't be parsed)"
-    return f"{u.scheme}://{host}{port}{u.path}"
+    """A server's address fit to print: as given, less a user and password, a query and a fragment
+    (where keys sometimes travel).  Mistakes such as a missing scheme are shown as they are."""
+    text = str(url).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    netloc, slash, path = rest.partition("/")
+    netloc = netloc.rpartition("@")[2]  # a password may itself hold an "@"
+    path = (slash + path).split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}{sep}{netloc}{path}"
 
 
 def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
