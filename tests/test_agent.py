@@ -199,6 +199,11 @@ def test_no_provider_configured_blocks_the_run(tmp_path):
     ("localhost:9/v1/", "localhost:9/v1/"),  # a missing scheme is shown as it is: that's the mistake
     ("http://127.0.0.1:99999/v1", "http://127.0.0.1:99999/v1"),
     ("http://[::1]:8080/v1", "http://[::1]:8080/v1"),
+    ("http://host?api-key=SECRET", "http://host"),
+    ("http://h:1#tok=SECRET", "http://h:1"),
+    ("http://u:pa/ss@host/v1", "http://host/v1"),
+    ("http://u:p?ss@host/v1", "http://(an address with a user or password in it)"),
+    ("localhost:9/v1?next=http://u:p@x", "localhost:9/v1"),
 ])
 def test_public_url_shows_the_address_without_what_may_be_secret(given, shown):
     from agentd.providers import public_url

@@ -14,7 +14,7 @@ from agentd.entries import Entry
 from agentd.parse import parse_bytes
 from conftest import AGENTD, run_cli
 
-HEAVY = ("anthropic", "openai", "torch", "transformers", "structlog")
+HEAVY = ("anthropic", "openai", "torch", "transformers", "structlog", "psutil", "filelock")
 
 
 def init(cli):

@@ -162,9 +162,10 @@ def test_an_unknown_agentd_variable_gets_a_warning_naming_it():
 
 
 @pytest.mark.parametrize("text, words", [
-    ("prices:\n  m: {input: x, output: 1}\n", "'prices': 'm': must be {input: X, output: Y}"),
-    ("prices:\n  m: {input: 1}\n", "'prices': 'm': must be"),
-    ("prices:\n  m: {input: 1, output: 1, context: 0.5}\n", "'prices': 'm': must be"),
+    ("prices:\n  m: {input: x, output: 1}\n", "'prices': each model must be {input: X, output: Y}"),
+    ("prices:\n  m: {input: 1}\n", "'m': not {'input': 1}"),
+    ("prices:\n  m: {input: 1, output: 1, context: 0.5}\n", "'m': not {'input': 1, 'output': 1, 'context': 0.5}"),
+    ("prices:\n  a: {input: x, output: 1}\n  b: {input: 1}\n", "'a': not {'input': 'x', 'output': 1}; 'b': not"),
     ("prices: 5\n", "'prices': must be a mapping"),
     ("models:\n  anthropic: claude-x\n  anthropc: y\n", "'models.anthropc': unknown key (did you mean 'anthropic'?)"),
     ("workspace: 5\n", "'workspace': must be a path, not an integer 5"),
@@ -193,6 +194,13 @@ def test_a_key_with_no_value_means_its_default(config_file):
     e.pop("AGENTD_WORKLOG_DIR", None)
     cfg = config.load(e)
     assert cfg["worklog_dir"] == "~/agentd" and cfg["max_steps"] == 30
+
+
+def test_a_key_given_twice_does_not_hide_the_other_problems(config_file):
+    config_file.write_text("max_steps: 5\nmax_steps: 6\nmax_step: 1\nworkspace: 5\n")
+    listed = problems(env())
+    assert any("given twice" in p for p in listed) and any("'max_step': unknown key" in p for p in listed)
+    assert any("'workspace': must be a path" in p for p in listed)
 
 
 def test_prices_and_models_that_are_right_are_kept(config_file):

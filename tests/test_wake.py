@@ -547,3 +547,24 @@ def test_a_new_worklog_made_by_init_starts_its_retry_lines_afresh(worklog):
     worklog.write_text(worklog.read_text().replace("- [ ] job", "RETRY: job\n- [ ] job", 1))
     q = json.loads(run_cli("queue", "--json", env=env).stdout)
     assert next(t for t in q["tasks"] if t["id"] == "job")["status"] == "open"
+
+
+def test_a_store_from_before_lines_carried_their_worklog_keeps_ordering_them(worklog):
+    """An upgraded store: DONE/CANCEL/RETRY rows named the old way (cmd:retry:job:1, a time and no
+    seq) and no row saying this worklog was read.  A RETRY added at the top now is still newer."""
+    import sqlite3
+
+    write(worklog, "- [ ] job {id: job, run: 'exit 1'}\n- [ ] other {id: other, run: 'true'}\nDONE: other\n")
+    env = {"AGENTD_MAX_ATTEMPTS": "1"}
+    assert run_cli("wake", "--now", env=env).returncode == 1
+    db = sqlite3.connect(Path(os.environ["XDG_STATE_HOME"]) / "agentd" / "agentd.sqlite3")
+    with db:  # what the old version kept: unscoped names, a time, no seq; no wl: row
+        db.execute("DELETE FROM first_seen WHERE task_id LIKE 'wl:%'")
+        db.execute("UPDATE first_seen SET task_id = 'cmd:' || substr(task_id, 16), seq = NULL "
+                   "WHERE task_id LIKE 'cmd:%'")
+        assert [r[0] for r in db.execute("SELECT task_id FROM first_seen WHERE task_id LIKE 'cmd:%'")] == \
+            ["cmd:done:other:1"]
+    db.close()
+    worklog.write_text("RETRY: job\n" + worklog.read_text())
+    q = {t["id"]: t for t in json.loads(run_cli("queue", "--json", env=env).stdout)["tasks"]}
+    assert q["job"]["status"] == "open" and q["other"]["status"] == "done"

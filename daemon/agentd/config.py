@@ -215,7 +215,7 @@ def load(env: dict | None = None) -> Config:
     elif config_file.is_file():
         data, lines, yaml_problems = _read_config(config_file, _xdg(env, "XDG_CACHE_HOME", ".cache") / "agentd")
         problems += yaml_problems
-        if not yaml_problems:
+        if data is not None or not yaml_problems:  # a key given twice still lets the rest be checked
             if data is None:
                 data = {}
             if not isinstance(data, dict):

@@ -102,7 +102,8 @@ def worklog_scope(path) -> str:
     """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
     import hashlib
 
-    return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    real = os.path.realpath(path)  # the same file through a symlinked directory is the same worklog
+    return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
 def command_ids(state: State, scope: str) -> dict[tuple, str]:
@@ -117,20 +118,29 @@ def command_ids(state: State, scope: str) -> dict[tuple, str]:
     return out
 
 
-def _first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float) -> tuple[dict, dict]:
+LEGACY_CMD = ("cmd:done:", "cmd:cancel:", "cmd:retry:")  # names from before they carried the worklog
+
+
+def _first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float,
+                 seq_by=None) -> tuple[dict, dict]:
     """When and at which seq to record lines agentd sees for the first time.
 
     A line met on this store's first read of the worklog, or together with its task, predates
     what agentd can know: it is ordered by its place in the file (time 0, no seq).  Any other new
     line is newer than every entry there is now: now, at the worklog's highest seq.  A line recorded
-    before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded.
+    before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded; one recorded
+    with a time only gets the seq of the last entry written by then (``seq_by(time)``).  A store
+    that holds such old names has read this worklog before, though it has no ``wl:`` row yet.
     """
-    fresh = f"wl:{scope}" not in before
+    fresh = f"wl:{scope}" not in before and not any(k.startswith(LEGACY_CMD) for k in before)
     when, seqs = {}, {}
     for key, name in names.items():
         legacy = before.get("cmd:" + name.split(":", 2)[2])
         if legacy is not None:
-            when[name], seqs[name] = legacy
+            at, seq = legacy
+            if seq is None and at and seq_by is not None:
+                seq = seq_by(at)
+            when[name], seqs[name] = at, seq
         elif fresh or key[0] not in before:
             when[name], seqs[name] = 0.0, None
         else:
@@ -163,8 +173,8 @@ def _status(d: dict, state: State, max_attempts: int, live: bool = False,
             return max(c[0], latest["seq"] + 0.5)
         return c[0]
 
-    def when(c) -> tuple:
-        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0]
+    def when(c) -> tuple:  # the last of equals is the one lower in the file
+        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0], c[2]
 
     newer = [c for c in cmds if latest is None or boundary(c) > latest["seq"]]
     last_cmd = max(newer, key=when) if newer else None
@@ -426,7 +436,8 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         scope = worklog_scope(cfg.worklog_path)
         names = command_ids(r.state, scope)
         before = store.first_seen([], now)
-        when, seqs = _first_sight(names, before, scope, r.state.max_seq, now)
+        when, seqs = _first_sight(names, before, scope, r.state.max_seq, now,
+                                  lambda at: store.last_seq_by(str(cfg.worklog_path), _iso(at)))
         ids = ([d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
                + [f"wl:{scope}"])
         rows = store.first_seen(ids, now, when, seqs)

@@ -76,14 +76,14 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
     if k == "prices":  # model -> {input: X, output: Y[, cache_read, cache_write, context]}
         if not isinstance(v, dict):
             return None, f"must be a mapping of model -> {{input: X, output: Y}}, not {_type_name(v)}"
-        for model, p in v.items():
-            ok = (isinstance(p, dict) and {"input", "output"} <= set(p) <= _PRICE_KEYS
-                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf")
-                          for x in p.values())
-                  and (isinstance(p.get("context", 1), int) and p.get("context", 1) >= 1))
-            if not ok:
-                return None, (f"{model!r}: must be {{input: X, output: Y}} in dollars per million tokens, numbers"
-                              f" >= 0 (optional cache_read, cache_write; context: its window in tokens); not {p!r}")
+        bad = [f"{model!r}: not {p!r}" for model, p in v.items()
+               if not (isinstance(p, dict) and {"input", "output"} <= set(p) <= _PRICE_KEYS
+                       and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf")
+                               for x in p.values())
+                       and (isinstance(p.get("context", 1), int) and p.get("context", 1) >= 1))]
+        if bad:
+            return None, ("each model must be {input: X, output: Y} in dollars per million tokens, numbers >= 0 "
+                          "(optional cache_read, cache_write; context: its window in tokens); " + "; ".join(bad))
         return {str(m): dict(p) for m, p in v.items()}, None
     if k == "bool":
         if not isinstance(v, bool):

@@ -11,6 +11,7 @@ def collect(cfg) -> dict:
                   "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
+                  "unreadable_lines": 0, "lost_entries": 0, "agent_tasks_wait": None,
                   "timer_next_elapse": None, "timer_installed": False}
     store = None
     if cfg.store_path.exists():

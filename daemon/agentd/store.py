@@ -125,11 +125,19 @@ class Store:
 
     def archive_entries(self, worklog: str, scope: str = "") -> int:
         """A new worklog at this path starts a new history: don't restore the old one into it, and
-        forget when its DONE/CANCEL/RETRY lines were seen (``scope``: queue.worklog_scope)."""
+        forget when its DONE/CANCEL/RETRY lines were seen (``scope``: queue.worklog_scope; names
+        from before they carried the worklog go too)."""
         if scope:
-            self.db.execute("DELETE FROM first_seen WHERE task_id LIKE ? OR task_id = ?",
+            self.db.execute("DELETE FROM first_seen WHERE task_id LIKE ? OR task_id = ? OR task_id LIKE 'cmd:done:%'"
+                            " OR task_id LIKE 'cmd:cancel:%' OR task_id LIKE 'cmd:retry:%'",
                             (f"cmd:{scope}:%", f"wl:{scope}"))
         return self.db.execute("UPDATE entries SET archived=1 WHERE worklog=?", (worklog,)).rowcount
+
+    def last_seq_by(self, worklog: str, when_iso: str) -> int:
+        """The highest seq agentd had written to that worklog by that time (0 if none)."""
+        row = self.db.execute("SELECT max(seq) FROM entries WHERE worklog=? AND written_at <= ?",
+                              (worklog, when_iso)).fetchone()
+        return row[0] or 0
 
     def entry_keys(self, worklog: str) -> list[tuple[str, int]]:
         """(run id, seq) of agentd's copies written to that worklog and not archived."""

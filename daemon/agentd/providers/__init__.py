@@ -194,16 +194,22 @@ _OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context l
 
 
 def public_url(url) -> str:
-    """A server's address fit to print: as given, less a user and password, a query and a fragment
-    (where keys sometimes travel).  Mistakes such as a missing scheme are shown as they are."""
+    """A server's address fit to print: as given (mistakes such as a missing scheme included), less
+    a user and password, a query and a fragment, where keys sometimes travel."""
     text = str(url).strip()
     scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "", text
-    netloc, slash, path = rest.partition("/")
-    netloc = netloc.rpartition("@")[2]  # a password may itself hold an "@"
-    path = (slash + path).split("?", 1)[0].split("#", 1)[0]
-    return f"{scheme}{sep}{netloc}{path}"
+    if not sep or any(c in scheme for c in "/?#@"):  # no scheme, or "://" only inside a query
+        scheme, sep, rest = "", "", text
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    if "@" in head:
+        head = head.rpartition("@")[2]  # user and password, even one holding "/" or "@"
+    elif "@" in tail:  # an "@" after a "?" or "#": a query, or a password holding "?" or "#"?
+        auth = head.split("/", 1)[0]
+        after = auth.rpartition("]")[2] if auth.startswith("[") else auth
+        if ":" in after and not after.rpartition(":")[2].isdigit():  # "user:pass", not "host:port"
+            return f"{scheme}{sep}(an address with a user or password in it)"
+    return f"{scheme}{sep}{head}"
 
 
 def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
