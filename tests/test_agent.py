@@ -203,7 +203,10 @@ def test_no_provider_configured_blocks_the_run(tmp_path):
     ("http://h:1#tok=SECRET", "http://h:1"),
     ("http://u:pa/ss@host/v1", "http://host/v1"),
     ("http://u:p?ss@host/v1", "http://(an address with a user or password in it)"),
-    ("localhost:9/v1?next=http://u:p@x", "localhost:9/v1"),
+    ("localhost:9/v1?next=http://u:p@x", "(an address with a user or password in it)"),
+    ("http://user:12345?x@host/v1", "http://(an address with a user or password in it)"),
+    ("http://u:p@ss?x@host/v1", "http://(an address with a user or password in it)"),
+    ("https://ghp_SECRETTOKEN#1@github.com/x", "https://(an address with a user or password in it)"),
 ])
 def test_public_url_shows_the_address_without_what_may_be_secret(given, shown):
     from agentd.providers import public_url

@@ -435,3 +435,18 @@ def test_an_old_retry_above_later_failures_does_not_reopen_a_task_on_a_first_rea
     worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + "".join(e[:3]) + "RETRY: x\n" + "".join(e[3:]))
     x = next(t for t in json.loads(cli("queue", "--json").stdout)["tasks"] if t["id"] == "x")
     assert x["status"] == "blocked" and x["attempts"] == 3
+
+
+@pytest.mark.parametrize("lines, want", [("DONE: flaky\nRETRY: flaky\n", "open"),
+                                         ("RETRY: flaky\nDONE: flaky\n", "done")])
+def test_of_two_lines_written_together_the_lower_one_wins(worklog, lines, want):
+    (t,) = load(worklog, CMD + entry(1, "flaky", "failed") + lines).tasks
+    assert t.status == want
+
+
+def test_a_worklog_reached_through_a_symlinked_directory_is_the_same_worklog(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    assert queue.worklog_scope(tmp_path / "link" / "h_worklog.txt") == queue.worklog_scope(real / "h_worklog.txt")
+    assert queue.worklog_scope(real / "h_worklog.txt") != queue.worklog_scope(real / "g_worklog.txt")

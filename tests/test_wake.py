@@ -568,3 +568,27 @@ def test_a_store_from_before_lines_carried_their_worklog_keeps_ordering_them(wor
     worklog.write_text("RETRY: job\n" + worklog.read_text())
     q = {t["id"]: t for t in json.loads(run_cli("queue", "--json", env=env).stdout)["tasks"]}
     assert q["job"]["status"] == "open" and q["other"]["status"] == "done"
+
+
+def test_an_old_time_only_retry_row_still_clears_the_failures_before_it(worklog):
+    """The old version kept only when it first saw a RETRY; that time becomes the seq of the last
+    entry written before it, so a later failure doesn't bring the earlier ones back."""
+    import sqlite3
+    from datetime import datetime
+
+    write(worklog, "- [ ] job {id: job, run: 'exit 1'}\n")
+    env = {"AGENTD_MAX_ATTEMPTS": "2"}
+    assert run_cli("wake", "--now", env=env).returncode == 1  # failure 1
+    worklog.write_text("RETRY: job\n" + worklog.read_text())
+    assert run_cli("queue", env=env).returncode == 0  # the RETRY is seen
+    db = sqlite3.connect(Path(os.environ["XDG_STATE_HOME"]) / "agentd" / "agentd.sqlite3")
+    with db:
+        last = db.execute("SELECT max(written_at) FROM entries").fetchone()[0]
+        seen = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() + 2  # seen 2 s after it
+        db.execute("DELETE FROM first_seen WHERE task_id LIKE 'wl:%'")
+        db.execute("UPDATE first_seen SET task_id = 'cmd:' || substr(task_id, 16), seq = NULL, at = ? "
+                   "WHERE task_id LIKE 'cmd:%'", (seen,))
+    db.close()
+    assert run_cli("wake", "--now", env=env).returncode == 1  # open after the RETRY: failure 2
+    job = next(t for t in json.loads(run_cli("queue", "--json", env=env).stdout)["tasks"] if t["id"] == "job")
+    assert (job["status"], job["attempts"]) == ("failed", 1)  # one attempt since the RETRY, not blocked

@@ -133,11 +133,12 @@ class Store:
                             (f"cmd:{scope}:%", f"wl:{scope}"))
         return self.db.execute("UPDATE entries SET archived=1 WHERE worklog=?", (worklog,)).rowcount
 
-    def last_seq_by(self, worklog: str, when_iso: str) -> int:
-        """The highest seq agentd had written to that worklog by that time (0 if none)."""
-        row = self.db.execute("SELECT max(seq) FROM entries WHERE worklog=? AND written_at <= ?",
+    def last_seq_by(self, worklog: str, when_iso: str) -> int | None:
+        """The highest seq agentd had written to that worklog before that time's second (times are
+        whole seconds, so an entry of the same second may be the later one), or None."""
+        row = self.db.execute("SELECT max(seq) FROM entries WHERE worklog=? AND written_at < ?",
                               (worklog, when_iso)).fetchone()
-        return row[0] or 0
+        return row[0]
 
     def entry_keys(self, worklog: str) -> list[tuple[str, int]]:
         """(run id, seq) of agentd's copies written to that worklog and not archived."""

@@ -202,14 +202,9 @@ def public_url(url) -> str:
         scheme, sep, rest = "", "", text
     cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     head, tail = rest[:cut], rest[cut:]
-    if "@" in head:
-        head = head.rpartition("@")[2]  # user and password, even one holding "/" or "@"
-    elif "@" in tail:  # an "@" after a "?" or "#": a query, or a password holding "?" or "#"?
-        auth = head.split("/", 1)[0]
-        after = auth.rpartition("]")[2] if auth.startswith("[") else auth
-        if ":" in after and not after.rpartition(":")[2].isdigit():  # "user:pass", not "host:port"
-            return f"{scheme}{sep}(an address with a user or password in it)"
-    return f"{scheme}{sep}{head}"
+    if "@" in tail:  # after a "?" or "#": a query, or a user or password holding "?" or "#"; don't guess
+        return f"{scheme}{sep}(an address with a user or password in it)"
+    return f"{scheme}{sep}{head.rpartition('@')[2]}"  # less a user and password, even one holding "/" or "@"
 
 
 def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
