@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentd import config, queue, scoring
+from agentd import config, queue, scoring, taskstate
 from agentd.entries import Entry
 from agentd.parse import parse_bytes
 
@@ -448,5 +448,5 @@ def test_a_worklog_reached_through_a_symlinked_directory_is_the_same_worklog(tmp
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "link").symlink_to(real)
-    assert queue.worklog_scope(tmp_path / "link" / "h_worklog.txt") == queue.worklog_scope(real / "h_worklog.txt")
-    assert queue.worklog_scope(real / "h_worklog.txt") != queue.worklog_scope(real / "g_worklog.txt")
+    assert taskstate.worklog_scope(tmp_path / "link" / "h_worklog.txt") == taskstate.worklog_scope(real / "h_worklog.txt")
+    assert taskstate.worklog_scope(real / "h_worklog.txt") != taskstate.worklog_scope(real / "g_worklog.txt")

@@ -517,25 +517,30 @@ exit $(cat {T}/exit_code 2>/dev/null || echo 0)
 ''' + E2E_TEARDOWN
 
 
-@pytest.mark.slow
-def test_real_user_manager_install_timer_run_notify_uninstall(tmp_path):
+def run_e2e(tmp_path: Path, driver_text: str, **env_extra: str) -> tuple[dict, dict]:
+    """Run an e2e driver under its own mount namespace and systemd --user; (what it saw, its env).
+    Skips, saying why, where this machine can't start one."""
     for need in ("/lib/systemd/systemd", "/sys/fs/cgroup/unified/cgroup.procs"):
         if not os.path.exists(need):
             pytest.skip(f"needs {need}")
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("systemctl"):
         pytest.skip("needs root, unshare and systemctl to start a private systemd --user")
-    agentd = systemd.default_agentd_exe()
     driver = tmp_path / "driver.py"
-    driver.write_text(E2E_DRIVER)
-    t = tmp_path / "e2e"
+    driver.write_text(driver_text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTD_", "XDG_", "JOURNAL_", "FAKE_"))}
-    env["PATH"] = "/opt/with space/bin:/opt/100%/bin:/usr/local/bin:/usr/bin:/bin"
-    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(driver), str(t), agentd],
+    env.update(env_extra)
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(driver),
+                        str(tmp_path / "e2e"), systemd.default_agentd_exe()],
                        env=env, capture_output=True, text=True, timeout=240)
     if p.returncode == 77:
         pytest.skip(json.loads(p.stdout.splitlines()[-1])["skip"])
     assert p.returncode == 0, p.stdout + p.stderr
-    seen = json.loads(p.stdout.splitlines()[-1])
+    return json.loads(p.stdout.splitlines()[-1]), env
+
+
+@pytest.mark.slow
+def test_real_user_manager_install_timer_run_notify_uninstall(tmp_path):
+    seen, env = run_e2e(tmp_path, E2E_DRIVER, PATH="/opt/with space/bin:/opt/100%/bin:/usr/local/bin:/usr/bin:/bin")
     assert seen["install_rc"] == 0, seen["install_out"]
     assert seen["env_file_mode"] == "0o600"
     assert (seen["is_enabled"], seen["is_active"]) == ("enabled", "active")
@@ -606,21 +611,7 @@ E2E_WAKE = E2E_SETUP + r"""
 
 @pytest.mark.slow
 def test_real_user_manager_timer_runs_a_real_wake_that_shows_in_status_and_logs(tmp_path):
-    for need in ("/lib/systemd/systemd", "/sys/fs/cgroup/unified/cgroup.procs"):
-        if not os.path.exists(need):
-            pytest.skip(f"needs {need}")
-    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("systemctl"):
-        pytest.skip("needs root, unshare and systemctl to start a private systemd --user")
-    driver = tmp_path / "driver.py"
-    driver.write_text(E2E_WAKE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTD_", "XDG_", "JOURNAL_", "FAKE_"))}
-    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, str(driver),
-                        str(tmp_path / "e2e"), systemd.default_agentd_exe()],
-                       env=env, capture_output=True, text=True, timeout=240)
-    if p.returncode == 77:
-        pytest.skip(json.loads(p.stdout.splitlines()[-1])["skip"])
-    assert p.returncode == 0, p.stdout + p.stderr
-    seen = json.loads(p.stdout.splitlines()[-1])
+    seen, _ = run_e2e(tmp_path, E2E_WAKE)
     assert seen["install_rc"] == 0, seen["install_out"]
     assert "> hello-from-the-timer" in seen["worklog"], (seen["worklog"], seen["service"])
     assert "task=hello status=done" in seen["worklog"]

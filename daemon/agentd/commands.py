@@ -61,7 +61,7 @@ def cmd_init(args) -> int:
         from agentd.store import Store
 
         # a new file at this path starts a new history; the old entries are not restored into it
-        from agentd.queue import worklog_scope
+        from agentd.taskstate import worklog_scope
 
         Store(cfg.store_path).archive_entries(str(cfg.worklog_path), worklog_scope(cfg.worklog_path))
     print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")

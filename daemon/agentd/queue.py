@@ -1,8 +1,7 @@
-"""The queue: every known task, its status from the worklog, and whether it can run now.
+"""The queue: every known task, its status (``taskstate``), and whether it can run now.
 
-Status comes from the latest agentd entry for the task (by sequence number)
-or a later human DONE / CANCEL / RETRY line, whichever is newer.  Open tasks
-are ordered the way the next wake would take them.
+Open tasks are ordered the way the next wake would take them; the rest follow,
+each with why it can't run (agent tasks also ask ``backends``).
 """
 
 from __future__ import annotations
@@ -12,9 +11,11 @@ import time
 from pathlib import Path
 
 from agentd import scoring
+from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, TaskDef, make_task
 from agentd.parse import State
 from agentd.record import Factory, Record
+from agentd.taskstate import command_ids, first_sight, iso, parse_time, status, worklog_scope
 
 AGENT_KINDS = ("task", "directive", "blocker")
 RUNNABLE = ("open", "failed", "deferred", "interrupted")
@@ -98,114 +99,6 @@ def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     return defs, problems
 
 
-def worklog_scope(path) -> str:
-    """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
-    import hashlib
-
-    real = os.path.realpath(path)  # the same file through a symlinked directory is the same worklog
-    return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-
-
-def command_ids(state: State, scope: str) -> dict[tuple, str]:
-    """A stable name for each DONE/CANCEL/RETRY line: its worklog, verb, task and which one of its
-    kind it is (``cmd:SCOPE:retry:job:2``)."""
-    out = {}
-    for tid, cmds in state.commands.items():
-        counts: dict = {}
-        for c in cmds:
-            n = counts[c[1]] = counts.get(c[1], 0) + 1
-            out[(tid, c[0], c[1], c[2])] = f"cmd:{scope}:{c[1]}:{tid}:{n}"
-    return out
-
-
-LEGACY_CMD = ("cmd:done:", "cmd:cancel:", "cmd:retry:")  # names from before they carried the worklog
-
-
-def _first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float,
-                 seq_by=None) -> tuple[dict, dict]:
-    """When and at which seq to record lines agentd sees for the first time.
-
-    A line met on this store's first read of the worklog, or together with its task, predates
-    what agentd can know: it is ordered by its place in the file (time 0, no seq).  Any other new
-    line is newer than every entry there is now: now, at the worklog's highest seq.  A line recorded
-    before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded; one recorded
-    with a time only gets the seq of the last entry written by then (``seq_by(time)``).  A store
-    that holds such old names has read this worklog before, though it has no ``wl:`` row yet.
-    """
-    fresh = f"wl:{scope}" not in before and not any(k.startswith(LEGACY_CMD) for k in before)
-    when, seqs = {}, {}
-    for key, name in names.items():
-        legacy = before.get("cmd:" + name.split(":", 2)[2])
-        if legacy is not None:
-            at, seq = legacy
-            if seq is None and at and seq_by is not None:
-                seq = seq_by(at)
-            when[name], seqs[name] = at, seq
-        elif fresh or key[0] not in before:
-            when[name], seqs[name] = 0.0, None
-        else:
-            when[name], seqs[name] = now, max_seq
-    return when, seqs
-
-
-def _status(d: dict, state: State, max_attempts: int, live: bool = False,
-            cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
-    """(status, failed attempts since the last RETRY, latest run id, defer until).
-
-    A person's DONE/CANCEL/RETRY counts as newer than the task's latest entry when it sits below
-    that entry in the file, or when agentd first saw it after the entry was written (for people
-    who add lines at the top).
-    """
-    tid = d["id"]
-    latest = state.latest.get(tid)
-    cmds = state.commands.get(tid, [])
-    seen = cmd_seen or {}
-    latest_at = _parse_time(latest.get("at")) if latest else None
-
-    def boundary(c) -> float:
-        """Where the line stands among the entries (as a seq): its place in the file, or later when
-        agentd first saw it after entries below or above it were written."""
-        at, seq = seen.get((tid, c[0], c[1], c[2])) or (None, None)
-        if seq is not None:  # the worklog's highest seq when the line was first seen: entries up to it are older
-            return max(c[0], seq + 0.5)
-        # seen before agentd kept that seq: by time; `at=` is whole seconds, so only a later second counts
-        if at and latest is not None and latest_at is not None and at >= latest_at + 1:
-            return max(c[0], latest["seq"] + 0.5)
-        return c[0]
-
-    def when(c) -> tuple:  # the last of equals is the one lower in the file
-        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0], c[2]
-
-    newer = [c for c in cmds if latest is None or boundary(c) > latest["seq"]]
-    last_cmd = max(newer, key=when) if newer else None
-    retry_key = max((boundary(c) for c in cmds if c[1] == "retry"), default=0)  # failures before it don't count
-    failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
-    run = latest["run"] if latest else None
-    if d.get("human_done"):
-        return "done", failures, run, None
-    if last_cmd:
-        return {"done": "done", "cancel": "cancelled", "retry": "open"}[last_cmd[1]], failures, run, None
-    if latest is None:
-        return "open", failures, run, None
-    st = latest["status"]
-    if st == "running":  # a "started" entry with no finding: running now, or its wake was killed
-        return ("running" if live else "interrupted"), failures, run, None
-    if st in ("failed", "interrupted") and failures >= max_attempts:
-        return "blocked", failures, run, None
-    return st, failures, run, latest.get("until")
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
           now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None) -> list[Task]:
@@ -219,7 +112,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
     tasks: list[Task] = []
     statuses: dict[str, str] = {}
     for tid, d in defs.items():
-        st, failures, run, until = _status(d, state, max_attempts, wake_running, cmd_seen)
+        st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
         statuses[tid] = st
         tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
                           attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
@@ -268,12 +161,12 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
             return f"blocked; write RETRY: {t.id} to try again"
         return t.status
     if t.status == "failed" and waits:
-        last_fail = _parse_time((state.latest.get(t.id) or {}).get("at"))
+        last_fail = parse_time((state.latest.get(t.id) or {}).get("at"))
         wait = backoff * 2 ** max(0, t.attempts - 1)
         if last_fail is not None and now < last_fail + wait:
-            return f"retry {t.attempts + 1} waits until {_iso(last_fail + wait)} (backoff)"
+            return f"retry {t.attempts + 1} waits until {iso(last_fail + wait)} (backoff)"
     if t.status == "deferred" and waits:
-        until = _parse_time(t.defer_until)
+        until = parse_time(t.defer_until)
         if until is not None and now < until:
             return f"deferred until {t.defer_until}"
     for dep in t.attrs.get("after") or []:
@@ -311,10 +204,6 @@ def _loop(start: str, after: dict, statuses: dict) -> list[str] | None:
     return None
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def pick(tasks: list[Task]) -> Task | None:
     return next((t for t in tasks if t.eligible), None)
 
@@ -338,68 +227,6 @@ class View(Record):
     agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
 
 
-def agent_backend(cfg) -> tuple[str | None, str]:
-    """Which LLM backend agent tasks would use, or None and why not.
-
-    Mirrors ``providers.resolve_provider_name`` without importing the providers.
-    """
-    name, env = cfg["provider"], cfg.env
-    if name == "auto":
-        name = ("anthropic" if env.get("ANTHROPIC_API_KEY") else "openai" if env.get("OPENAI_API_KEY")
-                else None)
-        if name is None:
-            return None, "provider is auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set"
-    if name == "none":
-        return None, "provider is none"
-    if name == "anthropic" and not env.get("ANTHROPIC_API_KEY"):
-        return None, "provider is anthropic but ANTHROPIC_API_KEY is not set"
-    if name == "openai" and not (env.get("OPENAI_API_KEY") or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
-        return None, "provider is openai but OPENAI_API_KEY is not set"
-    exe = {"claude-cli": "claude", "codex-cli": "codex"}.get(name)
-    if exe and not _on_path(exe, env.get("PATH", "")):
-        return None, f"provider is {name} but `{exe}` is not on PATH"
-    return name, ""
-
-
-KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-
-
-def key_fingerprint(cfg, backend: str) -> str:
-    """A short hash of the backend's key, to notice when a person has changed it (never the key)."""
-    import hashlib
-
-    value = cfg.env.get(KEY_VARS.get(backend, ""), "")
-    return hashlib.sha256(f"agentd:{backend}:{value}".encode()).hexdigest()[:12]
-
-
-def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
-    """(None, why) when the backend refused this same key, or is rate-limited until later."""
-    hold = store.holds().get(backend)
-    if hold is None:
-        return None
-    if hold["kind"] == "auth" and hold["fingerprint"] == key_fingerprint(cfg, backend):
-        return None, (f"{backend} refused its key at {hold['created_at']} ({hold['reason']}); agent tasks wait "
-                      f"until the key changes")
-    until = _parse_time(hold["until"])
-    if hold["kind"] == "deferred" and until is not None and now < until:
-        return None, f"{backend} is rate-limited until {hold['until']} ({hold['reason']})"
-    return None
-
-
-def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
-    """(None, why) when today's runs have used up a daily budget (UTC day)."""
-    from agentd.budget import daily_reason, next_utc_day
-
-    reason = daily_reason(cfg, store)
-    if reason is None:
-        return None
-    return None, f"the daily budget is spent: {reason[len('budget: '):]}; agent tasks wait until {next_utc_day(now)}"
-
-
-def _on_path(exe: str, path: str) -> bool:
-    return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
-
-
 def gpu_present() -> bool:
     """A cheap check for the queue (a GPU device node); the wake's health snapshot is the thorough one."""
     try:
@@ -416,7 +243,6 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
 
     r = worklog.read(cfg.worklog_path, Index(cfg.index_path))
     defs, problems = load_task_files(cfg.tasks_dir)
-    backend, reason = agent_backend(cfg)
     gpu = gpu_present() if has_gpu is None else has_gpu
     passovers: dict = {}
     seen: dict = {}
@@ -436,8 +262,8 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         scope = worklog_scope(cfg.worklog_path)
         names = command_ids(r.state, scope)
         before = store.first_seen([], now)
-        when, seqs = _first_sight(names, before, scope, r.state.max_seq, now,
-                                  lambda at: store.last_seq_by(str(cfg.worklog_path), _iso(at)))
+        when, seqs = first_sight(names, before, scope, r.state.max_seq, now,
+                                  lambda at: store.last_seq_by(str(cfg.worklog_path), iso(at)))
         ids = ([d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
                + [f"wl:{scope}"])
         rows = store.first_seen(ids, now, when, seqs)
@@ -446,8 +272,7 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)
-    if store is not None and backend is not None:
-        backend, reason = held(cfg, store, backend, now) or spent(cfg, store, backend, now) or (backend, reason)
+    backend, reason = agents_wait(cfg, store, now)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen)
     return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason)

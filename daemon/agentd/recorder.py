@@ -153,13 +153,13 @@ class Recorder:
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
         from agentd.budget import DAILY
-        from agentd.queue import key_fingerprint
+        from agentd.backends import key_fingerprint
 
         reason = o.reason or ""
         if o.status == "blocked" and reason.startswith("auth"):
             self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
         elif o.status == "deferred" and o.defer_until and not reason.startswith(DAILY):
-            # (a spent daily budget holds agent tasks back by itself: see queue.spent)
+            # (a spent daily budget holds agent tasks back by itself: see backends.spent)
             self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
         elif o.status == "done":
             self.store.clear_hold(o.provider)

@@ -125,7 +125,7 @@ class Store:
 
     def archive_entries(self, worklog: str, scope: str = "") -> int:
         """A new worklog at this path starts a new history: don't restore the old one into it, and
-        forget when its DONE/CANCEL/RETRY lines were seen (``scope``: queue.worklog_scope; names
+        forget when its DONE/CANCEL/RETRY lines were seen (``scope``: taskstate.worklog_scope; names
         from before they carried the worklog go too)."""
         if scope:
             self.db.execute("DELETE FROM first_seen WHERE task_id LIKE ? OR task_id = ? OR task_id LIKE 'cmd:done:%'"

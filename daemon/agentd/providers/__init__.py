@@ -134,6 +134,20 @@ class Provider:
               timeout: float) -> Response:
         raise NotImplementedError
 
+    def _sdk_call(self, create, req: dict, timeout: float, from_wire, message) -> Response:
+        """One SDK request, its failures mapped to the errors that decide the run (both SDKs raise the
+        same classes).  ``message(e)`` reads an error body; ``from_wire`` the response."""
+        sdk = self._sdk
+        try:
+            return from_wire(create(**req, timeout=timeout))
+        except sdk.APIStatusError as e:
+            raise classify(e.status_code, e.response.headers, message(e), self.key_env, self.name) from None
+        except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
+            at = public_url(self.client.base_url)  # a local server's address is the first thing to check
+            raise ProviderDown(f"provider down ({self.name} at {at}): {type(e).__name__}: {e}") from None
+        except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError, IndexError) as e:
+            raise ProviderDown(f"provider down ({self.name}): malformed response: {type(e).__name__}: {e}") from None
+
     def complete(self, system: str, messages: list[Message], tools: list[ToolSpec], max_tokens: int = 4096,
                  deadline: float | None = None) -> Response:
         """One model call, with bounded retries, ending by ``deadline`` (monotonic) or call_timeout."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from agentd.errors import AuthFailed, ProviderDown
-from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage, classify, public_url
+from agentd.errors import AuthFailed
+from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage
 
 KEY = "ANTHROPIC_API_KEY"
 
@@ -41,18 +41,8 @@ class AnthropicProvider(Provider):
         return req
 
     def _once(self, system, messages, tools, max_tokens, timeout) -> Response:
-        req = self.request(system, messages, tools, max_tokens)
-        sdk = self._sdk
-        try:
-            raw = self.client.messages.create(**req, timeout=timeout)
-            return from_wire(raw)
-        except sdk.APIStatusError as e:
-            raise classify(e.status_code, e.response.headers, _message(e), KEY, self.name) from None
-        except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
-            at = public_url(self.client.base_url)
-            raise ProviderDown(f"provider down (anthropic at {at}): {type(e).__name__}: {e}") from None
-        except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError) as e:
-            raise ProviderDown(f"provider down (anthropic): malformed response: {type(e).__name__}: {e}") from None
+        return self._sdk_call(self.client.messages.create, self.request(system, messages, tools, max_tokens),
+                              timeout, from_wire, _message)
 
 
 def _message(e) -> str:

@@ -1,0 +1,78 @@
+"""Whether agent tasks can run now: a backend configured, not holding back after a refused key
+or a rate limit, and today's budget not spent.  Command tasks and experiments don't care."""
+
+from __future__ import annotations
+
+import os
+
+from agentd.taskstate import parse_time
+
+
+def agent_backend(cfg) -> tuple[str | None, str]:
+    """Which LLM backend agent tasks would use, or None and why not.
+
+    Mirrors ``providers.resolve_provider_name`` without importing the providers.
+    """
+    name, env = cfg["provider"], cfg.env
+    if name == "auto":
+        name = ("anthropic" if env.get("ANTHROPIC_API_KEY") else "openai" if env.get("OPENAI_API_KEY")
+                else None)
+        if name is None:
+            return None, "provider is auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set"
+    if name == "none":
+        return None, "provider is none"
+    if name == "anthropic" and not env.get("ANTHROPIC_API_KEY"):
+        return None, "provider is anthropic but ANTHROPIC_API_KEY is not set"
+    if name == "openai" and not (env.get("OPENAI_API_KEY") or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
+        return None, "provider is openai but OPENAI_API_KEY is not set"
+    exe = {"claude-cli": "claude", "codex-cli": "codex"}.get(name)
+    if exe and not on_path(exe, env.get("PATH", "")):
+        return None, f"provider is {name} but `{exe}` is not on PATH"
+    return name, ""
+
+
+KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+def key_fingerprint(cfg, backend: str) -> str:
+    """A short hash of the backend's key, to notice when a person has changed it (never the key)."""
+    import hashlib
+
+    value = cfg.env.get(KEY_VARS.get(backend, ""), "")
+    return hashlib.sha256(f"agentd:{backend}:{value}".encode()).hexdigest()[:12]
+
+
+def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
+    """(None, why) when the backend refused this same key, or is rate-limited until later."""
+    hold = store.holds().get(backend)
+    if hold is None:
+        return None
+    if hold["kind"] == "auth" and hold["fingerprint"] == key_fingerprint(cfg, backend):
+        return None, (f"{backend} refused its key at {hold['created_at']} ({hold['reason']}); agent tasks wait "
+                      f"until the key changes")
+    until = parse_time(hold["until"])
+    if hold["kind"] == "deferred" and until is not None and now < until:
+        return None, f"{backend} is rate-limited until {hold['until']} ({hold['reason']})"
+    return None
+
+
+def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
+    """(None, why) when today's runs have used up a daily budget (UTC day)."""
+    from agentd.budget import daily_reason, next_utc_day
+
+    reason = daily_reason(cfg, store)
+    if reason is None:
+        return None
+    return None, f"the daily budget is spent: {reason[len('budget: '):]}; agent tasks wait until {next_utc_day(now)}"
+
+
+def on_path(exe: str, path: str) -> bool:
+    return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
+
+
+def agents_wait(cfg, store, now: float) -> tuple[str | None, str]:
+    """(the backend agent tasks would use, "") or (None, why they wait)."""
+    backend, reason = agent_backend(cfg)
+    if store is not None and backend is not None:
+        backend, reason = held(cfg, store, backend, now) or spent(cfg, store, backend, now) or (backend, reason)
+    return backend, reason

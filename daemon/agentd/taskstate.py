@@ -1,0 +1,126 @@
+"""A task's state from the worklog: its latest agentd entry, and a person's DONE / CANCEL /
+RETRY lines, whichever is newer.
+
+Entries are ordered by sequence number.  A person's line is ordered by its place in the file,
+or, when agentd first saw it after entries were written above or below it, by the worklog's
+highest seq at that moment: ``first_sight`` decides what to record, ``status`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from agentd.parse import State
+
+
+def worklog_scope(path) -> str:
+    """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
+    import hashlib
+
+    real = os.path.realpath(path)  # the same file through a symlinked directory is the same worklog
+    return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def command_ids(state: State, scope: str) -> dict[tuple, str]:
+    """A stable name for each DONE/CANCEL/RETRY line: its worklog, verb, task and which one of its
+    kind it is (``cmd:SCOPE:retry:job:2``)."""
+    out = {}
+    for tid, cmds in state.commands.items():
+        counts: dict = {}
+        for c in cmds:
+            n = counts[c[1]] = counts.get(c[1], 0) + 1
+            out[(tid, c[0], c[1], c[2])] = f"cmd:{scope}:{c[1]}:{tid}:{n}"
+    return out
+
+
+LEGACY_CMD = ("cmd:done:", "cmd:cancel:", "cmd:retry:")  # names from before they carried the worklog
+
+
+def first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float,
+                 seq_by=None) -> tuple[dict, dict]:
+    """When and at which seq to record lines agentd sees for the first time.
+
+    A line met on this store's first read of the worklog, or together with its task, predates
+    what agentd can know: it is ordered by its place in the file (time 0, no seq).  Any other new
+    line is newer than every entry there is now: now, at the worklog's highest seq.  A line recorded
+    before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded; one recorded
+    with a time only gets the seq of the last entry written by then (``seq_by(time)``).  A store
+    that holds such old names has read this worklog before, though it has no ``wl:`` row yet.
+    """
+    fresh = f"wl:{scope}" not in before and not any(k.startswith(LEGACY_CMD) for k in before)
+    when, seqs = {}, {}
+    for key, name in names.items():
+        legacy = before.get("cmd:" + name.split(":", 2)[2])
+        if legacy is not None:
+            at, seq = legacy
+            if seq is None and at and seq_by is not None:
+                seq = seq_by(at)
+            when[name], seqs[name] = at, seq
+        elif fresh or key[0] not in before:
+            when[name], seqs[name] = 0.0, None
+        else:
+            when[name], seqs[name] = now, max_seq
+    return when, seqs
+
+
+def status(d: dict, state: State, max_attempts: int, live: bool = False,
+            cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
+    """(status, failed attempts since the last RETRY, latest run id, defer until).
+
+    A person's DONE/CANCEL/RETRY counts as newer than the task's latest entry when it sits below
+    that entry in the file, or when agentd first saw it after the entry was written (for people
+    who add lines at the top).
+    """
+    tid = d["id"]
+    latest = state.latest.get(tid)
+    cmds = state.commands.get(tid, [])
+    seen = cmd_seen or {}
+    latest_at = parse_time(latest.get("at")) if latest else None
+
+    def boundary(c) -> float:
+        """Where the line stands among the entries (as a seq): its place in the file, or later when
+        agentd first saw it after entries below or above it were written."""
+        at, seq = seen.get((tid, c[0], c[1], c[2])) or (None, None)
+        if seq is not None:  # the worklog's highest seq when the line was first seen: entries up to it are older
+            return max(c[0], seq + 0.5)
+        # seen before agentd kept that seq: by time; `at=` is whole seconds, so only a later second counts
+        if at and latest is not None and latest_at is not None and at >= latest_at + 1:
+            return max(c[0], latest["seq"] + 0.5)
+        return c[0]
+
+    def when(c) -> tuple:  # the last of equals is the one lower in the file
+        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0], c[2]
+
+    newer = [c for c in cmds if latest is None or boundary(c) > latest["seq"]]
+    last_cmd = max(newer, key=when) if newer else None
+    retry_key = max((boundary(c) for c in cmds if c[1] == "retry"), default=0)  # failures before it don't count
+    failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
+    run = latest["run"] if latest else None
+    if d.get("human_done"):
+        return "done", failures, run, None
+    if last_cmd:
+        return {"done": "done", "cancel": "cancelled", "retry": "open"}[last_cmd[1]], failures, run, None
+    if latest is None:
+        return "open", failures, run, None
+    st = latest["status"]
+    if st == "running":  # a "started" entry with no finding: running now, or its wake was killed
+        return ("running" if live else "interrupted"), failures, run, None
+    if st in ("failed", "interrupted") and failures >= max_attempts:
+        return "blocked", failures, run, None
+    return st, failures, run, latest.get("until")
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
