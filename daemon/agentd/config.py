@@ -15,7 +15,7 @@ from pathlib import Path
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
 from agentd.record import Factory, Record
-from agentd.schema import Field, load_yaml, validate, yaml_scalar
+from agentd.schema import Field, read_yaml_file, validate, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
 
@@ -145,7 +145,14 @@ def _read_config(path: Path, cache_dir: Path) -> tuple:
     """
     import json
 
-    st = path.stat()
+    import stat
+
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        return read_yaml_file(path, "config file")  # a directory, a FIFO: says what it is
     key = [str(path), st.st_size, st.st_mtime_ns]
     cache = cache_dir / "config.json"
     try:
@@ -154,11 +161,7 @@ def _read_config(path: Path, cache_dir: Path) -> tuple:
             return c["data"], {tuple(k.split("\0")) if k else (): v for k, v in c["lines"].items()}, []
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    data, lines, problems = load_yaml(text, str(path))
+    data, lines, problems = read_yaml_file(path, "config file")
     if not problems:
         try:
             blob = json.dumps({"key": key, "data": data, "lines": {"\0".join(k): v for k, v in lines.items()}})
@@ -210,9 +213,9 @@ def load(env: dict | None = None) -> Config:
     warnings: list[str] = []
     raw: dict = {}
     lines: dict = {}
-    if env.get("AGENTD_CONFIG") and not config_file.is_file():
+    if env.get("AGENTD_CONFIG") and not config_file.exists():
         problems.append(f"{config_file}: AGENTD_CONFIG names a config file that does not exist")
-    elif config_file.is_file():
+    elif config_file.exists():  # a directory or a FIFO there is an error, not "no config"
         data, lines, yaml_problems = _read_config(config_file, _xdg(env, "XDG_CACHE_HOME", ".cache") / "agentd")
         problems += yaml_problems
         if data is not None or not yaml_problems:  # a key given twice still lets the rest be checked

@@ -63,19 +63,14 @@ class Task(Record):
 
 def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     """YAML task files: one mapping or a list of them per file, same schema as inline attrs."""
-    from agentd.schema import load_yaml, validate
+    from agentd.schema import read_yaml_file, validate
 
     defs: list[TaskDef] = []
     problems: list[str] = []
     if not tasks_dir.is_dir():
         return defs, problems
     for path in sorted(tasks_dir.glob("*.y*ml")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            problems.append(f"{path}: cannot read: {e}")
-            continue
-        data, lines, errs = load_yaml(text, str(path))
+        data, lines, errs = read_yaml_file(path, "task file")  # bounded: size, depth, aliases
         if errs:
             problems += errs
             continue

@@ -1,0 +1,79 @@
+"""Hostile inputs: YAML bombs, huge numbers, deep nesting, absurd seqs, symlinks, full disks.
+
+Every case must give a clear answer (an exit code and a message naming the file, line or key),
+never a traceback, a hang or a host that stays broken.  The corpus in tests/hostile/ is run by
+``test_corpus``; the cases below reproduce each problem of issue 12 one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def no_traceback(r) -> None:
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr[-3000:]
+
+
+# -- a. YAML: alias bombs, size and depth ------------------------------------------------
+
+def test_a_yaml_alias_bomb_in_a_task_file_is_refused_quickly(worklog, tmp_path):
+    worklog.write_text("- [ ] fine {id: fine, run: 'true'}\n")
+    tasks = tmp_path / "wl" / "tasks"
+    tasks.mkdir()
+    (tasks / "bomb.yaml").write_text(BOMB)
+    r = run_cli("queue", "--json", timeout=20)
+    no_traceback(r)
+    assert r.returncode == 0
+    out = json.loads(r.stdout)
+    assert [t["id"] for t in out["tasks"]] == ["fine"]
+    assert any("bomb.yaml" in p and "alias" in p for p in out["task_file_problems"]), out["task_file_problems"]
+
+
+def test_a_yaml_alias_bomb_in_the_config_is_a_config_error(worklog, home):
+    cfg = home / ".config" / "agentd"
+    cfg.mkdir(parents=True)
+    (cfg / "config.yaml").write_text(BOMB)
+    r = run_cli("queue", timeout=20)
+    no_traceback(r)
+    assert r.returncode == 78
+    assert "config.yaml" in r.stderr and "alias" in r.stderr
+
+
+def test_deep_nesting_and_huge_numbers_in_the_config_are_config_errors(worklog, home):
+    cfg = home / ".config" / "agentd"
+    cfg.mkdir(parents=True)
+    for text, want in [("max_steps: " + "9" * 5000 + "\n", "digits"),
+                       ("budget: " + "[" * 30000 + "]" * 30000 + "\n", "deep"),
+                       ("budget:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 3000)), "deep"),
+                       ("x: 1\n" * 10 + "notify: '" + "y" * (2 << 20) + "'\n", "bytes")]:
+        (cfg / "config.yaml").write_text(text)
+        r = run_cli("queue", timeout=30)
+        no_traceback(r)
+        assert r.returncode == 78, (text[:40], r.stderr[-500:])
+        assert "config.yaml" in r.stderr and want in r.stderr, r.stderr[-500:]
+
+
+def test_a_config_yaml_that_is_a_directory_is_an_error(worklog, home):
+    (home / ".config" / "agentd" / "config.yaml").mkdir(parents=True)
+    r = run_cli("queue")
+    no_traceback(r)
+    assert r.returncode == 78
+    assert "config.yaml" in r.stderr and "directory" in r.stderr
