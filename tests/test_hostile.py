@@ -77,3 +77,31 @@ def test_a_config_yaml_that_is_a_directory_is_an_error(worklog, home):
     no_traceback(r)
     assert r.returncode == 78
     assert "config.yaml" in r.stderr and "directory" in r.stderr
+
+
+# -- b. attr values: size and depth before use ---------------------------------------------
+
+@pytest.mark.parametrize("attrs,want", [
+    ("{value: " + "9" * 5000 + "}", "digits"),
+    ("{id: big, value: " + "9" * 5000 + ".5}", "digits"),
+    ("{after: " + "[" * 30000 + "x" + "]" * 30000 + "}", "deep"),
+    ("{after: " + "{a: " * 3000 + "x" + "}" * 3000 + "}", "deep"),
+    ("{value: 1e999999}", "number"),
+    ("{value: 1.0e+999999}", "finite"),
+])
+def test_a_hostile_attr_is_a_bad_line_reported_by_number(worklog, attrs, want):
+    worklog.write_text("- [ ] first {id: first, run: 'true'}\n"
+                       f"- [ ] evil {attrs}\n"
+                       "- [ ] last {id: last, run: 'true'}\n")
+    r = run_cli("queue", "--json", timeout=30)
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr[-500:]
+    out = json.loads(r.stdout)
+    assert {t["id"] for t in out["tasks"]} == {"first", "last"}
+    assert [u["line"] for u in out["unreadable"]] == [2], out["unreadable"]
+    assert want in out["unreadable"][0]["message"], out["unreadable"]
+    text = run_cli("queue").stdout
+    assert "line 2" in text
+    w = run_cli("wake", "--now", "--dry-run")
+    no_traceback(w)
+    assert w.returncode == 0

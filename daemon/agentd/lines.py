@@ -10,7 +10,7 @@ from agentd.lazyre import lazy
 
 from agentd.record import Factory, Record
 
-from agentd.schema import Field, validate
+from agentd.schema import MAX_NUMBER_CHARS, Field, validate
 
 ID_RE = lazy(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
 MAX_LINE = 64 * 1024
@@ -24,6 +24,7 @@ ATTR_FIELDS: dict[str, Field] = {
     "certainty": Field("float", None, "how likely it succeeds, 0-1", lo=0, hi=1),
     "run": Field("str", None, "shell command: makes it a command task"),
     "gpu": Field("bool", None, "needs a GPU"),
+    "network": Field("bool", None, "agent tasks: let the shell tool reach the network"),
     "after": Field("ids", None, "id or list of ids it depends on"),
     "minutes": Field("float", None, "estimated minutes", lo=0),
     "priority": Field("enum", None, "critical, high, normal or low", choices=PRIORITIES),
@@ -106,13 +107,14 @@ def parse_attrs(raw: str | None, where: str) -> dict:
     data = fast_flow_mapping(raw)
     if data is not None:
         return _check_attrs(data, where)
-    import yaml
+    from agentd.schema import yaml_limited
 
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        what = getattr(e, "problem", None) or "bad YAML"
-        raise LineError(f"attrs {raw[:80]!r} are not a YAML flow mapping ({what})") from None
+    data, _, problems = yaml_limited(raw, "attrs")  # bounded: depth, aliases, number length
+    if problems:
+        what = problems[0].split(": ", 1)[1]
+        if what.startswith("not valid YAML: "):
+            raise LineError(f"attrs {raw[:80]!r} are not a YAML flow mapping ({what[16:]})")
+        raise LineError(f"attrs {raw[:80]!r}…: {what}" if len(raw) > 80 else f"attrs {raw!r}: {what}")
     if not isinstance(data, dict):
         raise LineError(f"attrs {raw[:80]!r} are not a mapping")
     return _check_attrs(data, where)
@@ -210,6 +212,8 @@ def fast_flow_mapping(raw: str) -> dict | None:
             return None
         if not value:
             out[key] = None
+        elif len(value) > MAX_NUMBER_CHARS and value[-1:].isdigit():
+            return None  # maybe a number too long to convert: the careful parser says so
         elif _PLAIN_INT.match(value):
             out[key] = int(value)
         elif _PLAIN_FLOAT.match(value):

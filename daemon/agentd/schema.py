@@ -55,6 +55,16 @@ def _type_name(v: object) -> str:
             list: "a list", dict: "a mapping", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+def _short(v: object, n: int = 80) -> str:
+    """repr(v) for a message, cut to n characters (a value may be huge, or a list of lists)."""
+    if isinstance(v, (list, dict)):
+        return f"{_type_name(v)} of {len(v)}"
+    if isinstance(v, str) and len(v) > n:
+        return repr(v[:n]) + f"… ({len(v)} characters)"
+    r = repr(v)
+    return r if len(r) <= n + 2 else r[:n] + f"… ({len(r)} characters)"
+
+
 _PRICE_KEYS = {"input", "output", "cache_read", "cache_write", "context"}
 
 
@@ -67,7 +77,7 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
     k = f.kind
     if k == "path":
         if not isinstance(v, str) or not v.strip():
-            return None, f"must be a path, not {_type_name(v)} {v!r}"
+            return None, f"must be a path, not {_type_name(v)} {_short(v)}"
         return v, None
     if k == "str":
         if isinstance(v, (dict, list, bool)):
@@ -87,16 +97,16 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         return {str(m): dict(p) for m, p in v.items()}, None
     if k == "bool":
         if not isinstance(v, bool):
-            return None, f"must be true or false, not {_type_name(v)} {v!r}"
+            return None, f"must be true or false, not {_type_name(v)} {_short(v)}"
         return v, None
     if k in ("int", "float"):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (k == "int" and not isinstance(v, int)):
             want = "an integer" if k == "int" else "a number"
-            return None, f"must be {want}, not {_type_name(v)} {v!r}"
+            return None, f"must be {want}, not {_type_name(v)} {_short(v)}"
         if v != v or v in (float("inf"), float("-inf")):
             return None, "must be a finite number"
         if f.lo is not None and v < f.lo or f.hi is not None and v > f.hi:
-            return None, f"must be between {f.lo:g} and {f.hi:g}, not {v!r}" if f.hi is not None else f"must be at least {f.lo:g}, not {v!r}"
+            return None, f"must be between {f.lo:g} and {f.hi:g}, not {_short(v)}" if f.hi is not None else f"must be at least {f.lo:g}, not {_short(v)}"
         return v, None
     if k == "enum":
         if not isinstance(v, str) or v not in f.choices:
@@ -104,7 +114,7 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
 
             close = difflib.get_close_matches(str(v), [str(c) for c in f.choices], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return None, f"must be one of {', '.join(f.choices)}, not {v!r}{hint}"
+            return None, f"must be one of {', '.join(f.choices)}, not {_short(v)}{hint}"
         return v, None
     if k == "ids":  # one id or a list of ids
         if isinstance(v, (str, int)) and not isinstance(v, bool):
@@ -376,15 +386,13 @@ def yaml_scalar(text: str) -> object:
         return True
     if low in ("false", "no", "off"):
         return False
+    if len(t) > MAX_NUMBER_CHARS and (_INT.match(t) or _FLOAT.match(t)):
+        return text  # the schema then says it must be a number; int() of 5000 digits raises
     if _INT.match(t):
         return int(t)
     if _FLOAT.match(t):
         return float(t)
     if t[0] in "{[!&*'\"|>%@`" or ": " in t or " #" in t:
-        import yaml
-
-        try:
-            return yaml.safe_load(t)
-        except yaml.YAMLError:
-            return text
+        data, _, problems = yaml_limited(t, "value")
+        return text if problems else data
     return text
