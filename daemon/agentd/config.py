@@ -70,6 +70,10 @@ CONFIG_FIELDS: dict[str, Field] = {
     "output_tail": Field("int", 40, "lines of output quoted in a finding", lo=1, hi=1000),
     "max_output_mib": Field("int", 64, "MiB a command task may print (stdout + stderr) before it is killed",
                             lo=1, hi=1_000_000),
+    "sandbox": Field("enum", "bwrap", "OS sandbox for the agent's tools: bwrap, or off (explicit opt-out; "
+                     "see docs/security.md)", choices=("bwrap", "off")),
+    "network": Field("bool", False, "let the API agents' shell reach the network (a task's {network: true} "
+                     "grants it to that task)"),
 }
 
 # AGENTD_* variables that are read but are not config keys.

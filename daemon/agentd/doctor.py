@@ -224,6 +224,45 @@ def check_torch(python: str = sys.executable, timeout: float = 120) -> Check:
     return Check(OK, f"torch {info['version']} (CPU only; no NVIDIA GPU here)")
 
 
+def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
+    """The OS sandbox of the agent's tools: which, whether it works, how to fix it, and its canary."""
+    from agentd import sandbox
+
+    agents = cfg.values.get("provider") != "none"
+    bad = FAIL if agents else WARN  # with provider: none no agent task runs anyway
+    if (cfg.values.get("sandbox") or "bwrap") == "off":
+        checks = [Check(WARN, "sandbox: off (explicit in the config): the agent's shell runs unconfined, as you",
+                        "install bubblewrap and remove `sandbox: off` (see docs/security.md)")]
+    else:
+        st = sandbox.status(cfg.env)
+        if not st.ok:
+            return [Check(bad, f"sandbox: {st.reason}; agent tasks wait until it works", st.fix or "")]
+        conflicts = sandbox.policy_for(cfg).conflicts
+        if conflicts:
+            return [Check(bad, f"sandbox: can't protect agentd: {conflicts[0]}; agent tasks wait",
+                          "set `workspace` to a directory of its own (or leave it unset)")]
+        policy = sandbox.policy_for(cfg)
+        shown = sum(1 for h in policy.hidden if h.exists())
+        checks = [Check(OK, f"sandbox: bwrap {st.version or ''} ({st.bwrap}) works: root read-only, workspace "
+                            f"{policy.workspace} and a private /tmp writable, {shown} paths hidden, own PID "
+                            f"namespace, network {'on' if policy.network else 'off'} by default".replace("  ", " "))]
+    if not canary:
+        return checks
+    r = sandbox.canary(cfg)
+    if r["error"]:
+        return checks + [Check(bad, f"sandbox canary did not run: {r['error']}", "see docs/security.md")]
+    rows = "\n".join(f"       {'REACHED' if p['reached'] else 'refused'}  {p['name']}: {p['detail']}"
+                     for p in r["probes"])
+    reached = [p["name"] for p in r["probes"] if p["reached"]]
+    if not reached:
+        return checks + [Check(OK, f"sandbox canary: {len(r['probes'])} probes, nothing reached:\n{rows}")]
+    status = WARN if r["mode"] == "off" else FAIL
+    return checks + [Check(status, f"sandbox canary: {len(reached)} of {len(r['probes'])} probes reached "
+                                   f"what the agent must not:\n{rows}",
+                           "install bubblewrap and remove `sandbox: off`" if r["mode"] == "off"
+                           else "report this as a bug: the sandbox policy leaks (docs/security.md)")]
+
+
 def _existing(path: Path) -> Path:
     path = Path(path)
     while not path.exists() and path != path.parent:
@@ -253,7 +292,8 @@ def check_disk(paths: dict[str, Path], warn_bytes: int = DISK_WARN, fail_bytes: 
 
 
 # -- all of them -------------------------------------------------------------------------
-def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = True) -> list[Check]:
+def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = True,
+               canary: bool = True) -> list[Check]:
     if cfg_loader is None:
         from agentd.config import load as cfg_loader
     cfg, checks = check_config(cfg_loader)
@@ -264,6 +304,7 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
         if installed:
             checks += [check_linger(cfg), check_timer(cfg)]
         checks += check_backends(cfg) + check_api_keys(cfg)
+        checks += check_sandbox(cfg, canary)
         checks += check_disk({"state dir": cfg.state_dir, "workspace": cfg.workspace, "worklog": cfg.worklog_dir})
     if torch:
         checks.append(check_torch())
@@ -271,8 +312,8 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
 
 
 def doctor(out: Callable[[str], None] = print, cfg_loader: Callable[[], Any] | None = None, *,
-           torch: bool = True) -> int:
-    checks = run_checks(cfg_loader, torch=torch)
+           torch: bool = True, canary: bool = True) -> int:
+    checks = run_checks(cfg_loader, torch=torch, canary=canary)
     for c in checks:
         out(c.line())
     counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}

@@ -17,7 +17,7 @@ from agentd.lazyre import lazy
 from agentd.record import Factory, Record
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
-PARSER_VERSION = 7
+PARSER_VERSION = 8  # 8: the network attr
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _BLEN = len(_BEGIN)

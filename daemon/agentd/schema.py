@@ -109,6 +109,8 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
             return None, f"must be between {f.lo:g} and {f.hi:g}, not {_short(v)}" if f.hi is not None else f"must be at least {f.lo:g}, not {_short(v)}"
         return v, None
     if k == "enum":
+        if v is False and "off" in f.choices:  # YAML 1.1 reads a bare `off` as false
+            return "off", None
         if not isinstance(v, str) or v not in f.choices:
             import difflib
 

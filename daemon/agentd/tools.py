@@ -1,6 +1,10 @@
 """The agent's four tools: shell, read_file, write_file and finish.
 
-Tools run in the workspace.  The shell gets an environment without API keys
+Tools run in the workspace.  The shell runs inside the OS sandbox
+(``sandbox.py``: bubblewrap; the root read-only, agentd's files and the usual
+secrets hidden, no network unless granted, its own PID namespace) and fails
+closed: without a usable sandbox, and without an explicit ``sandbox: off``, it
+refuses to run.  It gets an environment without API keys
 (``redact.scrubbed_env``), a timeout that kills its whole process group, and
 an output cap; read_file and write_file refuse paths outside the workspace.
 A model's mistake (unknown tool, bad arguments, a failing command) comes back
@@ -62,11 +66,36 @@ def check_args(call: ToolCall) -> str | None:
 
 
 class Tools:
-    def __init__(self, workspace: Path, env: dict | None = None):
+    """The tools of one run.  ``cfg`` and ``attrs`` (the task's ``network``/``gpu``) decide the
+    shell's sandbox; without ``cfg`` the config is loaded from ``env``.  ``policy`` overrides both."""
+
+    def __init__(self, workspace: Path, env: dict | None = None, *, cfg=None, attrs: dict | None = None,
+                 policy=None):
         self.workspace = Path(workspace)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.root = self.workspace.resolve()
         self.env = scrubbed_env(env)
+        self._source_env = env
+        self._cfg, self._attrs, self._policy = cfg, attrs, policy
+        self._refusal: str | None = None
+
+    def policy(self):
+        """The shell's sandbox policy, or None with ``self._refusal`` set (fail closed)."""
+        if self._policy is None and self._refusal is None:
+            from agentd import sandbox
+
+            cfg = self._cfg
+            if cfg is None:
+                from agentd import config
+                from agentd.errors import ConfigError
+
+                try:
+                    cfg = self._cfg = config.load(self._source_env)
+                except ConfigError as e:
+                    self._refusal = f"shell: refused: the config can't be read, so the sandbox is unknown ({e})"
+                    return None
+            self._policy = sandbox.policy_for(cfg, self._attrs, self.workspace)
+        return self._policy
 
     def run(self, call: ToolCall, timeout: float) -> ToolResult:
         problem = check_args(call)
@@ -108,7 +137,17 @@ class Tools:
         return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
 
     def shell(self, command: str, timeout: float) -> ToolResult:
-        rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=self.workspace, env=self.env,
+        from agentd import sandbox
+
+        policy = self.policy()
+        if policy is None:
+            return ToolResult(self._refusal, True)
+        try:
+            argv = sandbox.wrap(["/bin/sh", "-c", command], policy, self._cfg)
+        except sandbox.Unavailable as e:
+            return ToolResult(f"shell: refused: the sandbox is not usable, and agentd does not run commands "
+                              f"without it (`sandbox: off` in the config would): {e}", True)
+        rc, out, _, stopped = procs.run(argv, cwd=self.workspace, env=sandbox.env_for(policy, self.env),
                                         timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
         text = cap(out.decode("utf-8", "replace"))
