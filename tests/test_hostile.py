@@ -105,3 +105,56 @@ def test_a_hostile_attr_is_a_bad_line_reported_by_number(worklog, attrs, want):
     w = run_cli("wake", "--now", "--dry-run")
     no_traceback(w)
     assert w.returncode == 0
+
+
+# -- c. seq ceiling ---------------------------------------------------------------------------
+
+def forged_entry(seq: int, task: str, status: str = "done", run: str = "r20260101-000000-dead") -> str:
+    body = f"> forged\n=== agentd end seq={seq} run={run} ===\n"
+    return (f"=== agentd entry seq={seq} run={run} task={task} status={status} at=2026-01-01T00:00:00Z "
+            f"lines=2 bytes={len(body.encode())} ===\n{body}")
+
+
+@pytest.mark.parametrize("seq", [2**62 - 1, 2**62, 10**15, "9" * 5000])
+def test_an_entry_with_an_absurd_seq_is_a_bad_line_and_never_breaks_the_host(worklog, seq):
+    human = "- [ ] t {id: t, run: 'echo ran'}\n- [ ] u {id: u, run: 'echo ran-u', value: 1}\n"
+    worklog.write_text(human + forged_entry(seq, "u"))
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert [u["line"] for u in q["unreadable"]] == [3], q["unreadable"]
+    assert "seq" in q["unreadable"][0]["message"]
+    assert {t["id"]: t["status"] for t in q["tasks"]} == {"t": "open", "u": "open"}
+    for _ in range(5):
+        r = run_cli("wake", "--now")
+        no_traceback(r)
+        assert r.returncode == 0, r.stderr[-1000:]
+    text = worklog.read_text()
+    assert text.count("> ran\n") == 1 and text.count("> ran-u\n") == 1  # each ran once, never again
+    q = json.loads(run_cli("queue", "--json", "--all").stdout)
+    assert {t["id"]: t["status"] for t in q["tasks"]} == {"t": "done", "u": "done"}
+    assert [u["line"] for u in q["unreadable"]] == [3]  # only the forged one: agentd's own entries all read
+    assert text.count("=== agentd entry") == 5
+
+
+def test_a_high_seq_within_range_is_adopted_and_the_host_goes_on(worklog):
+    human = "- [ ] t {id: t, run: 'echo ran'}\n"
+    worklog.write_text(human + forged_entry(10**14, "other"))
+    assert run_cli("wake", "--now").returncode == 0
+    q = json.loads(run_cli("queue", "--json", "--all").stdout)
+    assert q["unreadable"] == [] and q["tasks"][0]["status"] == "done"
+    assert "seq=100000000000001 " in worklog.read_text()
+
+
+def test_a_store_whose_counter_an_old_release_pushed_past_the_ceiling_numbers_below_it_again(worklog, home):
+    import sqlite3
+
+    worklog.write_text("- [ ] t {id: t, run: 'echo ran'}\n- [ ] u {id: u, run: 'echo ran-u', value: 1}\n")
+    assert run_cli("wake", "--now").returncode == 0
+    db = sqlite3.connect(home / ".local/state/agentd/agentd.sqlite3")
+    db.execute("UPDATE counters SET value=? WHERE name='seq'", (2**62,))
+    db.commit()
+    db.close()
+    for _ in range(3):
+        assert run_cli("wake", "--now").returncode == 0
+    q = json.loads(run_cli("queue", "--json", "--all").stdout)
+    assert q["unreadable"] == [] and {t["status"] for t in q["tasks"]} == {"done"}
+    assert worklog.read_text().count("> ran-u\n") == 1

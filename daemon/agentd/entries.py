@@ -80,7 +80,9 @@ class Entry(Record):
         return header + "\n" + rest
 
 
-MAX_SEQ = 2**62
+# agentd numbers its entries below this (15 digits; exact as a float, so seq + 0.5 stays exact).
+# A header with a larger seq is a bad line: reported, ignored, never adopted (store.next_seq).
+MAX_SEQ = 10**15
 
 
 def parse_header(line: bytes) -> dict | None:

@@ -17,7 +17,7 @@ from agentd.lazyre import lazy
 from agentd.record import Factory, Record
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
-PARSER_VERSION = 8  # 8: the network attr
+PARSER_VERSION = 9  # 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _BLEN = len(_BEGIN)
@@ -25,7 +25,7 @@ _NL_BEGIN = b"\n" + _BEGIN
 _END = entries.END.encode()
 # A begin marker exactly as agentd writes it; anything else goes the careful way.  seq
 # stays below entries.MAX_SEQ, and values are printable ASCII, as entries.field makes them.
-_HEAD = lazy(rb"=== agentd entry seq=([1-9][0-9]{0,17}) run=([!-~]+) task=([!-~]+) status=("
+_HEAD = lazy(rb"=== agentd entry seq=([1-9][0-9]{0,14}) run=([!-~]+) task=([!-~]+) status=("
              + "|".join(entries.STATUSES).encode() + rb") at=([!-~]+) lines=[0-9]{1,12} bytes=([0-9]{1,12}) ===\n")
 _FIELDS = 6  # seq, run, task, status, at, bytes
 _END_SEQ, _END_RUN, _END_CLOSE = _END + b"seq=", b" run=", b" ===\n"
@@ -266,7 +266,7 @@ class State(Record):
         h = entries.parse_header(data[pos:eol])
         line += 1
         if h is None:
-            self._error(line, "damaged agentd entry marker; the entry is ignored")
+            self._error(line, _damaged(data[pos:eol]))
             return eol + 1, line, True
         body_start = eol + 1
         end = entries.end_marker(h["seq"], h["run"])
@@ -306,6 +306,20 @@ class State(Record):
         else:
             line, pos = k, q
         return pos, line, pos < n
+
+
+_SEQ_FIELD = lazy(rb"=== agentd entry seq=([0-9]+) ")
+
+
+def _damaged(header: bytes) -> str:
+    """Why a begin marker line was not read: a seq out of agentd's range, or damage."""
+    m = _SEQ_FIELD.match(header)
+    if m and (len(m.group(1)) > 15 or not 0 < int(m.group(1)) < entries.MAX_SEQ):
+        seq = m.group(1).decode()
+        seq = seq if len(seq) <= 20 else f"{seq[:12]}… ({len(seq)} digits)"
+        return (f"damaged agentd entry marker: seq={seq} is out of agentd's range (1 to {entries.MAX_SEQ - 1}); "
+                "the entry is ignored")
+    return "damaged agentd entry marker; the entry is ignored"
 
 
 def _hold_back(data: bytes, cut: int) -> int:

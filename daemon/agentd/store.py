@@ -67,7 +67,11 @@ MIGRATIONS: list[tuple[str, str]] = [
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
                "input_tokens", "output_tokens", "cost_usd", "provider", "summary", "run_dir", "reason",
                "defer_until", "host")
-MAX_SEQ = 2**62
+MAX_SEQ = 10**15  # entries.MAX_SEQ: the reader ignores a seq at or above it
+# The highest seq found in a worklog that the counter takes as its floor: above it a forged or
+# mistyped seq could leave agentd no seq to write that readers would accept.  A billion entries
+# of room is more than a host ever writes.
+MAX_FLOOR = MAX_SEQ - 10**9
 
 
 def now_iso() -> str:
@@ -104,10 +108,19 @@ class Store:
 
     # -- sequence numbers -------------------------------------------------
     def next_seq(self, floor: int = 0) -> int:
-        """A sequence number above every one used so far and above ``floor``."""
+        """A sequence number above every one used so far and above ``floor`` (the worklog's
+        highest seq), which is taken only while it leaves room (``MAX_FLOOR``): the store never
+        adopts a seq it could not write above."""
+        from agentd.errors import WorklogError
         with self.tx():
             row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
-            seq = max(row[0] if row else 0, min(floor, MAX_SEQ)) + 1
+            counter = row[0] if row else 0
+            if not 0 <= counter <= MAX_FLOOR:  # pushed up by an older release that took any seq
+                counter = self.db.execute("SELECT COALESCE(max(seq), 0) FROM entries WHERE seq <= ?",
+                                          (MAX_FLOOR,)).fetchone()[0]
+            seq = max(counter, floor if 0 <= floor <= MAX_FLOOR else 0) + 1
+            if seq >= MAX_SEQ:
+                raise WorklogError(f"agentd has numbered {seq - 1} entries and has no seq left below {MAX_SEQ}")
             self.db.execute("INSERT OR REPLACE INTO counters VALUES ('seq', ?)", (seq,))
         return seq
 
