@@ -158,3 +158,49 @@ def test_a_store_whose_counter_an_old_release_pushed_past_the_ceiling_numbers_be
     q = json.loads(run_cli("queue", "--json", "--all").stdout)
     assert q["unreadable"] == [] and {t["status"] for t in q["tasks"]} == {"done"}
     assert worklog.read_text().count("> ran-u\n") == 1
+
+
+# -- d. a symlinked worklog -----------------------------------------------------------------
+
+@pytest.mark.parametrize("cmd", [("queue",), ("queue", "--json"), ("status",), ("wake", "--now"),
+                                 ("wake", "--dry-run"), ("add", "x"), ("directive", "y"), ("reindex",)])
+def test_a_symlinked_worklog_is_an_error_naming_it_and_the_target_is_never_written(worklog, tmp_path, cmd):
+    target = tmp_path / "passwd"
+    target.write_text("root:x:0:0:root:/root:/bin/bash\n- [ ] bait {id: bait, run: 'echo pwned'}\n")
+    before = target.read_bytes()
+    worklog.symlink_to(target)
+    r = run_cli(*cmd)
+    no_traceback(r)
+    if cmd == ("status",):  # status still answers, and says what is wrong with the worklog
+        assert r.returncode == 0 and "symbolic link" in r.stdout, r.stdout
+    else:
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert str(worklog) in r.stderr and "symbolic link" in r.stderr, r.stderr
+    assert target.read_bytes() == before
+    assert worklog.is_symlink()
+
+
+def test_entries_are_never_restored_through_a_symlink(worklog, tmp_path):
+    worklog.write_text("- [ ] t {id: t, run: 'echo ran'}\n")
+    old = worklog.read_bytes()
+    assert run_cli("wake", "--now").returncode == 0
+    target = tmp_path / "elsewhere.txt"
+    target.write_bytes(old)  # lost the entries: a wake would restore them
+    worklog.unlink()
+    worklog.symlink_to(target)
+    r = run_cli("wake", "--now")
+    no_traceback(r)
+    assert r.returncode == 1 and "symbolic link" in r.stderr
+    assert target.read_bytes() == old
+
+
+def test_the_worklog_swapped_for_a_symlink_between_check_and_append_is_not_written_through(worklog, tmp_path):
+    from agentd import worklog as wl
+    from agentd.errors import WorklogError
+
+    target = tmp_path / "target"
+    target.write_text("keep\n")
+    worklog.symlink_to(target)
+    with pytest.raises(WorklogError, match="symbolic link"):
+        wl.append(worklog, "=== hello\n")
+    assert target.read_text() == "keep\n"

@@ -11,7 +11,7 @@ def collect(cfg) -> dict:
                   "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
-                  "unreadable_lines": 0, "lost_entries": 0, "agent_tasks_wait": None,
+                  "unreadable_lines": 0, "lost_entries": 0, "agent_tasks_wait": None, "worklog_problem": None,
                   "timer_next_elapse": None, "timer_installed": False}
     store = None
     if cfg.store_path.exists():
@@ -37,8 +37,15 @@ def collect(cfg) -> dict:
                 if info["progress"] and info["progress"].get("status") == "running":
                     info["progress"] = {**info["progress"], "status": "failed", "current_phase": "interrupted",
                                         "notes": "the wake running it was killed; the next wake records it"}
-    if info["worklog_exists"]:
-        view = queue.load(cfg, store)
+    view = None
+    if info["worklog_exists"] or cfg.worklog_path.is_symlink():
+        from agentd.errors import WorklogError
+
+        try:
+            view = queue.load(cfg, store)
+        except WorklogError as e:  # status still says where things are and what ran
+            info["worklog_problem"] = str(e)
+    if view is not None:
         counts: dict = {}
         for t in view.tasks:
             counts[t.status] = counts.get(t.status, 0) + 1
@@ -87,6 +94,8 @@ def text(info: dict) -> list[str]:
            f"worklog:   {info['worklog']}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
            f"config:    {info['config_file']}" + ("" if info["config_exists"] else "  (none; defaults in use)"),
            f"state:     {info['state_dir']}"]
+    if info.get("worklog_problem"):
+        out.append(f"problem:   {info['worklog_problem']}")
     if info["counts"]:
         out.append("tasks:     " + ", ".join(f"{n} {s}" for s, n in sorted(info["counts"].items())))
     if info.get("unreadable_lines"):

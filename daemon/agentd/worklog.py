@@ -9,7 +9,9 @@ the block went to the old file, so it is appended again to the current one.
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import stat
 from pathlib import Path
 
 from agentd.errors import WorklogError
@@ -41,14 +43,61 @@ def _stamp(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _not_regular(path: Path, st: os.stat_result) -> WorklogError:
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            to = f" (to {os.readlink(path)})"
+        except OSError:
+            to = ""
+        return WorklogError(f"{path}: the worklog is a symbolic link{to}; agentd reads and appends only to a "
+                            "regular file at that path, never through a link: put the file itself there")
+    return WorklogError(f"{path}: the worklog is not a regular file (a directory, FIFO or device); "
+                        "put the file itself there")
+
+
+def open_worklog(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """Open the worklog without following a symbolic link (``O_NOFOLLOW``), and check that what
+    was opened is a regular file and still the directory's entry at that path (the ``lstat``
+    of the path names the same inode).  Raises WorklogError naming the path otherwise."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | (os.O_NONBLOCK if not flags & os.O_CREAT else 0), mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP or e.errno == errno.EISDIR or e.errno == errno.ENXIO:
+            try:
+                raise _not_regular(path, os.lstat(path)) from None
+            except OSError:
+                pass
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st)
+        entry = os.lstat(path)
+        if (entry.st_dev, entry.st_ino) != (st.st_dev, st.st_ino):
+            raise _not_regular(path, entry) if not stat.S_ISREG(entry.st_mode) else WorklogError(
+                f"{path}: the worklog was replaced while agentd opened it; try again")
+        if flags & os.O_NONBLOCK == 0 and not flags & os.O_CREAT:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     """One read; False with it when the file changed while it was being read (then it is not cached)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return Read(path, exists=False), True
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st)
     cached = index.get(path)
     stamp = ":".join(map(str, _stamp(st)))
     if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
@@ -61,7 +110,7 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     may_continue = cached is not None and 0 < cached.offset <= st.st_size and not (
         st.st_size == cached.size and (st.st_mtime_ns, st.st_ctime_ns) != (cached.mtime_ns, cached.ctime_ns))
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(open_worklog(path), "rb") as f:
             start, state, mode = 0, State(), "full"
             if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail):
                 start, state, mode = cached.offset, cached.state, "incremental"
@@ -77,7 +126,7 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
             # may mix two versions, so don't cache it; read() reads it again.  Only grown (another
             # process appended) is fine: what was read is still there.
             now = os.fstat(f.fileno())
-            settled = os.stat(path).st_ino == st.st_ino and (_stamp(now) == _stamp(st) or (
+            settled = os.lstat(path).st_ino == st.st_ino and (_stamp(now) == _stamp(st) or (
                 now.st_size >= st.st_size and _ends(f, st.st_size) == ends))
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
@@ -125,11 +174,14 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
 
 def _append_once(path: Path, data: bytes) -> bool:
     """Append data in one write + fdatasync.  False if the file was replaced meanwhile."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = open_worklog(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    except WorklogError as e:
+        if "replaced" in str(e):
+            return False
+        raise
     try:
         before = os.fstat(fd)
-        if os.stat(path).st_ino != before.st_ino:
-            return False
         if before.st_size and os.pread(fd, 1, before.st_size - 1) != b"\n":
             data = b"\n" + data  # never glue our block onto a human's unfinished line
         view = memoryview(data)
@@ -137,7 +189,10 @@ def _append_once(path: Path, data: bytes) -> bool:
             n = os.write(fd, view)
             view = view[n:]
         os.fdatasync(fd)
-        return os.stat(path).st_ino == before.st_ino
+        try:
+            return os.lstat(path).st_ino == before.st_ino
+        except FileNotFoundError:
+            return False
     finally:
         os.close(fd)
 
