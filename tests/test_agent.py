@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from agentd.agent import AgentTask, run_agent, transcript_lines
-from agentd.checkpoints import UNKNOWN_OUTCOME
+from agentd import runners
+from agentd.checkpoints import UNKNOWN_OUTCOME, transcript_lines
+from agentd.queue import Task
 from agentd.store import Store
 from fake_llm import FakeLLM, block, error, finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
-TASK = AgentTask(id="t1", title="count things", kind="task", text="- [ ] count things #t1",
-                 context="finding 12: the counter was 0")
+TASK = Task(id="t1", title="count things", kind="task", priority="normal", status="open", attrs={}, line=3,
+            source="worklog", text="- [ ] count things #t1")
 FAKEBIN = Path(__file__).parent / "fakebin_agents"
 
 
@@ -58,8 +59,10 @@ def start(cfg, run_id="r1"):
 
 def go(cfg, run_id="r1", task=TASK, store=None):
     store = store or start(cfg, run_id)
+    store.save_entry("r0", 1, "t0", "done", "finding 12: the counter was 0", worklog=str(cfg.worklog_path))
     lines: list[str] = []
-    out = run_agent(cfg, store, run_id, task, {"disk": "50% used"}, cfg.state_dir / "runs" / run_id, lines.append)
+    job = runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, cfg.state_dir / "runs" / run_id, lines.append)
+    out = runners.run(job)
     return out, store, lines
 
 
@@ -283,13 +286,15 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from agentd import config
-from agentd.agent import AgentTask, run_agent
+from agentd import runners
+from agentd.queue import Task
 from agentd.store import Store
 cfg = config.load()
 store = Store(cfg.store_path)
 store.start_run(run_id="r1", task_id="t1", kind="task", status="running", started_at="2025-01-01T00:00:00Z")
-task = AgentTask(id="t1", title="count things", kind="task", text="- [ ] count things", context="")
-out = run_agent(cfg, store, "r1", task, {}, cfg.state_dir / "runs" / "r1", print)
+task = Task(id="t1", title="count things", kind="task", priority="normal", status="open", attrs={}, line=1,
+            source="worklog", text="- [ ] count things")
+out = runners.run(runners.Job(cfg, store, "r1", task, {}, cfg.state_dir / "runs" / "r1", print))
 print(json.dumps(out.__dict__))
 """
 

@@ -158,7 +158,7 @@ def test_entries_lost_to_an_editor_saving_an_old_buffer_are_restored(worklog):
     assert q["lost_entries"] == 2 and {t["id"]: t["status"] for t in q["tasks"]}["a"] == "done"
     assert "2 agentd entries are missing from" in run_cli("queue").stdout
     assert json.loads(run_cli("status", "--json").stdout)["lost_entries"] == 2
-    dry = run_cli("wake", "--dry-run")
+    dry = run_cli("wake", "--dry-run", "--now")
     assert "would run: b" in dry.stdout, dry.stdout
     assert worklog.read_bytes() == before  # none of them writes
     r = run_cli("wake", "--now")

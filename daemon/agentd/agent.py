@@ -1,12 +1,15 @@
-"""The agent loop: a model, four tools, a bounded number of turns.
+"""The agent runs: the API agent loop, and what it shares with the CLI agents.
 
-``run_agent`` asks the model, runs the tools it asks for, and stops when it
-calls ``finish`` (or answers in plain text: done, with that text as the
-summary), when a budget runs out (blocked), or when the provider fails
-(blocked, deferred or failed: see ``failure``).  Every step is checkpointed
-(``checkpoints.py``) before the next action, so calling ``run_agent`` again
-with the same run id resumes the run.  The model's mistakes go back to it as
-tool errors; exceptions from agentd's own code propagate to the wake.
+``AgentRun`` holds what every agent run has: its checkpoints, its budget, the
+worklog context for the prompt, and the mapping of how it stopped to the one
+``runners.Outcome``.  ``ApiAgentRun`` is the loop for the chat APIs: it asks the
+model, runs the tools it asks for, and stops when it calls ``finish`` (or answers
+in plain text: done, with that text as the summary), when a budget runs out
+(blocked), or when the provider fails (blocked, deferred or failed: see
+``failure``).  The CLI agents (``runners/cli_agent.py``) run their own loop.
+Every step is checkpointed (``checkpoints.py``) before the next action, so running
+the same run id again resumes it.  The model's mistakes go back to it as tool
+errors; exceptions from agentd's own code propagate to the wake.
 """
 
 from __future__ import annotations
@@ -14,74 +17,107 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from agentd import compaction
-from agentd.budget import DAILY, Budget, next_utc_day
+from agentd import compaction, statuses
+from agentd.budget import DAILY, Budget
 from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
                                 transcript_lines)
-from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
-                           UsageLimit)
+from agentd.errors import AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited, UsageLimit
 from agentd.prompts import render
-from agentd.providers import (CLI_PROVIDERS, Message, Provider, Response, ToolCall, cost_usd, make_provider,
-                              resolve_provider_name)
+from agentd.providers import Message, Provider, Response, ToolCall, cost_usd, make_provider, resolve_provider_name
 from agentd.redact import redact
+from agentd.runners import Job, Outcome
+from agentd.times import iso_in, next_utc_day
 from agentd.tools import SPECS, Tools, check_args
 
 MAX_TOKENS = 4096
 DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
 TRIVIAL = 20  # a done summary shorter than this is flagged
 
-__all__ = ["AgentTask", "Outcome", "run_agent", "transcript_lines"]
 
+class AgentRun:
+    """One agent run (a job), whichever loop drives it."""
 
-@dataclass
-class AgentTask:
-    id: str
-    title: str
-    kind: str  # task | directive | blocker
-    text: str  # the human line's full text
-    context: str  # worklog context: recent findings, dependency results
-
-
-@dataclass
-class Outcome:
-    status: str  # done | blocked | failed | deferred
-    summary: str
-    reason: str | None = None
-    defer_until: str | None = None  # UTC ISO
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    provider: str | None = None
-    steps: int = 0
-    flagged: str | None = None
-
-
-def run_agent(cfg, store, run_id: str, task: AgentTask, snapshot: dict, run_dir: Path,
-              progress: Callable[[str], None]) -> Outcome:
-    name = resolve_provider_name(cfg)
-    if name in CLI_PROVIDERS:
-        from agentd.providers.cli import run_cli_agent
-        return run_cli_agent(cfg, store, run_id, task, snapshot, run_dir, progress, name)
-    return _Run(cfg, store, run_id, task, snapshot, run_dir, progress).run()
-
-
-class _Run:
-    def __init__(self, cfg, store, run_id, task, snapshot, run_dir, progress):
-        self.cfg, self.store, self.run_id, self.task = cfg, store, run_id, task
-        self.snapshot, self.run_dir, self.progress = snapshot, run_dir, progress
-        self.cp = Checkpoints(store, run_id)
-        self.budget = Budget(cfg, store, run_id)
-        self.tools = Tools(cfg.workspace, cfg.env)
+    def __init__(self, job: Job):
+        cfg, store = job.cfg, job.store
+        self.cfg, self.store, self.run_id, self.task = cfg, store, job.run_id, job.task
+        self.snapshot, self.run_dir, self.progress = job.snapshot, job.run_dir, job.progress
+        self.cp = Checkpoints(store, job.run_id)
+        self.budget = Budget(cfg, store, job.run_id)
         self.secrets_env = {**os.environ, **cfg.env}
-        self.provider: Provider | None = None
-        self.fell_back = False
+        self.provider_name = resolve_provider_name(cfg)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets_env)
+
+    def context(self) -> str:
+        return worklog_context(self.cfg, self.store, self.task)
+
+    def acted(self) -> bool:
+        return bool(self.cp.used_tools())
+
+    # -- how it ended ----------------------------------------------------------------
+    def outcome(self, status: str, summary: str, reason: str | None = None,
+                defer_until: str | None = None) -> Outcome:
+        flagged = None
+        if status == statuses.DONE:
+            if not self.acted():
+                flagged = "finished without doing anything"
+            elif len(summary.strip()) < TRIVIAL:
+                flagged = "trivial summary"
+        elif reason is None and status in (statuses.BLOCKED, statuses.FAILED):
+            reason = (summary.strip().splitlines() or [status])[0][:200]
+        if self.run_dir is not None:
+            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+            lines = transcript_lines(self.store, self.run_id)
+            (Path(self.run_dir) / "transcript.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        b, steps = self.budget, self.steps()
+        provider = self.provider_name
+        lines = [f"steps {steps}, tokens {b.input_tokens} in / {b.output_tokens} out, ${b.usd:.4f}"
+                 + (f" ({provider})" if provider else "")]
+        if flagged:
+            lines.append(f"flagged: {flagged}")
+        return Outcome(status, summary, lines, reason=reason, defer_until=defer_until, input_tokens=b.input_tokens,
+                       output_tokens=b.output_tokens, cost_usd=b.usd, provider=provider, steps=steps,
+                       flagged=flagged)
+
+    def steps(self) -> int:
+        return len(self.cp.of(ModelStep))
+
+    def stopped(self, reason: str, verb: str | None = None) -> Outcome:
+        """A budget stopped the run: the day's budget defers it to the next UTC day, any other blocks it."""
+        summary = f"{verb or f'Stopped after {self.steps()} model turns'}: {reason}."
+        if reason.startswith(DAILY):
+            return self.outcome(statuses.DEFERRED, summary, reason, next_utc_day())
+        return self.outcome(statuses.BLOCKED, summary, reason)
+
+    def failure(self, e: ProviderError) -> Outcome:
+        """Map a provider failure to the outcome that decides the next wake."""
+        reason = str(e)
+        summary = f"Stopped after {self.steps()} model turns: {reason}"
+        if isinstance(e, AuthFailed):
+            return self.outcome(statuses.BLOCKED, summary, reason)
+        if isinstance(e, UsageLimit):
+            if e.reset_at:
+                return self.outcome(statuses.DEFERRED, summary, reason, e.reset_at)
+            return self.outcome(statuses.BLOCKED, summary, reason)
+        if isinstance(e, RateLimited):
+            wait = e.retry_after if e.retry_after is not None else DEFAULT_DEFER
+            return self.outcome(statuses.DEFERRED, summary, reason, iso_in(wait))
+        if self.budget.time_left() <= 0:
+            return self.stopped(f"budget: run_timeout {self.cfg['run_timeout']} reached")
+        return self.outcome(statuses.FAILED, summary, reason)
+
+
+class ApiAgentRun(AgentRun):
+    """The loop for the chat APIs (anthropic, openai and OpenAI-compatible servers)."""
+
+    def __init__(self, job: Job):
+        super().__init__(job)
+        self.tools = Tools(self.cfg.workspace, self.cfg.env)
+        self.provider: Provider | None = None
+        self.fell_back = False
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -89,11 +125,12 @@ class _Run:
             self.provider = make_provider(self.cfg)
         except ProviderError as e:
             return self.failure(e)
+        self.provider_name = self.provider.name
         self.begin()
-        while True:
+        for turn in range(self.steps(), self.cfg["max_steps"] + 1):  # one model call a turn, max_steps of them
             if final := self.cp.accepted():
                 return self.outcome(final.status, final.summary)
-            if self.budget.time_left() <= 0:
+            if self.budget.time_left() <= 0:  # a resumed run out of time runs no pending tool
                 return self.stopped(self.budget.check(0))
             for call in self.cp.pending_calls():
                 if call.name == "finish" and not check_args(call):
@@ -103,9 +140,9 @@ class _Run:
                     self.run_tool(call)
             last = self.cp.last()
             if isinstance(last, ModelStep) and not last.tool_calls:
-                if out := self.finish("done", last.text):
+                if out := self.finish(statuses.DONE, last.text):
                     return out
-            if reason := self.budget.check(len(self.cp.of(ModelStep))):
+            if reason := self.budget.check(self.steps()):  # max_steps, time, tokens, dollars
                 return self.stopped(reason)
             try:
                 resp = self.call_model()
@@ -114,6 +151,7 @@ class _Run:
             calls = [ToolCall(c.id, c.name, _redact_args(c.args, self.redact)) for c in resp.tool_calls]
             n = self.cp.add(ModelStep(self.redact(resp.text), calls, self.provider.name, self.provider.model))
             self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}")
+        return self.stopped(f"budget: max_steps {self.cfg['max_steps']} reached")
 
     def begin(self) -> None:
         if self.cp.steps:
@@ -123,7 +161,7 @@ class _Run:
             return
         t = self.task
         system = render("system.md", host=self.cfg.host, task_id=t.id, kind=t.kind, title=t.title, text=t.text,
-                        context=t.context.strip() or "(none)", health=health_text(self.snapshot),
+                        context=self.context().strip() or "(none)", health=health_text(self.snapshot),
                         workspace=self.cfg.workspace, max_steps=self.cfg["max_steps"])
         self.cp.add(SystemStep(self.redact(system)))
         self.cp.add(UserStep(self.redact(render("task.md", task_id=t.id, title=t.title))))
@@ -213,7 +251,7 @@ class _Run:
         except ProviderError:
             return False
         self.progress(f"{self.provider.name} overloaded ({e}); falling back to {fallback.name}")
-        self.provider, self.fell_back = fallback, True
+        self.provider, self.provider_name, self.fell_back = fallback, fallback.name, True
         return True
 
     def review(self, summary: str) -> tuple[str | None, str]:
@@ -235,54 +273,19 @@ class _Run:
             return "object", text.split(":", 1)[-1].strip() or text
         return "approve", text
 
-    # -- outcomes ------------------------------------------------------------------
-    def outcome(self, status: str, summary: str, reason: str | None = None,
-                defer_until: str | None = None) -> Outcome:
-        flagged = None
-        if status == "done":
-            if not self.cp.used_tools():
-                flagged = "finished without doing anything"
-            elif len(summary.strip()) < TRIVIAL:
-                flagged = "trivial summary"
-        elif reason is None and status in ("blocked", "failed"):
-            reason = (summary.strip().splitlines() or [status])[0][:200]
-        if self.run_dir is not None:
-            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
-            lines = transcript_lines(self.store, self.run_id)
-            (Path(self.run_dir) / "transcript.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        b = self.budget
-        return Outcome(status, summary, reason, defer_until, b.input_tokens, b.output_tokens, b.usd,
-                       self.provider.name if self.provider else resolve_provider_name(self.cfg),
-                       len(self.cp.of(ModelStep)), flagged)
 
-    def stopped(self, reason: str) -> Outcome:
-        turns = len(self.cp.of(ModelStep))
-        summary = f"Stopped after {turns} model turns: {reason}."
-        if reason.startswith(DAILY):  # the day's budget: the task waits for the next UTC day, not for RETRY
-            return self.outcome("deferred", summary, reason, next_utc_day())
-        return self.outcome("blocked", summary, reason)
-
-    def failure(self, e: ProviderError) -> Outcome:
-        """Map a provider failure to the outcome that decides the next wake."""
-        reason = str(e)
-        turns = len(self.cp.of(ModelStep))
-        summary = f"Stopped after {turns} model turns: {reason}"
-        if isinstance(e, AuthFailed):
-            return self.outcome("blocked", summary, reason)
-        if isinstance(e, UsageLimit):
-            if e.reset_at:
-                return self.outcome("deferred", summary, reason, e.reset_at)
-            return self.outcome("blocked", summary, reason)
-        if isinstance(e, RateLimited):
-            wait = e.retry_after if e.retry_after is not None else DEFAULT_DEFER
-            return self.outcome("deferred", summary, reason, iso_in(wait))
-        if self.budget.time_left() <= 0:
-            return self.stopped(f"budget: run_timeout {self.cfg['run_timeout']} reached")
-        return self.outcome("failed", summary, reason)
-
-
-def iso_in(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+def worklog_context(cfg, store, task, limit: int = 5) -> str:
+    """Worklog context for an agent: the task's own line, its dependencies' results, recent findings."""
+    rows = store.entries(worklog=str(cfg.worklog_path))
+    parts = [f"The task as written (line {task.line} of {task.source}):\n{task.text}"]
+    for dep in task.attrs.get("after") or []:
+        mine = [r for r in rows if r["task_id"] == dep]
+        if mine:
+            parts.append(f"Result of dependency {dep}:\n{mine[-1]['text']}")
+    recent = [r for r in rows if r["task_id"] != task.id and r["status"] != statuses.RUNNING][-limit:]
+    if recent:
+        parts.append("Recent findings:\n" + "\n".join(r["text"] for r in recent))
+    return "\n\n".join(parts)
 
 
 def health_text(snapshot: dict | None, limit: int = 3000) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from agentd.taskstate import parse_time
+from agentd.times import parse as parse_time
 
 
 def agent_backend(cfg) -> tuple[str | None, str]:
@@ -58,7 +58,8 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
 
 def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     """(None, why) when today's runs have used up a daily budget (UTC day)."""
-    from agentd.budget import daily_reason, next_utc_day
+    from agentd.budget import daily_reason
+    from agentd.times import next_utc_day
 
     reason = daily_reason(cfg, store)
     if reason is None:

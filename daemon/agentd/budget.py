@@ -14,6 +14,7 @@ agent task back (``daily_reason``), as it does for a rate limit.
 from __future__ import annotations
 
 import time
+
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,12 +37,6 @@ def daily_reason(cfg, store) -> str | None:
     if day_usd > 0 and day_usd >= lim["usd_per_day"]:
         return f"budget: usd_per_day {lim['usd_per_day']} reached (${day_usd:.4f} spent today, UTC)"
     return None
-
-
-def next_utc_day(t: float | None = None) -> str:
-    """The next UTC midnight, as an ISO time: when the daily limits start again."""
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(t - t % 86400 + 86400))
 
 
 class Budget:

@@ -124,7 +124,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from agentd import records
+    from agentd import rundir
 
     cfg = _cfg()
     store = _store(cfg)
@@ -135,11 +135,11 @@ def cmd_show(args) -> int:
         ids = ", ".join(r["run_id"] for r in matches[:5]) + (", …" if len(matches) > 5 else "")
         raise UsageError(f"{args.run_id!r} is ambiguous: it matches {len(matches)} runs ({ids})")
     run = matches[0]
-    info = records.describe(store, run)
+    info = rundir.describe(store, run)
     if args.json:
         _json(info)
     else:
-        _print(records.describe_text(info))
+        _print(rundir.describe_text(info))
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
-from agentd.record import Factory, Record
+from agentd.recordtype import Factory, Record
 from agentd.schema import Field, read_yaml_file, validate, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")

@@ -18,9 +18,10 @@ reader skip a whole entry at once and tell a torn one from a whole one.
 
 from __future__ import annotations
 
+from agentd import statuses
 from agentd.lazyre import lazy
 
-from agentd.record import Record
+from agentd.recordtype import Record
 
 BEGIN = "=== agentd entry "
 END = "=== agentd end "
@@ -37,7 +38,7 @@ HEADER_RE = lazy(
     rb"((?: [a-z_]+=\S+)*) ===\r?$")
 END_RE = lazy(rb"=== agentd end seq=(\d+) run=(\S+) ===\r?$")
 
-STATUSES = ("running", "done", "failed", "blocked", "interrupted", "deferred", "cancelled", "note")
+STATUSES = statuses.ENTRY
 
 
 def _escape(m) -> str:

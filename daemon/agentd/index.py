@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from agentd.parse import PARSER_VERSION, State, present_key
-from agentd.record import Record
+from agentd.recordtype import Record
 
 CHUNK = 64 * 1024
 MAX_PARTS = 64

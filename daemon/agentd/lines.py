@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from agentd.lazyre import lazy
 
-from agentd.record import Factory, Record
+from agentd.recordtype import Factory, Record
 
 from agentd.schema import MAX_NUMBER_CHARS, Field, validate
 

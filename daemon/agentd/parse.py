@@ -14,7 +14,7 @@ from operator import lt
 
 from agentd import entries
 from agentd.lazyre import lazy
-from agentd.record import Factory, Record
+from agentd.recordtype import Factory, Record
 from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
 
 PARSER_VERSION = 9  # 8: the network attr; 9: seqs from 10**15 up are bad lines
@@ -156,6 +156,10 @@ class State(Record):
         cur = self.latest.get(task)
         if cur is None or seq > cur["seq"]:
             self.latest[task] = {"seq": seq, "status": status, "run": run, "at": at, "until": until}
+
+    def add_entry(self, e) -> None:
+        """Fold in an entry agentd has just appended (an ``entries.Entry``), as a read of it would."""
+        self._entry_fast(e.seq, e.run_id, e.task_id, e.status, e.at, e.extra.get("until"))
 
     def _entry(self, h: dict) -> None:
         self._entry_fast(h["seq"], h["run"], h["task"], h["status"], h["at"], h["extra"].get("until"))

@@ -3,8 +3,8 @@
 Each child starts in its own session (so its whole process group can be
 stopped), its output is read through pipes with a byte cap, and a wall-clock
 limit and an idle-output limit stop it: SIGTERM to the group, SIGKILL 5 s
-later.  Used by command tasks, the agent's shell tool, the CLI agents and the
-notify command.
+later.  Used by command tasks, experiments, the agent's shell tool, the CLI agents
+and the notify command.  ``kill_orphan`` stops what a killed wake left running.
 """
 
 from __future__ import annotations
@@ -73,6 +73,63 @@ def pump(proc: subprocess.Popen, sinks: dict, *, wall: float, idle: float | None
     return stopped
 
 
+class Stopped(Exception):
+    """agentd got SIGTERM (systemd stopping the service) while a watched child ran; the child was killed."""
+
+    def __init__(self, returncode: int | None = None):
+        super().__init__("stopped")
+        self.returncode = returncode
+
+
+class LineTap:
+    """A sink that also hands each whole line it sees to ``on_line`` (an experiment's ``PHASE`` lines)."""
+
+    def __init__(self, out, on_line):
+        self.out, self.on_line, self.buf = out, on_line, b""
+
+    def write(self, chunk: bytes) -> None:
+        self.out.write(chunk)
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        self.buf = self.buf[-4096:]  # a line without an end is not kept whole
+        for line in lines:
+            self.on_line(line.decode("utf-8", "replace"))
+
+
+def watch(argv: list[str], *, cwd, env, out_path, err_path, wall: float, idle: float | None, max_bytes: int,
+          input: bytes | None = None, on_stdout_line=None) -> tuple[int | None, str | None]:
+    """Run a child to the end with its stdout and stderr going to files: (exit code, why it was stopped).
+
+    The limits are ``pump``'s; SIGTERM to agentd meanwhile kills the child's group and raises ``Stopped``.
+    """
+    def on_term(signum, frame):
+        raise Stopped()
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    proc = None
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        if input is not None:
+            try:
+                proc.stdin.write(input)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            sink = LineTap(out, on_stdout_line) if on_stdout_line else out
+            stopped = pump(proc, {proc.stdout: sink, proc.stderr: err}, wall=wall, idle=idle, max_bytes=max_bytes,
+                           start=start)
+    except (Stopped, KeyboardInterrupt):
+        if proc is not None:
+            kill_group(proc)
+        raise Stopped(proc.returncode if proc is not None else None) from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return proc.returncode, stopped
+
+
 def run(argv: list[str], *, cwd=None, env=None, input: bytes | None = None, timeout: float,
         max_bytes: int = 16 * 2**20, merge_stderr: bool = False) -> tuple[int | None, bytes, bytes, str | None]:
     """Run to the end (or a limit): (exit code or None if stopped, stdout, stderr, why stopped)."""
@@ -89,3 +146,43 @@ def run(argv: list[str], *, cwd=None, env=None, input: bytes | None = None, time
     sinks = {proc.stdout: out} if merge_stderr else {proc.stdout: out, proc.stderr: err}
     stopped = pump(proc, sinks, wall=timeout, max_bytes=max_bytes)
     return (None if stopped else proc.returncode), out.getvalue(), err.getvalue(), stopped
+
+
+def kill_orphan(run_id: str) -> str | None:
+    """Stop what a killed wake left running for this run: commands, agent tools, CLI agents.
+
+    Every process a run starts carries AGENTD_RUN_ID=<run_id> in its environment; the
+    process groups of those still alive (other than ours) are stopped, SIGTERM then SIGKILL.
+    """
+    marker = f"AGENTD_RUN_ID={run_id}".encode()
+    groups = set()
+    from pathlib import Path
+
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(proc.name)
+            if pid != os.getpid() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                groups.add(os.getpgid(pid))
+        except (OSError, ValueError):
+            continue
+    groups.discard(os.getpgrp())
+    if not groups:
+        return None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for g in groups:
+            try:
+                os.killpg(g, sig)
+            except ProcessLookupError:
+                pass
+        for _ in range(50):
+            alive = []
+            for g in groups:
+                try:
+                    os.killpg(g, 0)
+                    alive.append(g)
+                except ProcessLookupError:
+                    pass
+            if not alive:
+                break
+            time.sleep(0.1)
+    return f"its processes were still running (process groups {', '.join(map(str, sorted(groups)))}); stopped them"

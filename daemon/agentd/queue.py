@@ -10,15 +10,16 @@ import os
 import time
 from pathlib import Path
 
-from agentd import scoring
+from agentd import scoring, statuses
 from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, TaskDef, make_task
 from agentd.parse import State
-from agentd.record import Factory, Record
-from agentd.taskstate import command_ids, first_sight, iso, parse_time, status, worklog_scope
+from agentd.recordtype import Factory, Record
+from agentd.taskstate import command_ids, first_sight, status, worklog_scope
+from agentd.times import iso, parse as parse_time
 
 AGENT_KINDS = ("task", "directive", "blocker")
-RUNNABLE = ("open", "failed", "deferred", "interrupted")
+RUNNABLE = statuses.RUNNABLE
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
 
 
@@ -231,12 +232,25 @@ def gpu_present() -> bool:
     return any(n.startswith("nvidia") and n[6:].isdigit() or n.startswith("nvgpu") for n in names)
 
 
-def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False) -> View:
-    """Everything the queue, status and the wake need.  ``in_wake``: the caller holds the lock."""
+def read(cfg, store=None):
+    """The worklog, read once (incrementally through the index): (read, lost), where ``lost`` are
+    agentd's entries the worklog lost, counted in the read as if they were there."""
     from agentd import worklog
     from agentd.index import Index
 
     r = worklog.read(cfg.worklog_path, Index(cfg.index_path))
+    if r.state.suspects:
+        r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
+    lost: list = []
+    if store is not None and r.exists:
+        r, lost = with_lost_entries(cfg, store, r)
+    return r, lost
+
+
+def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False,
+         read_and_lost: tuple | None = None) -> View:
+    """Everything the queue, status and the wake need.  ``in_wake``: the caller holds the lock and
+    passes the read it has settled (``read_and_lost``); anyone else gets a fresh read."""
     defs, problems = load_task_files(cfg.tasks_dir)
     gpu = gpu_present() if has_gpu is None else has_gpu
     passovers: dict = {}
@@ -247,11 +261,7 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
         from agentd.store import Store
 
         store = Store(cfg.store_path)
-    if r.state.suspects:
-        r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
-    lost: list = []
-    if store is not None and r.exists:
-        r, lost = with_lost_entries(cfg, store, r)
+    r, lost = read_and_lost or read(cfg, store)
     if store is not None:
         passovers = store.passovers()
         scope = worklog_scope(cfg.worklog_path)
@@ -277,7 +287,7 @@ def with_lost_entries(cfg, store, r):
     """The read, with agentd's own copies of the entries the worklog lost folded in.
 
     An editor that saved an old buffer over the file dropped them; the next wake appends
-    them again (``recorder.restore_missing``).  Until then the queue counts them as if they
+    them again (``settle.restore``).  Until then the queue counts them as if they
     were there, so ``queue``, ``status`` and ``wake --dry-run`` say what the wake will do.
     """
     import copy

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from agentd.lazyre import lazy
 
-from agentd.record import Record
+from agentd.recordtype import Record
 
 
 class Field(Record):

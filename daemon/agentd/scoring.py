@@ -8,7 +8,7 @@ Taskwarrior's ``task info`` breaks down urgency.
 
 from __future__ import annotations
 
-from agentd.record import Factory, Record
+from agentd.recordtype import Factory, Record
 
 # kind -> (value, certainty) used when a line does not say
 DEFAULTS = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 def collect(cfg) -> dict:
     from agentd import queue
+    from agentd.rundir import read_progress
 
     info: dict = {"host": cfg.host, "worklog": str(cfg.worklog_path), "worklog_exists": cfg.worklog_path.exists(),
                   "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
@@ -65,19 +66,6 @@ def collect(cfg) -> dict:
 
         info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
     return info
-
-
-def read_progress(run_dir) -> dict | None:
-    """A run directory's progress.json, or None."""
-    import json
-    from pathlib import Path
-
-    if not run_dir:
-        return None
-    try:
-        return json.loads((Path(run_dir) / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _unit_dir(cfg):

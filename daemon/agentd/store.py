@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+
+from agentd.times import now_iso
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -74,8 +76,6 @@ MAX_SEQ = 10**15  # entries.MAX_SEQ: the reader ignores a seq at or above it
 MAX_FLOOR = MAX_SEQ - 10**9
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Store:
@@ -112,6 +112,7 @@ class Store:
         highest seq), which is taken only while it leaves room (``MAX_FLOOR``): the store never
         adopts a seq it could not write above."""
         from agentd.errors import WorklogError
+
         with self.tx():
             row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
             counter = row[0] if row else 0

@@ -9,9 +9,9 @@ highest seq at that moment: ``first_sight`` decides what to record, ``status`` r
 from __future__ import annotations
 
 import os
-import time
 
 from agentd.parse import State
+from agentd.times import parse as parse_time
 
 
 def worklog_scope(path) -> str:
@@ -111,16 +111,4 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
     return st, failures, run, latest.get("until")
 
 
-def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    from datetime import datetime
 
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -1,14 +1,16 @@
-"""One wake, top to bottom: lock, health, read, resume or choose, run, record.
+"""One wake, top to bottom: lock, health, settle, load, resume or choose, run, record.
 
-Each step is a call into its own module; this file only sequences them.
+Each step is a call into its own module; this file only sequences them.  The worklog
+is read once: settling folds what it appends into that read, and the queue is built from it.
 """
 
 from __future__ import annotations
 
-
-from agentd import gating, health, queue, records, recorder
+from agentd import gating, health, queue, runners, settle, statuses
 from agentd.errors import EX_FAILED, EX_OK
 from agentd.lock import wake_lock
+from agentd.recording import recording
+from agentd.rundir import new_run_id
 from agentd.store import Store
 
 
@@ -25,22 +27,15 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
         store = Store(cfg.store_path)
-        view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)
+        read, lost = queue.read(cfg, store)
+        settle.restore(cfg, store, lost)
+        leftovers = settle.interrupted(cfg, store, read.state)
+        view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True, read_and_lost=(read, []))
+        _warn_unreadable(log, view)
         if task_id:
-            gating.choose(view.tasks, gating.Gate(), task_id)  # a bad --task is a usage error before any write
-        if view.read.state.error_count or view.problems:
-            log.warning("unreadable lines", count=view.read.state.error_count + len(view.problems),
-                        first=(view.read.state.errors[:1] or view.problems[:1]), hint="agentd queue lists them")
-        if recorder.restore_missing(cfg, store, view.read):
-            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # restored entries count
-        recorded: list = []
-        left = recorder.interrupted(cfg, store, view, recorded)  # (task, run id, resume it?) a killed wake left
-        if recorded and not left:
-            view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True)  # those entries count
-        resumed = bool(left and left[2])
-        if left:
-            task, run_id, _ = left
-        else:
+            gating.choose(view.tasks, gating.Gate(), task_id)  # a bad --task is a usage error before a run
+        pick = leftovers.resume(cfg, store, view)
+        if pick is None:
             gate = gating.check(cfg, snap, forced=now)
             if gate.skip:
                 print(f"nothing to do: {gate.skip}")
@@ -53,34 +48,42 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                 print(f"nothing to do: {line}")
                 logs.summary(log, status="idle", reason=line)
                 return EX_OK
-            run_id = records.new_run_id()
-        logs.bind(run_id=run_id)
-        rec = recorder.Recorder(cfg, store, run_id, task, snap, view)
-        rec.start(resumed=resumed)
-        log.info("run started", task=task.id, kind=task.kind, why=task.why, resumed=resumed)
-        outcome = rec.execute()
-        rec.finish(outcome)
-        logs.summary(log, task=task.id, status=outcome.status, duration_s=rec.duration,
-                     tokens=outcome.input_tokens + outcome.output_tokens, cost_usd=outcome.cost_usd)
+            pick = settle.Resume(task, new_run_id(), False)
+        logs.bind(run_id=pick.run_id)
+        log.info("run started", task=pick.task.id, kind=pick.task.kind, why=pick.task.why, resumed=pick.resumed)
+        with recording(cfg, store, pick.task, pick.run_id, snap, resumed=pick.resumed,
+                       floor=read.state.max_seq) as rec:
+            rec.outcome = runners.run(rec.job)
+        o = rec.outcome
+        logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,
+                     tokens=o.input_tokens + o.output_tokens, cost_usd=o.cost_usd)
         from agentd.views import safe
 
-        print(f"{task.id}: {outcome.status} — {safe(' '.join(outcome.summary.split()), 300)}")
-        print(f"run {run_id}: {rec.run_dir.path}")
-        return EX_FAILED if outcome.status == "failed" else EX_OK
+        print(f"{pick.task.id}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")
+        print(f"run {pick.run_id}: {rec.run_dir.path}")
+        return EX_FAILED if o.status == statuses.FAILED else EX_OK
+
+
+def _warn_unreadable(log, view) -> None:
+    state = view.read.state
+    if state.error_count or view.problems:
+        log.warning("unreadable lines", count=state.error_count + len(view.problems),
+                    first=(state.errors[:1] or view.problems[:1]), hint="agentd queue lists them")
 
 
 def _dry_run(cfg, now: bool, task_id: str | None) -> int:
-    """What the wake would do and why; takes no lock, writes nothing, spends nothing."""
+    """What the wake would do and why.  Takes no lock, runs and appends nothing, spends nothing;
+    like `agentd queue` it refreshes agentd's parse cache and first-seen times."""
     snap = health.snapshot([cfg.worklog_dir, cfg.workspace, cfg.state_dir])
     if not cfg.worklog_path.exists():
         print(f"dry run: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
         return EX_OK
     view = queue.load(cfg, has_gpu=health.has_gpu(snap))
-    print("dry run: nothing is run, written or spent")
+    print("dry run: nothing is run, appended or spent")
     from agentd.lock import wake_running
 
     if wake_running(cfg):
-        running = [t for t in view.tasks if t.status == "running"]
+        running = [t for t in view.tasks if t.status == statuses.RUNNING]
         print("a wake is running now" + (f" ({running[0].id})" if running else "")
               + "; a wake started now would exit 75")
         return EX_OK

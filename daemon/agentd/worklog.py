@@ -17,7 +17,7 @@ from pathlib import Path
 from agentd.errors import WorklogError
 from agentd.index import Cached, Index, fingerprint
 from agentd.parse import State
-from agentd.record import Factory, Record
+from agentd.recordtype import Factory, Record
 
 
 class Read(Record):

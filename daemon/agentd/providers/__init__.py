@@ -155,14 +155,16 @@ class Provider:
         if deadline is not None:
             end = min(end, deadline)
         self.attempts = 0
+        last: ProviderError | None = None
         while True:
             self.attempts += 1
             remaining = end - time.monotonic()
             if remaining <= 0.05:
-                raise ProviderDown(f"{self.name}: no answer within call_timeout")
+                raise last or ProviderDown(f"{self.name}: no answer within call_timeout")
             try:
                 return self._once(system, messages, tools, max_tokens, timeout=remaining)
             except (RateLimited, ProviderDown) as e:
+                last = e
                 wait = getattr(e, "retry_after", None)
                 if wait is not None and wait > self.max_retry_wait:
                     raise  # too long to wait: the run is deferred
@@ -250,7 +252,9 @@ def _iso(value) -> str | None:
         return None
     try:
         t = float(value)
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        from agentd.times import iso
+
+        return iso(t)
     except (TypeError, ValueError):
         return str(value)
 
@@ -304,7 +308,7 @@ def make_provider(cfg, name: str | None = None, model: str | None = None, primar
 
     Raises AuthFailed when the provider's key is missing; ProviderError for
     ``none``.  CLI providers (claude-cli, codex-cli) are not chat providers:
-    see ``providers.cli.run_cli_agent``.
+    see ``runners.cli_agent``.
     """
     name = resolve_provider_name(cfg, name)
     model = model or model_for(cfg, name, primary)
@@ -319,4 +323,4 @@ def make_provider(cfg, name: str | None = None, model: str | None = None, primar
     raise ProviderError(f"{name} is a CLI agent, not a chat provider")
 
 
-CLI_PROVIDERS = ("claude-cli", "codex-cli")
+

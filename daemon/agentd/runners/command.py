@@ -1,65 +1,21 @@
-"""Command tasks: a shell command in the workspace, watched.
+"""Command tasks: a shell command in the workspace, watched (``procs.watch``).
 
 The command runs in its own process group with stdin closed and stdout and
-stderr captured to the run directory.  A wall-clock timeout (the task's
-``minutes`` × 2, else ``command_timeout``) and an idle-output watchdog
-(``idle_output_timeout``) each kill the whole group: SIGTERM, then SIGKILL
-5 s later.  SIGTERM to agentd (systemd stopping the service) does the same.
+stderr captured to the run directory, then redacted.  A wall-clock timeout (the
+task's ``minutes`` × 2, else ``command_timeout``), an idle-output watchdog
+(``idle_output_timeout``) and the output cap (``max_output_mib``) each kill the
+whole group: SIGTERM, then SIGKILL 5 s later.  SIGTERM to agentd (systemd
+stopping the service) does the same.  Its environment has no LLM keys.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 from agentd import procs
 from agentd.redact import redact, redact_file, without_llm_keys
 from agentd.runners import Job, Outcome
-
-
-class Stopped(Exception):
-    pass
-
-
-def kill_orphan(run_id: str) -> str | None:
-    """Stop what a killed wake left running for this run: commands, agent tools, CLI agents.
-
-    Every process a run starts carries AGENTD_RUN_ID=<run_id> in its environment; the
-    process groups of those still alive (other than ours) are stopped, SIGTERM then SIGKILL.
-    """
-    marker = f"AGENTD_RUN_ID={run_id}".encode()
-    groups = set()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            pid = int(proc.name)
-            if pid != os.getpid() and marker in (proc / "environ").read_bytes().split(b"\0"):
-                groups.add(os.getpgid(pid))
-        except (OSError, ValueError):
-            continue
-    groups.discard(os.getpgrp())
-    if not groups:
-        return None
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for g in groups:
-            try:
-                os.killpg(g, sig)
-            except ProcessLookupError:
-                pass
-        for _ in range(50):
-            alive = []
-            for g in groups:
-                try:
-                    os.killpg(g, 0)
-                    alive.append(g)
-                except ProcessLookupError:
-                    pass
-            if not alive:
-                break
-            time.sleep(0.1)
-    return f"its processes were still running (process groups {', '.join(map(str, sorted(groups)))}); stopped them"
 
 
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
@@ -75,7 +31,16 @@ def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
     return [line[:400] for line in lines[-n:]]
 
 
+def child_env(job: Job) -> dict:
+    """A child's environment: the person's, less agentd's LLM keys, plus which run it belongs to."""
+    env = without_llm_keys(job.cfg.env)
+    env.update(AGENTD_RUN_ID=job.run_id, AGENTD_RUN_DIR=str(job.run_dir), AGENTD_TASK_ID=job.task.id)
+    return env
+
+
 def timeouts(cfg, attrs: dict) -> tuple[float, float]:
+    """(wall clock, idle output) limits: `minutes` × 2 can ask for less than command_timeout, never more
+    (the systemd unit's TimeoutStartSec is computed from command_timeout)."""
     limit = cfg.duration("command_timeout")
     wall = min(float(attrs["minutes"]) * 60 * 2, limit) if attrs.get("minutes") else limit
     return max(wall, 1.0), cfg.duration("idle_output_timeout")
@@ -87,37 +52,18 @@ def run(job: Job) -> Outcome:
     ws.mkdir(parents=True, exist_ok=True)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     wall, idle = timeouts(cfg, job.task.attrs)
-    max_bytes = cfg["max_output_mib"] * 2**20
-    env = without_llm_keys(cfg.env)
-    env.update(AGENTD_RUN_ID=job.run_id, AGENTD_RUN_DIR=str(job.run_dir), AGENTD_TASK_ID=job.task.id)
-    # one wall-clock limit for all: `minutes` can ask for less time, never more than command_timeout
-    # (the systemd unit's TimeoutStartSec is computed from command_timeout)
     job.progress("run command")
     start = time.monotonic()
-    killed_for = None
-
-    def on_term(signum, frame):
-        raise Stopped()
-
-    old = signal.signal(signal.SIGTERM, on_term)
-    proc = None
     try:
-        proc = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=ws, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            killed_for = procs.pump(proc, {proc.stdout: out, proc.stderr: err}, wall=wall, idle=idle,
-                                    max_bytes=max_bytes, start=start)
-        if killed_for and killed_for.startswith("printed more"):
-            killed_for += " (max_output_mib)"
-    except (Stopped, KeyboardInterrupt):
-        if proc is not None:
-            procs.kill_group(proc)
+        code, killed_for = procs.watch(["/bin/sh", "-c", cmd], cwd=ws, env=child_env(job), out_path=out_path,
+                                       err_path=err_path, wall=wall, idle=idle,
+                                       max_bytes=cfg["max_output_mib"] * 2**20)
+    except procs.Stopped as e:
         return Outcome("interrupted", f"agentd was stopped while `{cmd}` ran; the command was killed",
-                       exit_code=proc.returncode if proc is not None else None)
-    finally:
-        signal.signal(signal.SIGTERM, old)
+                       exit_code=e.returncode)
+    if killed_for and killed_for.startswith("printed more"):
+        killed_for += " (max_output_mib)"
     dur = time.monotonic() - start
-    code = proc.returncode
     for path in (out_path, err_path):
         redact_file(path, cfg.env)
     n = cfg["output_tail"]

@@ -1,61 +1,49 @@
-"""Built-in experiments as a runner: run in a child process, bounded like a command.
-
-The child (``python -m agentd.experiments``) gets ``command_timeout`` of wall clock
-(or the task's ``minutes`` × 2, if less); SIGTERM to agentd stops it too.
+"""Built-in experiments as a runner: a child process (``python -m agentd.experiments``), watched
+exactly like a command (``procs.watch``): the same wall-clock and idle-output limits, output cap,
+redacted stdout.txt and stderr.txt, and an environment without LLM keys.  Its ``PHASE`` lines
+become the run's progress; its result is the run directory's result.json.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import threading
 
+from agentd import procs
+from agentd.redact import redact_file
 from agentd.runners import Job, Outcome
-from agentd.procs import kill_group
-from agentd.runners.command import Stopped, timeouts
+from agentd.runners.command import child_env, timeouts
 
 
 def run(job: Job) -> Outcome:
-    wall, _ = timeouts(job.cfg, job.task.attrs)
-    env = {**job.cfg.env, "AGENTD_RUN_ID": job.run_id, "AGENTD_RUN_DIR": str(job.run_dir)}
+    cfg, name = job.cfg, job.task.title
+    wall, idle = timeouts(cfg, job.task.attrs)
     result_path = job.run_dir / "result.json"
     result_path.unlink(missing_ok=True)
+    out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
+    spec = json.dumps({"name": name, "attrs": job.task.attrs, "run_dir": str(job.run_dir), "snapshot": job.snapshot})
 
-    def on_term(signum, frame):
-        raise Stopped()
+    def on_line(line: str) -> None:
+        if line.startswith("PHASE "):
+            job.progress(line[6:].strip())
 
-    old = signal.signal(signal.SIGTERM, on_term)
-    proc = timer = None
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "agentd.experiments"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=open(job.run_dir / "stderr.txt", "wb"), env=env,
-                                cwd=str(job.run_dir), start_new_session=True, text=True)
-        timer = threading.Timer(wall, kill_group, (proc,))
-        timer.start()
-        proc.stdin.write(json.dumps({"name": job.task.title, "attrs": job.task.attrs, "run_dir": str(job.run_dir),
-                                     "snapshot": job.snapshot}))
-        proc.stdin.close()
-        for line in proc.stdout:
-            if line.startswith("PHASE "):
-                job.progress(line[6:].strip())
-        proc.wait()
-    except (Stopped, KeyboardInterrupt):
-        if proc is not None:
-            kill_group(proc)
-        return Outcome("interrupted", f"agentd was stopped while experiment {job.task.title} ran; it was killed")
+        code, killed_for = procs.watch([sys.executable, "-m", "agentd.experiments"], cwd=job.run_dir,
+                                       env=child_env(job), out_path=out_path, err_path=err_path, wall=wall,
+                                       idle=idle, max_bytes=cfg["max_output_mib"] * 2**20,
+                                       input=spec.encode("utf-8"), on_stdout_line=on_line)
+    except procs.Stopped:
+        return Outcome("interrupted", f"agentd was stopped while experiment {name} ran; it was killed")
     finally:
-        if timer is not None:
-            timer.cancel()
-        signal.signal(signal.SIGTERM, old)
+        for path in (out_path, err_path):
+            if path.exists():
+                redact_file(path, cfg.env)
     try:
         r = json.loads(result_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        why = (f"timed out after {wall:g} s (wall-clock limit)" if proc.returncode and proc.returncode < 0
-               else f"its process exited {proc.returncode} without a result")
-        return Outcome("failed", f"experiment {job.task.title} {why}", reason=why,
-                       lines=[f"stderr: {job.run_dir / 'stderr.txt'}"],
+        why = killed_for or f"its process exited {code} without a result"
+        return Outcome("failed", f"experiment {name} {why}", reason=why, exit_code=code,
+                       lines=[f"stderr: {err_path}"],
                        next_step="raise command_timeout, or `minutes` on the line, if it needs longer")
     return Outcome(status=r["status"], summary=r["summary"], lines=list(r.get("lines") or []),
                    next_step=r.get("next_step"), reason=r["summary"] if r["status"] != "done" else None)

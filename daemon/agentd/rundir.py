@@ -1,4 +1,4 @@
-"""Run records: the run directory, manifest.json (provenance) and progress.json.
+"""A run's directory: manifest.json (provenance), progress.json, and what ``agentd show`` prints.
 
 progress.json follows the seeds' monitoring format: ``current_phase``,
 ``phase_started``, ``last_update``, ``status`` (running, done, failed,
@@ -11,23 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import secrets
-import subprocess
 import time
 from pathlib import Path
 
 from agentd import __version__
 from agentd.redact import redact
-from agentd.status import read_progress
+from agentd.times import now_iso
 
 
 def new_run_id() -> str:
+    import secrets
+
     return "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -43,6 +38,8 @@ def config_hash(values: dict) -> str:
 def _git_commit(path: Path) -> str | None:
     if not (path / ".git").exists():
         return None
+    import subprocess
+
     try:
         out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
                              timeout=10)
@@ -67,6 +64,8 @@ class RunDir:
         self.progress_path = self.path / "progress.json"
 
     def write_manifest(self, cfg, run_id: str, task, snapshot: dict) -> None:
+        import platform
+
         gpus = snapshot.get("gpu") or []
         write_json(self.path / "manifest.json", {
             "run_id": run_id,
@@ -81,12 +80,12 @@ class RunDir:
             "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
         })
 
+    def read(self) -> dict | None:
+        return read_progress(self.path)
+
     def progress(self, phase: str | None = None, status: str = "running", notes: str | None = None,
                  complete: str | None = None) -> None:
-        try:
-            p = json.loads(self.progress_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            p = {"phases_completed": []}
+        p = self.read() or {"phases_completed": []}
         t = now_iso()
         if phase is not None and phase != p.get("current_phase"):
             prev = p.get("current_phase")
@@ -103,6 +102,16 @@ class RunDir:
 
 
 
+def read_progress(run_dir) -> dict | None:
+    """A run directory's progress.json, or None (the one place it is read)."""
+    if not run_dir:
+        return None
+    try:
+        return json.loads((Path(run_dir) / "progress.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def describe(store, run: dict) -> dict:
     findings = [dict(e) for e in store.entries() if e["run_id"] == run["run_id"]]
     info = {"run": run, "progress": read_progress(run.get("run_dir")),
@@ -110,12 +119,9 @@ def describe(store, run: dict) -> dict:
             "exchanges": len(store.exchanges(run["run_id"])),
             "failed_calls": [{"at": x["created_at"], "provider": x["provider"], "model": x["model"],
                               "error": x["error"]} for x in store.exchanges(run["run_id"]) if x.get("error")]}
-    try:
-        from agentd.agent import transcript_lines
+    from agentd.checkpoints import transcript_lines
 
-        info["transcript"] = transcript_lines(store, run["run_id"])
-    except ImportError:
-        info["transcript"] = []
+    info["transcript"] = transcript_lines(store, run["run_id"])
     return info
 
 

@@ -1,0 +1,110 @@
+"""Settling what the last wake left, before the queue is built.
+
+Two things can be left over:
+
+* entries the worklog lost (an editor saved an old buffer over the file): agentd's own
+  copies are appended again (``restore``);
+* runs a killed wake left ``running`` (``interrupted``): a run whose finding reached the
+  worklog only has its runs row brought up to date; processes it left are stopped; a
+  command or experiment is recorded as interrupted (and, unless that was its last allowed
+  attempt, runs again as a new run before anything else); an agent run is resumed from
+  its checkpoint, if its task is still open.
+
+Whatever settling appends is folded into the read it was given, so the queue is built
+from that one read of the worklog.
+"""
+
+from __future__ import annotations
+
+from agentd import statuses, worklog
+from agentd.recording import append_entry
+from agentd.recordtype import Factory, Record
+from agentd.rundir import RunDir, new_run_id
+
+
+class Resume(Record):
+    """A run a killed wake left, to take up before choosing anything else."""
+    task: object  # queue.Task
+    run_id: str
+    resumed: bool  # True: continue the agent run from its checkpoint; False: run it again as a new run
+
+
+class Leftovers(Record):
+    """What ``interrupted`` found: runs to take up, in the order they were started."""
+    agent_run: tuple | None = None  # (task id, run id) of an agent run to resume, if its task is still open
+    reruns: list = Factory(list)  # task ids of commands and experiments recorded as interrupted
+    notes: list = Factory(list)  # what was done about processes a run left behind
+
+    def resume(self, cfg, store, view) -> Resume | None:
+        """The run to take up now, decided against the queue (which counts the entries settling wrote)."""
+        by_id = {t.id: t for t in view.tasks}
+        if self.agent_run:
+            task_id, run_id = self.agent_run
+            t = by_id.get(task_id)
+            if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN, statuses.RUNNING):
+                return Resume(t, run_id, True)
+            # its task was closed or removed meanwhile: nothing to resume
+            record_interrupted(cfg, store, run_id, task_id, "", view.read.state)
+        for task_id in self.reruns:
+            t = by_id.get(task_id)
+            if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN):  # not blocked by its attempts
+                return Resume(t, new_run_id(), False)
+        return None
+
+
+def restore(cfg, store, lost: list) -> int:
+    """Append again every entry of agentd's copy that the worklog has lost (``lost``: (run, seq) keys)."""
+    n = 0
+    for run_id, seq in sorted(lost, key=lambda k: k[1]):
+        text = store.entry_text(run_id, seq)
+        if text is None:
+            continue
+        if " restored=1 " not in text:
+            text = text.replace(" lines=", " restored=1 lines=", 1)
+        worklog.append(cfg.worklog_path, text)
+        store.mark_restored(run_id, seq)
+        n += 1
+    if n:
+        print(f"restored {n} agentd entr{'y' if n == 1 else 'ies'} missing from {cfg.worklog_path}")
+    return n
+
+
+def interrupted(cfg, store, state) -> Leftovers:
+    """Settle the runs killed wakes left ``running``, up to the first agent run (resumed first)."""
+    from agentd.procs import kill_orphan
+    from agentd.queue import AGENT_KINDS
+
+    left = Leftovers()
+    for run in store.interrupted_runs(host=cfg.host):
+        run_id, task_id = run["run_id"], run["task_id"]
+        latest = state.latest.get(task_id) or {}
+        if latest.get("run") == run_id and latest.get("status") not in (statuses.RUNNING, None):
+            # the finding reached the worklog but the wake died before its runs row was updated
+            store.update_run(run_id, status=latest["status"])
+            continue
+        orphan = kill_orphan(run_id)
+        if orphan:
+            left.notes.append(f"run {run_id}: {orphan}")
+        if run["kind"] in AGENT_KINDS:
+            left.agent_run = (task_id, run_id)
+            break
+        record_interrupted(cfg, store, run_id, task_id, orphan, state)
+        left.reruns.append(task_id)
+    for note in left.notes:
+        print(note)
+    return left
+
+
+def record_interrupted(cfg, store, run_id: str, task_id: str, orphan: str | None, state) -> None:
+    """The run's row, progress.json and an "interrupted" entry (folded into ``state``)."""
+    store.update_run(run_id, status=statuses.INTERRUPTED, reason="the wake was killed while it ran")
+    rd = RunDir(cfg, run_id)
+    progress = rd.read()
+    if progress is not None:  # a killed wake left it saying "running" at some step: say what happened
+        was = progress.get("current_phase")
+        rd.progress("interrupted", status=statuses.FAILED,
+                    notes=f"the wake was killed during {was!r}" if was else "the wake was killed")
+    e = append_entry(cfg, store, run_id, task_id, statuses.INTERRUPTED,
+                     f"**interrupted** · the wake running this was killed (run {run_id})"
+                     + (f"; {orphan}" if orphan else ""), state.max_seq)
+    state.add_entry(e)
