@@ -8,30 +8,34 @@ import os
 from agentd.times import parse as parse_time
 
 
-def agent_backend(cfg) -> tuple[str | None, str]:
-    """Which LLM backend agent tasks would use, or None and why not.
+KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}  # the key each chat API reads
+CLI_EXES = {"claude-cli": "claude", "codex-cli": "codex"}
 
-    Mirrors ``providers.resolve_provider_name`` without importing the providers.
-    """
-    name, env = cfg["provider"], cfg.env
-    if name == "auto":
-        name = ("anthropic" if env.get("ANTHROPIC_API_KEY") else "openai" if env.get("OPENAI_API_KEY")
-                else None)
-        if name is None:
-            return None, "provider is auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set"
+
+def chosen(cfg, name: str | None = None) -> str:
+    """The provider agent tasks use (config ``provider``, or ``name``), with ``auto`` resolved from the
+    keys set: anthropic, else openai, else none.  The one place the choice is made."""
+    name = name or cfg["provider"]
+    if name != "auto":
+        return name
+    env = cfg.env
+    return "anthropic" if env.get(KEY_VARS["anthropic"]) else "openai" if env.get(KEY_VARS["openai"]) else "none"
+
+
+def agent_backend(cfg) -> tuple[str | None, str]:
+    """Which LLM backend agent tasks would use, or None and why not."""
+    name, env = chosen(cfg), cfg.env
     if name == "none":
-        return None, "provider is none"
-    if name == "anthropic" and not env.get("ANTHROPIC_API_KEY"):
+        return None, ("provider is auto and neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set"
+                      if cfg["provider"] == "auto" else "provider is none")
+    if name == "anthropic" and not env.get(KEY_VARS[name]):
         return None, "provider is anthropic but ANTHROPIC_API_KEY is not set"
-    if name == "openai" and not (env.get("OPENAI_API_KEY") or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
+    if name == "openai" and not (env.get(KEY_VARS[name]) or cfg["base_url"] or env.get("OPENAI_BASE_URL")):
         return None, "provider is openai but OPENAI_API_KEY is not set"
-    exe = {"claude-cli": "claude", "codex-cli": "codex"}.get(name)
+    exe = CLI_EXES.get(name)
     if exe and not on_path(exe, env.get("PATH", "")):
         return None, f"provider is {name} but `{exe}` is not on PATH"
     return name, ""
-
-
-KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
 def key_fingerprint(cfg, backend: str) -> str:

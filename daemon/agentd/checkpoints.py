@@ -11,6 +11,7 @@ renders them for ``agentd show``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
@@ -20,29 +21,82 @@ UNKNOWN_OUTCOME = "unknown outcome: agentd was interrupted while this ran; check
 CLEARED = "[output cleared to save context: {n} characters]"
 
 
+def _snip(text: str, limit: int = 300) -> list[str]:
+    lines = (text or "").splitlines() or [""]
+    first = lines[:6]
+    if len(lines) > 6:
+        first.append(f"... ({len(lines) - 6} more lines)")
+    return [line[:limit] for line in first]
+
+
+def _labelled(label: str, text: str) -> list[str]:
+    return [label + x if i == 0 else "    " + x for i, x in enumerate(_snip(text))]
+
+
+class Step:
+    """What every step can do: render itself as messages for the model (``to_messages``), as lines
+    of ``agentd show`` (``transcript``), and as text for the compaction summary (``plain``)."""
+    kind: ClassVar[str] = ""
+
+    def to_messages(self, n: int, clear_before: int) -> list[Message]:
+        return []
+
+    def transcript(self, n: int) -> list[str]:
+        return []
+
+    def plain(self) -> list[str]:
+        return []
+
+
 @dataclass
-class SystemStep:
+class SystemStep(Step):
     kind: ClassVar[str] = "system"
     text: str
 
+    def transcript(self, n: int) -> list[str]:
+        return [f"#{n} system prompt ({len(self.text)} characters)"]
+
 
 @dataclass
-class UserStep:
+class UserStep(Step):
     kind: ClassVar[str] = "user"
     text: str
 
+    def to_messages(self, n: int, clear_before: int) -> list[Message]:
+        return [Message("user", self.text)]
+
+    def transcript(self, n: int) -> list[str]:
+        return _labelled(f"#{n} user: ", self.text)
+
+    def plain(self) -> list[str]:
+        return [f"user: {self.text}"]
+
 
 @dataclass
-class ModelStep:
+class ModelStep(Step):
     kind: ClassVar[str] = "model"
     text: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     provider: str = ""
     model: str = ""
 
+    def to_messages(self, n: int, clear_before: int) -> list[Message]:
+        return [Message("assistant", self.text, list(self.tool_calls))]
+
+    def transcript(self, n: int) -> list[str]:
+        out = _labelled(f"#{n} model: ", self.text) if self.text else [f"#{n} model ({self.provider} {self.model})"]
+        for c in self.tool_calls:
+            arg = c.args.get("command") or c.args.get("path") or c.args.get("status") or ""
+            out.append(f"    -> {c.name} {str(arg).splitlines()[0][:200] if arg else ''}".rstrip())
+        return out
+
+    def plain(self) -> list[str]:
+        return [f"assistant: {self.text}"] + [f"assistant calls {c.name} {json.dumps(c.args)[:1000]}"
+                                              for c in self.tool_calls]
+
 
 @dataclass
-class ToolStep:
+class ToolStep(Step):
     kind: ClassVar[str] = "tool"
     call_id: str
     name: str
@@ -51,27 +105,54 @@ class ToolStep:
     is_error: bool = False
     status: str = "started"  # started | done
 
+    def to_messages(self, n: int, clear_before: int) -> list[Message]:
+        text = self.result or ""
+        if n < clear_before and len(text) > 200:
+            text = CLEARED.format(n=len(text))
+        return [Message("tool", text, call_id=self.call_id, is_error=self.is_error)]
+
+    def transcript(self, n: int) -> list[str]:
+        tag = "started, no result" if self.status == "started" else ("error" if self.is_error else "ok")
+        return [f"#{n} {self.name} [{tag}]"] + (["    " + x for x in _snip(self.result)] if self.result else [])
+
+    def plain(self) -> list[str]:
+        return [f"{self.name} result: {(self.result or '')[:2000]}"]
+
 
 @dataclass
-class CompactStep:
+class CompactStep(Step):
     kind: ClassVar[str] = "compact"
     clear_before: int = 0  # tool results of steps before this one are cleared
     summary: str | None = None  # replaces the steps between the opening message and summary_upto
     summary_upto: int = 0
 
+    def transcript(self, n: int) -> list[str]:
+        done = ([f"tool results before #{self.clear_before} cleared"] if self.clear_before else []) + \
+               ([f"steps before #{self.summary_upto} summarised"] if self.summary else [])
+        return [f"#{n} compacted: {', '.join(done)}"]
+
 
 @dataclass
-class ReviewStep:
+class ReviewStep(Step):
     kind: ClassVar[str] = "review"
     verdict: str  # approve | object
     text: str
 
+    def to_messages(self, n: int, clear_before: int) -> list[Message]:
+        return [Message("user", self.text)] if self.verdict == "object" else []
+
+    def transcript(self, n: int) -> list[str]:
+        return [f"#{n} review: {self.verdict}: {self.text.splitlines()[0][:200] if self.text else ''}"]
+
 
 @dataclass
-class FinalStep:
+class FinalStep(Step):
     kind: ClassVar[str] = "final"
     status: str  # done | blocked | failed, as the model ended the run
     summary: str
+
+    def transcript(self, n: int) -> list[str]:
+        return _labelled(f"#{n} {self.status}: ", self.summary)
 
 
 KINDS = {c.kind: c for c in (SystemStep, UserStep, ModelStep, ToolStep, CompactStep, ReviewStep, FinalStep)}
@@ -144,69 +225,26 @@ class Checkpoints:
         return [s for s in self.of(ToolStep) if s.name != "finish"]
 
     def messages(self) -> list[Message]:
+        """The conversation for the model: each step's own messages, less what compaction replaced."""
         compacts = self.of(CompactStep)
         clear_before = max((c.clear_before for c in compacts), default=0)
         summary = next((c for c in reversed(compacts) if c.summary), None)
+        opening = next((n for n, s in self.steps if s.kind == UserStep.kind), None)
         out: list[Message] = []
-        opening = True
         for n, s in self.steps:
-            if isinstance(s, UserStep) and opening:
-                out.append(Message("user", s.text))
-                if summary:
-                    out.append(Message("user", f"Summary of the earlier part of this run:\n{summary.summary}"))
-                opening = False
-            elif summary and n < summary.summary_upto:
+            if summary and opening < n < summary.summary_upto:
                 continue
-            elif isinstance(s, UserStep):
-                out.append(Message("user", s.text))
-            elif isinstance(s, ModelStep):
-                out.append(Message("assistant", s.text, list(s.tool_calls)))
-            elif isinstance(s, ToolStep):
-                text = s.result or ""
-                if n < clear_before and len(text) > 200:
-                    text = CLEARED.format(n=len(text))
-                out.append(Message("tool", text, call_id=s.call_id, is_error=s.is_error))
-            elif isinstance(s, ReviewStep) and s.verdict == "object":
-                out.append(Message("user", s.text))
+            out += s.to_messages(n, clear_before)
+            if n == opening and summary:
+                out.append(Message("user", f"Summary of the earlier part of this run:\n{summary.summary}"))
         return out
-
-
-def _snip(text: str, limit: int = 300) -> list[str]:
-    lines = (text or "").splitlines() or [""]
-    first = lines[:6]
-    if len(lines) > 6:
-        first.append(f"... ({len(lines) - 6} more lines)")
-    return [line[:limit] for line in first]
 
 
 def transcript_lines(store, run_id: str) -> list[str]:
     """The run's conversation and exchanges as plain lines, for ``agentd show RUN``."""
     out: list[str] = []
     for n, s in Checkpoints(store, run_id).steps:
-        if isinstance(s, SystemStep):
-            out.append(f"#{n} system prompt ({len(s.text)} characters)")
-        elif isinstance(s, UserStep):
-            out += [f"#{n} user: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.text))]
-        elif isinstance(s, ModelStep):
-            if s.text:
-                out += [f"#{n} model: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.text))]
-            else:
-                out.append(f"#{n} model ({s.provider} {s.model})")
-            for c in s.tool_calls:
-                arg = c.args.get("command") or c.args.get("path") or c.args.get("status") or ""
-                out.append(f"    -> {c.name} {str(arg).splitlines()[0][:200] if arg else ''}".rstrip())
-        elif isinstance(s, ToolStep):
-            tag = "started, no result" if s.status == "started" else ("error" if s.is_error else "ok")
-            out.append(f"#{n} {s.name} [{tag}]")
-            out += ["    " + x for x in _snip(s.result or "")] if s.result else []
-        elif isinstance(s, CompactStep):
-            done = ([f"tool results before #{s.clear_before} cleared"] if s.clear_before else []) + \
-                   ([f"steps before #{s.summary_upto} summarised"] if s.summary else [])
-            out.append(f"#{n} compacted: {', '.join(done)}")
-        elif isinstance(s, ReviewStep):
-            out.append(f"#{n} review: {s.verdict}: {s.text.splitlines()[0][:200] if s.text else ''}")
-        elif isinstance(s, FinalStep):
-            out += [f"#{n} {s.status}: " + x if i == 0 else "    " + x for i, x in enumerate(_snip(s.summary))]
+        out += s.transcript(n)
     ex = store.exchanges(run_id)
     if ex:
         tin = sum(e["input_tokens"] for e in ex)

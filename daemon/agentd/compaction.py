@@ -77,13 +77,4 @@ def _cut(cp: Checkpoints) -> int | None:
 
 
 def _plain(part: list) -> str:
-    lines = []
-    for _, s in part:
-        if isinstance(s, ModelStep):
-            lines.append(f"assistant: {s.text}")
-            lines += [f"assistant calls {c.name} {json.dumps(c.args)[:1000]}" for c in s.tool_calls]
-        elif isinstance(s, ToolStep):
-            lines.append(f"{s.name} result: {(s.result or '')[:2000]}")
-        elif isinstance(s, UserStep):
-            lines.append(f"user: {s.text}")
-    return "\n".join(lines)
+    return "\n".join(line for _, s in part for line in s.plain())

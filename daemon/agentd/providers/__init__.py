@@ -61,7 +61,6 @@ CONTEXT_WINDOWS = {
 }
 DEFAULT_CONTEXT = 32_000  # unknown (local) models: be conservative
 
-KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 MAX_ATTEMPTS = 4
 
 
@@ -262,15 +261,10 @@ def _iso(value) -> str | None:
 # -- choosing a provider ---------------------------------------------------------
 
 def resolve_provider_name(cfg, name: str | None = None) -> str:
-    """The configured provider with ``auto`` resolved from the API key env vars."""
-    name = name or cfg["provider"]
-    if name != "auto":
-        return name
-    if cfg.env.get("ANTHROPIC_API_KEY"):
-        return "anthropic"
-    if cfg.env.get("OPENAI_API_KEY"):
-        return "openai"
-    return "none"
+    """The configured provider with ``auto`` resolved (``backends.chosen``)."""
+    from agentd.backends import chosen
+
+    return chosen(cfg, name)
 
 
 def model_for(cfg, name: str, primary: bool = True) -> str:

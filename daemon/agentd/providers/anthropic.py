@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 
+from agentd.backends import KEY_VARS
 from agentd.errors import AuthFailed
 from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage
 
-KEY = "ANTHROPIC_API_KEY"
+KEY = KEY_VARS["anthropic"]
 
 
 class AnthropicProvider(Provider):
