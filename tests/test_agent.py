@@ -167,7 +167,7 @@ def test_a_long_retry_after_defers_the_run_without_waiting(tmp_path, fake):
     fake.script(error(429, "rate limited", {"retry-after": "3600"}, type="rate_limit_error"))
     t = time.monotonic()
     out, store, _ = go(cfg_for(tmp_path, fake))
-    assert time.monotonic() - t < 3
+    assert time.monotonic() - t < 60  # it did not wait the hour: far from any machine's speed
     assert out.status == "deferred" and "rate limited" in out.reason
     until = datetime.strptime(out.defer_until, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert 3500 < until.timestamp() - time.time() < 3700
@@ -236,7 +236,7 @@ def test_a_provider_that_stays_down_fails_the_run_within_call_timeout(tmp_path, 
     fake.script(*[error(500, "internal")] * 10)
     t = time.monotonic()
     out, _, _ = go(cfg_for(tmp_path, fake, call_timeout="2s"))
-    assert time.monotonic() - t < 4
+    assert time.monotonic() - t < 30  # bounded by call_timeout, not by 10 answers' retries and backoff
     assert out.status == "failed" and out.reason.startswith("provider down")
 
 
@@ -276,7 +276,7 @@ def test_run_timeout_stops_a_long_command_and_blocks(tmp_path, fake):
     fake.script(reply(tools=[shell("sleep 30")]), finish("done", "never"))
     t = time.monotonic()
     out, _, _ = go(cfg_for(tmp_path, fake, run_timeout="2s"))
-    assert time.monotonic() - t < 5
+    assert time.monotonic() - t < 25  # the command would sleep 30 s
     assert out.status == "blocked" and out.reason == "budget: run_timeout 2s reached"
 
 

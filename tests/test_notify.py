@@ -61,7 +61,7 @@ def test_a_hanging_command_is_killed_with_its_children(tmp_path, captured_log):
     cfg = config.load(make_env(tmp_path, AGENTD_NOTIFY=f"sleep 60 & echo $! > {pidfile}; wait"))
     t = time.monotonic()
     assert notify.notify(cfg, "x", timeout=1) is False
-    assert time.monotonic() - t < 10
+    assert time.monotonic() - t < 40  # the command would run 60 s
     assert "notify command timed out" in captured_log.getvalue()
     pid = int(pidfile.read_text())
     for _ in range(50):

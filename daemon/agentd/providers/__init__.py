@@ -120,13 +120,14 @@ class Provider:
     name = "?"
     key_env: str | None = None
 
-    def __init__(self, cfg, model: str, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, cfg, model: str, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         self.cfg = cfg
         self.model = model
         self.env = dict(cfg.env)
         self.call_timeout = cfg.duration("call_timeout")
         self.max_retry_wait = cfg.duration("max_retry_wait")
-        self.sleep = sleep
+        self.sleep, self.clock = sleep, clock  # tests give both, so no test waits or reads the wall clock
         self.attempts = 0  # of the last complete() call
 
     def _once(self, system: str, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
@@ -150,14 +151,14 @@ class Provider:
     def complete(self, system: str, messages: list[Message], tools: list[ToolSpec], max_tokens: int = 4096,
                  deadline: float | None = None) -> Response:
         """One model call, with bounded retries, ending by ``deadline`` (monotonic) or call_timeout."""
-        end = time.monotonic() + self.call_timeout
+        end = self.clock() + self.call_timeout
         if deadline is not None:
             end = min(end, deadline)
         self.attempts = 0
         last: ProviderError | None = None
         while True:
             self.attempts += 1
-            remaining = end - time.monotonic()
+            remaining = end - self.clock()
             if remaining <= 0.05:
                 raise last or ProviderDown(f"{self.name}: no answer within call_timeout")
             try:
@@ -169,7 +170,7 @@ class Provider:
                     raise  # too long to wait: the run is deferred
                 if wait is None:
                     wait = _backoff(self.attempts)
-                if self.attempts >= MAX_ATTEMPTS or time.monotonic() + wait >= end:
+                if self.attempts >= MAX_ATTEMPTS or self.clock() + wait >= end:
                     raise
             self.sleep(wait)
 
