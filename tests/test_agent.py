@@ -16,7 +16,7 @@ import pytest
 
 from agentd import runners
 from agentd.checkpoints import UNKNOWN_OUTCOME, transcript_lines
-from agentd.queue import Task
+from agentd.task import Task
 from agentd.store import Store
 from fake_llm import FakeLLM, block, error, finish, make_config, reply
 
@@ -287,7 +287,7 @@ import json, sys
 from pathlib import Path
 from agentd import config
 from agentd import runners
-from agentd.queue import Task
+from agentd.task import Task
 from agentd.store import Store
 cfg = config.load()
 store = Store(cfg.store_path)
@@ -508,6 +508,6 @@ def test_prompts_are_rendered_strictly():
 def test_the_shell_tool_stops_a_command_that_floods_its_output(tmp_path):
     from agentd.tools import Tools
 
-    result = Tools(tmp_path, {"PATH": os.environ["PATH"]}).shell("yes", timeout=60)
+    result = Tools(tmp_path / "ws", {"PATH": os.environ["PATH"]}).shell("yes", timeout=60)
     assert result.is_error and "[killed: printed more than 8 MiB]" in result.text
     assert len(result.text) < 20_000  # the model sees a capped head and tail

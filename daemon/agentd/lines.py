@@ -10,6 +10,7 @@ from agentd.lazyre import lazy
 
 from agentd.recordtype import Factory, Record
 
+from agentd.task import Task
 from agentd.schema import MAX_NUMBER_CHARS, Field, validate
 
 ID_RE = lazy(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
@@ -47,21 +48,6 @@ FILE_FIELDS: dict[str, Field] = {
 
 class LineError(ValueError):
     pass
-
-
-class TaskDef(Record):
-    id: str
-    title: str
-    kind: str
-    priority: str = "normal"
-    attrs: dict = Factory(dict)
-    line: int = 0
-    source: str = "worklog"
-    text: str = ""
-    human_done: bool = False
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
 
 
 class Command(Record):
@@ -128,7 +114,7 @@ def _check_attrs(data: dict, where: str) -> dict:
 
 
 def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, text: str,
-              priority: str = "normal", human_done: bool = False) -> TaskDef:
+              priority: str = "normal", human_done: bool = False) -> Task:
     if "run" in attrs and not str(attrs["run"] or "").strip():
         raise LineError("'run' is empty: give the shell command, or leave run out to make it an agent task")
     if kind == "task" and attrs.get("run"):
@@ -149,11 +135,11 @@ def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, tex
             raise LineError("EXPERIMENT needs a name, e.g. EXPERIMENT: cuda-probe")
     if not title:
         raise LineError("the line has no title")
-    return TaskDef(id=tid, title=title, kind=kind, priority=priority, attrs=attrs, line=line, source=source,
+    return Task(id=tid, title=title, kind=kind, priority=priority, attrs=attrs, line=line, source=source,
                    text=text, human_done=human_done)
 
 
-def parse_line(text: str, line: int, source: str = "worklog") -> TaskDef | Command | None:
+def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | None:
     """Parse one human line (without its newline).  Prose gives None."""
     m = _TASK.match(text)
     if m:

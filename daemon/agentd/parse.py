@@ -15,7 +15,8 @@ from operator import lt
 from agentd import entries
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
-from agentd.lines import FIRST_BYTES, Command, LineError, TaskDef, parse_line
+from agentd.lines import FIRST_BYTES, Command, LineError, parse_line
+from agentd.task import Task
 
 PARSER_VERSION = 9  # 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
@@ -56,7 +57,7 @@ def present_key(run: str, seq: int) -> bytes:
 
 
 class State(Record):
-    tasks: dict = Factory(dict)  # id -> TaskDef dict
+    tasks: dict = Factory(dict)  # id -> Task.to_dict()
     dup_lines: dict = Factory(dict)  # id -> [lines]
     commands: dict = Factory(dict)  # task id -> [(key, verb, line)]
     latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
@@ -99,7 +100,7 @@ class State(Record):
             copy = entry_text(run, seq)
             if copy is not None and not any(x.endswith(text) for x in copy.split("\n")):
                 item = parse_line(text, line)
-                if isinstance(item, TaskDef):
+                if isinstance(item, Task):
                     self.tasks[item.id] = item.to_dict()
                 elif isinstance(item, Command):
                     key = seq + 0.5
@@ -136,7 +137,7 @@ class State(Record):
             # ``resolve_suspects`` decides with agentd's own copy of that entry.
             self.suspects.append((line, text, suspect[0], suspect[1]))
             return
-        if isinstance(item, TaskDef):
+        if isinstance(item, Task):
             if item.id in self.tasks:
                 self.dup_lines.setdefault(item.id, []).append(self.tasks[item.id]["line"])
             self.tasks[item.id] = item.to_dict()

@@ -12,61 +12,22 @@ from pathlib import Path
 
 from agentd import scoring, statuses
 from agentd.backends import agents_wait
-from agentd.lines import FILE_FIELDS, LineError, TaskDef, make_task
+from agentd.lines import FILE_FIELDS, LineError, make_task
+from agentd.task import AGENT_KINDS, Task
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 from agentd.taskstate import command_ids, first_sight, status, worklog_scope
 from agentd.times import iso, parse as parse_time
 
-AGENT_KINDS = ("task", "directive", "blocker")
 RUNNABLE = statuses.RUNNABLE
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
 
 
-class Task(Record):
-    id: str
-    title: str
-    kind: str
-    priority: str
-    status: str
-    attrs: dict
-    line: int
-    source: str
-    text: str
-    attempts: int = 0
-    eligible: bool = False
-    why: str = ""
-    score: float = 0.0
-    parts: list = Factory(list)
-    forced: str = ""
-    latest_run: str | None = None
-    defer_until: str | None = None
-    only_waits: bool = False  # ineligible only until a time (backoff, deferred): `wake --task` may run it
-    held_by: str = ""  # what else keeps it from running, past any wait for a time
-
-    @property
-    def runner(self) -> str:
-        if self.kind == "command":
-            return "command"
-        if self.kind == "experiment":
-            return "experiment"
-        return "agent"
-
-    def to_json(self) -> dict:
-        return {"id": self.id, "title": self.title, "kind": self.kind, "status": self.status,
-                "score": self.score, "eligible": self.eligible, "why": self.why, "priority": self.priority,
-                "runner": self.runner, "attempts": self.attempts, "line": self.line, "source": self.source,
-                "after": self.attrs.get("after") or [], "run": self.attrs.get("run"),
-                "gpu": bool(self.attrs.get("gpu")), "defer_until": self.defer_until,
-                "latest_run": self.latest_run,
-                "parts": [{"part": label, "effect": effect} for label, effect in self.parts]}
-
-
-def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
+def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
     """YAML task files: one mapping or a list of them per file, same schema as inline attrs."""
     from agentd.schema import read_yaml_file, validate
 
-    defs: list[TaskDef] = []
+    defs: list[Task] = []
     problems: list[str] = []
     if not tasks_dir.is_dir():
         return defs, problems
@@ -95,7 +56,7 @@ def load_task_files(tasks_dir: Path) -> tuple[list[TaskDef], list[str]]:
     return defs, problems
 
 
-def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_backend: str | None,
+def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
           now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None) -> list[Task]:
     """Every known task, open ones first in the order the next wake would take them."""
@@ -110,9 +71,7 @@ def build(cfg, state: State, extra_defs: list[TaskDef], *, has_gpu: bool, agent_
     for tid, d in defs.items():
         st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
         statuses[tid] = st
-        tasks.append(Task(id=tid, title=d["title"], kind=d["kind"], priority=d["priority"], status=st,
-                          attrs=d["attrs"], line=d["line"], source=d["source"], text=d["text"],
-                          attempts=failures, latest_run=run, defer_until=until))
+        tasks.append(Task(**d, status=st, attempts=failures, latest_run=run, defer_until=until))
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     for t in tasks:
         sc = scoring.score(t.kind, t.priority, t.attrs, failures=t.attempts,

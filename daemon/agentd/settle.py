@@ -24,7 +24,7 @@ from agentd.rundir import RunDir, new_run_id
 
 class Resume(Record):
     """A run a killed wake left, to take up before choosing anything else."""
-    task: object  # queue.Task
+    task: object  # task.Task
     run_id: str
     resumed: bool  # True: continue the agent run from its checkpoint; False: run it again as a new run
 
@@ -72,7 +72,7 @@ def restore(cfg, store, lost: list) -> int:
 def interrupted(cfg, store, state) -> Leftovers:
     """Settle the runs killed wakes left ``running``, up to the first agent run (resumed first)."""
     from agentd.procs import kill_orphan
-    from agentd.queue import AGENT_KINDS
+    from agentd.task import AGENT_KINDS
 
     left = Leftovers()
     for run in store.interrupted_runs(host=cfg.host):

@@ -23,7 +23,7 @@ class Job:
     cfg: object
     store: object
     run_id: str
-    task: object  # queue.Task
+    task: object  # task.Task
     snapshot: dict
     run_dir: Path
     progress: Callable[[str], None]
