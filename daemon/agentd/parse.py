@@ -10,6 +10,7 @@ entry (between its begin and end markers) are never read as human lines.
 from __future__ import annotations
 
 from itertools import accumulate, compress, islice
+from typing import NamedTuple
 from operator import lt
 
 from agentd import entries
@@ -51,6 +52,13 @@ def _suspects(parts: list[bytes]) -> dict[int, tuple[str, int]]:
     return out
 
 
+class Mark(NamedTuple):
+    """A person's DONE / CANCEL / RETRY line for a task, as the state keeps it."""
+    order: float  # where it stands among the entries: the highest seq above it, plus 0.5
+    verb: str  # done | cancel | retry
+    line: int
+
+
 def present_key(run: str, seq: int) -> bytes:
     """How the index names an entry it has seen: its seq and run id."""
     return f"{seq} {run}".encode("ascii", "replace")
@@ -59,7 +67,7 @@ def present_key(run: str, seq: int) -> bytes:
 class State(Record):
     tasks: dict = Factory(dict)  # id -> Task.to_dict()
     dup_lines: dict = Factory(dict)  # id -> [lines]
-    commands: dict = Factory(dict)  # task id -> [(key, verb, line)]
+    commands: dict = Factory(dict)  # task id -> [Mark]
     latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
     errors: list = Factory(list)  # [(line, message)]
@@ -80,6 +88,7 @@ class State(Record):
     def from_dict(cls, d: dict) -> "State":
         s = cls(**d)
         s.present = []
+        s.commands = {tid: [Mark(*m) for m in marks] for tid, marks in s.commands.items()}  # JSON lists
         return s
 
     # -- folding --------------------------------------------------------
@@ -104,7 +113,7 @@ class State(Record):
                     self.tasks[item.id] = item.to_dict()
                 elif isinstance(item, Command):
                     key = seq + 0.5
-                    self.commands.setdefault(item.task_id, []).append((key, item.verb, line))
+                    self.commands.setdefault(item.task_id, []).append(Mark(key, item.verb, line))
                 continue
             why = ("is the remnant of agentd entry" if copy is not None else "may be the cut-off start of agentd entry")
             self._error(line, f"{why} {run}#{seq} (its start was cut off); not read")
@@ -143,7 +152,7 @@ class State(Record):
             self.tasks[item.id] = item.to_dict()
         elif isinstance(item, Command):
             key = self.max_seq + 0.5
-            self.commands.setdefault(item.task_id, []).append((key, item.verb, line))
+            self.commands.setdefault(item.task_id, []).append(Mark(key, item.verb, line))
 
     def _entry_fast(self, seq: int, run: str, task: str, status: str, at: str, until: str | None = None) -> None:
         self.entry_count += 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from agentd.parse import State
+from agentd.parse import Mark, State
+from agentd.statuses import ATTEMPTS, BLOCKED, CANCELLED, DONE, INTERRUPTED, OPEN, RUNNING
 from agentd.times import parse as parse_time
 
 
@@ -28,9 +29,9 @@ def command_ids(state: State, scope: str) -> dict[tuple, str]:
     out = {}
     for tid, cmds in state.commands.items():
         counts: dict = {}
-        for c in cmds:
-            n = counts[c[1]] = counts.get(c[1], 0) + 1
-            out[(tid, c[0], c[1], c[2])] = f"cmd:{scope}:{c[1]}:{tid}:{n}"
+        for m in cmds:
+            n = counts[m.verb] = counts.get(m.verb, 0) + 1
+            out[(tid, *m)] = f"cmd:{scope}:{m.verb}:{tid}:{n}"
     return out
 
 
@@ -78,36 +79,36 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
     seen = cmd_seen or {}
     latest_at = parse_time(latest.get("at")) if latest else None
 
-    def boundary(c) -> float:
+    def boundary(m: Mark) -> float:
         """Where the line stands among the entries (as a seq): its place in the file, or later when
         agentd first saw it after entries below or above it were written."""
-        at, seq = seen.get((tid, c[0], c[1], c[2])) or (None, None)
+        at, seq = seen.get((tid, *m)) or (None, None)
         if seq is not None:  # the worklog's highest seq when the line was first seen: entries up to it are older
-            return max(c[0], seq + 0.5)
+            return max(m.order, seq + 0.5)
         # seen before agentd kept that seq: by time; `at=` is whole seconds, so only a later second counts
         if at and latest is not None and latest_at is not None and at >= latest_at + 1:
-            return max(c[0], latest["seq"] + 0.5)
-        return c[0]
+            return max(m.order, latest["seq"] + 0.5)
+        return m.order
 
-    def when(c) -> tuple:  # the last of equals is the one lower in the file
-        return boundary(c), (seen.get((tid, c[0], c[1], c[2])) or (0,))[0] or 0, c[0], c[2]
+    def when(m: Mark) -> tuple:  # the last of equals is the one lower in the file
+        return boundary(m), (seen.get((tid, *m)) or (0,))[0] or 0, m.order, m.line
 
-    newer = [c for c in cmds if latest is None or boundary(c) > latest["seq"]]
+    newer = [m for m in cmds if latest is None or boundary(m) > latest["seq"]]
     last_cmd = max(newer, key=when) if newer else None
-    retry_key = max((boundary(c) for c in cmds if c[1] == "retry"), default=0)  # failures before it don't count
+    retry_key = max((boundary(m) for m in cmds if m.verb == "retry"), default=0)  # failures before it don't count
     failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
     run = latest["run"] if latest else None
     if d.get("human_done"):
-        return "done", failures, run, None
+        return DONE, failures, run, None
     if last_cmd:
-        return {"done": "done", "cancel": "cancelled", "retry": "open"}[last_cmd[1]], failures, run, None
+        return {"done": DONE, "cancel": CANCELLED, "retry": OPEN}[last_cmd.verb], failures, run, None
     if latest is None:
-        return "open", failures, run, None
+        return OPEN, failures, run, None
     st = latest["status"]
-    if st == "running":  # a "started" entry with no finding: running now, or its wake was killed
-        return ("running" if live else "interrupted"), failures, run, None
-    if st in ("failed", "interrupted") and failures >= max_attempts:
-        return "blocked", failures, run, None
+    if st == RUNNING:  # a "started" entry with no finding: running now, or its wake was killed
+        return (RUNNING if live else INTERRUPTED), failures, run, None
+    if st in ATTEMPTS and failures >= max_attempts:
+        return BLOCKED, failures, run, None
     return st, failures, run, latest.get("until")
 
 
