@@ -12,7 +12,8 @@ import sys
 from agentd.errors import EX_CONFIG, EX_OK, AgentdError
 
 
-EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 usage error, 75 another wake is running, 78 config error. "
+EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 usage error, 74 agentd's state directory can't be written "
+          "(disk full, read-only), 75 another wake is running, 78 config error. "
           "AGENTD_DEBUG=1 shows tracebacks.")
 
 
@@ -180,3 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EX_OK
+    except OSError as e:  # a full disk, a read-only file system, a denied write: one line, not a traceback
+        from agentd.errors import io_error
+
+        err = io_error(e)
+        if err is None or os.environ.get("AGENTD_DEBUG"):
+            raise
+        print(f"agentd: {err}", file=sys.stderr)
+        return err.exit_code

@@ -10,6 +10,7 @@ expected ones too, so the traceback is there when you need it.
     ├── ConfigError               exit 78  config or task file failed the schema
     ├── BusyError                 exit 75  another wake holds the lock
     ├── WorklogError              exit 1   the worklog can't be read or written
+    ├── StateError                exit 74  the state directory can't be written (full, read-only, denied)
     ├── MissingDependency         exit 1   an optional package is not installed
     └── ProviderError             exit 1   an LLM provider call failed
         ├── AuthFailed                     key missing or refused  -> blocked
@@ -24,6 +25,7 @@ from __future__ import annotations
 EX_OK = 0
 EX_FAILED = 1
 EX_USAGE = 2
+EX_IOERR = 74  # EX_IOERR
 EX_BUSY = 75  # EX_TEMPFAIL
 EX_CONFIG = 78  # EX_CONFIG
 
@@ -55,6 +57,35 @@ class BusyError(AgentdError):
 
 class WorklogError(AgentdError):
     pass
+
+
+class StateError(AgentdError):
+    """agentd's own files (the state directory: store, index, run directories, lock, log) can't
+    be written: the disk is full, the file system is read-only, or permission is denied."""
+
+    exit_code = EX_IOERR
+
+
+# errno -> what to tell a person; an OSError with one of these is the machine's state, not a bug
+_IO_HINTS = {"ENOSPC": "the disk is full: free some space",
+             "EDQUOT": "the disk quota is used up: free some space",
+             "EROFS": "the file system is mounted read-only",
+             "EACCES": "permission denied: check the owner and mode of the directory",
+             "EPERM": "permission denied: check the owner and mode of the directory",
+             "EIO": "an I/O error: check the disk",
+             "ENOTDIR": "a part of the path is a file, not a directory",
+             "EEXIST": "something else already exists at that path"}
+
+
+def io_error(e: OSError, what: str = "") -> StateError | None:
+    """The StateError an OSError from writing agentd's files stands for, or None (then it is a bug)."""
+    import errno
+
+    name = errno.errorcode.get(e.errno or 0, "")
+    if name not in _IO_HINTS:
+        return None
+    where = e.filename or what or "agentd's state directory"
+    return StateError(f"cannot write {where}: {e.strerror or name} ({_IO_HINTS[name]})")
 
 
 class MissingDependency(AgentdError):

@@ -58,6 +58,7 @@ class Index:
     def __init__(self, path: Path):
         self.path = path
         self.db: sqlite3.Connection | None = None
+        self.unusable = False  # could not be opened or written: the read is not cached
 
     def _open(self) -> sqlite3.Connection:
         if self.db is None:
@@ -77,10 +78,14 @@ class Index:
         return self.db
 
     def _safely(self, fn, default):
-        """Run fn(db); a damaged cache file is deleted and treated as empty."""
+        """Run fn(db); a damaged cache file is deleted and treated as empty.  A cache that can't
+        be opened or written (a full, read-only or unwritable state dir) is no cache: reads go on."""
         for attempt in (1, 2):
             try:
                 return fn(self._open())
+            except (sqlite3.OperationalError, OSError):
+                self.unusable = True
+                return default
             except sqlite3.DatabaseError:
                 self.drop()
         return default
@@ -129,14 +134,27 @@ class Index:
         self._safely(write, None)
 
     def missing(self, worklog: Path, keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Which of these (run id, seq) entries the worklog's last read did not see."""
+        """Which of these (run id, seq) entries the worklog's last read did not see.
+
+        Only answered while the index's record of that read is the file as it is now: when
+        the last read could not be recorded (a full or read-only state dir), or the file changed
+        since, the answer is "none lost" for now, never a guess that would append copies again.
+        """
         def query(db):
+            row = db.execute(f"SELECT inode, size, mtime_ns, ctime_ns FROM {FILES} WHERE path=?",
+                             (str(worklog),)).fetchone()
+            try:
+                st = os.lstat(worklog)
+            except OSError:
+                return []
+            if row is None or tuple(row) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+                return []
             seen: set = set()
             for (blob,) in db.execute(f"SELECT keys FROM {PRESENT} WHERE fid=?", (_fid(worklog),)):
                 seen.update(blob.split(b"\n"))
             return [k for k in keys if present_key(k[0], k[1]) not in seen]
 
-        return self._safely(query, list(keys))
+        return self._safely(query, [])
 
     def lost(self, worklog: Path, stamp: str, keys) -> list[tuple[str, int]]:
         """``missing(worklog, keys())``, remembered while ``stamp`` (the version of the worklog
@@ -167,5 +185,5 @@ class Index:
         for suffix in ("", "-wal", "-shm"):
             try:
                 os.unlink(str(self.path) + suffix)
-            except FileNotFoundError:
+            except OSError:  # gone already, or a read-only state dir: nothing to drop
                 pass

@@ -78,15 +78,102 @@ MAX_FLOOR = MAX_SEQ - 10**9
 
 
 
+# What SQLite says when the disk, not agentd, is the problem (all sqlite3.OperationalError).
+_IO_WORDS = ("disk is full", "readonly", "read-only", "unable to open", "disk i/o", "locked", "attempt to write",
+             "no space")
+
+
+def state_error(path: Path, e: Exception):
+    """The StateError for a write to the store at ``path`` that failed, or None (a bug: re-raise)."""
+    from agentd.errors import StateError, io_error
+
+    if isinstance(e, OSError):
+        return io_error(e, str(path))
+    text = str(e)
+    if not isinstance(e, sqlite3.OperationalError) or not any(w in text.lower() for w in _IO_WORDS):
+        return None
+    try:
+        import os
+
+        st = os.statvfs(path.parent)
+        full = st.f_bavail * st.f_frsize < 256 * 1024
+    except OSError:
+        full = False
+    hint = ("the disk is full: free some space" if full or "full" in text or "space" in text
+            else "the file system is read-only or the file is not writable" if "read" in text or "write" in text
+            else "another process holds it" if "locked" in text
+            else "check the directory, its mode and the disk")
+    return StateError(f"cannot write {path}: {text} ({hint})")
+
+
+class _Conn(sqlite3.Connection):
+    """A connection whose I/O failures (disk full, read-only, denied) are StateErrors naming the file."""
+
+    agentd_path: Path = Path("agentd.sqlite3")
+
+    def execute(self, *args):
+        try:
+            return super().execute(*args)
+        except sqlite3.OperationalError as e:
+            err = state_error(self.agentd_path, e)
+            if err is None:
+                raise
+            raise err from None
+
+    def executemany(self, *args):
+        try:
+            return super().executemany(*args)
+        except sqlite3.OperationalError as e:
+            err = state_error(self.agentd_path, e)
+            if err is None:
+                raise
+            raise err from None
+
+
 class Store:
+    """``readonly``: the state directory can't be written (full, read-only, denied); the store was
+    opened for reading, so read-only commands still answer, and writes raise StateError."""
+
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from agentd.errors import StateError
+
         self.path = path
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        self.readonly = False
+        self.write_failed: Exception | None = None  # a write skipped so that the worklog still gets an entry
+        self._seq_memo = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.db = self._connect(f"file:{_uri(path)}", path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except (StateError, OSError) as e:
+            err = e if isinstance(e, StateError) else state_error(path, e)
+            if err is None:
+                raise
+            if not path.is_file():
+                raise err from None
+            self.readonly, self.write_failed = True, err
+            self.db = self._read_only(path, err)
+
+    @staticmethod
+    def _connect(uri: str, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True, factory=_Conn)
+        db.agentd_path = path
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _read_only(self, path: Path, err: Exception) -> sqlite3.Connection:
+        """Open the store for reading only; ``immutable`` where even that needs a write (a WAL
+        store on a read-only file system, whose -shm file can't be made)."""
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                db = self._connect(f"file:{_uri(path)}{query}", path)
+                db.execute("SELECT count(*) FROM migrations").fetchone()
+                return db
+            except Exception:
+                continue
+        raise err from None
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
@@ -108,6 +195,21 @@ class Store:
 
     # -- sequence numbers -------------------------------------------------
     def next_seq(self, floor: int = 0) -> int:
+        """As ``_next_seq``; when the store can't be written, the next seq is worked out without
+        recording it (``write_failed`` says why), so the entry still reaches the worklog, whose
+        highest seq is the next floor.  A finding must never be lost because the state dir is full:
+        without it the next wake would run the task again."""
+        from agentd.errors import StateError
+
+        try:
+            seq = self._next_seq(floor)
+        except StateError as e:
+            self.write_failed = e
+            seq = max(self._seq_memo, self.last_seq(), floor if 0 <= floor <= MAX_FLOOR else 0) + 1
+        self._seq_memo = seq
+        return seq
+
+    def _next_seq(self, floor: int = 0) -> int:
         """A sequence number above every one used so far and above ``floor`` (the worklog's
         highest seq), which is taken only while it leaves room (``MAX_FLOOR``): the store never
         adopts a seq it could not write above."""
@@ -127,6 +229,16 @@ class Store:
 
     # -- agentd's copy of every entry -------------------------------------
     def save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str, worklog: str = "") -> None:
+        """agentd's copy of an entry.  When the store can't be written the copy is skipped
+        (``write_failed``): the entry itself must still reach the worklog."""
+        from agentd.errors import StateError
+
+        try:
+            self._save_entry(run_id, seq, task_id, status, text, worklog)
+        except StateError as e:
+            self.write_failed = e
+
+    def _save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str, worklog: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO entries (run_id, seq, task_id, status, text, written_at, worklog)"
                         " VALUES (?,?,?,?,?,?,?)", (run_id, seq, task_id, status, text, now_iso(), worklog))
 
@@ -282,8 +394,13 @@ class Store:
         when, seqs = when or {}, seqs or {}
         new = [(i, when.get(i, now), seqs.get(i)) for i in dict.fromkeys(task_ids) if i not in seen]
         if new:
-            with self.tx():
-                self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", new)
+            from agentd.errors import StateError
+
+            try:
+                with self.tx():
+                    self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", new)
+            except StateError as e:  # a full or read-only state dir: answer now, remember next time
+                self.write_failed = e
             seen.update((i, (at, q)) for i, at, q in new)
         return seen
 
@@ -297,5 +414,16 @@ class _Tx:
         return self.db
 
     def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.db.execute("COMMIT")
+            return False
+        try:
+            self.db.execute("ROLLBACK")
+        except Exception:  # no transaction left to roll back (BEGIN itself failed), or the disk: keep the first error
+            pass
         return False
+
+
+def _uri(path: Path) -> str:
+    """The path for a ``file:`` URI (only %, ? and # mean something there)."""
+    return str(path.absolute()).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
