@@ -204,3 +204,164 @@ def test_the_worklog_swapped_for_a_symlink_between_check_and_append_is_not_writt
     with pytest.raises(WorklogError, match="symbolic link"):
         wl.append(worklog, "=== hello\n")
     assert target.read_text() == "keep\n"
+
+
+# -- e. a full, read-only or unwritable state directory ---------------------------------------
+
+def _can_mount() -> bool:
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        return False
+    d = tempfile.mkdtemp()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", d])
+    os.rmdir(d)
+    return ok
+
+
+CAN_MOUNT = _can_mount()
+needs_mount = pytest.mark.skipif(not CAN_MOUNT, reason="needs root and mount -t tmpfs")
+
+
+@pytest.fixture
+def small_state(tmp_path, monkeypatch):
+    """A state directory on its own small tmpfs; yields (path, remount(options))."""
+    import subprocess
+
+    mnt = tmp_path / "statefs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], check=True)
+    monkeypatch.setenv("AGENTD_STATE_DIR", str(mnt))
+
+    def remount(opts: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{opts}", str(mnt)], check=True)
+
+    try:
+        yield mnt, remount
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def fill(path: Path) -> None:
+    with open(path / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+READ_ONLY_COMMANDS = [("queue",), ("queue", "--json"), ("status",), ("status", "--json"), ("runs",),
+                      ("wake", "--dry-run")]
+
+
+@needs_mount
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_a_full_or_read_only_state_dir_gives_one_message_and_exit_74_and_reads_still_work(worklog, small_state,
+                                                                                          tmp_path, how):
+    mnt, remount = small_state
+    count = tmp_path / "count"
+    worklog.write_text(f"- [ ] t {{id: t, run: 'echo x >> {count}'}}\n- [ ] u {{id: u, run: 'echo y', value: 1}}\n")
+    assert run_cli("wake", "--now").returncode == 0  # a store, an index, a run exist
+    worklog.write_text(worklog.read_text() + "- [ ] new {id: new, run: 'echo new', value: 9}\n")
+    before = worklog.read_bytes()
+    if how == "full":
+        fill(mnt)
+    else:
+        remount("ro")
+    for cmd in READ_ONLY_COMMANDS:
+        r = run_cli(*cmd)
+        no_traceback(r)
+        assert r.returncode == 0, (cmd, r.stderr)
+    assert "new" in run_cli("queue").stdout
+    r = run_cli("wake", "--now")
+    no_traceback(r)
+    assert r.returncode == 74, (r.returncode, r.stderr)
+    assert str(mnt) in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3, r.stderr
+    assert worklog.read_bytes() == before  # nothing ran, nothing half-written
+    if how == "full":
+        (mnt / "filler").unlink()
+    else:
+        remount("rw")
+    for _ in range(4):
+        assert run_cli("wake", "--now").returncode == 0
+    assert count.read_text() == "x\n"
+    st = json.loads(run_cli("queue", "--json", "--all").stdout)
+    assert {t["id"]: t["status"] for t in st["tasks"]} == {"t": "done", "u": "done", "new": "done"}
+
+
+@needs_mount
+def test_a_command_that_ran_is_never_run_again_when_the_state_dir_fills_up_while_it_runs(worklog, small_state,
+                                                                                         tmp_path):
+    mnt, _ = small_state
+    count = tmp_path / "count"
+    worklog.write_text(f"- [ ] fill {{id: fill, run: 'echo ran >> {count}; "
+                       f"cat /dev/zero > {mnt}/filler 2>/dev/null; true'}}\n")
+    r = run_cli("wake", "--now")
+    no_traceback(r)
+    assert r.returncode in (0, 74), r.stderr
+    assert "=== agentd entry" in worklog.read_text()
+    (mnt / "filler").unlink()
+    for _ in range(3):
+        r = run_cli("wake", "--now")
+        no_traceback(r)
+        assert r.returncode == 0, r.stderr
+    assert count.read_text() == "ran\n"
+    st = parse_state(worklog)
+    assert st.latest["fill"]["status"] == "done"
+
+
+def parse_state(worklog: Path):
+    from agentd.parse import parse_bytes
+
+    return parse_bytes(worklog.read_bytes())
+
+
+def test_a_state_dir_that_cannot_be_created_is_one_message(worklog, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    worklog.write_text("- [ ] t {id: t, run: 'true'}\n")
+    env = {"AGENTD_STATE_DIR": str(tmp_path / "afile" / "state")}
+    for cmd in (("queue",), ("status",), ("runs",)):
+        r = run_cli(*cmd, env=env)
+        no_traceback(r)
+        assert r.returncode == 0, (cmd, r.stderr)
+    r = run_cli("wake", "--now", env=env)
+    no_traceback(r)
+    assert r.returncode == 74 and "afile" in r.stderr, r.stderr
+
+
+# -- f. memory bounded by a chunk, not by the longest line ------------------------------------
+
+def _peak_rss_of(code: str, env: dict | None = None) -> tuple[float, str]:
+    import subprocess
+    import sys
+
+    wrapped = code + "\nimport resource\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    r = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, **(env or {})})
+    assert r.returncode == 0, r.stderr[-2000:]
+    peak = int(r.stdout.rsplit("PEAK", 1)[1]) / 1024  # MiB
+    return peak, r.stdout
+
+
+@pytest.mark.parametrize("first", [b"\0", b"- [ ] a task that goes on ", b"=== agentd entry seq=1 "])
+def test_a_huge_line_without_a_newline_is_read_in_bounded_memory(tmp_path, first):
+    big = tmp_path / "big_worklog.txt"
+    with open(big, "wb") as f:
+        f.write(b"- [ ] before {id: before}\n" + first)
+        f.truncate(400 * 2**20)  # sparse: 400 MiB of NUL bytes, no newline
+        f.seek(0, 2)
+        f.write(b"x\n- [ ] after {id: after}\n")
+    code = (f"from pathlib import Path\nfrom agentd import worklog\nfrom agentd.index import Index\n"
+            f"r = worklog.read(Path({str(big)!r}), Index(Path({str(tmp_path / 'i.sqlite3')!r})))\n"
+            "print('TASKS', sorted(r.state.tasks), r.state.lines, [e[0] for e in r.state.errors])\n")
+    peak, out = _peak_rss_of(code)
+    assert "TASKS ['after', 'before'] 3" in out, out
+    if first.startswith(b"-") or first.startswith(b"="):
+        assert "[2]" in out, out  # the long line is reported by number
+    assert peak < 150, f"peak RSS {peak:.0f} MiB"

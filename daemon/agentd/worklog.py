@@ -153,23 +153,54 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
     """Feed the whole lines and entries of f[offset:size] to state, a chunk at a time.
 
     Chunks keep memory small and are faster than one large read.  Each chunk starts
-    where the last one's whole lines and entries ended, so nothing is split.
-    Returns (offset after what was fed, the unfinished rest, bytes read).
+    where the last one's whole lines and entries ended, so nothing is split.  Memory is
+    bounded by a chunk, never by the file's longest line: a line longer than a chunk is
+    streamed past (``_long_line``), and an entry longer than a chunk (agentd never writes
+    one) is read as torn.  Returns (offset after what was fed, the unfinished rest, bytes read).
     """
-    want, got = READ_CHUNK, 0
+    got = 0
     while True:
         f.seek(offset)
-        data = f.read(min(want, size - offset))
+        data = f.read(min(READ_CHUNK, size - offset))
         got += len(data)
-        last = offset + len(data) >= size or len(data) < want
+        last = offset + len(data) >= size or len(data) < READ_CHUNK
         cut = data.rfind(b"\n") + 1  # whole lines only
         used = state.feed(data, final=False, end=cut) if cut else 0
+        if not used and cut and not last:  # an entry (or a run of quoted lines) longer than a chunk
+            used = state.feed(data, final=True, end=cut)
+        if not used and not last:  # one line longer than a chunk
+            end, n = _long_line(f, state, offset, size, data)
+            got += n
+            if end is None:  # it runs to the end of the file: an unfinished last line
+                return offset, data[:MAX_LONG_PREFIX], got
+            offset = end
+            continue
         offset += used
         if last:
-            return offset, data[used:], got
-        if not used:
-            want *= 2  # a line or an entry longer than a chunk
+            rest = data[used:]
+            return offset, rest if len(rest) <= MAX_LONG_PREFIX else rest[:MAX_LONG_PREFIX], got
 
+
+MAX_LONG_PREFIX = 64 * 1024 + 2  # enough of a long line to tell (and say) that it is too long
+
+
+def _long_line(f, state: State, start: int, size: int, head: bytes) -> tuple[int | None, int]:
+    """A line at ``start`` longer than a chunk: fold in its first bytes (which say whether it
+    is a line agentd would read, then reported as too long), and find its end a chunk at a
+    time.  Returns (offset after its newline, or None at the end of the file; bytes read)."""
+    pos, got = start + len(head), 0
+    while pos < size:
+        f.seek(pos)
+        data = f.read(min(READ_CHUNK, size - pos))
+        if not data:
+            break
+        got += len(data)
+        j = data.find(b"\n")
+        if j >= 0:
+            state.feed(head[:MAX_LONG_PREFIX] + b"\n", final=True)
+            return pos + j + 1, got
+        pos += len(data)
+    return None, got
 
 
 def _append_once(path: Path, data: bytes) -> bool:
