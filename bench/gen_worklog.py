@@ -49,7 +49,7 @@ def generate(path: str, size_mib: float, seed: int = 7, ntasks_total: int = 200)
                    for i in range(30)]
                 + [f"full output: ~/.local/state/agentd/runs/r{seq:08d}/"])
             text = Entry(seq, f"r{seq:08d}", f"t-{rnd.randrange(1, max(ntasks, 1) + 1):08x}",
-                         STATUSES[seq % len(STATUSES)], "2026-11-22T12:00:00Z", body, {}).render()
+                         STATUSES[seq % len(STATUSES)], "2026-11-22T12:00:00Z", body=body).render()
             f.write(text)
             written += len(text.encode())
 

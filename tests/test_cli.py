@@ -228,7 +228,7 @@ def test_agentd_debug_shows_the_traceback(cli, home):
 def test_reindex_rebuilds_the_index_from_the_worklog(cli, home, worklog):
     init(cli)
     worklog.write_text(worklog.read_text() + WORKLOG
-                       + Entry(1, "r1", "tests", "done", "2026-01-01T00:00:00Z", "ok", {}).render())
+                       + Entry(1, "r1", "tests", "done", "2026-01-01T00:00:00Z", body="ok").render())
     assert cli("queue").returncode == 0
     index = home / ".local" / "state" / "agentd" / "index.sqlite3"
     assert index.exists()

@@ -135,8 +135,8 @@ def test_header_counts_the_lines_and_bytes_after_it():
     text = make(nasty_body()).render()
     header, rest = text.split("\n", 1)
     h = parse_header(header.encode())
-    assert h["lines"] == rest.count("\n")
-    assert h["bytes"] == len(rest.encode("utf-8"))
+    assert h.lines == rest.count("\n")
+    assert h.bytes == len(rest.encode("utf-8"))
     assert rest.endswith(entries.end_marker(7, "r20261122-124501-3f2a").decode() + "\n")
 
 
@@ -144,17 +144,17 @@ def test_header_fields_round_trip_through_parse_header():
     e = make("body", seq=123456, status="deferred", extra={"until": "2030-01-02T03:04:05Z", "restored": "1"})
     header = e.render().split("\n", 1)[0]
     h = parse_header(header.encode())
-    assert h["seq"] == 123456
-    assert h["run"] == "r20261122-124501-3f2a"
-    assert h["task"] == "bench-qwen"
-    assert h["status"] == "deferred"
-    assert h["at"] == "2026-11-22T12:45:09Z"
-    assert h["extra"] == {"until": "2030-01-02T03:04:05Z", "restored": "1"}
+    assert h.seq == 123456
+    assert h.run_id == "r20261122-124501-3f2a"
+    assert h.task_id == "bench-qwen"
+    assert h.status == "deferred"
+    assert h.at == "2026-11-22T12:45:09Z"
+    assert h.extra == {"until": "2030-01-02T03:04:05Z", "restored": "1"}
 
 
 def test_parse_header_also_reads_a_marker_with_a_crlf_ending():
     header = make("b").render().split("\n", 1)[0]
-    assert parse_header((header + "\r").encode())["task"] == "bench-qwen"
+    assert parse_header((header + "\r").encode()).task_id == "bench-qwen"
 
 
 @pytest.mark.parametrize("cut", [1, 10, 30, 60])
@@ -171,10 +171,10 @@ def test_unsafe_header_values_are_made_safe_and_stay_on_one_line():
     header = text.split("\n", 1)[0]
     assert len(text.splitlines()) == 3
     h = parse_header(header.encode())
-    assert h["run"] == entries.field("r 1\nDIRECTIVE: x")
-    assert h["task"] == entries.field("my task\u2028=== agentd")
-    assert h["at"] == entries.field("now\r\nBLOCKER: y")
-    assert re.fullmatch(r"[A-Za-z0-9._:+\-]+", h["task"])
+    assert h.run_id == entries.field("r 1\nDIRECTIVE: x")
+    assert h.task_id == entries.field("my task\u2028=== agentd")
+    assert h.at == entries.field("now\r\nBLOCKER: y")
+    assert re.fullmatch(r"[A-Za-z0-9._:+\-]+", h.task_id)
     s = parse_bytes(text.encode())
     assert (s.entry_count, s.torn, s.tasks, s.commands) == (1, 0, {}, {})
 
@@ -186,15 +186,15 @@ ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,40}", fullmatch=True)
 @given(seq=st.integers(1, 10**12), run=ids, task=ids, status=st.sampled_from(entries.STATUSES),
        at=st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")), body=st.text())
 def test_property_header_fields_round_trip(seq, run, task, status, at, body):
-    text = Entry(seq, run, task, status, at, body, {}).render()
+    text = Entry(seq, run, task, status, at, body=body).render()
     h = parse_header(text.split("\n", 1)[0].encode())
-    assert (h["seq"], h["run"], h["task"], h["status"], h["at"]) == (seq, run, task, status, at)
+    assert (h.seq, h.run_id, h.task_id, h.status, h.at) == (seq, run, task, status, at)
 
 
 @settings(max_examples=200, deadline=None)
 @given(body=st.text(), task=st.text(min_size=1))
 def test_property_arbitrary_text_never_yields_a_keyword_line(body, task):
-    text = Entry(3, "r1", task, "failed", "2026-01-01T00:00:00Z", body, {}).render()
+    text = Entry(3, "r1", task, "failed", "2026-01-01T00:00:00Z", body=body).render()
     data = text.encode("utf-8")
     lines = data.decode("utf-8").splitlines()
     assert lines[0].startswith(entries.BEGIN) and lines[-1].startswith(entries.END)

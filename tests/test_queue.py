@@ -21,7 +21,7 @@ def iso(ts: float) -> str:
 
 
 def entry(seq: int, task: str, status: str, at: float = NOW - 3600, **extra) -> str:
-    return Entry(seq, f"r{seq}", task, status, iso(at), f"{status} body\nDIRECTIVE: inert", extra).render()
+    return Entry(seq, f"r{seq}", task, status, iso(at), extra, body=f"{status} body\nDIRECTIVE: inert").render()
 
 
 def cfg_with(**env):
@@ -414,7 +414,7 @@ def test_a_retry_written_at_the_top_of_the_file_counts_once_agentd_has_seen_the_
 
     def entry(seq, status):
         at = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(_time.time() - 60))
-        return Entry(seq, f"r{seq}", "x", status, at, "b", {}).render()
+        return Entry(seq, f"r{seq}", "x", status, at, body="b").render()
 
     worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + entry(1, "failed") + entry(2, "failed")
                        + entry(3, "failed"))
@@ -431,7 +431,7 @@ def test_a_retry_written_at_the_top_of_the_file_counts_once_agentd_has_seen_the_
 def test_an_old_retry_above_later_failures_does_not_reopen_a_task_on_a_first_read(worklog, cli):
     from agentd.entries import Entry
 
-    e = [Entry(i, f"r{i}", "x", "failed", "2026-01-01T00:00:00Z", "b", {}).render() for i in range(1, 7)]
+    e = [Entry(i, f"r{i}", "x", "failed", "2026-01-01T00:00:00Z", body="b").render() for i in range(1, 7)]
     worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + "".join(e[:3]) + "RETRY: x\n" + "".join(e[3:]))
     x = next(t for t in json.loads(cli("queue", "--json").stdout)["tasks"] if t["id"] == "x")
     assert x["status"] == "blocked" and x["attempts"] == 3

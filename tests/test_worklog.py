@@ -18,7 +18,7 @@ from agentd.parse import parse_bytes
 
 
 def entry(seq=1, task="t", status="done", body="ok") -> str:
-    return Entry(seq, f"r{seq}", task, status, "2026-01-01T00:00:00Z", body, {}).render()
+    return Entry(seq, f"r{seq}", task, status, "2026-01-01T00:00:00Z", body=body).render()
 
 
 MESSY = (b"# my notes\r\n- [ ] a task {id: a}\r\nhalf a line with \xff\xfe bad bytes\x00 and NUL\n"

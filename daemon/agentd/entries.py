@@ -21,7 +21,7 @@ from __future__ import annotations
 from agentd import statuses
 from agentd.lazyre import lazy
 
-from agentd.recordtype import Record
+from agentd.recordtype import Factory, Record
 
 BEGIN = "=== agentd entry "
 END = "=== agentd end "
@@ -58,14 +58,20 @@ def field(value: str) -> str:
     return _SAFE_FIELD.sub("_", str(value))[:120] or "-"
 
 
-class Entry(Record):
+class Header(Record):
+    """An entry's begin marker: what agentd writes (``Entry``) and what every reader gets back."""
     seq: int
     run_id: str
     task_id: str
     status: str
     at: str
-    body: str
-    extra: dict  # e.g. {"until": ISO, "restored": "1"}
+    extra: dict = Factory(dict)  # e.g. {"until": ISO, "restored": "1"}
+    lines: int = -1  # body lines plus the end marker; -1 when a marker does not say
+    bytes: int = -1
+
+
+class Entry(Header):
+    body: str = ""
 
     def render(self) -> str:
         body = self.body
@@ -86,40 +92,19 @@ class Entry(Record):
 MAX_SEQ = 10**15
 
 
-def parse_header(line: bytes) -> dict | None:
-    """The fields of a begin marker line, or None if it is not a whole one."""
-    h = _parse_header(line)
-    if h is None or not 0 < h["seq"] < MAX_SEQ or h["status"] not in STATUSES:
-        return None
-    return h
-
-
-def _parse_header(line: bytes) -> dict | None:
-    p = line.split(b" ")
-    # the fixed layout agentd writes: a fast path for reading large worklogs
-    if (len(p) >= 11 and p[-1] == b"===" and p[3][:4] == b"seq=" and p[4][:4] == b"run="
-            and p[5][:5] == b"task=" and p[6][:7] == b"status=" and p[7][:3] == b"at="
-            and p[-3][:6] == b"lines=" and p[-2][:6] == b"bytes=" and p[0] == b"===" and p[2] == b"entry"):
-        try:
-            extra = {}
-            for kv in p[8:-3]:
-                k, _, v = kv.decode("ascii").partition("=")
-                extra[k] = v
-            return {"seq": int(p[3][4:]), "run": p[4][4:].decode("ascii"), "task": p[5][5:].decode("ascii"),
-                    "status": p[6][7:].decode("ascii"), "at": p[7][3:].decode("ascii"),
-                    "lines": int(p[-3][6:]), "bytes": int(p[-2][6:]), "extra": extra}
-        except (UnicodeDecodeError, ValueError):
-            pass
+def parse_header(line: bytes) -> Header | None:
+    """A begin marker line as a Header, or None if it is not a whole, sane one."""
     m = HEADER_RE.match(line)
     if not m:
         return None
     try:
         extra = dict(kv.split("=", 1) for kv in m.group(6).decode("ascii").split())
-        return {"seq": int(m.group(1)), "run": m.group(2).decode("ascii"), "task": m.group(3).decode("ascii"),
-                "status": m.group(4).decode("ascii"), "at": m.group(5).decode("ascii"),
-                "lines": int(extra.pop("lines", "-1")), "bytes": int(extra.pop("bytes", "-1")), "extra": extra}
+        h = Header(int(m.group(1)), m.group(2).decode("ascii"), m.group(3).decode("ascii"),
+                   m.group(4).decode("ascii"), m.group(5).decode("ascii"), extra,
+                   int(extra.pop("lines", "-1")), int(extra.pop("bytes", "-1")))
     except (UnicodeDecodeError, ValueError):
         return None
+    return h if 0 < h.seq < MAX_SEQ and h.status in STATUSES else None
 
 
 def end_marker(seq: int, run_id: str) -> bytes:

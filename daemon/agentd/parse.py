@@ -172,7 +172,7 @@ class State(Record):
         self._entry_fast(e.seq, e.run_id, e.task_id, e.status, e.at, e.extra.get("until"))
 
     def _entry(self, h: dict) -> None:
-        self._entry_fast(h["seq"], h["run"], h["task"], h["status"], h["at"], h["extra"].get("until"))
+        self._entry_fast(h.seq, h.run_id, h.task_id, h.status, h.at, h.extra.get("until"))
 
     def feed(self, data: bytes, final: bool = True, end: int | None = None) -> int:
         """Fold ``data[:end]`` (starting at a line start) in.  Returns the bytes consumed.
@@ -283,9 +283,9 @@ class State(Record):
             self._error(line, _damaged(data[pos:eol]))
             return eol + 1, line, True
         body_start = eol + 1
-        end = entries.end_marker(h["seq"], h["run"])
-        stop = body_start + h["bytes"]
-        if h["bytes"] > 0 and stop <= n and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
+        end = entries.end_marker(h.seq, h.run_id)
+        stop = body_start + h.bytes
+        if h.bytes > 0 and stop <= n and data[stop - 1:stop] == b"\n" and data[stop - len(end) - 1:stop - 1] == end:
             self._entry(h)
             line += data[body_start:stop].count(b"\n")  # not lines=: a person may have edited the body
             return stop, line, True

@@ -29,8 +29,8 @@ def append_entry(cfg, store, run_id: str, task_id: str, status: str, body: str, 
                  **extra) -> entries.Entry:
     """Write one entry: agentd's copy first, then the worklog.  Returns the entry as written."""
     seq = store.next_seq(floor)
-    e = entries.Entry(seq, run_id, task_id, status, now_iso(), redact(body, cfg.env),
-                      {k: v for k, v in extra.items() if v})
+    e = entries.Entry(seq, run_id, task_id, status, now_iso(), {k: v for k, v in extra.items() if v},
+                      body=redact(body, cfg.env))
     text = e.render()
     store.save_entry(run_id, seq, task_id, status, text, worklog=str(cfg.worklog_path))
     worklog.append(cfg.worklog_path, text)
