@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 TRANSFORMERS ?= transformers
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean cli-deps
 
 install: $(STAMP)
 
@@ -32,8 +32,18 @@ run: install
 	sed -n '/^=== agentd entry/,$$p' "$$scratch/demo_worklog.txt"; \
 	echo; $(BIN)/agentd runs; echo; $(BIN)/agentd status; exit $$rc
 
-test: install
+test: install cli-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# The real claude and codex CLIs that tests/test_cli_contract.py runs, pinned in tests/cli/package.json.
+# Without npm their tests skip, saying so.
+CLI_STAMP := tests/cli/node_modules/.installed
+cli-deps: $(CLI_STAMP)
+
+$(CLI_STAMP): tests/cli/package.json tests/cli/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/cli && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: skipping the real claude/codex CLIs (their contract tests will skip)"; fi
 
 # Byte-compile first: an editable install's modules are otherwise compiled on every run
 # wherever PYTHONDONTWRITEBYTECODE is set, which would be measured as agentd's start-up.
@@ -42,4 +52,4 @@ bench: install
 	$(BIN)/python bench/bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info daemon/*.egg-info
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info tests/cli/node_modules

@@ -1,17 +1,26 @@
-"""A loopback fake LLM server speaking the Anthropic Messages API and OpenAI Chat Completions.
+"""A loopback fake LLM server speaking the Anthropic Messages API, OpenAI Chat Completions and the
+OpenAI Responses API, each plain or streamed (SSE) as the request asks.
 
 Tests point the real SDKs at it (``ANTHROPIC_BASE_URL=fake.url``,
-``base_url: fake.url + "/v1"``) and script it per scenario with a list of
+``base_url: fake.url + "/v1"``), and the real ``claude`` and ``codex`` CLIs too
+(tests/test_cli_contract.py: ``claude -p`` streams ``/v1/messages?beta=true``;
+``codex exec`` streams ``/v1/responses``), and script it per scenario with a list of
 replies, served in order to whichever API asks::
 
     fake.script(reply(tools=[("shell", {"command": "ls"})]), error(429, retry_after=1),
                 finish("done", "listed the files"))
 
 Items: ``reply`` (text and/or tool calls), ``error`` (status, message,
-headers), ``sleep`` (answer late), ``garbage`` (a body that is not JSON),
+headers, or a whole ``body``), ``sleep`` (answer late), ``garbage`` (a body that is not JSON),
 ``block`` (hang until ``release()`` or close), or any callable taking the
 request dict and returning an item.  Every request is kept in
-``fake.requests`` as ``{"path", "headers", "body"}``.
+``fake.requests`` as ``{"path", "headers", "body"}`` (``path`` without the query string;
+``query`` holds it).  Only POSTs are scripted; a GET (e.g. codex's ``/v1/models``) is
+logged in ``fake.gets`` and answered from ``fake.get_replies`` (path -> JSON), else 404.
+Set ``fake.log_path`` to append every request as a JSON line (for exploring a client).
+
+Tool calls are ``(name, args)``: for the Messages API ``args`` is the tool's input, for
+the Responses API it is JSON-encoded into ``arguments`` (a str is sent as is).
 """
 
 from __future__ import annotations
@@ -32,9 +41,18 @@ def finish(status: str = "done", summary: str = "did the thing", **kw) -> dict:
 
 
 def error(status: int, message: str = "fake error", headers: dict | None = None, type: str = "api_error",
-          code: str | None = None) -> dict:
+          code: str | None = None, body: dict | None = None) -> dict:
+    """An HTTP error; ``body`` replaces the API's usual error body (e.g. codex's usage_limit_reached)."""
     return {"kind": "error", "status": status, "message": message, "headers": headers or {}, "type": type,
-            "code": code}
+            "code": code, "body": body}
+
+
+def stream_error(message: str = "fake stream error", type: str = "api_error", code: str | None = None,
+                 headers: dict | None = None, body: dict | None = None, status: int = 500) -> dict:
+    """HTTP 200, then an error event in the stream (SSE ``error`` / ``response.failed``); a request
+    that did not ask to stream gets ``error(status, ...)`` instead."""
+    return {"kind": "stream_error", "message": message, "type": type, "code": code, "headers": headers or {},
+            "body": body, "status": status}
 
 
 def sleep(seconds: float, then: dict | None = None) -> dict:
@@ -57,6 +75,10 @@ class FakeLLM:
         self.released = threading.Event()
         self.closed = threading.Event()
         self._ids = itertools.count(1)
+        self.gets: list[dict] = []
+        self.get_replies: dict[str, object] = {}
+        self.log_path = None
+        self.default = None  # served once the script is exhausted (None: a 500 "script exhausted")
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +89,9 @@ class FakeLLM:
 
             def do_POST(self):
                 fake._handle(self)
+
+            def do_GET(self):
+                fake._get(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -102,18 +127,41 @@ class FakeLLM:
         self.server.server_close()
 
     # -- serving ------------------------------------------------------------------
+    def _log(self, req: dict) -> None:
+        if self.log_path:
+            with self.lock, open(self.log_path, "a") as f:
+                f.write(json.dumps(req) + "\n")
+
+    def _get(self, h: BaseHTTPRequestHandler) -> None:
+        path, _, query = h.path.partition("?")
+        req = {"method": "GET", "path": path, "query": query, "headers": {k.lower(): v for k, v in h.headers.items()}}
+        self.gets.append(req)
+        self._log(req)
+        if path in self.get_replies:
+            return self._send(h, 200, json.dumps(self.get_replies[path]).encode(), {})
+        self._send(h, 404, b'{"error": {"message": "not found", "type": "not_found"}}', {})
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length") or 0)
         raw = h.rfile.read(length)
+        if (h.headers.get("content-encoding") or "").lower() == "zstd":
+            raw = _unzstd(raw)
+        elif (h.headers.get("content-encoding") or "").lower() == "gzip":
+            import gzip
+            raw = gzip.decompress(raw)
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
-        req = {"path": h.path, "headers": {k.lower(): v for k, v in h.headers.items()}, "body": body}
+        path, _, query = h.path.partition("?")
+        req = {"path": path, "query": query, "headers": {k.lower(): v for k, v in h.headers.items()}, "body": body}
+        self._log({"method": "POST", **req})
         with self.lock:
             self.requests.append(req)
-            item = self.items.pop(0) if self.items else error(500, "fake: script exhausted")
-        api = "anthropic" if h.path.rstrip("/").endswith("/messages") else "openai"
+            item = (self.items.pop(0) if self.items else self.default if self.default is not None
+                    else error(500, "fake: script exhausted"))
+        p = path.rstrip("/")
+        api = "anthropic" if p.endswith("/messages") else "responses" if p.endswith("/responses") else "openai"
         self._serve(h, api, req, item)
 
     def _serve(self, h, api: str, req: dict, item) -> None:
@@ -130,13 +178,136 @@ class FakeLLM:
         if kind == "garbage":
             return self._send(h, item["status"], item["body"].encode(), {})
         if kind == "error":
-            if api == "anthropic":
+            if item.get("body") is not None:
+                body = item["body"]
+            elif api == "anthropic":
                 body = {"type": "error", "error": {"type": item["type"], "message": item["message"]}}
             else:
                 body = {"error": {"message": item["message"], "type": item["type"], "code": item["code"]}}
             return self._send(h, item["status"], json.dumps(body).encode(), item["headers"])
+        stream = bool(isinstance(req["body"], dict) and req["body"].get("stream"))
+        if kind == "stream_error" and not stream:
+            return self._serve(h, api, req, {**item, "kind": "error"})
+        if kind == "stream_error":
+            return self._send_sse(h, self._stream_error_events(api, req, item), item["headers"])
+        if api == "responses":
+            resp = self._responses(req, item)
+            if stream:
+                return self._send_sse(h, self._responses_events(resp), {})
+            return self._send(h, 200, json.dumps(resp).encode(), {})
         body = self._anthropic(req, item) if api == "anthropic" else self._openai(req, item)
+        if stream and api == "anthropic":
+            return self._send_sse(h, self._anthropic_events(body), {})
+        if stream:
+            return self._send_sse(h, self._openai_chunks(body), {}, done=True)
         self._send(h, 200, json.dumps(body).encode(), {})
+
+    # -- streaming ---------------------------------------------------------------
+    @staticmethod
+    def _anthropic_events(msg: dict) -> list[tuple[str | None, dict]]:
+        start = {**msg, "content": [], "stop_reason": None,
+                 "usage": {**msg["usage"], "output_tokens": 1}}
+        ev = [("message_start", {"type": "message_start", "message": start})]
+        for i, block in enumerate(msg["content"]):
+            if block["type"] == "text":
+                ev.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "text", "text": ""}}))
+                ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "text_delta", "text": block["text"]}}))
+            else:
+                ev.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {**block, "input": {}}}))
+                ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "input_json_delta",
+                                                             "partial_json": json.dumps(block["input"])}}))
+            ev.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+        ev.append(("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": None},
+                                     "usage": {"output_tokens": msg["usage"]["output_tokens"]}}))
+        ev.append(("message_stop", {"type": "message_stop"}))
+        return ev
+
+    @staticmethod
+    def _openai_chunks(body: dict) -> list[tuple[str | None, dict]]:
+        msg = body["choices"][0]["message"]
+        base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"], "model": body["model"]}
+        delta = {"role": "assistant", "content": msg.get("content") or ""}
+        if msg.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(msg["tool_calls"])]
+        return [(None, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}),
+                (None, {**base, "choices": [{"index": 0, "delta": {},
+                                             "finish_reason": body["choices"][0]["finish_reason"]}],
+                        "usage": body["usage"]})]
+
+    def _responses(self, req: dict, item: dict) -> dict:
+        out = []
+        for name, args in item["tools"]:
+            out.append({"type": "function_call", "id": f"fc_{next(self._ids)}", "call_id": f"call_{next(self._ids)}",
+                        "name": name, "arguments": args if isinstance(args, str) else json.dumps(args),
+                        "status": "completed"})
+        if item["text"]:
+            out.append({"type": "message", "id": f"msg_{next(self._ids)}", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": item["text"], "annotations": []}]})
+        inp, outp = item["usage"]
+        return {"id": f"resp_{next(self._ids)}", "object": "response", "created_at": int(time.time()),
+                "status": "completed", "model": (req["body"] or {}).get("model", "fake"), "output": out,
+                "usage": {"input_tokens": inp + item["cache"][0],
+                          "input_tokens_details": {"cached_tokens": item["cache"][0]},
+                          "output_tokens": outp, "output_tokens_details": {"reasoning_tokens": 0},
+                          "total_tokens": inp + item["cache"][0] + outp}}
+
+    @staticmethod
+    def _responses_events(resp: dict) -> list[tuple[str | None, dict]]:
+        pending = {**resp, "status": "in_progress", "output": [], "usage": None}
+        ev = [("response.created", {"type": "response.created", "response": pending}),
+              ("response.in_progress", {"type": "response.in_progress", "response": pending})]
+        for i, it in enumerate(resp["output"]):
+            ev.append(("response.output_item.added", {"type": "response.output_item.added", "output_index": i,
+                                                      "item": {**it, "status": "in_progress"}}))
+            if it["type"] == "message":
+                text = it["content"][0]["text"]
+                ev.append(("response.output_text.delta", {"type": "response.output_text.delta", "item_id": it["id"],
+                                                          "output_index": i, "content_index": 0, "delta": text}))
+                ev.append(("response.output_text.done", {"type": "response.output_text.done", "item_id": it["id"],
+                                                         "output_index": i, "content_index": 0, "text": text}))
+            ev.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i,
+                                                     "item": it}))
+        ev.append(("response.completed", {"type": "response.completed", "response": resp}))
+        return ev
+
+    def _stream_error_events(self, api: str, req: dict, item: dict) -> list[tuple[str | None, dict]]:
+        if api == "anthropic":
+            body = item["body"] or {"type": "error", "error": {"type": item["type"], "message": item["message"]}}
+            msg = self._anthropic(req, reply(""))
+            return [("message_start", {"type": "message_start", "message": {**msg, "stop_reason": None}}),
+                    ("error", body)]
+        if api == "responses":
+            rid = f"resp_{next(self._ids)}"
+            failed = {"id": rid, "object": "response", "status": "failed", "output": [],
+                      "error": item["body"] or {"code": item["code"] or item["type"], "message": item["message"]}}
+            return [("response.created", {"type": "response.created", "response": {**failed, "status": "in_progress",
+                                                                                  "error": None}}),
+                    ("response.failed", {"type": "response.failed", "response": failed})]
+        return [(None, item["body"] or {"error": {"message": item["message"], "type": item["type"],
+                                                  "code": item["code"]}})]
+
+    @staticmethod
+    def _send_sse(h, events, headers: dict, done: bool = False) -> None:
+        data = b"".join((f"event: {name}\n" if name else "").encode() + b"data: " + json.dumps(e).encode() + b"\n\n"
+                        for name, e in events)
+        if done:
+            data += b"data: [DONE]\n\n"
+        try:
+            h.send_response(200)
+            h.send_header("content-type", "text/event-stream")
+            h.send_header("cache-control", "no-cache")
+            h.send_header("content-length", str(len(data)))
+            for k, v in headers.items():
+                h.send_header(k, str(v))
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _anthropic(self, req: dict, item: dict) -> dict:
         content = [{"type": "text", "text": item["text"]}] if item["text"] else []
@@ -176,6 +347,14 @@ class FakeLLM:
             h.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def _unzstd(raw: bytes) -> bytes:
+    try:
+        import zstandard  # optional; codex may compress request bodies
+    except ImportError:
+        return raw
+    return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
 
 
 def make_config(tmp_path, values: dict | None = None, env: dict | None = None):

@@ -1,0 +1,138 @@
+"""The real ``claude`` and ``codex`` CLIs (pinned in tests/cli/package.json), run headless against
+tests/fake_llm.py.  Shared by tests/test_cli_contract.py and tests/captures/capture.py.
+
+Claude Code: ``ANTHROPIC_BASE_URL`` points at the fake, telemetry, autoupdate and other traffic off.
+It streams ``POST /v1/messages?beta=true``.  An ``ANTHROPIC_API_KEY`` makes it an API-billed user;
+``CLAUDE_CODE_OAUTH_TOKEN`` (no API key) makes it a subscriber, and only then does a 429 carrying
+``anthropic-ratelimit-unified-*`` headers print "You've hit your 5-hour limit · resets …".
+As root it refuses to bypass permissions unless ``IS_SANDBOX=1``.
+
+Codex: a throwaway ``CODEX_HOME`` whose config.toml has a ``model_providers`` entry with
+``wire_api = "responses"``; it streams ``POST /v1/responses``.  Its shell sandbox (bwrap plus a
+helper binary) is not set up when CODEX_HOME lies under the temp dir, so ``TMPDIR`` is pointed
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CLI_DIR = Path(__file__).resolve().parent / "cli"
+BIN = CLI_DIR / "node_modules" / ".bin"
+CLAUDE = BIN / "claude"
+CODEX = BIN / "codex"
+API_KEY = "sk-ant-api03-contract-test-key-0000000000"
+OAUTH_TOKEN = "sk-ant-oat01-contract-test-token-0000000000"
+OPENAI_KEY = "sk-proj-contract-test-key-0000000000"
+
+
+def pinned() -> dict[str, str]:
+    return json.loads((CLI_DIR / "package.json").read_text())["dependencies"]
+
+
+def installed_version(package: str) -> str | None:
+    try:
+        return json.loads((CLI_DIR / "node_modules" / package / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def missing(name: str) -> str | None:
+    """Why the real CLI can't be run here, or None when it can."""
+    package = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}[name]
+    binary = BIN / name
+    if not binary.exists():
+        how = "npm is not installed" if not shutil.which("npm") else "run `make cli-deps`"
+        return f"the real {name} CLI is not installed in {BIN} ({how}; CI installs it)"
+    want, have = pinned()[package], installed_version(package)
+    if have != want:
+        return f"{package} {have} is installed but tests/cli/package.json pins {want}: run `make cli-deps`"
+    return None
+
+
+def claude_env(fake_url: str, home: Path, *, oauth: bool = False, sandbox: bool = True, **extra) -> dict:
+    """Environment for a headless ``claude -p`` against the fake at ``fake_url``."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TZ": "UTC", "LANG": "C.UTF-8",
+           "ANTHROPIC_BASE_URL": fake_url, "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
+           "DISABLE_ERROR_REPORTING": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+           # 2.1.x retries 401s and 5xx about ten times with backoff (minutes); two keeps a test short
+           "CLAUDE_CODE_MAX_RETRIES": "2"}
+    if oauth:
+        env["CLAUDE_CODE_OAUTH_TOKEN"] = OAUTH_TOKEN
+    else:
+        env["ANTHROPIC_API_KEY"] = API_KEY
+    if sandbox:
+        env["IS_SANDBOX"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def codex_env(fake_url: str, home: Path, **extra) -> dict:
+    """Environment (and a throwaway CODEX_HOME) for a headless ``codex exec`` against the fake."""
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        'model_provider = "fake"\n\n'
+        "[model_providers.fake]\n"
+        'name = "fake"\n'
+        f'base_url = "{fake_url}/v1"\n'
+        'env_key = "FAKE_OPENAI_API_KEY"\n'
+        'wire_api = "responses"\n')
+    tmp = home.parent / (home.name + "-tmp")  # not above CODEX_HOME, or codex skips its sandbox helper
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "CODEX_HOME": str(codex_home),
+           "TMPDIR": str(tmp), "TZ": "UTC", "LANG": "C.UTF-8", "FAKE_OPENAI_API_KEY": OPENAI_KEY}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def claude_argv(prompt: str, *, max_turns: int = 30, budget: str | None = "2.00", fmt: str = "json",
+                extra=()) -> list[str]:
+    """What daemon/agentd/providers/cli.py runs (``--output-format json``), or ``fmt='stream-json'``."""
+    argv = [str(CLAUDE), "-p", prompt, "--output-format", fmt]
+    if fmt == "stream-json":
+        argv.append("--verbose")
+    argv += ["--max-turns", str(max_turns)]
+    if budget is not None:
+        argv += ["--max-budget-usd", budget]
+    return argv + ["--permission-mode", "bypassPermissions", *extra]
+
+
+def codex_argv(prompt: str, workspace: Path, extra=()) -> list[str]:
+    """What daemon/agentd/providers/cli.py runs."""
+    return [str(CODEX), "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write",
+            "-C", str(workspace), *extra, prompt]
+
+
+def run(argv, env: dict, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def events(stdout: str) -> list[dict]:
+    """JSON lines of stdout (codex --json, claude stream-json); a line that is not JSON fails."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def unified_limit_headers(reset_epoch: int, claim: str = "five_hour") -> dict:
+    """Headers of a subscriber's 429 that make claude print its usage-limit text."""
+    return {"anthropic-ratelimit-unified-status": "rejected", "anthropic-ratelimit-unified-reset": str(reset_epoch),
+            "anthropic-ratelimit-unified-representative-claim": claim, "retry-after": "3600"}
+
+
+def codex_usage_limit_body(reset_epoch: int, plan_type: str | None = "plus") -> dict:
+    """The 429 body that makes codex print "You've hit your usage limit … try again at …"."""
+    err = {"type": "usage_limit_reached", "message": "The usage limit has been reached", "resets_at": reset_epoch}
+    if plan_type:
+        err["plan_type"] = plan_type
+    return {"error": err}
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
