@@ -365,3 +365,37 @@ def test_a_huge_line_without_a_newline_is_read_in_bounded_memory(tmp_path, first
     if first.startswith(b"-") or first.startswith(b"="):
         assert "[2]" in out, out  # the long line is reported by number
     assert peak < 150, f"peak RSS {peak:.0f} MiB"
+
+
+# -- g. slow in-place editor saves never pile up restored entries ------------------------------
+
+def test_slow_in_place_saves_restore_each_entry_at_most_once(worklog, home):
+    import re
+    import sqlite3
+
+    worklog.write_text("".join(f"- [ ] t{i} {{id: t{i}, run: 'echo {i}'}}\n" for i in range(3)))
+    for _ in range(3):
+        assert run_cli("wake", "--now").returncode == 0
+    buffer = worklog.read_bytes()  # what the editor holds, and writes back again and again
+    keys = set(re.findall(rb"=== agentd end seq=(\d+) run=(\S+) ===", buffer))
+    for rnd in range(6):
+        cut = len(buffer) * (rnd + 1) // 8
+        with open(worklog, "r+b") as f:  # truncate, then write the buffer in pieces, slowly
+            f.truncate(0)
+            f.write(buffer[:cut])
+            f.flush()
+            r = run_cli("wake", "--now")  # a wake in the middle of the save
+            no_traceback(r)
+            f.write(buffer[cut:])
+        r = run_cli("wake", "--now")  # and one after it
+        no_traceback(r)
+    db = sqlite3.connect(home / ".local/state/agentd/agentd.sqlite3")
+    counts = dict(db.execute("SELECT seq, restored_count FROM entries"))
+    assert max(counts.values()) <= 1, counts
+    text = worklog.read_bytes()
+    for seq, run in keys:
+        n = len(re.findall(rb"=== agentd end seq=" + seq + rb" run=" + re.escape(run) + rb" ===", text))
+        assert n <= 2, (seq, n)
+    st = parse_state(worklog)
+    assert {st.latest[f"t{i}"]["status"] for i in range(3)} == {"done"}
+    assert text.count(b"> 0\n") + text.count(b"> 1\n") + text.count(b"> 2\n") <= 6  # no task ran again

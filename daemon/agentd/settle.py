@@ -55,7 +55,7 @@ class Leftovers(Record):
 def restore(cfg, store, lost: list) -> int:
     """Append again every entry of agentd's copy that the worklog has lost (``lost``: (run, seq) keys)."""
     n = 0
-    for run_id, seq in sorted(lost, key=lambda k: k[1]):
+    for run_id, seq in sorted(store.restorable(lost), key=lambda k: k[1]):  # at most once each
         text = store.entry_text(run_id, seq)
         if text is None:
             continue
