@@ -96,6 +96,21 @@ class LineTap:
             self.on_line(line.decode("utf-8", "replace"))
 
 
+def start(argv: list[str], *, cwd, env, input: bytes | None = None, merge_stderr: bool = False) -> subprocess.Popen:
+    """Start a child in its own session with piped output; ``input`` is written to its stdin, else stdin is
+    /dev/null."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                            start_new_session=True)
+    if input is not None:
+        try:
+            proc.stdin.write(input)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    return proc
+
+
 def watch(argv: list[str], *, cwd, env, out_path, err_path, wall: float, idle: float | None, max_bytes: int,
           input: bytes | None = None, on_stdout_line=None) -> tuple[int | None, str | None]:
     """Run a child to the end with its stdout and stderr going to files: (exit code, why it was stopped).
@@ -107,20 +122,13 @@ def watch(argv: list[str], *, cwd, env, out_path, err_path, wall: float, idle: f
 
     old = signal.signal(signal.SIGTERM, on_term)
     proc = None
-    start = time.monotonic()
+    t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        if input is not None:
-            try:
-                proc.stdin.write(input)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
+        proc = start(argv, cwd=cwd, env=env, input=input)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             sink = LineTap(out, on_stdout_line) if on_stdout_line else out
             stopped = pump(proc, {proc.stdout: sink, proc.stderr: err}, wall=wall, idle=idle, max_bytes=max_bytes,
-                           start=start)
+                           start=t0)
     except (Stopped, KeyboardInterrupt):
         if proc is not None:
             kill_group(proc)
@@ -133,15 +141,7 @@ def watch(argv: list[str], *, cwd, env, out_path, err_path, wall: float, idle: f
 def run(argv: list[str], *, cwd=None, env=None, input: bytes | None = None, timeout: float,
         max_bytes: int = 16 * 2**20, merge_stderr: bool = False) -> tuple[int | None, bytes, bytes, str | None]:
     """Run to the end (or a limit): (exit code or None if stopped, stdout, stderr, why stopped)."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                            start_new_session=True)
-    if input is not None:
-        try:
-            proc.stdin.write(input)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+    proc = start(argv, cwd=cwd, env=env, input=input, merge_stderr=merge_stderr)
     out, err = io.BytesIO(), io.BytesIO()
     sinks = {proc.stdout: out} if merge_stderr else {proc.stdout: out, proc.stderr: err}
     stopped = pump(proc, sinks, wall=timeout, max_bytes=max_bytes)
