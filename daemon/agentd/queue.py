@@ -206,6 +206,15 @@ def read(cfg, store=None):
     return r, lost
 
 
+def known(cfg, read, task_id: str) -> None:
+    """Raise a UsageError unless a worklog line or a task file defines ``task_id``."""
+    if task_id in read.state.tasks or any(d.id == task_id for d in load_task_files(cfg.tasks_dir)[0]):
+        return
+    from agentd.errors import UsageError
+
+    raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
+
+
 def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False,
          read_and_lost: tuple | None = None) -> View:
     """Everything the queue, status and the wake need.  ``in_wake``: the caller holds the lock and

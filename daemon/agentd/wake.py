@@ -28,12 +28,14 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             return EX_OK
         store = Store(cfg.store_path)
         read, lost = queue.read(cfg, store)
+        if task_id:
+            queue.known(cfg, read, task_id)  # an unknown --task is a usage error before anything is written
         settle.restore(cfg, store, lost)
         leftovers = settle.interrupted(cfg, store, read.state)
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True, read_and_lost=(read, []))
         _warn_unreadable(log, view)
         if task_id:
-            gating.choose(view.tasks, gating.Gate(), task_id)  # a bad --task is a usage error before a run
+            gating.choose(view.tasks, gating.Gate(), task_id)  # one that can't run now: before a run
         pick = leftovers.resume(cfg, store, view)
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
