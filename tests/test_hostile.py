@@ -399,3 +399,112 @@ def test_slow_in_place_saves_restore_each_entry_at_most_once(worklog, home):
     st = parse_state(worklog)
     assert {st.latest[f"t{i}"]["status"] for i in range(3)} == {"done"}
     assert text.count(b"> 0\n") + text.count(b"> 1\n") + text.count(b"> 2\n") <= 6  # no task ran again
+
+
+# -- h. the corpus: every case with the exit code and the message it must give ------------------
+
+CORPUS_DIR = Path(__file__).resolve().parent / "hostile"
+CORPUS = sorted(p for p in CORPUS_DIR.glob("*/*") if p.suffix in (".txt", ".yaml"))
+
+
+def _expectation(first_line: bytes) -> dict:
+    text = first_line.decode().removeprefix("# expect: ")
+    exp: dict = {}
+    for key in ("exit", "lines"):
+        if text.startswith(key + "="):
+            value, _, text = text.partition(" ")
+            exp[key] = value.split("=", 1)[1]
+    exp["text"] = text.removeprefix("text=").split("|")
+    return exp
+
+
+def test_the_corpus_has_at_least_100_cases():
+    assert len(CORPUS) >= 100, len(CORPUS)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[f"{p.parent.name}/{p.stem}" for p in CORPUS])
+def test_corpus(case, worklog, tmp_path, home, capsys):
+    from agentd import cli
+
+    data = case.read_bytes()
+    exp = _expectation(data.partition(b"\n")[0])
+    kind = case.parent.name
+    if kind == "worklog":
+        worklog.write_bytes(data)
+    else:
+        worklog.write_text("# hostile\n- [ ] good {id: good, run: 'true'}\n")
+        where = (tmp_path / "wl" / "tasks") if kind == "tasks" else (home / ".config" / "agentd")
+        where.mkdir(parents=True)
+        (where / ("case.yaml" if kind == "tasks" else "config.yaml")).write_bytes(data)
+    args = ["queue"] if kind == "config" else ["queue", "--json"]
+    code = cli.main(args)
+    out = capsys.readouterr()
+    both = out.out + out.err
+    assert "Traceback" not in both
+    assert code == int(exp["exit"]), (code, both[-1500:])
+    for t in exp["text"]:
+        assert t in both, (t, both[-1500:])
+    if kind != "config":
+        q = json.loads(out.out)
+        if kind == "worklog":
+            want = [] if exp["lines"] == "-" else [int(x) for x in exp["lines"].split(",")]
+            assert [u["line"] for u in q["unreadable"]] == want, q["unreadable"][:5]
+        assert "good" in {t["id"] for t in q["tasks"]}  # every other task is still listed
+
+
+# -- h. property tests: attrs and YAML never raise anything but their own errors ---------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30))
+_trees = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                                       st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                      max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\\\n\t\x00\u2028e+")), max_size=80))
+def test_any_attrs_text_is_read_or_refused_as_a_bad_line(raw):
+    from agentd.lines import LineError, parse_attrs
+
+    try:
+        out = parse_attrs("{" + raw + "}", "w:1")
+    except LineError:
+        return
+    assert isinstance(out, dict)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_trees)
+def test_any_yaml_tree_loads_as_itself_or_is_refused_with_a_line(tree):
+    import math
+
+    import yaml
+
+    from agentd.schema import load_yaml
+
+    text = yaml.safe_dump({"k": tree})
+    data, lines, problems = load_yaml(text, "f.yaml")
+    if problems:
+        assert all(p.startswith("f.yaml") for p in problems), problems
+        return
+
+    def same(a, b):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a == b
+
+    assert same(data, {"k": tree})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\n\t%@`?~=<")), max_size=120))
+def test_any_yaml_text_gives_data_or_problems_never_an_exception(text):
+    from agentd.schema import load_yaml
+
+    data, lines, problems = load_yaml(text, "f.yaml")
+    assert isinstance(problems, list)

@@ -51,7 +51,7 @@ def parse_time_range(text: str) -> tuple[int, int]:
 
 
 def _type_name(v: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", bytes: "binary data",
             list: "a list", dict: "a mapping", type(None): "null"}.get(type(v), type(v).__name__)
 
 
@@ -80,13 +80,13 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
             return None, f"must be a path, not {_type_name(v)} {_short(v)}"
         return v, None
     if k == "str":
-        if isinstance(v, (dict, list, bool)):
+        if isinstance(v, (dict, list, bool, bytes, set)):
             return None, f"must be a string, not {_type_name(v)}"
         return str(v), None
     if k == "prices":  # model -> {input: X, output: Y[, cache_read, cache_write, context]}
         if not isinstance(v, dict):
             return None, f"must be a mapping of model -> {{input: X, output: Y}}, not {_type_name(v)}"
-        bad = [f"{model!r}: not {p!r}" for model, p in v.items()
+        bad = [f"{_short(model)}: not {_short(p)}" for model, p in v.items()
                if not (isinstance(p, dict) and {"input", "output"} <= set(p) <= _PRICE_KEYS
                        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < float("inf")
                                for x in p.values())
@@ -231,7 +231,10 @@ def _limited_loader():
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 node = super().compose_node(parent, index)
-                self._add(getattr(node, "_agentd_size", 1), event.start_mark)
+                if not hasattr(node, "_agentd_size"):  # an alias inside its own anchor: a loop
+                    self._limit(f"the alias *{event.anchor} is used inside its own anchor (a loop)",
+                                event.start_mark)
+                self._add(node._agentd_size, event.start_mark)
                 return node
             self._depth += 1
             if self._depth > MAX_YAML_DEPTH:
@@ -283,8 +286,9 @@ def yaml_limited(text: str, source: str) -> tuple[object, object, list[str]]:
     if _LOADER is None:
         _LOADER = _limited_loader()
     loader_cls, limit_error = _LOADER
-    loader = loader_cls(text)
+    loader = None
     try:
+        loader = loader_cls(text)  # the reader already refuses control characters here
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except limit_error as e:
@@ -297,7 +301,8 @@ def yaml_limited(text: str, source: str) -> tuple[object, object, list[str]]:
     except (ValueError, TypeError, RecursionError, MemoryError) as e:  # what a constructor may still raise
         return None, None, [f"{source}: not valid YAML: {type(e).__name__}: {str(e)[:200]}"]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, node, []
 
 
