@@ -1,0 +1,475 @@
+"""Contract tests: the REAL claude and codex CLIs (pinned in tests/cli/package.json) against the
+loopback fake model server, and what agentd makes of them.
+
+Three layers:
+- ``test_claude_*`` / ``test_codex_*`` with ``raw``: the CLI's own output shape, exit code and
+  texts, as agentd depends on them (these break when a new CLI version changes its contract);
+- ``test_agentd_*``: agentd's claude-cli / codex-cli runner (runners/cli_agent.py) running the real
+  binary end to end, checking the Outcome it records;
+- ``test_parse_*``: the parsers (runners/cli_output.py) over the saved captures in
+  tests/captures/<cli>-<version>/ (no binary needed).
+
+Tests marked ``xfail(strict=True)`` fail today because of agentd bugs listed in issue 11; they
+flip to XPASS (and so fail the suite) once fixed: then drop the mark.  Without the binaries
+(no npm) the real-CLI tests skip and say why; ``make test`` installs them (``make cli-deps``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import real_cli as rc
+from fake_llm import FakeLLM, error, make_config, reply, stream_error
+
+CAPTURES = Path(__file__).parent / "captures"
+CLAUDE_CAPTURES = CAPTURES / "claude-2.1.332"
+CODEX_CAPTURES = CAPTURES / "codex-0.171.0"
+RESET = 1900000000  # 2030-03-17T17:46:40Z
+RESET_ISO = "2030-03-17T17:46:40Z"
+PROMPT = "Check the disk usage of the workspace and report it. End with STATUS: done|blocked|failed."
+
+needs_claude = pytest.mark.skipif(bool(rc.missing("claude")), reason=rc.missing("claude") or "")
+needs_codex = pytest.mark.skipif(bool(rc.missing("codex")), reason=rc.missing("codex") or "")
+
+
+def bug(reason: str, condition: bool = True):
+    return pytest.mark.xfail(condition, strict=True, reason=f"issue 11: {reason}")
+
+
+@pytest.fixture
+def fake():
+    f = FakeLLM()
+    yield f
+    f.close()
+
+
+def bash(cmd):
+    return ("Bash", {"command": cmd, "description": "Run a command"})
+
+
+def exec_command(cmd):
+    return ("exec_command", {"cmd": cmd})
+
+
+def claude(fake, tmp_path, *, oauth=False, sandbox=True, **kw):
+    env = rc.claude_env(fake.url, tmp_path / "clihome", oauth=oauth, sandbox=sandbox)
+    p = rc.run(rc.claude_argv(PROMPT, **kw), env, tmp_path / "ws")
+    return p, (json.loads(p.stdout) if p.stdout.strip().startswith("{") else None)
+
+
+def codex(fake, tmp_path):
+    env = rc.codex_env(fake.url, tmp_path / "clihome")
+    p = rc.run(rc.codex_argv(PROMPT, tmp_path / "ws"), env, tmp_path / "ws")
+    return p, rc.events(p.stdout)
+
+
+# -- claude, raw ------------------------------------------------------------------------------
+
+@needs_claude
+def test_claude_raw_done_is_one_result_object_with_rc_0(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    p, res = claude(fake, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert res["type"] == "result" and res["subtype"] == "success" and res["is_error"] is False
+    assert res["result"] == "The workspace uses 4.0K.\nSTATUS: done" and res["num_turns"] == 1
+    assert res["terminal_reason"] == "completed" and res["api_error_status"] is None
+    assert res["usage"]["input_tokens"] == 100 and res["usage"]["output_tokens"] == 20
+    assert res["total_cost_usd"] > 0 and list(res["modelUsage"]) and res["permission_denials"] == []
+    req = fake.requests[0]
+    assert req["path"] == "/v1/messages" and req["query"] == "beta=true" and req["body"]["stream"] is True
+
+
+@needs_claude
+def test_claude_raw_tool_round_trip_runs_the_shell_command(fake, tmp_path):
+    fake.script(reply(tools=[bash("echo hello-from-tool > out.txt; cat out.txt")]), reply("Wrote it.\nSTATUS: done"))
+    p, res = claude(fake, tmp_path)
+    assert p.returncode == 0 and res["num_turns"] == 2 and res["usage"]["input_tokens"] == 200
+    assert (tmp_path / "ws" / "out.txt").read_text() == "hello-from-tool\n"
+    blocks = [b for m in fake.requests[1]["body"]["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    (result,) = [b for b in blocks if b.get("type") == "tool_result"]
+    assert result["content"] == "hello-from-tool" and result["is_error"] is False
+
+
+@needs_claude
+def test_claude_raw_401_is_an_error_result_with_rc_1(fake, tmp_path):
+    fake.default = error(401, "invalid x-api-key", type="authentication_error")
+    p, res = claude(fake, tmp_path)
+    assert p.returncode == 1 and res["is_error"] is True and res["subtype"] == "success"
+    assert res["api_error_status"] == 401 and res["terminal_reason"] == "api_error"
+    assert res["result"] == "Invalid API key · Fix external API key"
+
+
+@needs_claude
+def test_claude_raw_429_then_success_is_a_plain_success(fake, tmp_path):
+    fake.script(error(429, "slow down", type="rate_limit_error", headers={"retry-after": "1"}),
+                reply("Recovered.\nSTATUS: done"))
+    p, res = claude(fake, tmp_path)
+    assert p.returncode == 0 and res["is_error"] is False and res["result"] == "Recovered.\nSTATUS: done"
+    assert len(fake.requests) == 2
+
+
+@needs_claude
+@pytest.mark.parametrize("claim,name", [("five_hour", "5-hour limit"), ("seven_day", "weekly limit"),
+                                        ("seven_day_opus", "Opus limit")])
+def test_claude_raw_subscriber_usage_limit_prints_the_reset_time(fake, tmp_path, claim, name):
+    fake.default = error(429, "rate limited", type="rate_limit_error", headers=rc.unified_limit_headers(RESET, claim))
+    p, res = claude(fake, tmp_path, oauth=True)
+    assert p.returncode == 1 and res["is_error"] is True and res["api_error_status"] == 429
+    assert res["api_error"] == "usage_limit_reached"
+    assert res["result"] == f"You've hit your {name} · resets Mar 17, 2030, 5:46pm (UTC)"
+    assert len(fake.requests) == 1  # not retried
+
+
+@needs_claude
+def test_claude_raw_budget_stop_reports_only_the_last_call_in_usage(fake, tmp_path):
+    fake.script(reply(tools=[bash("echo one")]), reply(tools=[bash("echo two")]), reply("never\nSTATUS: done"))
+    p, res = claude(fake, tmp_path, budget="0.001")
+    assert p.returncode == 1 and res["subtype"] == "error_max_budget_usd" and res["is_error"] is True
+    assert res["terminal_reason"] == "budget_exhausted" and res["errors"] == ["Reached maximum budget ($0.001)"]
+    assert res["usage"]["input_tokens"] == 100  # the last call only
+    (mu,) = res["modelUsage"].values()
+    assert mu["inputTokens"] == 200 and mu["outputTokens"] == 40 and res["total_cost_usd"] == mu["costUSD"]
+
+
+@needs_claude
+def test_claude_raw_rejects_a_zero_budget_before_any_call(fake, tmp_path):
+    p, res = claude(fake, tmp_path, budget="0.00")
+    assert p.returncode == 1 and res is None and p.stdout == "" and not fake.requests
+    assert "--max-budget-usd must be a number greater than 0" in p.stderr
+
+
+@needs_claude
+@pytest.mark.skipif(not rc.is_root(), reason="claude refuses to bypass permissions only as root")
+def test_claude_raw_refuses_bypass_permissions_as_root_without_is_sandbox(fake, tmp_path):
+    p, res = claude(fake, tmp_path, sandbox=False)
+    assert p.returncode == 1 and res is None and not fake.requests
+    assert "cannot be used with root/sudo privileges" in p.stderr
+
+
+# -- codex, raw -------------------------------------------------------------------------------
+
+@needs_codex
+def test_codex_raw_done_is_pure_json_lines(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    p, evs = codex(fake, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [e["type"] for e in evs] == ["thread.started", "turn.started", "item.completed", "turn.completed"]
+    assert evs[2]["item"] == {"id": "item_0", "type": "agent_message", "text": "The workspace uses 4.0K.\nSTATUS: done"}
+    assert evs[3]["usage"]["input_tokens"] == 100 and evs[3]["usage"]["output_tokens"] == 20
+    req = fake.requests[0]
+    assert req["path"] == "/v1/responses" and req["body"]["stream"] is True
+
+
+@needs_codex
+def test_codex_raw_tool_round_trip_has_item_started_and_completed(fake, tmp_path):
+    fake.script(reply(tools=[exec_command("echo hello-from-tool > out.txt; cat out.txt")]), reply("Wrote it.\nSTATUS: done"))
+    p, evs = codex(fake, tmp_path)
+    assert p.returncode == 0
+    kinds = [(e["type"], (e.get("item") or {}).get("type")) for e in evs]
+    assert ("item.started", "command_execution") in kinds and ("item.completed", "command_execution") in kinds
+    done = next(e for e in evs if e["type"] == "item.completed" and e["item"]["type"] == "command_execution")
+    assert done["item"]["exit_code"] == 0 and done["item"]["aggregated_output"] == "hello-from-tool\n"
+    assert (tmp_path / "ws" / "out.txt").read_text() == "hello-from-tool\n"
+
+
+@needs_codex
+def test_codex_raw_429_then_success_prints_an_error_event_and_exits_0(fake, tmp_path):
+    fake.script(error(429, "Rate limit reached", type="requests", code="rate_limit_exceeded",
+                      headers={"retry-after": "1"}), reply("Recovered.\nSTATUS: done"))
+    p, evs = codex(fake, tmp_path)
+    assert p.returncode == 0
+    errors = [e for e in evs if e["type"] == "error"]
+    assert [e["message"] for e in errors] == ["Reconnecting... 1/5 (exceeded retry limit, last status: 429 Too Many Requests)"]
+    assert evs[-1]["type"] == "turn.completed"
+
+
+@needs_codex
+def test_codex_raw_401_retries_then_fails_the_turn(fake, tmp_path):
+    fake.default = error(401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key")
+    p, evs = codex(fake, tmp_path)
+    assert p.returncode == 1 and evs[-1]["type"] == "turn.failed"
+    assert evs[-2] == {"type": "error", "message": evs[-1]["error"]["message"]}  # an error event precedes it
+    assert evs[-1]["error"]["message"].startswith("unexpected status 401 Unauthorized: Incorrect API key provided")
+    assert len(fake.requests) == 6
+
+
+@needs_codex
+@pytest.mark.parametrize("plan,text", [
+    ("plus", "You’ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
+             "https://chatgpt.com/settings/usage to purchase more credits or try again at Mar 17th, 2030 5:46 PM."),
+    (None, "You’ve hit your usage limit. Try again at Mar 17th, 2030 5:46 PM."),
+])
+def test_codex_raw_usage_limit_prints_the_reset_time(fake, tmp_path, plan, text):
+    fake.default = error(429, "", body=rc.codex_usage_limit_body(RESET, plan))
+    p, evs = codex(fake, tmp_path)
+    assert p.returncode == 1 and evs[-1] == {"type": "turn.failed", "error": {"message": text}}
+    assert len(fake.requests) == 1
+
+
+# -- agentd running the real CLIs --------------------------------------------------------------
+
+def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, **values):
+    """agentd's runner for ``provider`` with the real CLI on PATH, pointed at the fake."""
+    from agentd import runners
+    from agentd.store import Store
+    from agentd.task import Task
+
+    if provider == "claude-cli":
+        env = rc.claude_env(fake.url, tmp_path / "clihome", oauth=oauth, sandbox=sandbox)
+    else:
+        env = rc.codex_env(fake.url, tmp_path / "clihome")
+    cfg = make_config(tmp_path, {"provider": provider, "call_timeout": "60s", **values}, env)
+    store = Store(cfg.store_path)
+    store.start_run(run_id="r1", task_id="t1", kind="task", title="check the disk", status="running",
+                    started_at="2025-01-01T00:00:00Z")
+    task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
+                source="worklog", text="- [ ] check the disk #t1")
+    lines: list[str] = []
+    job = runners.Job(cfg, store, "r1", task, {"disk": "50% used"}, cfg.state_dir / "runs" / "r1", lines.append)
+    return runners.run(job), store
+
+
+@needs_claude
+def test_agentd_claude_done(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "done" and out.summary == "The workspace uses 4.0K." and out.provider == "claude-cli"
+    assert (out.input_tokens, out.output_tokens) == (100, 20) and out.cost_usd > 0
+
+
+@needs_claude
+def test_agentd_claude_tool_round_trip(fake, tmp_path):
+    fake.script(reply(tools=[bash("echo hi > out.txt")]), reply("Wrote hi into out.txt in the workspace.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "done" and out.summary == "Wrote hi into out.txt in the workspace." and out.flagged is None
+    assert (out.input_tokens, out.output_tokens) == (200, 40)
+    assert (tmp_path / "ws" / "out.txt").read_text() == "hi\n"
+
+
+@needs_claude
+@bug("as root claude refuses --permission-mode bypassPermissions ('cannot be used with root/sudo "
+     "privileges'); agentd must run it in its sandbox and say so (IS_SANDBOX=1) or use a mode that works as root",
+     condition=rc.is_root())
+def test_agentd_claude_works_as_root_without_the_caller_setting_is_sandbox(fake, tmp_path):
+    fake.script(reply("ran\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "claude-cli", sandbox=False)
+    assert out.status == "done", out.reason
+
+
+@needs_claude
+def test_agentd_claude_401_blocks_naming_auth(fake, tmp_path):
+    fake.default = error(401, "invalid x-api-key", type="authentication_error")
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "blocked" and out.reason.startswith("auth: claude")
+
+
+@needs_claude
+def test_agentd_claude_429_then_success_is_done(fake, tmp_path):
+    fake.script(error(429, "slow down", type="rate_limit_error", headers={"retry-after": "1"}),
+                reply("Recovered.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "done" and out.summary == "Recovered."
+
+
+@needs_claude
+@bug("claude's 'You've hit your 5-hour limit · resets Mar 17, 2030, 5:46pm (UTC)' is not parsed (agentd "
+     "expects 'limit reached|<epoch>'): the run fails 'provider down' instead of deferring to the reset")
+@pytest.mark.parametrize("claim", ["five_hour", "seven_day"])
+def test_agentd_claude_usage_limit_defers_to_the_reset(fake, tmp_path, claim):
+    fake.default = error(429, "rate limited", type="rate_limit_error", headers=rc.unified_limit_headers(RESET, claim))
+    out, _ = agentd(tmp_path, fake, "claude-cli", oauth=True)
+    assert out.status == "deferred"
+    assert "2030-03-17T17:46:00Z" <= out.defer_until <= "2030-03-17T17:47:00Z"  # the text has minutes only
+
+
+def budget_stop(fake, tmp_path):
+    """usd_per_run 0.01 -> --max-budget-usd 0.01; each fake call costs $0.0008 at claude's list price."""
+    fake.script(*[reply(tools=[bash(f"echo {i}")]) for i in range(30)])
+    return agentd(tmp_path, fake, "claude-cli", budget={"usd_per_run": 0.01})
+
+
+@needs_claude
+def test_agentd_claude_budget_stop_blocks_naming_the_limit(fake, tmp_path):
+    out, _ = budget_stop(fake, tmp_path)
+    assert out.status == "blocked" and out.reason == "budget: usd_per_run 0.01 reached"
+
+
+@needs_claude
+@bug("with a budget stop claude's 'usage' holds only the last call; the run's totals are in modelUsage "
+     "(agentd records 1,200 of 1,300 input tokens after 13 calls: top-level usage leaves out the call that crossed the budget)")
+def test_agentd_claude_budget_stop_counts_every_call(fake, tmp_path):
+    out, _ = budget_stop(fake, tmp_path)
+    calls = len(fake.requests)
+    assert calls > 1 and out.input_tokens == 100 * calls and out.output_tokens == 20 * calls
+    assert out.cost_usd == pytest.approx(0.0008 * calls)
+
+
+@needs_claude
+@bug("a budget left under half a cent becomes '--max-budget-usd 0.00', which claude rejects (stderr: "
+     "'--max-budget-usd must be a number greater than 0'); agentd must not start it and say so")
+def test_agentd_claude_budget_too_small_to_start_is_not_started(fake, tmp_path):
+    out, store = agentd(tmp_path, fake, "claude-cli", budget={"usd_per_run": 0.004})
+    assert out.status == "blocked" and "budget" in out.reason and not fake.requests
+    assert not store.exchanges("r1")
+
+
+@needs_claude
+def test_agentd_claude_max_turns_blocks(fake, tmp_path):
+    fake.script(reply(tools=[bash("echo one")]), reply(tools=[bash("echo two")]), reply("never\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "claude-cli", max_steps=1)
+    assert out.status == "blocked" and out.reason == "budget: max_steps 1 reached"
+
+
+@needs_claude
+def test_agentd_claude_server_error_fails_provider_down(fake, tmp_path):
+    fake.default = error(500, "Internal server error", type="api_error")
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "failed" and "provider down" in out.reason and "500" in out.reason
+
+
+@needs_codex
+def test_agentd_codex_done(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "done" and out.summary == "The workspace uses 4.0K." and out.provider == "codex-cli"
+    assert (out.input_tokens, out.output_tokens) == (100, 20)
+
+
+@needs_codex
+@bug("codex prints no cost and agentd has no price for codex's default model (gpt-6.2-sol in 0.171.0): cost 0.0")
+def test_agentd_codex_run_has_a_cost(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.cost_usd > 0
+
+
+@needs_codex
+def test_agentd_codex_tool_round_trip(fake, tmp_path):
+    fake.script(reply(tools=[exec_command("echo hi > out.txt")]), reply("Wrote hi into out.txt in the workspace.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "done" and out.summary == "Wrote hi into out.txt in the workspace." and out.flagged is None
+    assert (tmp_path / "ws" / "out.txt").read_text() == "hi\n"
+
+
+@needs_codex
+def test_agentd_codex_401_blocks_naming_auth(fake, tmp_path):
+    fake.default = error(401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key")
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "blocked" and out.reason.startswith("auth: codex")
+
+
+@needs_codex
+@bug("codex recovers from a 429 ('Reconnecting... 1/5' error event) and finishes, but agentd takes the "
+     "error event as the run's error and defers it 'rate limited'")
+def test_agentd_codex_429_then_success_is_done(fake, tmp_path):
+    fake.script(error(429, "Rate limit reached", type="requests", code="rate_limit_exceeded",
+                      headers={"retry-after": "1"}), reply("Recovered.\nSTATUS: done"))
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "done" and out.summary == "Recovered."
+
+
+@needs_codex
+@bug("codex's 'You’ve hit your usage limit ... try again at Mar 17th, 2030 5:46 PM.' is read as a rate "
+     "limit: deferred 15 minutes, the reset time ignored")
+def test_agentd_codex_usage_limit_defers_to_the_reset(fake, tmp_path):
+    fake.default = error(429, "", body=rc.codex_usage_limit_body(RESET))
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "deferred"
+    assert "2030-03-17T17:46:00Z" <= out.defer_until <= "2030-03-17T17:47:00Z"
+
+
+@needs_codex
+@bug("codex's 'Quota exceeded. Check your plan and billing details.' (insufficient_quota, no reset) is "
+     "deferred 15 minutes as a rate limit; docs/agent.md says a quota with no reset time blocks")
+def test_agentd_codex_quota_blocks(fake, tmp_path):
+    fake.default = error(429, "You exceeded your current quota", type="insufficient_quota", code="insufficient_quota")
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "blocked" and "usage limit" in out.reason
+
+
+@needs_codex
+def test_agentd_codex_stream_failure_fails_provider_down(fake, tmp_path):
+    fake.default = stream_error("The server had an error processing your request.", code="server_error")
+    out, _ = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "failed" and "provider down" in out.reason
+
+
+# -- the parsers over the saved captures (no binary needed) -------------------------------------
+
+def captured(directory: Path, name: str) -> tuple[str, str, int]:
+    return ((directory / f"{name}.stdout").read_text(), (directory / f"{name}.stderr").read_text(),
+            int((directory / f"{name}.rc").read_text()))
+
+
+def test_the_captures_exist_for_the_pinned_versions():
+    pins = rc.pinned()
+    assert CLAUDE_CAPTURES.name == f"claude-{pins['@anthropic-ai/claude-code']}"
+    assert CODEX_CAPTURES.name == f"codex-{pins['@openai/codex']}"
+    for d in (CLAUDE_CAPTURES, CODEX_CAPTURES):
+        for name in ("done", "tool", "auth_401", "rate_429_then_done"):
+            assert (d / f"{name}.stdout").exists(), (d, name)
+
+
+@pytest.mark.parametrize("name", ["auth_401", "usage_limit_5h", "server_500", "max_turns", "budget_stop"])
+def test_claude_exits_1_whenever_is_error(name):
+    out, _, code = captured(CLAUDE_CAPTURES, name)
+    assert json.loads(out)["is_error"] is True and code == 1
+
+
+def test_parse_claude_reads_the_real_done_and_tool_results():
+    from agentd.runners.cli_output import parse_claude
+
+    done = parse_claude(captured(CLAUDE_CAPTURES, "done")[0])
+    assert done["error"] is None and done["text"].endswith("STATUS: done") and done["usage"].input == 100
+    tool = parse_claude(captured(CLAUDE_CAPTURES, "tool")[0])
+    assert tool["turns"] == 2 and tool["acted"] and tool["usage"].input == 200 and tool["cost"] == 0.0016
+
+
+@bug("parse_claude takes top-level 'usage' (the last call only after a budget stop); modelUsage holds the totals")
+def test_parse_claude_budget_stop_counts_the_whole_run():
+    from agentd.runners.cli_output import parse_claude
+
+    res = parse_claude(captured(CLAUDE_CAPTURES, "budget_stop")[0])
+    assert res["limit"] == "max_budget" and (res["usage"].input, res["usage"].output) == (200, 40)
+
+
+def test_parse_claude_max_turns_is_a_limit():
+    from agentd.runners.cli_output import parse_claude
+
+    assert parse_claude(captured(CLAUDE_CAPTURES, "max_turns")[0])["limit"] == "max_turns"
+
+
+@bug("parse_claude does not read api_error_status/api_error: a usage limit has to be told apart by "
+     "api_error == 'usage_limit_reached' (and 401 by api_error_status), not by guessing from the text")
+def test_parse_claude_reports_the_api_error_status():
+    from agentd.runners.cli_output import parse_claude
+
+    res = parse_claude(captured(CLAUDE_CAPTURES, "usage_limit_5h")[0])
+    assert res.get("api_error_status") == 429 and res.get("api_error") == "usage_limit_reached"
+
+
+@bug("parse_codex takes any 'error' event as the run's error, though codex prints one per retry "
+     "('Reconnecting... 1/5 ...') and then succeeds; only turn.failed (or no turn.completed) is a failure")
+def test_parse_codex_429_then_success_has_no_error():
+    from agentd.runners.cli_output import parse_codex
+
+    res = parse_codex(captured(CODEX_CAPTURES, "rate_429_then_done")[0])
+    assert res["error"] is None and res["text"] == "Recovered after a rate limit.\nSTATUS: done"
+
+
+def test_parse_codex_tool_run_acted():
+    from agentd.runners.cli_output import parse_codex
+
+    res = parse_codex(captured(CODEX_CAPTURES, "tool")[0])
+    assert res["acted"] and res["turns"] == 1 and res["usage"].input == 200 and res["error"] is None
+
+
+def test_codex_stdout_is_pure_json_lines():
+    for f in CODEX_CAPTURES.glob("*.stdout"):
+        rc.events(f.read_text())  # raises on a line that is not JSON
