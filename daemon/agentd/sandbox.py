@@ -40,9 +40,9 @@ API for runners::
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from agentd.recordtype import Factory, Record
 
 MODES = ("bwrap", "off")
 
@@ -81,9 +81,9 @@ class Unavailable(RuntimeError):
     """The sandbox can't be used; the message says why and how to fix it."""
 
 
-@dataclass(frozen=True)
-class Policy:
-    """What a sandboxed process may touch.  Paths are absolute and resolved."""
+class Policy(Record):
+    """What a sandboxed process may touch.  Paths are absolute and resolved.  (A Record, not a
+    dataclass: ``sandbox.unavailable`` may be asked on the CLI's start-up path.)"""
 
     mode: str = "bwrap"  # bwrap | off
     workspace: Path = Path("/nonexistent")
@@ -94,6 +94,7 @@ class Policy:
     private_tmp: bool = True
     conflicts: tuple = ()  # reasons this policy can't be enforced (a workspace holding agentd's files)
     for_cli: str | None = None
+    env_file_vars: tuple = ()  # names set in agentd's env file: agentd's, not the sandbox's
 
 
 # -- paths ----------------------------------------------------------------------------
@@ -184,13 +185,17 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
                     conflicts.append(f"the {which} {w} holds {what} {rp}: the agent could rename or replace it "
                                      "from inside; use a workspace that holds none of agentd's files (the default "
                                      "is <state_dir>/workspace)")
+    from agentd.config import read_env_file
+
     return Policy(mode=mode, workspace=ws, network=network, gpu=bool(attrs.get("gpu")),
                   writable=tuple(dict.fromkeys(extra)), hidden=tuple(hidden), conflicts=tuple(conflicts),
-                  for_cli=cli)
+                  for_cli=cli, env_file_vars=tuple(read_env_file(cfg.config_dir / "env")))
 
 
 # -- the command line ---------------------------------------------------------------------
 def bwrap_path(env: dict | None = None) -> str | None:
+    import shutil
+
     env = os.environ if env is None else env
     return shutil.which("bwrap", path=env.get("PATH") or os.defpath) or (
         "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
@@ -265,11 +270,15 @@ def wrap(argv: list[str], policy: Policy, cfg=None, *, check: bool = True) -> li
 
 
 def env_for(policy: Policy, env: dict, *, keep_keys: bool = False) -> dict[str, str]:
-    """The environment to start a sandboxed process with: no API keys (unless ``keep_keys``, for a
-    CLI agent's own login) and no session sockets or agents that lead outside."""
+    """The environment to start a sandboxed process with: no API keys and nothing else from agentd's
+    env file (unless ``keep_keys``, for a CLI agent's own login), and no session sockets or agents
+    that lead outside."""
     from agentd.redact import scrubbed_env
 
     out = dict(env) if keep_keys else scrubbed_env(env)
+    if not keep_keys:
+        for k in policy.env_file_vars:
+            out.pop(k, None)
     if policy.mode == "off":
         return out
     for k in SESSION_VARS:
@@ -296,14 +305,13 @@ def describe(policy: Policy, cfg=None) -> dict:
 
 
 # -- can it run here? -------------------------------------------------------------------
-@dataclass
-class Status:
+class Status(Record):
     ok: bool
     bwrap: str | None = None
     version: str | None = None
     reason: str | None = None
     fix: str | None = None
-    details: dict = field(default_factory=dict)
+    details: dict = Factory(dict)
 
     def message(self) -> str:
         if self.ok:
@@ -514,6 +522,19 @@ def _survivors(token: str) -> list[int]:
     return out
 
 
+def _python(policy: Policy) -> str:
+    """A Python the sandbox can see (agentd's own may live in /tmp or a hidden dir)."""
+    import sys
+
+    import shutil
+
+    covered = [*policy.hidden, *([Path("/tmp")] if policy.private_tmp else []), Path("/run")]
+    for exe in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if exe and os.access(exe, os.X_OK) and not any(_inside(_real(exe), c) for c in covered):
+            return exe
+    return sys.executable
+
+
 def canary(cfg, timeout: float = 30) -> dict:
     """Probe, from inside the sandbox this config gives the agent's shell, what it can reach.
 
@@ -590,7 +611,7 @@ def canary(cfg, timeout: float = 30) -> dict:
         args = {"read": reads, "write": writes, "secrets": secret_paths, "port": server.getsockname()[1],
                 "sockets": sockets, "pid": os.getpid(), "cmdline": cmdline, "keys": list(LLM_KEYS),
                 "survivor": survivor, "mounts": mounts}
-        argv = [sys.executable, "-I", "-S", "-c", _CANARY, json.dumps(args)]
+        argv = [_python(policy), "-I", "-S", "-c", _CANARY, json.dumps(args)]
         try:
             argv = wrap(argv, policy, cfg)
         except Unavailable as e:

@@ -145,8 +145,8 @@ class Tools:
         try:
             argv = sandbox.wrap(["/bin/sh", "-c", command], policy, self._cfg)
         except sandbox.Unavailable as e:
-            return ToolResult(f"shell: refused: the sandbox is not usable, and agentd does not run commands "
-                              f"without it (`sandbox: off` in the config would): {e}", True)
+            return ToolResult(f"shell: refused: agentd runs commands only inside its sandbox, and {e} "
+                              "(only an explicit `sandbox: off` in the config runs them without it)", True)
         rc, out, _, stopped = procs.run(argv, cwd=self.workspace, env=sandbox.env_for(policy, self.env),
                                         timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
