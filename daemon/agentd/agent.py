@@ -27,7 +27,7 @@ from agentd.errors import AuthFailed, ContextOverflow, ProviderDown, ProviderErr
 from agentd.prompts import render
 from agentd.providers import Message, Provider, Response, ToolCall, cost_usd, make_provider, resolve_provider_name
 from agentd.redact import redact
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 from agentd.times import iso_in, next_utc_day
 from agentd.tools import SPECS, Tools, check_args
 

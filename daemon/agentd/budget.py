@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentd.providers import Usage
+    from agentd.providers.base import Usage
 
 
 def utc_day(t: float | None = None) -> str:

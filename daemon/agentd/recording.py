@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from agentd import entries, statuses, worklog
 from agentd.redact import redact
 from agentd.rundir import RunDir
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 from agentd.times import now_iso
 
 

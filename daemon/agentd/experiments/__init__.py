@@ -10,46 +10,13 @@ from __future__ import annotations
 
 import json
 import traceback
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from agentd.errors import MissingDependency
+from agentd.experiments.result import GPU_EXTRA, TORCH_NOTE, Progress, Result
 
 NAMES = ("health", "cuda-probe", "model-bench")
-
-GPU_EXTRA = "pip install 'agentd-host[gpu]'"
-TORCH_NOTE = (
-    "pick the torch build first if the default wheel is wrong for this host: "
-    "CUDA wheels from https://download.pytorch.org/whl/cuXXX, "
-    "Jetson wheels from NVIDIA's JetPack index, CPU from https://download.pytorch.org/whl/cpu"
-)
-
-Progress = Callable[[str], None]
-
-
-@dataclass
-class Result:
-    status: str  # "done" | "blocked" | "failed"
-    summary: str
-    lines: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    next_step: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def require(module: str):
-    """Import an optional heavy module or raise MissingDependency naming the fix."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingDependency(module, f"{GPU_EXTRA} ({TORCH_NOTE})") from e
-    except OSError as e:  # e.g. a CUDA torch wheel without its driver libraries
-        raise MissingDependency(f"{module} (import failed: {e})", f"{GPU_EXTRA} ({TORCH_NOTE})") from e
 
 
 def _impl(name: str) -> Callable[[dict, Path, dict, Progress], Result]:

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from agentd.experiments import Progress, Result, require
+from agentd.experiments.result import Progress, Result, require
 from agentd.health import has_gpu
 
 DTYPES = ("bf16", "fp16", "fp32")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentd.experiments import Progress, Result
+from agentd.experiments.result import Progress, Result
 from agentd.health import has_gpu, snapshot, summary_lines
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from agentd.experiments import Progress, Result, require
+from agentd.experiments.result import Progress, Result, require
 from agentd.health import has_gpu
 
 PROMPT = "Explain in two sentences why the sky is blue during the day and red at sunset."

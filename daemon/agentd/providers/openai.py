@@ -11,7 +11,7 @@ import json
 
 from agentd.backends import KEY_VARS
 from agentd.errors import AuthFailed
-from agentd.providers import Message, Provider, Response, ToolCall, ToolSpec, Usage
+from agentd.providers.base import Message, Provider, Response, ToolCall, ToolSpec, Usage
 
 KEY = KEY_VARS["openai"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 
 
 def run(job: Job) -> Outcome:

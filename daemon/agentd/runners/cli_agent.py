@@ -24,7 +24,7 @@ from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 from agentd.runners.cli_output import parse_claude, parse_codex, split_status
 from agentd.times import iso
 

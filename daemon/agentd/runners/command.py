@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agentd import procs
 from agentd.redact import redact, redact_file, without_llm_keys
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 
 
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:

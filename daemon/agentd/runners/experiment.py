@@ -11,7 +11,7 @@ import sys
 
 from agentd import procs
 from agentd.redact import redact_file
-from agentd.runners import Job, Outcome
+from agentd.runners.job import Job, Outcome
 from agentd.runners.command import child_env, timeouts
 
 

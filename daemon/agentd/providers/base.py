@@ -1,0 +1,211 @@
+"""What every chat provider shares: the provider-neutral conversation (``Message``, ``ToolCall``,
+``ToolSpec``, ``Usage``, ``Response``), the ``Provider`` base class with agentd's retry policy,
+and the mapping of HTTP failures to the errors that decide a run (``classify``)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
+                           UsageLimit)
+
+MAX_ATTEMPTS = 4
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    args: dict
+    error: str | None = None  # set when the model sent arguments that are not a JSON object
+
+
+@dataclass
+class Message:
+    role: str  # user | assistant | tool
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    call_id: str | None = None  # role == tool: the call this answers
+    is_error: bool = False
+
+
+@dataclass
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict  # JSON schema of the arguments
+
+
+@dataclass
+class Usage:
+    input: int = 0  # uncached prompt tokens
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @property
+    def prompt(self) -> int:
+        return self.input + self.cache_read + self.cache_write
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.output
+
+
+@dataclass
+class Response:
+    text: str
+    tool_calls: list[ToolCall]
+    stop_reason: str
+    usage: Usage
+    raw: Any = None
+    model: str = ""
+
+
+class Provider:
+    """Base class: subclasses implement ``_once``; ``complete`` adds the retry policy."""
+
+    name = "?"
+    key_env: str | None = None
+
+    def __init__(self, cfg, model: str, *, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.model = model
+        self.env = dict(cfg.env)
+        self.call_timeout = cfg.duration("call_timeout")
+        self.max_retry_wait = cfg.duration("max_retry_wait")
+        self.sleep, self.clock = sleep, clock  # tests give both, so no test waits or reads the wall clock
+        self.attempts = 0  # of the last complete() call
+
+    def _once(self, system: str, messages: list[Message], tools: list[ToolSpec], max_tokens: int,
+              timeout: float) -> Response:
+        raise NotImplementedError
+
+    def _sdk_call(self, create, req: dict, timeout: float, from_wire, message) -> Response:
+        """One SDK request, its failures mapped to the errors that decide the run (both SDKs raise the
+        same classes).  ``message(e)`` reads an error body; ``from_wire`` the response."""
+        sdk = self._sdk
+        try:
+            return from_wire(create(**req, timeout=timeout))
+        except sdk.APIStatusError as e:
+            raise classify(e.status_code, e.response.headers, message(e), self.key_env, self.name) from None
+        except (sdk.APITimeoutError, sdk.APIConnectionError) as e:
+            at = public_url(self.client.base_url)  # a local server's address is the first thing to check
+            raise ProviderDown(f"provider down ({self.name} at {at}): {type(e).__name__}: {e}") from None
+        except (sdk.APIError, ValueError, KeyError, AttributeError, TypeError, IndexError) as e:
+            raise ProviderDown(f"provider down ({self.name}): malformed response: {type(e).__name__}: {e}") from None
+
+    def complete(self, system: str, messages: list[Message], tools: list[ToolSpec], max_tokens: int = 4096,
+                 deadline: float | None = None) -> Response:
+        """One model call, with bounded retries, ending by ``deadline`` (monotonic) or call_timeout."""
+        end = self.clock() + self.call_timeout
+        if deadline is not None:
+            end = min(end, deadline)
+        self.attempts = 0
+        last: ProviderError | None = None
+        while True:
+            self.attempts += 1
+            remaining = end - self.clock()
+            if remaining <= 0.05:
+                raise last or ProviderDown(f"{self.name}: no answer within call_timeout")
+            try:
+                return self._once(system, messages, tools, max_tokens, timeout=remaining)
+            except (RateLimited, ProviderDown) as e:
+                last = e
+                wait = getattr(e, "retry_after", None)
+                if wait is not None and wait > self.max_retry_wait:
+                    raise  # too long to wait: the run is deferred
+                if wait is None:
+                    wait = _backoff(self.attempts)
+                if self.attempts >= MAX_ATTEMPTS or self.clock() + wait >= end:
+                    raise
+            self.sleep(wait)
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2 ** (attempt - 1), 8.0) * (0.75 + random.random() / 2)
+
+
+# -- shared error classification ----------------------------------------------
+
+def retry_after(headers) -> float | None:
+    """Seconds from retry-after-ms / retry-after (seconds or HTTP date), or None."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+_RESET_HEADERS = ("anthropic-ratelimit-unified-reset", "anthropic-ratelimit-tokens-reset",
+                  "anthropic-ratelimit-requests-reset", "x-ratelimit-reset")
+_OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context length",
+             "context window", "too many tokens", "input is too long")
+
+
+def public_url(url) -> str:
+    """A server's address fit to print: as given (mistakes such as a missing scheme included), less
+    a user and password, a query and a fragment, where keys sometimes travel."""
+    text = str(url).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or any(c in scheme for c in "/?#@"):  # no scheme, or "://" only inside a query
+        scheme, sep, rest = "", "", text
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    if "@" in tail:  # after a "?" or "#": a query, or a user or password holding "?" or "#"; don't guess
+        return f"{scheme}{sep}(an address with a user or password in it)"
+    return f"{scheme}{sep}{head.rpartition('@')[2]}"  # less a user and password, even one holding "/" or "@"
+
+
+def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
+    """Map an HTTP failure to the ProviderError that decides the run's fate."""
+    low = (message or "").lower()
+    where = f"{provider} {status}" if status else provider
+    if status in (401, 403):
+        key = key_env or "the API key"
+        return AuthFailed(f"auth: {key} refused ({where}: {message[:200]})")
+    if status == 413 or (status in (400, 422) and any(s in low for s in _OVERFLOW)):
+        return ContextOverflow(f"context overflow ({where}): {message[:200]}")
+    if status == 429 and ("insufficient_quota" in low or "usage limit" in low or "quota" in low):
+        reset = None
+        for h in _RESET_HEADERS:
+            if headers is not None and headers.get(h):
+                reset = headers.get(h)
+                break
+        return UsageLimit(f"usage limit ({where}): {message[:200]}", reset_at=_iso(reset))
+    if status in (429, 529) or "overloaded" in low:
+        return RateLimited(f"rate limited ({where}): {message[:200]}", retry_after=retry_after(headers))
+    if status is None or status >= 500 or status == 408:
+        return ProviderDown(f"provider down ({where}): {message[:200]}")
+    return ProviderError(f"{where}: {message[:300]}")
+
+
+def _iso(value) -> str | None:
+    """A reset header (epoch seconds or RFC 3339) as UTC ISO, or None."""
+    if not value:
+        return None
+    try:
+        t = float(value)
+        from agentd.times import iso
+
+        return iso(t)
+    except (TypeError, ValueError):
+        return str(value)

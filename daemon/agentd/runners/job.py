@@ -1,0 +1,36 @@
+"""What a runner is given (``Job``) and what every runner gives back (``Outcome``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class Job:
+    cfg: object
+    store: object
+    run_id: str
+    task: object  # task.Task
+    snapshot: dict
+    run_dir: Path
+    progress: Callable[[str], None]
+    resume: bool = False
+
+
+@dataclass
+class Outcome:
+    status: str  # statuses.OUTCOMES
+    summary: str
+    lines: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    next_step: str | None = None
+    reason: str | None = None
+    defer_until: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    provider: str | None = None
+    steps: int = 0  # agent runs: model turns
+    flagged: str | None = None  # agent runs: a done that did nothing, or a trivial summary
