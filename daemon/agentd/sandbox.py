@@ -154,8 +154,7 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
         if cli in (name, "any"):
             own_cli.update(rels)
     extra = [_real(p) for p in writable]
-    extra += [_real(home / r) for r in own_cli if (home / r).exists() and (home / r).is_dir()
-              or r.endswith(".json") and (home / r).is_file()]
+    extra += [_real(home / r) for r in sorted(own_cli) if (home / r).is_dir() or (home / r).is_file()]
     hidden: list[Path] = []
     ours = agentd_paths(cfg)
     for p in ours.values():
@@ -266,6 +265,7 @@ def wrap(argv: list[str], policy: Policy, cfg=None, *, check: bool = True) -> li
     exe = bwrap_path(env)
     if exe is None:
         raise Unavailable(f"bwrap is not installed; fix: {INSTALL_FIX}")
+    Path(policy.workspace).mkdir(parents=True, exist_ok=True)  # bwrap binds it: it must exist
     return [exe, *bwrap_args(policy), "--", *argv]
 
 
