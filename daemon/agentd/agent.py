@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from agentd import compaction, statuses
+from agentd import approvals, compaction, statuses
 from agentd.budget import DAILY, Budget
 from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
                                 transcript_lines)
@@ -31,7 +31,6 @@ from agentd.runners.job import Job, Outcome
 from agentd.times import iso_in, next_utc_day
 from agentd.tools import SPECS, Tools, check_args
 
-MAX_TOKENS = 4096
 DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
 TRIVIAL = 20  # a done summary shorter than this is flagged
 
@@ -99,6 +98,11 @@ class AgentRun:
         if isinstance(e, AuthFailed):
             return self.outcome(statuses.BLOCKED, summary, reason)
         if isinstance(e, UsageLimit):
+            if e.reset_at and self.may_wait_for_reset():
+                self.store.update_run(self.run_id, limit_waits=self.limit_waits() + 1)
+                out = self.outcome(statuses.WAITING, f"Waiting for the usage limit to reset at {e.reset_at}: {reason}",
+                                   f"waiting for usage reset at {e.reset_at}", e.reset_at)
+                return out
             if e.reset_at:
                 return self.outcome(statuses.DEFERRED, summary, reason, e.reset_at)
             return self.outcome(statuses.BLOCKED, summary, reason)
@@ -110,14 +114,34 @@ class AgentRun:
         return self.outcome(statuses.FAILED, summary, reason)
 
 
+    def limit_waits(self) -> int:
+        return int((self.store.run(self.run_id) or {}).get("limit_waits") or 0)
+
+    def may_wait_for_reset(self) -> bool:
+        """Park for a usage limit's reset, unless waiting is off or the run has waited out its windows
+        (the task's ``limit_waits``, else config ``max_limit_waits``)."""
+        cap = self.task.attrs.get("limit_waits")
+        cap = self.cfg["max_limit_waits"] if cap is None else cap
+        return bool(self.cfg["wait_for_usage_reset"]) and self.limit_waits() < cap
+
+
 class ApiAgentRun(AgentRun):
     """The loop for the chat APIs (anthropic, openai and OpenAI-compatible servers)."""
 
     def __init__(self, job: Job):
         super().__init__(job)
-        self.tools = Tools(self.cfg.workspace, self.cfg.env)
+        self.tools = self.make_tools()
         self.provider: Provider | None = None
         self.fell_back = False
+
+    def make_tools(self) -> Tools:
+        """The tools, their shell sandboxed by the task's attrs widened by what a person approved."""
+        from agentd import sandbox
+
+        network, writable = approvals.grants(self.store, self.run_id)
+        attrs = {**self.task.attrs, **({"network": True} if network else {})}
+        policy = sandbox.policy_for(self.cfg, attrs, self.cfg.workspace, writable=writable)
+        return Tools(self.cfg.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -136,6 +160,8 @@ class ApiAgentRun(AgentRun):
                 if call.name == "finish" and not check_args(call):
                     if out := self.finish(call.args["status"], call.args["summary"], call):
                         return out
+                elif call.name == "request_approval" and not check_args(call):
+                    return self.ask_a_person(call)
                 else:
                     self.run_tool(call)
             last = self.cp.last()
@@ -156,8 +182,10 @@ class ApiAgentRun(AgentRun):
     def begin(self) -> None:
         if self.cp.steps:
             lost = self.cp.recover()
+            answered = self.take_answers()
             self.progress(f"resuming run {self.run_id} at step {self.cp.next_n}"
-                          + (f"; {len(lost)} tool call(s) had an unknown outcome" if lost else ""))
+                          + (f"; {len(lost)} tool call(s) had an unknown outcome" if lost else "")
+                          + (f"; {answered} approval request(s) answered" if answered else ""))
             return
         t = self.task
         system = render("system.md", host=self.cfg.host, task_id=t.id, kind=t.kind, title=t.title, text=t.text,
@@ -176,6 +204,49 @@ class ApiAgentRun(AgentRun):
         result = self.tools.run(call, timeout)
         step.result, step.is_error, step.status = self.redact(result.text), result.is_error, "done"
         self.cp.update(n, step)
+
+    # -- asking a person (approvals.py) ----------------------------------------------
+    def ask_a_person(self, call: ToolCall) -> Outcome:
+        """Park the run: the request is recorded, its tool step left waiting for the answer."""
+        row = approvals.request(self.cfg, self.store, self.run_id, self.task.id, call.id, call.args)
+        n = self.cp.add(ToolStep(call.id, call.name, call.args, status=statuses.WAITING))
+        self.progress(f"step {n}: waiting for a person to answer {row['id']}")
+        out = self.outcome(statuses.WAITING, f"Waiting for approval {approvals.describe(row)}",
+                           f"waiting for approval {row['id']}")
+        out.lines[:0] = approvals.entry_lines(row)
+        return out
+
+    def take_answers(self) -> int:
+        """On resume: each request a person answered becomes its tool step's result; an approved command
+        runs now, outside the sandbox, as the person would run it."""
+        n_answered = 0
+        for n, step in self.cp.steps:
+            if not isinstance(step, ToolStep) or step.status != statuses.WAITING:
+                continue
+            row = next((r for r in self.store.approvals(self.run_id) if r["call_id"] == step.call_id), None)
+            if row is None or row["answer"] is None:
+                continue
+            text = approvals.result_text(row)
+            if row["answer"] == "approve" and row["kind"] == "command":
+                text += "\n" + self.run_outside(row["what"])
+            step.result, step.is_error, step.status = self.redact(text), row["answer"] != "approve", "done"
+            self.cp.update(n, step)
+            n_answered += 1
+        if n_answered:
+            self.tools = self.make_tools()  # an approval widens the sandbox for the rest of this run
+        return n_answered
+
+    def run_outside(self, command: str) -> str:
+        """A command a person approved, run once outside the sandbox (without agentd's keys)."""
+        from agentd import procs
+        from agentd.redact import scrubbed_env
+        from agentd.tools import SHELL_MAX_BYTES, cap
+
+        rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=self.cfg.workspace,
+                                        env=scrubbed_env(self.cfg.env), timeout=self.cfg.duration("command_timeout"),
+                                        max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
+        note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
+        return f"{cap(out.decode('utf-8', 'replace'))}\n{note}"
 
     def finish(self, status: str, summary: str, call: ToolCall | None = None) -> Outcome | None:
         """End the run, unless the reviewer sends it back (once)."""
@@ -216,10 +287,11 @@ class ApiAgentRun(AgentRun):
                     raise
         raise ProviderDown("gave up after compaction and fallback")
 
-    def ask(self, system: str, messages: list[Message], tools=SPECS, max_tokens: int = MAX_TOKENS,
+    def ask(self, system: str, messages: list[Message], tools=SPECS, max_tokens: int | None = None,
             provider: Provider | None = None) -> Response:
-        """One recorded, budgeted model call."""
+        """One recorded, budgeted model call, asking for at most config ``max_tokens`` output tokens."""
         p = provider or self.provider
+        max_tokens = min(max_tokens or self.cfg["max_tokens"], self.cfg["max_tokens"])
         request = p.request(system, messages, tools, max_tokens)
         t = time.monotonic()
         fields = dict(step=self.cp.next_n, provider=p.name, model=p.model,

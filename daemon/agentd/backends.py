@@ -75,9 +75,67 @@ def on_path(exe: str, path: str) -> bool:
     return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
 
 
+SANDBOX_CHECK_TTL = 600  # seconds a sandbox check is trusted while nothing it depends on changed
+
+
+def sandbox_problem(cfg, now: float | None = None) -> str | None:
+    """Why the sandbox agent tools need can't be used now (with the fix), or None.
+
+    Probing bwrap takes a few hundred ms, so the answer is kept in ``<state>/sandbox-check.json``
+    for ten minutes, keyed by what it depends on: the config, the bwrap binary, the boot and the
+    kernel's user-namespace switches.  ``sandbox: off`` needs no check.
+    """
+    import json
+    import time
+
+    if (cfg.values.get("sandbox") or "bwrap") == "off":
+        return None
+    now = time.time() if now is None else now
+    key = _sandbox_key(cfg)
+    path = cfg.state_dir / "sandbox-check.json"
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if d["key"] == key and 0 <= now - d["at"] < SANDBOX_CHECK_TTL:
+            return d["problem"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from agentd.sandbox import unavailable
+
+    problem = unavailable(cfg)
+    try:
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "at": now, "problem": problem}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a full or read-only state dir: check again next time
+    return problem
+
+
+def _sandbox_key(cfg) -> str:
+    import shutil
+
+    parts = [repr(sorted((k, str(v)) for k, v in cfg.values.items())), str(os.geteuid())]
+    exe = shutil.which("bwrap", path=cfg.env.get("PATH") or os.defpath) or "/usr/bin/bwrap"
+    try:
+        st = os.stat(exe)
+        parts.append(f"{exe}:{st.st_mtime_ns}:{st.st_size}")
+    except OSError:
+        parts.append(f"{exe}:missing")
+    for p in ("/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+              "/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/user/max_user_namespaces"):
+        try:
+            with open(p, encoding="ascii") as f:
+                parts.append(f.read().strip())
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
 def agents_wait(cfg, store, now: float) -> tuple[str | None, str]:
     """(the backend agent tasks would use, "") or (None, why they wait)."""
     backend, reason = agent_backend(cfg)
     if store is not None and backend is not None:
         backend, reason = held(cfg, store, backend, now) or spent(cfg, store, backend, now) or (backend, reason)
+    if backend is not None and (problem := sandbox_problem(cfg, now)):
+        return None, f"{problem} (`agentd doctor` says how to fix it)"
     return backend, reason

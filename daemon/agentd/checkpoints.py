@@ -103,7 +103,7 @@ class ToolStep(Step):
     args: dict
     result: str | None = None
     is_error: bool = False
-    status: str = "started"  # started | done
+    status: str = "started"  # started | done | waiting (request_approval, until a person answers)
 
     def to_messages(self, n: int, clear_before: int) -> list[Message]:
         text = self.result or ""
@@ -112,7 +112,8 @@ class ToolStep(Step):
         return [Message("tool", text, call_id=self.call_id, is_error=self.is_error)]
 
     def transcript(self, n: int) -> list[str]:
-        tag = "started, no result" if self.status == "started" else ("error" if self.is_error else "ok")
+        tag = {"started": "started, no result", "waiting": "waiting for a person"}.get(
+            self.status, "error" if self.is_error else "ok")
         return [f"#{n} {self.name} [{tag}]"] + (["    " + x for x in _snip(self.result)] if self.result else [])
 
     def plain(self) -> list[str]:

@@ -58,6 +58,15 @@ def _add(p):
     p.add_argument("--minutes", type=float)
 
 
+def _approve(p):
+    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
+
+
+def _deny(p):
+    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
+    p.add_argument("reason", nargs="*", help="why: the agent reads it")
+
+
 def _install(p):
     p.add_argument("--every", metavar="INTERVAL", help="how often to wake, e.g. 30m, 6h, 1d (config: interval)")
     p.add_argument("--dry-run", action="store_true", help="write the units to --unit-dir; don't call systemctl")
@@ -86,6 +95,8 @@ COMMANDS = {
     "show": ("show one run: record, progress, finding and transcript", _show),
     "directive": ("append a DIRECTIVE line to the worklog", _directive),
     "add": ("append a task line to the worklog", _add),
+    "approve": ("append APPROVE: ID to the worklog: the waiting agent run goes on with what it asked for", _approve),
+    "deny": ("append DENY: ID REASON to the worklog: the waiting agent run goes on without it", _deny),
     "reindex": ("rebuild the worklog index (a cache) from the worklog", _none),
     "install": ("install and start the systemd user timer", _install),
     "uninstall": ("stop and remove the systemd units (keeps the worklog, config and state)", _none),

@@ -211,6 +211,30 @@ def cmd_add(args) -> int:
     return 0
 
 
+def cmd_approve(args) -> int:
+    return _answer("approve", args.approval_id, "")
+
+
+def cmd_deny(args) -> int:
+    return _answer("deny", args.approval_id, _one_line(" ".join(args.reason), "reason") if args.reason else "")
+
+
+def _answer(verb: str, approval_id: str, reason: str) -> int:
+    """Append the answer line (the worklog stays the one mailbox); say which request it answers."""
+    from agentd.approvals import answered_line, describe
+    from agentd.store import Store
+
+    cfg = _cfg()
+    row = Store(cfg.store_path).approval(approval_id) if cfg.store_path.exists() else None
+    if row is None:
+        raise UsageError(f"no approval request {approval_id!r}; `agentd status` lists the open ones")
+    if row["answer"] is not None:
+        raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
+    _append_human(cfg, answered_line(verb, approval_id, reason).rstrip("\n"))
+    print(f"{'approved' if verb == 'approve' else 'denied'} {describe(row)}; the next wake resumes run {row['run_id']} (`agentd wake --now` to do it now)")
+    return 0
+
+
 def cmd_reindex(args) -> int:
     from agentd import worklog
     from agentd.index import Index

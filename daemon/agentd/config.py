@@ -47,6 +47,8 @@ CONFIG_FIELDS: dict[str, Field] = {
     "prices": Field("prices", None, "USD per million tokens: {model: {input: X, output: Y}}"
                     " (optional cache_read, cache_write, and context: the model's window in tokens)"),
     "base_url": Field("str", None, "OpenAI-compatible server URL (Ollama, vLLM, llama.cpp)"),
+    "max_tokens": Field("int", 4096, "most output tokens one model call may ask for (a small local model on a "
+                        "CPU takes minutes to fill 4096; compaction and review ask for less)", lo=1, hi=200_000),
     "max_steps": Field("int", 30, "model turns one agent run may take", lo=1, hi=10_000),
     "max_attempts": Field("int", 3, "failed attempts before a task is blocked", lo=1, hi=100),
     "retry_backoff": Field("duration", "30m", "wait after the first failure; doubles each time"),
@@ -74,6 +76,12 @@ CONFIG_FIELDS: dict[str, Field] = {
                      "see docs/security.md)", choices=("bwrap", "off")),
     "network": Field("bool", False, "let the API agents' shell reach the network (a task's {network: true} "
                      "grants it to that task)"),
+    "approval_expiry": Field("duration", "7d", "an agent's approval request nobody answers within this ends "
+                             "its run blocked"),
+    "wait_for_usage_reset": Field("bool", True, "a usage limit with a reset time parks the agent run and resumes "
+                                  "it at the reset (off: the task is deferred and runs afresh)"),
+    "max_limit_waits": Field("int", 3, "usage-limit windows one run may wait through (a task's "
+                             "{limit_waits: N} sets its own)", lo=0, hi=1000),
 }
 
 # AGENTD_* variables that are read but are not config keys.

@@ -26,6 +26,7 @@ ATTR_FIELDS: dict[str, Field] = {
     "run": Field("str", None, "shell command: makes it a command task"),
     "gpu": Field("bool", None, "needs a GPU"),
     "network": Field("bool", None, "agent tasks: let the shell tool reach the network"),
+    "limit_waits": Field("int", None, "agent tasks: usage-limit windows a run may wait through", lo=0, hi=1000),
     "after": Field("ids", None, "id or list of ids it depends on"),
     "minutes": Field("float", None, "estimated minutes", lo=0),
     "priority": Field("enum", None, "critical, high, normal or low", choices=PRIORITIES),
@@ -56,11 +57,19 @@ class Command(Record):
     line: int
 
 
+class Answer(Record):
+    """A person's APPROVE: <id> or DENY: <id> <reason>, answering an agent's request_approval."""
+    verb: str  # approve | deny
+    approval_id: str
+    reason: str
+    line: int
+
+
 _TASK = lazy(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
 _KEYWORD = lazy(
-    r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY)"
+    r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY|APPROVE|DENY)"
     r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
-FIRST_BYTES = frozenset(b" \t-*CDBER")
+FIRST_BYTES = frozenset(b" \t-*ACDBER")
 
 
 def stable_id(kind: str, text: str) -> str:
@@ -139,7 +148,7 @@ def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, tex
                    text=text, human_done=human_done)
 
 
-def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | None:
+def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | Answer | None:
     """Parse one human line (without its newline).  Prose gives None."""
     m = _TASK.match(text)
     if m:
@@ -160,6 +169,11 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         if not ID_RE.match(tid):
             raise LineError(f"{word}: needs a task id, e.g. {word}: t-1a2b3c4d")
         return Command(word.lower(), tid, line)
+    if word in ("APPROVE", "DENY"):
+        aid, _, reason = rest.partition(" ")
+        if not ID_RE.match(aid):
+            raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c")
+        return Answer(word.lower(), aid, reason.strip()[:500], line)
     title, raw = split_attrs(rest)
     attrs = parse_attrs(raw, f"{source}:{line}")
     kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",

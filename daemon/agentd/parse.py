@@ -16,10 +16,10 @@ from operator import lt
 from agentd import entries
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
-from agentd.lines import FIRST_BYTES, Command, LineError, parse_line
+from agentd.lines import FIRST_BYTES, Answer, Command, LineError, parse_line
 from agentd.task import Task
 
-PARSER_VERSION = 9  # 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 10  # 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _BLEN = len(_BEGIN)
@@ -68,6 +68,7 @@ class State(Record):
     tasks: dict = Factory(dict)  # id -> Task.to_dict()
     dup_lines: dict = Factory(dict)  # id -> [lines]
     commands: dict = Factory(dict)  # task id -> [Mark]
+    answers: dict = Factory(dict)  # approval id -> [verb, reason, line]: a person's APPROVE/DENY
     latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
     errors: list = Factory(list)  # [(line, message)]
@@ -108,12 +109,7 @@ class State(Record):
         for line, text, run, seq in pending:
             copy = entry_text(run, seq)
             if copy is not None and not any(x.endswith(text) for x in copy.split("\n")):
-                item = parse_line(text, line)
-                if isinstance(item, Task):
-                    self.tasks[item.id] = item.to_dict()
-                elif isinstance(item, Command):
-                    key = seq + 0.5
-                    self.commands.setdefault(item.task_id, []).append(Mark(key, item.verb, line))
+                self._person(parse_line(text, line), line, seq + 0.5)
                 continue
             why = ("is the remnant of agentd entry" if copy is not None else "may be the cut-off start of agentd entry")
             self._error(line, f"{why} {run}#{seq} (its start was cut off); not read")
@@ -146,13 +142,19 @@ class State(Record):
             # ``resolve_suspects`` decides with agentd's own copy of that entry.
             self.suspects.append((line, text, suspect[0], suspect[1]))
             return
+        self._person(item, line, self.max_seq + 0.5)
+
+    def _person(self, item, line: int, order: float) -> None:
+        """Fold in a person's line: a task, a DONE/CANCEL/RETRY (ordered among the entries by
+        ``order``), or an APPROVE/DENY (the last answer to an id counts until agentd acts on it)."""
         if isinstance(item, Task):
             if item.id in self.tasks:
                 self.dup_lines.setdefault(item.id, []).append(self.tasks[item.id]["line"])
             self.tasks[item.id] = item.to_dict()
         elif isinstance(item, Command):
-            key = self.max_seq + 0.5
-            self.commands.setdefault(item.task_id, []).append(Mark(key, item.verb, line))
+            self.commands.setdefault(item.task_id, []).append(Mark(order, item.verb, line))
+        elif isinstance(item, Answer):
+            self.answers[item.approval_id] = [item.verb, item.reason, line]
 
     def _entry_fast(self, seq: int, run: str, task: str, status: str, at: str, until: str | None = None) -> None:
         self.entry_count += 1

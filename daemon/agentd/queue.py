@@ -10,7 +10,8 @@ import os
 import time
 from pathlib import Path
 
-from agentd import scoring, statuses
+from agentd import scoring
+from agentd.statuses import RUNNABLE, WAITING
 from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, make_task
 from agentd.task import AGENT_KINDS, Task
@@ -19,7 +20,7 @@ from agentd.recordtype import Factory, Record
 from agentd.taskstate import command_ids, first_sight, status, worklog_scope
 from agentd.times import iso, parse as parse_time
 
-RUNNABLE = statuses.RUNNABLE
+
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
 
 
@@ -58,7 +59,8 @@ def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
 
 def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
-          now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None) -> list[Task]:
+          now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None,
+          waits: dict | None = None) -> list[Task]:
     """Every known task, open ones first in the order the next wake would take them."""
     now = time.time() if now is None else now
     defs = {d["id"]: d for d in state.tasks.values()}
@@ -79,6 +81,8 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
                            age_bonus=cfg["directive_age_bonus"])
         t.score, t.parts = sc.total, sc.parts
         reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
+        if t.status == WAITING:
+            reason = (waits or {}).get(t.id) or reason
         t.eligible = reason is None
         t.why = sc.explain() if reason is None else reason
         if reason is not None:
@@ -246,8 +250,14 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
 
     live = not in_wake and wake_running(cfg)
     backend, reason = agents_wait(cfg, store, now)
+    waits = {}
+    if store is not None:
+        from agentd.approvals import why_waiting
+
+        waits = why_waiting(store, cfg.host)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
-                  passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen)
+                  passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
+                  waits=waits)
     return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason)
 
 

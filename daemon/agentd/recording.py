@@ -63,7 +63,7 @@ class Recording:
         how = {"command": f"command `{t.attrs.get('run')}`", "experiment": f"experiment {t.title}",
                "agent": "the LLM agent"}[t.runner]
         body = (f"**{'resumed' if resumed else 'started'}** · {t.kind} `{t.id}` · {how}\n{t.title}\n"
-                f"why this one: {t.why}\nrun directory: {self.run_dir.path}")
+                f"why this one: {t.why}\nrun directory: {self.run_dir.path}") + self._sandbox_note()
         append_entry(cfg, self.store, self.run_id, t.id, statuses.RUNNING, body, floor)
 
     def failed_internally(self) -> Outcome:
@@ -84,7 +84,7 @@ class Recording:
         o.next_step = redact(o.next_step, env) if o.next_step else o.next_step
         self.duration = time.monotonic() - self.t0
         append_entry(self.cfg, self.store, self.run_id, t.id, o.status, "\n".join(self._body(o)),
-                     until=o.defer_until if o.status == statuses.DEFERRED else None)
+                     until=o.defer_until if o.status in (statuses.DEFERRED, statuses.WAITING) else None)
         self.store.update_run(self.run_id, status=o.status, duration_s=round(self.duration, 3),
                               exit_code=o.exit_code, summary=o.summary, reason=o.reason,
                               defer_until=o.defer_until, provider=o.provider)
@@ -94,12 +94,16 @@ class Recording:
                 self.store.add_usage(self.run_id, o.input_tokens, o.output_tokens, o.cost_usd)
         if t.runner == "agent" and o.provider:
             self._hold_backend(o)
-        final = {statuses.DEFERRED: statuses.BLOCKED, statuses.INTERRUPTED: statuses.FAILED}.get(o.status, o.status)
-        self.run_dir.progress("finished", status=final, notes=o.summary[:500], complete="finished")
+        if o.status == statuses.WAITING:  # parked: the run goes on after the answer or the reset
+            self.run_dir.progress("waiting", status=statuses.BLOCKED, notes=o.summary[:500])
+        else:
+            final = {statuses.DEFERRED: statuses.BLOCKED, statuses.INTERRUPTED: statuses.FAILED}.get(o.status, o.status)
+            self.run_dir.progress("finished", status=final, notes=o.summary[:500], complete="finished")
         # Under systemd a failed wake exits 1 and OnFailure= runs `agentd notify`; a blocked
         # run exits 0, so the wake tells the notify command itself.
         under_systemd = bool(env.get("INVOCATION_ID"))
-        if o.status == statuses.BLOCKED or (o.status == statuses.FAILED and not under_systemd):
+        asks = o.status == statuses.WAITING and (o.reason or "").startswith("waiting for approval")
+        if o.status == statuses.BLOCKED or asks or (o.status == statuses.FAILED and not under_systemd):
             from agentd import notify
 
             notify.notify(self.cfg, f"agentd {self.cfg.host}: {t.id} {o.status}: {o.summary}")
@@ -117,7 +121,13 @@ class Recording:
         if o.next_step:
             body.append(f"next: {o.next_step}")
         body.append(f"full record: agentd show {self.run_id} · {self.run_dir.path}")
-        return body
+        return body + ([self._sandbox_note().strip()] if self._sandbox_note() else [])
+
+    def _sandbox_note(self) -> str:
+        """Every agent run's entries say so when the sandbox is off (docs/security.md)."""
+        if self.task.runner == "agent" and (self.cfg.values.get("sandbox") or "bwrap") == "off":
+            return "\nsandbox: OFF (`sandbox: off` in the config): the agent's tools ran unconfined"
+        return ""
 
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
@@ -127,7 +137,7 @@ class Recording:
         reason = o.reason or ""
         if o.status == statuses.BLOCKED and reason.startswith("auth"):
             self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
-        elif o.status == statuses.DEFERRED and o.defer_until and not reason.startswith(DAILY):
+        elif o.status in (statuses.DEFERRED, statuses.WAITING) and o.defer_until and not reason.startswith(DAILY):
             # (a spent daily budget holds agent tasks back by itself: see backends.spent)
             self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
         elif o.status == statuses.DONE:

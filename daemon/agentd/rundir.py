@@ -78,6 +78,7 @@ class RunDir:
             "cuda": (gpus[0].get("cuda_version") if gpus else None),
             "gpu": [g.get("name") for g in gpus],
             "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
+            "sandbox": _sandbox(cfg, task),
         })
 
     def read(self) -> dict | None:
@@ -100,6 +101,18 @@ class RunDir:
         write_json(self.progress_path, p)
 
 
+
+
+def _sandbox(cfg, task) -> dict:
+    """Which sandbox the run's model-driven processes get, and its policy (docs/security.md)."""
+    if task.runner != "agent":
+        return {"sandbox": "none", "note": f"a {task.kind} a person wrote runs as written, like their own shell"}
+    from agentd import sandbox
+    from agentd.backends import CLI_EXES, chosen
+
+    cli = chosen(cfg)
+    policy = sandbox.policy_for(cfg, task.attrs, cfg.workspace, for_cli=cli if cli in CLI_EXES else False)
+    return sandbox.describe(policy, cfg)
 
 
 def read_progress(run_dir) -> dict | None:

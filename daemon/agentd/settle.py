@@ -8,7 +8,10 @@ Two things can be left over:
   worklog only has its runs row brought up to date; processes it left are stopped; a
   command or experiment is recorded as interrupted (and, unless that was its last allowed
   attempt, runs again as a new run before anything else); an agent run is resumed from
-  its checkpoint, if its task is still open.
+  its checkpoint, if its task is still open;
+* runs parked as ``waiting`` (``waiting``): a person's APPROVE/DENY line is taken into the
+  store, and a run whose answer or usage-limit reset has come is resumed from its
+  checkpoint; a request nobody answered in time ends its run blocked.
 
 Whatever settling appends is folded into the read it was given, so the queue is built
 from that one read of the worklog.
@@ -30,10 +33,11 @@ class Resume(Record):
 
 
 class Leftovers(Record):
-    """What ``interrupted`` found: runs to take up, in the order they were started."""
+    """What ``interrupted`` and ``waiting`` found: runs to take up, in the order they were started."""
     agent_run: tuple | None = None  # (task id, run id) of an agent run to resume, if its task is still open
     reruns: list = Factory(list)  # task ids of commands and experiments recorded as interrupted
     notes: list = Factory(list)  # what was done about processes a run left behind
+    ready: list = Factory(list)  # (task id, run id) of waiting runs whose answer or reset has come
 
     def resume(self, cfg, store, view) -> Resume | None:
         """The run to take up now, decided against the queue (which counts the entries settling wrote)."""
@@ -49,6 +53,13 @@ class Leftovers(Record):
             t = by_id.get(task_id)
             if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN):  # not blocked by its attempts
                 return Resume(t, new_run_id(), False)
+        for task_id, run_id in self.ready:
+            t = by_id.get(task_id)
+            if t is not None and t.status == statuses.WAITING:
+                return Resume(t, run_id, True)
+            # a person closed or reopened its task while it waited: the parked run is over
+            store.update_run(run_id, status=statuses.CANCELLED,
+                             reason=f"its task was {t.status if t else 'removed'} while the run waited")
         return None
 
 
@@ -93,6 +104,31 @@ def interrupted(cfg, store, state) -> Leftovers:
     for note in left.notes:
         print(note)
     return left
+
+
+def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
+    """Parked runs: take people's APPROVE/DENY lines into the store; a run whose answer or usage reset
+    has come is ready to resume; one whose request expired unanswered ends blocked."""
+    from agentd import approvals
+    from agentd.times import parse
+
+    for run in store.waiting_runs(host=cfg.host):
+        run_id, task_id = run["run_id"], run["task_id"]
+        states = [approvals.settle(store, state.answers, row, now) for row in store.approvals(run_id)]
+        if states and states[-1] == "expired":
+            row = store.approvals(run_id)[-1]
+            reason = f"approval request {row['id']} expired unanswered at {row['expires_at']}"
+            store.update_run(run_id, status=statuses.BLOCKED, reason=reason)
+            e = append_entry(cfg, store, run_id, task_id, statuses.BLOCKED,
+                             f"**blocked** · {reason}; it asked for {approvals.describe(row)}\n"
+                             f"write RETRY: {task_id} to run the task again", state.max_seq)
+            state.add_entry(e)
+        elif states and states[-1] == "answered":
+            left.ready.append((task_id, run_id))
+        elif not states:  # waiting for a usage limit to reset
+            reset = parse(run["defer_until"])
+            if reset is None or now >= reset:
+                left.ready.append((task_id, run_id))
 
 
 def record_interrupted(cfg, store, run_id: str, task_id: str, orphan: str | None, state) -> None:

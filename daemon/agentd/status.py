@@ -13,7 +13,7 @@ def collect(cfg) -> dict:
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
                   "unreadable_lines": 0, "lost_entries": 0, "agent_tasks_wait": None, "worklog_problem": None,
-                  "timer_next_elapse": None, "timer_installed": False}
+                  "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None}
     store = None
     if cfg.store_path.exists():
         from agentd.store import Store
@@ -59,6 +59,11 @@ def collect(cfg) -> dict:
         waiting = view.agent_backend is None and any(t.runner == "agent" and t.status not in ("done", "cancelled")
                                                      for t in view.tasks)
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
+        info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks if t.status == "waiting"]
+    from agentd.backends import sandbox_problem
+
+    mode = cfg.values.get("sandbox") or "bwrap"
+    info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
     if unit.exists():
         info["timer_installed"] = True
@@ -94,6 +99,13 @@ def text(info: dict) -> list[str]:
                    "missing from the worklog; the next wake appends agentd's copy again")
     if info.get("agent_tasks_wait"):
         out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
+    for w in info.get("waiting") or []:
+        out.append(f"waiting:   {w['task_id']}: {safe(w['why'], 200)}")
+    sb = info.get("sandbox")
+    if sb and sb["mode"] == "off":
+        out.append("sandbox:   OFF (`sandbox: off` in the config): agents' tools run without it")
+    elif sb and sb["problem"]:
+        out.append(f"sandbox:   not usable: {safe(sb['problem'], 200)}; agent tasks wait (`agentd doctor`)")
     if info.get("next_task"):
         n = info["next_task"]
         out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")

@@ -64,11 +64,21 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("004_seen_seq", """
         ALTER TABLE first_seen ADD COLUMN seq INTEGER;
     """),
+    # A run parked as waiting: for a person's answer to an approval request, or for a usage limit
+    # to reset (limit_waits counts the windows it waited through).
+    ("005_waiting", """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, call_id TEXT NOT NULL,
+            kind TEXT NOT NULL, what TEXT NOT NULL, why TEXT NOT NULL, asked_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL, answer TEXT, reason TEXT, answered_at TEXT);
+        CREATE INDEX approvals_run ON approvals (run_id);
+        ALTER TABLE runs ADD COLUMN limit_waits INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
                "input_tokens", "output_tokens", "cost_usd", "provider", "summary", "run_dir", "reason",
-               "defer_until", "host")
+               "defer_until", "host", "limit_waits")
 MAX_SEQ = 10**15  # entries.MAX_SEQ: the reader ignores a seq at or above it
 # The highest seq found in a worklog that the counter takes as its floor: above it a forged or
 # mistyped seq could leave agentd no seq to write that readers would accept.  A billion entries
@@ -372,6 +382,35 @@ class Store:
         row = self.db.execute("SELECT COALESCE(SUM(tokens),0), COALESCE(SUM(cost_usd),0) FROM ledger WHERE day=?",
                               (day,)).fetchone()
         return int(row[0]), float(row[1])
+
+    def waiting_runs(self, host: str | None = None) -> list[dict]:
+        """Runs parked as waiting (for an approval, or for a usage limit to reset), oldest first."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT * FROM runs WHERE status='waiting' AND (host=? OR host IS NULL OR ? IS NULL)"
+            " ORDER BY started_at", (host, host))]
+
+    # -- approval requests -------------------------------------------------------
+    def add_approval(self, **fields: Any) -> None:
+        cols = list(fields)
+        self.db.execute(f"INSERT INTO approvals ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                        [fields[c] for c in cols])
+
+    def approvals(self, run_id: str | None = None, pending: bool = False) -> list[dict]:
+        sql, args = "SELECT * FROM approvals WHERE 1=1", []
+        if run_id is not None:
+            sql, args = sql + " AND run_id=?", [run_id]
+        if pending:
+            sql += " AND answer IS NULL"
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY asked_at, rowid", args)]
+
+    def approval(self, approval_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def answer_approval(self, approval_id: str, answer: str, reason: str) -> None:
+        """Record the answer once: a later line can't change what a resumed run was told."""
+        self.db.execute("UPDATE approvals SET answer=?, reason=?, answered_at=? WHERE id=? AND answer IS NULL",
+                        (answer, reason, now_iso(), approval_id))
 
     # -- backend holds -----------------------------------------------------------
     def set_hold(self, backend: str, kind: str, reason: str, until: str | None = None,

@@ -1,4 +1,4 @@
-"""The agent's four tools: shell, read_file, write_file and finish.
+"""The agent's tools: shell, read_file, write_file, request_approval and finish.
 
 Tools run in the workspace.  The shell runs inside the OS sandbox
 (``sandbox.py``: bubblewrap; the root read-only, agentd's files and the usual
@@ -9,7 +9,8 @@ refuses to run.  It gets an environment without API keys
 an output cap; read_file and write_file refuse paths outside the workspace.
 A model's mistake (unknown tool, bad arguments, a failing command) comes back
 as a ``ToolResult`` with ``is_error`` set, for the model to read; it never
-raises.  ``finish`` is handled by the agent loop, not here.
+raises.  ``finish`` and ``request_approval`` are handled by the agent loop, not here
+(``approvals.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ SPECS = [
     ToolSpec("write_file", "Create or overwrite a text file inside the workspace.",
              {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
               "required": ["path", "content"]}),
+    ToolSpec("request_approval", "Ask a person for what the sandbox denies: network access for your shell "
+             "(kind network), write access to a path outside the workspace (kind write, what: the absolute path), "
+             "or one command run outside the sandbox (kind command, what: the command). The run pauses until a "
+             "person answers in the worklog (it may take hours); then you get the answer and go on.",
+             {"type": "object", "properties": {"kind": {"type": "string", "enum": ["network", "write", "command"]},
+                                               "what": {"type": "string"}, "why": {"type": "string"}},
+              "required": ["kind", "why"]}),
     ToolSpec("finish", "End the task. status: done (the task is complete), blocked (a human must act: say what), "
              "or failed (it cannot be done). summary: what you did and found, for the worklog.",
              {"type": "object", "properties": {"status": {"type": "string", "enum": ["done", "blocked", "failed"]},
@@ -62,6 +70,10 @@ def check_args(call: ToolCall) -> str | None:
             return f"{call.name}: argument {key!r} is required and must be a string"
     if call.name == "finish" and call.args["status"] not in ("done", "blocked", "failed"):
         return "finish: status must be done, blocked or failed"
+    if call.name == "request_approval":
+        from agentd.approvals import check_args as approval_problem
+
+        return approval_problem(call.args)
     return None
 
 

@@ -6,6 +6,8 @@ is read once: settling folds what it appends into that read, and the queue is bu
 
 from __future__ import annotations
 
+import time
+
 from agentd import gating, health, queue, runners, settle, statuses
 from agentd.errors import EX_FAILED, EX_OK
 from agentd.lock import wake_lock
@@ -32,6 +34,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             queue.known(cfg, read, task_id)  # an unknown --task is a usage error before anything is written
         settle.restore(cfg, store, lost)
         leftovers = settle.interrupted(cfg, store, read.state)
+        settle.waiting(cfg, store, read.state, leftovers, time.time())
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True, read_and_lost=(read, []))
         _warn_unreadable(log, view)
         if task_id:
