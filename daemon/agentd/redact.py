@@ -1,9 +1,10 @@
 """Secret redaction for everything agentd writes: worklog, logs, store, run dirs.
 
 Two nets: the values of secret-looking environment variables (any name
-containing KEY, TOKEN, SECRET or PASSWORD, 8+ characters), and well-known
-key shapes (sk-..., sk-ant-..., Bearer ..., ghp_...).  Both are replaced by
-``[REDACTED]``.
+containing KEY, TOKEN, SECRET, PASSWORD or CREDENTIAL) that could be a secret
+(``could_be_secret``: not a placeholder such as ``ollama``, ``anything`` or
+``sk-no-key-required``), and well-known key shapes (sk-..., sk-ant-...,
+Bearer ..., ghp_...).  Both are replaced by ``[REDACTED]``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,28 @@ _SHAPES = re.compile(
 )
 
 
+_WORDS_ONLY = re.compile(r"[A-Za-z_. \-]*")  # letters and separators: no digit, no other symbol
+_INNER_CAPITAL = re.compile(r"(?<=[a-z])[A-Z]")
+
+
+def could_be_secret(value: str) -> bool:
+    """Whether a secret variable's value is worth redacting wherever it appears.  Local servers take
+    any key, so people set placeholders (``ollama``, ``anything``, ``not-needed``, ``EMPTY``,
+    ``sk-no-key-required``), and redacting those would erase ordinary words from agentd's own
+    messages.  A value is redacted when it has 8 or more characters and either has 20 or more, or
+    holds a digit or a symbol other than ``-``, ``_``, ``.`` and space, or has two or more capitals
+    right after a small letter (``aBcDeF``, not ``Anything`` or ``NotNeeded``).  A real key (random
+    letters and digits) passes; a word or words do not."""
+    value = value.strip()
+    if len(value) < 8:
+        return False
+    return (len(value) >= 20 or not _WORDS_ONLY.fullmatch(value)
+            or len(_INNER_CAPITAL.findall(value)) >= 2)
+
+
 def secret_values(env: dict | None = None) -> list[str]:
     env = os.environ if env is None else env
-    vals = {v for k, v in env.items() if _SECRET_NAME.search(k) and isinstance(v, str) and len(v) >= 8}
+    vals = {v for k, v in env.items() if _SECRET_NAME.search(k) and isinstance(v, str) and could_be_secret(v)}
     return sorted(vals, key=len, reverse=True)
 
 

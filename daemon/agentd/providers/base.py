@@ -158,7 +158,8 @@ def retry_after(headers) -> float | None:
 _RESET_HEADERS = ("anthropic-ratelimit-unified-reset", "anthropic-ratelimit-tokens-reset",
                   "anthropic-ratelimit-requests-reset", "x-ratelimit-reset")
 _OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context length",
-             "context window", "too many tokens", "input is too long")
+             "context window", "too many tokens", "input is too long",
+             "context size", "exceed_context_size")  # llama.cpp's server: a 400, or from older builds a 500
 
 
 def public_url(url) -> str:
@@ -175,27 +176,59 @@ def public_url(url) -> str:
     return f"{scheme}{sep}{head.rpartition('@')[2]}"  # less a user and password, even one holding "/" or "@"
 
 
-def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
-    """Map an HTTP failure to the ProviderError that decides the run's fate."""
+MESSAGE_LIMIT = 2000  # characters of a provider's error message kept in a reason
+
+# A 500 whose message says the request itself is wrong: llama.cpp's server answers 500 to a request
+# it cannot read ("Expected 'content' to be a string or an array", "[json.exception.type_error.302]
+# type must be string, but is null", a chat template's raise_exception), as do some Python servers
+# to a validation error.  Sending it again gets the same answer, so it is not retried.
+_INVALID = ("invalid", "validation", "unsupported", "not supported", "json.exception", "failed to parse",
+            "expected '", "must be a", "must be string", "must alternate", "is required", "missing required",
+            "unrecognized", "unexpected keyword", "extra inputs are not permitted", "raise_exception")
+
+
+def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to about ``limit`` characters, keeping its head and its tail (where servers put
+    the cause), with what was cut out said."""
+    message = message or ""
+    if len(message) <= limit:
+        return message
+    half = limit // 2
+    return f"{message[:half]} [... {len(message) - 2 * half} characters cut ...] {message[-half:]}"
+
+
+def invalid_request(status: int | None, message: str) -> bool:
+    """A 500 that is really a refused request (see ``_INVALID``).  Only a 500: a 502 or 504 speaks of
+    a server behind a proxy, a 503 of one loading or busy, and those are worth another try."""
     low = (message or "").lower()
+    return status == 500 and any(s in low for s in _INVALID)
+
+
+def classify(status: int | None, headers, message: str, key_env: str | None, provider: str) -> ProviderError:
+    """Map an HTTP failure to the ProviderError that decides the run's fate.  The provider's message
+    is kept whole up to ``MESSAGE_LIMIT`` characters, and past that its head and its tail."""
+    message = clip(message)
+    low = message.lower()
     where = f"{provider} {status}" if status else provider
     if status in (401, 403):
         key = key_env or "the API key"
-        return AuthFailed(f"auth: {key} refused ({where}: {message[:200]})")
-    if status == 413 or (status in (400, 422) and any(s in low for s in _OVERFLOW)):
-        return ContextOverflow(f"context overflow ({where}): {message[:200]}")
+        return AuthFailed(f"auth: {key} refused ({where}: {message})")
+    if status == 413 or (status in (400, 422, 500) and any(s in low for s in _OVERFLOW)):
+        return ContextOverflow(f"context overflow ({where}): {message}")
     if status == 429 and ("insufficient_quota" in low or "usage limit" in low or "quota" in low):
         reset = None
         for h in _RESET_HEADERS:
             if headers is not None and headers.get(h):
                 reset = headers.get(h)
                 break
-        return UsageLimit(f"usage limit ({where}): {message[:200]}", reset_at=_iso(reset))
+        return UsageLimit(f"usage limit ({where}): {message}", reset_at=_iso(reset))
     if status in (429, 529) or "overloaded" in low:
-        return RateLimited(f"rate limited ({where}): {message[:200]}", retry_after=retry_after(headers))
+        return RateLimited(f"rate limited ({where}): {message}", retry_after=retry_after(headers))
+    if invalid_request(status, message):
+        return ProviderError(f"request refused ({where}, not retried): {message}")
     if status is None or status >= 500 or status == 408:
-        return ProviderDown(f"provider down ({where}): {message[:200]}")
-    return ProviderError(f"{where}: {message[:300]}")
+        return ProviderDown(f"provider down ({where}): {message}")
+    return ProviderError(f"{where}: {message}")
 
 
 def _iso(value) -> str | None:

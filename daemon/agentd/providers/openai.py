@@ -39,6 +39,8 @@ class OpenAIProvider(Provider):
         if tools:
             req["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
                                                               "parameters": t.parameters}} for t in tools]
+            # The API's default, said out loud: llama.cpp's server ignores the tools without it.
+            req["tool_choice"] = "auto"
         return req
 
     def _once(self, system, messages, tools, max_tokens, timeout) -> Response:
@@ -47,11 +49,20 @@ class OpenAIProvider(Provider):
 
 
 def _message(e) -> str:
+    """The error's code and message, from OpenAI's body (``{"error": {...}}``), vLLM's (the error at the
+    top level), Ollama's (``{"error": "..."}``), or whatever else a server sends (all of it)."""
     body = e.body
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict):
-            return " ".join(str(err.get(k) or "") for k in ("code", "message")).strip()
+            text = " ".join(str(err.get(k) or "") for k in ("code", "message")).strip()
+            if text:
+                return text
+        elif isinstance(err, str) and err.strip():
+            return err.strip()
+        return json.dumps(body, ensure_ascii=False)
+    if isinstance(body, str) and body.strip():
+        return body.strip()
     return str(e.message or e)
 
 
@@ -61,7 +72,8 @@ def to_wire(messages: list[Message]) -> list[dict]:
         if m.role == "tool":
             out.append({"role": "tool", "tool_call_id": m.call_id, "content": m.text or "(no output)"})
         elif m.role == "assistant":
-            msg: dict = {"role": "assistant", "content": m.text or None}
+            # "" and never null: llama.cpp's server answers 500 to a null content, even beside tool_calls
+            msg: dict = {"role": "assistant", "content": m.text or ""}
             if m.tool_calls:
                 msg["tool_calls"] = [{"id": c.id, "type": "function",
                                       "function": {"name": c.name, "arguments": json.dumps(c.args)}}
