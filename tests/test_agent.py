@@ -240,11 +240,22 @@ def test_a_provider_that_stays_down_fails_the_run_within_call_timeout(tmp_path, 
     assert out.status == "failed" and out.reason.startswith("provider down")
 
 
-def test_a_usage_limit_with_a_reset_time_defers_until_then(tmp_path, fake):
+def test_a_usage_limit_with_a_reset_time_parks_the_run_until_then(tmp_path, fake):
     fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
                       headers={"x-ratelimit-reset": "1900000000"}))
-    out, _, _ = go(cfg_for(tmp_path, fake, api="openai"))
+    out, store, _ = go(cfg_for(tmp_path, fake, api="openai"))
+    assert out.status == "waiting" and out.defer_until == "2030-03-17T17:46:40Z"
+    assert out.reason == "waiting for usage reset at 2030-03-17T17:46:40Z"
+    assert store.run("r1")["limit_waits"] == 1
+
+
+@pytest.mark.parametrize("values", [{"wait_for_usage_reset": False}, {"max_limit_waits": 0}])
+def test_a_usage_limit_defers_the_task_when_waiting_is_off_or_used_up(tmp_path, fake, values):
+    fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
+                      headers={"x-ratelimit-reset": "1900000000"}))
+    out, store, _ = go(cfg_for(tmp_path, fake, api="openai", **values))
     assert out.status == "deferred" and out.defer_until == "2030-03-17T17:46:40Z"
+    assert store.run("r1")["limit_waits"] == 0
 
 
 # -- budgets ---------------------------------------------------------------------------
@@ -419,63 +430,128 @@ def test_the_reviewer_can_send_the_run_back_once(tmp_path, fake):
 
 
 # -- CLI agents ---------------------------------------------------------------------------
+# The stand-ins in tests/fakebin_agents replay the real CLIs' output (tests/captures/, see its README);
+# tests/test_cli_contract.py runs the real binaries.
 
-def cli_cfg(tmp_path, name, mode, **values):
-    log = tmp_path / "agent.log"
-    env = {"PATH": f"{FAKEBIN}:{os.environ['PATH']}", "FAKE_AGENT_MODE": mode, "FAKE_AGENT_LOG": str(log)}
+def cli_cfg(tmp_path, name, capture, **values):
+    log = tmp_path / "ws" / "agent.log"  # in the workspace: the CLI runs in the sandbox, which sees only that
+    env = {"PATH": f"{FAKEBIN}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "FAKE_AGENT_LOG": str(log),
+           "TZ": "UTC", "ANTHROPIC_API_KEY": "sk-ant-api03-agent-test-key-000000000000"}
     return make_config(tmp_path, {"provider": name, **values}, env), log
 
 
-def test_claude_cli_runs_with_stdin_closed_and_caps_and_reports_usage(tmp_path):
-    cfg, log = cli_cfg(tmp_path, "claude-cli", "done", max_steps=7)
-    out, store, _ = go(cfg)
-    assert out.status == "done" and out.summary == "Cleaned /tmp and freed 2 GB." and out.provider == "claude-cli"
-    assert out.cost_usd == pytest.approx(0.042) and out.input_tokens == 6300 and out.output_tokens == 300
+def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_its_key_on_a_pipe(tmp_path):
+    cfg, log = cli_cfg(tmp_path, "claude-cli", "tool", max_steps=7)
+    out, store, lines = go(cfg)
+    assert out.status == "done" and out.summary == "Wrote out.txt; it says hello-from-tool."
+    assert out.provider == "claude-cli" and out.flagged is None
+    assert out.cost_usd == pytest.approx(0.0016) and (out.input_tokens, out.output_tokens) == (200, 40)
     call = json.loads(log.read_text())
     assert call["stdin"] == "" and call["cwd"] == str(cfg.workspace)
     argv = call["argv"]
     assert argv[argv.index("--output-format") + 1] == "json" and argv[argv.index("--max-turns") + 1] == "7"
     assert argv[argv.index("--max-budget-usd") + 1] == "2.00"
-    assert store.exchanges("r1")[0]["provider"] == "claude-cli"
+    assert "ANTHROPIC_API_KEY" not in call["env"] and "IS_SANDBOX" in call["env"]
+    assert call["key_from_fd"] == "sk-ant-api03-agent-test-key-000000000000"
+    ex = store.exchanges("r1")[0]
+    assert ex["provider"] == "claude-cli" and "sandbox: bwrap" in json.loads(ex["request"])["sandbox"]
+    assert any("sandbox: bwrap" in line for line in lines)
 
 
-@pytest.mark.parametrize("mode,status,reason", [
-    ("blocked", "blocked", "Need the sudo password to continue."),
+@pytest.mark.parametrize("capture,status,reason", [
+    ("blocked", "blocked", "I need the sudo password to continue."),
     ("max_turns", "blocked", "budget: max_steps 30 reached"),
-    ("auth", "blocked", "auth: claude"),
-    ("garbage", "failed", "provider down"),
+    ("budget_stop", "blocked", "budget: usd_per_run 2.0 reached"),
+    ("auth_401", "blocked", "auth: claude is not logged in or its key was refused (Invalid API key"),
+    ("stream_error", "deferred", "rate limited (claude-cli): API Error: 529 Overloaded"),
+    ("server_500", "failed", "provider down (claude-cli): API Error: 500 Internal server error"),
+    ("root_without_is_sandbox", "failed",
+     "provider down (claude-cli): claude exited with 1: --dangerously-skip-permissions cannot be used"),
 ])
-def test_claude_cli_results_map_to_outcomes(tmp_path, mode, status, reason):
-    cfg, _ = cli_cfg(tmp_path, "claude-cli", mode)
+def test_claude_cli_results_map_to_outcomes(tmp_path, capture, status, reason):
+    cfg, _ = cli_cfg(tmp_path, "claude-cli", capture)
     out, _, _ = go(cfg)
-    assert out.status == status and out.reason.startswith(reason)
+    assert out.status == status and out.reason.startswith(reason), out.reason
 
 
-def test_claude_cli_usage_limit_defers_until_the_reset(tmp_path):
-    cfg, _ = cli_cfg(tmp_path, "claude-cli", "usage_limit")
+@pytest.mark.parametrize("capture", ["usage_limit_5h", "usage_limit_5h_berlin", "usage_limit_weekly"])
+def test_claude_cli_usage_limit_waits_for_the_reset(tmp_path, capture):
+    cfg, _ = cli_cfg(tmp_path, "claude-cli", capture)
     out, _, _ = go(cfg)
-    assert out.status == "deferred" and out.defer_until == "2030-03-17T17:46:40Z"
+    assert out.status in ("waiting", "deferred")  # parked until the reset (deferred where waiting is off)
+    assert out.defer_until == "2030-03-17T17:47:00Z"  # 5:46pm (UTC) / 6:46pm (Europe/Berlin), the next minute
 
 
-def test_codex_cli_runs_exec_json_and_reads_its_events(tmp_path):
-    cfg, log = cli_cfg(tmp_path, "codex-cli", "done")
+def test_claude_cli_with_under_half_a_cent_left_is_not_started(tmp_path):
+    cfg, log = cli_cfg(tmp_path, "claude-cli", "done", budget={"usd_per_run": 0.004})
+    out, store, _ = go(cfg)
+    assert out.status == "blocked" and out.reason.startswith("budget: usd_per_run 0.004 has $0.0040 left")
+    assert not log.exists() and not store.exchanges("r1")
+
+
+def test_codex_cli_runs_exec_json_in_a_throwaway_codex_home_and_reads_its_events(tmp_path):
+    cfg, log = cli_cfg(tmp_path, "codex-cli", "tool")
+    out, store, _ = go(cfg)
+    assert out.status == "done" and out.summary == "Wrote out.txt; it says hello-from-tool."
+    assert (out.input_tokens, out.output_tokens) == (200, 40) and out.flagged is None
+    assert out.cost_usd == pytest.approx((200 * 2 + 40 * 10) / 1e6)  # gpt-6.2-sol, codex's default
+    call = json.loads(log.read_text())
+    argv = call["argv"]
+    assert argv[1:3] == ["exec", "--json"] and call["stdin"] == ""
+    assert argv[argv.index("--sandbox") + 1] == "danger-full-access"  # agentd's sandbox confines it
+    assert "shell_environment_policy.ignore_default_excludes=false" in argv
+    assert not os.path.exists(call["codex_home"])  # removed after the run
+    assert store.exchanges("r1")[0]["model"] == "(cli default: gpt-6.2-sol)"
+
+
+@pytest.mark.parametrize("capture,status,reason", [
+    ("rate_429_then_done", "done", None),
+    ("auth_401", "blocked", "auth: codex is not logged in or its key was refused (unexpected status 401"),
+    ("quota", "blocked", "usage limit (codex-cli): Quota exceeded."),
+    ("stream_failed", "failed", "provider down (codex-cli): stream disconnected before completion"),
+    ("server_500", "failed", "provider down (codex-cli): We’re currently experiencing high demand"),
+])
+def test_codex_cli_results_map_to_outcomes(tmp_path, capture, status, reason):
+    cfg, _ = cli_cfg(tmp_path, "codex-cli", capture)
     out, _, _ = go(cfg)
-    assert out.status == "done" and out.summary == "Disk is at 50%, nothing to clean."
-    assert (out.input_tokens, out.output_tokens) == (3000, 200) and out.flagged is None
-    argv = json.loads(log.read_text())["argv"]
-    assert argv[1:3] == ["exec", "--json"] and json.loads(log.read_text())["stdin"] == ""
+    assert out.status == status and (reason is None or out.reason.startswith(reason)), out.reason
 
 
-def test_codex_cli_turn_failure_fails_the_run(tmp_path):
-    cfg, _ = cli_cfg(tmp_path, "codex-cli", "error")
+@pytest.mark.parametrize("capture", ["usage_limit", "usage_limit_no_plan"])
+def test_codex_cli_usage_limit_waits_for_the_reset(tmp_path, capture):
+    cfg, _ = cli_cfg(tmp_path, "codex-cli", capture)
     out, _, _ = go(cfg)
-    assert out.status == "failed" and "500" in out.reason
+    assert out.status in ("waiting", "deferred") and out.defer_until == "2030-03-17T17:47:00Z"
+
+
+def test_the_usage_limit_texts_name_the_reset_to_the_minute():
+    from datetime import datetime, timezone
+
+    from agentd.runners.cli_output import reset_at
+
+    now = datetime(2030, 3, 17, 10, 0, tzinfo=timezone.utc)
+    assert reset_at("You've hit your 5-hour limit · resets 12:39pm (UTC)", now=now) == now.replace(hour=12, minute=40)
+    assert reset_at("You’ve hit your usage limit. Try again at 12:39 PM.", "UTC", now) == now.replace(hour=12, minute=40)
+    assert reset_at("You’ve hit your usage limit. Try again at 9:05 AM.", "UTC", now) == datetime(
+        2030, 3, 18, 9, 6, tzinfo=timezone.utc)  # passed today: tomorrow
+    assert reset_at("You’ve hit your usage limit. Try again at Mar 17th, 2030 5:46 PM.", "Europe/Berlin") == datetime(
+        2030, 3, 17, 16, 47, tzinfo=timezone.utc)  # codex prints its TZ's local time
+    assert reset_at("Quota exceeded. Check your plan and billing details.") is None
 
 
 def test_a_missing_cli_blocks_the_run_saying_so(tmp_path):
     cfg = make_config(tmp_path, {"provider": "claude-cli"}, {"PATH": str(tmp_path / "empty")})
     out, _, _ = go(cfg)
     assert out.status == "blocked" and out.reason == "claude-cli: claude not found on PATH"
+
+
+def test_without_a_usable_sandbox_a_cli_agent_is_not_started(tmp_path, monkeypatch):
+    from agentd import sandbox
+
+    monkeypatch.setattr(sandbox, "status", lambda env=None: sandbox.Status(False, None, None, "bwrap is gone", "fix"))
+    cfg, log = cli_cfg(tmp_path, "claude-cli", "done")
+    out, _, _ = go(cfg)
+    assert out.status == "blocked" and "only inside its sandbox" in out.reason and not log.exists()
 
 
 # -- prompts -------------------------------------------------------------------------------

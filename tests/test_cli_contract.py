@@ -214,7 +214,7 @@ def test_codex_raw_usage_limit_prints_the_reset_time(fake, tmp_path, plan, text)
 
 # -- agentd running the real CLIs --------------------------------------------------------------
 
-def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, **values):
+def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, run_id="r1", **values):
     """agentd's runner for ``provider`` with the real CLI on PATH, pointed at the fake."""
     from agentd import runners
     from agentd.store import Store
@@ -225,13 +225,15 @@ def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, **values):
     else:
         env = rc.codex_env(fake.url, tmp_path / "clihome")
     cfg = make_config(tmp_path, {"provider": provider, "call_timeout": "60s", **values}, env)
+    cfg.env["AGENTD_RUN_ID"] = run_id  # as recording.py sets it: every process of the run carries it
     store = Store(cfg.store_path)
-    store.start_run(run_id="r1", task_id="t1", kind="task", title="check the disk", status="running",
-                    started_at="2025-01-01T00:00:00Z")
+    if not store.run(run_id):
+        store.start_run(run_id=run_id, task_id="t1", kind="task", title="check the disk", status="running",
+                        started_at="2025-01-01T00:00:00Z")
     task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
                 source="worklog", text="- [ ] check the disk #t1")
     lines: list[str] = []
-    job = runners.Job(cfg, store, "r1", task, {"disk": "50% used"}, cfg.state_dir / "runs" / "r1", lines.append)
+    job = runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, cfg.state_dir / "runs" / run_id, lines.append)
     return runners.run(job), store
 
 
@@ -253,9 +255,6 @@ def test_agentd_claude_tool_round_trip(fake, tmp_path):
 
 
 @needs_claude
-@bug("as root claude refuses --permission-mode bypassPermissions ('cannot be used with root/sudo "
-     "privileges'); agentd must run it in its sandbox and say so (IS_SANDBOX=1) or use a mode that works as root",
-     condition=rc.is_root())
 def test_agentd_claude_works_as_root_without_the_caller_setting_is_sandbox(fake, tmp_path):
     fake.script(reply("ran\nSTATUS: done"))
     out, _ = agentd(tmp_path, fake, "claude-cli", sandbox=False)
@@ -278,13 +277,11 @@ def test_agentd_claude_429_then_success_is_done(fake, tmp_path):
 
 
 @needs_claude
-@bug("claude's 'You've hit your 5-hour limit · resets Mar 17, 2030, 5:46pm (UTC)' is not parsed (agentd "
-     "expects 'limit reached|<epoch>'): the run fails 'provider down' instead of deferring to the reset")
 @pytest.mark.parametrize("claim", ["five_hour", "seven_day"])
 def test_agentd_claude_usage_limit_defers_to_the_reset(fake, tmp_path, claim):
     fake.default = error(429, "rate limited", type="rate_limit_error", headers=rc.unified_limit_headers(RESET, claim))
     out, _ = agentd(tmp_path, fake, "claude-cli", oauth=True)
-    assert out.status == "deferred"
+    assert out.status in ("waiting", "deferred")  # parked until the reset (deferred where waiting is off)
     assert "2030-03-17T17:46:00Z" <= out.defer_until <= "2030-03-17T17:47:00Z"  # the text has minutes only
 
 
@@ -301,8 +298,6 @@ def test_agentd_claude_budget_stop_blocks_naming_the_limit(fake, tmp_path):
 
 
 @needs_claude
-@bug("with a budget stop claude's 'usage' holds only the last call; the run's totals are in modelUsage "
-     "(agentd records 1,200 of 1,300 input tokens after 13 calls: top-level usage leaves out the call that crossed the budget)")
 def test_agentd_claude_budget_stop_counts_every_call(fake, tmp_path):
     out, _ = budget_stop(fake, tmp_path)
     calls = len(fake.requests)
@@ -311,8 +306,6 @@ def test_agentd_claude_budget_stop_counts_every_call(fake, tmp_path):
 
 
 @needs_claude
-@bug("a budget left under half a cent becomes '--max-budget-usd 0.00', which claude rejects (stderr: "
-     "'--max-budget-usd must be a number greater than 0'); agentd must not start it and say so")
 def test_agentd_claude_budget_too_small_to_start_is_not_started(fake, tmp_path):
     out, store = agentd(tmp_path, fake, "claude-cli", budget={"usd_per_run": 0.004})
     assert out.status == "blocked" and "budget" in out.reason and not fake.requests
@@ -342,7 +335,7 @@ def test_agentd_codex_done(fake, tmp_path):
 
 
 @needs_codex
-@bug("codex prints no cost and agentd has no price for codex's default model (gpt-6.2-sol in 0.171.0): cost 0.0")
+
 def test_agentd_codex_run_has_a_cost(fake, tmp_path):
     fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
     out, _ = agentd(tmp_path, fake, "codex-cli")
@@ -365,8 +358,6 @@ def test_agentd_codex_401_blocks_naming_auth(fake, tmp_path):
 
 
 @needs_codex
-@bug("codex recovers from a 429 ('Reconnecting... 1/5' error event) and finishes, but agentd takes the "
-     "error event as the run's error and defers it 'rate limited'")
 def test_agentd_codex_429_then_success_is_done(fake, tmp_path):
     fake.script(error(429, "Rate limit reached", type="requests", code="rate_limit_exceeded",
                       headers={"retry-after": "1"}), reply("Recovered.\nSTATUS: done"))
@@ -375,18 +366,14 @@ def test_agentd_codex_429_then_success_is_done(fake, tmp_path):
 
 
 @needs_codex
-@bug("codex's 'You’ve hit your usage limit ... try again at Mar 17th, 2030 5:46 PM.' is read as a rate "
-     "limit: deferred 15 minutes, the reset time ignored")
 def test_agentd_codex_usage_limit_defers_to_the_reset(fake, tmp_path):
     fake.default = error(429, "", body=rc.codex_usage_limit_body(RESET))
     out, _ = agentd(tmp_path, fake, "codex-cli")
-    assert out.status == "deferred"
+    assert out.status in ("waiting", "deferred")  # parked until the reset (deferred where waiting is off)
     assert "2030-03-17T17:46:00Z" <= out.defer_until <= "2030-03-17T17:47:00Z"
 
 
 @needs_codex
-@bug("codex's 'Quota exceeded. Check your plan and billing details.' (insufficient_quota, no reset) is "
-     "deferred 15 minutes as a rate limit; docs/agent.md says a quota with no reset time blocks")
 def test_agentd_codex_quota_blocks(fake, tmp_path):
     fake.default = error(429, "You exceeded your current quota", type="insufficient_quota", code="insufficient_quota")
     out, _ = agentd(tmp_path, fake, "codex-cli")
@@ -431,7 +418,6 @@ def test_parse_claude_reads_the_real_done_and_tool_results():
     assert tool["turns"] == 2 and tool["acted"] and tool["usage"].input == 200 and tool["cost"] == 0.0016
 
 
-@bug("parse_claude takes top-level 'usage' (the last call only after a budget stop); modelUsage holds the totals")
 def test_parse_claude_budget_stop_counts_the_whole_run():
     from agentd.runners.cli_output import parse_claude
 
@@ -445,8 +431,6 @@ def test_parse_claude_max_turns_is_a_limit():
     assert parse_claude(captured(CLAUDE_CAPTURES, "max_turns")[0])["limit"] == "max_turns"
 
 
-@bug("parse_claude does not read api_error_status/api_error: a usage limit has to be told apart by "
-     "api_error == 'usage_limit_reached' (and 401 by api_error_status), not by guessing from the text")
 def test_parse_claude_reports_the_api_error_status():
     from agentd.runners.cli_output import parse_claude
 
@@ -454,8 +438,6 @@ def test_parse_claude_reports_the_api_error_status():
     assert res.get("api_error_status") == 429 and res.get("api_error") == "usage_limit_reached"
 
 
-@bug("parse_codex takes any 'error' event as the run's error, though codex prints one per retry "
-     "('Reconnecting... 1/5 ...') and then succeeds; only turn.failed (or no turn.completed) is a failure")
 def test_parse_codex_429_then_success_has_no_error():
     from agentd.runners.cli_output import parse_codex
 
@@ -473,3 +455,73 @@ def test_parse_codex_tool_run_acted():
 def test_codex_stdout_is_pure_json_lines():
     for f in CODEX_CAPTURES.glob("*.stdout"):
         rc.events(f.read_text())  # raises on a line that is not JSON
+
+
+# -- kill -9 and resume ----------------------------------------------------------------------
+
+_CHILD = """
+import sys, json
+sys.path[:0] = [sys.argv[1]]
+import test_cli_contract as t
+from fake_llm import FakeLLM
+from pathlib import Path
+
+class Fake:  # the fake server runs in the test process: only its URL is needed here
+    url = sys.argv[3]
+
+out, _ = t.agentd(Path(sys.argv[2]), Fake(), sys.argv[4], run_id=sys.argv[5])
+print(json.dumps(out.status))
+"""
+
+
+def _marked(run_id: str) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes carrying AGENTD_RUN_ID=run_id."""
+    marker = f"AGENTD_RUN_ID={run_id}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((int(proc.name), (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("provider", [pytest.param("claude-cli", marks=needs_claude),
+                                      pytest.param("codex-cli", marks=needs_codex)])
+def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_first(fake, tmp_path, provider):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run_id = f"kill-{provider}-{os.getpid()}"
+    cmd = "touch started.txt && sleep 30 && touch finished.txt"  # claude refuses a standalone sleep
+    tool = bash(cmd) if provider == "claude-cli" else exec_command(cmd)
+    fake.script(reply(tools=[tool]), reply("Checked the workspace: nothing to redo.\nSTATUS: done"))
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(tmp_path), fake.url,
+                              provider, run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("sleep 30" in cmd for _, cmd in _marked(run_id)):  # the CLI's tool call is running
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.1)
+        assert any(("claude" if provider == "claude-cli" else "codex") in cmd for _, cmd in _marked(run_id))
+        os.kill(child.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        while _marked(run_id) and time.monotonic() - killed < 5:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - killed
+        print(f"{provider}: its processes were gone {gone_after:.2f} s after the kill")
+        assert not _marked(run_id), _marked(run_id)
+        assert gone_after < 2, f"the CLI's processes lived {gone_after:.1f} s after agentd was killed"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert (tmp_path / "ws" / "started.txt").exists() and not (tmp_path / "ws" / "finished.txt").exists()
+    out, store = agentd(tmp_path, fake, provider, run_id=run_id)  # the next wake resumes the run
+    assert out.status == "done" and out.summary == "Checked the workspace: nothing to redo."
+    body = json.dumps(fake.requests[-1]["body"])
+    assert "a previous attempt at this task was interrupted" in body  # told to check before redoing anything
+    assert len(fake.requests) == 2  # the resumed run asked once; the interrupted tool call was not replayed

@@ -1,15 +1,19 @@
 """What the coding-agent CLIs print, read into one shape.
 
 ``claude -p --output-format json`` prints one result object; ``codex exec --json``
-prints JSON lines of thread/turn/item events.  Each parser returns a dict with
-``usage``, ``text``, ``turns``, ``error``, ``cost``, ``acted`` and ``limit``.
-The final message should end with ``STATUS: done|blocked|failed`` (``split_status``).
+prints JSON lines of thread/turn/item events (the shapes, from the real programs, are
+in docs/agent.md and tests/captures/).  Each parser returns a dict with ``usage``,
+``text``, ``turns``, ``error``, ``cost``, ``acted``, ``limit``, ``retries`` and, for
+claude, ``api_error_status``, ``api_error`` and ``terminal_reason``.  The final message
+should end with ``STATUS: done|blocked|failed`` (``split_status``).  ``reset_at`` reads
+the reset time out of either CLI's usage-limit text.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 
 from agentd.providers import Usage
 
@@ -25,42 +29,90 @@ def split_status(text: str) -> tuple[str, str]:
     return m.group(1).lower(), (text[:m.start()] + text[m.end():]).strip()
 
 
+def _blank() -> dict:
+    return {"usage": Usage(), "text": "", "turns": 0, "error": None, "cost": None, "acted": False, "limit": None,
+            "retries": 0, "api_error_status": None, "api_error": None, "terminal_reason": None}
+
+
+def _int(v) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def parse_claude(out: str) -> dict:
-    """``claude -p --output-format json``: one result object (or a list holding one)."""
-    res = {"usage": Usage(), "text": "", "turns": 0, "error": None, "cost": None, "acted": True, "limit": None}
+    """``claude -p --output-format json``: one result object (``stream-json``: the last ``result`` line).
+
+    Claude exits 1 whenever ``is_error`` is true, so the exit code says nothing the object doesn't.
+    Its top-level ``usage`` leaves out the call that crossed a budget: the run's totals are the sum
+    of ``modelUsage`` (per model), with the top-level ``usage`` only where that is empty.
+    """
+    res = _blank()
+    data = None
     try:
         data = json.loads(out)
     except ValueError:
-        res["error"] = f"not JSON: {out.strip()[:300]}" if out.strip() else None
-        return res
+        lines = [ln for ln in out.splitlines() if ln.strip().startswith("{")]
+        events = []
+        for ln in lines:
+            try:
+                events.append(json.loads(ln))
+            except ValueError:
+                pass
+        if events:
+            data = events
+        else:
+            res["error"] = f"not JSON: {out.strip()[:300]}" if out.strip() else None
+            return res
     if isinstance(data, list):
+        res["retries"] = sum(1 for d in data if isinstance(d, dict) and d.get("subtype") == "api_retry")
         data = next((d for d in reversed(data) if isinstance(d, dict) and d.get("type") == "result"), {})
-    if not isinstance(data, dict):
-        res["error"] = "unexpected JSON from claude"
+    if not isinstance(data, dict) or not data:
+        res["error"] = "unexpected JSON from claude (no result object)"
         return res
     u = data.get("usage") or {}
-    res["usage"] = Usage(input=int(u.get("input_tokens") or 0), output=int(u.get("output_tokens") or 0),
-                         cache_read=int(u.get("cache_read_input_tokens") or 0),
-                         cache_write=int(u.get("cache_creation_input_tokens") or 0))
+    usage = Usage(input=_int(u.get("input_tokens")), output=_int(u.get("output_tokens")),
+                  cache_read=_int(u.get("cache_read_input_tokens")),
+                  cache_write=_int(u.get("cache_creation_input_tokens")))
+    per_model = [m for m in (data.get("modelUsage") or {}).values() if isinstance(m, dict)]
+    if per_model:
+        usage = Usage(input=sum(_int(m.get("inputTokens")) for m in per_model),
+                      output=sum(_int(m.get("outputTokens")) for m in per_model),
+                      cache_read=sum(_int(m.get("cacheReadInputTokens")) for m in per_model),
+                      cache_write=sum(_int(m.get("cacheCreationInputTokens")) for m in per_model))
+    res["usage"] = usage
+    errors = [str(e) for e in (data.get("errors") or []) if e]
     res["text"] = str(data.get("result") or "")
-    res["turns"] = int(data.get("num_turns") or 0)
-    res["acted"] = res["turns"] > 1
+    res["turns"] = _int(data.get("num_turns"))
+    res["acted"] = res["turns"] > 1  # a plain answer is one turn; each tool round trip adds one
     if data.get("total_cost_usd") is not None:
         res["cost"] = float(data["total_cost_usd"])
+    elif per_model and all(m.get("costUSD") is not None for m in per_model):
+        res["cost"] = sum(float(m["costUSD"]) for m in per_model)
+    res["api_error_status"] = data.get("api_error_status")
+    res["api_error"] = data.get("api_error")
+    res["terminal_reason"] = data.get("terminal_reason")
     subtype = str(data.get("subtype") or "")
-    if subtype == "error_max_turns":
+    if subtype == "error_max_turns" or res["terminal_reason"] == "max_turns":
         res["limit"] = "max_turns"
-    elif "budget" in subtype:
+    elif subtype == "error_max_budget_usd" or res["terminal_reason"] == "budget_exhausted":
         res["limit"] = "max_budget"
     elif data.get("is_error") or subtype.startswith("error"):
-        res["error"] = res["text"] or subtype or "claude reported an error"
+        res["error"] = res["text"] or "; ".join(errors) or subtype or "claude reported an error"
     return res
 
 
 def parse_codex(out: str) -> dict:
-    """``codex exec --json``: JSON lines of thread/turn/item events."""
-    res = {"usage": Usage(), "text": "", "turns": 0, "error": None, "cost": None, "acted": False, "limit": None}
-    inp = cached = outp = 0
+    """``codex exec --json``: JSON lines of thread/turn/item events.
+
+    Codex prints an ``error`` event for each retry ("Reconnecting... 1/5 (...)") and goes on:
+    only ``turn.failed``, or a run that never reached ``turn.completed``, is a failure.
+    """
+    res = _blank()
+    inp = cached = written = outp = 0
+    completed = False
+    last_error = None
     for line in out.splitlines():
         try:
             ev = json.loads(line)
@@ -69,19 +121,84 @@ def parse_codex(out: str) -> dict:
         if not isinstance(ev, dict):
             continue
         kind = ev.get("type")
-        item = ev.get("item") or {}
+        item = ev.get("item") if isinstance(ev.get("item"), dict) else {}
         if kind == "item.completed" and item.get("type") == "agent_message":
             res["text"] = str(item.get("text") or "")
-        elif kind == "item.completed" and item.get("type") in ("command_execution", "file_change", "mcp_tool_call"):
+        elif kind in ("item.started", "item.completed") and item.get("type") in (
+                "command_execution", "file_change", "mcp_tool_call", "web_search"):
             res["acted"] = True
         elif kind == "turn.completed":
+            completed = True
             res["turns"] += 1
             u = ev.get("usage") or {}
-            inp += int(u.get("input_tokens") or 0)
-            cached += int(u.get("cached_input_tokens") or 0)
-            outp += int(u.get("output_tokens") or 0)
-        elif kind in ("turn.failed", "error"):
-            err = ev.get("error") if isinstance(ev.get("error"), dict) else ev
-            res["error"] = str(err.get("message") or kind)
-    res["usage"] = Usage(input=max(0, inp - cached), cache_read=cached, output=outp)
+            inp += _int(u.get("input_tokens"))
+            cached += _int(u.get("cached_input_tokens"))
+            written += _int(u.get("cache_write_input_tokens"))
+            outp += _int(u.get("output_tokens"))
+        elif kind == "turn.failed":
+            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            res["error"] = str(err.get("message") or "turn.failed")
+        elif kind == "error":
+            msg = str(ev.get("message") or "error")
+            if msg.startswith("Reconnecting..."):
+                res["retries"] += 1
+            last_error = msg
+    if res["error"] is None and not completed:
+        res["error"] = last_error or ("codex printed no turn.completed" if out.strip() else None)
+    # input_tokens includes the cached part; cache writes are reported besides it
+    res["usage"] = Usage(input=max(0, inp - cached - written), cache_read=cached, cache_write=written, output=outp)
     return res
+
+
+# -- usage-limit texts -------------------------------------------------------------------
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                       "nov", "dec"), 1)}
+# claude: "You've hit your 5-hour limit · resets Mar 17, 2030, 5:46pm (UTC)"; same day: "resets 12:39pm (UTC)"
+_CLAUDE_RESET = re.compile(r"resets\s+(?:(?P<mon>[A-Z][a-z]{2})[a-z]*\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4}),?\s+)?"
+                           r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[ap]m)\s*(?:\((?P<tz>[^)]+)\))?", re.I)
+# codex: "... try again at Mar 17th, 2030 5:46 PM."; same day: "Try again at 12:39 PM."
+_CODEX_RESET = re.compile(r"try again at\s+(?:(?P<mon>[A-Z][a-z]{2})[a-z]*\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+"
+                          r"(?P<year>\d{4}),?\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>[AP]M)", re.I)
+USAGE_LIMIT = re.compile(r"you(?:'|’)ve hit your .*limit|usage limit", re.I)
+
+
+def _zone(name: str | None):
+    if not name:
+        return None
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return timezone.utc
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - an unknown zone name is read as local time
+        return None
+
+
+def reset_at(text: str, tz: str | None = None, now: datetime | None = None) -> datetime | None:
+    """The reset time in a usage-limit text of either CLI, as an aware UTC datetime, or None.
+
+    The texts name minutes only, so the time is rounded up to the next minute (the limit is over
+    then).  Claude names the zone in brackets; codex names none: it prints the local time of its
+    ``TZ`` (``tz``; unset: this host's zone).  A time without a date is the next such time from now.
+    """
+    m = _CLAUDE_RESET.search(text or "") or _CODEX_RESET.search(text or "")
+    if not m:
+        return None
+    zone = _zone(m.groupdict().get("tz")) or _zone(tz) or datetime.now().astimezone().tzinfo
+    hour = int(m.group("h")) % 12 + (12 if m.group("ap").lower() == "pm" else 0)
+    minute = int(m.group("m") or 0)
+    now = (now or datetime.now(timezone.utc)).astimezone(zone)
+    try:
+        if m.group("year"):
+            month = _MONTHS.get(m.group("mon")[:3].lower())
+            if not month:
+                return None
+            local = datetime(int(m.group("year")), month, int(m.group("day")), hour, minute, tzinfo=zone)
+        else:
+            local = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if local + timedelta(minutes=1) < now:
+                local += timedelta(days=1)
+    except ValueError:
+        return None
+    return (local + timedelta(minutes=1)).astimezone(timezone.utc)
