@@ -43,6 +43,9 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gpt-4.1-mini": {"input": 0.4, "output": 1.6, "cache_read": 0.1},
     "gpt-4o": {"input": 2.5, "output": 10, "cache_read": 1.25},
     "gpt-4o-mini": {"input": 0.15, "output": 0.6, "cache_read": 0.075},
+    # the CLIs' default models (claude-code 2.1.332, codex 0.171.0); list prices from the vendors' model pages
+    "claude-opus-5-5": {"input": 4, "output": 20, "cache_read": 0.2, "cache_write": 5},
+    "gpt-6.2-sol": {"input": 2, "output": 10, "cache_read": 0.1, "cache_write": 2.5},
 }
 
 # Context window in tokens, matched by model-name prefix (longest first).
