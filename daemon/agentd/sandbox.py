@@ -529,8 +529,11 @@ def _python(policy: Policy) -> str:
     import shutil
 
     covered = [*policy.hidden, *([Path("/tmp")] if policy.private_tmp else []), Path("/run")]
-    for exe in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
-        if exe and os.access(exe, os.X_OK) and not any(_inside(_real(exe), c) for c in covered):
+    # a venv's python run by its real path is the base interpreter: enough for stdlib-only probes
+    for exe in (sys.executable, os.path.realpath(sys.executable), getattr(sys, "_base_executable", None),
+                "/usr/bin/python3", shutil.which("python3")):
+        if exe and os.access(exe, os.X_OK) and not any(_inside(_real(exe), c) or _inside(Path(os.path.abspath(exe)), c)
+                                                       for c in covered):
             return exe
     return sys.executable
 
