@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 TRANSFORMERS ?= transformers
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench clean cli-deps
+.PHONY: install run test bench soak clean cli-deps
 
 install: $(STAMP)
 
@@ -45,11 +45,19 @@ $(CLI_STAMP): tests/cli/package.json tests/cli/package-lock.json
 	  cd tests/cli && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: skipping the real claude/codex CLIs (their contract tests will skip)"; fi
 
+# bench/scale.py: the queue with SCALE_TASKS tasks (first read, warm, one line appended).
+SCALE_TASKS ?= 10000
 # Byte-compile first: an editable install's modules are otherwise compiled on every run
 # wherever PYTHONDONTWRITEBYTECODE is set, which would be measured as agentd's start-up.
 bench: install
 	$(BIN)/python -m compileall -q daemon/agentd
 	$(BIN)/python bench/bench.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py $(SCALE_TASKS)
+
+# Kill -9 loops and editor races for SOAK_SECONDS (docs/reliability.md); prints trials and failures.
+SOAK_SECONDS ?= 600
+soak: install
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/test_soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info daemon/*.egg-info tests/cli/node_modules

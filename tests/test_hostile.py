@@ -508,3 +508,35 @@ def test_any_yaml_text_gives_data_or_problems_never_an_exception(text):
 
     data, lines, problems = load_yaml(text, "f.yaml")
     assert isinstance(problems, list)
+
+
+@needs_mount
+def test_enospc_at_every_point_of_a_wake_loses_nothing_and_runs_nothing_twice(worklog, small_state, tmp_path):
+    """The state dir fills at a different point of each wake (free space left: 0 to 2 MiB)."""
+    mnt, _ = small_state
+    count = tmp_path / "count"
+    human = ""
+    for k, free in enumerate([0, 8, 32, 64, 128, 256, 512, 1024, 2048]):
+        line = f"- [ ] c{k} {{id: c{k}, run: 'echo c{k} >> {count}', value: 9}}\n"
+        human += line
+        with open(worklog, "a") as f:
+            f.write(line)
+        with open(mnt / "filler", "wb") as f:
+            left = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize - free * 1024
+            if left > 0:
+                f.truncate(0)
+                f.write(b"\0" * left)
+        r = run_cli("wake", "--now")
+        no_traceback(r)
+        assert r.returncode in (0, 74), r.stderr
+        (mnt / "filler").unlink()
+        for _ in range(3):
+            r = run_cli("wake", "--now")
+            no_traceback(r)
+            assert r.returncode == 0, r.stderr
+        text = worklog.read_text()
+        assert [ln for ln in text.splitlines(keepends=True) if ln.startswith("- [ ] c")] == human.splitlines(True)
+        runs = count.read_text().splitlines() if count.exists() else []
+        assert sorted(runs) == sorted(f"c{i}" for i in range(k + 1)), (free, runs)  # each ran exactly once
+        st = parse_state(worklog)
+        assert st.error_count == 0 and all(st.latest[f"c{i}"]["status"] == "done" for i in range(k + 1))
