@@ -496,14 +496,14 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
     import sys
 
     run_id = f"kill-{provider}-{os.getpid()}"
-    cmd = "touch started.txt && sleep 30 && touch finished.txt"  # claude refuses a standalone sleep
+    cmd = "touch started.txt && sleep 37 && touch finished.txt"  # claude refuses a standalone sleep
     tool = bash(cmd) if provider == "claude-cli" else exec_command(cmd)
     fake.script(reply(tools=[tool]), reply("Checked the workspace: nothing to redo.\nSTATUS: done"))
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(tmp_path), fake.url,
                               provider, run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not any("sleep 30" in cmd for _, cmd in _marked(run_id)):  # the CLI's tool call is running
+        while not any("sleep 37" in cmd for _, cmd in _marked(run_id)):  # the CLI's tool call is running
             assert child.poll() is None and time.monotonic() < deadline, child.communicate()
             time.sleep(0.1)
         assert any(("claude" if provider == "claude-cli" else "codex") in cmd for _, cmd in _marked(run_id))
