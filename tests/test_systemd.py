@@ -631,3 +631,38 @@ def test_settings_made_by_environment_variable_at_install_reach_the_service(tmp_
     assert "AGENTD_PROVIDER=openai" in service and "AGENTD_NOTIFY=" in service
     p = verify(write_units(units, tmp_path / "units"), tmp_path)
     assert (p.returncode, p.stderr, p.stdout) == (0, "", "")
+
+
+E2E_RESET_DRIVER = E2E_SETUP + r'''    from agentd import config, systemd
+    from agentd.times import iso
+    stub = T / "bin" / "agentd"
+    stub.parent.mkdir()
+    stub.write_text(f"#!/bin/sh\necho \"$*\" >> {T}/calls\n")
+    stub.chmod(0o755)
+    cfg = config.load(env)
+    seen["before_install"] = systemd.schedule_wake(cfg, iso(time.time() + 2), "r1")
+    seen["install_rc"] = systemd.install(cfg, every="1d", out=lambda s: None, err=lambda s: None,
+                                         agentd_exe=str(stub))
+    (T / "calls").unlink(missing_ok=True)  # a catch-up wake, if any
+    when = time.time() + 3
+    seen["scheduled"] = systemd.schedule_wake(cfg, iso(when), "r20300317-174700-ab12")
+    seen["timers"] = sh("systemctl", "--user", "list-timers", "--all", "--no-pager", env=env)[1]
+    for _ in range(300):
+        if (T / "calls").exists():
+            break
+        time.sleep(0.1)
+    seen["woke"] = (T / "calls").read_text() if (T / "calls").exists() else None
+    seen["late_s"] = time.time() - when
+''' + E2E_TEARDOWN
+
+
+@pytest.mark.slow
+def test_a_usage_reset_schedules_a_one_shot_wake_that_starts_the_service_at_that_time(tmp_path):
+    seen, _ = run_e2e(tmp_path, E2E_RESET_DRIVER)
+    assert seen["before_install"].startswith("the timer is not installed")
+    assert seen["install_rc"] == 0
+    assert seen["scheduled"].startswith("a wake is scheduled for ") and "agentd-reset-r20300317-174700-ab12.timer" \
+        in seen["scheduled"], seen
+    assert "agentd-reset-r20300317-174700-ab12.timer" in seen["timers"]
+    assert seen["woke"] == "wake\n", seen  # the transient timer started agentd.service, which ran `agentd wake`
+    assert seen["late_s"] < 30

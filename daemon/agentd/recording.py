@@ -83,6 +83,10 @@ class Recording:
         o.reason = redact(o.reason, env) if o.reason else o.reason
         o.next_step = redact(o.next_step, env) if o.next_step else o.next_step
         self.duration = time.monotonic() - self.t0
+        if o.status == statuses.WAITING and o.defer_until:  # a usage limit: wake at its reset
+            from agentd.systemd import schedule_wake
+
+            o.lines.append(schedule_wake(self.cfg, o.defer_until, self.run_id))
         append_entry(self.cfg, self.store, self.run_id, t.id, o.status, "\n".join(self._body(o)),
                      until=o.defer_until if o.status in (statuses.DEFERRED, statuses.WAITING) else None)
         self.store.update_run(self.run_id, status=o.status, duration_s=round(self.duration, 3),
@@ -117,7 +121,7 @@ class Recording:
             head += f" · {o.input_tokens + o.output_tokens} tokens · ${o.cost_usd:.4f}"
         body = [head, t.title, o.summary, *o.lines]
         if o.defer_until:
-            body.append(f"deferred until {o.defer_until}")
+            body.append(f"{'waiting' if o.status == statuses.WAITING else 'deferred'} until {o.defer_until}")
         if o.next_step:
             body.append(f"next: {o.next_step}")
         body.append(f"full record: agentd show {self.run_id} · {self.run_dir.path}")

@@ -22,6 +22,7 @@ from agentd.unitfiles import (PASSED_ENV, TEMPLATE_DIR, UNITS, _home, default_ag
                               _interval, installed_interval, on_calendar, render)
 
 TIMER = "agentd.timer"
+SERVICE = "agentd.service"
 LINGER_DIR = Path("/var/lib/systemd/linger")
 ENV_TEMPLATE = """\
 # agentd: environment of the agentd service (systemd EnvironmentFile=).
@@ -247,6 +248,33 @@ def uninstall(cfg, out: Callable[[str], None] = print, err: Callable[[str], None
             "daemon-reload.\n" + _no_manager_help(env, "systemctl --user daemon-reload"))
         return 1
     return 0
+
+
+# -- a one-shot wake ---------------------------------------------------------------
+def schedule_wake(cfg, when_iso: str, run_id: str) -> str:
+    """Wake agentd at ``when_iso`` (a usage limit's reset), not at the next timer tick: a transient
+    timer (``systemd-run --user --on-calendar``) that starts agentd.service once.  Only where the
+    timer is installed; says what it did, or why it did not (then `agentd status` shows the time)."""
+    env = cfg.env
+    if not (user_unit_dir(env) / TIMER).exists():
+        return f"the timer is not installed: `agentd wake` after {when_iso} resumes it"
+    from agentd.times import parse
+
+    t = parse(when_iso)
+    if t is None:
+        return f"no wake scheduled: {when_iso!r} is not a time"
+    import time
+
+    spec = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+    unit = "agentd-reset-" + "".join(c if c.isalnum() or c == "-" else "_" for c in run_id)
+    p = _run(env, "systemd-run", "--user", "--collect", f"--unit={unit}", f"--on-calendar={spec}",
+             "--timer-property=AccuracySec=1s", "--description=agentd: resume a run after a usage limit resets",
+             "systemctl", "--user", "start", "--no-block", SERVICE, timeout=15)
+    if p is None:
+        return f"no wake scheduled (systemd-run is not on PATH): the timer's next wake after {when_iso} resumes it"
+    if p.returncode != 0:
+        return f"no wake scheduled ({_why(p)}): the timer's next wake after {when_iso} resumes it"
+    return f"a wake is scheduled for {spec} ({unit}.timer)"
 
 
 # -- what is installed -------------------------------------------------------------
