@@ -631,3 +631,22 @@ def test_a_wake_reads_the_worklog_once_while_it_restores_lost_entries_and_settle
     assert st.failures["b"] and st.latest["b"]["status"] == "done"  # b was recorded interrupted, then run again
     runs = {r["run_id"]: r["status"] for r in store.runs()}
     assert runs["r-killed"] == "interrupted" and sorted(runs.values()) == ["done", "done", "interrupted"]
+
+
+def test_a_command_that_no_person_wrote_never_runs(tmp_path):
+    """Only the worklog's human lines and task files in tasks_dir make command tasks; anything else that
+    reached a runner (say, a task file an agent wrote somewhere else) is refused."""
+    from agentd import runners
+    from agentd.task import Task
+
+    cfg = config.load()
+    marker = tmp_path / "ran"
+    job_for = lambda source: runners.Job(  # noqa: E731
+        cfg, None, "r1", Task(id="x", title="x", kind="command", attrs={"run": f"touch {marker}"}, source=source),
+        {}, tmp_path / "rundir", lambda phase: None)
+    (tmp_path / "rundir").mkdir()
+    elsewhere = tmp_path / "workspace-tasks" / "evil.yaml"
+    out = runners.run(job_for(str(elsewhere)))
+    assert out.status == "blocked" and "not a person's line" in out.summary and not marker.exists()
+    out = runners.run(job_for(str(cfg.tasks_dir / "mine.yaml")))
+    assert out.status == "done" and marker.exists()

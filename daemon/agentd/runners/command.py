@@ -46,8 +46,23 @@ def timeouts(cfg, attrs: dict) -> tuple[float, float]:
     return max(wall, 1.0), cfg.duration("idle_output_timeout")
 
 
+def written_by_a_person(cfg, task) -> bool:
+    """A command runs only when a person wrote it: a line of the worklog, or a task file in tasks_dir
+    (both hidden from the agents' sandbox).  Nothing else (an agent's output, a restored entry) can
+    make one."""
+    if task.source == "worklog":
+        return True
+    try:
+        return Path(task.source).resolve().parent == Path(cfg.tasks_dir).resolve()
+    except (OSError, ValueError):
+        return False
+
+
 def run(job: Job) -> Outcome:
     cfg, cmd = job.cfg, job.task.attrs["run"]
+    if not written_by_a_person(cfg, job.task):
+        return Outcome("blocked", f"not run: the command came from {job.task.source}, not a person's line of the "
+                       f"worklog or a task file in {cfg.tasks_dir}", reason="command of unknown provenance")
     ws = Path(cfg.workspace)
     ws.mkdir(parents=True, exist_ok=True)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
