@@ -13,8 +13,6 @@ model call, and other tasks run.
 
 from __future__ import annotations
 
-import secrets
-
 from agentd.times import iso, parse
 
 KINDS = ("network", "write", "command")
@@ -22,6 +20,7 @@ KINDS = ("network", "write", "command")
 
 def request(cfg, store, run_id: str, task_id: str, call_id: str, args: dict, now: float | None = None) -> dict:
     """Record the request; returns its row (``id`` is what a person answers)."""
+    import secrets
     import time
 
     now = time.time() if now is None else now

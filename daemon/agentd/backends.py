@@ -112,10 +112,9 @@ def sandbox_problem(cfg, now: float | None = None) -> str | None:
 
 
 def _sandbox_key(cfg) -> str:
-    import shutil
-
     parts = [repr(sorted((k, str(v)) for k, v in cfg.values.items())), str(os.geteuid())]
-    exe = shutil.which("bwrap", path=cfg.env.get("PATH") or os.defpath) or "/usr/bin/bwrap"
+    dirs = (cfg.env.get("PATH") or os.defpath).split(":")
+    exe = next((os.path.join(d, "bwrap") for d in dirs if d and on_path("bwrap", d)), "/usr/bin/bwrap")
     try:
         st = os.stat(exe)
         parts.append(f"{exe}:{st.st_mtime_ns}:{st.st_size}")

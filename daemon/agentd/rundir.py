@@ -8,7 +8,6 @@ blocked), ``notes`` and ``phases_completed``.  It is rewritten atomically
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -32,6 +31,8 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def config_hash(values: dict) -> str:
+    import hashlib
+
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
