@@ -58,6 +58,10 @@ def _type_name(v: object) -> str:
 def _short(v: object, n: int = 80) -> str:
     """repr(v) for a message, cut to n characters (a value may be huge, or a list of lists)."""
     if isinstance(v, (list, dict)):
+        if len(v) <= 8:
+            r = repr(v)  # bounded: the loader caps how many values a document expands to
+            if len(r) <= n + 2:
+                return r
         return f"{_type_name(v)} of {len(v)}"
     if isinstance(v, str) and len(v) > n:
         return repr(v[:n]) + f"… ({len(v)} characters)"

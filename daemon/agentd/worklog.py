@@ -158,23 +158,28 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
     streamed past (``_long_line``), and an entry longer than a chunk (agentd never writes
     one) is read as torn.  Returns (offset after what was fed, the unfinished rest, bytes read).
     """
-    got = 0
+    want, got = READ_CHUNK, 0
+    cap = max(MAX_WINDOW, READ_CHUNK)
     while True:
         f.seek(offset)
-        data = f.read(min(READ_CHUNK, size - offset))
+        data = f.read(min(want, size - offset))
         got += len(data)
-        last = offset + len(data) >= size or len(data) < READ_CHUNK
+        last = offset + len(data) >= size or len(data) < want
         cut = data.rfind(b"\n") + 1  # whole lines only
         used = state.feed(data, final=False, end=cut) if cut else 0
-        if not used and cut and not last:  # an entry (or a run of quoted lines) longer than a chunk
+        if not used and not last and want < cap:
+            want *= 2  # a line or an entry longer than a chunk: a larger window, up to the cap
+            continue
+        if not used and cut and not last:  # an entry (or a run of quoted lines) longer than the cap
             used = state.feed(data, final=True, end=cut)
-        if not used and not last:  # one line longer than a chunk
+        if not used and not last:  # one line longer than the cap
             end, n = _long_line(f, state, offset, size, data)
             got += n
             if end is None:  # it runs to the end of the file: an unfinished last line
                 return offset, data[:MAX_LONG_PREFIX], got
             offset = end
             continue
+        want = READ_CHUNK
         offset += used
         if last:
             rest = data[used:]
@@ -182,6 +187,7 @@ def _feed_chunks(f, state: State, offset: int, size: int) -> tuple[int, bytes, i
 
 
 MAX_LONG_PREFIX = 64 * 1024 + 2  # enough of a long line to tell (and say) that it is too long
+MAX_WINDOW = 32 * 2**20  # the largest read: no entry agentd writes comes near it, a line past it is streamed
 
 
 def _long_line(f, state: State, start: int, size: int, head: bytes) -> tuple[int | None, int]:
