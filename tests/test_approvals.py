@@ -50,6 +50,10 @@ def approval_id(worklog) -> str:
     return ids[-1]
 
 
+def rep_runs_id(run_cli, env) -> str:
+    return next(x["run_id"] for x in json.loads(run_cli("runs", "--json", env=env).stdout) if x["task_id"] == "rep")
+
+
 def tool_results(request: dict) -> list[str]:
     """The tool results the model was sent in one Anthropic request."""
     out = []
@@ -102,6 +106,9 @@ def test_an_approved_write_resumes_the_run_from_its_checkpoint_with_the_path_wri
     assert len(fake.requests) == 4  # no model call repeated
     results = tool_results(fake.requests[2])
     assert results[-1].startswith("approved by a person") and f"{outside} is writable now" in results[-1]
+    manifest = json.loads((tmp_path / "home/.local/state/agentd/runs" / rep_runs_id(run_cli, env) /
+                           "manifest.json").read_text())
+    assert str(outside) in manifest["sandbox"]["writable"] and manifest["approvals"][0]["answer"] == "approve"
     runs = json.loads(run_cli("runs", "--json", env=env).stdout)
     rep_runs = [x for x in runs if x["task_id"] == "rep"]
     assert len(rep_runs) == 1 and rep_runs[0]["status"] == "done"  # one run, resumed, not a new one
@@ -122,8 +129,13 @@ def test_a_denied_request_reaches_the_model_with_the_reason_and_grants_nothing(w
     r = run_cli("deny", aid, "not", "today", env=env)
     assert r.returncode == 0 and f"denied {aid}: network access" in r.stdout, r.stdout + r.stderr
     assert worklog.read_text().endswith(f"DENY: {aid} not today\n")
-    # until a wake acts on it, a later answer to the same id counts
-    assert run_cli("deny", aid, "not", "this", "week", env=env).returncode == 0
+    line = worklog.read_text().count("\n")  # the DENY line is the last one
+    r = run_cli("deny", aid, "again", env=env)
+    assert r.returncode == 2 and f"already answered: DENY on line {line} " in r.stderr, r.stderr
+    assert f"answered DENY on line {line} of the worklog" in run_cli("status", env=env).stdout
+    # until a wake takes it in, a later line for the same id counts
+    with open(worklog, "a", encoding="utf-8") as f:
+        f.write(f"DENY: {aid} not this week\n")
     r = run_cli("wake", "--now", env=env)
     assert "net: blocked" in r.stdout, r.stdout + r.stderr
     told = tool_results(fake.requests[1])[-1]
@@ -187,3 +199,18 @@ def test_a_wake_killed_while_a_run_waits_leaves_the_request_to_be_answered(workl
     r = run_cli("wake", "--now", env=env)
     assert "ask: done" in r.stdout, r.stdout + r.stderr
     assert len(fake.requests) == 2
+
+
+def test_a_task_a_person_closed_while_its_request_waited_stays_closed_when_the_request_expires(worklog, fake):
+    worklog.write_text("DIRECTIVE: needs a person {id: ask}\n")
+    fake.script(ask("network", "", why="to fetch"))
+    env = env_for(fake, AGENTD_APPROVAL_EXPIRY="0s")
+    assert run_cli("wake", "--now", env=env).returncode == 0
+    with open(worklog, "a", encoding="utf-8") as f:
+        f.write("CANCEL: ask\n")
+    assert run_cli("wake", "--now", env=env).returncode == 0
+    assert parse_bytes(worklog.read_bytes()).latest["ask"]["status"] == "waiting"  # no "blocked" entry after it
+    q = {t["id"]: t for t in json.loads(run_cli("queue", "--json", env=env).stdout)["tasks"]}
+    assert q["ask"]["status"] == "cancelled"
+    run = json.loads(run_cli("runs", "--json", env=env).stdout)[0]
+    assert run["status"] == "cancelled" and "cancelled while the run waited" in run["reason"]

@@ -234,6 +234,12 @@ class ApiAgentRun(AgentRun):
             n_answered += 1
         if n_answered:
             self.tools = self.make_tools()  # an approval widens the sandbox for the rest of this run
+            from agentd import sandbox
+            from agentd.rundir import amend_manifest
+
+            amend_manifest(self.run_dir, sandbox=sandbox.describe(self.tools.policy(), self.cfg),
+                           approvals=[{k: r[k] for k in ("id", "kind", "what", "answer", "answered_at")}
+                                      for r in self.store.approvals(self.run_id)])
         return n_answered
 
     def run_outside(self, command: str) -> str:

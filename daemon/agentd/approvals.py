@@ -72,14 +72,21 @@ def settle(store, answers: dict, row: dict, now: float) -> str | None:
 
 def grants(store, run_id: str) -> tuple[bool, list[str]]:
     """What the run's approved requests allow: (network, extra writable paths)."""
+    import os
+
     rows = [r for r in store.approvals(run_id) if r["answer"] == "approve"]
-    return any(r["kind"] == "network" for r in rows), [r["what"] for r in rows if r["kind"] == "write"]
+    return (any(r["kind"] == "network" for r in rows),
+            [r["what"] for r in rows if r["kind"] == "write" and os.path.lexists(r["what"])])
 
 
 def result_text(row: dict) -> str:
     """What the model is told, as the result of its request_approval call."""
+    import os
+
     if row["answer"] == "approve":
-        grant = {"network": "your shell can reach the network now", "write": f"{row['what']} is writable now",
+        writable = (f"{row['what']} is writable now" if os.path.lexists(row["what"]) else
+                    f"{row['what']} does not exist, so nothing was made writable: ask for a directory that exists")
+        grant = {"network": "your shell can reach the network now", "write": writable,
                  "command": "agentd ran it outside the sandbox; its output follows"}[row["kind"]]
         return f"approved by a person at {row['answered_at']}: {grant}"
     return f"denied by a person at {row['answered_at']}: {row['reason'] or '(no reason given)'}"
@@ -91,12 +98,17 @@ def answered_line(verb: str, approval_id: str, reason: str = "") -> str:
 
 
 
-def why_waiting(store, host: str | None) -> dict[str, str]:
-    """For each task with a parked run: what it waits for, and how to answer (for queue and status)."""
+def why_waiting(store, host: str | None, answers: dict | None = None) -> dict[str, str]:
+    """For each task with a parked run: what it waits for, and how to answer (for queue and status).
+    ``answers``: the worklog's APPROVE/DENY lines a wake has not taken in yet."""
     out = {}
     for run in store.waiting_runs(host=host):
         pending = store.approvals(run["run_id"], pending=True)
-        if pending:
+        if pending and pending[-1]["id"] in (answers or {}):
+            verb, _, line = answers[pending[-1]["id"]]
+            out[run["task_id"]] = (f"{pending[-1]['id']} answered {verb.upper()} on line {line} of the worklog: "
+                                   "the next wake resumes its run")
+        elif pending:
             row = pending[-1]
             out[run["task_id"]] = (f"waiting for a person: {describe(row)} (write APPROVE: {row['id']} or "
                                    f"DENY: {row['id']} REASON; expires {row['expires_at']})")

@@ -230,6 +230,12 @@ def _answer(verb: str, approval_id: str, reason: str) -> int:
         raise UsageError(f"no approval request {approval_id!r}; `agentd status` lists the open ones")
     if row["answer"] is not None:
         raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
+    from agentd import queue
+
+    earlier = queue.read(cfg)[0].state.answers.get(approval_id)
+    if earlier is not None:  # answered in the worklog; no wake has taken it in yet
+        raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
+                         f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")
     _append_human(cfg, answered_line(verb, approval_id, reason).rstrip("\n"))
     print(f"{'approved' if verb == 'approve' else 'denied'} {describe(row)}; the next wake resumes run {row['run_id']} (`agentd wake --now` to do it now)")
     return 0

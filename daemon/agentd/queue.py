@@ -254,7 +254,7 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
     if store is not None:
         from agentd.approvals import why_waiting
 
-        waits = why_waiting(store, cfg.host)
+        waits = why_waiting(store, cfg.host, r.state.answers)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
                   waits=waits)

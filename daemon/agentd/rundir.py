@@ -116,6 +116,16 @@ def _sandbox(cfg, task) -> dict:
     return sandbox.describe(policy, cfg)
 
 
+def amend_manifest(run_dir, **fields) -> None:
+    """Add to a run's manifest what changed while it ran (a person's approvals widening its sandbox)."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    write_json(path, {**data, **fields})
+
+
 def read_progress(run_dir) -> dict | None:
     """A run directory's progress.json, or None (the one place it is read)."""
     if not run_dir:

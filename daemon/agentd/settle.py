@@ -38,10 +38,22 @@ class Leftovers(Record):
     reruns: list = Factory(list)  # task ids of commands and experiments recorded as interrupted
     notes: list = Factory(list)  # what was done about processes a run left behind
     ready: list = Factory(list)  # (task id, run id) of waiting runs whose answer or reset has come
+    expired: list = Factory(list)  # (task id, run id, request row) of approval requests nobody answered
+
+    def task_ids(self) -> set[str]:
+        """Tasks with a run to take up (for `wake --task`: a waiting task whose answer came may be named)."""
+        return {t for t, _ in self.ready} | ({self.agent_run[0]} if self.agent_run else set()) | set(self.reruns)
 
     def resume(self, cfg, store, view) -> Resume | None:
         """The run to take up now, decided against the queue (which counts the entries settling wrote)."""
         by_id = {t.id: t for t in view.tasks}
+        for task_id, run_id, row in self.expired:
+            t = by_id.get(task_id)
+            if t is not None and t.status == statuses.WAITING:
+                record_expired(cfg, store, run_id, task_id, row, view.read.state)
+            else:  # a person closed or reopened the task meanwhile: that says it all
+                store.update_run(run_id, status=statuses.CANCELLED,
+                                 reason=f"its task was {t.status if t else 'removed'} while the run waited")
         if self.agent_run:
             task_id, run_id = self.agent_run
             t = by_id.get(task_id)
@@ -108,7 +120,8 @@ def interrupted(cfg, store, state) -> Leftovers:
 
 def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
     """Parked runs: take people's APPROVE/DENY lines into the store; a run whose answer or usage reset
-    has come is ready to resume; one whose request expired unanswered ends blocked."""
+    has come is ready to resume; one whose request expired unanswered ends blocked (``resume`` decides,
+    once the queue says whether a person closed its task meanwhile)."""
     from agentd import approvals
     from agentd.times import parse
 
@@ -116,19 +129,24 @@ def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
         run_id, task_id = run["run_id"], run["task_id"]
         states = [approvals.settle(store, state.answers, row, now) for row in store.approvals(run_id)]
         if states and states[-1] == "expired":
-            row = store.approvals(run_id)[-1]
-            reason = f"approval request {row['id']} expired unanswered at {row['expires_at']}"
-            store.update_run(run_id, status=statuses.BLOCKED, reason=reason)
-            e = append_entry(cfg, store, run_id, task_id, statuses.BLOCKED,
-                             f"**blocked** · {reason}; it asked for {approvals.describe(row)}\n"
-                             f"write RETRY: {task_id} to run the task again", state.max_seq)
-            state.add_entry(e)
+            left.expired.append((task_id, run_id, store.approvals(run_id)[-1]))
         elif states and states[-1] == "answered":
             left.ready.append((task_id, run_id))
         elif not states:  # waiting for a usage limit to reset
             reset = parse(run["defer_until"])
             if reset is None or now >= reset:
                 left.ready.append((task_id, run_id))
+
+
+def record_expired(cfg, store, run_id: str, task_id: str, row: dict, state) -> None:
+    """An approval request nobody answered in time: its run ends blocked, saying what it asked."""
+    from agentd import approvals
+
+    reason = f"approval request {row['id']} expired unanswered at {row['expires_at']}"
+    store.update_run(run_id, status=statuses.BLOCKED, reason=reason)
+    state.add_entry(append_entry(cfg, store, run_id, task_id, statuses.BLOCKED,
+                                 f"**blocked** · {reason}; it asked for {approvals.describe(row)}\n"
+                                 f"write RETRY: {task_id} to run the task again", state.max_seq))
 
 
 def record_interrupted(cfg, store, run_id: str, task_id: str, orphan: str | None, state) -> None:

@@ -37,7 +37,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         settle.waiting(cfg, store, read.state, leftovers, time.time())
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True, read_and_lost=(read, []))
         _warn_unreadable(log, view)
-        if task_id:
+        if task_id and task_id not in leftovers.task_ids():
             gating.choose(view.tasks, gating.Gate(), task_id)  # one that can't run now: before a run
         pick = leftovers.resume(cfg, store, view)
         if pick is None:
