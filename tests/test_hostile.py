@@ -341,7 +341,9 @@ def _peak_rss_of(code: str, env: dict | None = None) -> tuple[float, str]:
     import subprocess
     import sys
 
-    wrapped = code + "\nimport resource\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    # VmHWM, not ru_maxrss: that one keeps the pytest parent's size across fork and exec
+    wrapped = code + ("\nprint('PEAK', [int(x.split()[1]) for x in open('/proc/self/status')"
+                      " if x.startswith('VmHWM:')][0])\n")
     r = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, timeout=300,
                        env={**os.environ, **(env or {})})
     assert r.returncode == 0, r.stderr[-2000:]
