@@ -75,6 +75,14 @@ class Leftovers(Record):
         return None
 
 
+def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
+    """All of it, in order: lost entries restored, killed runs settled, parked runs looked at."""
+    restore(cfg, store, lost)
+    left = interrupted(cfg, store, read.state)
+    waiting(cfg, store, read.state, left, now)
+    return left
+
+
 def restore(cfg, store, lost: list) -> int:
     """Append again every entry of agentd's copy that the worklog has lost (``lost``: (run, seq) keys)."""
     n = 0

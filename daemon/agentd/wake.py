@@ -32,9 +32,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         read, lost = queue.read(cfg, store)
         if task_id:
             queue.known(cfg, read, task_id)  # an unknown --task is a usage error before anything is written
-        settle.restore(cfg, store, lost)
-        leftovers = settle.interrupted(cfg, store, read.state)
-        settle.waiting(cfg, store, read.state, leftovers, time.time())
+        leftovers = settle.settle(cfg, store, read, lost, time.time())
         view = queue.load(cfg, store, has_gpu=health.has_gpu(snap), in_wake=True, read_and_lost=(read, []))
         _warn_unreadable(log, view)
         if task_id and task_id not in leftovers.task_ids():
@@ -42,16 +40,13 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         pick = leftovers.resume(cfg, store, view)
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
-            if gate.skip:
-                print(f"nothing to do: {gate.skip}")
-                logs.summary(log, status="skipped", reason=gate.skip)
-                return EX_OK
-            task = gating.choose(view.tasks, gate, task_id)
-            store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
+            task = None if gate.skip else gating.choose(view.tasks, gate, task_id)
+            if not gate.skip:
+                store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             if task is None:
-                line = gating.nothing_line(view.tasks, gate)
+                line = gate.skip or gating.nothing_line(view.tasks, gate)
                 print(f"nothing to do: {line}")
-                logs.summary(log, status="idle", reason=line)
+                logs.summary(log, status="skipped" if gate.skip else "idle", reason=line)
                 return EX_OK
             pick = settle.Resume(task, new_run_id(), False)
         logs.bind(run_id=pick.run_id)
