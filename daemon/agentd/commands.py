@@ -78,7 +78,7 @@ def cmd_queue(args) -> int:
     cfg = _cfg()
     view = queue.load(cfg)
     if args.json:
-        _json(views.queue_json(view))
+        sys.stdout.write(views.queue_json_text(view))  # one line per task: fast for a long queue
     elif not view.read.exists:
         _print(_no_worklog(cfg))
     else:

@@ -79,9 +79,13 @@ class State(Record):
     present: list = Factory(list)  # keys (see present_key) of the entries read since the last flush
     suspects: list = Factory(list)  # [(line, text, run, seq)] see resolve_suspects
 
-    def to_dict(self) -> dict:
+    def to_dict(self, plain: bool = False) -> dict:
+        """The state as the index stores it; ``plain``: only builtin types (the Marks as tuples),
+        as ``marshal`` needs."""
         d = dict(self.__dict__)
         d.pop("present")
+        if plain:
+            d["commands"] = {tid: [tuple(m) for m in marks] for tid, marks in self.commands.items()}
         return d
 
     @classmethod

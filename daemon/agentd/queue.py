@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from agentd import scoring
-from agentd.statuses import RUNNABLE, WAITING
+from agentd.statuses import DONE, OPEN, RUNNABLE, WAITING
 from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, make_task
 from agentd.task import AGENT_KINDS, Task
@@ -68,23 +68,39 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
         defs.setdefault(d.id, d.to_dict())
     max_attempts = cfg["max_attempts"]
     backoff = cfg.duration("retry_backoff")
+    age_bonus = cfg["directive_age_bonus"]
+    latest, commands, fails = state.latest, state.commands, state.failures
     tasks: list[Task] = []
     statuses: dict[str, str] = {}
     for tid, d in defs.items():
-        st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
+        if tid in latest or tid in commands or tid in fails:
+            st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
+        else:  # no entry and no DONE/CANCEL/RETRY line: what ``status`` answers, without asking it
+            st, failures, run, until = DONE if d.get("human_done") else OPEN, 0, None, None
         statuses[tid] = st
-        tasks.append(Task(**d, status=st, attempts=failures, latest_run=run, defer_until=until))
+        tasks.append(_task(d, st, failures, run, until))
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
+    scores: dict = {}  # many tasks score alike: each distinct score is worked out once
     for t in tasks:
-        sc = scoring.score(t.kind, t.priority, t.attrs, failures=t.attempts,
-                           age_days=max(0.0, (now - first_seen.get(t.id, now)) / 86400),
-                           age_bonus=cfg["directive_age_bonus"])
-        t.score, t.parts = sc.total, sc.parts
+        age = (0.0 if t.kind != "directive" or t.priority == "critical"
+               else max(0.0, (now - first_seen.get(t.id, now)) / 86400))
+        a = t.attrs
+        try:
+            key = (t.kind, t.priority, a.get("value"), a.get("certainty"), a.get("minutes"), t.attempts, age)
+            sc = scores.get(key)
+        except TypeError:  # an unhashable attr: score it on its own
+            key, sc = None, None
+        if sc is None:
+            s = scoring.score(t.kind, t.priority, a, failures=t.attempts, age_days=age, age_bonus=age_bonus)
+            sc = (s.total, s.parts, s.explain())
+            if key is not None:
+                scores[key] = sc
+        t.score, t.parts = sc[0], sc[1]
         reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
         if t.status == WAITING:
             reason = (waits or {}).get(t.id) or reason
         t.eligible = reason is None
-        t.why = sc.explain() if reason is None else reason
+        t.why = sc[2] if reason is None else reason
         if reason is not None:
             t.held_by = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state,
                                     after, waits=False) or ""
@@ -103,6 +119,23 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
 
     tasks.sort(key=order)
     return tasks
+
+
+# A Task's fields past its definition, as Task() fills them in (``_task`` copies this).
+_FILLED = {k: v for k, v in Task._defaults.items() if k not in Task.DEFINITION and k != "parts"}
+_NFIELDS = len(Task._fields)
+
+
+def _task(d: dict, st: str, failures: int, run, until) -> Task:
+    """``Task(**d, status=st, ...)``, without the general constructor's per-field work (a queue of
+    a million tasks makes a million of them).  Anything unusual in ``d`` goes the general way."""
+    values = {**_FILLED, **d, "status": st, "attempts": failures, "latest_run": run, "defer_until": until,
+              "parts": []}
+    if len(values) != _NFIELDS:  # a field missing (or one too many): Task() says which
+        return Task(**d, status=st, attempts=failures, latest_run=run, defer_until=until)
+    t = Task.__new__(Task)
+    t.__dict__ = values
+    return t
 
 
 def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,

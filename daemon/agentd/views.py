@@ -8,10 +8,16 @@ from agentd.lazyre import lazy
 _UNSAFE = lazy("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def _escape(m) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 256 else f"\\u{c:04x}"
+
+
 def safe(text: str, limit: int = 0) -> str:
     """Escape control characters so worklog text can't drive the terminal."""
-    text = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
-                       str(text))
+    text = text if type(text) is str else str(text)
+    if not (text.isascii() and text.isprintable()):  # printable ASCII holds nothing to escape
+        text = _UNSAFE.sub(_escape, text)
     if limit and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
@@ -28,11 +34,15 @@ def queue_text(view, show_all: bool = False) -> list[str]:
         out.append("nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else ""))
     else:
         out.append(f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE")
+    whys: dict = {}  # many tasks share one explanation: each is made safe once
     for i, t in enumerate(tasks):
         mark = "▶" if i == 0 and t.eligible else "·" if t.eligible else "✗"
         kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind
+        why = whys.get(t.why)
+        if why is None:
+            why = whys[t.why] = safe(t.why, 200)
         out.append(f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}")
-        out.append(f"{'':18}{'why: ' if t.eligible else 'not now: '}{safe(t.why, 200)}")
+        out.append(f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}")
     if hidden and tasks:
         out.append(f"({hidden} done or cancelled tasks hidden; --all shows them)")
     errs = r.state.errors
@@ -56,13 +66,80 @@ def queue_text(view, show_all: bool = False) -> list[str]:
     return out
 
 
-def queue_json(view) -> dict:
+def queue_json(view, tasks: bool = True) -> dict:
     r = view.read
     return {"worklog": str(r.path), "exists": r.exists,
-            "tasks": [t.to_json() for t in view.tasks],
+            **({"tasks": [t.to_json() for t in view.tasks]} if tasks else {}),
             "unreadable": [{"line": line, "message": msg} for line, msg in r.state.errors],
             "unreadable_count": r.state.error_count, "torn_entries": r.state.torn, "lost_entries": view.lost,
             "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu}
+
+
+def queue_json_text(view) -> str:
+    """``queue_json`` as the text `agentd queue --json` prints: indented, with one line per task
+    (and per item of the other lists).  The whole document through ``json.dumps(indent=2)`` takes
+    Python's pure-Python encoder, ~1 s for 10,000 tasks; each line here is one call to the C one."""
+    import json
+
+    enc = json.JSONEncoder(default=str).encode
+    doc = queue_json(view, tasks=False)
+    lines = ["{"]
+    items = list(doc.items())
+    items.insert(2, ("tasks", view.tasks))  # after "worklog" and "exists", as in queue_json
+    for i, (key, value) in enumerate(items):
+        comma = "," if i < len(items) - 1 else ""
+        if isinstance(value, list) and value:
+            lines.append(f"  {enc(key)}: [")
+            lines.append(",\n".join(["    " + x for x in (task_lines(value) if key == "tasks" else map(enc, value))]))
+            lines.append(f"  ]{comma}")
+        else:
+            lines.append(f"  {enc(key)}: {enc(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def task_lines(tasks) -> list[str]:
+    """``json.dumps(t.to_json())`` for each task, written directly: the fields many tasks share (kind,
+    status, the score's parts and explanation) are encoded once.  A value of a type the fast way does
+    not expect goes through ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
+    import json
+    from json.encoder import encode_basestring_ascii as string
+
+    enc = json.JSONEncoder(default=str).encode
+    shared: dict = {}
+    parts_json: dict = {}
+    out = []
+    for t in tasks:
+        a = t.attrs
+        after, run, parts, score = a.get("after") or [], a.get("run"), t.parts, t.score
+        if not (type(t.id) is str and type(t.title) is str and type(t.why) is str and type(score) is float
+                and score - score == 0.0 and type(t.attempts) is int and type(t.line) is int
+                and type(t.source) is str and type(t.kind) is str and type(t.status) is str
+                and type(t.priority) is str and type(t.eligible) is bool
+                and (run is None or type(run) is str) and type(after) is list
+                and (t.defer_until is None or type(t.defer_until) is str)
+                and (t.latest_run is None or type(t.latest_run) is str)):
+            out.append(enc(t.to_json()))
+            continue
+        p = parts_json.get(id(parts))
+        if p is None or p[0] is not parts:
+            p = parts_json[id(parts)] = (parts, enc([{"part": label, "effect": effect} for label, effect in parts]))
+        why = shared.get(t.why)
+        if why is None:
+            why = shared[t.why] = string(t.why)
+        common = (t.kind, t.status, t.priority, t.source, t.eligible)
+        c = shared.get(common)
+        if c is None:
+            c = shared[common] = (string(t.kind), string(t.status), string(t.priority), string(t.runner),
+                                  string(t.source), "true" if t.eligible else "false")
+        out.append(f'{{"id": {string(t.id)}, "title": {string(t.title)}, "kind": {c[0]}, "status": {c[1]}, '
+                   f'"score": {score!r}, "eligible": {c[5]}, "why": {why}, "priority": {c[2]}, "runner": {c[3]}, '
+                   f'"attempts": {t.attempts}, "line": {t.line}, "source": {c[4]}, '
+                   f'"after": {enc(after) if after else "[]"}, "run": {"null" if run is None else string(run)}, '
+                   f'"gpu": {"true" if a.get("gpu") else "false"}, '
+                   f'"defer_until": {"null" if t.defer_until is None else string(t.defer_until)}, '
+                   f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, "parts": {p[1]}}}')
+    return out
 
 
 RUN_COLS = ("run_id", "task_id", "kind", "status", "started_at", "duration_s", "exit_code", "input_tokens",

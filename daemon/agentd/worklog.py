@@ -8,14 +8,13 @@ the block went to the old file, so it is appended again to the current one.
 
 from __future__ import annotations
 
-import copy
 import errno
 import os
 import stat
 from pathlib import Path
 
 from agentd.errors import WorklogError
-from agentd.index import Cached, Index, fingerprint
+from agentd.index import Cached, Index, encode, fingerprint
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 
@@ -101,10 +100,9 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     cached = index.get(path)
     stamp = ":".join(map(str, _stamp(st)))
     if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
-        if cached.offset == st.st_size:
-            return Read(path, True, cached.state, st.st_size, "cached", 0, stamp), True
-        if cached.whole is not None:
-            return Read(path, True, cached.whole, st.st_size, "cached", 0, stamp), True
+        state = cached.load("state" if cached.offset == st.st_size else "whole")
+        if state is not None:
+            return Read(path, True, state, st.st_size, "cached", 0, stamp), True
     # Incremental only when the file grew and its parsed prefix looks the same;
     # a file rewritten at the same size (an edit in place) is parsed again.
     may_continue = cached is not None and 0 < cached.offset <= st.st_size and not (
@@ -112,15 +110,11 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     try:
         with os.fdopen(open_worklog(path), "rb") as f:
             start, state, mode = 0, State(), "full"
-            if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail):
+            if may_continue and fingerprint(f, cached.offset) == (cached.head, cached.tail) \
+                    and cached.load() is not None:
                 start, state, mode = cached.offset, cached.state, "incremental"
             ends = _ends(f, st.st_size)
-            offset, tail, got = _feed_chunks(f, state, start, st.st_size)
-            whole = None
-            if tail:  # a partial last line or an entry still being written
-                whole = copy.deepcopy(state)
-                whole.present = []
-                whole.feed(tail, final=True)
+            offset, rest, got = _feed_chunks(f, state, start, st.st_size)
             head, tail_hash = fingerprint(f, offset) if mode == "full" or offset > start else (cached.head, cached.tail)
             # Written to in place while we read (an editor saving, rsync --inplace): the chunks
             # may mix two versions, so don't cache it; read() reads it again.  Only grown (another
@@ -130,12 +124,21 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
                 now.st_size >= st.st_size and _ends(f, st.st_size) == ends))
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
+    # The index keeps the state as of ``offset`` and, when there is an unfinished rest (a partial last
+    # line, an entry still being written), the state with it folded in: encoded before and after
+    # folding it into the same state, which saves a copy of the state.
+    doc = encode(state) if settled else None
+    present, state.present = state.present, []
+    whole = None
+    if rest:
+        state.feed(rest, final=True)
+        state.present = []
+        whole = encode(state) if settled else None
     if settled:
-        index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, state, whole,
+        index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, doc, whole,
                                st.st_ctime_ns),
-                  replace_present=(mode == "full"))
-    return Read(path, True, whole if whole is not None else state, st.st_size, mode, got,
-                stamp if settled else ""), settled
+                  replace_present=(mode == "full"), present=present)
+    return Read(path, True, state, st.st_size, mode, got, stamp if settled else ""), settled
 
 
 READ_CHUNK = 8 * 2**20
