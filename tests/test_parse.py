@@ -431,7 +431,27 @@ def test_property_fast_flow_mapping_agrees_with_yaml(pairs, trail):
 def test_fast_flow_mapping_handles_the_common_forms():
     assert fast_flow_mapping("{id: bench, value: 6, certainty: 0.8, gpu: true, minutes: 30}") == {
         "id": "bench", "value": 6, "certainty": 0.8, "gpu": True, "minutes": 30}
-    assert fast_flow_mapping('{run: "quoted"}') is None  # quoted: handed to yaml
+    assert fast_flow_mapping('{run: "quoted"}') == {"run": "quoted"}
+    assert fast_flow_mapping("{run: 'it''s: a, b & c #1', id: x}") == {"run": "it's: a, b & c #1", "id": "x"}
+    assert fast_flow_mapping('{run: "a\\tb"}') is None  # an escape: handed to yaml
+    assert fast_flow_mapping("{run: x 'y'}") is None  # a quote inside a plain scalar: handed to yaml
+
+
+quoted_text = st.text(alphabet="ab '\"\\,:#&{}[]-?*!|>%@`\t\u00e9\u00a0\u2028", max_size=10)
+quoted = st.one_of(quoted_text.map(lambda t: "'" + t.replace("'", "''") + "'"),
+                   quoted_text.map(lambda t: "'" + t + "'"),
+                   quoted_text.map(lambda t: '"' + t + '"'))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(simple_key, st.one_of(quoted, scalar), st.sampled_from([" ", "  ", ""]),
+                          st.sampled_from(["", " "])), max_size=5),
+       st.sampled_from(["", " ", ","]))
+def test_property_fast_flow_mapping_agrees_with_yaml_on_quoted_values(pairs, trail):
+    text = "{" + ", ".join(f"{k}:{sp}{v}{after}" for k, v, sp, after in pairs) + (trail if pairs else "") + "}"
+    fast = fast_flow_mapping(text)
+    assume(fast is not None)
+    assert fast == yaml.safe_load(text)
 
 
 def _yaml_or_error(text):

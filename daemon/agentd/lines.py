@@ -186,13 +186,72 @@ _SIMPLE_KEY = lazy(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NOT_SIMPLE = lazy(r"['\"\[\]{}#&*!|>%@`?]")
 
 
+def _lift_quoted(inner: str) -> tuple[str, list[str]] | None:
+    """``inner`` with each quoted value ('…' or "…", the whole value after ``key: ``) replaced by a
+    placeholder (NUL and its number), and the values; None when a quote stands anywhere else,
+    or a value is not one YAML reads literally (a backslash escape, a character that is not
+    printable).  ``'it''s'`` is ``it's``, as in YAML."""
+    if "\0" in inner:
+        return None
+    out: list = []
+    values: list = []
+    i, n = 0, len(inner)
+    while i < n:
+        q1, q2 = inner.find("'", i), inner.find('"', i)
+        j = q1 if q2 == -1 or (q1 != -1 and q1 < q2) else q2
+        if j == -1:
+            out.append(inner[i:])
+            break
+        before = inner[i:j]
+        key_end = before.rstrip(" ")
+        if not key_end.endswith(":") or key_end == before:  # not the value of a key
+            return None
+        q = inner[j]
+        if q == "'":
+            pieces, k = [], j + 1
+            while True:
+                e = inner.find("'", k)
+                if e == -1:
+                    return None
+                if inner.startswith("'", e + 1):  # '' is one quote
+                    pieces.append(inner[k:e + 1])
+                    k = e + 2
+                    continue
+                pieces.append(inner[k:e])
+                break
+            value = "".join(pieces)
+        else:
+            e = inner.find('"', j + 1)
+            if e == -1:
+                return None
+            value = inner[j + 1:e]
+            if "\\" in value:
+                return None
+        if value and not value.isprintable():
+            return None
+        after = inner[e + 1:].lstrip(" ")
+        if after and after[0] != ",":
+            return None
+        out.append(f"{before}\0{len(values)}")
+        values.append(value)
+        i = e + 1
+    return "".join(out), values
+
+
 def fast_flow_mapping(raw: str) -> dict | None:
-    """Parse '{a: 1, b: x y}' without yaml when it only holds plain scalars.
+    """Parse '{a: 1, b: x y, c: 'quoted, anything'}' without yaml when it only holds plain
+    scalars and quoted values without escapes.
 
     Returns None when the text needs the real YAML parser.  For the text it
     accepts, the result equals ``yaml.safe_load`` (checked by a property test).
     """
     inner = raw[1:-1]
+    quoted: list = []
+    if "'" in inner or '"' in inner:  # a quoted command is common: {run: "make test && make bench"}
+        lifted = _lift_quoted(inner)
+        if lifted is None:
+            return None
+        inner, quoted = lifted
     if _NOT_SIMPLE.search(inner) or "\t" in inner:
         return None
     out: dict = {}
@@ -208,6 +267,11 @@ def fast_flow_mapping(raw: str) -> dict | None:
                 or (value and not value[0].isspace())):
             return None
         value = value.strip()
+        if value.startswith("\0"):
+            if not value[1:].isdigit():
+                return None
+            out[key] = quoted[int(value[1:])]
+            continue
         if ": " in value or value.endswith(":") or value.startswith(("-", "?")) and len(value) > 1 and value[1] == " ":
             return None
         if not value:
