@@ -77,12 +77,15 @@ def cmd_queue(args) -> int:
 
     cfg = _cfg()
     view = queue.load(cfg)
-    if args.json:
-        sys.stdout.write(views.queue_json_text(view))  # one line per task: fast for a long queue
+    if args.json:  # in pieces: a long queue is never held as one string
+        for chunk in views.queue_json_chunks(view):
+            sys.stdout.write(chunk)
     elif not view.read.exists:
         _print(_no_worklog(cfg))
     else:
-        _print(views.queue_text(view, show_all=args.all))
+        lines = views.queue_text_lines(view, show_all=args.all)
+        while chunk := [line for _, line in zip(range(4096), lines)]:
+            _print(chunk)
     return 0
 
 

@@ -255,7 +255,22 @@ def known(cfg, read, task_id: str) -> None:
 def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None, in_wake: bool = False,
          read_and_lost: tuple | None = None) -> View:
     """Everything the queue, status and the wake need.  ``in_wake``: the caller holds the lock and
-    passes the read it has settled (``read_and_lost``); anyone else gets a fresh read."""
+    passes the read it has settled (``read_and_lost``); anyone else gets a fresh read.
+
+    The cyclic garbage collector is off meanwhile: reading and building make a few objects per
+    task and no cycles, and its passes over them all cost ~40 % of building 100,000 tasks."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(cfg, store, has_gpu, now, in_wake, read_and_lost)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     defs, problems = load_task_files(cfg.tasks_dir)
     gpu = gpu_present() if has_gpu is None else has_gpu
     passovers: dict = {}

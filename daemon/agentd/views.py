@@ -24,16 +24,20 @@ def safe(text: str, limit: int = 0) -> str:
 
 
 def queue_text(view, show_all: bool = False) -> list[str]:
-    out = []
+    return list(queue_text_lines(view, show_all))
+
+
+def queue_text_lines(view, show_all: bool = False):
+    """``queue_text``, a line at a time (`agentd queue` writes them in chunks as they come)."""
     r = view.read
     tasks = view.tasks if show_all else [t for t in view.tasks if t.status not in ("done", "cancelled")]
     hidden = len(view.tasks) - len(tasks)
     n = len(view.tasks)
-    out.append(f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)")
+    yield (f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)")
     if not tasks:
-        out.append("nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else ""))
+        yield ("nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else ""))
     else:
-        out.append(f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE")
+        yield (f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE")
     whys: dict = {}  # many tasks share one explanation: each is made safe once
     for i, t in enumerate(tasks):
         mark = "▶" if i == 0 and t.eligible else "·" if t.eligible else "✗"
@@ -41,29 +45,28 @@ def queue_text(view, show_all: bool = False) -> list[str]:
         why = whys.get(t.why)
         if why is None:
             why = whys[t.why] = safe(t.why, 200)
-        out.append(f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}")
-        out.append(f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}")
+        yield (f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}")
+        yield (f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}")
     if hidden and tasks:
-        out.append(f"({hidden} done or cancelled tasks hidden; --all shows them)")
+        yield (f"({hidden} done or cancelled tasks hidden; --all shows them)")
     errs = r.state.errors
     if r.state.error_count:
-        out.append(f"could not read {r.state.error_count} line(s) of {r.path.name}:")
+        yield (f"could not read {r.state.error_count} line(s) of {r.path.name}:")
         for line, msg in errs[:50]:
-            out.append(f"  line {line}: {safe(msg, 200)}")
+            yield (f"  line {line}: {safe(msg, 200)}")
         if r.state.error_count > 50:
-            out.append(f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)")
+            yield (f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)")
     if r.state.torn:
-        out.append(f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
+        yield (f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")
     if view.lost:
-        out.append(f"{view.lost} agentd entr{'y is' if view.lost == 1 else 'ies are'} missing from {r.path.name} "
+        yield (f"{view.lost} agentd entr{'y is' if view.lost == 1 else 'ies are'} missing from {r.path.name} "
                    "(an editor saved over them?); counted from agentd's copy, and the next wake appends "
                    f"{'it' if view.lost == 1 else 'them'} again")
     for p in view.problems:
-        out.append(f"task file: {safe(p, 300)}")
+        yield (f"task file: {safe(p, 300)}")
     if view.agent_backend is None and any(t.runner == "agent" for t in tasks):
-        out.append(f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)")
-    return out
+        yield (f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)")
 
 
 def queue_json(view, tasks: bool = True) -> dict:
@@ -76,29 +79,39 @@ def queue_json(view, tasks: bool = True) -> dict:
 
 
 def queue_json_text(view) -> str:
-    """``queue_json`` as the text `agentd queue --json` prints: indented, with one line per task
-    (and per item of the other lists).  The whole document through ``json.dumps(indent=2)`` takes
-    Python's pure-Python encoder, ~1 s for 10,000 tasks; each line here is one call to the C one."""
+    return "".join(queue_json_chunks(view))
+
+
+def queue_json_chunks(view, batch: int = 4096):
+    """``queue_json`` as the text `agentd queue --json` writes, in pieces: indented, with one line
+    per task (and per item of the other lists).  The whole document through ``json.dumps(indent=2)``
+    takes Python's pure-Python encoder, ~1 s for 10,000 tasks; each line here is one call to the C
+    one, or is written directly (``task_lines``), and a long queue is never held as one string."""
     import json
 
     enc = json.JSONEncoder(default=str).encode
-    doc = queue_json(view, tasks=False)
-    lines = ["{"]
-    items = list(doc.items())
+    items = list(queue_json(view, tasks=False).items())
     items.insert(2, ("tasks", view.tasks))  # after "worklog" and "exists", as in queue_json
+    yield "{\n"
     for i, (key, value) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
-        if isinstance(value, list) and value:
-            lines.append(f"  {enc(key)}: [")
-            lines.append(",\n".join(["    " + x for x in (task_lines(value) if key == "tasks" else map(enc, value))]))
-            lines.append(f"  ]{comma}")
-        else:
-            lines.append(f"  {enc(key)}: {enc(value)}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        if not (isinstance(value, list) and value):
+            yield f"  {enc(key)}: {enc(value)}{comma}\n"
+            continue
+        yield f"  {enc(key)}: [\n"
+        lines = task_lines(value) if key == "tasks" else map(enc, value)
+        sep = ""
+        while True:
+            part = [x for _, x in zip(range(batch), lines)]
+            if not part:
+                break
+            yield sep + "    " + ",\n    ".join(part)
+            sep = ",\n"
+        yield f"\n  ]{comma}\n"
+    yield "}\n"
 
 
-def task_lines(tasks) -> list[str]:
+def task_lines(tasks):
     """``json.dumps(t.to_json())`` for each task, written directly: the fields many tasks share (kind,
     status, the score's parts and explanation) are encoded once.  A value of a type the fast way does
     not expect goes through ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
@@ -108,7 +121,6 @@ def task_lines(tasks) -> list[str]:
     enc = json.JSONEncoder(default=str).encode
     shared: dict = {}
     parts_json: dict = {}
-    out = []
     for t in tasks:
         a = t.attrs
         after, run, parts, score = a.get("after") or [], a.get("run"), t.parts, t.score
@@ -119,7 +131,7 @@ def task_lines(tasks) -> list[str]:
                 and (run is None or type(run) is str) and type(after) is list
                 and (t.defer_until is None or type(t.defer_until) is str)
                 and (t.latest_run is None or type(t.latest_run) is str)):
-            out.append(enc(t.to_json()))
+            yield enc(t.to_json())
             continue
         p = parts_json.get(id(parts))
         if p is None or p[0] is not parts:
@@ -132,14 +144,13 @@ def task_lines(tasks) -> list[str]:
         if c is None:
             c = shared[common] = (string(t.kind), string(t.status), string(t.priority), string(t.runner),
                                   string(t.source), "true" if t.eligible else "false")
-        out.append(f'{{"id": {string(t.id)}, "title": {string(t.title)}, "kind": {c[0]}, "status": {c[1]}, '
-                   f'"score": {score!r}, "eligible": {c[5]}, "why": {why}, "priority": {c[2]}, "runner": {c[3]}, '
-                   f'"attempts": {t.attempts}, "line": {t.line}, "source": {c[4]}, '
-                   f'"after": {enc(after) if after else "[]"}, "run": {"null" if run is None else string(run)}, '
-                   f'"gpu": {"true" if a.get("gpu") else "false"}, '
-                   f'"defer_until": {"null" if t.defer_until is None else string(t.defer_until)}, '
-                   f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, "parts": {p[1]}}}')
-    return out
+        yield (f'{{"id": {string(t.id)}, "title": {string(t.title)}, "kind": {c[0]}, "status": {c[1]}, '
+               f'"score": {score!r}, "eligible": {c[5]}, "why": {why}, "priority": {c[2]}, "runner": {c[3]}, '
+               f'"attempts": {t.attempts}, "line": {t.line}, "source": {c[4]}, '
+               f'"after": {enc(after) if after else "[]"}, "run": {"null" if run is None else string(run)}, '
+               f'"gpu": {"true" if a.get("gpu") else "false"}, '
+               f'"defer_until": {"null" if t.defer_until is None else string(t.defer_until)}, '
+               f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, "parts": {p[1]}}}')
 
 
 RUN_COLS = ("run_id", "task_id", "kind", "status", "started_at", "duration_s", "exit_code", "input_tokens",
