@@ -3,9 +3,11 @@
     python bench/scale.py [N ...]      # default: 10000 1000000
 
 For each N, a worklog of N command-task lines (~69 bytes each) in a scratch HOME; times
-`agentd queue --json` three ways: the first read (no index), warm (unchanged file) and after
-one appended line; prints wall seconds and the peak memory (max RSS) of each.
-Targets: 10,000 tasks warm < 0.2 s; 1,000,000 tasks first < 60 s, warm < 5 s, memory < 1 GiB.
+`agentd queue --json` three ways: the first read (no index), warm (unchanged file, best of 3) and
+after one appended line, and the text `agentd queue` warm (best of 3); prints wall seconds and the
+peak memory (max RSS) of each, then the targets of issue 12 that apply to N and whether each was
+met.  Targets: 10,000 tasks warm < 0.2 s; 1,000,000 tasks first < 60 s, warm < 5 s, memory < 1 GiB
+at every step.  The exit status is 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -21,19 +23,27 @@ from pathlib import Path
 AGENTD = [sys.executable, "-m", "agentd"]
 
 
-def run(env: dict) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one `agentd queue --json`."""
+def run(env: dict, json: bool = True) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) of one `agentd queue --json` (or the text `agentd queue`)."""
     t = time.perf_counter()
-    p = subprocess.Popen([*AGENTD, "queue", "--json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, _, ru = os.wait4(p.pid, 0)
+    p = subprocess.Popen([*AGENTD, "queue", *(["--json"] if json else [])], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t
-    if p.returncode not in (None, 0) and p.returncode != 0:
-        raise SystemExit(p.stderr.read().decode()[-2000:])
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"agentd queue exited {os.waitstatus_to_exitcode(status)}: "
+                         + p.stderr.read().decode()[-2000:])
     return dt, ru.ru_maxrss / 1024
+
+
+# issue 12's targets: N -> {what: limit in seconds, or MiB for memory (the peak over every step)}
+TARGETS = {10_000: {"warm": 0.2, "text warm": 0.2},
+           1_000_000: {"first": 60.0, "warm": 5.0, "text warm": 5.0, "memory": 1024.0}}
 
 
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [10_000, 1_000_000]
+    missed = 0
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="agentd-scale.") as d:
             root = Path(d)
@@ -48,14 +58,23 @@ def main(argv: list[str]) -> int:
                    "HF_HUB_OFFLINE": "1"}
             first = run(env)
             warm = min(run(env) for _ in range(3))
+            text = min(run(env, json=False) for _ in range(3))
             with open(wl, "a") as f:
                 f.write("- [ ] one more {id: one-more, run: 'true'}\n")
             grown = run(env)
             mib = wl.stat().st_size / 2**20
             print(f"{n:>9} tasks ({mib:.0f} MiB): first {first[0]:.2f} s {first[1]:.0f} MiB · "
-                  f"warm {warm[0]:.3f} s {warm[1]:.0f} MiB · one line appended {grown[0]:.2f} s {grown[1]:.0f} MiB",
-                  flush=True)
-    return 0
+                  f"warm {warm[0]:.3f} s {warm[1]:.0f} MiB · text warm {text[0]:.3f} s {text[1]:.0f} MiB · "
+                  f"one line appended {grown[0]:.2f} s {grown[1]:.0f} MiB", flush=True)
+            got = {"first": first[0], "warm": warm[0], "text warm": text[0],
+                   "memory": max(first[1], warm[1], text[1], grown[1])}
+            for what, limit in TARGETS.get(n, {}).items():
+                ok = got[what] < limit
+                missed += not ok
+                unit = "MiB" if what == "memory" else "s"
+                print(f"{'':>12}{what:<10} {got[what]:9.3f} {unit:<3} target < {limit:g} {unit:<3} "
+                      f"{'ok' if ok else 'MISSED'}", flush=True)
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

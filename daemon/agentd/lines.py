@@ -84,6 +84,9 @@ def split_attrs(text: str) -> tuple[str, str | None]:
     t = text.rstrip()
     if not t.endswith("}"):
         return t, None
+    i = t.rfind("{")
+    if i != -1 and t.find("}", i) == len(t) - 1:  # no brace inside them: the last "{" opens them (the common case)
+        return t[:i].rstrip(), t[i:]
     depth = 0
     for i in range(len(t) - 1, -1, -1):
         c = t[i]

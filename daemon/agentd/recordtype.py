@@ -16,9 +16,14 @@ class Factory:
         self.make = make
 
 
+_MISSING = object()
+
+
 class Record:
     _fields: tuple = ()
     _defaults: dict = {}
+    _template: dict = {}  # every field in order: its default, the Factory, or _MISSING
+    _special: tuple = ()  # the fields whose template is a Factory or _MISSING
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -33,21 +38,29 @@ class Record:
                 if name in klass.__dict__:
                     defaults[name] = klass.__dict__[name]
         cls._fields, cls._defaults = tuple(names), defaults
+        cls._template = {n: defaults.get(n, _MISSING) for n in names}
+        cls._special = tuple(n for n, d in cls._template.items() if d is _MISSING or isinstance(d, Factory))
 
     def __init__(self, *args, **kw):
-        if len(args) > len(self._fields):
-            raise TypeError(f"{type(self).__name__} takes at most {len(self._fields)} positional arguments")
-        values = dict(zip(self._fields, args))
-        for name in self._fields[len(args):]:
-            if name in kw:
-                values[name] = kw.pop(name)
-            elif name in self._defaults:
-                d = self._defaults[name]
-                values[name] = d.make() if isinstance(d, Factory) else d
-            else:
+        # {**template, **kw} keeps the fields in order and overwrites the defaults given; only the
+        # fields without a plain default are looked at one by one (records are made per task).
+        fields = self._fields
+        if args:
+            if len(args) > len(fields):
+                raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional arguments")
+            given = dict(zip(fields, args))
+            if not given.keys().isdisjoint(kw):
+                raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(given.keys() & kw.keys())}")
+            kw = {**given, **kw}
+        values = {**self._template, **kw}
+        for name in self._special:
+            v = values[name]
+            if v is _MISSING:
                 raise TypeError(f"{type(self).__name__} missing argument {name!r}")
-        if kw:
-            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kw)}")
+            if type(v) is Factory and name not in kw:
+                values[name] = v.make()
+        if len(values) != len(fields):
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(set(kw) - set(fields))}")
         self.__dict__.update(values)
 
     def __eq__(self, other):
