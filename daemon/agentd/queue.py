@@ -291,7 +291,7 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
                                   lambda at: store.last_seq_by(str(cfg.worklog_path), iso(at)))
         ids = ([d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
                + [f"wl:{scope}"])
-        rows = store.first_seen(ids, now, when, seqs)
+        rows = store.first_seen(ids, now, when, seqs, seen=dict(before))
         seen = {i: at for i, (at, _) in rows.items()}
         cmd_seen = {k: rows.get(name) for k, name in names.items()}
     from agentd.lock import wake_running

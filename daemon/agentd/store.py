@@ -434,10 +434,12 @@ class Store:
             self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
 
     def first_seen(self, task_ids: Iterable[str], now: float, when: dict | None = None,
-                   seqs: dict | None = None) -> dict[str, tuple[float, int | None]]:
+                   seqs: dict | None = None, seen: dict | None = None) -> dict[str, tuple[float, int | None]]:
         """(when, seq) agentd first saw each id; new ids are recorded now, or at ``when[id]``, with
-        ``seqs[id]`` (the worklog's highest seq then, or None), a write only for new ids."""
-        seen = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT task_id, at, seq FROM first_seen")}
+        ``seqs[id]`` (the worklog's highest seq then, or None), a write only for new ids.  ``seen``:
+        what an earlier call answered (this call adds to it), so the table is read once, not again."""
+        if seen is None:
+            seen = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT task_id, at, seq FROM first_seen")}
         when, seqs = when or {}, seqs or {}
         new = [(i, when.get(i, now), seqs.get(i)) for i in dict.fromkeys(task_ids) if i not in seen]
         if new:
