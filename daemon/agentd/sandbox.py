@@ -95,6 +95,7 @@ class Policy(Record):
     conflicts: tuple = ()  # reasons this policy can't be enforced (a workspace holding agentd's files)
     for_cli: str | None = None
     env_file_vars: tuple = ()  # names set in agentd's env file: agentd's, not the sandbox's
+    programs: tuple = ()  # PATH dirs under a dir the sandbox replaces (/tmp, /run): shown again, read-only
 
 
 # -- paths ----------------------------------------------------------------------------
@@ -188,7 +189,28 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
 
     return Policy(mode=mode, workspace=ws, network=network, gpu=bool(attrs.get("gpu")),
                   writable=tuple(dict.fromkeys(extra)), hidden=tuple(hidden), conflicts=tuple(conflicts),
-                  for_cli=cli, env_file_vars=tuple(read_env_file(cfg.config_dir / "env")))
+                  for_cli=cli, env_file_vars=tuple(read_env_file(cfg.config_dir / "env")),
+                  programs=tuple(programs_to_show(cfg.env.get("PATH") or os.defpath, hidden)))
+
+
+MASKED = (Path("/tmp"), Path("/run"), Path("/dev/shm"), Path("/var/run"))  # replaced in the sandbox
+
+
+def programs_to_show(path: str, hidden) -> list[Path]:
+    """The dirs that hold PATH dirs a private /tmp (or the emptied /run) would hide, such as a checkout
+    or a CLI installed under /tmp: the top dir under /tmp is shown again, read-only, so its programs
+    run with the files they read beside them.  Hidden dirs inside it stay hidden (deeper mounts come
+    later), and a PATH dir inside a hidden one is not shown."""
+    out: list[Path] = []
+    for d in path.split(":"):
+        if not d or not os.path.isabs(d):
+            continue
+        rd = _real(d)
+        root = next((m for m in MASKED if _inside(rd, m) and rd != m), None)
+        if root is None or not rd.is_dir() or any(_inside(rd, _real(h)) for h in hidden):
+            continue
+        out.append(root / rd.relative_to(root).parts[0])
+    return list(dict.fromkeys(out))
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -230,6 +252,9 @@ def bwrap_args(policy: Policy) -> list[str]:
     if policy.network and _inside(resolv, Path("/run")) and resolv.is_file():
         ops.append((_depth(resolv), 1, ["--ro-bind", str(resolv), str(resolv)]))  # systemd-resolved's stub
     remount = []
+    for p in policy.programs:
+        if os.path.isdir(p):
+            ops.append((_depth(p), 1, ["--ro-bind", str(p), str(p)]))
     for w in (policy.workspace, *policy.writable):
         ops.append((_depth(w), 1, ["--bind", str(w), str(w)]))
     for h in policy.hidden:
