@@ -760,3 +760,26 @@ def test_with_sandbox_off_the_same_corpus_escapes__proof_the_corpus_can_fail(cor
     for must in ("env-base64", "proc-agentd-environ", "worklog-append", "store-ledger-delete", "survivor-setsid",
                  "net-tcp-loopback", "ptrace-agentd", "outside-etc" if ROOT else "outside-var-tmp"):
         assert must in escaped, (must, cases[must].text)
+
+
+@needs_bwrap
+def test_a_program_on_path_under_tmp_still_runs_and_the_rest_of_tmp_stays_private(base):
+    """A checkout or a CLI installed under /tmp (CI clones there): its PATH dir's top dir under /tmp is
+    shown read-only; other files in /tmp are not, and nothing of it can be written."""
+    top = Path(tempfile.mkdtemp(prefix="agentd-prog-", dir="/tmp"))
+    other = Path(tempfile.mkdtemp(prefix="agentd-other-", dir="/tmp"))
+    try:
+        (top / "bin").mkdir()
+        (top / "data.txt").write_text("beside the program\n")
+        prog = top / "bin" / "hello-from-tmp"
+        prog.write_text(f"#!/bin/sh\necho hello; cat {top}/data.txt\n")
+        prog.chmod(0o755)
+        (other / "private.txt").write_text("someone else's temp file\n")
+        cfg = layout(base, _env={"PATH": f"{top / 'bin'}:/usr/bin:/bin"})
+        text, err = sh(cfg, f"hello-from-tmp; cat {other}/private.txt; echo x > {top}/data.txt")
+        assert "hello\nbeside the program" in text, text
+        assert "No such file or directory" in text and "someone else's" not in text
+        assert "Read-only file system" in text and (top / "data.txt").read_text() == "beside the program\n"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
