@@ -123,16 +123,16 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
 
 # A Task's fields past its definition, as Task() fills them in (``_task`` copies this).
 _FILLED = {k: v for k, v in Task._defaults.items() if k not in Task.DEFINITION and k != "parts"}
-_NFIELDS = len(Task._fields)
+_DEFINITION = frozenset(Task.DEFINITION)
 
 
 def _task(d: dict, st: str, failures: int, run, until) -> Task:
     """``Task(**d, status=st, ...)``, without the general constructor's per-field work (a queue of
     a million tasks makes a million of them).  Anything unusual in ``d`` goes the general way."""
+    if d.keys() != _DEFINITION:  # a field missing, or one too many: Task() says which
+        return Task(**d, status=st, attempts=failures, latest_run=run, defer_until=until)
     values = {**_FILLED, **d, "status": st, "attempts": failures, "latest_run": run, "defer_until": until,
               "parts": []}
-    if len(values) != _NFIELDS:  # a field missing (or one too many): Task() says which
-        return Task(**d, status=st, attempts=failures, latest_run=run, defer_until=until)
     t = Task.__new__(Task)
     t.__dict__ = values
     return t

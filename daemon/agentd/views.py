@@ -33,11 +33,11 @@ def queue_text_lines(view, show_all: bool = False):
     tasks = view.tasks if show_all else [t for t in view.tasks if t.status not in ("done", "cancelled")]
     hidden = len(view.tasks) - len(tasks)
     n = len(view.tasks)
-    yield (f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)")
+    yield f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)"
     if not tasks:
-        yield ("nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else ""))
+        yield "nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else "")
     else:
-        yield (f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE")
+        yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
     whys: dict = {}  # many tasks share one explanation: each is made safe once
     for i, t in enumerate(tasks):
         mark = "▶" if i == 0 and t.eligible else "·" if t.eligible else "✗"
@@ -45,17 +45,17 @@ def queue_text_lines(view, show_all: bool = False):
         why = whys.get(t.why)
         if why is None:
             why = whys[t.why] = safe(t.why, 200)
-        yield (f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}")
-        yield (f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}")
+        yield f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}"
+        yield f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}"
     if hidden and tasks:
-        yield (f"({hidden} done or cancelled tasks hidden; --all shows them)")
+        yield f"({hidden} done or cancelled tasks hidden; --all shows them)"
     errs = r.state.errors
     if r.state.error_count:
-        yield (f"could not read {r.state.error_count} line(s) of {r.path.name}:")
+        yield f"could not read {r.state.error_count} line(s) of {r.path.name}:"
         for line, msg in errs[:50]:
-            yield (f"  line {line}: {safe(msg, 200)}")
+            yield f"  line {line}: {safe(msg, 200)}"
         if r.state.error_count > 50:
-            yield (f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)")
+            yield f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)"
     if r.state.torn:
         yield (f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")
@@ -64,9 +64,9 @@ def queue_text_lines(view, show_all: bool = False):
                    "(an editor saved over them?); counted from agentd's copy, and the next wake appends "
                    f"{'it' if view.lost == 1 else 'them'} again")
     for p in view.problems:
-        yield (f"task file: {safe(p, 300)}")
+        yield f"task file: {safe(p, 300)}"
     if view.agent_backend is None and any(t.runner == "agent" for t in tasks):
-        yield (f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)")
+        yield f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)"
 
 
 def queue_json(view, tasks: bool = True) -> dict:
