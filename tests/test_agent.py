@@ -240,21 +240,29 @@ def test_a_provider_that_stays_down_fails_the_run_within_call_timeout(tmp_path, 
     assert out.status == "failed" and out.reason.startswith("provider down")
 
 
+def in_an_hour() -> tuple[str, str]:
+    """A reset time an hour from now: as a header (epoch seconds) and as agentd writes it."""
+    t = int(time.time()) + 3600
+    return str(t), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def test_a_usage_limit_with_a_reset_time_parks_the_run_until_then(tmp_path, fake):
+    header, when = in_an_hour()
     fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
-                      headers={"x-ratelimit-reset": "1900000000"}))
+                      headers={"x-ratelimit-reset": header}))
     out, store, _ = go(cfg_for(tmp_path, fake, api="openai"))
-    assert out.status == "waiting" and out.defer_until == "2030-03-17T17:46:40Z"
-    assert out.reason == "waiting for usage reset at 2030-03-17T17:46:40Z"
+    assert out.status == "waiting" and out.defer_until == when
+    assert out.reason == f"waiting for usage reset at {when}"
     assert store.run("r1")["limit_waits"] == 1
 
 
 @pytest.mark.parametrize("values", [{"wait_for_usage_reset": False}, {"max_limit_waits": 0}])
 def test_a_usage_limit_defers_the_task_when_waiting_is_off_or_used_up(tmp_path, fake, values):
+    header, when = in_an_hour()
     fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
-                      headers={"x-ratelimit-reset": "1900000000"}))
+                      headers={"x-ratelimit-reset": header}))
     out, store, _ = go(cfg_for(tmp_path, fake, api="openai", **values))
-    assert out.status == "deferred" and out.defer_until == "2030-03-17T17:46:40Z"
+    assert out.status == "deferred" and out.defer_until == when
     assert store.run("r1")["limit_waits"] == 0
 
 

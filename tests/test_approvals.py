@@ -214,3 +214,15 @@ def test_a_task_a_person_closed_while_its_request_waited_stays_closed_when_the_r
     assert q["ask"]["status"] == "cancelled"
     run = json.loads(run_cli("runs", "--json", env=env).stdout)[0]
     assert run["status"] == "cancelled" and "cancelled while the run waited" in run["reason"]
+
+
+def test_a_write_no_sandbox_could_allow_is_refused_at_once_and_nobody_is_asked(worklog, fake, home):
+    worklog.write_text("DIRECTIVE: write everywhere {id: all}\n")
+    fake.script(ask("write", "/"), ask("write", str(home / ".local/state/agentd")),
+                finish("failed", "Could not get write access to what it wanted."))
+    r = run_cli("wake", "--now", env=env_for(fake))
+    assert "all: failed" in r.stdout, r.stdout + r.stderr
+    assert "APPROVE:" not in worklog.read_text()
+    told = [tool_results(fake.requests[i])[-1] for i in (1, 2)]
+    assert "the writable path / is the root file system" in told[0]
+    assert told[1].startswith("request_approval: refused, not asked:") and "holds" in told[1]

@@ -511,3 +511,14 @@ def test_a_same_size_edit_inside_an_entry_in_a_long_run_keeps_line_numbers_right
     data = (edited + "- [ ] after {value: 99}\n").encode()
     s = parse_bytes(data)
     assert s.errors[0][0] == data.count(b"\n") and s.entry_count == 39
+
+
+def test_an_attr_given_twice_is_a_bad_line_not_a_silent_last_one_wins():
+    s = parse_bytes(b"- [ ] t {id: dk, network: false, network: true}\n- [ ] ok {id: ok}\n")
+    assert set(s.tasks) == {"ok"}
+    assert s.errors == [(1, "attrs: 'network' is given twice; keep one")]
+
+
+def test_approve_and_deny_lines_take_the_id_before_any_punctuation_and_the_rest_as_the_reason():
+    s = parse_bytes(b"APPROVE: ap-1a2b3c, go ahead\nDENY: ap-4d5e6f: not on my watch\n")
+    assert s.answers == {"ap-1a2b3c": ["approve", "go ahead", 1], "ap-4d5e6f": ["deny", "not on my watch", 2]}

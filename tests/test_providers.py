@@ -176,11 +176,22 @@ def test_prompt_too_long_is_context_overflow(tmp_path, fake):
 
 
 def test_insufficient_quota_is_a_usage_limit(tmp_path, fake):
+    reset = int(time.time()) + 3600
     fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
-                      headers={"x-ratelimit-reset": "1900000000"}))
+                      headers={"x-ratelimit-reset": str(reset)}))
     with pytest.raises(UsageLimit) as e:
         make_provider(openai_cfg(tmp_path, fake)).complete("s", [Message("user", "x")], [])
-    assert e.value.reset_at == "2030-03-17T17:46:40Z"
+    assert e.value.reset_at == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
+
+
+@pytest.mark.parametrize("header", ["99999999999999999999", "NaN", "-5", "1", "2030-01-01T00:00:00Z task=z", "soon",
+                                    str(10**10)])
+def test_a_reset_header_that_is_not_a_time_within_a_month_is_no_reset_time(tmp_path, fake, header):
+    fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
+                      headers={"x-ratelimit-reset": header}))
+    with pytest.raises(UsageLimit) as e:
+        make_provider(openai_cfg(tmp_path, fake)).complete("s", [Message("user", "x")], [])
+    assert e.value.reset_at is None
 
 
 def test_auto_picks_anthropic_then_openai_then_none(tmp_path):

@@ -161,7 +161,8 @@ class ApiAgentRun(AgentRun):
                     if out := self.finish(call.args["status"], call.args["summary"], call):
                         return out
                 elif call.name == "request_approval" and not check_args(call):
-                    return self.ask_a_person(call)
+                    if out := self.ask_a_person(call):
+                        return out
                 else:
                     self.run_tool(call)
             last = self.cp.last()
@@ -206,8 +207,18 @@ class ApiAgentRun(AgentRun):
         self.cp.update(n, step)
 
     # -- asking a person (approvals.py) ----------------------------------------------
-    def ask_a_person(self, call: ToolCall) -> Outcome:
-        """Park the run: the request is recorded, its tool step left waiting for the answer."""
+    def ask_a_person(self, call: ToolCall) -> Outcome | None:
+        """Park the run: the request is recorded, its tool step left waiting for the answer.  A path
+        no sandbox could make writable (``/``, one holding agentd's files) is refused at once."""
+        if call.args["kind"] == "write":
+            from agentd import sandbox
+
+            conflicts = sandbox.policy_for(self.cfg, self.task.attrs, self.cfg.workspace,
+                                           writable=[call.args["what"]]).conflicts
+            if conflicts:
+                self.cp.add(ToolStep(call.id, call.name, call.args, f"request_approval: refused, not asked: "
+                                     f"{conflicts[0]}", True, "done"))
+                return None
         row = approvals.request(self.cfg, self.store, self.run_id, self.task.id, call.id, call.args)
         n = self.cp.add(ToolStep(call.id, call.name, call.args, status=statuses.WAITING))
         self.progress(f"step {n}: waiting for a person to answer {row['id']}")

@@ -107,7 +107,12 @@ def parse_attrs(raw: str | None, where: str) -> dict:
         return _check_attrs(data, where)
     from agentd.schema import yaml_limited
 
-    data, _, problems = yaml_limited(raw, "attrs")  # bounded: depth, aliases, number length
+    data, node, problems = yaml_limited(raw, "attrs")  # bounded: depth, aliases, number length
+    keys = [k.value for k, _ in node.value] if not problems and isinstance(getattr(node, "value", None), list) \
+        and all(isinstance(p, tuple) for p in node.value) else []
+    dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if dup is not None:  # the last would win silently; for network or gpu that changes the sandbox
+        raise LineError(f"attrs: {dup!r} is given twice; keep one")
     if problems:
         what = problems[0].split(": ", 1)[1]
         if what.startswith("not valid YAML: "):
@@ -174,6 +179,7 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         return Command(word.lower(), tid, line)
     if word in ("APPROVE", "DENY"):
         aid, _, reason = rest.partition(" ")
+        aid = aid.rstrip(",;.:")  # "APPROVE: ap-1a2b3c, go ahead"
         if not ID_RE.match(aid):
             raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c")
         return Answer(word.lower(), aid, reason.strip()[:500], line)

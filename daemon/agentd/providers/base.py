@@ -231,14 +231,22 @@ def classify(status: int | None, headers, message: str, key_env: str | None, pro
     return ProviderError(f"{where}: {message}")
 
 
-def _iso(value) -> str | None:
-    """A reset header (epoch seconds or RFC 3339) as UTC ISO, or None."""
+MAX_RESET_AHEAD = 31 * 86400  # a reset further away than this is not believed
+
+
+def _iso(value, now: float | None = None) -> str | None:
+    """A reset header (epoch seconds or an ISO time) as UTC ISO, or None when it is not a time that
+    is still to come within a month (a server's garbage must not park a run for years)."""
+    from agentd.times import iso, parse
+
     if not value:
         return None
+    text = str(value).strip()[:64]
     try:
-        t = float(value)
-        from agentd.times import iso
-
-        return iso(t)
-    except (TypeError, ValueError):
-        return str(value)
+        t = float(text)
+    except ValueError:
+        t = parse(text)
+    now = time.time() if now is None else now
+    if t is None or t != t or not now < t <= now + MAX_RESET_AHEAD:  # NaN, past, or too far
+        return None
+    return iso(t)
