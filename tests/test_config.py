@@ -286,3 +286,9 @@ def test_a_mapping_set_by_environment_variable_keeps_the_other_keys(monkeypatch)
     assert cfg["budget"]["tokens_per_run"] == config.BUDGET_FIELDS["tokens_per_run"].default
     monkeypatch.setenv("AGENTD_REVIEW", "{enabled: true}")
     assert config.load()["review"] == {"enabled": True, "provider": None, "model": None}
+
+
+@pytest.mark.parametrize("target", ["/nonexistent/config.yaml", "config.yaml"])  # dangling; a loop
+def test_a_config_symlink_to_nothing_readable_is_an_error_not_no_config(config_file, target):
+    config_file.symlink_to(target)
+    assert any("is a symlink to nothing readable" in p and str(config_file) in p for p in problems(env()))

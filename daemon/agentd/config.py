@@ -227,6 +227,9 @@ def load(env: dict | None = None) -> Config:
     lines: dict = {}
     if env.get("AGENTD_CONFIG") and not config_file.exists():
         problems.append(f"{config_file}: AGENTD_CONFIG names a config file that does not exist")
+    elif config_file.is_symlink() and not config_file.exists():  # dangling, or a loop: not "no config"
+        problems.append(f"{config_file}: is a symlink to nothing readable ({os.readlink(config_file)!r}); "
+                        "fix or remove it")
     elif config_file.exists():  # a directory or a FIFO there is an error, not "no config"
         data, lines, yaml_problems = _read_config(config_file, _xdg(env, "XDG_CACHE_HOME", ".cache") / "agentd")
         problems += yaml_problems
