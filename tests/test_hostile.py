@@ -542,3 +542,14 @@ def test_enospc_at_every_point_of_a_wake_loses_nothing_and_runs_nothing_twice(wo
         assert sorted(runs) == sorted(f"c{i}" for i in range(k + 1)), (free, runs)  # each ran exactly once
         st = parse_state(worklog)
         assert st.error_count == 0 and all(st.latest[f"c{i}"]["status"] == "done" for i in range(k + 1))
+
+
+@needs_mount
+def test_reindex_on_a_read_only_state_dir_says_it_could_not_and_exits_74(worklog, small_state):
+    mnt, remount = small_state
+    worklog.write_text("- [ ] t {id: t}\n")
+    assert run_cli("reindex").returncode == 0
+    remount("ro")
+    r = run_cli("reindex")
+    no_traceback(r)
+    assert r.returncode == 74 and "nothing was reindexed" in r.stderr and str(mnt) in r.stderr, r.stderr

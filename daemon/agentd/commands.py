@@ -255,6 +255,11 @@ def cmd_reindex(args) -> int:
     if not r.exists:
         _print(_no_worklog(cfg))
         return 0
+    if Index(cfg.index_path).get(cfg.worklog_path) is None:  # the index swallows a write it could not make
+        from agentd.errors import StateError
+
+        raise StateError(f"cannot write {cfg.index_path}: the state dir is read-only or full; the worklog was "
+                         "read, but nothing was reindexed")
     s = r.state
     print(f"reindexed {r.path}: {r.size} bytes, {s.lines} lines, {len(s.tasks)} tasks, {s.entry_count} entries, "
           f"{s.error_count} unreadable lines, {s.torn} torn entries")
