@@ -261,8 +261,9 @@ HEADER = """\
 #   BLOCKER: something in the way
 #   EXPERIMENT: cuda-probe
 #   DONE: ID   CANCEL: ID   RETRY: ID
+#   APPROVE: AP-ID   DENY: AP-ID reason   (answers to an agent's approval request)
 # {{attrs}} is an optional YAML flow mapping: id, value (0-10), certainty (0-1),
-# run, gpu, after, minutes, priority.  Lines starting with "> " and the blocks
+# run, gpu, network, after, minutes, priority, limit_waits.  Lines starting with "> " and the blocks
 # between "=== agentd" markers are agentd's own entries.
 # `agentd queue` shows what the next wake would do and why.  Docs: docs/worklog.md
 
