@@ -40,7 +40,8 @@ def test_each_task_line_is_what_json_dumps_makes_of_to_json(worklog):
     tasks = view_of(worklog).tasks
     odd = Task("odd", "odd", "task", attrs={"run": ["a", "list"], "after": ("x",)}, score=float("nan"))
     odd2 = Task("odd2", "odd", "command", attrs={"run": "x"}, score=3, latest_run=7)
-    tasks = tasks + [odd, odd2]
+    assert list(views.task_lines(tasks.rows(), tasks)) == [json.dumps(t.to_json()) for t in tasks]
+    tasks = list(tasks) + [odd, odd2]
     assert list(views.task_lines(tasks)) == [json.dumps(t.to_json()) for t in tasks]
 
 

@@ -45,9 +45,10 @@ def check(cfg, snap: dict, forced: bool, local_now: time.struct_time | None = No
     return gate
 
 
-def choose(tasks: list, gate: Gate, task_id: str | None = None):
+def choose(tasks, gate: Gate, task_id: str | None = None):
+    """The task to run: ``task_id``, or the first eligible one (``tasks``: a ``TaskList``)."""
     if task_id:
-        t = next((t for t in tasks if t.id == task_id), None)
+        t = tasks.get(task_id)
         if t is None:
             raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
         if not t.eligible and not t.only_waits:  # a person asking may skip a backoff or a deferral
@@ -62,15 +63,17 @@ def choose(tasks: list, gate: Gate, task_id: str | None = None):
     return None
 
 
-def nothing_line(tasks: list, gate: Gate) -> str:
-    eligible = [t for t in tasks if t.eligible]
+def nothing_line(tasks, gate: Gate) -> str:
+    """Why ``choose`` found nothing (``tasks``: a ``TaskList``)."""
+    eligible = tasks.eligible_count() if gate.hold_gpu else 0
     if eligible and gate.hold_gpu:
-        return f"{len(eligible)} gpu task(s) wait: {gate.hold_gpu}"
-    waiting = [t for t in tasks if t.status in ("open", "failed", "deferred", "interrupted")]
+        return f"{eligible} gpu task(s) wait: {gate.hold_gpu}"
+    counts = tasks.counts()
+    waiting = sum(counts.get(s, 0) for s in ("open", "failed", "deferred", "interrupted"))
     if waiting:
-        return f"no task is actionable ({len(waiting)} waiting; `agentd queue` says why)"
-    blocked = [t for t in tasks if t.status == "blocked"]
+        return f"no task is actionable ({waiting} waiting; `agentd queue` says why)"
+    blocked = counts.get("blocked", 0)
     if blocked:
-        return (f"{len(blocked)} task(s) blocked and nothing else open; `agentd queue` says why "
+        return (f"{blocked} task(s) blocked and nothing else open; `agentd queue` says why "
                 f"(RETRY: ID reopens one)")
     return "the queue is empty"

@@ -3,11 +3,11 @@
 One row per worklog path: inode, size, mtime, ctime, the byte offset parsed so
 far, a fingerprint of that prefix (hashes of its first and last 64 KiB) and the
 folded ``parse.State``; plus, when the file ends in an unfinished line or entry
-(or a line that may be the cut-off start of one, see ``parse._hold_back``), the
-state including that tail, so an unchanged file is never read.
-Both are ``marshal`` documents (twice as fast to decode as JSON, three times to
-encode; the row names the Python that wrote them, and any other reads the file
-again), and a read decodes only the one it uses.
+(or a line that may be the cut-off start of one, see ``parse._hold_back``), that
+tail's bytes (at most ~64 KiB), folded in again on each read, so an unchanged file
+is never read.  The state is a ``marshal`` document (twice as fast to decode as
+JSON, three times to encode; the row names the Python that wrote it, and any
+other reads the file again).
 It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 """
 
@@ -27,6 +27,7 @@ CHUNK = 64 * 1024
 MAX_PARTS = 64
 FILES = f"files_v{PARSER_VERSION}_m"  # _m: the states as marshal documents
 CODEC = f"marshal{marshal.version}:{sys.implementation.cache_tag}"  # marshal's format may change with Python
+TASKS = f"tasks_v{PARSER_VERSION}"
 PRESENT = f"present_v{PARSER_VERSION}"
 LOST = f"lost_v{PARSER_VERSION}"
 
@@ -39,25 +40,31 @@ class Cached(Record):
     head: str
     tail: str
     state: "State | bytes"  # as of ``offset``; the marshal document until ``load`` decodes it
-    whole: "State | bytes | None" = None  # the state including an unfinished tail, if there is one
+    rest: bytes | None = None  # the unfinished tail after ``offset``, if there is one
     ctime_ns: int = 0  # also changes when a tool writes in place and then sets mtime back (rsync -t --inplace)
+    tasks: object = None  # a function that loads the state's task table (``Index.get``)
 
-    def load(self, which: str = "state") -> State | None:
-        """``state`` or ``whole``, decoded once; None when there is none or its document is damaged."""
-        doc = self.__dict__[which]
+    def load(self) -> State | None:
+        """The state as of ``offset``, decoded once, with its tasks; None when its documents are
+        damaged or its tasks are gone."""
+        doc = self.state
         if isinstance(doc, bytes):
             try:
                 doc = State.from_dict(marshal.loads(doc))
-            except (ValueError, TypeError, AttributeError, EOFError):
+                doc.tasks = self.tasks()
+            except (ValueError, TypeError, AttributeError, EOFError, sqlite3.Error):
                 doc = None
-            self.__dict__[which] = doc
+            if doc is not None and doc.tasks is None:
+                doc = None
+            self.state = doc
         return doc
 
 
 def encode(state: State) -> bytes | None:
-    """The state as the index keeps it; None for a value marshal can't keep (then nothing is cached)."""
+    """The state as the index keeps it, but for its tasks (``Index.put`` writes those apart); None for
+    a value marshal can't keep (then nothing is cached)."""
     try:
-        return marshal.dumps(state.to_dict(plain=True))
+        return marshal.dumps(state.to_dict(plain=True, tasks=False))
     except ValueError:
         return None
 
@@ -91,8 +98,12 @@ class Index:
             db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
-                       " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state BLOB, whole BLOB,"
-                       " ctime_ns INTEGER, codec TEXT)")
+                       " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state BLOB, rest BLOB,"
+                       " ctime_ns INTEGER, codec TEXT, tasks TEXT)")
+            # each file's task table (``TaskTable.parts``), named by a token the files row gives: rewritten
+            # only when the tasks changed, not on every read that found new entries
+            db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (fid INTEGER, part INTEGER, token TEXT, doc BLOB,"
+                       " PRIMARY KEY (fid, part))")
             # the keys (parse.present_key) of the entries each read saw, one row per read: a first
             # read of a large worklog writes one blob instead of a row per entry
             db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (fid INTEGER, part INTEGER, keys BLOB,"
@@ -119,26 +130,51 @@ class Index:
         if not self.path.exists():
             return None
         row = self._safely(lambda db: db.execute(
-            f"SELECT inode, size, mtime_ns, offset, head, tail, state, whole, ctime_ns, codec FROM {FILES} WHERE path=?",
-            (str(worklog),)).fetchone(), None)
+            f"SELECT inode, size, mtime_ns, offset, head, tail, state, rest, ctime_ns, codec, tasks FROM {FILES} "
+            "WHERE path=?", (str(worklog),)).fetchone(), None)
         if row is None or row[9] != CODEC or not isinstance(row[6], bytes):
             return None
-        return Cached(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or None, row[8] or 0)
+        fid, token = _fid(worklog), row[10]
+        return Cached(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or None, row[8] or 0,
+                      lambda: self._tasks(fid, token))
 
-    def put(self, worklog: Path, c: Cached, replace_present: bool, present: list) -> None:
-        """Record a read: ``c`` with its states already encoded (``encode``), and ``present``,
-        the keys of the entries it saw (``State.present``)."""
-        if not isinstance(c.state, bytes) or not isinstance(c.whole, (bytes, type(None))):
+    def _tasks(self, fid: int, token: str):
+        """The task table kept under ``token``, a part at a time; None when it is not there whole."""
+        from agentd.tasktable import TaskTable
+
+        def load(db):
+            rows = db.execute(f"SELECT doc FROM {TASKS} WHERE fid=? AND token=? ORDER BY part", (fid, token))
+            t = TaskTable.from_parts(marshal.loads(doc) for (doc,) in rows)
+            t.token = token
+            return t
+
+        try:
+            return self._safely(load, None)
+        except (ValueError, TypeError, EOFError):
+            return None
+
+    def put(self, worklog: Path, c: Cached, replace_present: bool, present: list, tasks) -> None:
+        """Record a read: ``c`` with its state already encoded (``encode``), its ``tasks`` (a
+        TaskTable, written unless the index has it already), and ``present``, the keys of the
+        entries it saw (``State.present``)."""
+        if not isinstance(c.state, bytes):
             return  # a state marshal could not keep: this read is not cached
-        row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.whole, c.ctime_ns,
-               CODEC)
         fid = _fid(worklog)
         keys = b"\n".join(present)
 
         def write(db):
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+                token = tasks.token
+                if token is None or db.execute(f"SELECT 1 FROM {TASKS} WHERE fid=? AND token=? LIMIT 1",
+                                               (fid, token)).fetchone() is None:
+                    token = os.urandom(8).hex()
+                    db.execute(f"DELETE FROM {TASKS} WHERE fid=?", (fid,))
+                    for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
+                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (fid, n, token, marshal.dumps(part)))
+                row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.rest,
+                       c.ctime_ns, CODEC, token)
+                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
                 if replace_present:
                     db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
                 if keys:
@@ -154,8 +190,12 @@ class Index:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            tasks.token = token
 
-        self._safely(write, None)
+        try:
+            self._safely(write, None)
+        except ValueError:  # a value marshal can't keep: this read is not cached
+            pass
 
     def missing(self, worklog: Path, keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """Which of these (run id, seq) entries the worklog's last read did not see.

@@ -18,8 +18,9 @@ from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
 from agentd.lines import FIRST_BYTES, Answer, Command, LineError, parse_line
 from agentd.task import Task
+from agentd.tasktable import TaskTable
 
-PARSER_VERSION = 10  # 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 11  # 11: tasks as a TaskTable, the tail kept as bytes; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _BLEN = len(_BEGIN)
@@ -64,7 +65,7 @@ def present_key(run: str, seq: int) -> bytes:
 
 
 class State(Record):
-    tasks: dict = Factory(dict)  # id -> Task.to_dict()
+    tasks: TaskTable = Factory(TaskTable)  # id -> Task.to_dict(), kept as columns
     dup_lines: dict = Factory(dict)  # id -> [lines]
     commands: dict = Factory(dict)  # task id -> [Mark]
     answers: dict = Factory(dict)  # approval id -> [verb, reason, line]: a person's APPROVE/DENY
@@ -79,20 +80,35 @@ class State(Record):
     present: list = Factory(list)  # keys (see present_key) of the entries read since the last flush
     suspects: list = Factory(list)  # [(line, text, run, seq)] see resolve_suspects
 
-    def to_dict(self, plain: bool = False) -> dict:
-        """The state as the index stores it; ``plain``: only builtin types (the Marks as tuples),
-        as ``marshal`` needs."""
+    def to_dict(self, plain: bool = False, tasks: bool = True) -> dict:
+        """The state as builtins: the tasks as {id: definition}; ``plain``: with only the types
+        ``marshal`` keeps (the Marks as tuples, the tasks as ``TaskTable.to_doc``).  ``tasks=False``
+        leaves the tasks out (the index keeps them apart, see ``TaskTable.parts``)."""
         d = dict(self.__dict__)
         d.pop("present")
         if plain:
             d["commands"] = {tid: [tuple(m) for m in marks] for tid, marks in self.commands.items()}
+        d["tasks"] = None if not tasks else self.tasks.to_doc() if plain else dict(self.tasks.items())
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "State":
         s = cls(**d)
         s.present = []
+        s.tasks = TaskTable() if s.tasks is None else TaskTable.from_doc(s.tasks)
         s.commands = {tid: [Mark(*m) for m in marks] for tid, marks in s.commands.items()}  # JSON lists
+        return s
+
+    def fork(self) -> "State":
+        """A copy to fold more entries into; it shares the task definitions (entries don't change them)."""
+        import copy
+
+        tasks, self.tasks = self.tasks, TaskTable()
+        try:
+            s = copy.deepcopy(self)
+        finally:
+            self.tasks = tasks
+        s.tasks = tasks
         return s
 
     # -- folding --------------------------------------------------------
@@ -151,9 +167,9 @@ class State(Record):
         """Fold in a person's line: a task, a DONE/CANCEL/RETRY (ordered among the entries by
         ``order``), or an APPROVE/DENY (the last answer to an id counts until agentd acts on it)."""
         if isinstance(item, Task):
-            if item.id in self.tasks:
-                self.dup_lines.setdefault(item.id, []).append(self.tasks[item.id]["line"])
-            self.tasks[item.id] = item.to_dict()
+            old = self.tasks.add(item)
+            if old is not None:
+                self.dup_lines.setdefault(item.id, []).append(old)
         elif isinstance(item, Command):
             self.commands.setdefault(item.task_id, []).append(Mark(order, item.verb, line))
         elif isinstance(item, Answer):

@@ -15,6 +15,7 @@ from agentd.statuses import DONE, OPEN, RUNNABLE, WAITING
 from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, make_task
 from agentd.task import AGENT_KINDS, Task
+from agentd.tasklist import TaskList, order_key
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 from agentd.taskstate import command_ids, first_sight, status, worklog_scope
@@ -60,25 +61,35 @@ def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
 def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
           now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None,
-          waits: dict | None = None) -> list[Task]:
-    """Every known task, open ones first in the order the next wake would take them."""
+          waits: dict | None = None) -> TaskList:
+    """Every known task, open ones first in the order the next wake would take them.
+
+    The worklog's plain tasks (``tasktable``) keep their order in the table; the rest are worked
+    out here: any task an entry or a DONE/CANCEL/RETRY line names, directives, tasks with
+    ``after`` or ``gpu``, and task files' tasks.  ``TaskList`` merges the two."""
     now = time.time() if now is None else now
-    defs = {d["id"]: d for d in state.tasks.values()}
+    table = state.tasks
+    latest, commands, fails = state.latest, state.commands, state.failures
+    named = set(latest).union(commands, fails)
+    named = named.intersection(table.ids) if named else named  # one pass over the ids, no id -> row dict
+    shadowed = named | set(table.special_ids())
+    defs = {tid: table[tid] for tid in shadowed}
     for d in extra_defs:
-        defs.setdefault(d.id, d.to_dict())
+        if d.id not in table:
+            defs.setdefault(d.id, d.to_dict())
     max_attempts = cfg["max_attempts"]
     backoff = cfg.duration("retry_backoff")
     age_bonus = cfg["directive_age_bonus"]
-    latest, commands, fails = state.latest, state.commands, state.failures
     tasks: list[Task] = []
-    statuses: dict[str, str] = {}
+    found: dict[str, str] = {}
     for tid, d in defs.items():
         if tid in latest or tid in commands or tid in fails:
             st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
         else:  # no entry and no DONE/CANCEL/RETRY line: what ``status`` answers, without asking it
             st, failures, run, until = DONE if d.get("human_done") else OPEN, 0, None, None
-        statuses[tid] = st
+        found[tid] = st
         tasks.append(_task(d, st, failures, run, until))
+    statuses = _Statuses(found, table)
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     scores: dict = {}  # many tasks score alike: each distinct score is worked out once
     for t in tasks:
@@ -112,13 +123,39 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
                 and passovers.get(t.id, 0) >= cfg["critical_max_passovers"]):
             t.forced = f"critical directive passed over {passovers.get(t.id, 0)} wakes in a row"
             t.why = f"goes first: {t.forced} · {t.why}"
+    tasks.sort(key=order_key)
+    return TaskList(tasks, table, shadowed, None if agent_backend else f"needs an LLM backend: {agent_reason}",
+                    _unknown_experiment)
 
-    def order(t: Task):
-        group = 0 if t.eligible else 1 if t.status in RUNNABLE else 2
-        return (group, not t.forced, -t.score, t.source != "worklog", t.line, t.id)
 
-    tasks.sort(key=order)
-    return tasks
+class _Statuses:
+    """Each task's status, for ``after``: the ones worked out here, else a plain task's own
+    (open, or done when checked)."""
+
+    def __init__(self, found: dict, table):
+        self.found, self.table = found, table
+
+    def get(self, tid: str, default=None):
+        st = self.found.get(tid)
+        if st is None:
+            i = self.table.find(tid)
+            if i is None:
+                return default
+            st = DONE if self.table.done[i] else OPEN
+        return st
+
+    def __contains__(self, tid: str) -> bool:
+        return self.get(tid) is not None
+
+    def __getitem__(self, tid: str) -> str:
+        st = self.get(tid)
+        if st is None:
+            raise KeyError(tid)
+        return st
+
+
+def _unknown_experiment(title: str) -> str | None:
+    return None if title in EXPERIMENTS else f"unknown experiment {title!r}; known: {', '.join(EXPERIMENTS)}"
 
 
 # A Task's fields past its definition, as Task() fills them in (``_task`` copies this).
@@ -174,8 +211,8 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
         return "needs a GPU and none is present"
     if t.runner == "agent" and agent_backend is None:
         return f"needs an LLM backend: {agent_reason}"
-    if t.kind == "experiment" and t.title not in EXPERIMENTS:
-        return f"unknown experiment {t.title!r}; known: {', '.join(EXPERIMENTS)}"
+    if t.kind == "experiment":
+        return _unknown_experiment(t.title)
     return None
 
 
@@ -201,9 +238,10 @@ def pick(tasks: list[Task]) -> Task | None:
 
 
 def update_passovers(tasks: list[Task], chosen: Task | None, passovers: dict[str, int]) -> dict[str, int]:
-    """Count a wake against every eligible critical directive that did not run."""
+    """Count a wake against every eligible critical directive that did not run (directives are
+    never plain rows: ``tasks.dynamic`` holds them all)."""
     out = {}
-    for t in tasks:
+    for t in getattr(tasks, "dynamic", tasks):
         if t.kind == "directive" and t.priority == "critical" and t.eligible:
             out[t.id] = 0 if chosen is not None and t.id == chosen.id else passovers.get(t.id, 0) + (chosen is not None)
     return out
@@ -316,8 +354,6 @@ def with_lost_entries(cfg, store, r):
     them again (``settle.restore``).  Until then the queue counts them as if they
     were there, so ``queue``, ``status`` and ``wake --dry-run`` say what the wake will do.
     """
-    import copy
-
     from agentd import entries
     from agentd.index import Index
 
@@ -327,7 +363,7 @@ def with_lost_entries(cfg, store, r):
     lost = Index(cfg.index_path).lost(cfg.worklog_path, stamp, lambda: store.entry_keys(str(cfg.worklog_path)))
     if not lost:
         return r, lost
-    state = copy.deepcopy(r.state)
+    state = r.state.fork()
     for run_id, seq in sorted(lost, key=lambda k: k[1]):
         text = store.entry_text(run_id, seq) or ""
         h = entries.parse_header(text.partition("\n")[0].encode("utf-8", "replace"))

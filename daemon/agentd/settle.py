@@ -46,7 +46,7 @@ class Leftovers(Record):
 
     def resume(self, cfg, store, view) -> Resume | None:
         """The run to take up now, decided against the queue (which counts the entries settling wrote)."""
-        by_id = {t.id: t for t in view.tasks}
+        by_id = view.tasks
         for task_id, run_id, row in self.expired:
             t = by_id.get(task_id)
             if t is not None and t.status == statuses.WAITING:

@@ -47,19 +47,15 @@ def collect(cfg) -> dict:
         except WorklogError as e:  # status still says where things are and what ran
             info["worklog_problem"] = str(e)
     if view is not None:
-        counts: dict = {}
-        for t in view.tasks:
-            counts[t.status] = counts.get(t.status, 0) + 1
-        info["counts"] = counts
+        info["counts"] = view.tasks.counts()
         nxt = queue.pick(view.tasks)
         if nxt:
             info["next_task"] = {"id": nxt.id, "title": nxt.title, "score": nxt.score, "why": nxt.why}
         info["unreadable_lines"] = view.read.state.error_count
         info["lost_entries"] = view.lost
-        waiting = view.agent_backend is None and any(t.runner == "agent" and t.status not in ("done", "cancelled")
-                                                     for t in view.tasks)
+        waiting = view.agent_backend is None and view.tasks.agents_open()
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
-        info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks if t.status == "waiting"]
+        info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks.dynamic if t.status == "waiting"]
     from agentd.backends import sandbox_problem
 
     mode = cfg.values.get("sandbox") or "bwrap"

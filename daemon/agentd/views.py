@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agentd.lazyre import lazy
+from agentd.tasklist import Row, TaskList
 
 
 _UNSAFE = lazy("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -30,24 +31,50 @@ def queue_text(view, show_all: bool = False) -> list[str]:
 def queue_text_lines(view, show_all: bool = False):
     """``queue_text``, a line at a time (`agentd queue` writes them in chunks as they come)."""
     r = view.read
-    tasks = view.tasks if show_all else [t for t in view.tasks if t.status not in ("done", "cancelled")]
-    hidden = len(view.tasks) - len(tasks)
-    n = len(view.tasks)
+    tasks = view.tasks
+    table = tasks.table
+    n = len(tasks)
     yield f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)"
-    if not tasks:
-        yield "nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else "")
-    else:
-        yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
-    whys: dict = {}  # many tasks share one explanation: each is made safe once
-    for i, t in enumerate(tasks):
-        mark = "▶" if i == 0 and t.eligible else "·" if t.eligible else "✗"
-        kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind
-        why = whys.get(t.why)
+    ids, kinds, titles, skeys = table.ids, table.kinds, table.titles, table.skeys
+    scores = [table.score(n) for n in range(len(table.score_keys))]
+    middles: dict = {}  # " KIND STATUS SCORE  " and the why line: many tasks share them, each is made once
+    whys: dict = {}
+    shown = hidden = 0
+    agents = False
+    for x in tasks.rows():
+        if not show_all and x.status in ("done", "cancelled"):
+            hidden += 1
+            continue
+        if type(x) is Row:
+            i, status, why_text = x
+            eligible = why_text is None
+            tid, kind, title = ids[i], kinds[i], titles[i]
+            score, _, explain = scores[skeys[i]]
+            if eligible:
+                why_text = explain
+            agents = agents or kind not in ("command", "experiment")
+        else:
+            eligible, tid, title, score, why_text, status = x.eligible, x.id, x.title, x.score, x.why, x.status
+            kind = "directive!" if x.kind == "directive" and x.priority == "critical" else x.kind
+            agents = agents or x.runner == "agent"
+        if not shown:
+            yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
+        mark = "▶ " if not shown and eligible else "· " if eligible else "✗ "
+        shown += 1
+        middle = middles.get((kind, status, score))
+        if middle is None:
+            middle = middles[(kind, status, score)] = f" {kind:<10} {status:<11} {score:>6.2f}  "
+        why = whys.get((eligible, why_text))
         if why is None:
-            why = whys[t.why] = safe(t.why, 200)
-        yield f"{mark:<2}{safe(t.id, 14):<14} {kind:<10} {t.status:<11} {t.score:>6.2f}  {safe(t.title, 70)}"
-        yield f"{'':18}{'why: ' if t.eligible else 'not now: '}{why}"
-    if hidden and tasks:
+            why = whys[(eligible, why_text)] = f"{'':18}{'why: ' if eligible else 'not now: '}{safe(why_text, 200)}"
+        tid = tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
+        if not (len(title) <= 70 and title.isascii() and title.isprintable()):
+            title = safe(title, 70)
+        yield mark + tid + middle + title
+        yield why
+    if not shown:
+        yield "nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else "")
+    if hidden and shown:
         yield f"({hidden} done or cancelled tasks hidden; --all shows them)"
     errs = r.state.errors
     if r.state.error_count:
@@ -65,7 +92,7 @@ def queue_text_lines(view, show_all: bool = False):
                    f"{'it' if view.lost == 1 else 'them'} again")
     for p in view.problems:
         yield f"task file: {safe(p, 300)}"
-    if view.agent_backend is None and any(t.runner == "agent" for t in tasks):
+    if view.agent_backend is None and agents:
         yield f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)"
 
 
@@ -91,15 +118,15 @@ def queue_json_chunks(view, batch: int = 4096):
 
     enc = json.JSONEncoder(default=str).encode
     items = list(queue_json(view, tasks=False).items())
-    items.insert(2, ("tasks", view.tasks))  # after "worklog" and "exists", as in queue_json
+    items.insert(2, ("tasks", view.tasks or []))  # after "worklog" and "exists", as in queue_json
     yield "{\n"
     for i, (key, value) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
-        if not (isinstance(value, list) and value):
+        if not (isinstance(value, (list, TaskList)) and value):
             yield f"  {enc(key)}: {enc(value)}{comma}\n"
             continue
         yield f"  {enc(key)}: [\n"
-        lines = task_lines(value) if key == "tasks" else map(enc, value)
+        lines = task_lines(value.rows(), value) if key == "tasks" else map(enc, value)
         sep = ""
         while True:
             part = [x for _, x in zip(range(batch), lines)]
@@ -111,17 +138,42 @@ def queue_json_chunks(view, batch: int = 4096):
     yield "}\n"
 
 
-def task_lines(tasks):
+def task_lines(items, tasks=None):
     """``json.dumps(t.to_json())`` for each task, written directly: the fields many tasks share (kind,
-    status, the score's parts and explanation) are encoded once.  A value of a type the fast way does
-    not expect goes through ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
+    status, the score's parts and explanation) are encoded once.  ``items`` are Tasks, or a
+    TaskList's ``rows()`` (``tasks``), whose plain rows are written from the table's columns.
+    A value of a type the fast way does not expect goes through ``to_json`` and the encoder.
+    (tests/test_scale.py checks both agree.)"""
     import json
     from json.encoder import encode_basestring_ascii as string
 
     enc = json.JSONEncoder(default=str).encode
     shared: dict = {}
     parts_json: dict = {}
-    for t in tasks:
+    if tasks is not None:
+        table = tasks.table
+        ids, titles, runs, skeys, lines = table.ids, table.titles, table.runs, table.skeys, table.lines
+    can_run: dict = {}  # score key -> the shared part of a plain task's line that can run
+    for t in items:
+        if type(t) is Row:
+            i, st, why = t
+            tid, title, run = ids[i], titles[i], runs[i]
+            if not (type(tid) is str and type(title) is str and (run is None or type(run) is str)):
+                yield enc(tasks.task(t).to_json())
+                continue
+            sk = skeys[i]
+            c = can_run.get(sk) if why is None else shared.get((sk, st, why))
+            if c is None:
+                plain = tasks.task(t)
+                c = (can_run if why is None else shared)[sk if why is None else (sk, st, why)] = (
+                    f'"kind": {string(plain.kind)}, "status": {string(plain.status)}, "score": {plain.score!r}, '
+                    f'"eligible": {"true" if plain.eligible else "false"}, "why": {string(plain.why)}, '
+                    f'"priority": {string(plain.priority)}, "runner": {string(plain.runner)}, "attempts": 0, ',
+                    f'"parts": {enc([{"part": label, "effect": effect} for label, effect in plain.parts])}}}')
+            yield (f'{{"id": {string(tid)}, "title": {string(title)}, {c[0]}"line": {lines[i]}, '
+                   f'"source": "worklog", "after": [], "run": {"null" if run is None else string(run)}, '
+                   f'"gpu": false, "defer_until": null, "latest_run": null, {c[1]}')
+            continue
         a = t.attrs
         after, run, parts, score = a.get("after") or [], a.get("run"), t.parts, t.score
         if not (type(t.id) is str and type(t.title) is str and type(t.why) is str and type(score) is float

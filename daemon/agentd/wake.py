@@ -7,6 +7,7 @@ is read once: settling folds what it appends into that read, and the queue is bu
 from __future__ import annotations
 
 import time
+from itertools import islice
 
 from agentd import gating, health, queue, runners, settle, statuses
 from agentd.errors import EX_FAILED, EX_OK
@@ -83,7 +84,7 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
     from agentd.lock import wake_running
 
     if wake_running(cfg):
-        running = [t for t in view.tasks if t.status == statuses.RUNNING]
+        running = [t for t in view.tasks.dynamic if t.status == statuses.RUNNING]  # plain tasks never run
         print("a wake is running now" + (f" ({running[0].id})" if running else "")
               + "; a wake started now would exit 75")
         return EX_OK
@@ -98,7 +99,7 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
         return EX_OK
     print(f"would run: {task.id} ({task.kind}, {task.runner} runner): {task.title}")
     print(f"because: {task.why}")
-    others = [t for t in view.tasks if t.eligible and t is not task][:3]
+    others = list(islice((t for t in view.tasks if t.eligible and t.id != task.id), 3))
     for t in others:
         print(f"  next in line: {t.id} score {t.score:.2f}: {t.title}")
     return EX_OK

@@ -100,8 +100,11 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     cached = index.get(path)
     stamp = ":".join(map(str, _stamp(st)))
     if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
-        state = cached.load("state" if cached.offset == st.st_size else "whole")
+        state = cached.load()
         if state is not None:
+            if cached.rest:  # an unfinished tail: folded in as the read that cached it did
+                state.feed(cached.rest, final=True)
+                state.present = []
             return Read(path, True, state, st.st_size, "cached", 0, stamp), True
     # Incremental only when the file grew and its parsed prefix looks the same;
     # a file rewritten at the same size (an edit in place) is parsed again.
@@ -124,20 +127,16 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
                 now.st_size >= st.st_size and _ends(f, st.st_size) == ends))
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
-    # The index keeps the state as of ``offset`` and, when there is an unfinished rest (a partial last
-    # line, an entry still being written), the state with it folded in: encoded before and after
-    # folding it into the same state, which saves a copy of the state.
-    doc = encode(state) if settled else None
+    # The index keeps the state as of ``offset`` and the unfinished rest, if any (a partial last line,
+    # an entry still being written), which every read folds in again.
     present, state.present = state.present, []
-    whole = None
+    if settled:
+        index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, encode(state),
+                               rest or None, st.st_ctime_ns),
+                  replace_present=(mode == "full"), present=present, tasks=state.tasks)
     if rest:
         state.feed(rest, final=True)
         state.present = []
-        whole = encode(state) if settled else None
-    if settled:
-        index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, doc, whole,
-                               st.st_ctime_ns),
-                  replace_present=(mode == "full"), present=present)
     return Read(path, True, state, st.st_size, mode, got, stamp if settled else ""), settled
 
 

@@ -1,0 +1,113 @@
+"""The queue built from the task table's kept order (plain tasks merged with the ones worked out one
+by one) is the queue built one task at a time, in every field, in order, and as `agentd queue`
+renders it in text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from agentd import config, queue, tasktable, views
+from agentd.entries import Entry
+from agentd.parse import parse_bytes
+
+NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+IDS = [f"t{i}" for i in range(12)]
+
+
+def _task_line(draw) -> str:
+    tid = draw(st.sampled_from(IDS))
+    attrs = [f"id: {tid}"]
+    for key, values in (("value", [0, 1, 5, 7.5, 10]), ("certainty", [0.1, 0.5, 1]), ("minutes", [0, 30, 240]),
+                        ("priority", ["low", "high", "critical"])):
+        if draw(st.booleans()):
+            attrs.append(f"{key}: {draw(st.sampled_from(values))}")
+    if draw(st.integers(0, 5)) == 0:
+        attrs.append(f"after: [{draw(st.sampled_from(IDS + ['nope']))}]")
+    if draw(st.integers(0, 6)) == 0:
+        attrs.append("gpu: true")
+    shape = draw(st.sampled_from(["task", "command", "command", "directive", "critical", "blocker", "experiment",
+                                  "bogus experiment"]))
+    a = "{" + ", ".join(attrs) + "}"
+    if shape in ("task", "command"):
+        box = draw(st.sampled_from([" ", " ", "x"]))
+        run = f", run: '{draw(st.sampled_from(['true', 'make test']))}'" if shape == "command" else ""
+        return f"- [{box}] {draw(st.sampled_from(['a task', 'b task', 'zz']))} {a[:-1]}{run}}}"
+    word = {"directive": "DIRECTIVE", "critical": "**CRITICAL DIRECTIVE**", "blocker": "BLOCKER",
+            "experiment": "EXPERIMENT", "bogus experiment": "EXPERIMENT"}[shape]
+    title = {"experiment": "cuda-probe", "bogus experiment": "warp-drive"}.get(shape, "do the thing")
+    return f"{word}: {title} {a}"
+
+
+@st.composite
+def worklogs(draw) -> str:
+    out = []
+    seq = 0
+    for _ in range(draw(st.integers(0, 30))):
+        kind = draw(st.integers(0, 9))
+        if kind < 6:
+            out.append(_task_line(draw) + "\n")
+        elif kind < 8:
+            seq += 1
+            status = draw(st.sampled_from(["done", "failed", "deferred", "interrupted", "running", "waiting"]))
+            extra = {"until": "2026-06-02T00:00:00Z"} if status == "deferred" else {}
+            at = draw(st.sampled_from(["2026-06-01T11:00:00Z", "2026-05-01T11:00:00Z"]))
+            out.append(Entry(seq, f"r{seq}", draw(st.sampled_from(IDS)), status, at, extra, body="x").render())
+        else:
+            out.append(f"{draw(st.sampled_from(['DONE', 'CANCEL', 'RETRY']))}: {draw(st.sampled_from(IDS))}\n")
+    return "".join(out)
+
+
+def _view(text: str, backend: str | None, gpu: bool, one_by_one: bool, monkeypatch):
+    if one_by_one:  # no task is plain: every one is worked out one by one, as before the table kept an order
+        monkeypatch.setattr(tasktable, "PLAIN_KINDS", frozenset())
+    try:
+        state = parse_bytes(text.encode())
+    finally:
+        monkeypatch.undo()
+    cfg = config.load(dict(os.environ))
+    tasks = queue.build(cfg, state, [], has_gpu=gpu, agent_backend=backend, agent_reason="no key",
+                        passovers={"t1": 5}, first_seen={"t2": NOW - 3 * 86400}, now=NOW)
+    read = SimpleNamespace(path=cfg.worklog_path, exists=True, state=state)
+    return queue.View(read, tasks, [], backend, gpu, 0, "" if backend else "no key")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=worklogs(), backend=st.sampled_from([None, "anthropic"]), gpu=st.booleans())
+def test_the_kept_order_gives_the_queue_one_by_one_gives(text, backend, gpu, monkeypatch):
+    kept = _view(text, backend, gpu, False, monkeypatch)
+    ref = _view(text, backend, gpu, True, monkeypatch)
+    assert not ref.read.state.tasks.order  # the reference really works every task out one by one
+    assert [t.to_json() for t in kept.tasks] == [t.to_json() for t in ref.tasks]
+    assert [t.__dict__ for t in kept.tasks] == [t.__dict__ for t in ref.tasks]
+    assert len(kept.tasks) == len(ref.tasks) == len(list(ref.tasks))
+    assert views.queue_text(kept, show_all=True) == views.queue_text(ref, show_all=True)
+    assert views.queue_text(kept) == views.queue_text(ref)
+    assert json.loads(views.queue_json_text(kept)) == json.loads(views.queue_json_text(ref))
+    assert kept.tasks.counts() == ref.tasks.counts() and kept.tasks.eligible_count() == ref.tasks.eligible_count()
+    for t in ref.tasks:
+        assert kept.tasks.get(t.id).__dict__ == t.__dict__
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=worklogs(), more=worklogs())
+def test_the_order_kept_as_lines_come_is_the_order_sorted_afresh(text, more):
+    state = parse_bytes(text.encode())
+    assert state.tasks.order is not None  # worked out now, then kept up to date as the read goes on
+    state.feed(more.encode())
+    kept = list(state.tasks.order)
+    state.tasks._order = None
+    assert kept == list(state.tasks.order)
+    assert state.tasks == parse_bytes((text + more).encode()).tasks
+
+
+def test_a_task_named_by_an_entry_leaves_the_plain_rows_and_comes_back_worked_out(monkeypatch):
+    text = "- [ ] a {id: a, run: 'true', value: 9}\n- [ ] b {id: b, run: 'true', value: 1}\n"
+    text += Entry(1, "r1", "a", "failed", "2026-06-01T11:59:00Z", body="x").render()
+    v = _view(text, "anthropic", False, False, monkeypatch)
+    assert [(t.id, t.status, t.eligible) for t in v.tasks] == [("b", "open", True), ("a", "failed", False)]
+    assert [t.id for t in v.tasks.dynamic] == ["a"] and len(v.tasks) == 2
