@@ -166,8 +166,8 @@ class Index:
             db.execute("BEGIN IMMEDIATE")
             try:
                 token = tasks.token
-                if token is None or db.execute(f"SELECT 1 FROM {TASKS} WHERE fid=? AND token=? LIMIT 1",
-                                               (fid, token)).fetchone() is None:
+                if token is None or tasks.changed or db.execute(
+                        f"SELECT 1 FROM {TASKS} WHERE fid=? AND token=? LIMIT 1", (fid, token)).fetchone() is None:
                     token = os.urandom(8).hex()
                     db.execute(f"DELETE FROM {TASKS} WHERE fid=?", (fid,))
                     for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
@@ -190,7 +190,8 @@ class Index:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            tasks.token = token
+            if token != tasks.token:
+                tasks.parent, tasks.token, tasks.changed = (tasks.token, tasks.changed), token, []
 
         try:
             self._safely(write, None)

@@ -18,7 +18,7 @@ from agentd.task import AGENT_KINDS, Task
 from agentd.tasklist import TaskList, order_key
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
-from agentd.taskstate import command_ids, first_sight, status, worklog_scope
+from agentd.taskstate import status
 from agentd.times import iso, parse as parse_time
 
 
@@ -321,17 +321,10 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
         store = Store(cfg.store_path)
     r, lost = read_and_lost or read(cfg, store)
     if store is not None:
+        from agentd.seen import sight
+
         passovers = store.passovers()
-        scope = worklog_scope(cfg.worklog_path)
-        names = command_ids(r.state, scope)
-        before = store.first_seen([], now)
-        when, seqs = first_sight(names, before, scope, r.state.max_seq, now,
-                                  lambda at: store.last_seq_by(str(cfg.worklog_path), iso(at)))
-        ids = ([d["id"] for d in r.state.tasks.values()] + [d.id for d in defs] + list(names.values())
-               + [f"wl:{scope}"])
-        rows = store.first_seen(ids, now, when, seqs, seen=dict(before))
-        seen = {i: at for i, (at, _) in rows.items()}
-        cmd_seen = {k: rows.get(name) for k, name in names.items()}
+        seen, cmd_seen = sight(cfg, store, r.state, defs, now)
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)

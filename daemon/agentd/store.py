@@ -74,6 +74,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX approvals_run ON approvals (run_id);
         ALTER TABLE runs ADD COLUMN limit_waits INTEGER NOT NULL DEFAULT 0;
     """),
+    # which version of each worklog's task table (its parse index token) has every id in first_seen
+    ("006_tables_seen", """
+        CREATE TABLE tables_seen (scope TEXT PRIMARY KEY, token TEXT NOT NULL);
+    """),
 ]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
@@ -433,25 +437,39 @@ class Store:
             self.db.execute("DELETE FROM passovers")
             self.db.executemany("INSERT INTO passovers VALUES (?,?)", [(k, v) for k, v in counts.items() if v])
 
-    def first_seen(self, task_ids: Iterable[str], now: float, when: dict | None = None,
-                   seqs: dict | None = None, seen: dict | None = None) -> dict[str, tuple[float, int | None]]:
-        """(when, seq) agentd first saw each id; new ids are recorded now, or at ``when[id]``, with
-        ``seqs[id]`` (the worklog's highest seq then, or None), a write only for new ids.  ``seen``:
-        what an earlier call answered (this call adds to it), so the table is read once, not again."""
-        if seen is None:
-            seen = {r[0]: (r[1], r[2]) for r in self.db.execute("SELECT task_id, at, seq FROM first_seen")}
-        when, seqs = when or {}, seqs or {}
-        new = [(i, when.get(i, now), seqs.get(i)) for i in dict.fromkeys(task_ids) if i not in seen]
-        if new:
-            from agentd.errors import StateError
+    def seen(self, keys: Iterable[str]) -> dict[str, tuple[float, int | None]]:
+        """(when, seq) agentd first saw each of these task ids and lines, for those it has seen."""
+        keys = list(dict.fromkeys(keys))
+        out: dict = {}
+        for n in range(0, len(keys), 500):
+            part = keys[n:n + 500]
+            out.update((r[0], (r[1], r[2])) for r in self.db.execute(
+                f"SELECT task_id, at, seq FROM first_seen WHERE task_id IN ({','.join('?' * len(part))})", part))
+        return out
 
-            try:
-                with self.tx():
-                    self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", new)
-            except StateError as e:  # a full or read-only state dir: answer now, remember next time
-                self.write_failed = e
-            seen.update((i, (at, q)) for i, at, q in new)
-        return seen
+    def seen_legacy(self) -> bool:
+        """Whether a DONE/CANCEL/RETRY line was recorded under a name from before names carried the worklog."""
+        return self.db.execute("SELECT 1 FROM first_seen WHERE task_id LIKE 'cmd:done:%' OR task_id LIKE 'cmd:cancel:%'"
+                               " OR task_id LIKE 'cmd:retry:%' LIMIT 1").fetchone() is not None
+
+    def tasks_seen(self, scope: str) -> str | None:
+        """The version (index token) of worklog ``scope``'s task table whose every id is recorded."""
+        row = self.db.execute("SELECT token FROM tables_seen WHERE scope=?", (scope,)).fetchone()
+        return row[0] if row else None
+
+    def record_seen(self, rows: Iterable[tuple], scope: str = "", token: str | None = None) -> None:
+        """Record first sights, (id, when, seq) each (an id recorded before keeps its own); with
+        ``token``: every task id of worklog ``scope``'s table of that version is now recorded.
+        A full or read-only state dir: nothing is recorded now (``write_failed``), the next call tries again."""
+        from agentd.errors import StateError
+
+        try:
+            with self.tx():
+                self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", rows)
+                if token:
+                    self.db.execute("INSERT OR REPLACE INTO tables_seen VALUES (?,?)", (scope, token))
+        except StateError as e:
+            self.write_failed = e
 
 
 class _Tx:

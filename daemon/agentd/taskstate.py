@@ -35,10 +35,9 @@ def command_ids(state: State, scope: str) -> dict[tuple, str]:
     return out
 
 
-LEGACY_CMD = ("cmd:done:", "cmd:cancel:", "cmd:retry:")  # names from before they carried the worklog
 
 
-def first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float,
+def first_sight(names: dict, before: dict, fresh: bool, max_seq: int, now: float,
                  seq_by=None) -> tuple[dict, dict]:
     """When and at which seq to record lines agentd sees for the first time.
 
@@ -46,10 +45,10 @@ def first_sight(names: dict, before: dict, scope: str, max_seq: int, now: float,
     what agentd can know: it is ordered by its place in the file (time 0, no seq).  Any other new
     line is newer than every entry there is now: now, at the worklog's highest seq.  A line recorded
     before names carried the worklog (``cmd:retry:job:1``) keeps what was recorded; one recorded
-    with a time only gets the seq of the last entry written by then (``seq_by(time)``).  A store
-    that holds such old names has read this worklog before, though it has no ``wl:`` row yet.
+    with a time only gets the seq of the last entry written by then (``seq_by(time)``).  ``fresh``:
+    this store has not read the worklog before (it has no ``wl:`` row for it, and no such old names).
+    ``before``: what the store has for these names, their old names and their tasks.
     """
-    fresh = f"wl:{scope}" not in before and not any(k.startswith(LEGACY_CMD) for k in before)
     when, seqs = {}, {}
     for key, name in names.items():
         legacy = before.get("cmd:" + name.split(":", 2)[2])

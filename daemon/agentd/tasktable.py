@@ -31,7 +31,7 @@ _VERSION = 1
 
 class TaskTable:
     __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "skeys",
-                 "score_keys", "special", "token", "_order", "_pos", "_keypos", "_scores", "_finds")
+                 "score_keys", "special", "token", "changed", "parent", "_order", "_pos", "_keypos", "_scores", "_finds")
 
     def __init__(self):
         self.ids: list = []
@@ -51,7 +51,9 @@ class TaskTable:
         self._keypos: dict | None = None
         self._scores: dict = {}
         self._finds = 0  # lookups without ``pos``: a few are cheaper as list scans than making it
-        self.token: str | None = None  # names the copy the index keeps while this table is unchanged
+        self.token: str | None = None  # names the copy the index keeps (``Index.put``)
+        self.changed: list = []  # ids added or redefined since that copy
+        self.parent: tuple | None = None  # (the copy before it, the ids added since that one), as ``Index.put`` left it
 
     # -- the mapping it replaces -----------------------------------------
     def __len__(self) -> int:
@@ -136,7 +138,7 @@ class TaskTable:
         run = attrs.get("run") if sk >= 0 else None
         if type(run) is str and len(run) <= 200:
             run = sys.intern(run)
-        self.token = None
+        self.changed.append(t.id)
         row = (t.id, t.title, sys.intern(t.kind), sys.intern(t.priority) if type(t.priority) is str else t.priority,
                blob, t.line, t.text, bool(t.human_done), run, sk)
         i = self.find(t.id)
