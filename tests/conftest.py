@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,10 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def still(path: Path, seconds: float = 60) -> None:
+    """Make ``path`` look untouched for ``seconds`` (its mtime set back): a wake restores lost entries
+    only into a worklog that has been still for a while (``settle.RESTORE_QUIET_S``)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))

@@ -14,7 +14,7 @@ import pytest
 from agentd import config
 from agentd.parse import parse_bytes
 
-from conftest import AGENTD, run_cli
+from conftest import AGENTD, run_cli, still
 
 
 def write(worklog: Path, text: str) -> None:
@@ -161,8 +161,13 @@ def test_entries_lost_to_an_editor_saving_an_old_buffer_are_restored(worklog):
     dry = run_cli("wake", "--dry-run", "--now")
     assert "would run: b" in dry.stdout, dry.stdout
     assert worklog.read_bytes() == before  # none of them writes
+    r = run_cli("wake", "--now")  # just saved: the editor may not be done, so nothing is appended yet
+    assert r.returncode == 0 and "restored once it has been still for 5 s" in r.stdout, r.stdout
+    assert "restored=1" not in worklog.read_text() and latest_status(worklog, "b") == "done"  # b ran all the same
+    still(worklog)
     r = run_cli("wake", "--now")
     assert r.returncode == 0, r.stderr
+    assert "restored 2 agentd entries" in r.stdout, r.stdout
     assert json.loads(run_cli("queue", "--json").stdout)["lost_entries"] == 0
     text = worklog.read_text()
     assert "restored=1" in text
@@ -277,8 +282,9 @@ def test_only_this_worklogs_own_entries_are_restored_and_init_starts_a_new_histo
     # start over: move the worklog away and let init make a new one
     worklog.rename(tmp_path / "archive.txt")
     assert run_cli("init").returncode == 0
+    still(worklog)  # a still file: anything lost from it would be restored now
     r = run_cli("wake", "--now")
-    assert r.returncode == 0 and "restored" not in r.stdout
+    assert r.returncode == 0 and "restored" not in r.stdout and "missing" not in r.stdout
     assert "=== agentd entry" not in worklog.read_text()
 
 
@@ -618,6 +624,7 @@ def test_a_wake_reads_the_worklog_once_while_it_restores_lost_entries_and_settle
     append_entry(cfg, store, "r-killed", "b", "running", "**started** · command `echo two`")
     # ... and then an editor saved its old buffer: a's entries and b's "started" entry are lost
     worklog.write_bytes(old_buffer)
+    still(worklog)
     reads = []
     real_read = worklog_module.read
     monkeypatch.setattr(worklog_module, "read", lambda *a, **k: reads.append(a[0]) or real_read(*a, **k))

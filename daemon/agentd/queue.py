@@ -253,7 +253,7 @@ class View(Record):
     problems: list[str]  # task-file problems
     agent_backend: str | None
     has_gpu: bool
-    lost: int = 0  # agentd's entries the worklog lost, counted as if there (the next wake appends them again)
+    lost: int = 0  # agentd's entries the worklog lost, counted as if there (``settle.restore`` appends them again)
     agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
 
 

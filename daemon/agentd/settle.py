@@ -3,7 +3,8 @@
 Two things can be left over:
 
 * entries the worklog lost (an editor saved an old buffer over the file): agentd's own
-  copies are appended again (``restore``);
+  copies are appended again (``restore``) once the file has been still for a few seconds (an
+  editor that saves slowly in place is not done yet), up to ``MAX_RESTORES`` times each;
 * runs a killed wake left ``running`` (``interrupted``): a run whose finding reached the
   worklog only has its runs row brought up to date; processes it left are stopped; a
   command or experiment is recorded as interrupted (and, unless that was its last allowed
@@ -77,16 +78,40 @@ class Leftovers(Record):
 
 def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
     """All of it, in order: lost entries restored, killed runs settled, parked runs looked at."""
-    restore(cfg, store, lost)
+    restore(cfg, store, lost, now)
     left = interrupted(cfg, store, read.state)
     waiting(cfg, store, read.state, left, now)
     return left
 
 
-def restore(cfg, store, lost: list) -> int:
-    """Append again every entry of agentd's copy that the worklog has lost (``lost``: (run, seq) keys)."""
+RESTORE_QUIET_S = 5.0  # how long the worklog must have been still before lost entries are appended again
+MAX_RESTORES = 3  # times one entry is appended again at most; past that it lives in agentd's copy
+
+
+def restore(cfg, store, lost: list, now: float) -> int:
+    """Append again every entry of agentd's copy that the worklog has lost (``lost``: (run, seq) keys).
+
+    Only into a file nobody is writing: one changed in the last ``RESTORE_QUIET_S`` seconds may be an
+    editor's save half done (truncated, then written in pieces), which would write over a copy
+    appended now, or leave it beside its own.  So a restore never races a save, and an entry gets
+    one copy back each time a finished save dropped it, up to ``MAX_RESTORES`` times (a person
+    who deletes agentd's entries on purpose sees them come back that often, then no more).  Until
+    then the queue counts agentd's copy, so nothing runs twice."""
+    import os
+
+    if not lost:
+        return 0
+    try:
+        still = now - os.stat(cfg.worklog_path).st_mtime
+    except OSError:
+        return 0
+    if -60 < still < RESTORE_QUIET_S:  # (a time far in the future is a clock's doing, not a save's)
+        print(f"{len(lost)} agentd entr{'y is' if len(lost) == 1 else 'ies are'} missing from {cfg.worklog_path}, "
+              f"which changed {max(still, 0):.0f} s ago: restored once it has been still for "
+              f"{RESTORE_QUIET_S:g} s (an editor may be saving it)")
+        return 0
     n = 0
-    for run_id, seq in sorted(store.restorable(lost), key=lambda k: k[1]):  # at most once each
+    for run_id, seq in sorted(store.restorable(lost, MAX_RESTORES), key=lambda k: k[1]):
         text = store.entry_text(run_id, seq)
         if text is None:
             continue

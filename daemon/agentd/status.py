@@ -92,7 +92,7 @@ def text(info: dict) -> list[str]:
                    "`agentd queue` lists them")
     if info.get("lost_entries"):
         out.append(f"warning:   {info['lost_entries']} agentd entr{'y' if info['lost_entries'] == 1 else 'ies'} "
-                   "missing from the worklog; the next wake appends agentd's copy again")
+                   "missing from the worklog; a wake appends agentd's copy again once the file is still")
     if info.get("agent_tasks_wait"):
         out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
     for w in info.get("waiting") or []:

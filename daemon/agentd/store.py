@@ -293,12 +293,11 @@ class Store:
         row = self.db.execute("SELECT text FROM entries WHERE run_id=? AND seq=?", (run_id, seq)).fetchone()
         return row[0] if row else None
 
-    def restorable(self, keys) -> list[tuple[str, int]]:
-        """Of these (run id, seq) entries, those never restored yet.  An entry is appended again at
-        most once: an editor that saves slowly in place can make it look lost again and again
-        (the queue still counts agentd's copy of it, so nothing runs twice for it)."""
+    def restorable(self, keys, most: int) -> list[tuple[str, int]]:
+        """Of these (run id, seq) entries, those appended again fewer than ``most`` times."""
         keys = list(keys)
-        done = {(r, q) for r, q in self.db.execute("SELECT run_id, seq FROM entries WHERE restored_count > 0")}
+        done = {(r, q) for r, q in self.db.execute("SELECT run_id, seq FROM entries WHERE restored_count >= ?",
+                                                   (most,))}
         return [k for k in keys if (k[0], k[1]) not in done]
 
     def mark_restored(self, run_id: str, seq: int) -> None:

@@ -88,8 +88,9 @@ def queue_text_lines(view, show_all: bool = False):
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")
     if view.lost:
         yield (f"{view.lost} agentd entr{'y is' if view.lost == 1 else 'ies are'} missing from {r.path.name} "
-                   "(an editor saved over them?); counted from agentd's copy, and the next wake appends "
-                   f"{'it' if view.lost == 1 else 'them'} again")
+                   "(an editor saved over them?); counted from agentd's copy, and a wake appends "
+                   f"{'it' if view.lost == 1 else 'them'} again once the file has been still a few seconds "
+                   "(up to 3 times each)")
     for p in view.problems:
         yield f"task file: {safe(p, 300)}"
     if view.agent_backend is None and agents:
