@@ -554,9 +554,9 @@ def test_a_missing_cli_blocks_the_run_saying_so(tmp_path):
 
 
 def test_without_a_usable_sandbox_a_cli_agent_is_not_started(tmp_path, monkeypatch):
-    from agentd import sandbox
+    from agentd import bwrap, sandbox
 
-    monkeypatch.setattr(sandbox, "status", lambda env=None: sandbox.Status(False, None, None, "bwrap is gone", "fix"))
+    monkeypatch.setattr(bwrap, "status", lambda env=None: bwrap.Status(False, None, None, "bwrap is gone", "fix"))
     cfg, log = cli_cfg(tmp_path, "claude-cli", "done")
     out, _, _ = go(cfg)
     assert out.status == "blocked" and "only inside its sandbox" in out.reason and not log.exists()

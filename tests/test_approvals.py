@@ -18,9 +18,9 @@ from fake_llm import FakeLLM, finish, reply
 
 
 def _bwrap_usable() -> str | None:
-    from agentd import sandbox
+    from agentd import bwrap
 
-    st = sandbox.status(dict(os.environ))
+    st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()
 
 

@@ -28,22 +28,22 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, doctor, sandbox
+from agentd import bwrap, canary, config, doctor, sandbox
 from agentd.providers import ToolCall
 from agentd.tools import Tools
 from fake_llm import FakeLLM, finish, make_config, reply
 
 KEY = "sk-ant-api03-sandboxtest-0123456789abcdefXYZ"
-HAVE_BWRAP = sandbox.status().ok
-needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {sandbox.status().message()}")
+HAVE_BWRAP = bwrap.status().ok
+needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {bwrap.status().message()}")
 ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe():
-    sandbox.reset_cache()
+    bwrap.reset_cache()
     yield
-    sandbox.reset_cache()
+    bwrap.reset_cache()
 
 
 def layout(base: Path, **values) -> config.Config:
@@ -193,16 +193,16 @@ def test_the_fix_names_ubuntus_apparmor_restriction_and_containers(tmp_path, mon
     sysctl = tmp_path / "sys"
     (sysctl / "kernel").mkdir(parents=True)
     (sysctl / "kernel" / "apparmor_restrict_unprivileged_userns").write_text("1\n")
-    reason, fix = sandbox.diagnose("bwrap: setting up uid map: Permission denied", str(sysctl))
+    reason, fix = bwrap.diagnose("bwrap: setting up uid map: Permission denied", str(sysctl))
     assert "uid map" in reason and "apparmor_restrict_unprivileged_userns=0" in fix and "bwrap-userns-restrict" in fix
     (sysctl / "kernel" / "apparmor_restrict_unprivileged_userns").write_text("0\n")
-    monkeypatch.setattr(sandbox, "in_container", lambda: "docker")
-    reason, fix = sandbox.diagnose("bwrap: Creating new namespace failed: Operation not permitted", str(sysctl))
+    monkeypatch.setattr(bwrap, "in_container", lambda: "docker")
+    reason, fix = bwrap.diagnose("bwrap: Creating new namespace failed: Operation not permitted", str(sysctl))
     assert "container (docker)" in reason and "seccomp=unconfined" in fix and "sandbox: off" in fix
 
 
 def test_without_bwrap_the_shell_refuses_and_says_how_to_install_it(base, monkeypatch):
-    monkeypatch.setattr(sandbox, "bwrap_path", lambda env=None: None)
+    monkeypatch.setattr(bwrap, "bwrap_path", lambda env=None: None)
     cfg = layout(base)
     assert "bubblewrap" in sandbox.unavailable(cfg) and "apt-get install bubblewrap" in sandbox.unavailable(cfg)
     text, err = sh(cfg, f"touch {base}/ran")
@@ -282,7 +282,7 @@ def test_network_is_off_unless_the_task_grants_it(base):
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
     port = srv.getsockname()[1]
-    py = sandbox._python(sandbox.policy_for(cfg))
+    py = canary._python(sandbox.policy_for(cfg))
     probe = f"{py} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('CONNECTED')\""
     try:
         text, err = sh(cfg, probe)
@@ -311,7 +311,7 @@ def test_the_canary_reaches_nothing_and_doctor_says_so(base):
     cfg = layout(base)
     (cfg.config_dir / "env").write_text(f"ANTHROPIC_API_KEY={KEY}\n")
     cfg.worklog_path.write_text("- [ ] x\n")
-    r = sandbox.canary(cfg)
+    r = canary.canary(cfg)
     assert r["error"] is None and r["ok"], r
     names = " ".join(p["name"] for p in r["probes"])
     for what in ("env file", "state", "worklog", "network", "agentd's process", "outlives", "API keys", "write:"):
@@ -609,7 +609,7 @@ class Case:
         self.shadow = None
         if ROOT and os.path.exists("/etc/shadow"):
             self.shadow = Path("/etc/shadow").read_text().splitlines()[0]
-        self.py = sandbox._python(sandbox.policy_for(cfg))
+        self.py = canary._python(sandbox.policy_for(cfg))
         self.outside = f"/var/tmp/agentd-escape-{self.tok}"
         self.command = self.template.format(
             home=home, cfgdir=cfg.config_dir, env=cfg.config_dir / "env", state=cfg.state_dir, store=cfg.store_path,

@@ -226,7 +226,7 @@ def check_torch(python: str = sys.executable, timeout: float = 120) -> Check:
 
 def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
     """The OS sandbox of the agent's tools: which, whether it works, how to fix it, and its canary."""
-    from agentd import sandbox
+    from agentd import bwrap, sandbox
 
     agents = cfg.values.get("provider") != "none"
     bad = FAIL if agents else WARN  # with provider: none no agent task runs anyway
@@ -234,7 +234,7 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
         checks = [Check(WARN, "sandbox: off (explicit in the config): the agent's shell runs unconfined, as you",
                         "install bubblewrap and remove `sandbox: off` (see docs/security.md)")]
     else:
-        st = sandbox.status(cfg.env)
+        st = bwrap.status(cfg.env)
         if not st.ok:
             return [Check(bad, f"sandbox: {st.reason}; agent tasks wait until it works", st.fix or "")]
         conflicts = sandbox.policy_for(cfg).conflicts
@@ -248,7 +248,9 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
                             f"namespace, network {'on' if policy.network else 'off'} by default".replace("  ", " "))]
     if not canary:
         return checks
-    r = sandbox.canary(cfg)
+    from agentd.canary import canary as run_canary
+
+    r = run_canary(cfg)
     if r["error"]:
         return checks + [Check(bad, f"sandbox canary did not run: {r['error']}", "see docs/security.md")]
     rows = "\n".join(f"       {'REACHED' if p['reached'] else 'refused'}  {p['name']}: {p['detail']}"

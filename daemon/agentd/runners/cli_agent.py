@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentd import procs, sandbox, statuses
+from agentd import bwrap, procs, sandbox, statuses
 from agentd.agent import AgentRun, health_text
 from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
@@ -245,7 +245,7 @@ def _is_root() -> bool:
 def _sandbox_note(policy, cfg) -> str:
     if policy.mode == "off":
         return "sandbox: off (config `sandbox: off`)"
-    st = sandbox.status(cfg.env)
+    st = bwrap.status(cfg.env)
     return f"sandbox: bwrap {st.version or ''}".rstrip() + ", network on for its API"
 
 
