@@ -2,83 +2,19 @@
 
 Unlike the worklog index (a cache, ``index.py``) this is agentd's memory:
 its copy of every entry it wrote, every run, every LLM exchange, the agent's
-checkpointed steps and the daily budget ledger.  Migrations are append-only
-and recorded in the ``migrations`` table; never edit one that has shipped,
-add a new one at the end.
+checkpointed steps and the daily budget ledger.  Its schema is built by the
+append-only migrations in ``migrations.py``.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
+from agentd.storedb import Conn, Tx, state_error, uri_path
 from agentd.times import now_iso
 from pathlib import Path
 from typing import Any, Iterable
-
-MIGRATIONS: list[tuple[str, str]] = [
-    ("001_core", """
-        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        CREATE TABLE entries (
-            run_id TEXT NOT NULL, seq INTEGER NOT NULL, task_id TEXT, status TEXT,
-            text TEXT NOT NULL, written_at TEXT NOT NULL, restored_count INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (run_id, seq));
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, kind TEXT NOT NULL, title TEXT,
-            status TEXT NOT NULL, started_at TEXT NOT NULL, duration_s REAL, exit_code INTEGER,
-            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd REAL NOT NULL DEFAULT 0, provider TEXT, summary TEXT, run_dir TEXT,
-            reason TEXT, defer_until TEXT);
-        CREATE INDEX runs_started ON runs (started_at);
-        CREATE TABLE exchanges (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER,
-            provider TEXT, model TEXT, request TEXT, response TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-            cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL, error TEXT, created_at TEXT NOT NULL);
-        CREATE INDEX exchanges_run ON exchanges (run_id);
-        CREATE TABLE steps (
-            run_id TEXT NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-            status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-            PRIMARY KEY (run_id, n));
-        CREATE TABLE ledger (
-            day TEXT NOT NULL, run_id TEXT NOT NULL, tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
-            created_at TEXT NOT NULL);
-        CREATE INDEX ledger_day ON ledger (day);
-        CREATE TABLE passovers (task_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
-        CREATE TABLE first_seen (task_id TEXT PRIMARY KEY, at REAL NOT NULL);
-    """),
-    # Several hosts (or worklogs) may share one state directory: scope runs and entries.
-    ("002_scope", """
-        ALTER TABLE runs ADD COLUMN host TEXT;
-        ALTER TABLE entries ADD COLUMN worklog TEXT;
-        ALTER TABLE entries ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
-    """),
-    # A backend that refused its key, or is rate-limited, holds every agent task back.
-    ("003_holds", """
-        CREATE TABLE holds (backend TEXT PRIMARY KEY, kind TEXT NOT NULL, until TEXT, fingerprint TEXT,
-                            reason TEXT, created_at TEXT NOT NULL);
-    """),
-    # the worklog's highest seq when a DONE/CANCEL/RETRY line was first seen: entries up to it are older
-    ("004_seen_seq", """
-        ALTER TABLE first_seen ADD COLUMN seq INTEGER;
-    """),
-    # A run parked as waiting: for a person's answer to an approval request, or for a usage limit
-    # to reset (limit_waits counts the windows it waited through).
-    ("005_waiting", """
-        CREATE TABLE approvals (
-            id TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, call_id TEXT NOT NULL,
-            kind TEXT NOT NULL, what TEXT NOT NULL, why TEXT NOT NULL, asked_at TEXT NOT NULL,
-            expires_at TEXT NOT NULL, answer TEXT, reason TEXT, answered_at TEXT);
-        CREATE INDEX approvals_run ON approvals (run_id);
-        ALTER TABLE runs ADD COLUMN limit_waits INTEGER NOT NULL DEFAULT 0;
-    """),
-    # which version of each worklog's task table (its parse index token) has every id in first_seen
-    ("006_tables_seen", """
-        CREATE TABLE tables_seen (scope TEXT PRIMARY KEY, token TEXT NOT NULL);
-    """),
-]
 
 RUN_COLUMNS = ("run_id", "task_id", "kind", "title", "status", "started_at", "duration_s", "exit_code",
                "input_tokens", "output_tokens", "cost_usd", "provider", "summary", "run_dir", "reason",
@@ -90,58 +26,6 @@ MAX_SEQ = 10**15  # entries.MAX_SEQ: the reader ignores a seq at or above it
 MAX_FLOOR = MAX_SEQ - 10**9
 
 
-
-
-# What SQLite says when the disk, not agentd, is the problem (all sqlite3.OperationalError).
-_IO_WORDS = ("disk is full", "readonly", "read-only", "unable to open", "disk i/o", "locked", "attempt to write",
-             "no space")
-
-
-def state_error(path: Path, e: Exception):
-    """The StateError for a write to the store at ``path`` that failed, or None (a bug: re-raise)."""
-    from agentd.errors import StateError, io_error
-
-    if isinstance(e, OSError):
-        return io_error(e, str(path))
-    text = str(e)
-    if not isinstance(e, sqlite3.OperationalError) or not any(w in text.lower() for w in _IO_WORDS):
-        return None
-    try:
-        import os
-
-        st = os.statvfs(path.parent)
-        full = st.f_bavail * st.f_frsize < 256 * 1024
-    except OSError:
-        full = False
-    hint = ("the disk is full: free some space" if full or "full" in text or "space" in text
-            else "the file system is read-only or the file is not writable" if "read" in text or "write" in text
-            else "another process holds it" if "locked" in text
-            else "check the directory, its mode and the disk")
-    return StateError(f"cannot write {path}: {text} ({hint})")
-
-
-class _Conn(sqlite3.Connection):
-    """A connection whose I/O failures (disk full, read-only, denied) are StateErrors naming the file."""
-
-    agentd_path: Path = Path("agentd.sqlite3")
-
-    def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except sqlite3.OperationalError as e:
-            err = state_error(self.agentd_path, e)
-            if err is None:
-                raise
-            raise err from None
-
-    def executemany(self, *args):
-        try:
-            return super().executemany(*args)
-        except sqlite3.OperationalError as e:
-            err = state_error(self.agentd_path, e)
-            if err is None:
-                raise
-            raise err from None
 
 
 class Store:
@@ -157,7 +41,7 @@ class Store:
         self._seq_memo = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.db = self._connect(f"file:{_uri(path)}", path)
+            self.db = self._connect(f"file:{uri_path(path)}", path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate()
@@ -172,7 +56,7 @@ class Store:
 
     @staticmethod
     def _connect(uri: str, path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True, factory=_Conn)
+        db = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True, factory=Conn)
         db.agentd_path = path
         db.row_factory = sqlite3.Row
         return db
@@ -182,7 +66,7 @@ class Store:
         store on a read-only file system, whose -shm file can't be made)."""
         for query in ("?mode=ro", "?mode=ro&immutable=1"):
             try:
-                db = self._connect(f"file:{_uri(path)}{query}", path)
+                db = self._connect(f"file:{uri_path(path)}{query}", path)
                 db.execute("SELECT count(*) FROM migrations").fetchone()
                 return db
             except Exception:
@@ -190,19 +74,12 @@ class Store:
         raise err from None
 
     def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
-        done = {r[0] for r in self.db.execute("SELECT name FROM migrations")}
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            with self.tx():
-                for stmt in sql.split(";"):
-                    if stmt.strip():
-                        self.db.execute(stmt)
-                self.db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
+        from agentd.migrations import migrate
+
+        migrate(self.db, self.tx)
 
     def tx(self):
-        return _Tx(self.db)
+        return Tx(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -469,27 +346,3 @@ class Store:
                     self.db.execute("INSERT OR REPLACE INTO tables_seen VALUES (?,?)", (scope, token))
         except StateError as e:
             self.write_failed = e
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, *_):
-        if not exc_type:
-            self.db.execute("COMMIT")
-            return False
-        try:
-            self.db.execute("ROLLBACK")
-        except Exception:  # no transaction left to roll back (BEGIN itself failed), or the disk: keep the first error
-            pass
-        return False
-
-
-def _uri(path: Path) -> str:
-    """The path for a ``file:`` URI (only %, ? and # mean something there)."""
-    return str(path.absolute()).replace("%", "%25").replace("?", "%3f").replace("#", "%23")

@@ -1,0 +1,85 @@
+"""The store's schema, as append-only migrations recorded in its ``migrations`` table.
+
+Never edit one that has shipped; add a new one at the end.
+"""
+
+from __future__ import annotations
+
+from agentd.times import now_iso
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_core", """
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE entries (
+            run_id TEXT NOT NULL, seq INTEGER NOT NULL, task_id TEXT, status TEXT,
+            text TEXT NOT NULL, written_at TEXT NOT NULL, restored_count INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, seq));
+        CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, kind TEXT NOT NULL, title TEXT,
+            status TEXT NOT NULL, started_at TEXT NOT NULL, duration_s REAL, exit_code INTEGER,
+            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0, provider TEXT, summary TEXT, run_dir TEXT,
+            reason TEXT, defer_until TEXT);
+        CREATE INDEX runs_started ON runs (started_at);
+        CREATE TABLE exchanges (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER,
+            provider TEXT, model TEXT, request TEXT, response TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL, error TEXT, created_at TEXT NOT NULL);
+        CREATE INDEX exchanges_run ON exchanges (run_id);
+        CREATE TABLE steps (
+            run_id TEXT NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+            status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, n));
+        CREATE TABLE ledger (
+            day TEXT NOT NULL, run_id TEXT NOT NULL, tokens INTEGER NOT NULL, cost_usd REAL NOT NULL,
+            created_at TEXT NOT NULL);
+        CREATE INDEX ledger_day ON ledger (day);
+        CREATE TABLE passovers (task_id TEXT PRIMARY KEY, count INTEGER NOT NULL);
+        CREATE TABLE first_seen (task_id TEXT PRIMARY KEY, at REAL NOT NULL);
+    """),
+    # Several hosts (or worklogs) may share one state directory: scope runs and entries.
+    ("002_scope", """
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE entries ADD COLUMN worklog TEXT;
+        ALTER TABLE entries ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+    """),
+    # A backend that refused its key, or is rate-limited, holds every agent task back.
+    ("003_holds", """
+        CREATE TABLE holds (backend TEXT PRIMARY KEY, kind TEXT NOT NULL, until TEXT, fingerprint TEXT,
+                            reason TEXT, created_at TEXT NOT NULL);
+    """),
+    # the worklog's highest seq when a DONE/CANCEL/RETRY line was first seen: entries up to it are older
+    ("004_seen_seq", """
+        ALTER TABLE first_seen ADD COLUMN seq INTEGER;
+    """),
+    # A run parked as waiting: for a person's answer to an approval request, or for a usage limit
+    # to reset (limit_waits counts the windows it waited through).
+    ("005_waiting", """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY, run_id TEXT NOT NULL, task_id TEXT NOT NULL, call_id TEXT NOT NULL,
+            kind TEXT NOT NULL, what TEXT NOT NULL, why TEXT NOT NULL, asked_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL, answer TEXT, reason TEXT, answered_at TEXT);
+        CREATE INDEX approvals_run ON approvals (run_id);
+        ALTER TABLE runs ADD COLUMN limit_waits INTEGER NOT NULL DEFAULT 0;
+    """),
+    # which version of each worklog's task table (its parse index token) has every id in first_seen
+    ("006_tables_seen", """
+        CREATE TABLE tables_seen (scope TEXT PRIMARY KEY, token TEXT NOT NULL);
+    """),
+]
+
+
+def migrate(db, tx) -> None:
+    """Apply the migrations ``db`` has not had yet, each in its own transaction (``tx()``)."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done = {r[0] for r in db.execute("SELECT name FROM migrations")}
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with tx():
+            for stmt in sql.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now_iso()))
