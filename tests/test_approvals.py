@@ -226,3 +226,11 @@ def test_a_write_no_sandbox_could_allow_is_refused_at_once_and_nobody_is_asked(w
     told = [tool_results(fake.requests[i])[-1] for i in (1, 2)]
     assert "the writable path / is the root file system" in told[0]
     assert told[1].startswith("request_approval: refused, not asked:") and "holds" in told[1]
+
+
+def test_a_deny_reason_longer_than_the_agent_reads_is_refused_before_anything_is_written(worklog):
+    worklog.write_text("- [ ] t {id: t}\n")
+    before = worklog.read_bytes()
+    r = run_cli("deny", "ap-123456", "x" * 501)
+    assert r.returncode == 2 and "501 characters" in r.stderr and "at most 500" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and worklog.read_bytes() == before

@@ -297,6 +297,27 @@ def test_a_full_or_read_only_state_dir_gives_one_message_and_exit_74_and_reads_s
 
 
 @needs_mount
+def test_a_store_whose_first_write_failed_on_a_full_disk_reads_as_empty_and_a_wake_runs_nothing(worklog,
+                                                                                                small_state,
+                                                                                                tmp_path):
+    mnt, _ = small_state
+    ran = tmp_path / "ran"
+    worklog.write_text(f"- [ ] t {{id: t, run: 'touch {ran}'}}\n")
+    (mnt / "agentd.sqlite3").touch()  # the new store's file was made, then the disk filled up
+    fill(mnt)
+    for cmd in (*READ_ONLY_COMMANDS, ("runs", "--json"), ("show", "r1")):
+        r = run_cli(*cmd)
+        no_traceback(r)
+        assert r.returncode == (2 if cmd[0] == "show" else 0), (cmd, r.returncode, r.stderr)
+    assert "no runs yet" in run_cli("runs").stdout and json.loads(run_cli("runs", "--json").stdout) == []
+    r = run_cli("wake", "--now")
+    assert r.returncode == 74 and "agentd.sqlite3" in r.stderr and "disk is full" in r.stderr, r.stderr
+    assert not ran.exists()
+    (mnt / "filler").unlink()
+    assert run_cli("wake", "--now").returncode == 0 and ran.exists()
+
+
+@needs_mount
 def test_a_command_that_ran_is_never_run_again_when_the_state_dir_fills_up_while_it_runs(worklog, small_state,
                                                                                          tmp_path):
     mnt, _ = small_state

@@ -219,7 +219,13 @@ def cmd_approve(args) -> int:
 
 
 def cmd_deny(args) -> int:
-    return _answer("deny", args.approval_id, _one_line(" ".join(args.reason), "reason") if args.reason else "")
+    from agentd.lines import MAX_REASON
+
+    reason = _one_line(" ".join(args.reason), "reason") if args.reason else ""
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"the reason is {len(reason)} characters long; the agent reads at most {MAX_REASON}: "
+                         "shorten it")
+    return _answer("deny", args.approval_id, reason)
 
 
 def _answer(verb: str, approval_id: str, reason: str) -> int:

@@ -70,6 +70,7 @@ _KEYWORD = lazy(
     r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY|APPROVE|DENY)"
     r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
 FIRST_BYTES = frozenset(b" \t-*ACDBER")
+MAX_REASON = 500  # of a DENY line's reason, what the agent is told
 
 
 def stable_id(kind: str, text: str) -> str:
@@ -182,7 +183,7 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         aid = aid.rstrip(",;.:")  # "APPROVE: ap-1a2b3c, go ahead"
         if not ID_RE.match(aid):
             raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c")
-        return Answer(word.lower(), aid, reason.strip()[:500], line)
+        return Answer(word.lower(), aid, reason.strip()[:MAX_REASON], line)
     title, raw = split_attrs(rest)
     attrs = parse_attrs(raw, f"{source}:{line}")
     kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",

@@ -136,7 +136,7 @@ class State(Record):
     def _human(self, raw: bytes, line: int, suspect: tuple | None = None) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if raw.startswith(BOM):  # the file's own, or one left where files were joined with cat
+        while raw.startswith(BOM):  # the file's own, or those left where files were joined with cat
             raw = raw[3:]
         if not raw or raw[0] not in FIRST_BYTES:
             return

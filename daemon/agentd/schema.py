@@ -120,6 +120,9 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
 
             close = difflib.get_close_matches(str(v), [str(c) for c in f.choices], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if isinstance(v, bool):  # YAML 1.1 reads yes/no/on/off/true/false as a yes or no
+                return None, (f"must be one of {', '.join(f.choices)}, not a yes/no "
+                              f"(YAML reads yes, no, on, off, true and false that way)")
             return None, f"must be one of {', '.join(f.choices)}, not {_short(v)}{hint}"
         return v, None
     if k == "ids":  # one id or a list of ids

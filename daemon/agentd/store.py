@@ -63,10 +63,18 @@ class Store:
 
     def _read_only(self, path: Path, err: Exception) -> sqlite3.Connection:
         """Open the store for reading only; ``immutable`` where even that needs a write (a WAL
-        store on a read-only file system, whose -shm file can't be made)."""
+        store on a read-only file system, whose -shm file can't be made).  A store file with no
+        tables yet (the first write of a new one failed) answers as an empty store would."""
         for query in ("?mode=ro", "?mode=ro&immutable=1"):
             try:
                 db = self._connect(f"file:{uri_path(path)}{query}", path)
+                if db.execute("SELECT 1 FROM sqlite_master WHERE name='migrations'").fetchone() is None:
+                    db.close()
+                    db = self._connect("file::memory:", path)
+                    from agentd.migrations import migrate
+
+                    migrate(db, lambda: Tx(db))
+                    db.execute("PRAGMA query_only=1")  # a write fails as on the read-only file, naming it
                 db.execute("SELECT count(*) FROM migrations").fetchone()
                 return db
             except Exception:

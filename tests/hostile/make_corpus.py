@@ -102,6 +102,7 @@ W = [
     ("header-extra-junk", entry(5, extra=" evil=$(rm) x=y"), [], "good"),
     ("header-huge-line", "=== agentd entry seq=5 " + "x" * 70000 + "\n", [3], "damaged"),
     ("many-bad-lines", "- [ ] b {value: x}\n" * 600, list(range(3, 503)), "good"),
+    ("double-bom", "\ufeff\ufeff- [ ] two boms {id: dbom}\n", [], "dbom"),
 ]
 
 # task files: (name, text, text expected in task_file_problems or tasks)
@@ -166,6 +167,7 @@ C = [
     ("tabs", "max_steps:\t3\n\tinterval: 6h\n", 78, "YAML"),
     ("huge-string-ok", "notify: '" + "n" * 100000 + "'\n", 0, "good"),
     ("binary-garbage", "\x00\x01\x02\x7f\x1b[2J\n", 78, "YAML"),
+    ("sandbox-yes", "sandbox: yes\n", 78, "not a yes/no"),
 ]
 
 
