@@ -234,3 +234,12 @@ def test_a_deny_reason_longer_than_the_agent_reads_is_refused_before_anything_is
     r = run_cli("deny", "ap-123456", "x" * 501)
     assert r.returncode == 2 and "501 characters" in r.stderr and "at most 500" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and worklog.read_bytes() == before
+
+
+def test_an_answer_to_no_request_is_reported_by_line_and_ids_are_read_in_any_case(worklog):
+    worklog.write_text("- [ ] t {id: t}\nAPPROVE: ap-000000\nDENY: AP-ABCDEF not this\n")
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert q["unknown_answers"] == [{"line": 2, "id": "ap-000000"}, {"line": 3, "id": "ap-abcdef"}]
+    out = run_cli("queue").stdout
+    assert "line 2: ap-000000 answers no approval request agentd has" in out, out
+    assert parse_bytes(worklog.read_bytes()).answers["ap-abcdef"][0] == "deny"

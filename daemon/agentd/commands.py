@@ -233,6 +233,7 @@ def _answer(verb: str, approval_id: str, reason: str) -> int:
     from agentd.approvals import answered_line, describe
     from agentd.store import Store
 
+    approval_id = approval_id.lower()
     cfg = _cfg()
     row = Store(cfg.store_path).approval(approval_id) if cfg.store_path.exists() else None
     if row is None:

@@ -180,7 +180,7 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         return Command(word.lower(), tid, line)
     if word in ("APPROVE", "DENY"):
         aid, _, reason = rest.partition(" ")
-        aid = aid.rstrip(",;.:")  # "APPROVE: ap-1a2b3c, go ahead"
+        aid = aid.rstrip(",;.:").lower()  # "APPROVE: AP-1A2B3C, go ahead" (agentd's ids are lower case)
         if not ID_RE.match(aid):
             raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c")
         return Answer(word.lower(), aid, reason.strip()[:MAX_REASON], line)

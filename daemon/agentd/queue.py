@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import islice
 from pathlib import Path
 
 from agentd import scoring
@@ -255,6 +256,7 @@ class View(Record):
     has_gpu: bool
     lost: int = 0  # agentd's entries the worklog lost, counted as if there (``settle.restore`` appends them again)
     agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
+    unknown_answers: list = Factory(list)  # (line, id) of APPROVE/DENY lines that answer no request agentd has
 
 
 def gpu_present() -> bool:
@@ -330,6 +332,11 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     live = not in_wake and wake_running(cfg)
     backend, reason = agents_wait(cfg, store, now)
     waits = {}
+    unknown = []  # APPROVE/DENY lines for no request agentd has (a typo?): the first 20 of the last 1,000
+    for aid, (_, _, line) in islice(reversed(r.state.answers.items()), 1000):
+        if len(unknown) < 20 and (store is None or store.approval(aid) is None):
+            unknown.append((line, aid))
+    unknown.sort()
     if store is not None:
         from agentd.approvals import why_waiting
 
@@ -337,7 +344,7 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
                   waits=waits)
-    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason)
+    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown)
 
 
 def with_lost_entries(cfg, store, r):

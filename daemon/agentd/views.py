@@ -91,6 +91,9 @@ def queue_text_lines(view, show_all: bool = False):
                    "(an editor saved over them?); counted from agentd's copy, and a wake appends "
                    f"{'it' if view.lost == 1 else 'them'} again once the file has been still a few seconds "
                    "(up to 3 times each)")
+    for line, aid in view.unknown_answers[:20]:
+        yield (f"line {line}: {safe(aid, 40)} answers no approval request agentd has (`agentd status` lists the "
+               "open ones)")
     for p in view.problems:
         yield f"task file: {safe(p, 300)}"
     if view.agent_backend is None and agents:
@@ -103,7 +106,8 @@ def queue_json(view, tasks: bool = True) -> dict:
             **({"tasks": [t.to_json() for t in view.tasks]} if tasks else {}),
             "unreadable": [{"line": line, "message": msg} for line, msg in r.state.errors],
             "unreadable_count": r.state.error_count, "torn_entries": r.state.torn, "lost_entries": view.lost,
-            "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu}
+            "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu,
+            "unknown_answers": [{"line": line, "id": aid} for line, aid in view.unknown_answers]}
 
 
 def queue_json_text(view) -> str:
