@@ -457,7 +457,13 @@ def test_an_entry_saved_over_again_and_again_is_restored_each_time_up_to_three_t
             assert json.loads(run_cli("queue", "--json").stdout)["lost_entries"] == 0
         else:  # the fourth time it stays in agentd's copy: counted, reported, never appended again
             assert "restored" not in r.stdout and "=== agentd" not in text, n
-            assert json.loads(run_cli("queue", "--json").stdout)["lost_entries"] == 2
+            q = json.loads(run_cli("queue", "--json").stdout)
+            assert (q["lost_entries"], q["lost_entries_past_restores"]) == (2, 2)
+            assert "2 were saved over after 3 restores" in run_cli("queue").stdout
+            assert "stay in agentd's copy only" in run_cli("status").stdout
+            worklog.write_bytes(stale)  # saved again just now: nothing says a wake will restore them
+            r = run_cli("wake", "--now")
+            assert "missing" not in r.stdout and "restored" not in r.stdout, r.stdout
         assert text.count("> ran") <= 1  # never run again
     assert set(_restores(home).values()) == {3}
 

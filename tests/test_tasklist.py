@@ -22,7 +22,8 @@ IDS = [f"t{i}" for i in range(12)]
 def _task_line(draw) -> str:
     tid = draw(st.sampled_from(IDS))
     attrs = [f"id: {tid}"]
-    for key, values in (("value", [0, 1, 5, 7.5, 10]), ("certainty", [0.1, 0.5, 1]), ("minutes", [0, 30, 240]),
+    for key, values in (("value", [0, -0.0, 0.0, 1, 5, 7.5, 10]), ("certainty", [0.1, 0.5, 1, -0.0]),
+                        ("minutes", [0, 30, 240]),
                         ("priority", ["low", "high", "critical"])):
         if draw(st.booleans()):
             attrs.append(f"{key}: {draw(st.sampled_from(values))}")
@@ -111,3 +112,13 @@ def test_a_task_named_by_an_entry_leaves_the_plain_rows_and_comes_back_worked_ou
     v = _view(text, "anthropic", False, False, monkeypatch)
     assert [(t.id, t.status, t.eligible) for t in v.tasks] == [("b", "open", True), ("a", "failed", False)]
     assert [t.id for t in v.tasks.dynamic] == ["a"] and len(v.tasks) == 2
+
+
+def test_values_that_are_equal_but_written_differently_keep_their_own_explanation(monkeypatch):
+    text = ("- [ ] a {id: a, value: 0}\n- [ ] b {id: b, value: -0.0}\n- [ ] a {id: a, value: 5}\n"
+            "DIRECTIVE: c {id: c, value: 0}\nDIRECTIVE: d {id: d, value: -0.0}\n")
+    for one_by_one in (False, True):
+        v = _view(text, "anthropic", False, one_by_one, monkeypatch)
+        parts = {t.id: t.parts[0] for t in v.tasks}
+        assert parts["b"] == ("value", "-0") and parts["a"] == ("value", "5"), parts
+        assert parts["c"] == ("value", "0") and parts["d"] == ("value", "-0"), parts

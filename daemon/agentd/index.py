@@ -43,6 +43,26 @@ class Cached(Record):
     rest: bytes | None = None  # the unfinished tail after ``offset``, if there is one
     ctime_ns: int = 0  # also changes when a tool writes in place and then sets mtime back (rsync -t --inplace)
     tasks: object = None  # a function that loads the state's task table (``Index.get``)
+    whole: bytes | None = None  # the state with ``rest`` folded in, and the tasks ``rest`` defined (``fold``)
+
+    def load_whole(self) -> State | None:
+        """The state with the unfinished tail folded in, as the read that cached it left it,
+        without parsing the tail again; None when there is no such document."""
+        if not isinstance(self.whole, bytes):
+            return None
+        from agentd.task import Task
+
+        try:
+            doc, tail = marshal.loads(self.whole)
+            state = State.from_dict(doc)
+            state.tasks = self.tasks()
+            if state.tasks is None:
+                return None
+            for d in tail:  # (their duplicate lines are in the document already)
+                state.tasks.add(Task(**d))
+        except (ValueError, TypeError, AttributeError, EOFError, sqlite3.Error):
+            return None
+        return state
 
     def load(self) -> State | None:
         """The state as of ``offset``, decoded once, with its tasks; None when its documents are
@@ -58,6 +78,21 @@ class Cached(Record):
                 doc = None
             self.state = doc
         return doc
+
+
+def fold(state: State, rest: bytes) -> bytes | None:
+    """Fold the unfinished tail into ``state``; return what ``Cached.load_whole`` reads back (the
+    state but for its tasks, and the definitions of the tasks the tail added or changed), or None
+    when marshal can't keep a value."""
+    n = len(state.tasks.changed)
+    state.feed(rest, final=True)
+    state.present = []
+    table = state.tasks
+    tail = [table.definition(table.find(tid)) for tid in dict.fromkeys(table.changed[n:])]
+    try:
+        return marshal.dumps((state.to_dict(plain=True, tasks=False), tail))
+    except ValueError:
+        return None
 
 
 def encode(state: State) -> bytes | None:
@@ -99,11 +134,11 @@ class Index:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
                        " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state BLOB, rest BLOB,"
-                       " ctime_ns INTEGER, codec TEXT, tasks TEXT)")
+                       " ctime_ns INTEGER, codec TEXT, tasks TEXT, whole BLOB)")
             # each file's task table (``TaskTable.parts``), named by a token the files row gives: rewritten
             # only when the tasks changed, not on every read that found new entries
-            db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (fid INTEGER, part INTEGER, token TEXT, doc BLOB,"
-                       " PRIMARY KEY (fid, part))")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (path TEXT, part INTEGER, token TEXT, doc BLOB,"
+                       " PRIMARY KEY (path, part))")
             # the keys (parse.present_key) of the entries each read saw, one row per read: a first
             # read of a large worklog writes one blob instead of a row per entry
             db.execute(f"CREATE TABLE IF NOT EXISTS {PRESENT} (fid INTEGER, part INTEGER, keys BLOB,"
@@ -130,20 +165,20 @@ class Index:
         if not self.path.exists():
             return None
         row = self._safely(lambda db: db.execute(
-            f"SELECT inode, size, mtime_ns, offset, head, tail, state, rest, ctime_ns, codec, tasks FROM {FILES} "
+            f"SELECT inode, size, mtime_ns, offset, head, tail, state, rest, ctime_ns, codec, tasks, whole FROM {FILES} "
             "WHERE path=?", (str(worklog),)).fetchone(), None)
         if row is None or row[9] != CODEC or not isinstance(row[6], bytes):
             return None
-        fid, token = _fid(worklog), row[10]
+        token = row[10]
         return Cached(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or None, row[8] or 0,
-                      lambda: self._tasks(fid, token))
+                      lambda: self._tasks(str(worklog), token), row[11])
 
-    def _tasks(self, fid: int, token: str):
+    def _tasks(self, path: str, token: str):
         """The task table kept under ``token``, a part at a time; None when it is not there whole."""
         from agentd.tasktable import TaskTable
 
         def load(db):
-            rows = db.execute(f"SELECT doc FROM {TASKS} WHERE fid=? AND token=? ORDER BY part", (fid, token))
+            rows = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? ORDER BY part", (path, token))
             t = TaskTable.from_parts(marshal.loads(doc) for (doc,) in rows)
             t.token = token
             return t
@@ -153,28 +188,32 @@ class Index:
         except (ValueError, TypeError, EOFError):
             return None
 
-    def put(self, worklog: Path, c: Cached, replace_present: bool, present: list, tasks) -> None:
+    def put(self, worklog: Path, c: Cached, replace_present: bool, present: list, tasks, whole=None) -> None:
         """Record a read: ``c`` with its state already encoded (``encode``), its ``tasks`` (a
         TaskTable, written unless the index has it already), and ``present``, the keys of the
-        entries it saw (``State.present``)."""
+        entries it saw (``State.present``).  ``whole()``, called once the table is written, folds
+        the unfinished tail in and gives ``Cached.whole``."""
         if not isinstance(c.state, bytes):
             return  # a state marshal could not keep: this read is not cached
-        fid = _fid(worklog)
+        fid, path = _fid(worklog), str(worklog)
         keys = b"\n".join(present)
+        folded: list = []  # ``whole()`` runs once, even if the write is tried again
 
         def write(db):
             db.execute("BEGIN IMMEDIATE")
             try:
-                token = tasks.token
+                token, wrote = tasks.token, None
                 if token is None or tasks.changed or db.execute(
-                        f"SELECT 1 FROM {TASKS} WHERE fid=? AND token=? LIMIT 1", (fid, token)).fetchone() is None:
-                    token = os.urandom(8).hex()
-                    db.execute(f"DELETE FROM {TASKS} WHERE fid=?", (fid,))
+                        f"SELECT 1 FROM {TASKS} WHERE path=? AND token=? LIMIT 1", (path, token)).fetchone() is None:
+                    token, wrote = os.urandom(8).hex(), list(tasks.changed)
+                    db.execute(f"DELETE FROM {TASKS} WHERE path=?", (path,))
                     for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
-                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (fid, n, token, marshal.dumps(part)))
+                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (path, n, token, marshal.dumps(part)))
+                if whole is not None and not folded:
+                    folded.append(whole())
                 row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.rest,
-                       c.ctime_ns, CODEC, token)
-                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+                       c.ctime_ns, CODEC, token, folded[0] if folded else None)
+                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
                 if replace_present:
                     db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
                 if keys:
@@ -190,8 +229,8 @@ class Index:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            if token != tasks.token:
-                tasks.parent, tasks.token, tasks.changed = (tasks.token, tasks.changed), token, []
+            if wrote is not None:  # the ids a folded tail added since stay changed: the copy lacks them
+                tasks.parent, tasks.token, tasks.changed = (tasks.token, wrote), token, tasks.changed[len(wrote):]
 
         try:
             self._safely(write, None)

@@ -98,7 +98,8 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
                else max(0.0, (now - first_seen.get(t.id, now)) / 86400))
         a = t.attrs
         try:
-            key = (t.kind, t.priority, a.get("value"), a.get("certainty"), a.get("minutes"), t.attempts, age)
+            key = (t.kind, t.priority, repr(a.get("value")), repr(a.get("certainty")), repr(a.get("minutes")),
+                   t.attempts, age)  # (repr: 0 and -0.0 are equal but not written alike)
             sc = scores.get(key)
         except TypeError:  # an unhashable attr: score it on its own
             key, sc = None, None
@@ -257,6 +258,7 @@ class View(Record):
     lost: int = 0  # agentd's entries the worklog lost, counted as if there (``settle.restore`` appends them again)
     agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
     unknown_answers: list = Factory(list)  # (line, id) of APPROVE/DENY lines that answer no request agentd has
+    lost_spent: int = 0  # of ``lost``, those restored 3 times already: they stay in agentd's copy
 
 
 def gpu_present() -> bool:
@@ -344,7 +346,8 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
                   waits=waits)
-    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown)
+    spent = len(lost) - len(store.restorable(lost)) if lost else 0
+    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown, spent)
 
 
 def with_lost_entries(cfg, store, r):

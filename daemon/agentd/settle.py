@@ -4,7 +4,7 @@ Two things can be left over:
 
 * entries the worklog lost (an editor saved an old buffer over the file): agentd's own
   copies are appended again (``restore``) once the file has been still for a few seconds (an
-  editor that saves slowly in place is not done yet), up to ``MAX_RESTORES`` times each;
+  editor that saves slowly in place is not done yet), up to ``store.MAX_RESTORES`` times each;
 * runs a killed wake left ``running`` (``interrupted``): a run whose finding reached the
   worklog only has its runs row brought up to date; processes it left are stopped; a
   command or experiment is recorded as interrupted (and, unless that was its last allowed
@@ -85,7 +85,6 @@ def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
 
 
 RESTORE_QUIET_S = 5.0  # how long the worklog must have been still before lost entries are appended again
-MAX_RESTORES = 3  # times one entry is appended again at most; past that it lives in agentd's copy
 
 
 def restore(cfg, store, lost: list, now: float) -> int:
@@ -94,24 +93,25 @@ def restore(cfg, store, lost: list, now: float) -> int:
     Only into a file nobody is writing: one changed in the last ``RESTORE_QUIET_S`` seconds may be an
     editor's save half done (truncated, then written in pieces), which would write over a copy
     appended now, or leave it beside its own.  So a restore never races a save, and an entry gets
-    one copy back each time a finished save dropped it, up to ``MAX_RESTORES`` times (a person
+    one copy back each time a finished save dropped it, up to ``store.MAX_RESTORES`` times (a person
     who deletes agentd's entries on purpose sees them come back that often, then no more).  Until
     then the queue counts agentd's copy, so nothing runs twice."""
     import os
 
-    if not lost:
+    due = store.restorable(lost) if lost else []  # those restored 3 times already stay in the store
+    if not due:
         return 0
     try:
         still = now - os.stat(cfg.worklog_path).st_mtime
     except OSError:
         return 0
     if -60 < still < RESTORE_QUIET_S:  # (a time far in the future is a clock's doing, not a save's)
-        print(f"{len(lost)} agentd entr{'y is' if len(lost) == 1 else 'ies are'} missing from {cfg.worklog_path}, "
+        print(f"{len(due)} agentd entr{'y is' if len(due) == 1 else 'ies are'} missing from {cfg.worklog_path}, "
               f"which changed {max(still, 0):.0f} s ago: restored once it has been still for "
               f"{RESTORE_QUIET_S:g} s (an editor may be saving it)")
         return 0
     n = 0
-    for run_id, seq in sorted(store.restorable(lost, MAX_RESTORES), key=lambda k: k[1]):
+    for run_id, seq in sorted(due, key=lambda k: k[1]):
         text = store.entry_text(run_id, seq)
         if text is None:
             continue

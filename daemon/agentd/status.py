@@ -12,7 +12,7 @@ def collect(cfg) -> dict:
                   "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
-                  "unreadable_lines": 0, "lost_entries": 0, "agent_tasks_wait": None, "worklog_problem": None,
+                  "unreadable_lines": 0, "lost_entries": 0, "lost_entries_past_restores": 0, "agent_tasks_wait": None, "worklog_problem": None,
                   "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None}
     store = None
     if cfg.store_path.exists():
@@ -53,6 +53,7 @@ def collect(cfg) -> dict:
             info["next_task"] = {"id": nxt.id, "title": nxt.title, "score": nxt.score, "why": nxt.why}
         info["unreadable_lines"] = view.read.state.error_count
         info["lost_entries"] = view.lost
+        info["lost_entries_past_restores"] = view.lost_spent
         waiting = view.agent_backend is None and view.tasks.agents_open()
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
         info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks.dynamic if t.status == "waiting"]
@@ -91,8 +92,12 @@ def text(info: dict) -> list[str]:
         out.append(f"warning:   {info['unreadable_lines']} line(s) of the worklog could not be read; "
                    "`agentd queue` lists them")
     if info.get("lost_entries"):
+        spent = info.get("lost_entries_past_restores") or 0
         out.append(f"warning:   {info['lost_entries']} agentd entr{'y' if info['lost_entries'] == 1 else 'ies'} "
-                   "missing from the worklog; a wake appends agentd's copy again once the file is still")
+                   "missing from the worklog; "
+                   + (f"{spent} saved over after 3 restores stay in agentd's copy only" if spent == info["lost_entries"]
+                      else "a wake appends agentd's copy again once the file is still"
+                      + (f" ({spent} saved over after 3 restores stay in agentd's copy only)" if spent else "")))
     if info.get("agent_tasks_wait"):
         out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
     for w in info.get("waiting") or []:

@@ -24,6 +24,7 @@ MAX_SEQ = 10**15  # entries.MAX_SEQ: the reader ignores a seq at or above it
 # mistyped seq could leave agentd no seq to write that readers would accept.  A billion entries
 # of room is more than a host ever writes.
 MAX_FLOOR = MAX_SEQ - 10**9
+MAX_RESTORES = 3  # times one lost entry is appended again at most; past that it lives in the store only
 
 
 
@@ -178,7 +179,7 @@ class Store:
         row = self.db.execute("SELECT text FROM entries WHERE run_id=? AND seq=?", (run_id, seq)).fetchone()
         return row[0] if row else None
 
-    def restorable(self, keys, most: int) -> list[tuple[str, int]]:
+    def restorable(self, keys, most: int = MAX_RESTORES) -> list[tuple[str, int]]:
         """Of these (run id, seq) entries, those appended again fewer than ``most`` times."""
         keys = list(keys)
         done = {(r, q) for r, q in self.db.execute("SELECT run_id, seq FROM entries WHERE restored_count >= ?",

@@ -29,6 +29,13 @@ PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
 _VERSION = 1
 
 
+def _same(key: tuple) -> tuple:
+    """A score key as the keys that score and read alike: 0 and -0.0 are equal but not written
+    alike (``-0 value``), so numbers go by their repr."""
+    kind, priority, value, certainty, minutes = key
+    return kind, priority, repr(value), repr(certainty), repr(minutes)
+
+
 class TaskTable:
     __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "skeys",
                  "score_keys", "special", "token", "changed", "parent", "_order", "_pos", "_keypos", "_scores", "_finds")
@@ -170,10 +177,10 @@ class TaskTable:
 
     def _key(self, key: tuple) -> int:
         if self._keypos is None:
-            self._keypos = {k: n for n, k in enumerate(self.score_keys)}
-        n = self._keypos.get(key)
+            self._keypos = {_same(k): n for n, k in enumerate(self.score_keys)}
+        n = self._keypos.get(_same(key))
         if n is None:
-            n = self._keypos[key] = len(self.score_keys)
+            n = self._keypos[_same(key)] = len(self.score_keys)
             self.score_keys.append(key)
         return n
 

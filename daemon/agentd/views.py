@@ -87,10 +87,13 @@ def queue_text_lines(view, show_all: bool = False):
         yield (f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")
     if view.lost:
+        due = view.lost - view.lost_spent
         yield (f"{view.lost} agentd entr{'y is' if view.lost == 1 else 'ies are'} missing from {r.path.name} "
-                   "(an editor saved over them?); counted from agentd's copy, and a wake appends "
-                   f"{'it' if view.lost == 1 else 'them'} again once the file has been still a few seconds "
-                   "(up to 3 times each)")
+               "(an editor saved over them?); counted from agentd's copy"
+               + (f"; a wake appends {'it' if due == 1 else 'them' if due == view.lost else due} again once the "
+                  "file has been still a few seconds" if due else "")
+               + (f"; {view.lost_spent} were saved over after 3 restores and stay in agentd's copy only"
+                  if view.lost_spent else ""))
     for line, aid in view.unknown_answers[:20]:
         yield (f"line {line}: {safe(aid, 40)} answers no approval request agentd has (`agentd status` lists the "
                "open ones)")
@@ -106,6 +109,7 @@ def queue_json(view, tasks: bool = True) -> dict:
             **({"tasks": [t.to_json() for t in view.tasks]} if tasks else {}),
             "unreadable": [{"line": line, "message": msg} for line, msg in r.state.errors],
             "unreadable_count": r.state.error_count, "torn_entries": r.state.torn, "lost_entries": view.lost,
+            "lost_entries_past_restores": view.lost_spent,
             "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu,
             "unknown_answers": [{"line": line, "id": aid} for line, aid in view.unknown_answers]}
 

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from agentd.errors import WorklogError
-from agentd.index import Cached, Index, encode, fingerprint
+from agentd.index import Cached, Index, encode, fingerprint, fold
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 
@@ -100,11 +100,13 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     cached = index.get(path)
     stamp = ":".join(map(str, _stamp(st)))
     if cached and (cached.inode, cached.size, cached.mtime_ns, cached.ctime_ns) == _stamp(st):
-        state = cached.load()
-        if state is not None:
-            if cached.rest:  # an unfinished tail: folded in as the read that cached it did
+        state = cached.load_whole() if cached.rest else None
+        if state is None:
+            state = cached.load()
+            if state is not None and cached.rest:  # an unfinished tail: folded in as the read that cached it did
                 state.feed(cached.rest, final=True)
                 state.present = []
+        if state is not None:
             return Read(path, True, state, st.st_size, "cached", 0, stamp), True
     # Incremental only when the file grew and its parsed prefix looks the same;
     # a file rewritten at the same size (an edit in place) is parsed again.
@@ -128,13 +130,16 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
     # The index keeps the state as of ``offset`` and the unfinished rest, if any (a partial last line,
-    # an entry still being written), which every read folds in again.
+    # an entry still being written): its bytes, and the state with it folded in (``fold``, once the
+    # table as of ``offset`` is written), so an unchanged file is not parsed again.
     present, state.present = state.present, []
+    folded: list = []
     if settled:
         index.put(path, Cached(st.st_ino, st.st_size, st.st_mtime_ns, offset, head, tail_hash, encode(state),
                                rest or None, st.st_ctime_ns),
-                  replace_present=(mode == "full"), present=present, tasks=state.tasks)
-    if rest:
+                  replace_present=(mode == "full"), present=present, tasks=state.tasks,
+                  whole=(lambda: folded.append(True) or fold(state, rest)) if rest else None)
+    if rest and not folded:
         state.feed(rest, final=True)
         state.present = []
     return Read(path, True, state, st.st_size, mode, got, stamp if settled else ""), settled
