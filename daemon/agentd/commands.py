@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import islice
 from pathlib import Path
 
 from agentd import config as config_mod
@@ -17,7 +18,9 @@ def _cfg():
 
 
 def _print(lines) -> None:
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    lines = lines if isinstance(lines, list) else list(lines)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _json(obj) -> None:
@@ -84,7 +87,7 @@ def cmd_queue(args) -> int:
         _print(_no_worklog(cfg))
     else:
         lines = views.queue_text_lines(view, show_all=args.all)
-        while chunk := [line for _, line in zip(range(4096), lines)]:
+        while chunk := list(islice(lines, 8192)):
             _print(chunk)
     return 0
 

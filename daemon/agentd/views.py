@@ -35,9 +35,10 @@ def queue_text_lines(view, show_all: bool = False):
     table = tasks.table
     n = len(tasks)
     yield f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)"
-    ids, kinds, titles, skeys = table.ids, table.kinds, table.titles, table.skeys
-    scores = [table.score(n) for n in range(len(table.score_keys))]
-    middles: dict = {}  # " KIND STATUS SCORE  " and the why line: many tasks share them, each is made once
+    ids, titles, skeys = table.ids, table.titles, table.skeys
+    # " KIND STATUS SCORE  " and the why line are shared by many tasks: each is made once
+    plain: dict = {}  # (score key, status, why) of a plain row -> (eligible, middle, why line, agent?)
+    middles: dict = {}
     whys: dict = {}
     shown = hidden = 0
     agents = False
@@ -46,27 +47,24 @@ def queue_text_lines(view, show_all: bool = False):
             hidden += 1
             continue
         if type(x) is Row:
-            i, status, why_text = x
-            eligible = why_text is None
-            tid, kind, title = ids[i], kinds[i], titles[i]
-            score, _, explain = scores[skeys[i]]
-            if eligible:
-                why_text = explain
-            agents = agents or kind not in ("command", "experiment")
+            i = x[0]
+            c = plain.get((skeys[i], x[1], x[2]))
+            if c is None:
+                t = tasks.task(x)
+                c = plain[(skeys[i], x[1], x[2])] = (t.eligible, *_shared(t, middles, whys), t.runner == "agent")
+            eligible, middle, why, agent = c
+            tid, title = ids[i], titles[i]
         else:
-            eligible, tid, title, score, why_text, status = x.eligible, x.id, x.title, x.score, x.why, x.status
-            kind = "directive!" if x.kind == "directive" and x.priority == "critical" else x.kind
-            agents = agents or x.runner == "agent"
+            eligible, tid, title = x.eligible, x.id, x.title
+            middle, why = _shared(x, middles, whys)
+            agent = x.runner == "agent"
         if not shown:
             yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
-        mark = "▶ " if not shown and eligible else "· " if eligible else "✗ "
+            mark = "▶ " if eligible else "✗ "
+        else:
+            mark = "· " if eligible else "✗ "
         shown += 1
-        middle = middles.get((kind, status, score))
-        if middle is None:
-            middle = middles[(kind, status, score)] = f" {kind:<10} {status:<11} {score:>6.2f}  "
-        why = whys.get((eligible, why_text))
-        if why is None:
-            why = whys[(eligible, why_text)] = f"{'':18}{'why: ' if eligible else 'not now: '}{safe(why_text, 200)}"
+        agents = agents or agent
         tid = tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
         if not (len(title) <= 70 and title.isascii() and title.isprintable()):
             title = safe(title, 70)
@@ -101,6 +99,18 @@ def queue_text_lines(view, show_all: bool = False):
         yield f"task file: {safe(p, 300)}"
     if view.agent_backend is None and agents:
         yield f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)"
+
+
+def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
+    """A task's " KIND STATUS SCORE  " and its why line, each made once for the tasks that share it."""
+    kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind
+    middle = middles.get((kind, t.status, t.score))
+    if middle is None:
+        middle = middles[(kind, t.status, t.score)] = f" {kind:<10} {t.status:<11} {t.score:>6.2f}  "
+    why = whys.get((t.eligible, t.why))
+    if why is None:
+        why = whys[(t.eligible, t.why)] = f"{'':18}{'why: ' if t.eligible else 'not now: '}{safe(t.why, 200)}"
+    return middle, why
 
 
 def queue_json(view, tasks: bool = True) -> dict:
