@@ -18,6 +18,8 @@ from agentd.task import Task
 # A plain task as the queue lists it: ``i``, its row in the table; ``status`` (open or done);
 # ``why``: why it can't run now, or None when it can.
 Row = namedtuple("Row", "i status why")
+# What plain rows of one score key, status and why share (``TaskList.shared``).
+Shared = namedtuple("Shared", "kind priority runner status score eligible why parts")
 
 # A Task's fields past its definition, as Task() fills them in.
 _FILLED = {k: v for k, v in Task._defaults.items() if k not in Task.DEFINITION and k != "parts"}
@@ -115,7 +117,7 @@ class TaskList:
         table, dyn = self.table, self.dynamic
         order, skeys, lines, ids, done, kinds = table.order, table.skeys, table.lines, table.ids, table.done, table.kinds
         shadowed, agents_wait, unknown = self.shadowed, self.agents_wait, self.unknown_experiment
-        neg = [-table.score(n)[0] for n in range(len(table.score_keys))]
+        neg = [-x for x in table.totals]
         new = tuple.__new__
         keys = [order_key(t) for t in dyn]
         k, nk = 0, len(keys)
@@ -153,11 +155,20 @@ class TaskList:
 
     def task(self, r: Row) -> Task:
         """A plain row as the Task the queue would have made of it."""
-        table = self.table
-        d = table.definition(r.i)
-        total, parts, explain = table.score(table.skeys[r.i])
+        d = self.table.definition(r.i)
+        s = self.shared(r)
         t = Task.__new__(Task)
-        t.__dict__ = {**_FILLED, **d, "status": r.status, "score": total, "parts": parts,
-                      "eligible": r.why is None, "why": explain if r.why is None else r.why,
-                      "held_by": r.why or ""}
+        t.__dict__ = {**_FILLED, **d, "status": r.status, "score": s.score, "parts": s.parts, "eligible": s.eligible,
+                      "why": s.why, "held_by": r.why or ""}
         return t
+
+    def shared(self, r: Row) -> "Shared":
+        """What a plain row has in common with every row of its score key, status and why: all of
+        what the queue shows of it but its id, title, line and command."""
+        table = self.table
+        sk = table.skeys[r.i]
+        kind, priority = table.score_keys[sk][:2]
+        total, parts, explain = table.score(sk)
+        runner = kind if kind in ("command", "experiment") else "agent"
+        return Shared(kind, priority, runner, r.status, total, r.why is None, explain if r.why is None else r.why,
+                      parts)

@@ -26,7 +26,7 @@ from bisect import bisect_left
 from agentd import scoring
 
 PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
-_VERSION = 1
+_VERSION = 2
 
 
 def _same(key: tuple) -> tuple:
@@ -38,7 +38,8 @@ def _same(key: tuple) -> tuple:
 
 class TaskTable:
     __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "skeys",
-                 "score_keys", "special", "token", "changed", "parent", "_order", "_pos", "_keypos", "_scores", "_finds")
+                 "score_keys", "totals", "special", "token", "changed", "parent", "_order", "_pos", "_keypos", "_scores",
+                 "_finds")
 
     def __init__(self):
         self.ids: list = []
@@ -52,6 +53,7 @@ class TaskTable:
         self.runs: list = []  # attrs["run"] of a plain task, else None (the queue shows it)
         self.skeys: list = []  # a plain task's score key (an index into ``score_keys``); -1 for a special one
         self.score_keys: list = []  # the distinct (kind, priority, value, certainty, minutes) of plain tasks
+        self.totals: list = []  # the score of each of them (``score`` explains it, when asked)
         self.special: set = set()  # rows of tasks that are not plain
         self._order: array | None = None  # the plain rows, sorted (see ``order``)
         self._pos: dict | None = None  # id -> row, made when first needed
@@ -182,24 +184,31 @@ class TaskTable:
         if n is None:
             n = self._keypos[_same(key)] = len(self.score_keys)
             self.score_keys.append(key)
+            self.totals.append(self._explained(n)[0])
         return n
 
     # -- what the queue uses ------------------------------------------------
     def score(self, sk: int) -> tuple:
-        """(total, parts, explanation) of a plain task with score key ``sk`` (no failures, no age)."""
+        """(total, parts, explanation) of a plain task with score key ``sk`` (no failures, no age).
+        Kept for the last few thousand keys asked: a million tasks may all score differently."""
         s = self._scores.get(sk)
         if s is None:
-            kind, priority, value, certainty, minutes = self.score_keys[sk]
-            sc = scoring.score(kind, priority, {"value": value, "certainty": certainty, "minutes": minutes})
-            s = self._scores[sk] = (sc.total, sc.parts, sc.explain())
+            if len(self._scores) >= 4096:
+                self._scores.clear()
+            s = self._scores[sk] = self._explained(sk)
         return s
+
+    def _explained(self, sk: int) -> tuple:
+        kind, priority, value, certainty, minutes = self.score_keys[sk]
+        sc = scoring.score(kind, priority, {"value": value, "certainty": certainty, "minutes": minutes})
+        return sc.total, sc.parts, sc.explain()
 
     @property
     def order(self) -> array:
         """The plain rows in the order the queue lists them among themselves: open before checked,
         then by score (highest first), line and id."""
         if self._order is None:
-            neg = [-self.score(k)[0] for k in range(len(self.score_keys))]
+            neg = [-x for x in self.totals]
             skeys, lines, ids, done = self.skeys, self.lines, self.ids, self.done
             rows = [i for i in range(len(ids)) if skeys[i] >= 0]
             rows.sort(key=lambda i: (done[i], neg[skeys[i]], lines[i], ids[i]))
@@ -207,7 +216,7 @@ class TaskTable:
         return self._order
 
     def _sort_key(self, i: int) -> tuple:
-        return self.done[i], -self.score(self.skeys[i])[0], self.lines[i], self.ids[i]
+        return self.done[i], -self.totals[self.skeys[i]], self.lines[i], self.ids[i]
 
     def special_ids(self) -> list[str]:
         return [self.ids[i] for i in self.special]
@@ -217,7 +226,7 @@ class TaskTable:
         """The table as a few builtin documents (``marshal``), made one at a time so that encoding a
         million tasks never holds more than one column's bytes: a head (the score keys, the special
         rows, the order worked out), then each column."""
-        yield (_VERSION, len(self.ids), self.score_keys, self.special, self.order.tobytes())
+        yield (_VERSION, len(self.ids), self.score_keys, self.totals, self.special, self.order.tobytes())
         yield from self._columns()
 
     @classmethod
@@ -225,11 +234,13 @@ class TaskTable:
         """The table ``parts`` made; ValueError when they are not one."""
         parts = iter(parts)
         head = next(parts, None)
-        if not isinstance(head, tuple) or len(head) != 5 or head[0] != _VERSION:
+        if not isinstance(head, tuple) or len(head) != 6 or head[0] != _VERSION:
             raise ValueError("not a task table")
         t = cls()
-        _, n, keys, t.special, order = head
+        _, n, keys, t.totals, t.special, order = head
         t.score_keys = [tuple(k) for k in keys]
+        if len(t.totals) != len(t.score_keys):
+            raise ValueError("not a task table")
         cols = list(parts)
         if len(cols) != 10 or any(not isinstance(c, list) or len(c) != n for c in cols):
             raise ValueError("not a task table")

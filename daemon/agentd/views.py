@@ -50,7 +50,9 @@ def queue_text_lines(view, show_all: bool = False):
             i = x[0]
             c = plain.get((skeys[i], x[1], x[2]))
             if c is None:
-                t = tasks.task(x)
+                if len(plain) >= 4096:  # a million tasks may all score differently
+                    plain.clear(), middles.clear(), whys.clear()
+                t = tasks.shared(x)
                 c = plain[(skeys[i], x[1], x[2])] = (t.eligible, *_shared(t, middles, whys), t.runner == "agent")
             eligible, middle, why, agent = c
             tid, title = ids[i], titles[i]
@@ -103,7 +105,7 @@ def queue_text_lines(view, show_all: bool = False):
 
 def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
     """A task's " KIND STATUS SCORE  " and its why line, each made once for the tasks that share it."""
-    kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind
+    kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind  # (t: a Task or Shared)
     middle = middles.get((kind, t.status, t.score))
     if middle is None:
         middle = middles[(kind, t.status, t.score)] = f" {kind:<10} {t.status:<11} {t.score:>6.2f}  "
@@ -183,12 +185,15 @@ def task_lines(items, tasks=None):
             sk = skeys[i]
             c = can_run.get(sk) if why is None else shared.get((sk, st, why))
             if c is None:
-                plain = tasks.task(t)
+                if len(can_run) + len(shared) >= 4096:  # a million tasks may all score differently
+                    can_run.clear(), shared.clear()
+                p = tasks.shared(t)
                 c = (can_run if why is None else shared)[sk if why is None else (sk, st, why)] = (
-                    f'"kind": {string(plain.kind)}, "status": {string(plain.status)}, "score": {plain.score!r}, '
-                    f'"eligible": {"true" if plain.eligible else "false"}, "why": {string(plain.why)}, '
-                    f'"priority": {string(plain.priority)}, "runner": {string(plain.runner)}, "attempts": 0, ',
-                    f'"parts": {enc([{"part": label, "effect": effect} for label, effect in plain.parts])}}}')
+                    f'"kind": {string(p.kind)}, "status": {string(p.status)}, "score": {p.score!r}, '
+                    f'"eligible": {"true" if p.eligible else "false"}, "why": {string(p.why)}, '
+                    f'"priority": {string(p.priority)}, "runner": {string(p.runner)}, "attempts": 0, ',
+                    '"parts": [' + ", ".join(f'{{"part": {string(label)}, "effect": {string(effect)}}}'
+                                             for label, effect in p.parts) + ']}')
             yield (f'{{"id": {string(tid)}, "title": {string(title)}, {c[0]}"line": {lines[i]}, '
                    f'"source": "worklog", "after": [], "run": {"null" if run is None else string(run)}, '
                    f'"gpu": false, "defer_until": null, "latest_run": null, {c[1]}')
