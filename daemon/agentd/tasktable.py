@@ -31,9 +31,11 @@ _VERSION = 2
 
 def _same(key: tuple) -> tuple:
     """A score key as the keys that score and read alike: 0 and -0.0 are equal but not written
-    alike (``-0 value``), so numbers go by their repr."""
+    alike (``-0 value``), so a key with a zero goes by its numbers' repr (any other, as itself)."""
     kind, priority, value, certainty, minutes = key
-    return kind, priority, repr(value), repr(certainty), repr(minutes)
+    if value == 0 or certainty == 0 or minutes == 0:
+        return kind, priority, repr(value), repr(certainty), repr(minutes)
+    return key
 
 
 class TaskTable:
@@ -184,7 +186,9 @@ class TaskTable:
         if n is None:
             n = self._keypos[_same(key)] = len(self.score_keys)
             self.score_keys.append(key)
-            self.totals.append(self._explained(n)[0])
+            kind, priority, value, certainty, minutes = key
+            self.totals.append(scoring.score(kind, priority, {"value": value, "certainty": certainty,
+                                                              "minutes": minutes}).total)
         return n
 
     # -- what the queue uses ------------------------------------------------
