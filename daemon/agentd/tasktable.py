@@ -215,7 +215,10 @@ class TaskTable:
             neg = [-x for x in self.totals]
             skeys, lines, ids, done = self.skeys, self.lines, self.ids, self.done
             rows = [i for i in range(len(ids)) if skeys[i] >= 0]
-            rows.sort(key=lambda i: (done[i], neg[skeys[i]], lines[i], ids[i]))
+            # the order of (done, -score, line, id), as stable sorts from the last key to the first: a
+            # list of keys per sort instead of a tuple per row (~90 MiB for a million)
+            for key in (ids.__getitem__, lines.__getitem__, lambda i: neg[skeys[i]], done.__getitem__):
+                rows.sort(key=key)
             self._order = array("L", rows)
         return self._order
 
