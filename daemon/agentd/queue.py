@@ -17,6 +17,7 @@ from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, make_task
 from agentd.task import AGENT_KINDS, Task
 from agentd.tasklist import TaskList, order_key
+from agentd.tasktable import score_identity
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 from agentd.taskstate import status
@@ -98,8 +99,8 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
                else max(0.0, (now - first_seen.get(t.id, now)) / 86400))
         a = t.attrs
         try:
-            key = (t.kind, t.priority, repr(a.get("value")), repr(a.get("certainty")), repr(a.get("minutes")),
-                   t.attempts, age)  # (repr: 0 and -0.0 are equal but not written alike)
+            key = (score_identity((t.kind, t.priority, a.get("value"), a.get("certainty"), a.get("minutes"))),
+                   t.attempts, age)
             sc = scores.get(key)
         except TypeError:  # an unhashable attr: score it on its own
             key, sc = None, None

@@ -41,17 +41,14 @@ class Conn(sqlite3.Connection):
     agentd_path: Path = Path("agentd.sqlite3")
 
     def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except sqlite3.OperationalError as e:
-            err = state_error(self.agentd_path, e)
-            if err is None:
-                raise
-            raise err from None
+        return self._checked(super().execute, args)
 
     def executemany(self, *args):
+        return self._checked(super().executemany, args)
+
+    def _checked(self, call, args):
         try:
-            return super().executemany(*args)
+            return call(*args)
         except sqlite3.OperationalError as e:
             err = state_error(self.agentd_path, e)
             if err is None:

@@ -29,7 +29,7 @@ PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
 _VERSION = 2
 
 
-def _same(key: tuple) -> tuple:
+def score_identity(key: tuple) -> tuple:
     """A score key as the keys that score and read alike: 0 and -0.0 are equal but not written
     alike (``-0 value``), so a key with a zero goes by its numbers' repr (any other, as itself)."""
     kind, priority, value, certainty, minutes = key
@@ -181,10 +181,10 @@ class TaskTable:
 
     def _key(self, key: tuple) -> int:
         if self._keypos is None:
-            self._keypos = {_same(k): n for n, k in enumerate(self.score_keys)}
-        n = self._keypos.get(_same(key))
+            self._keypos = {score_identity(k): n for n, k in enumerate(self.score_keys)}
+        n = self._keypos.get(score_identity(key))
         if n is None:
-            n = self._keypos[_same(key)] = len(self.score_keys)
+            n = self._keypos[score_identity(key)] = len(self.score_keys)
             self.score_keys.append(key)
             kind, priority, value, certainty, minutes = key
             self.totals.append(scoring.score(kind, priority, {"value": value, "certainty": certainty,
