@@ -45,7 +45,8 @@ $(CLI_STAMP): tests/cli/package.json tests/cli/package-lock.json
 	  cd tests/cli && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: skipping the real claude/codex CLIs (their contract tests will skip)"; fi
 
-# bench/scale.py: the queue with SCALE_TASKS tasks (first read, warm, one line appended).
+# bench/scale.py: the queue with SCALE_TASKS tasks (first read, warm, one line appended), whose
+# scores repeat, then with each task scoring differently.
 SCALE_TASKS ?= 10000
 # Byte-compile first: an editable install's modules are otherwise compiled on every run
 # wherever PYTHONDONTWRITEBYTECODE is set, which would be measured as agentd's start-up.
@@ -53,6 +54,7 @@ bench: install
 	$(BIN)/python -m compileall -q daemon/agentd
 	$(BIN)/python bench/bench.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py $(SCALE_TASKS)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py --distinct $(SCALE_TASKS)
 
 # Kill -9 loops and editor races for SOAK_SECONDS (docs/reliability.md); prints trials and failures.
 SOAK_SECONDS ?= 600

@@ -1,8 +1,9 @@
 """The queue's scale with the number of tasks (issue 12): first read and warm `queue`.
 
-    python bench/scale.py [N ...]      # default: 10000 1000000
+    python bench/scale.py [--distinct] [N ...]      # default: 10000 1000000
 
-For each N, a worklog of N command-task lines (~69 bytes each) in a scratch HOME; times
+For each N, a worklog of N command-task lines (~69 bytes each; with ``--distinct``, each with its own
+score: ``value:`` a random number with 6 decimals, ~72 bytes) in a scratch HOME; times
 `agentd queue --json` three ways: the first read (no index), warm (unchanged file, best of 3) and
 after one appended line, and the text `agentd queue` warm (best of 3); then `agentd wake --now`
 twice (the first makes the store; each runs a task, `true`, and appends its entries) and a warm
@@ -15,6 +16,7 @@ wake < 5 s, memory < 1 GiB at every step.  The exit status is 1 when a target is
 from __future__ import annotations
 
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -45,7 +47,9 @@ TARGETS = {10_000: {"warm": 0.2, "text warm": 0.2},
 
 
 def main(argv: list[str]) -> int:
-    sizes = [int(a) for a in argv] or [10_000, 1_000_000]
+    distinct = "--distinct" in argv
+    sizes = [int(a) for a in argv if a != "--distinct"] or [10_000, 1_000_000]
+    rand = random.Random(1)
     missed = 0
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="agentd-scale.") as d:
@@ -54,7 +58,8 @@ def main(argv: list[str]) -> int:
             wl = root / "wl" / "scale_worklog.txt"
             with open(wl, "w") as f:
                 for i in range(n):
-                    f.write(f"- [ ] task number {i} {{id: t{i}, run: 'true', value: {i % 10}}}\n")
+                    value = f"{rand.random() * 10:.6f}" if distinct else i % 10
+                    f.write(f"- [ ] task number {i} {{id: t{i}, run: 'true', value: {value}}}\n")
             env = {**os.environ, "HOME": str(root), "XDG_CONFIG_HOME": str(root / "c"),
                    "XDG_STATE_HOME": str(root / "s"), "XDG_CACHE_HOME": str(root / "cache"),
                    "AGENTD_HOST": "scale", "AGENTD_WORKLOG_DIR": str(root / "wl"), "AGENTD_PROVIDER": "none",
@@ -71,7 +76,7 @@ def main(argv: list[str]) -> int:
             wake = run(env, args=("wake", "--now"))
             stored = min(run(env) for _ in range(2))
             mib = wl.stat().st_size / 2**20
-            print(f"{n:>9} tasks ({mib:.0f} MiB): first {first[0]:.2f} s {first[1]:.0f} MiB · "
+            print(f"{n:>9} tasks{' (each scores differently)' if distinct else ''} ({mib:.0f} MiB): first {first[0]:.2f} s {first[1]:.0f} MiB · "
                   f"warm {warm[0]:.3f} s {warm[1]:.0f} MiB · text warm {text[0]:.3f} s {text[1]:.0f} MiB · "
                   f"one line appended {grown[0]:.2f} s {grown[1]:.0f} MiB · first wake {woke[0]:.2f} s "
                   f"{woke[1]:.0f} MiB · wake {wake[0]:.2f} s {wake[1]:.0f} MiB · warm with the store "

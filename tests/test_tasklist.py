@@ -5,11 +5,12 @@ renders it in text and JSON."""
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from agentd import config, queue, tasktable, views
 from agentd.entries import Entry
@@ -22,11 +23,13 @@ IDS = [f"t{i}" for i in range(12)]
 def _task_line(draw) -> str:
     tid = draw(st.sampled_from(IDS))
     attrs = [f"id: {tid}"]
-    for key, values in (("value", [0, -0.0, 0.0, 1, 5, 7.5, 10]), ("certainty", [0.1, 0.5, 1, -0.0]),
-                        ("minutes", [0, 30, 240]),
-                        ("priority", ["low", "high", "critical"])):
+    for key, values, hi in (("value", [0, -0.0, 0.0, 1, 5, 7.5, 10], 10), ("certainty", [0.1, 0.5, 1, -0.0], 1),
+                            ("minutes", [0, 30, 240], 10**9), ("priority", ["low", "high", "critical"], None)):
         if draw(st.booleans()):
-            attrs.append(f"{key}: {draw(st.sampled_from(values))}")
+            if hi is not None and draw(st.booleans()):  # any number (each task may score differently)
+                attrs.append(f"{key}: {draw(st.floats(0, hi)):.6f}")
+            else:
+                attrs.append(f"{key}: {draw(st.sampled_from(values))}")
     if draw(st.integers(0, 5)) == 0:
         attrs.append(f"after: [{draw(st.sampled_from(IDS + ['nope']))}]")
     if draw(st.integers(0, 6)) == 0:
@@ -79,6 +82,9 @@ def _view(text: str, backend: str | None, gpu: bool, one_by_one: bool, monkeypat
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=worklogs(), backend=st.sampled_from([None, "anthropic"]), gpu=st.booleans())
+# rows of one score, a task worked out one by one (another kind, the same score) between them
+@example(text="- [ ] a {id: a, run: 'true', value: 5}\n- [ ] b {id: b, value: 5, certainty: 0.9}\n"
+              "- [ ] c {id: c, run: 'true', value: 5}\nRETRY: b\n", backend="anthropic", gpu=False)
 def test_the_kept_order_gives_the_queue_one_by_one_gives(text, backend, gpu, monkeypatch):
     kept = _view(text, backend, gpu, False, monkeypatch)
     ref = _view(text, backend, gpu, True, monkeypatch)
@@ -104,6 +110,13 @@ def test_the_order_kept_as_lines_come_is_the_order_sorted_afresh(text, more):
     state.tasks._order = None
     assert kept == list(state.tasks.order)
     assert state.tasks == parse_bytes((text + more).encode()).tasks
+    # as the index keeps it: its rows in the queue's order, the same tasks in the same order
+    again = tasktable.TaskTable.from_parts(marshal.loads(marshal.dumps(p)) for p in state.tasks.parts())
+    assert again == state.tasks and again._in_order()
+    assert [again.ids[i] for i in again.order] == [state.tasks.ids[i] for i in kept]
+    assert {again.ids[i] for i in again.special} == {state.tasks.ids[i] for i in state.tasks.special}
+    assert all(again.score(i) == state.tasks.score(state.tasks.find(again.ids[i])) for i in again.order)
+    assert list(again.parts()) == list(tasktable.TaskTable.from_parts(again.parts()).parts())
 
 
 def test_a_task_named_by_an_entry_leaves_the_plain_rows_and_comes_back_worked_out(monkeypatch):

@@ -15,9 +15,8 @@ from agentd import scoring
 from agentd.statuses import DONE, OPEN, RUNNABLE, WAITING
 from agentd.backends import agents_wait
 from agentd.lines import FILE_FIELDS, LineError, make_task
-from agentd.task import AGENT_KINDS, Task
+from agentd.task import Task
 from agentd.tasklist import TaskList, order_key
-from agentd.tasktable import score_identity
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 from agentd.taskstate import status
@@ -25,6 +24,15 @@ from agentd.times import iso, parse as parse_time
 
 
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
+
+
+def score_identity(key: tuple) -> tuple:
+    """A score key as the keys that score and read alike: 0 and -0.0 are equal but not written
+    alike (``-0 value``), so a key with a zero goes by its numbers' repr (any other, as itself)."""
+    kind, priority, value, certainty, minutes = key
+    if value == 0 or certainty == 0 or minutes == 0:
+        return kind, priority, repr(value), repr(certainty), repr(minutes)
+    return key
 
 
 def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:

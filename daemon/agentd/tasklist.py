@@ -9,16 +9,22 @@ making a Task (``views``; tests/test_scale.py checks both renderings agree).
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import namedtuple
-from itertools import islice
+from itertools import compress, groupby, islice, repeat
+from operator import not_
 
 from agentd.statuses import DONE, OPEN, RUNNABLE
-from agentd.task import Task
+from agentd.task import AGENT_KINDS, Task
 
 # A plain task as the queue lists it: ``i``, its row in the table; ``status`` (open or done);
 # ``why``: why it can't run now, or None when it can.
 Row = namedtuple("Row", "i status why")
-# What plain rows of one score key, status and why share (``TaskList.shared``).
+# Plain rows next to each other in the queue, of one status and why: ``rows``, their rows in the
+# table (an array).
+Run = namedtuple("Run", "rows status why")
+# What the queue shows of a plain row but its id, title, line and command (``TaskList.shared``).
 Shared = namedtuple("Shared", "kind priority runner status score eligible why parts")
 
 # A Task's fields past its definition, as Task() fills them in.
@@ -30,6 +36,20 @@ def order_key(t: Task) -> tuple:
     but can't now; then the rest (done, cancelled, blocked, waiting)."""
     group = 0 if t.eligible else 1 if t.status in RUNNABLE else 2
     return group, not t.forced, -t.score, t.source != "worklog", t.line, t.id
+
+
+def _key(table, group: int):
+    """``order_key`` of a plain row in ``group``, from its row."""
+    totals, lines, ids = table.totals, table.lines, table.ids
+    return lambda i: (group, True, -totals[i], False, lines[i], ids[i])
+
+
+def _runs_of(whys: list):
+    """(where each run of equal whys ends, the why)."""
+    end = 0
+    for why, same in groupby(whys):
+        end += sum(1 for _ in same)
+        yield end, why
 
 
 class TaskList:
@@ -47,7 +67,7 @@ class TaskList:
         plain = len(table.order)
         if shadowed:
             rows = [table.find(tid) for tid in shadowed]
-            plain -= sum(1 for i in rows if i is not None and table.skeys[i] >= 0)
+            plain -= sum(1 for i in rows if i is not None and table.shapes[i] >= 0)
         self._len = len(dynamic) + plain
 
     def __len__(self) -> int:
@@ -72,20 +92,21 @@ class TaskList:
     def counts(self) -> dict[str, int]:
         """How many tasks have each status."""
         out: dict = {}
-        for x in self.rows():
-            out[x.status] = out.get(x.status, 0) + 1
+        for x in self.runs():
+            out[x.status] = out.get(x.status, 0) + (len(x.rows) if type(x) is Run else 1)
         return out
 
     def eligible_count(self) -> int:
-        return sum(1 for x in self.rows() if (x.why is None if type(x) is Row else x.eligible))
+        return sum((len(x.rows) if x.why is None else 0) if type(x) is Run else x.eligible for x in self.runs())
 
     def agents_open(self) -> bool:
         """Whether a task not done or cancelled would run an agent."""
         kinds = self.table.kinds
-        for x in self.rows():
+        for x in self.runs():
             if x.status in ("done", "cancelled"):
                 continue
-            if kinds[x.i] not in ("command", "experiment") if type(x) is Row else x.runner == "agent":
+            if (any(map(AGENT_KINDS.__contains__, map(kinds.__getitem__, x.rows))) if type(x) is Run
+                    else x.runner == "agent"):
                 return True
         return False
 
@@ -95,7 +116,7 @@ class TaskList:
             if t.id == tid:
                 return t
         i = self.table.find(tid)
-        if i is None or self.table.skeys[i] < 0 or tid in self.shadowed:
+        if i is None or self.table.shapes[i] < 0 or tid in self.shadowed:
             return None
         return self.task(self._row(i))
 
@@ -109,48 +130,62 @@ class TaskList:
         return Row(i, OPEN, why)
 
     def rows(self):
-        """The queue in order: each dynamic task as itself, each plain one as a ``Row``.
+        """The queue in order: each dynamic task as itself, each plain one as a ``Row``."""
+        new = tuple.__new__
+        for x in self.runs():
+            if type(x) is Run:
+                yield from map(new, repeat(Row), zip(x.rows, repeat(x.status), repeat(x.why)))
+            else:
+                yield x
+
+    def runs(self):
+        """The queue in order: each dynamic task as itself, and the plain rows between them as
+        ``Run``s, worked out a column at a time (no Python code runs per row but for the few that
+        are held back or worked out one by one).
 
         The plain rows come in the table's order; those that can't run now (an unknown
-        experiment, an agent task while agents wait) are held back to the second group.  Each
-        dynamic task is yielded before the first plain row it sorts ahead of (``order_key``)."""
+        experiment, an agent task while agents wait) are held back to the second group, and those
+        checked off make the third.  Each dynamic task comes before the first plain row it sorts
+        ahead of (``order_key``)."""
         table, dyn = self.table, self.dynamic
-        order, skeys, lines, ids, done, kinds = table.order, table.skeys, table.lines, table.ids, table.done, table.kinds
-        shadowed, agents_wait, unknown = self.shadowed, self.agents_wait, self.unknown_experiment
-        neg = [-x for x in table.totals]
-        new = tuple.__new__
+        order, ids, kinds = table.order, table.ids, table.kinds
+        cut = bisect_left(order, True, key=table.done.__getitem__)  # (open rows sort before checked ones)
+        now, done = order[:cut], order[cut:]
+        if self.shadowed:  # named by an entry or a DONE/CANCEL/RETRY line: among the dynamic tasks
+            now, done = (array("L", compress(rows, map(not_, map(self.shadowed.__contains__,
+                                                                  map(ids.__getitem__, rows)))))
+                         for rows in (now, done))
+        later, whys = array("L"), []
+        maybe = {"experiment", *(("task", "blocker") if self.agents_wait is not None else ())}
+        held = list(compress(range(len(now)), map(maybe.__contains__, map(kinds.__getitem__, now))))
+        if held:
+            for n in held:
+                i = now[n]
+                why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else self.agents_wait
+                if why is not None:
+                    later.append(i)
+                    whys.append(why)
+            if later:
+                drop = set(later)
+                now = array("L", (i for i in now if i not in drop))
         keys = [order_key(t) for t in dyn]
-        k, nk = 0, len(keys)
-        later: list = []
-        done_from = len(order)
-        for n, i in enumerate(order):  # group 0: those that can run
-            if done[i]:
-                done_from = n
-                break
-            if shadowed and ids[i] in shadowed:
-                continue
-            kind = kinds[i]
-            why = (unknown(table.titles[i]) if kind == "experiment" else
-                   agents_wait if agents_wait is not None and kind != "command" else None)
-            if why is not None:
-                later.append((i, why))
-                continue
-            while k < nk and keys[k][0] == 0 and keys[k] < (0, True, neg[skeys[i]], False, lines[i], ids[i]):
-                yield dyn[k]
-                k += 1
-            yield new(Row, (i, OPEN, None))
-        for group, rows in ((1, later), (2, ((i, DONE) for i in order[done_from:]))):
-            for i, why in rows:
-                if group == 2 and shadowed and ids[i] in shadowed:
-                    continue
-                while k < nk and keys[k][0] <= group and keys[k] < (group, True, neg[skeys[i]], False, lines[i],
-                                                                     ids[i]):
-                    yield dyn[k]
-                    k += 1
-                yield new(Row, (i, OPEN if group == 1 else DONE, why))
-            while k < nk and keys[k][0] <= group:
-                yield dyn[k]
-                k += 1
+        k = 0
+        for group, rows, status in ((0, now, OPEN), (1, later, OPEN), (2, done, DONE)):
+            key = _key(table, group)
+            a = 0
+            for b, why in ([(len(rows), None)] if group == 0 else [(len(rows), DONE)] if group == 2 else
+                           _runs_of(whys)):
+                while a < b:  # the rows a..b share a why: cut where dynamic tasks come between them
+                    while k < len(keys) and keys[k][0] < group:
+                        yield dyn[k]
+                        k += 1
+                    at = bisect_right(rows, keys[k], a, b, key=key) if k < len(keys) and keys[k][0] == group else b
+                    if at > a:
+                        yield Run(rows[a:at], status, why)
+                        a = at
+                    if a < b:
+                        yield dyn[k]
+                        k += 1
         yield from dyn[k:]
 
     def task(self, r: Row) -> Task:
@@ -163,12 +198,10 @@ class TaskList:
         return t
 
     def shared(self, r: Row) -> "Shared":
-        """What a plain row has in common with every row of its score key, status and why: all of
-        what the queue shows of it but its id, title, line and command."""
+        """What the queue shows of a plain row but its id, title, line and command."""
         table = self.table
-        sk = table.skeys[r.i]
-        kind, priority = table.score_keys[sk][:2]
-        total, parts, explain = table.score(sk)
+        kind, priority = table.kinds[r.i], table.priorities[r.i]
+        total, parts, explain = table.score(r.i)
         runner = kind if kind in ("command", "experiment") else "agent"
         return Shared(kind, priority, runner, r.status, total, r.why is None, explain if r.why is None else r.why,
                       parts)

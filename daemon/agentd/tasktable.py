@@ -26,22 +26,15 @@ from bisect import bisect_left
 from agentd import scoring
 
 PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
-_VERSION = 2
-
-
-def score_identity(key: tuple) -> tuple:
-    """A score key as the keys that score and read alike: 0 and -0.0 are equal but not written
-    alike (``-0 value``), so a key with a zero goes by its numbers' repr (any other, as itself)."""
-    kind, priority, value, certainty, minutes = key
-    if value == 0 or certainty == 0 or minutes == 0:
-        return kind, priority, repr(value), repr(certainty), repr(minutes)
-    return key
+_VERSION = 3
+_LISTS = 9  # the columns kept as lists; the rest are arrays (``_ARRAYS``)
+_ARRAYS = ("shapes", "vals", "certs", "mins", "totals")
 
 
 class TaskTable:
-    __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "skeys",
-                 "score_keys", "totals", "special", "token", "changed", "parent", "_order", "_pos", "_keypos", "_scores",
-                 "_finds")
+    __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "shapes",
+                 "vals", "certs", "mins", "totals", "shape_keys", "plains", "special", "token", "changed",
+                 "parent", "_order", "_pos", "_shapepos", "_finds")
 
     def __init__(self):
         self.ids: list = []
@@ -53,14 +46,19 @@ class TaskTable:
         self.texts: list = []
         self.done: list = []  # a checked box
         self.runs: list = []  # attrs["run"] of a plain task, else None (the queue shows it)
-        self.skeys: list = []  # a plain task's score key (an index into ``score_keys``); -1 for a special one
-        self.score_keys: list = []  # the distinct (kind, priority, value, certainty, minutes) of plain tasks
-        self.totals: list = []  # the score of each of them (``score`` explains it, when asked)
+        # a plain task's score: its shape (an index into ``shape_keys``, -1 for a task that is not
+        # plain), its numbers (``scoring.Plain.numbers``) and the total they make
+        self.shapes = array("h")
+        self.vals = array("d")
+        self.certs = array("d")
+        self.mins = array("d")
+        self.totals = array("d")
+        self.shape_keys: list = []  # the distinct ``scoring.Plain.shape``s of plain tasks (at most 128)
+        self.plains: list = []  # a scoring.Plain for each of them
         self.special: set = set()  # rows of tasks that are not plain
         self._order: array | None = None  # the plain rows, sorted (see ``order``)
         self._pos: dict | None = None  # id -> row, made when first needed
-        self._keypos: dict | None = None
-        self._scores: dict = {}
+        self._shapepos: dict = {}
         self._finds = 0  # lookups without ``pos``: a few are cheaper as list scans than making it
         self.token: str | None = None  # names the copy the index keeps (``Index.put``)
         self.changed: list = []  # ids added or redefined since that copy
@@ -138,20 +136,20 @@ class TaskTable:
             blob = marshal.dumps(attrs)
         except ValueError:
             blob = dict(attrs)
-        key = None
+        sh, nums = -1, (0.0, 0.0, 0.0)
         if t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu"):
-            key = (t.kind, t.priority, attrs.get("value"), attrs.get("certainty"), attrs.get("minutes"))
-            try:
-                hash(key)
-            except TypeError:
-                key = None
-        sk = -1 if key is None else self._key(key)
-        run = attrs.get("run") if sk >= 0 else None
+            try:  # (the schema has checked the numbers; a table made from other definitions may hold anything)
+                sh = self._shape(scoring.Plain.shape(t.kind, t.priority, attrs))
+                nums = self.plains[sh].numbers(attrs)
+            except (TypeError, ValueError, OverflowError, KeyError):
+                sh, nums = -1, (0.0, 0.0, 0.0)
+        total = self.plains[sh].total(*nums) if sh >= 0 else 0.0
+        run = attrs.get("run") if sh >= 0 else None
         if type(run) is str and len(run) <= 200:
             run = sys.intern(run)
         self.changed.append(t.id)
         row = (t.id, t.title, sys.intern(t.kind), sys.intern(t.priority) if type(t.priority) is str else t.priority,
-               blob, t.line, t.text, bool(t.human_done), run, sk)
+               blob, t.line, t.text, bool(t.human_done), run, sh, *nums, total)
         i = self.find(t.id)
         order = self._order
         if i is None:
@@ -163,11 +161,11 @@ class TaskTable:
             old = None
         else:
             old = self.lines[i]
-            if order is not None and self.skeys[i] >= 0:
+            if order is not None and self.shapes[i] >= 0:
                 del order[order.index(i)]
             for col, v in zip(self._columns(), row):
                 col[i] = v
-        if sk < 0:
+        if sh < 0:
             self.special.add(i)
         else:
             self.special.discard(i)
@@ -177,34 +175,27 @@ class TaskTable:
 
     def _columns(self) -> tuple:
         return (self.ids, self.titles, self.kinds, self.priorities, self.attrs, self.lines, self.texts, self.done,
-                self.runs, self.skeys)
+                self.runs, self.shapes, self.vals, self.certs, self.mins, self.totals)
 
-    def _key(self, key: tuple) -> int:
-        if self._keypos is None:
-            self._keypos = {score_identity(k): n for n, k in enumerate(self.score_keys)}
-        n = self._keypos.get(score_identity(key))
+    def _shape(self, key: tuple) -> int:
+        n = self._shapepos.get(key)
         if n is None:
-            n = self._keypos[score_identity(key)] = len(self.score_keys)
-            self.score_keys.append(key)
-            kind, priority, value, certainty, minutes = key
-            self.totals.append(scoring.score(kind, priority, {"value": value, "certainty": certainty,
-                                                              "minutes": minutes}).total)
+            plain = scoring.Plain(*key)
+            if len(self.shape_keys) >= 32767:  # (kinds × priorities × 8 make 128)
+                raise ValueError("too many shapes")
+            n = self._shapepos[key] = len(self.shape_keys)
+            self.shape_keys.append(key)
+            self.plains.append(plain)
         return n
 
     # -- what the queue uses ------------------------------------------------
-    def score(self, sk: int) -> tuple:
-        """(total, parts, explanation) of a plain task with score key ``sk`` (no failures, no age).
-        Kept for the last few thousand keys asked: a million tasks may all score differently."""
-        s = self._scores.get(sk)
-        if s is None:
-            if len(self._scores) >= 4096:
-                self._scores.clear()
-            s = self._scores[sk] = self._explained(sk)
-        return s
+    def numbers(self, i: int) -> tuple:
+        """Plain row i's (value, certainty, minutes), as ``scoring.Plain`` takes them."""
+        return self.vals[i], self.certs[i], self.mins[i]
 
-    def _explained(self, sk: int) -> tuple:
-        kind, priority, value, certainty, minutes = self.score_keys[sk]
-        sc = scoring.score(kind, priority, {"value": value, "certainty": certainty, "minutes": minutes})
+    def score(self, i: int) -> tuple:
+        """(total, parts, explanation) of plain row i (no failures, no age)."""
+        sc = self.plains[self.shapes[i]].score(*self.numbers(i))
         return sc.total, sc.parts, sc.explain()
 
     @property
@@ -212,18 +203,19 @@ class TaskTable:
         """The plain rows in the order the queue lists them among themselves: open before checked,
         then by score (highest first), line and id."""
         if self._order is None:
-            neg = [-x for x in self.totals]
-            skeys, lines, ids, done = self.skeys, self.lines, self.ids, self.done
-            rows = [i for i in range(len(ids)) if skeys[i] >= 0]
+            shapes, lines, ids, done = self.shapes, self.lines, self.ids, self.done
+            rows = [i for i in range(len(ids)) if shapes[i] >= 0]
             # the order of (done, -score, line, id), as stable sorts from the last key to the first: a
             # list of keys per sort instead of a tuple per row (~90 MiB for a million)
-            for key in (ids.__getitem__, lines.__getitem__, lambda i: neg[skeys[i]], done.__getitem__):
-                rows.sort(key=key)
+            rows.sort(key=ids.__getitem__)
+            rows.sort(key=lines.__getitem__)
+            rows.sort(key=self.totals.__getitem__, reverse=True)  # (reverse keeps equal rows in order)
+            rows.sort(key=done.__getitem__)
             self._order = array("L", rows)
         return self._order
 
     def _sort_key(self, i: int) -> tuple:
-        return self.done[i], -self.totals[self.skeys[i]], self.lines[i], self.ids[i]
+        return self.done[i], -self.totals[i], self.lines[i], self.ids[i]
 
     def special_ids(self) -> list[str]:
         return [self.ids[i] for i in self.special]
@@ -231,29 +223,58 @@ class TaskTable:
     # -- what the index keeps -------------------------------------------------
     def parts(self):
         """The table as a few builtin documents (``marshal``), made one at a time so that encoding a
-        million tasks never holds more than one column's bytes: a head (the score keys, the special
-        rows, the order worked out), then each column."""
-        yield (_VERSION, len(self.ids), self.score_keys, self.totals, self.special, self.order.tobytes())
-        yield from self._columns()
+        million tasks never holds more than one column's bytes: a head (the shapes, the special
+        rows, the order worked out), then each column (the arrays as their bytes).
+
+        The rows are written in the queue's order (the plain rows as ``order`` has them, then the
+        rest), so the table read back lists its queue from rows next to each other in memory: a
+        million tasks that each score differently, listed in the order of their rows in the file,
+        took ~2x longer (the processor's caches miss on nearly every row)."""
+        order, n = self.order, len(self.ids)
+        perm = None if self._in_order() else array("L", [*order, *sorted(self.special)])
+        yield (_VERSION, n, self.shape_keys, set(range(len(order), n)) if perm else self.special,
+               len(order) if perm else self.order.tobytes())
+        for col in self._columns():
+            if perm is not None:
+                col = array(col.typecode, map(col.__getitem__, perm)) if type(col) is array else \
+                    list(map(col.__getitem__, perm))
+            yield col.tobytes() if type(col) is array else col
+
+    def _in_order(self) -> bool:
+        """Whether the plain rows come first, in ``order``."""
+        order = self.order
+        return not (self.special and min(self.special) < len(order)) and order == array("L", range(len(order)))
 
     @classmethod
     def from_parts(cls, parts) -> "TaskTable":
         """The table ``parts`` made; ValueError when they are not one."""
         parts = iter(parts)
         head = next(parts, None)
-        if not isinstance(head, tuple) or len(head) != 6 or head[0] != _VERSION:
+        if not isinstance(head, tuple) or len(head) != 5 or head[0] != _VERSION:
             raise ValueError("not a task table")
         t = cls()
-        _, n, keys, t.totals, t.special, order = head
-        t.score_keys = [tuple(k) for k in keys]
-        if len(t.totals) != len(t.score_keys):
-            raise ValueError("not a task table")
+        _, n, keys, t.special, order = head
         cols = list(parts)
-        if len(cols) != 10 or any(not isinstance(c, list) or len(c) != n for c in cols):
+        if len(cols) != _LISTS + len(_ARRAYS) or any(not isinstance(c, list) or len(c) != n for c in cols[:_LISTS]):
             raise ValueError("not a task table")
-        (t.ids, t.titles, t.kinds, t.priorities, t.attrs, t.lines, t.texts, t.done, t.runs, t.skeys) = cols
-        t._order = array("L")
-        t._order.frombytes(order)
+        (t.ids, t.titles, t.kinds, t.priorities, t.attrs, t.lines, t.texts, t.done, t.runs) = cols[:_LISTS]
+        for name, data in zip(_ARRAYS, cols[_LISTS:]):
+            col = getattr(t, name)
+            if not isinstance(data, bytes) or len(data) != n * col.itemsize:
+                raise ValueError("not a task table")
+            col.frombytes(data)
+        try:
+            for k in keys:
+                t._shape(tuple(k))
+        except (TypeError, KeyError) as e:
+            raise ValueError("not a task table") from e
+        if max(t.shapes, default=-1) >= len(t.shape_keys):
+            raise ValueError("not a task table")
+        if type(order) is int:  # the rows are in order
+            t._order = array("L", range(order))
+        else:
+            t._order = array("L")
+            t._order.frombytes(order)
         return t
 
     def to_doc(self) -> list:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import chain, islice, repeat, tee
+from operator import mod
+
+from agentd import scoring
 from agentd.lazyre import lazy
-from agentd.tasklist import Row, TaskList
+from agentd.task import AGENT_KINDS
+from agentd.tasklist import Row, Run, TaskList
 
 
 _UNSAFE = lazy("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -35,42 +40,34 @@ def queue_text_lines(view, show_all: bool = False):
     table = tasks.table
     n = len(tasks)
     yield f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)"
-    ids, titles, skeys = table.ids, table.titles, table.skeys
+    kinds = table.kinds
     # " KIND STATUS SCORE  " and the why line are shared by many tasks: each is made once
-    plain: dict = {}  # (score key, status, why) of a plain row -> (eligible, middle, why line, agent?)
     middles: dict = {}
     whys: dict = {}
+    templates: dict = {}  # (status, why) of a run of plain rows -> its templates (``_text_lines``)
     shown = hidden = 0
     agents = False
-    for x in tasks.rows():
+    for x in tasks.runs():
         if not show_all and x.status in ("done", "cancelled"):
-            hidden += 1
+            hidden += len(x.rows) if type(x) is Run else 1
             continue
-        if type(x) is Row:
-            i = x[0]
-            c = plain.get((skeys[i], x[1], x[2]))
-            if c is None:
-                if len(plain) >= 4096:  # a million tasks may all score differently
-                    plain.clear(), middles.clear(), whys.clear()
-                t = tasks.shared(x)
-                c = plain[(skeys[i], x[1], x[2])] = (t.eligible, *_shared(t, middles, whys), t.runner == "agent")
-            eligible, middle, why, agent = c
-            tid, title = ids[i], titles[i]
-        else:
-            eligible, tid, title = x.eligible, x.id, x.title
-            middle, why = _shared(x, middles, whys)
-            agent = x.runner == "agent"
+        if type(x) is Run:
+            if not shown:
+                yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
+            yield from _text_lines(x, table, not shown, templates)
+            shown += len(x.rows)
+            agents = agents or any(map(AGENT_KINDS.__contains__, map(kinds.__getitem__, x.rows)))
+            continue
+        eligible, tid, title = x.eligible, x.id, x.title
+        middle, why = _shared(x, middles, whys)
         if not shown:
             yield f"{'':2}{'ID':<14} {'KIND':<10} {'STATUS':<11} {'SCORE':>6}  TITLE"
             mark = "▶ " if eligible else "✗ "
         else:
             mark = "· " if eligible else "✗ "
         shown += 1
-        agents = agents or agent
-        tid = tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
-        if not (len(title) <= 70 and title.isascii() and title.isprintable()):
-            title = safe(title, 70)
-        yield mark + tid + middle + title
+        agents = agents or x.runner == "agent"
+        yield mark + _text_id(tid) + middle + _text_title(title)
         yield why
     if not shown:
         yield "nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else "")
@@ -106,13 +103,156 @@ def queue_text_lines(view, show_all: bool = False):
 def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
     """A task's " KIND STATUS SCORE  " and its why line, each made once for the tasks that share it."""
     kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind  # (t: a Task or Shared)
-    middle = middles.get((kind, t.status, t.score))
+    key = (kind, t.status, repr(t.score))  # (0.0 and -0.0 are equal, but written apart)
+    middle = middles.get(key)
     if middle is None:
-        middle = middles[(kind, t.status, t.score)] = f" {kind:<10} {t.status:<11} {t.score:>6.2f}  "
+        middle = middles[key] = f" {kind:<10} {t.status:<11} {t.score:>6.2f}  "
     why = whys.get((t.eligible, t.why))
     if why is None:
         why = whys[(t.eligible, t.why)] = f"{'':18}{'why: ' if t.eligible else 'not now: '}{safe(t.why, 200)}"
     return middle, why
+
+
+# A run of plain rows (``tasklist.Run``) is written a column at a time: each line by a ``%`` template
+# made once per shape (``_Templates``), status and why, from the columns' values zipped together,
+# each already a string (``_values``): no Python code runs per row.  The values a template may take
+# are the numbers (``scoring.Plain.slots``, each written with its format), then the id and title
+# (as JSON), the line and the command (JSON); the templates of one kind take them in one order
+# (``_JSON``, ``_WHY``).  Their stand-ins in the text a template is made from are private-use
+# characters: no label holds one, ``safe`` keeps them, and JSON writes them as \ue00N.
+_SPECS = (*scoring.Plain.SPECS, "s", "s", "d", "s")
+_MARKS = tuple(chr(0xE000 + n) for n in range(len(_SPECS)))
+_JSON_MARKS = tuple(f"\\u{0xE000 + n:04x}" for n in range(len(_SPECS)))
+V, C, M, F, T, R, ID, TITLE, LINE, RUN = range(len(_SPECS))
+_JSON = (ID, TITLE, R, V, C, F, M, T, LINE, RUN, V, C, M, F)  # a JSON line: score, why, parts
+_WHY = (V, C, F, M, T)  # an explanation
+
+
+def _takes(takes: tuple, table) -> tuple:
+    """``takes`` less the minutes and the cost factor where no task of the table gives minutes."""
+    return takes if any(p.has_minutes for p in table.plains) else tuple(n for n in takes if n not in (M, F))
+
+
+def _template(pieces, takes: tuple) -> str:
+    """A ``%`` template from ``pieces``, (text, stand-ins) pairs, taking the values ``takes`` names,
+    in that order, as strings: each stand-in in a text becomes ``%s`` (a text a person wrote is
+    given none), and a value the text does not show is taken and written as nothing (``%.0s``)."""
+    out, at = [], 0
+    for text, marks in pieces:
+        text, pos = text.replace("%", "%%"), 0
+        while True:
+            hits = [(hit, n) for n, m in enumerate(marks) if (hit := text.find(m, pos)) >= 0]
+            if not hits:
+                break
+            hit, n = min(hits)
+            out.append(text[pos:hit])
+            while takes[at] != n:  # (an IndexError when the text shows them in another order)
+                out.append("%.0s")
+                at += 1
+            out.append("%s")
+            at += 1
+            pos = hit + len(marks[n])
+        out.append(text[pos:])
+    return "".join(out) + "%.0s" * (len(takes) - at)
+
+
+def _values(rows, table, takes: tuple) -> list:
+    """For each value ``takes`` names, the rows' values as strings (an iterator)."""
+    from json.encoder import encode_basestring_ascii as string
+
+    def column(name: str):
+        return map(getattr(table, name).__getitem__, rows)
+
+    made = {V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
+            F: lambda: scoring.Plain.factors(column("mins")), T: lambda: column("totals"),
+            R: lambda: column("totals"), ID: lambda: map(string, column("ids")),
+            TITLE: lambda: map(string, column("titles")), LINE: lambda: column("lines"),
+            RUN: lambda: map(_JsonRuns(), column("runs"))}
+    copies = {n: iter(tee(_written(n, made[n]()), takes.count(n))) for n in set(takes)}
+    return [next(copies[n]) for n in takes]
+
+
+def _written(n: int, values):
+    spec = _SPECS[n]
+    return map(repr, values) if spec == "r" else values if spec in ("s", "d") else map(f"%{spec}".__mod__, values)
+
+
+class _JsonRuns(dict):
+    """command -> it as JSON (a run of tasks often shares a few)."""
+
+    def __init__(self):
+        super().__init__({None: "null"})
+
+    def __missing__(self, run: str) -> str:
+        from json.encoder import encode_basestring_ascii as string
+
+        if len(self) > 4096:
+            self.clear()
+            self[None] = "null"
+        j = self[run] = string(run)
+        return j
+
+    __call__ = dict.__getitem__
+
+
+class _Templates(dict):
+    """shape -> its template, each made when first asked for (``make(shape)``)."""
+
+    def __init__(self, make, takes: tuple = ()):
+        super().__init__()
+        self.make, self.takes = make, takes
+
+    def __missing__(self, shape: int) -> str:
+        t = self[shape] = self.make(shape)
+        return t
+
+
+def _runner(kind: str) -> str:
+    return kind if kind in ("command", "experiment") else "agent"
+
+
+def _columns(rows, table, *names):
+    return [map(getattr(table, name).__getitem__, rows) for name in names]
+
+
+def _text_lines(run, table, first: bool, templates: dict):
+    """The two lines of each row of a plain ``run``, as `agentd queue` writes them."""
+    status, why = run.status, run.why
+    made = templates.get((status, why))
+    if made is None:
+        if len(templates) >= 4096:  # a million experiments may each be unknown for their own reason
+            templates.clear()
+        plains = table.plains
+
+        def middle(shape: int) -> str:
+            p = plains[shape]
+            kind = "directive!" if p.kind == "directive" and p.priority == "critical" else p.kind
+            return "%s%s" + f" {kind:<10} {status:<11} ".replace("%", "%%") + "%6.2f  %s"
+
+        # (an explanation is under 200 characters, as ``safe`` would cut it: a number takes at most 12)
+        takes = _takes(_WHY, table)
+        made = templates[(status, why)] = (_Templates(middle), _Templates(
+            lambda shape: _template([(f"{'':18}why: {safe(plains[shape].explain(_MARKS))}", _MARKS)], takes)),
+            takes)
+    rows = run.rows
+    shapes, ids, titles, totals = _columns(rows, table, "shapes", "ids", "titles", "totals")
+    mark = "· " if why is None else "✗ "
+    lines = map(mod, map(made[0].__getitem__, shapes),
+                zip(chain(["▶ " if why is None else "✗ "] if first else [], repeat(mark)), map(_text_id, ids),
+                    totals, map(_text_title, titles)))
+    if why is None:
+        whys = map(mod, map(made[1].__getitem__, _columns(rows, table, "shapes")[0]), zip(*_values(rows, table, made[2])))
+    else:
+        whys = repeat(f"{'':18}not now: {safe(why, 200)}")
+    return chain.from_iterable(zip(lines, whys))
+
+
+def _text_id(tid: str) -> str:
+    return tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
+
+
+def _text_title(title: str) -> str:
+    return title if len(title) <= 70 and title.isascii() and title.isprintable() else safe(title, 70)
 
 
 def queue_json(view, tasks: bool = True) -> dict:
@@ -147,10 +287,10 @@ def queue_json_chunks(view, batch: int = 4096):
             yield f"  {enc(key)}: {enc(value)}{comma}\n"
             continue
         yield f"  {enc(key)}: [\n"
-        lines = task_lines(value.rows(), value) if key == "tasks" else map(enc, value)
+        lines = task_lines(value.runs(), value) if key == "tasks" else map(enc, value)
         sep = ""
         while True:
-            part = [x for _, x in zip(range(batch), lines)]
+            part = list(islice(lines, batch))
             if not part:
                 break
             yield sep + "    " + ",\n    ".join(part)
@@ -162,41 +302,21 @@ def queue_json_chunks(view, batch: int = 4096):
 def task_lines(items, tasks=None):
     """``json.dumps(t.to_json())`` for each task, written directly: the fields many tasks share (kind,
     status, the score's parts and explanation) are encoded once.  ``items`` are Tasks, or a
-    TaskList's ``rows()`` (``tasks``), whose plain rows are written from the table's columns.
-    A value of a type the fast way does not expect goes through ``to_json`` and the encoder.
-    (tests/test_scale.py checks both agree.)"""
+    TaskList's ``runs()`` or ``rows()`` (``tasks``), whose plain rows are written from the table's
+    columns (``_json_lines``).  A task's value of a type the fast way does not expect goes through
+    ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
     import json
     from json.encoder import encode_basestring_ascii as string
 
     enc = json.JSONEncoder(default=str).encode
     shared: dict = {}
     parts_json: dict = {}
-    if tasks is not None:
-        table = tasks.table
-        ids, titles, runs, skeys, lines = table.ids, table.titles, table.runs, table.skeys, table.lines
-    can_run: dict = {}  # score key -> the shared part of a plain task's line that can run
+    templates: dict = {}  # (status, why) of a run of plain rows -> its templates (``_json_lines``)
     for t in items:
         if type(t) is Row:
-            i, st, why = t
-            tid, title, run = ids[i], titles[i], runs[i]
-            if not (type(tid) is str and type(title) is str and (run is None or type(run) is str)):
-                yield enc(tasks.task(t).to_json())
-                continue
-            sk = skeys[i]
-            c = can_run.get(sk) if why is None else shared.get((sk, st, why))
-            if c is None:
-                if len(can_run) + len(shared) >= 4096:  # a million tasks may all score differently
-                    can_run.clear(), shared.clear()
-                p = tasks.shared(t)
-                c = (can_run if why is None else shared)[sk if why is None else (sk, st, why)] = (
-                    f'"kind": {string(p.kind)}, "status": {string(p.status)}, "score": {p.score!r}, '
-                    f'"eligible": {"true" if p.eligible else "false"}, "why": {string(p.why)}, '
-                    f'"priority": {string(p.priority)}, "runner": {string(p.runner)}, "attempts": 0, ',
-                    '"parts": [' + ", ".join(f'{{"part": {string(label)}, "effect": {string(effect)}}}'
-                                             for label, effect in p.parts) + ']}')
-            yield (f'{{"id": {string(tid)}, "title": {string(title)}, {c[0]}"line": {lines[i]}, '
-                   f'"source": "worklog", "after": [], "run": {"null" if run is None else string(run)}, '
-                   f'"gpu": false, "defer_until": null, "latest_run": null, {c[1]}')
+            t = Run((t.i,), t.status, t.why)
+        if type(t) is Run:
+            yield from _json_lines(t, tasks.table, templates)
             continue
         a = t.attrs
         after, run, parts, score = a.get("after") or [], a.get("run"), t.parts, t.score
@@ -227,6 +347,36 @@ def task_lines(items, tasks=None):
                f'"gpu": {"true" if a.get("gpu") else "false"}, '
                f'"defer_until": {"null" if t.defer_until is None else string(t.defer_until)}, '
                f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, "parts": {p[1]}}}')
+
+
+def _json_lines(run, table, templates: dict):
+    """The JSON line of each row of a plain ``run`` (``json.dumps(Task.to_json())``)."""
+    status, why = run.status, run.why
+    made = templates.get((status, why))
+    if made is None:
+        if len(templates) >= 4096:  # (as in ``_text_lines``)
+            templates.clear()
+        takes = _takes(_JSON, table)
+        made = templates[(status, why)] = _Templates(
+            lambda shape: _plain_json(table.plains[shape], status, why, takes), takes)
+    rows = run.rows
+    return map(mod, map(made.__getitem__, _columns(rows, table, "shapes")[0]), zip(*_values(rows, table, made.takes)))
+
+
+def _plain_json(plain, status: str, why, takes: tuple) -> str:
+    """The template of the JSON line of a plain row of ``plain``'s shape, ``status`` and ``why``."""
+    from json.encoder import encode_basestring_ascii as string
+
+    m = _JSON_MARKS
+    explained = (string(plain.explain(_MARKS)), m) if why is None else (string(why), ())
+    parts = ", ".join(f'{{"part": {string(label)}, "effect": {string(effect)}}}'
+                      for label, effect in plain.parts(_MARKS))
+    return _template([
+        (f'{{"id": {m[ID]}, "title": {m[TITLE]}, "kind": {string(plain.kind)}, "status": {string(status)}, '
+         f'"score": {m[R]}, "eligible": {"true" if why is None else "false"}, "why": ', m), explained,
+        (f', "priority": {string(plain.priority)}, "runner": {string(_runner(plain.kind))}, "attempts": 0, '
+         f'"line": {m[LINE]}, "source": "worklog", "after": [], "run": {m[RUN]}, "gpu": false, '
+         f'"defer_until": null, "latest_run": null, "parts": [{parts}]}}', m)], takes)
 
 
 RUN_COLS = ("run_id", "task_id", "kind", "status", "started_at", "duration_s", "exit_code", "input_tokens",
