@@ -34,6 +34,6 @@ def test_plain_parts_take_stand_ins():
     """The views put their own stand-ins in the numbers' places to make a template once per shape."""
     plain = scoring.Plain("task", "high", True, False, True)
     marks = tuple(f"<{n}>" for n in range(len(scoring.Plain.SPECS)))
-    assert plain.parts(marks) == [("value", "<0>"), ("certainty (default)", "× <1>"), ("high priority", "× 1.2"),
+    assert plain.parts(marks) == [("value", "<0>"), ("certainty (default)", "× 0.7"), ("high priority", "× 1.2"),
                                   ("cost (<2> min)", "× <3>")]
-    assert plain.explain(marks) == "<0> value · × <1> certainty (default) · × 1.2 high priority · × <3> cost (<2> min) = <4>"
+    assert plain.explain(marks) == "<0> value · × 0.7 certainty (default) · × 1.2 high priority · × <3> cost (<2> min) = <4>"

@@ -17,7 +17,7 @@ from agentd.entries import Entry
 from agentd.parse import parse_bytes
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
-IDS = [f"t{i}" for i in range(12)]
+IDS = [f"t{i}" for i in range(12)] + ["a-task-id-longer-than-14"]
 
 
 def _task_line(draw) -> str:
@@ -40,7 +40,8 @@ def _task_line(draw) -> str:
     if shape in ("task", "command"):
         box = draw(st.sampled_from([" ", " ", "x"]))
         run = f", run: '{draw(st.sampled_from(['true', 'make test']))}'" if shape == "command" else ""
-        return f"- [{box}] {draw(st.sampled_from(['a task', 'b task', 'zz']))} {a[:-1]}{run}}}"
+        title = draw(st.sampled_from(['a task', 'b task', 'zz', 'ünïcode', 'a title ' + 'x' * 70, '100% done']))
+        return f"- [{box}] {title} {a[:-1]}{run}}}"
     word = {"directive": "DIRECTIVE", "critical": "**CRITICAL DIRECTIVE**", "blocker": "BLOCKER",
             "experiment": "EXPERIMENT", "bogus experiment": "EXPERIMENT"}[shape]
     title = {"experiment": "cuda-probe", "bogus experiment": "warp-drive"}.get(shape, "do the thing")

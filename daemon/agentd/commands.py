@@ -86,8 +86,8 @@ def cmd_queue(args) -> int:
     elif not view.read.exists:
         _print(_no_worklog(cfg))
     else:
-        lines = views.queue_text_lines(view, show_all=args.all)
-        while chunk := list(islice(lines, 8192)):
+        lines = views.queue_text_lines(view, show_all=args.all)  # (an item may hold many lines)
+        while chunk := list(islice(lines, 16)):
             _print(chunk)
     return 0
 

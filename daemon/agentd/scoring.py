@@ -126,9 +126,10 @@ class Plain:
         return value, certainty, minutes, self.factor(minutes) if self.has_minutes else 0.0, total, total
 
     def parts(self, s: tuple) -> list:
-        """``Score.parts``, each number given as a string in ``s`` (in ``SPECS`` order), or a stand-in."""
-        parts = [("value" if self.has_value else "value (default)", s[0]),
-                 ("certainty" if self.has_certainty else "certainty (default)", f"× {s[1]}")]
+        """``Score.parts``, each number given as a string in ``s`` (in ``SPECS`` order), or a stand-in
+        (a default is written as it is)."""
+        parts = [("value", s[0]) if self.has_value else ("value (default)", f"{self.dv:g}"),
+                 ("certainty", f"× {s[1]}") if self.has_certainty else ("certainty (default)", f"× {self.dc:g}")]
         if self.pf != 1.0:
             parts.append((f"{self.priority} priority", f"× {self.pf:g}"))
         if self.has_minutes:

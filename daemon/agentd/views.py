@@ -30,11 +30,12 @@ def safe(text: str, limit: int = 0) -> str:
 
 
 def queue_text(view, show_all: bool = False) -> list[str]:
-    return list(queue_text_lines(view, show_all))
+    return "\n".join(queue_text_lines(view, show_all)).split("\n")
 
 
 def queue_text_lines(view, show_all: bool = False):
-    """``queue_text``, a line at a time (`agentd queue` writes them in chunks as they come)."""
+    """``queue_text``, a line at a time, or many joined by newlines (`agentd queue` writes them as
+    they come)."""
     r = view.read
     tasks = view.tasks
     table = tasks.table
@@ -129,8 +130,12 @@ _WHY = (V, C, F, M, T)  # an explanation
 
 
 def _takes(takes: tuple, table) -> tuple:
-    """``takes`` less the minutes and the cost factor where no task of the table gives minutes."""
-    return takes if any(p.has_minutes for p in table.plains) else tuple(n for n in takes if n not in (M, F))
+    """``takes`` less the numbers no plain task of the table gives (each shape writes the defaults it
+    takes as they are): the value, the certainty, the minutes and their cost factor."""
+    given = {V: any(p.has_value for p in table.plains), C: any(p.has_certainty for p in table.plains),
+             M: any(p.has_minutes for p in table.plains)}
+    given[F] = given[M]
+    return tuple(n for n in takes if given.get(n, True))
 
 
 def _template(pieces, takes: tuple) -> str:
@@ -215,36 +220,41 @@ def _columns(rows, table, *names):
     return [map(getattr(table, name).__getitem__, rows) for name in names]
 
 
-def _text_lines(run, table, first: bool, templates: dict):
-    """The two lines of each row of a plain ``run``, as `agentd queue` writes them."""
+def _text_lines(run, table, first: bool, templates: dict, chunk: int = 8192):
+    """The two lines of each row of a plain ``run``, as `agentd queue` writes them: a string of
+    (at most ``chunk``) rows' lines at a time, joined by newlines."""
     status, why = run.status, run.why
     made = templates.get((status, why))
     if made is None:
         if len(templates) >= 4096:  # a million experiments may each be unknown for their own reason
             templates.clear()
-        plains = table.plains
+        takes = _takes(_WHY, table) if why is None else ()
+        not_now = f"{'':18}not now: {safe(why, 200)}".replace("%", "%%") if why is not None else ""
 
-        def middle(shape: int) -> str:
-            p = plains[shape]
+        def lines(shape: int) -> str:  # mark, id, total, title, then the numbers of the why line
+            p = table.plains[shape]
             kind = "directive!" if p.kind == "directive" and p.priority == "critical" else p.kind
-            return "%s%s" + f" {kind:<10} {status:<11} ".replace("%", "%%") + "%6.2f  %s"
+            head = "%s%s" + f" {kind:<10} {status:<11} ".replace("%", "%%") + "%6.2f  %s\n"
+            # (an explanation is under 200 characters, as ``safe`` would cut it: a number takes at most 12)
+            return head + (_template([(f"{'':18}why: {safe(p.explain(_MARKS))}", _MARKS)], takes) if why is None
+                           else not_now)
 
-        # (an explanation is under 200 characters, as ``safe`` would cut it: a number takes at most 12)
-        takes = _takes(_WHY, table)
-        made = templates[(status, why)] = (_Templates(middle), _Templates(
-            lambda shape: _template([(f"{'':18}why: {safe(plains[shape].explain(_MARKS))}", _MARKS)], takes)),
-            takes)
-    rows = run.rows
-    shapes, ids, titles, totals = _columns(rows, table, "shapes", "ids", "titles", "totals")
+        made = templates[(status, why)] = _Templates(lines, takes)
     mark = "· " if why is None else "✗ "
-    lines = map(mod, map(made[0].__getitem__, shapes),
-                zip(chain(["▶ " if why is None else "✗ "] if first else [], repeat(mark)), map(_text_id, ids),
-                    totals, map(_text_title, titles)))
-    if why is None:
-        whys = map(mod, map(made[1].__getitem__, _columns(rows, table, "shapes")[0]), zip(*_values(rows, table, made[2])))
-    else:
-        whys = repeat(f"{'':18}not now: {safe(why, 200)}")
-    return chain.from_iterable(zip(lines, whys))
+    for a in range(0, len(run.rows), chunk):
+        rows = run.rows[a:a + chunk]
+        shapes, totals = _columns(rows, table, "shapes", "totals")
+        ids, titles = ([*col] for col in _columns(rows, table, "ids", "titles"))
+        # (ids and titles that need neither escaping nor cutting, as nearly all, are checked a column at a time)
+        if max(map(len, ids)) <= 14 and all(map(str.isascii, ids)) and all(map(str.isprintable, ids)):
+            ids = map(str.ljust, ids, repeat(14))
+        else:
+            ids = map(_text_id, ids)
+        if not (max(map(len, titles)) <= 70 and all(map(str.isascii, titles)) and all(map(str.isprintable, titles))):
+            titles = map(_text_title, titles)
+        marks = chain(["▶ " if why is None else "✗ "] if first and a == 0 else [], repeat(mark))
+        yield "\n".join(map(mod, map(made.__getitem__, shapes),
+                             zip(marks, ids, totals, titles, *_values(rows, table, made.takes))))
 
 
 def _text_id(tid: str) -> str:
@@ -287,23 +297,32 @@ def queue_json_chunks(view, batch: int = 4096):
             yield f"  {enc(key)}: {enc(value)}{comma}\n"
             continue
         yield f"  {enc(key)}: [\n"
-        lines = task_lines(value.runs(), value) if key == "tasks" else map(enc, value)
-        sep = ""
-        while True:
-            part = list(islice(lines, batch))
-            if not part:
-                break
-            yield sep + "    " + ",\n    ".join(part)
-            sep = ",\n"
+        sep = "    "
+        # (a run of plain rows comes as an iterator of its lines: joined as it gives them, each line
+        # is not passed through a Python generator of its own)
+        for lines in (task_pieces(value.runs(), value) if key == "tasks" else [map(enc, value)]):
+            lines = iter([lines]) if type(lines) is str else lines
+            while part := ",\n    ".join(islice(lines, batch)):
+                yield sep + part
+                sep = ",\n    "
         yield f"\n  ]{comma}\n"
     yield "}\n"
 
 
 def task_lines(items, tasks=None):
+    """``task_pieces``, a line at a time."""
+    for x in task_pieces(items, tasks):
+        if type(x) is str:
+            yield x
+        else:
+            yield from x
+
+
+def task_pieces(items, tasks=None):
     """``json.dumps(t.to_json())`` for each task, written directly: the fields many tasks share (kind,
     status, the score's parts and explanation) are encoded once.  ``items`` are Tasks, or a
     TaskList's ``runs()`` or ``rows()`` (``tasks``), whose plain rows are written from the table's
-    columns (``_json_lines``).  A task's value of a type the fast way does not expect goes through
+    columns (``_json_lines``), a run of them as an iterator of its lines.  A task's value of a type the fast way does not expect goes through
     ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
     import json
     from json.encoder import encode_basestring_ascii as string
@@ -316,7 +335,7 @@ def task_lines(items, tasks=None):
         if type(t) is Row:
             t = Run((t.i,), t.status, t.why)
         if type(t) is Run:
-            yield from _json_lines(t, tasks.table, templates)
+            yield _json_lines(t, tasks.table, templates)  # (an iterator of its lines)
             continue
         a = t.attrs
         after, run, parts, score = a.get("after") or [], a.get("run"), t.parts, t.score
