@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+from array import array
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from agentd import config, queue, tasktable, views
 from agentd.entries import Entry
 from agentd.parse import parse_bytes
+from agentd.tasklist import Run
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 IDS = [f"t{i}" for i in range(12)] + ["a-task-id-longer-than-14"]
@@ -111,8 +113,13 @@ def test_the_order_kept_as_lines_come_is_the_order_sorted_afresh(text, more):
     state.tasks._order = None
     assert kept == list(state.tasks.order)
     assert state.tasks == parse_bytes((text + more).encode()).tasks
-    # as the index keeps it: its rows in the queue's order, the same tasks in the same order
-    again = tasktable.TaskTable.from_parts(marshal.loads(marshal.dumps(p)) for p in state.tasks.parts())
+    # as the index keeps it: its rows in the queue's order, the same tasks in the same order (its list
+    # columns in pieces of CHUNK_ROWS rows: a few, to have several)
+    chunk, tasktable.CHUNK_ROWS = tasktable.CHUNK_ROWS, 3
+    try:
+        again = tasktable.TaskTable.from_parts(marshal.loads(marshal.dumps(p)) for p in state.tasks.parts())
+    finally:
+        tasktable.CHUNK_ROWS = chunk
     assert again == state.tasks and again._in_order()
     assert [again.ids[i] for i in again.order] == [state.tasks.ids[i] for i in kept]
     assert {again.ids[i] for i in again.special} == {state.tasks.ids[i] for i in state.tasks.special}
@@ -136,3 +143,119 @@ def test_values_that_are_equal_but_written_differently_keep_their_own_explanatio
         parts = {t.id: t.parts[0] for t in v.tasks}
         assert parts["b"] == ("value", "-0") and parts["a"] == ("value", "5"), parts
         assert parts["c"] == ("value", "0") and parts["d"] == ("value", "-0"), parts
+
+
+def _tasks_rows(index_path) -> list:
+    import sqlite3
+
+    from agentd.index import TASKS
+
+    with sqlite3.connect(index_path) as db:
+        return db.execute(f"SELECT part, token FROM {TASKS} ORDER BY part").fetchall()
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=worklogs(), more=st.lists(worklogs(), min_size=1, max_size=3))
+def test_a_table_kept_as_its_changes_reads_back_as_parsing_it_all(text, more):
+    """The index keeps a grown worklog's table as the whole table it kept before and the definitions
+    changed since (``Index.put``): each read of it gives what parsing the whole file gives."""
+    import tempfile
+    from pathlib import Path
+
+    from agentd import worklog
+    from agentd.index import Index
+
+    with tempfile.TemporaryDirectory() as d:
+        path, index = Path(d) / "w_worklog.txt", Path(d) / "index.sqlite3"
+        path.write_text("- [ ] zero {id: zero}\n" + text + "- [ ] first {id: first, run: 'true'}\n")
+        worklog.read(path, Index(index))
+        deltas = 0
+        for chunk in more:
+            with open(path, "a") as f:
+                f.write(chunk + "- [ ] and one more {id: more, run: 'true'}\n")
+            grown = worklog.read(path, Index(index))
+            again = worklog.read(path, Index(index))  # read back from the index
+            fresh = parse_bytes(path.read_bytes())
+            for r in (grown, again):
+                assert r.state.to_dict() == fresh.to_dict()
+                assert [r.state.tasks.ids[i] for i in r.state.tasks.order] == \
+                    [fresh.tasks.ids[i] for i in fresh.tasks.order]
+                assert {r.state.tasks.ids[i] for i in r.state.tasks.special} == \
+                    {fresh.tasks.ids[i] for i in fresh.tasks.special}
+            assert again.mode == "cached"
+            deltas += any(part == -1 for part, _ in _tasks_rows(index))
+        assert deltas  # (the changes were kept as changes)
+
+
+def test_a_table_changed_past_max_delta_is_written_whole(tmp_path, monkeypatch):
+    from agentd import index as index_mod, worklog
+    from agentd.index import Index
+
+    path, idx = tmp_path / "w_worklog.txt", tmp_path / "index.sqlite3"
+    path.write_text("".join(f"- [ ] t {{id: t{i}, run: 'true'}}\n" for i in range(20)))
+    worklog.read(path, Index(idx))
+    with open(path, "a") as f:
+        f.write("- [ ] u {id: u1, run: 'true'}\n- [ ] u {id: u2, run: 'true'}\nDONE: t1\n")
+    worklog.read(path, Index(idx))
+    rows = _tasks_rows(idx)
+    assert rows[0][0] == -1 and len({tok for _, tok in rows}) == 2  # the changes, and the table they change
+    monkeypatch.setattr(index_mod, "MAX_DELTA", 3)
+    with open(path, "a") as f:
+        f.write("- [ ] u {id: u3, run: 'true'}\n- [ ] u {id: u4, run: 'true'}\nDONE: t2\n")
+    r = worklog.read(path, Index(idx))
+    rows = _tasks_rows(idx)
+    assert rows[0][0] == 0 and len({tok for _, tok in rows}) == 1  # 4 changes > 3: written whole again
+    assert r.state.to_dict() == parse_bytes(path.read_bytes()).to_dict()
+    assert worklog.read(path, Index(idx)).state.to_dict() == r.state.to_dict()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), backend=st.sampled_from([None, "anthropic"]))
+def test_long_runs_read_back_from_the_index_render_as_one_by_one(seed, backend, monkeypatch, tmp_path_factory):
+    """Hundreds of plain rows, read back from the index (where the table is kept in the queue's
+    order, so a run's rows are next to each other and its columns are sliced) render as working
+    every task out one by one does."""
+    import random
+
+    from agentd import worklog
+    from agentd.index import Index
+
+    rng = random.Random(seed)
+    lines = []
+    for i in range(rng.randint(200, 400)):
+        attrs = [f"id: p{i}"] + [f"{k}: {v}" for k, v in (("value", f"{rng.random() * 10:.{rng.randint(0, 6)}f}"),
+                                                          ("certainty", rng.choice(["0.5", "1", "-0.0"])),
+                                                          ("minutes", rng.choice(["0", "30", "12345.5"])),
+                                                          ("priority", rng.choice(["low", "high"])))
+                                 if rng.random() < 0.4]
+        run = ", run: 'true'" if rng.random() < 0.7 else ""
+        lines.append(f"- [{rng.choice('    x')}] task {i} {{{', '.join(attrs)}{run}}}\n")
+        if rng.random() < 0.02:
+            lines.append(f"DONE: p{rng.randint(0, i)}\n")
+        if rng.random() < 0.01:
+            lines.append("DIRECTIVE: think {id: d%d}\n" % i)
+    text = "".join(lines)
+    d = tmp_path_factory.mktemp("w")
+    path = d / "w_worklog.txt"
+    path.write_text(text)
+    worklog.read(path, Index(d / "i.sqlite3"))
+    state = worklog.read(path, Index(d / "i.sqlite3")).state
+    cfg = config.load(dict(os.environ))
+    views_ = []
+    for st_, one_by_one in ((state, False), (None, True)):
+        if one_by_one:
+            monkeypatch.setattr(tasktable, "PLAIN_KINDS", frozenset())
+            st_ = parse_bytes(text.encode())
+            monkeypatch.undo()
+        tasks = queue.build(cfg, st_, [], has_gpu=False, agent_backend=backend, agent_reason="no key",
+                            passovers={}, first_seen={}, now=NOW)
+        views_.append(queue.View(SimpleNamespace(path=path, exists=True, state=st_), tasks, [], backend, False, 0,
+                                 "" if backend else "no key"))
+    kept, ref = views_
+    contiguous = [len(r.rows) for r in kept.tasks.runs() if type(r) is Run and len(r.rows) > 16
+                  and r.rows == array("L", range(r.rows[0], r.rows[-1] + 1))]
+    # (read back, the table is kept in the queue's order: the long runs are slices of it, unless agent
+    # tasks wait and are held back from between them)
+    assert contiguous or backend is None
+    assert views.queue_text(kept, show_all=True) == views.queue_text(ref, show_all=True)
+    assert views.queue_json_text(kept) == views.queue_json_text(ref)

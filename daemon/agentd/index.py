@@ -27,6 +27,7 @@ from agentd.recordtype import Record
 
 CHUNK = 64 * 1024
 MAX_PARTS = 64
+MAX_DELTA = 4096  # task definitions kept as changes to the whole table kept before (``Index._tasks``)
 FILES = f"files_v{PARSER_VERSION}_m"  # _m: the states as marshal documents
 CODEC = f"marshal{marshal.version}:{sys.implementation.cache_tag}"  # marshal's format may change with Python
 TASKS = f"tasks_v{PARSER_VERSION}"
@@ -176,12 +177,26 @@ class Index:
                       lambda: self._tasks(str(worklog), token), row[11])
 
     def _tasks(self, path: str, token: str):
-        """The task table kept under ``token``, a part at a time; None when it is not there whole."""
+        """The task table kept under ``token``, a part at a time; None when it is not there whole.
+
+        A table is kept whole, or as the changes since a table kept whole: a row with part -1
+        holding (that table's token, the definitions changed since it)."""
         from agentd.tasktable import TaskTable
 
         def load(db):
-            rows = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? ORDER BY part", (path, token))
-            t = TaskTable.from_parts(marshal.loads(doc) for (doc,) in rows)
+            db.execute("BEGIN")  # (one snapshot: a writer may replace the whole table meanwhile)
+            try:
+                delta = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? AND part=-1",
+                                   (path, token)).fetchone()
+                base, changed = marshal.loads(delta[0]) if delta else (token, None)
+                rows = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? AND part>=0 ORDER BY part",
+                                  (path, base))
+                t = TaskTable.from_parts(marshal.loads(doc) for (doc,) in rows)
+            finally:
+                db.execute("COMMIT")
+            if changed is not None:
+                t.apply(changed)
+                t.changed, t.base, t.delta = [], base, [d["id"] for d in changed]
             t.token = token
             return t
 
@@ -204,13 +219,24 @@ class Index:
         def write(db):
             db.execute("BEGIN IMMEDIATE")
             try:
-                token, wrote = tasks.token, None
+                token, wrote, base, delta = tasks.token, None, tasks.base, tasks.delta
                 if token is None or tasks.changed or db.execute(
                         f"SELECT 1 FROM {TASKS} WHERE path=? AND token=? LIMIT 1", (path, token)).fetchone() is None:
                     token, wrote = os.urandom(8).hex(), list(tasks.changed)
-                    db.execute(f"DELETE FROM {TASKS} WHERE path=?", (path,))
-                    for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
-                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (path, n, token, marshal.dumps(part)))
+                    base = tasks.base or tasks.token
+                    delta = list(dict.fromkeys(tasks.delta + wrote))
+                    if base is not None and len(delta) <= MAX_DELTA and db.execute(
+                            f"SELECT 1 FROM {TASKS} WHERE path=? AND token=? AND part=0", (path, base)).fetchone():
+                        # the whole table kept is still there: only the definitions changed since
+                        doc = (base, [tasks.definition(tasks.find(tid)) for tid in delta])
+                        db.execute(f"DELETE FROM {TASKS} WHERE path=? AND token!=?", (path, base))
+                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (path, -1, token, marshal.dumps(doc)))
+                    else:
+                        base, delta = None, []
+                        db.execute(f"DELETE FROM {TASKS} WHERE path=?", (path,))
+                        for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
+                            db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)",
+                                       (path, n, token, marshal.dumps(part)))
                 if whole is not None and not folded:
                     folded.append(whole())
                 row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.rest,
@@ -233,6 +259,7 @@ class Index:
                 raise
             if wrote is not None:  # the ids a folded tail added since stay changed: the copy lacks them
                 tasks.parent, tasks.token, tasks.changed = (tasks.token, wrote), token, tasks.changed[len(wrote):]
+                tasks.base, tasks.delta = base, delta
 
         try:
             self._safely(write, None)

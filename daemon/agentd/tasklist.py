@@ -13,7 +13,6 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import namedtuple
 from itertools import compress, groupby, islice, repeat
-from operator import not_
 
 from agentd.statuses import DONE, OPEN, RUNNABLE
 from agentd.task import AGENT_KINDS, Task
@@ -45,11 +44,22 @@ def _key(table, group: int):
 
 
 def _runs_of(whys: list):
-    """(where each run of equal whys ends, the why)."""
+    """(where each run of equal whys starts, where it ends, the why)."""
     end = 0
     for why, same in groupby(whys):
-        end += sum(1 for _ in same)
-        yield end, why
+        start, end = end, end + sum(1 for _ in same)
+        yield start, end, why
+
+
+def _between(rows, out: set, status: str, why):
+    """The Runs of ``rows`` between the positions in ``out``."""
+    a = 0
+    for n in sorted(out):
+        if n > a:
+            yield Run(rows[a:n], status, why)
+        a = n + 1
+    if a < len(rows):
+        yield Run(rows[a:], status, why)
 
 
 class TaskList:
@@ -151,37 +161,35 @@ class TaskList:
         order, ids, kinds = table.order, table.ids, table.kinds
         cut = bisect_left(order, True, key=table.done.__getitem__)  # (open rows sort before checked ones)
         now, done = order[:cut], order[cut:]
-        if self.shadowed:  # named by an entry or a DONE/CANCEL/RETRY line: among the dynamic tasks
-            now, done = (array("L", compress(rows, map(not_, map(self.shadowed.__contains__,
-                                                                  map(ids.__getitem__, rows)))))
-                         for rows in (now, done))
+        # the rows a run leaves out: those named by an entry or a DONE/CANCEL/RETRY line (among the
+        # dynamic tasks), and those held back; the runs between them stay slices of the order, rows
+        # next to each other in the table (``TaskTable.parts``)
+        now_out, done_out = (set(compress(range(len(rows)), map(self.shadowed.__contains__, map(ids.__getitem__, rows))))
+                             if self.shadowed else set() for rows in (now, done))
         later, whys = array("L"), []
         maybe = {"experiment", *(("task", "blocker") if self.agents_wait is not None else ())}
-        held = list(compress(range(len(now)), map(maybe.__contains__, map(kinds.__getitem__, now))))
-        if held:
-            for n in held:
-                i = now[n]
-                why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else self.agents_wait
-                if why is not None:
-                    later.append(i)
-                    whys.append(why)
-            if later:
-                drop = set(later)
-                now = array("L", (i for i in now if i not in drop))
+        for n in compress(range(len(now)), map(maybe.__contains__, map(kinds.__getitem__, now))):
+            i = now[n]
+            why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else self.agents_wait
+            if why is not None and n not in now_out:
+                later.append(i)
+                whys.append(why)
+                now_out.add(n)
         keys = [order_key(t) for t in dyn]
         k = 0
-        for group, rows, status in ((0, now, OPEN), (1, later, OPEN), (2, done, DONE)):
+        for group, runs in ((0, _between(now, now_out, OPEN, None)),
+                            (1, (Run(later[a:b], OPEN, why) for a, b, why in _runs_of(whys))),
+                            (2, _between(done, done_out, DONE, DONE))):
             key = _key(table, group)
-            a = 0
-            for b, why in ([(len(rows), None)] if group == 0 else [(len(rows), DONE)] if group == 2 else
-                           _runs_of(whys)):
-                while a < b:  # the rows a..b share a why: cut where dynamic tasks come between them
+            for run in runs:
+                rows, a, b = run.rows, 0, len(run.rows)
+                while a < b:  # cut where dynamic tasks come between the rows
                     while k < len(keys) and keys[k][0] < group:
                         yield dyn[k]
                         k += 1
                     at = bisect_right(rows, keys[k], a, b, key=key) if k < len(keys) and keys[k][0] == group else b
                     if at > a:
-                        yield Run(rows[a:at], status, why)
+                        yield Run(rows[a:at], run.status, run.why)
                         a = at
                     if a < b:
                         yield dyn[k]

@@ -22,11 +22,13 @@ import marshal
 import sys
 from array import array
 from bisect import bisect_left
+from itertools import compress
 
 from agentd import scoring
 
 PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
-_VERSION = 3
+_VERSION = 4
+CHUNK_ROWS = 131072  # the rows of a list column the index keeps in one piece (``parts``)
 _LISTS = 9  # the columns kept as lists; the rest are arrays (``_ARRAYS``)
 _ARRAYS = ("shapes", "vals", "certs", "mins", "totals")
 
@@ -34,7 +36,7 @@ _ARRAYS = ("shapes", "vals", "certs", "mins", "totals")
 class TaskTable:
     __slots__ = ("ids", "titles", "kinds", "priorities", "attrs", "lines", "texts", "done", "runs", "shapes",
                  "vals", "certs", "mins", "totals", "shape_keys", "plains", "special", "token", "changed",
-                 "parent", "_order", "_pos", "_shapepos", "_finds")
+                 "parent", "base", "delta", "_order", "_pos", "_shapepos", "_finds")
 
     def __init__(self):
         self.ids: list = []
@@ -63,6 +65,10 @@ class TaskTable:
         self.token: str | None = None  # names the copy the index keeps (``Index.put``)
         self.changed: list = []  # ids added or redefined since that copy
         self.parent: tuple | None = None  # (the copy before it, the ids added since that one), as ``Index.put`` left it
+        # the index keeps a copy as a whole table (``base``, a token) and the definitions changed since
+        # (``delta``, their ids): a few lines added to a long worklog do not write it all again
+        self.base: str | None = None
+        self.delta: list = []
 
     # -- the mapping it replaces -----------------------------------------
     def __len__(self) -> int:
@@ -128,43 +134,53 @@ class TaskTable:
                 "source": "worklog", "text": self.texts[i], "human_done": self.done[i]}
 
     # -- adding -----------------------------------------------------------
-    def add(self, t) -> int | None:
+    def add(self, t, row=-1) -> int | None:
         """Add a worklog line's Task; a later line with the same id replaces the earlier one in its
-        row.  Returns the earlier one's line, or None."""
+        row (``row``, when the caller knows it: None for a new id).  Returns the earlier one's line,
+        or None."""
         attrs = t.attrs
         try:
             blob = marshal.dumps(attrs)
         except ValueError:
             blob = dict(attrs)
-        sh, nums = -1, (0.0, 0.0, 0.0)
+        sh, v, c, m, total, run = -1, 0.0, 0.0, 0.0, 0.0, None
         if t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu"):
+            v, c, m = attrs.get("value"), attrs.get("certainty"), attrs.get("minutes")
             try:  # (the schema has checked the numbers; a table made from other definitions may hold anything)
-                sh = self._shape(scoring.Plain.shape(t.kind, t.priority, attrs))
-                nums = self.plains[sh].numbers(attrs)
+                key = (t.kind, t.priority, v is not None, c is not None, bool(m))  # (``scoring.Plain.shape``)
+                sh = self._shapepos.get(key)
+                if sh is None:
+                    sh = self._shape(key)
+                plain = self.plains[sh]
+                v, c, m = plain.numbers(attrs)
+                total = plain.total(v, c, m)
             except (TypeError, ValueError, OverflowError, KeyError):
-                sh, nums = -1, (0.0, 0.0, 0.0)
-        total = self.plains[sh].total(*nums) if sh >= 0 else 0.0
-        run = attrs.get("run") if sh >= 0 else None
-        if type(run) is str and len(run) <= 200:
-            run = sys.intern(run)
-        self.changed.append(t.id)
-        row = (t.id, t.title, sys.intern(t.kind), sys.intern(t.priority) if type(t.priority) is str else t.priority,
-               blob, t.line, t.text, bool(t.human_done), run, sh, *nums, total)
-        i = self.find(t.id)
+                sh, v, c, m, total = -1, 0.0, 0.0, 0.0, 0.0
+            run = attrs.get("run") if sh >= 0 else None
+            if type(run) is str and len(run) <= 200:
+                run = sys.intern(run)
+        tid = t.id
+        self.changed.append(tid)
+        kind, priority = sys.intern(t.kind), sys.intern(t.priority) if type(t.priority) is str else t.priority
+        i = self.find(tid) if row == -1 else row
         order = self._order
         if i is None:
             i = len(self.ids)
             if self._pos is not None:
-                self._pos[t.id] = i
-            for col, v in zip(self._columns(), row):
-                col.append(v)
+                self._pos[tid] = i
+            self.ids.append(tid), self.titles.append(t.title), self.kinds.append(kind)
+            self.priorities.append(priority), self.attrs.append(blob), self.lines.append(t.line)
+            self.texts.append(t.text), self.done.append(bool(t.human_done)), self.runs.append(run)
+            self.shapes.append(sh), self.vals.append(v), self.certs.append(c), self.mins.append(m)
+            self.totals.append(total)
             old = None
         else:
             old = self.lines[i]
             if order is not None and self.shapes[i] >= 0:
                 del order[order.index(i)]
-            for col, v in zip(self._columns(), row):
-                col[i] = v
+            values = (tid, t.title, kind, priority, blob, t.line, t.text, bool(t.human_done), run, sh, v, c, m, total)
+            for col, x in zip(self._columns(), values):
+                col[i] = x
         if sh < 0:
             self.special.add(i)
         else:
@@ -233,12 +249,13 @@ class TaskTable:
         order, n = self.order, len(self.ids)
         perm = None if self._in_order() else array("L", [*order, *sorted(self.special)])
         yield (_VERSION, n, self.shape_keys, set(range(len(order), n)) if perm else self.special,
-               len(order) if perm else self.order.tobytes())
+               len(order) if perm else self.order.tobytes(), CHUNK_ROWS)
         for col in self._columns():
-            if perm is not None:
-                col = array(col.typecode, map(col.__getitem__, perm)) if type(col) is array else \
-                    list(map(col.__getitem__, perm))
-            yield col.tobytes() if type(col) is array else col
+            if type(col) is array:
+                yield (col if perm is None else array(col.typecode, map(col.__getitem__, perm))).tobytes()
+                continue
+            for a in range(0, max(n, 1), CHUNK_ROWS):  # (a list column in pieces: its bytes held a piece at a time)
+                yield col[a:a + CHUNK_ROWS] if perm is None else list(map(col.__getitem__, perm[a:a + CHUNK_ROWS]))
 
     def _in_order(self) -> bool:
         """Whether the plain rows come first, in ``order``."""
@@ -250,19 +267,26 @@ class TaskTable:
         """The table ``parts`` made; ValueError when they are not one."""
         parts = iter(parts)
         head = next(parts, None)
-        if not isinstance(head, tuple) or len(head) != 5 or head[0] != _VERSION:
+        if not isinstance(head, tuple) or len(head) != 6 or head[0] != _VERSION:
             raise ValueError("not a task table")
         t = cls()
-        _, n, keys, t.special, order = head
-        cols = list(parts)
-        if len(cols) != _LISTS + len(_ARRAYS) or any(not isinstance(c, list) or len(c) != n for c in cols[:_LISTS]):
-            raise ValueError("not a task table")
-        (t.ids, t.titles, t.kinds, t.priorities, t.attrs, t.lines, t.texts, t.done, t.runs) = cols[:_LISTS]
-        for name, data in zip(_ARRAYS, cols[_LISTS:]):
-            col = getattr(t, name)
+        _, n, keys, t.special, order, chunk = head
+        pieces = -(-n // chunk) if n else 1
+        for col in t._columns()[:_LISTS]:
+            for _ in range(pieces):
+                piece = next(parts, None)
+                if not isinstance(piece, list):
+                    raise ValueError("not a task table")
+                col.extend(piece)
+            if len(col) != n:
+                raise ValueError("not a task table")
+        for name in _ARRAYS:
+            col, data = getattr(t, name), next(parts, None)
             if not isinstance(data, bytes) or len(data) != n * col.itemsize:
                 raise ValueError("not a task table")
             col.frombytes(data)
+        if next(parts, None) is not None:
+            raise ValueError("not a task table")
         try:
             for k in keys:
                 t._shape(tuple(k))
@@ -276,6 +300,19 @@ class TaskTable:
             t._order = array("L")
             t._order.frombytes(order)
         return t
+
+    def apply(self, definitions: list) -> None:
+        """Add ``definitions`` (``Task.to_dict()``s of distinct ids), as ``add`` each, finding their
+        rows in one pass over the ids (not with an id -> row dict: ~100 MiB for a million)."""
+        from agentd.task import Task
+
+        wanted = {d["id"] for d in definitions}
+        rows = {self.ids[i]: i for i in compress(range(len(self.ids)), map(wanted.__contains__, self.ids))}
+        for d in definitions:
+            i = rows.get(d["id"])
+            self.add(Task(**d), i)
+            if i is None:
+                rows[d["id"]] = len(self.ids) - 1
 
     def to_doc(self) -> list:
         return list(self.parts())

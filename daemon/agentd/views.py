@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from itertools import chain, islice, repeat, tee
 from operator import mod
 
@@ -165,9 +166,7 @@ def _values(rows, table, takes: tuple) -> list:
     """For each value ``takes`` names, the rows' values as strings (an iterator)."""
     from json.encoder import encode_basestring_ascii as string
 
-    def column(name: str):
-        return map(getattr(table, name).__getitem__, rows)
-
+    column = _column(rows, table)
     made = {V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
             F: lambda: scoring.Plain.factors(column("mins")), T: lambda: column("totals"),
             R: lambda: column("totals"), ID: lambda: map(string, column("ids")),
@@ -217,7 +216,19 @@ def _runner(kind: str) -> str:
 
 
 def _columns(rows, table, *names):
-    return [map(getattr(table, name).__getitem__, rows) for name in names]
+    """The values of each column ``names`` names in ``rows``."""
+    column = _column(rows, table)
+    return [column(name) for name in names]
+
+
+def _column(rows, table):
+    """A function giving the values of a column in ``rows``: a slice, when they are rows next to each
+    other (most runs are, as the index keeps the table in the queue's order), else each looked up."""
+    if (type(rows) is array and len(rows) > 16 and rows[-1] - rows[0] == len(rows) - 1
+            and rows == array(rows.typecode, range(rows[0], rows[-1] + 1))):
+        a, b = rows[0], rows[-1] + 1
+        return lambda name: getattr(table, name)[a:b]
+    return lambda name: map(getattr(table, name).__getitem__, rows)
 
 
 def _text_lines(run, table, first: bool, templates: dict, chunk: int = 8192):
