@@ -46,7 +46,8 @@ def _task_line(draw) -> str:
         return f"- [{box}] {title} {a[:-1]}{run}}}"
     word = {"directive": "DIRECTIVE", "critical": "**CRITICAL DIRECTIVE**", "blocker": "BLOCKER",
             "experiment": "EXPERIMENT", "bogus experiment": "EXPERIMENT"}[shape]
-    title = {"experiment": "cuda-probe", "bogus experiment": "warp-drive"}.get(shape, "do the thing")
+    title = {"experiment": "cuda-probe",
+             "bogus experiment": draw(st.sampled_from(["warp-drive", "time-travel", "100%"]))}.get(shape, "do the thing")
     return f"{word}: {title} {a}"
 
 
@@ -234,6 +235,8 @@ def test_long_runs_read_back_from_the_index_render_as_one_by_one(seed, backend, 
             lines.append(f"DONE: p{rng.randint(0, i)}\n")
         if rng.random() < 0.01:
             lines.append("DIRECTIVE: think {id: d%d}\n" % i)
+        if rng.random() < 0.05:  # held back, each for its own reason
+            lines.append(f"EXPERIMENT: warp-{rng.randint(0, 3)} {{id: x{i}, value: {rng.randint(0, 9)}}}\n")
     text = "".join(lines)
     d = tmp_path_factory.mktemp("w")
     path = d / "w_worklog.txt"

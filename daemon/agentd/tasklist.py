@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import namedtuple
-from itertools import compress, groupby, islice, repeat
+from itertools import compress, islice, repeat
 
 from agentd.statuses import DONE, OPEN, RUNNABLE
 from agentd.task import AGENT_KINDS, Task
@@ -20,8 +20,9 @@ from agentd.task import AGENT_KINDS, Task
 # A plain task as the queue lists it: ``i``, its row in the table; ``status`` (open or done);
 # ``why``: why it can't run now, or None when it can.
 Row = namedtuple("Row", "i status why")
-# Plain rows next to each other in the queue, of one status and why: ``rows``, their rows in the
-# table (an array).
+# Plain rows next to each other in the queue, of one status: ``rows``, their rows in the table (an
+# array); ``why``: why they can't run now, None when they can, or a list with each one's why (the
+# rows held back, when they are held for different reasons: unknown experiments).
 Run = namedtuple("Run", "rows status why")
 # What the queue shows of a plain row but its id, title, line and command (``TaskList.shared``).
 Shared = namedtuple("Shared", "kind priority runner status score eligible why parts")
@@ -41,14 +42,6 @@ def _key(table, group: int):
     """``order_key`` of a plain row in ``group``, from its row."""
     totals, lines, ids = table.totals, table.lines, table.ids
     return lambda i: (group, True, -totals[i], False, lines[i], ids[i])
-
-
-def _runs_of(whys: list):
-    """(where each run of equal whys starts, where it ends, the why)."""
-    end = 0
-    for why, same in groupby(whys):
-        start, end = end, end + sum(1 for _ in same)
-        yield start, end, why
 
 
 def _between(rows, out: set, status: str, why):
@@ -144,7 +137,8 @@ class TaskList:
         new = tuple.__new__
         for x in self.runs():
             if type(x) is Run:
-                yield from map(new, repeat(Row), zip(x.rows, repeat(x.status), repeat(x.why)))
+                whys = x.why if type(x.why) is list else repeat(x.why)
+                yield from map(new, repeat(Row), zip(x.rows, repeat(x.status), whys))
             else:
                 yield x
 
@@ -178,7 +172,8 @@ class TaskList:
         keys = [order_key(t) for t in dyn]
         k = 0
         for group, runs in ((0, _between(now, now_out, OPEN, None)),
-                            (1, (Run(later[a:b], OPEN, why) for a, b, why in _runs_of(whys))),
+                            (1, [Run(later, OPEN, whys[0] if whys.count(whys[0]) == len(whys) else whys)]
+                             if whys else []),
                             (2, _between(done, done_out, DONE, DONE))):
             key = _key(table, group)
             for run in runs:
@@ -189,7 +184,7 @@ class TaskList:
                         k += 1
                     at = bisect_right(rows, keys[k], a, b, key=key) if k < len(keys) and keys[k][0] == group else b
                     if at > a:
-                        yield Run(rows[a:at], run.status, run.why)
+                        yield Run(rows[a:at], run.status, run.why[a:at] if type(run.why) is list else run.why)
                         a = at
                     if a < b:
                         yield dyn[k]

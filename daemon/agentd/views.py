@@ -122,11 +122,12 @@ def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
 # (as JSON), the line and the command (JSON); the templates of one kind take them in one order
 # (``_JSON``, ``_WHY``).  Their stand-ins in the text a template is made from are private-use
 # characters: no label holds one, ``safe`` keeps them, and JSON writes them as \ue00N.
-_SPECS = (*scoring.Plain.SPECS, "s", "s", "d", "s")
+_SPECS = (*scoring.Plain.SPECS, "s", "s", "d", "s", "s")
 _MARKS = tuple(chr(0xE000 + n) for n in range(len(_SPECS)))
 _JSON_MARKS = tuple(f"\\u{0xE000 + n:04x}" for n in range(len(_SPECS)))
-V, C, M, F, T, R, ID, TITLE, LINE, RUN = range(len(_SPECS))
+V, C, M, F, T, R, ID, TITLE, LINE, RUN, WHY = range(len(_SPECS))  # WHY: why it can't run now
 _JSON = (ID, TITLE, R, V, C, F, M, T, LINE, RUN, V, C, M, F)  # a JSON line: score, why, parts
+_JSON_HELD = (ID, TITLE, R, WHY, LINE, RUN, V, C, M, F)  # a JSON line of a row held back
 _WHY = (V, C, F, M, T)  # an explanation
 
 
@@ -162,12 +163,13 @@ def _template(pieces, takes: tuple) -> str:
     return "".join(out) + "%.0s" * (len(takes) - at)
 
 
-def _values(rows, table, takes: tuple) -> list:
-    """For each value ``takes`` names, the rows' values as strings (an iterator)."""
+def _values(rows, table, takes: tuple, whys=None) -> list:
+    """For each value ``takes`` names, the rows' values as strings (an iterator); ``whys``, the rows'
+    whys (an iterator, as the template writes them)."""
     from json.encoder import encode_basestring_ascii as string
 
     column = _column(rows, table)
-    made = {V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
+    made = {WHY: lambda: whys, V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
             F: lambda: scoring.Plain.factors(column("mins")), T: lambda: column("totals"),
             R: lambda: column("totals"), ID: lambda: map(string, column("ids")),
             TITLE: lambda: map(string, column("titles")), LINE: lambda: column("lines"),
@@ -231,26 +233,23 @@ def _column(rows, table):
     return lambda name: map(getattr(table, name).__getitem__, rows)
 
 
-def _text_lines(run, table, first: bool, templates: dict, chunk: int = 8192):
+def _text_lines(run, table, first: bool, templates: dict, chunk: int = 2048):
     """The two lines of each row of a plain ``run``, as `agentd queue` writes them: a string of
     (at most ``chunk``) rows' lines at a time, joined by newlines."""
     status, why = run.status, run.why
-    made = templates.get((status, why))
+    made = templates.get((status, why is None))
     if made is None:
-        if len(templates) >= 4096:  # a million experiments may each be unknown for their own reason
-            templates.clear()
-        takes = _takes(_WHY, table) if why is None else ()
-        not_now = f"{'':18}not now: {safe(why, 200)}".replace("%", "%%") if why is not None else ""
+        takes = _takes(_WHY, table) if why is None else (WHY,)
 
-        def lines(shape: int) -> str:  # mark, id, total, title, then the numbers of the why line
+        def lines(shape: int) -> str:  # mark, id, total, title, then the why line's numbers, or the line
             p = table.plains[shape]
             kind = "directive!" if p.kind == "directive" and p.priority == "critical" else p.kind
             head = "%s%s" + f" {kind:<10} {status:<11} ".replace("%", "%%") + "%6.2f  %s\n"
             # (an explanation is under 200 characters, as ``safe`` would cut it: a number takes at most 12)
             return head + (_template([(f"{'':18}why: {safe(p.explain(_MARKS))}", _MARKS)], takes) if why is None
-                           else not_now)
+                           else "%s")
 
-        made = templates[(status, why)] = _Templates(lines, takes)
+        made = templates[(status, why is None)] = _Templates(lines, takes)
     mark = "· " if why is None else "✗ "
     for a in range(0, len(run.rows), chunk):
         rows = run.rows[a:a + chunk]
@@ -264,8 +263,14 @@ def _text_lines(run, table, first: bool, templates: dict, chunk: int = 8192):
         if not (max(map(len, titles)) <= 70 and all(map(str.isascii, titles)) and all(map(str.isprintable, titles))):
             titles = map(_text_title, titles)
         marks = chain(["▶ " if why is None else "✗ "] if first and a == 0 else [], repeat(mark))
+        whys = (None if why is None else map(_not_now, why[a:a + chunk]) if type(why) is list
+                else repeat(_not_now(why)))
         yield "\n".join(map(mod, map(made.__getitem__, shapes),
-                             zip(marks, ids, totals, titles, *_values(rows, table, made.takes))))
+                             zip(marks, ids, totals, titles, *_values(rows, table, made.takes, whys))))
+
+
+def _not_now(why: str) -> str:
+    return f"{'':18}not now: {safe(why, 200)}"
 
 
 def _text_id(tid: str) -> str:
@@ -381,29 +386,31 @@ def task_pieces(items, tasks=None):
 
 def _json_lines(run, table, templates: dict):
     """The JSON line of each row of a plain ``run`` (``json.dumps(Task.to_json())``)."""
+    from json.encoder import encode_basestring_ascii as string
+
     status, why = run.status, run.why
-    made = templates.get((status, why))
+    made = templates.get((status, why is None))
     if made is None:
-        if len(templates) >= 4096:  # (as in ``_text_lines``)
-            templates.clear()
-        takes = _takes(_JSON, table)
-        made = templates[(status, why)] = _Templates(
-            lambda shape: _plain_json(table.plains[shape], status, why, takes), takes)
-    rows = run.rows
-    return map(mod, map(made.__getitem__, _columns(rows, table, "shapes")[0]), zip(*_values(rows, table, made.takes)))
+        takes = _takes(_JSON if why is None else _JSON_HELD, table)
+        made = templates[(status, why is None)] = _Templates(
+            lambda shape: _plain_json(table.plains[shape], status, why is None, takes), takes)
+    whys = None if why is None else map(string, why) if type(why) is list else repeat(string(why))
+    return map(mod, map(made.__getitem__, _columns(run.rows, table, "shapes")[0]),
+               zip(*_values(run.rows, table, made.takes, whys)))
 
 
-def _plain_json(plain, status: str, why, takes: tuple) -> str:
-    """The template of the JSON line of a plain row of ``plain``'s shape, ``status`` and ``why``."""
+def _plain_json(plain, status: str, eligible: bool, takes: tuple) -> str:
+    """The template of the JSON line of a plain row of ``plain``'s shape and ``status``, that can run
+    now (``eligible``) or not (then its why is a value the template takes)."""
     from json.encoder import encode_basestring_ascii as string
 
     m = _JSON_MARKS
-    explained = (string(plain.explain(_MARKS)), m) if why is None else (string(why), ())
+    explained = (string(plain.explain(_MARKS)), m) if eligible else (m[WHY], m)
     parts = ", ".join(f'{{"part": {string(label)}, "effect": {string(effect)}}}'
                       for label, effect in plain.parts(_MARKS))
     return _template([
         (f'{{"id": {m[ID]}, "title": {m[TITLE]}, "kind": {string(plain.kind)}, "status": {string(status)}, '
-         f'"score": {m[R]}, "eligible": {"true" if why is None else "false"}, "why": ', m), explained,
+         f'"score": {m[R]}, "eligible": {"true" if eligible else "false"}, "why": ', m), explained,
         (f', "priority": {string(plain.priority)}, "runner": {string(_runner(plain.kind))}, "attempts": 0, '
          f'"line": {m[LINE]}, "source": "worklog", "after": [], "run": {m[RUN]}, "gpu": false, '
          f'"defer_until": null, "latest_run": null, "parts": [{parts}]}}', m)], takes)
