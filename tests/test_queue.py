@@ -450,3 +450,16 @@ def test_a_worklog_reached_through_a_symlinked_directory_is_the_same_worklog(tmp
     (tmp_path / "link").symlink_to(real)
     assert taskstate.worklog_scope(tmp_path / "link" / "h_worklog.txt") == taskstate.worklog_scope(real / "h_worklog.txt")
     assert taskstate.worklog_scope(real / "h_worklog.txt") != taskstate.worklog_scope(real / "g_worklog.txt")
+
+
+def test_a_title_with_a_newline_prints_no_line_of_its_own(worklog, tmp_path, cli):
+    """A task file's title may hold a newline: `agentd queue` writes it escaped, on the task's line,
+    never as a line that looks like agentd's (or like another task)."""
+    tasks_dir = tmp_path / "wl" / "tasks"
+    tasks_dir.mkdir(parents=True)
+    (tasks_dir / "forged.yaml").write_text('title: "line one\\n\\u2714 all checks passed\\tdone"\nrun: "true"\n')
+    worklog.write_text("- [ ] inline {id: inline, run: 'true'}\n")
+    p = cli("queue")
+    assert p.returncode == 0, p.stderr
+    assert not any(line.startswith("\u2714") for line in p.stdout.splitlines()), p.stdout
+    assert "line one\\x0a\u2714 all checks passed\tdone" in p.stdout

@@ -262,3 +262,30 @@ def test_long_runs_read_back_from_the_index_render_as_one_by_one(seed, backend, 
     assert contiguous or backend is None
     assert views.queue_text(kept, show_all=True) == views.queue_text(ref, show_all=True)
     assert views.queue_json_text(kept) == views.queue_json_text(ref)
+
+
+def test_a_damaged_task_table_in_the_index_is_read_again_from_the_worklog(tmp_path):
+    """Each task table document carries a checksum: a flipped byte (a bad disk, a crash) makes the
+    worklog be read again, never a crash (``marshal`` may crash on damaged bytes) or wrong scores."""
+    import sqlite3
+
+    from agentd import worklog
+    from agentd.index import TASKS, Index
+
+    path, idx = tmp_path / "w_worklog.txt", tmp_path / "index.sqlite3"
+    path.write_text("".join(f"- [ ] t {{id: t{i}, run: 'true', value: {i % 10}.5}}\n" for i in range(40))
+                    + "DONE: t3\n")
+    want = parse_bytes(path.read_bytes()).to_dict()
+    first = worklog.read(path, Index(idx))
+    assert first.state.to_dict() == want
+    with sqlite3.connect(idx) as db:
+        parts = db.execute(f"SELECT part, length(doc) FROM {TASKS} ORDER BY part").fetchall()
+    for part, size in parts:
+        for at in (0, size // 2, size - 1):
+            with sqlite3.connect(idx) as db:
+                (doc,) = db.execute(f"SELECT doc FROM {TASKS} WHERE part=?", (part,)).fetchone()
+                bad = doc[:at] + bytes([doc[at] ^ 0x55]) + doc[at + 1:]
+                db.execute(f"UPDATE {TASKS} SET doc=? WHERE part=?", (bad, part))
+            r = worklog.read(path, Index(idx))
+            assert r.state.to_dict() == want and r.mode == "full", (part, at)
+            assert worklog.read(path, Index(idx)).mode == "cached"  # (written again, whole)

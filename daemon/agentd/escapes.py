@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from agentd.lazyre import lazy
 
-_UNSAFE = lazy("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# control characters but the tab (a newline too: a title with one would print a line of its own, one
+# that looks like agentd's; a text of many lines is given a line at a time)
+_UNSAFE = lazy("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _escape(m) -> str:

@@ -20,6 +20,7 @@ import marshal
 import os
 import sqlite3
 import sys
+import zlib
 from pathlib import Path
 
 from agentd.parse import PARSER_VERSION, State, present_key
@@ -83,6 +84,14 @@ class Cached(Record):
         return doc
 
 
+def _doc(doc: bytes, crc: int):
+    """A task table document, checked against the checksum written with it: ``marshal`` is not made
+    to read damaged bytes (it may crash the process, or read them as other values)."""
+    if not isinstance(doc, bytes) or zlib.crc32(doc) != crc:
+        raise ValueError("a damaged task table document")
+    return marshal.loads(doc)
+
+
 def fold(state: State, rest: bytes) -> bytes | None:
     """Fold the unfinished tail into ``state``; return what ``Cached.load_whole`` reads back (the
     state but for its tasks, and the definitions of the tasks the tail added or changed), or None
@@ -140,7 +149,7 @@ class Index:
                        " ctime_ns INTEGER, codec TEXT, tasks TEXT, whole BLOB)")
             # each file's task table (``TaskTable.parts``), named by a token the files row gives: rewritten
             # only when the tasks changed, not on every read that found new entries
-            db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (path TEXT, part INTEGER, token TEXT, doc BLOB,"
+            db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (path TEXT, part INTEGER, token TEXT, doc BLOB, crc INTEGER,"
                        " PRIMARY KEY (path, part))")
             # the keys (parse.present_key) of the entries each read saw, one row per read: a first
             # read of a large worklog writes one blob instead of a row per entry
@@ -186,12 +195,12 @@ class Index:
         def load(db):
             db.execute("BEGIN")  # (one snapshot: a writer may replace the whole table meanwhile)
             try:
-                delta = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? AND part=-1",
+                delta = db.execute(f"SELECT doc, crc FROM {TASKS} WHERE path=? AND token=? AND part=-1",
                                    (path, token)).fetchone()
-                base, changed = marshal.loads(delta[0]) if delta else (token, None)
-                rows = db.execute(f"SELECT doc FROM {TASKS} WHERE path=? AND token=? AND part>=0 ORDER BY part",
-                                  (path, base))
-                t = TaskTable.from_parts(marshal.loads(doc) for (doc,) in rows)
+                base, changed = _doc(*delta) if delta else (token, None)
+                rows = db.execute(f"SELECT doc, crc FROM {TASKS} WHERE path=? AND token=? AND part>=0 "
+                                  "ORDER BY part", (path, base))
+                t = TaskTable.from_parts(_doc(doc, crc) for doc, crc in rows)
             finally:
                 db.execute("COMMIT")
             if changed is not None:
@@ -202,7 +211,7 @@ class Index:
 
         try:
             return self._safely(load, None)
-        except (ValueError, TypeError, EOFError):
+        except Exception:  # noqa: BLE001 (a damaged copy, whatever it raises: the worklog is read again)
             return None
 
     def put(self, worklog: Path, c: Cached, replace_present: bool, present: list, tasks, whole=None) -> None:
@@ -228,15 +237,15 @@ class Index:
                     if base is not None and len(delta) <= MAX_DELTA and db.execute(
                             f"SELECT 1 FROM {TASKS} WHERE path=? AND token=? AND part=0", (path, base)).fetchone():
                         # the whole table kept is still there: only the definitions changed since
-                        doc = (base, [tasks.definition(tasks.find(tid)) for tid in delta])
+                        doc = marshal.dumps((base, list(map(tasks.definition, tasks.rows_of(delta)))))
                         db.execute(f"DELETE FROM {TASKS} WHERE path=? AND token!=?", (path, base))
-                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)", (path, -1, token, marshal.dumps(doc)))
+                        db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?,?)", (path, -1, token, doc, zlib.crc32(doc)))
                     else:
                         base, delta = None, []
                         db.execute(f"DELETE FROM {TASKS} WHERE path=?", (path,))
                         for n, part in enumerate(tasks.parts()):  # one column's bytes at a time
-                            db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?)",
-                                       (path, n, token, marshal.dumps(part)))
+                            doc = marshal.dumps(part)
+                            db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?,?)", (path, n, token, doc, zlib.crc32(doc)))
                 if whole is not None and not folded:
                     folded.append(whole())
                 row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.rest,

@@ -20,7 +20,7 @@ from agentd.lines import FIRST_BYTES, Answer, Command, LineError, parse_line
 from agentd.task import Task
 from agentd.tasktable import TaskTable
 
-PARSER_VERSION = 13  # 13: plain scores as per-row numbers, the rows kept in the queue's order; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 14  # 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 _BEGIN = entries.BEGIN.encode()
 _BLEN = len(_BEGIN)

@@ -248,8 +248,8 @@ class TaskTable:
         took ~2x longer (the processor's caches miss on nearly every row)."""
         order, n = self.order, len(self.ids)
         perm = None if self._in_order() else array("L", [*order, *sorted(self.special)])
-        yield (_VERSION, n, self.shape_keys, set(range(len(order), n)) if perm else self.special,
-               len(order) if perm else self.order.tobytes(), CHUNK_ROWS)
+        yield (_VERSION, n, self.shape_keys, set(range(len(order), n)) if perm else self.special, len(order),
+               CHUNK_ROWS)  # (the order: the plain rows first, in order)
         for col in self._columns():
             if type(col) is array:
                 yield (col if perm is None else array(col.typecode, map(col.__getitem__, perm))).tobytes()
@@ -271,6 +271,9 @@ class TaskTable:
             raise ValueError("not a task table")
         t = cls()
         _, n, keys, t.special, order, chunk = head
+        if not (type(n) is int and type(order) is int and type(chunk) is int and 0 <= order <= n and chunk > 0
+                and isinstance(t.special, set) and all(type(k) is tuple and len(k) == 5 for k in keys)):
+            raise ValueError("not a task table")
         pieces = -(-n // chunk) if n else 1
         for col in t._columns()[:_LISTS]:
             for _ in range(pieces):
@@ -292,22 +295,29 @@ class TaskTable:
                 t._shape(tuple(k))
         except (TypeError, KeyError) as e:
             raise ValueError("not a task table") from e
-        if max(t.shapes, default=-1) >= len(t.shape_keys):
-            raise ValueError("not a task table")
-        if type(order) is int:  # the rows are in order
-            t._order = array("L", range(order))
-        else:
-            t._order = array("L")
-            t._order.frombytes(order)
+        if (max(t.shapes, default=-1) >= len(t.shape_keys) or min(t.shapes[:order], default=0) < 0
+                or t.special != set(range(order, n)) or any(x != -1 for x in set(t.shapes[order:]))):
+            raise ValueError("not a task table")  # (the plain rows first, the rest not plain)
+        t._order = array("L", range(order))
         return t
+
+    def rows_of(self, ids: list) -> list:
+        """The rows of ``ids`` (each in the table), found in one pass over the ids, not with an id ->
+        row dict (~100 MiB for a million)."""
+        rows = self._rows_of(set(ids))
+        return [rows[tid] for tid in ids]
+
+    def _rows_of(self, wanted: set) -> dict:
+        if self._pos is not None:
+            return {tid: self._pos[tid] for tid in wanted if tid in self._pos}
+        return {self.ids[i]: i for i in compress(range(len(self.ids)), map(wanted.__contains__, self.ids))}
 
     def apply(self, definitions: list) -> None:
         """Add ``definitions`` (``Task.to_dict()``s of distinct ids), as ``add`` each, finding their
-        rows in one pass over the ids (not with an id -> row dict: ~100 MiB for a million)."""
+        rows in one pass over the ids."""
         from agentd.task import Task
 
-        wanted = {d["id"] for d in definitions}
-        rows = {self.ids[i]: i for i in compress(range(len(self.ids)), map(wanted.__contains__, self.ids))}
+        rows = self._rows_of({d["id"] for d in definitions})
         for d in definitions:
             i = rows.get(d["id"])
             self.add(Task(**d), i)
