@@ -289,3 +289,16 @@ def test_a_damaged_task_table_in_the_index_is_read_again_from_the_worklog(tmp_pa
             r = worklog.read(path, Index(idx))
             assert r.state.to_dict() == want and r.mode == "full", (part, at)
             assert worklog.read(path, Index(idx)).mode == "cached"  # (written again, whole)
+    from agentd.index import FILES
+
+    damaged = 0
+    for column in ("state", "rest", "whole"):  # the row that names the table: its documents too
+        with sqlite3.connect(idx) as db:
+            (doc,) = db.execute(f"SELECT {column} FROM {FILES}").fetchone()
+        for at in range(0, len(doc or b""), max(1, len(doc or b"") // 7)):
+            with sqlite3.connect(idx) as db:
+                db.execute(f"UPDATE {FILES} SET {column}=?", (doc[:at] + bytes([doc[at] ^ 0x55]) + doc[at + 1:],))
+            r = worklog.read(path, Index(idx))
+            assert r.state.to_dict() == want and r.mode == "full", (column, at)
+            damaged += 1
+    assert damaged >= 7

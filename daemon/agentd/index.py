@@ -84,6 +84,14 @@ class Cached(Record):
         return doc
 
 
+def _crc(*docs) -> int:
+    """The CRC-32 of a files row's documents (None for one it lacks)."""
+    crc = 0
+    for doc in docs:
+        crc = zlib.crc32(doc if isinstance(doc, bytes) else b"\0", crc)
+    return crc
+
+
 def _doc(doc: bytes, crc: int):
     """A task table document, checked against the checksum written with it: ``marshal`` is not made
     to read damaged bytes (it may crash the process, or read them as other values)."""
@@ -146,7 +154,7 @@ class Index:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS {FILES} (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER,"
                        " mtime_ns INTEGER, offset INTEGER, head TEXT, tail TEXT, state BLOB, rest BLOB,"
-                       " ctime_ns INTEGER, codec TEXT, tasks TEXT, whole BLOB)")
+                       " ctime_ns INTEGER, codec TEXT, tasks TEXT, whole BLOB, crc INTEGER)")
             # each file's task table (``TaskTable.parts``), named by a token the files row gives: rewritten
             # only when the tasks changed, not on every read that found new entries
             db.execute(f"CREATE TABLE IF NOT EXISTS {TASKS} (path TEXT, part INTEGER, token TEXT, doc BLOB, crc INTEGER,"
@@ -177,10 +185,10 @@ class Index:
         if not self.path.exists():
             return None
         row = self._safely(lambda db: db.execute(
-            f"SELECT inode, size, mtime_ns, offset, head, tail, state, rest, ctime_ns, codec, tasks, whole FROM {FILES} "
-            "WHERE path=?", (str(worklog),)).fetchone(), None)
-        if row is None or row[9] != CODEC or not isinstance(row[6], bytes):
-            return None
+            f"SELECT inode, size, mtime_ns, offset, head, tail, state, rest, ctime_ns, codec, tasks, whole, crc "
+            f"FROM {FILES} WHERE path=?", (str(worklog),)).fetchone(), None)
+        if row is None or row[9] != CODEC or not isinstance(row[6], bytes) or _crc(row[6], row[7], row[11]) != row[12]:
+            return None  # (damaged documents are not decoded: see ``_doc``)
         token = row[10]
         return Cached(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or None, row[8] or 0,
                       lambda: self._tasks(str(worklog), token), row[11])
@@ -248,9 +256,10 @@ class Index:
                             db.execute(f"INSERT INTO {TASKS} VALUES (?,?,?,?,?)", (path, n, token, doc, zlib.crc32(doc)))
                 if whole is not None and not folded:
                     folded.append(whole())
+                whole_doc = folded[0] if folded else None
                 row = (str(worklog), c.inode, c.size, c.mtime_ns, c.offset, c.head, c.tail, c.state, c.rest,
-                       c.ctime_ns, CODEC, token, folded[0] if folded else None)
-                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+                       c.ctime_ns, CODEC, token, whole_doc, _crc(c.state, c.rest, whole_doc))
+                db.execute(f"INSERT OR REPLACE INTO {FILES} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
                 if replace_present:
                     db.execute(f"DELETE FROM {PRESENT} WHERE fid=?", (fid,))
                 if keys:
