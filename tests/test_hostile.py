@@ -548,7 +548,7 @@ def test_any_yaml_tree_loads_as_itself_or_is_refused_with_a_line(tree):
 
     import yaml
 
-    from agentd.schema import load_yaml
+    from agentd.yamlread import load_yaml
 
     text = yaml.safe_dump({"k": tree})
     data, lines, problems = load_yaml(text, "f.yaml")
@@ -571,7 +571,7 @@ def test_any_yaml_tree_loads_as_itself_or_is_refused_with_a_line(tree):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\n\t%@`?~=<")), max_size=120))
 def test_any_yaml_text_gives_data_or_problems_never_an_exception(text):
-    from agentd.schema import load_yaml
+    from agentd.yamlread import load_yaml
 
     data, lines, problems = load_yaml(text, "f.yaml")
     assert isinstance(problems, list)

@@ -15,7 +15,8 @@ from pathlib import Path
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
-from agentd.schema import Field, read_yaml_file, validate, yaml_scalar
+from agentd.schema import Field, validate
+from agentd.yamlread import read_yaml_file, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
 

@@ -4,7 +4,7 @@ One row per worklog path (``FILES``): inode, size, mtime, ctime, the byte offset
 parsed so far, a fingerprint of that prefix (hashes of its first and last 64 KiB)
 and the folded ``parse.State`` but for its tasks; plus, when the file ends in an
 unfinished line or entry (or a line that may be the cut-off start of one, see
-``parse._hold_back``), that tail's bytes (at most ~64 KiB) and the state with it
+``markers.hold_back``), that tail's bytes (at most ~64 KiB) and the state with it
 folded in (``fold``), so an unchanged file is never read or parsed.  The task
 table (``tasktable``) is kept apart (``TASKS``), a column per row, named by a token
 the files row gives, and written only when the tasks changed.  The documents are

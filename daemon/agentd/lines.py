@@ -11,7 +11,8 @@ from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
 
 from agentd.task import Task
-from agentd.schema import MAX_NUMBER_CHARS, Field, validate
+from agentd.schema import Field, validate
+from agentd.yamlread import MAX_NUMBER_CHARS
 
 ID_RE = lazy(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,79}$")
 MAX_LINE = 64 * 1024
@@ -106,7 +107,7 @@ def parse_attrs(raw: str | None, where: str) -> dict:
     data = fast_flow_mapping(raw)
     if data is not None:
         return _check_attrs(data, where)
-    from agentd.schema import yaml_limited
+    from agentd.yamlread import yaml_limited
 
     data, node, problems = yaml_limited(raw, "attrs")  # bounded: depth, aliases, number length
     keys = [k.value for k, _ in node.value] if not problems and isinstance(getattr(node, "value", None), list) \

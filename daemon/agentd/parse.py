@@ -14,45 +14,16 @@ from collections import namedtuple
 from operator import lt
 
 from agentd import entries
-from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
 from agentd.lines import FIRST_BYTES, Answer, Command, LineError, parse_line
+from agentd.markers import (ATTEMPTS as _ATTEMPTS, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END, FIELDS as _FIELDS,
+                            NL_BEGIN as _NL_BEGIN, damaged as _damaged, hold_back as _hold_back, scan as _scan,
+                            suspects as _suspects)
 from agentd.task import Task
 from agentd.tasktable import TaskTable
 
 PARSER_VERSION = 14  # 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
-_BEGIN = entries.BEGIN.encode()
-_BLEN = len(_BEGIN)
-_NL_BEGIN = b"\n" + _BEGIN
-_END = entries.END.encode()
-# A begin marker exactly as agentd writes it; anything else goes the careful way.  seq
-# stays below entries.MAX_SEQ, and values are printable ASCII, as entries.field makes them.
-_HEAD = lazy(rb"=== agentd entry seq=([1-9][0-9]{0,14}) run=([!-~]+) task=([!-~]+) status=("
-             + "|".join(entries.STATUSES).encode() + rb") at=([!-~]+) lines=[0-9]{1,12} bytes=([0-9]{1,12}) ===\n")
-_FIELDS = 6  # seq, run, task, status, at, bytes
-_END_SEQ, _END_RUN, _END_CLOSE = _END + b"seq=", b" run=", b" ===\n"
-_ATTEMPTS = frozenset((b"failed", b"interrupted"))  # attempts that did not finish
-BOM = b"\xef\xbb\xbf"
-
-
-def _suspects(parts: list[bytes]) -> dict[int, tuple[str, int]]:
-    """Lines right above an orphan end marker's quoted lines: maybe a cut-off entry start.
-
-    Maps the line's index to the (run, seq) of that end marker.
-    """
-    out = {}
-    for i, raw in enumerate(parts):
-        m = entries.END_RE.match(raw) if raw.startswith(_END) else None
-        if m:
-            j = i - 1
-            while j >= 0 and parts[j].startswith(b">"):
-                j -= 1
-            if j >= 0:
-                out[j] = (m.group(2).decode("ascii", "replace"), int(m.group(1)))
-    return out
-
-
 # A person's DONE / CANCEL / RETRY line for a task, as the state keeps it: ``order``, where it stands
 # among the entries (the highest seq above it, plus 0.5); ``verb`` (done | cancel | retry); ``line``.
 # (A namedtuple: typing.NamedTuple costs ~10 ms to import on the CLI's start-up path.)
@@ -341,67 +312,6 @@ class State(Record):
         else:
             line, pos = k, q
         return pos, line, pos < n
-
-
-_SEQ_FIELD = lazy(rb"=== agentd entry seq=([0-9]+) ")
-
-
-def _damaged(header: bytes) -> str:
-    """Why a begin marker line was not read: a seq out of agentd's range, or damage."""
-    m = _SEQ_FIELD.match(header)
-    if m and (len(m.group(1)) > 15 or not 0 < int(m.group(1)) < entries.MAX_SEQ):
-        seq = m.group(1).decode()
-        seq = seq if len(seq) <= 20 else f"{seq[:12]}… ({len(seq)} digits)"
-        return (f"damaged agentd entry marker: seq={seq} is out of agentd's range (1 to {entries.MAX_SEQ - 1}); "
-                "the entry is ignored")
-    return "damaged agentd entry marker; the entry is ignored"
-
-
-def _hold_back(data: bytes, cut: int) -> int:
-    """Where a feed that is not final should stop, at or before ``cut``.
-
-    A person's line followed only by quoted ``>`` lines up to ``cut`` may be the
-    cut-off start of an entry whose end marker comes later (see ``_suspects``), so
-    it is left for the next feed, which then sees all of it.
-    """
-    k = cut
-    while k > 0:
-        s = data.rfind(b"\n", 0, k - 1) + 1  # the start of the line that ends at k
-        if not data.startswith(b">", s):
-            first = data[s + 3:s + 4] if data.startswith(BOM, s) else data[s:s + 1]
-            return s if first and first[0] in FIRST_BYTES else k  # only a line that could be read waits
-        k = s
-    return k
-
-
-def _scan(data: bytes, pos: int, n: int, heads: list, regions: list) -> int:
-    """Walk data[pos:n] over whole entries exactly as agentd writes them (no extra
-    fields) and the human regions between them, without looking inside a body.
-
-    Appends each entry's header fields (``_HEAD``'s six groups) to the flat list
-    ``heads`` and each human region as (len(heads) before it, start, end) to ``regions``.  Returns where
-    it stopped: ``n``, or the start of an entry it cannot take whole in one step.
-    """
-    find, match, add = data.find, _HEAD.match, heads.extend
-    while pos < n:
-        m = match(data, pos, n)
-        if m is None:
-            if data.startswith(_BEGIN, pos):
-                return pos
-            j = find(_NL_BEGIN, pos, n)
-            nxt = n if j == -1 else j + 1
-            regions.append((len(heads), pos, nxt))
-            pos = nxt
-            continue
-        g = m.groups()
-        body = m.end()
-        stop = body + int(g[5])
-        endm = b"".join((_END_SEQ, g[0], _END_RUN, g[1], _END_CLOSE))
-        if stop > n or stop - len(endm) < body or data[stop - len(endm):stop] != endm:
-            return pos
-        add(g)
-        pos = stop
-    return pos
 
 
 def parse_bytes(data: bytes) -> State:

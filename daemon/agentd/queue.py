@@ -37,7 +37,8 @@ def score_identity(key: tuple) -> tuple:
 
 def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
     """YAML task files: one mapping or a list of them per file, same schema as inline attrs."""
-    from agentd.schema import read_yaml_file, validate
+    from agentd.schema import validate
+    from agentd.yamlread import read_yaml_file
 
     defs: list[Task] = []
     problems: list[str] = []

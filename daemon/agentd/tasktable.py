@@ -147,7 +147,7 @@ class TaskTable:
         if t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu"):
             v, c, m = attrs.get("value"), attrs.get("certainty"), attrs.get("minutes")
             try:  # (the schema has checked the numbers; a table made from other definitions may hold anything)
-                key = (t.kind, t.priority, v is not None, c is not None, bool(m))  # (``scoring.Plain.shape``)
+                key = scoring.Plain.shape(t.kind, t.priority, attrs)
                 sh = self._shapepos.get(key)
                 if sh is None:
                     sh = self._shape(key)
