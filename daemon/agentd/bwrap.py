@@ -1,5 +1,6 @@
-"""bubblewrap, the program: where it is, the namespace arguments every sandbox starts with, and
-whether it can run here (``status``: probed once per process, with the fix when it can't).
+"""bubblewrap, the program: where it is, the namespace arguments every sandbox starts with, the
+covers over /proc that follow its ``--proc`` (``proc_args``), and whether it can run here
+(``status``: probed once per process, with the fix when it can't).
 
 ``sandbox`` builds policies and command lines on it; ``canary`` probes a sandbox from inside.
 """
@@ -26,6 +27,33 @@ def bwrap_path(env: dict | None = None) -> str | None:
 
 NAMESPACE_ARGS = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
                   "--new-session", "--cap-drop", "ALL")
+
+# /proc as docker leaves it to a container: uid 0 without capabilities still passes the owner check
+# of sysctl and of /proc's root-owned files (kernel.core_pattern names a program the kernel runs as
+# full root outside every namespace), so these are read-only ...
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs", "driver", "pressure")
+# ... and these, which show the kernel's memory, keys and timers or drive hardware, are hidden.
+PROC_MASKED = ("kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats", "acpi", "scsi",
+               "asound", "kallsyms", "kmsg", "kpagecgroup", "kpagecount", "kpageflags", "mtrr")
+
+
+def proc_args() -> tuple[list[str], list[str]]:
+    """(mounts, read-only remounts) that follow ``--proc /proc``: the covers over what of the
+    host's /proc a sandboxed root could write or should not read.  A bind's source is the host's
+    /proc, whose sysctl tree is the same one (the net namespace's part follows the reader)."""
+    args: list[str] = []
+    remount: list[str] = []
+    for name in PROC_READ_ONLY:
+        if os.path.lexists(f"/proc/{name}"):
+            args += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    for name in PROC_MASKED:
+        path = f"/proc/{name}"
+        if os.path.isdir(path):
+            args += ["--tmpfs", f"/proc/{name}"]
+            remount += ["--remount-ro", f"/proc/{name}"]
+        elif os.path.lexists(path):
+            args += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+    return args, remount
 
 
 class Status(Record):
@@ -119,8 +147,10 @@ def _probe(exe: str | None) -> Status:
     except (OSError, subprocess.TimeoutExpired):
         pass
     # the namespaces and mounts of a real run, over nothing but a private /tmp
+    covers, remount = proc_args()
     argv = [exe, *NAMESPACE_ARGS, "--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", "/tmp", "--remount-ro", "/tmp", "--chdir", "/", "--", "/bin/sh", "-c", "exit 0"]
+            *covers, "--tmpfs", "/tmp", *remount, "--remount-ro", "/tmp", "--chdir", "/", "--", "/bin/sh", "-c",
+            "exit 0"]
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL,
                            env={"PATH": os.defpath})

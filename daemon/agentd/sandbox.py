@@ -217,7 +217,8 @@ def _depth(p: Path) -> int:
 
 def bwrap_args(policy: Policy) -> list[str]:
     """The bwrap options (without the program and the command) that enforce ``policy``."""
-    args = [*bwrap.NAMESPACE_ARGS, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    covers, remount = bwrap.proc_args()
+    args = [*bwrap.NAMESPACE_ARGS, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *covers]
     if not policy.network:
         args.append("--unshare-net")
     if policy.gpu:
@@ -236,7 +237,6 @@ def bwrap_args(policy: Policy) -> list[str]:
     resolv = _real("/etc/resolv.conf")
     if policy.network and _inside(resolv, Path("/run")) and resolv.is_file():
         ops.append((_depth(resolv), 1, ["--ro-bind", str(resolv), str(resolv)]))  # systemd-resolved's stub
-    remount = []
     for p in policy.programs:
         if os.path.isdir(p):
             ops.append((_depth(p), 1, ["--ro-bind", str(p), str(p)]))
