@@ -110,3 +110,114 @@ def test_nothing_outside_the_workspace_tmp_and_its_own_dev_is_writable_as_root(b
         assert proc == [], proc
     else:
         assert any(p.startswith("/proc/sys/") for p in proc), proc
+
+
+# -- finding 5: /run/user comes back ------------------------------------------------------------------
+def _old_programs_to_show(path: str, hidden) -> list[tuple[Path, Path]]:
+    """PROTECTION OFF, ON PURPOSE: the rule before the fix, the top dir under /tmp or /run shown again
+    (all of /run/user for fnm's multishell bin)."""
+    out = []
+    for d in path.split(":"):
+        rd = sandbox._real(d)
+        root = sandbox._masked_root(rd)
+        if root is not None and rd.is_dir():
+            top = root / rd.relative_to(root).parts[0]
+            out.append((top, top))
+    return list(dict.fromkeys(out))
+
+
+@pytest.fixture
+def run_user(base):
+    """A login session's runtime dir, /run/user/<uid> for a uid no one has, holding a listening
+    session-bus socket, ``bus``; removed afterwards (with /run/user when the test made it)."""
+    if not os.access("/run", os.W_OK):
+        pytest.skip("needs a writable /run (root)")
+    made_parent = not os.path.isdir("/run/user")
+    os.makedirs("/run/user", mode=0o755, exist_ok=True)
+    rt = Path(tempfile.mkdtemp(prefix="4", dir="/run/user"))
+    bus = socket.socket(socket.AF_UNIX)
+    bus.bind(str(rt / "bus"))
+    bus.listen(4)
+    try:
+        yield rt
+    finally:
+        bus.close()
+        shutil.rmtree(rt, ignore_errors=True)
+        if made_parent:
+            shutil.rmtree("/run/user", ignore_errors=True)
+
+
+def fnm_bin(base: Path, rt: Path, linked: bool) -> Path:
+    """fnm's layout: PATH holds <runtime dir>/fnm_multishells/<shell>/bin, the shell dir (a link to the
+    install dir, or the install dir itself) holding bin/ and lib/ beside it."""
+    shells = rt / "fnm_multishells"
+    shells.mkdir()
+    install = (base / "fnm" / "node-versions" / "v22" / "installation") if linked else shells / "1234_5678"
+    (install / "bin").mkdir(parents=True)
+    (install / "lib").mkdir()
+    (install / "lib" / "cli.txt").write_text("beside the program\n")
+    prog = install / "bin" / "claude-from-run"
+    prog.write_text('#!/bin/sh\necho "runs: $(cat "$(dirname "$0")/../lib/cli.txt")"\n')
+    prog.chmod(0o755)
+    if linked:
+        (shells / "1234_5678").symlink_to(install)
+    return shells / "1234_5678" / "bin"
+
+
+BUS_PROBE = ("{py} -I -S -c \"import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); "
+             "print('BUS-CONNECTED')\nexcept OSError as e: print('bus:', e.strerror)\" {bus}; ls -a {rt} 2>&1")
+
+
+@needs_bwrap
+@pytest.mark.parametrize("linked", [False, True], ids=["install-dir-under-run-user", "fnm-link-to-install-dir"])
+def test_a_path_dir_under_run_user_runs_its_program_and_leaves_the_session_bus_out_of_reach(base, run_user,
+                                                                                            linked):
+    bindir = fnm_bin(base, run_user, linked)
+    cfg = layout(base, _env={"PATH": f"{bindir}:/usr/bin:/bin"})
+    py = canary._python(sandbox.policy_for(cfg))
+    text = sh(cfg, "claude-from-run; " + BUS_PROBE.format(py=py, bus=run_user / "bus", rt=run_user))
+    assert "runs: beside the program" in text, text
+    assert "BUS-CONNECTED" not in text and "bus: No such file or directory" in text, text
+    assert "fnm_multishells" in text  # the runtime dir inside holds only the way to the PATH dir
+
+
+@needs_bwrap
+def test_with_the_parent_shown_again_the_session_bus_is_reached__proof_the_test_can_fail(base, run_user,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(sandbox, "programs_to_show", _old_programs_to_show)  # PROTECTION OFF, ON PURPOSE
+    bindir = fnm_bin(base, run_user, linked=False)
+    cfg = layout(base, _env={"PATH": f"{bindir}:/usr/bin:/bin"})
+    py = canary._python(sandbox.policy_for(cfg))
+    text = sh(cfg, BUS_PROBE.format(py=py, bus=run_user / "bus", rt=run_user))
+    assert "BUS-CONNECTED" in text, text
+
+
+@pytest.mark.parametrize("path_dir, shown", [
+    ("/run/user/{uid}/bin", ["/run/user/{uid}/bin"]),  # the runtime dir itself never comes with it
+    ("/run/user/{uid}", []),  # a runtime dir on PATH is not shown at all
+    ("/tmp/{t}/node_modules/.bin", ["/tmp/{t}/node_modules"]),
+    ("/tmp/{t}/tool", ["/tmp/{t}/tool"]),  # not a bin dir: alone
+    ("/tmp/{t}/bin", ["/tmp/{t}"]),
+])
+def test_path_dirs_are_shown_one_by_one_never_by_a_parent_that_leads_out(tmp_path, path_dir, shown, run_user):
+    t = tempfile.mkdtemp(prefix="agentd-pathdir-", dir="/tmp")
+    try:
+        names = {"uid": run_user.name, "t": Path(t).name}
+        d = Path(path_dir.format(**names))
+        d.mkdir(parents=True, exist_ok=True)
+        got = [str(seen) for _, seen in sandbox.programs_to_show(f"{d}:/usr/bin", [])]
+        assert got == [s.format(**names) for s in shown]
+    finally:
+        shutil.rmtree(t, ignore_errors=True)
+
+
+def test_a_bin_dirs_parent_holding_a_socket_is_not_shown(tmp_path):
+    t = Path(tempfile.mkdtemp(prefix="agentd-pathdir-", dir="/tmp"))
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        (t / "bin").mkdir()
+        s.bind(str(t / "agent.sock"))
+        assert sandbox.programs_to_show(f"{t / 'bin'}", []) == [(t / "bin", t / "bin")]
+    finally:
+        s.close()
+        shutil.rmtree(t, ignore_errors=True)

@@ -92,7 +92,7 @@ class Policy(Record):
     conflicts: tuple = ()  # reasons this policy can't be enforced (a workspace holding agentd's files)
     for_cli: str | None = None
     env_file_vars: tuple = ()  # names set in agentd's env file: agentd's, not the sandbox's
-    programs: tuple = ()  # PATH dirs under a dir the sandbox replaces (/tmp, /run): shown again, read-only
+    programs: tuple = ()  # (source, seen as) PATH dirs a private /tmp or emptied /run hides: shown read-only
 
 
 # -- paths ----------------------------------------------------------------------------
@@ -193,21 +193,67 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
 MASKED = (Path("/tmp"), Path("/run"), Path("/dev/shm"), Path("/var/run"))  # replaced in the sandbox
 
 
-def programs_to_show(path: str, hidden) -> list[Path]:
-    """The dirs that hold PATH dirs a private /tmp (or the emptied /run) would hide, such as a checkout
-    or a CLI installed under /tmp: the top dir under /tmp is shown again, read-only, so its programs
-    run with the files they read beside them.  Hidden dirs inside it stay hidden (deeper mounts come
-    later), and a PATH dir inside a hidden one is not shown."""
-    out: list[Path] = []
+def programs_to_show(path: str, hidden) -> list[tuple[Path, Path]]:
+    """(source, where it is seen) for each PATH dir a private /tmp or the emptied /run would hide
+    (a checkout or a CLI installed under /tmp, fnm's multishell bin under /run/user): bound one by
+    one, read-only, at the name PATH gives it.  Never a parent that could lead out: a PATH dir named
+    ``bin`` or ``.bin`` brings its own install dir (its parent: ``lib/``, ``node_modules/``) only when
+    that is not a masked root, not a runtime dir (``/run/user``, ``/run/user/<uid>``) or above one,
+    and holds no socket (the session bus); else the PATH dir comes alone, under the same rule.  A dir
+    seen under another name must hold nothing hidden (the hiding is at the real path), and a PATH
+    dir inside a hidden one is not shown."""
+    hidden = [_real(h) for h in hidden]
+    out: list[tuple[Path, Path]] = []
     for d in path.split(":"):
         if not d or not os.path.isabs(d):
             continue
-        rd = _real(d)
-        root = next((m for m in MASKED if _inside(rd, m) and rd != m), None)
-        if root is None or not rd.is_dir() or any(_inside(rd, _real(h)) for h in hidden):
+        seen, rd = _unmasked_name(Path(os.path.normpath(d))), _real(d)
+        if not _masked_root(seen):
+            seen = rd  # a link from outside into /tmp: the link is there, its target is shown
+        if not _masked_root(rd) and seen == rd or not rd.is_dir():
             continue
-        out.append(root / rd.relative_to(root).parts[0])
+        if any(_inside(rd, h) for h in hidden):
+            continue
+        pairs = [(rd.parent, seen.parent), (rd, seen)] if rd.name in ("bin", ".bin") else [(rd, seen)]
+        pair = next((p for p in pairs if _safe_to_show(*p, hidden)), None)
+        if pair is not None:
+            out.append(pair)
     return list(dict.fromkeys(out))
+
+
+def _masked_root(p: Path) -> Path | None:
+    return next((m for m in MASKED if _inside(p, m) and p != m), None)
+
+
+def _unmasked_name(p: Path) -> Path:
+    """``p`` with a masked root that is a link (``/var/run`` -> ``/run``) replaced by its target."""
+    for m in MASKED:
+        if _inside(p, m) and os.path.islink(m):
+            return _real(m) / p.relative_to(m)
+    return p
+
+
+def _runtime_dir(p: Path) -> bool:
+    """A login session's runtime dir (``/run/user/<uid>``), their parent, or a dir above them."""
+    for user in (Path("/run/user"), Path("/var/run/user")):
+        if _inside(user, p) or (p.parent == user):
+            return True
+    return False
+
+
+def _safe_to_show(src: Path, seen: Path, hidden) -> bool:
+    import stat
+
+    for p in (src, seen):
+        if p in MASKED or any(_inside(m, p) for m in MASKED) or _runtime_dir(p):
+            return False
+    if src != seen and any(_inside(h, src) for h in hidden):
+        return False
+    try:
+        with os.scandir(src) as it:
+            return not any(stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode) for e in it)
+    except OSError:
+        return False
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -237,9 +283,9 @@ def bwrap_args(policy: Policy) -> list[str]:
     resolv = _real("/etc/resolv.conf")
     if policy.network and _inside(resolv, Path("/run")) and resolv.is_file():
         ops.append((_depth(resolv), 1, ["--ro-bind", str(resolv), str(resolv)]))  # systemd-resolved's stub
-    for p in policy.programs:
-        if os.path.isdir(p):
-            ops.append((_depth(p), 1, ["--ro-bind", str(p), str(p)]))
+    for src, seen in policy.programs:
+        if os.path.isdir(src):
+            ops.append((_depth(seen), 1, ["--ro-bind", str(src), str(seen)]))
     for w in (policy.workspace, *policy.writable):
         ops.append((_depth(w), 1, ["--bind", str(w), str(w)]))
     for h in policy.hidden:
