@@ -11,7 +11,9 @@ An entry is a fenced block that agentd appends::
 Every body line starts with ``> ``, so no reader that splits lines (grep,
 ``str.splitlines()``, an editor) ever sees a body line that begins with a
 keyword or a checkbox.  Every Unicode line break in the text becomes a real
-newline followed by ``> ``; other control characters are escaped as ``\\xNN``.
+newline followed by ``> ``; the other characters ``escapes.visible`` names (control characters,
+bidi overrides, zero-width and other invisible characters) are written as its escapes
+(``\\xNN``, ``\\uNNNN``), so an editor shows no terminal or bidi trick in agentd's entries.
 ``lines`` and ``bytes`` count the body plus the end marker, which lets the
 reader skip a whole entry at once and tell a torn one from a whole one.
 """
@@ -30,7 +32,6 @@ MAX_BODY_CHARS = 16_000
 
 # str.splitlines() boundaries, minus \n which we split on ourselves.
 _BREAKS = lazy("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_CONTROL = lazy("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff]")
 _SAFE_FIELD = lazy(r"[^A-Za-z0-9._:+\-]")
 
 HEADER_RE = lazy(
@@ -41,16 +42,11 @@ END_RE = lazy(rb"=== agentd end seq=(\d+) run=(\S+) ===\r?$")
 STATUSES = statuses.ENTRY
 
 
-def _escape(m) -> str:
-    c = m.group()
-    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-
-
 def inert_lines(text: str) -> list[str]:
     """Split text into body lines that are safe to write after the quote marker."""
-    text = _BREAKS.sub("\n", text)
-    text = _CONTROL.sub(_escape, text)
-    return text.split("\n")
+    from agentd.escapes import visible
+
+    return [visible(line) for line in _BREAKS.sub("\n", text).split("\n")]
 
 
 def field(value: str) -> str:

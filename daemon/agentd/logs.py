@@ -68,6 +68,14 @@ def _open_log(path: Path) -> IO[str] | None:
         return None
 
 
+def _visible_values(event: dict) -> dict:
+    """``event`` with each text made visible (``escapes.safe``); a traceback a line at a time."""
+    from agentd.escapes import safe
+
+    return {k: "\n".join(map(safe, v.split("\n"))) if type(v) is str and k in ("exception", "stack")
+            else safe(v) if type(v) is str else v for k, v in event.items()}
+
+
 class _Tee:
     """Final processor: JSON to the file; JSON (maybe <N>-prefixed) or console text to the stream."""
 
@@ -75,14 +83,16 @@ class _Tee:
         self.file, self.console, self.journal = file, console, journal
 
     def __call__(self, logger: Any, method: str, event: dict) -> str:
-        line = json.dumps(event, default=str, ensure_ascii=False)
+        from agentd.escapes import json_safe
+
+        line = json_safe(json.dumps(event, default=str, ensure_ascii=False))  # (no bidi or C1 byte in a log)
         if self.file is not None:
             try:
                 self.file.write(line + "\n")
             except (OSError, ValueError):
                 pass
-        if self.console is not None:
-            return self.console(logger, method, dict(event))
+        if self.console is not None:  # (the renderer's own colours are the only escapes it writes)
+            return self.console(logger, method, _visible_values(event))
         if self.journal:
             return f"<{PRIORITY.get(method, 6)}>{line}"
         return line
@@ -230,7 +240,7 @@ def readable_lines(text: str) -> str:
     ``2026-11-22T15:32:09Z info  run started  task=ok kind=command run_id=…``; other lines as they are."""
     import json
 
-    from agentd.views import safe
+    from agentd.escapes import safe
 
     out = []
     for line in text.splitlines(keepends=True):

@@ -30,8 +30,11 @@ def _warn(event: str, **fields: Any) -> None:
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` on one line, made visible (``escapes.safe``: a model's text can't drive the terminal or
+    the desktop that shows it), cut to ``limit``."""
+    from agentd.escapes import safe
+
+    return safe(" ".join(str(text).split()), limit)
 
 
 def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
@@ -86,7 +89,7 @@ def summary_of_last_run(cfg: Any, unit: str) -> str:
         except Exception as e:  # a broken store must not stop the notification
             return one_line(f"{head}; the run store could not be read ({e}); see `agentd logs`")
     if run is None:
-        return f"{head} before any run was recorded; see `agentd logs`"
+        return one_line(f"{head} before any run was recorded; see `agentd logs`")
     tokens = (run.get("input_tokens") or 0) + (run.get("output_tokens") or 0)
     what = format_summary(task=run.get("task_id"), status=run.get("status"), duration_s=run.get("duration_s"),
                           tokens=tokens, cost_usd=run.get("cost_usd"))

@@ -78,14 +78,14 @@ def _unit_dir(cfg):
 
 
 def text(info: dict) -> list[str]:
-    from agentd.views import safe
+    from agentd.escapes import safe
 
-    out = [f"host:      {info['host']}",
-           f"worklog:   {info['worklog']}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
-           f"config:    {info['config_file']}" + ("" if info["config_exists"] else "  (none; defaults in use)"),
-           f"state:     {info['state_dir']}"]
+    out = [f"host:      {safe(info['host'])}",
+           f"worklog:   {safe(info['worklog'])}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
+           f"config:    {safe(info['config_file'])}" + ("" if info["config_exists"] else "  (none; defaults in use)"),
+           f"state:     {safe(info['state_dir'])}"]
     if info.get("worklog_problem"):
-        out.append(f"problem:   {info['worklog_problem']}")
+        out.append(f"problem:   {safe(info['worklog_problem'])}")
     if info["counts"]:
         out.append("tasks:     " + ", ".join(f"{n} {s}" for s, n in sorted(info["counts"].items())))
     if info.get("unreadable_lines"):
@@ -100,8 +100,8 @@ def text(info: dict) -> list[str]:
                       + (f" ({spent} saved over after 3 restores stay in agentd's copy only)" if spent else "")))
     if info.get("agent_tasks_wait"):
         out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
-    for w in info.get("waiting") or []:
-        out.append(f"waiting:   {w['task_id']}: {safe(w['why'], 200)}")
+    for w in info.get("waiting") or []:  # (never cut: it may hold an approval's `what`)
+        out.append(f"waiting:   {safe(w['task_id'])}: {safe(w['why'], spaces=True)}")
     sb = info.get("sandbox")
     if sb and sb["mode"] == "off":
         out.append("sandbox:   OFF (`sandbox: off` in the config): agents' tools run without it")
@@ -109,17 +109,17 @@ def text(info: dict) -> list[str]:
         out.append(f"sandbox:   not usable: {safe(sb['problem'], 200)}; agent tasks wait (`agentd doctor`)")
     if info.get("next_task"):
         n = info["next_task"]
-        out.append(f"next:      {n['id']} ({n['score']:.2f}) {safe(n['title'], 70)}")
+        out.append(f"next:      {safe(n['id'])} ({n['score']:.2f}) {safe(n['title'], 70)}")
     r = info["last_run"]
     if r:
-        out.append(f"last run:  {r['run_id']} {r['task_id']} {r['status']} at {r['started_at']}"
+        out.append(f"last run:  {r['run_id']} {safe(r['task_id'])} {r['status']} at {r['started_at']}"
                    + (f", {r['duration_s']:.1f} s" if r["duration_s"] is not None else ""))
         if r.get("summary"):
             out.append(f"           {safe(r['summary'], 100)}")
     p = info["progress"]
     if p:
-        out.append(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
-                   f" · updated {p.get('last_update')}")
+        out.append(safe(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
+                        f" · updated {p.get('last_update')}"))
     if info["timer_installed"]:
         out.append(f"timer:     next wake {info['timer_next_elapse'] or 'unknown (systemctl did not say)'}")
     else:

@@ -91,7 +91,8 @@ def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
         middle = middles[key] = f" {kind:<10} {t.status:<11} {t.score:>6.2f}  "
     why = whys.get((t.eligible, t.why))
     if why is None:
-        why = whys[(t.eligible, t.why)] = f"{'':18}{'why: ' if t.eligible else 'not now: '}{safe(t.why, 200)}"
+        # (never cut: a why of a task that waits holds its approval's `what`, whole)
+        why = whys[(t.eligible, t.why)] = (f"{'':18}why: {safe(t.why)}" if t.eligible else runlines.not_now(t.why))
     return middle, why
 
 
