@@ -159,9 +159,11 @@ def _append_human(cfg, line: str) -> None:
     except lines.LineError as e:
         raise UsageError(f"that would not be a valid line: {e}") from None
     worklog.append(cfg.worklog_path, line + "\n")
-    print(f"appended to {cfg.worklog_path}: {line}")
+    from agentd.escapes import safe
+
+    print(f"appended to {cfg.worklog_path}: {safe(line)}")  # (the file has the line as typed)
     if item is not None and hasattr(item, "id"):
-        print(f"task id: {item.id}")
+        print(f"task id: {safe(item.id)}")
 
 
 def _one_line(text: str, what: str) -> str:
@@ -250,7 +252,11 @@ def _answer(verb: str, approval_id: str, reason: str) -> int:
         raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
                          f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")
     _append_human(cfg, answered_line(verb, approval_id, reason).rstrip("\n"))
-    print(f"{'approved' if verb == 'approve' else 'denied'} {describe(row)}; the next wake resumes run {row['run_id']} (`agentd wake --now` to do it now)")
+    from agentd.escapes import safe
+
+    # (the model's `what`, whole: every control, bidi and invisible character and each run of spaces shown)
+    print(f"{'approved' if verb == 'approve' else 'denied'} {safe(describe(row), spaces=True)}; the next wake "
+          f"resumes run {row['run_id']} (`agentd wake --now` to do it now)")
     return 0
 
 

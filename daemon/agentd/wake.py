@@ -58,9 +58,9 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         o = rec.outcome
         logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,
                      tokens=o.input_tokens + o.output_tokens, cost_usd=o.cost_usd)
-        from agentd.views import safe
+        from agentd.escapes import safe
 
-        print(f"{pick.task.id}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")
+        print(f"{safe(pick.task.id)}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")
         print(f"run {pick.run_id}: {rec.run_dir.path}")
         return EX_FAILED if o.status == statuses.FAILED else EX_OK
 
@@ -97,9 +97,11 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
     if task is None:
         print(f"would do nothing: {gating.nothing_line(view.tasks, gate)}")
         return EX_OK
-    print(f"would run: {task.id} ({task.kind}, {task.runner} runner): {task.title}")
-    print(f"because: {task.why}")
+    from agentd.escapes import safe
+
+    print(f"would run: {safe(task.id)} ({task.kind}, {task.runner} runner): {safe(task.title)}")
+    print(f"because: {safe(task.why)}")
     others = list(islice((t for t in view.tasks if t.eligible and t.id != task.id), 3))
     for t in others:
-        print(f"  next in line: {t.id} score {t.score:.2f}: {t.title}")
+        print(f"  next in line: {safe(t.id)} score {t.score:.2f}: {safe(t.title)}")
     return EX_OK
