@@ -45,7 +45,7 @@ def ask(kind: str, what: str, why: str = "the report belongs there") -> dict:
 
 
 def approval_id(worklog) -> str:
-    ids = re.findall(r"APPROVE: (ap-[0-9a-f]{6})", worklog.read_text())
+    ids = re.findall(r"APPROVE: (ap-[0-9a-f]{16})\b", worklog.read_text())
     assert ids, worklog.read_text()
     return ids[-1]
 

@@ -521,4 +521,5 @@ def test_an_attr_given_twice_is_a_bad_line_not_a_silent_last_one_wins():
 
 def test_approve_and_deny_lines_take_the_id_before_any_punctuation_and_the_rest_as_the_reason():
     s = parse_bytes(b"APPROVE: ap-1a2b3c, go ahead\nDENY: ap-4d5e6f: not on my watch\n")
-    assert s.answers == {"ap-1a2b3c": ["approve", "go ahead", 1], "ap-4d5e6f": ["deny", "not on my watch", 2]}
+    assert s.answers == {"ap-1a2b3c": ["approve", "go ahead", 1, 0.5, ""],
+                         "ap-4d5e6f": ["deny", "not on my watch", 2, 0.5, ""]}

@@ -138,7 +138,10 @@ class ApiAgentRun(AgentRun):
         """The tools, their shell sandboxed by the task's attrs widened by what a person approved."""
         from agentd import sandbox
 
-        network, writable = approvals.grants(self.store, self.run_id)
+        network, writable, self.refused_grants = approvals.grants(self.cfg, self.store, self.run_id,
+                                                                  self.cfg.workspace)
+        for aid, why in self.refused_grants.items():
+            self.progress(f"approval {aid} grants nothing: {why}")
         attrs = {**self.task.attrs, **({"network": True} if network else {})}
         policy = sandbox.policy_for(self.cfg, attrs, self.cfg.workspace, writable=writable)
         return Tools(self.cfg.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
@@ -209,17 +212,20 @@ class ApiAgentRun(AgentRun):
     # -- asking a person (approvals.py) ----------------------------------------------
     def ask_a_person(self, call: ToolCall) -> Outcome | None:
         """Park the run: the request is recorded, its tool step left waiting for the answer.  A path
-        no sandbox could make writable (``/``, one holding agentd's files) is refused at once."""
+        no sandbox could make writable (``/``, one holding agentd's files), or one that lies in or passes
+        through a place an agent can write, is refused at once; the person is shown the resolved path."""
+        what = None
         if call.args["kind"] == "write":
             from agentd import sandbox
 
             conflicts = sandbox.policy_for(self.cfg, self.task.attrs, self.cfg.workspace,
                                            writable=[call.args["what"]]).conflicts
-            if conflicts:
+            what, why = approvals.bound_path(self.cfg, self.store, self.cfg.workspace, call.args["what"])
+            if conflicts or why:
                 self.cp.add(ToolStep(call.id, call.name, call.args, f"request_approval: refused, not asked: "
-                                     f"{conflicts[0]}", True, "done"))
+                                     f"{conflicts[0] if conflicts else why}", True, "done"))
                 return None
-        row = approvals.request(self.cfg, self.store, self.run_id, self.task.id, call.id, call.args)
+        row = approvals.request(self.cfg, self.store, self.run_id, self.task.id, call.id, call.args, what=what)
         n = self.cp.add(ToolStep(call.id, call.name, call.args, status=statuses.WAITING))
         self.progress(f"step {n}: waiting for a person to answer {row['id']}")
         out = self.outcome(statuses.WAITING, f"Waiting for approval {approvals.describe(row)}",
@@ -237,9 +243,9 @@ class ApiAgentRun(AgentRun):
             row = next((r for r in self.store.approvals(self.run_id) if r["call_id"] == step.call_id), None)
             if row is None or row["answer"] is None:
                 continue
-            text = approvals.result_text(row)
+            text = approvals.result_text(row, self.refused_grants.get(row["id"]))
             if row["answer"] == "approve" and row["kind"] == "command":
-                text += "\n" + self.run_outside(row["what"])
+                text += "\n" + self.run_outside(row["what"], row.get("dir"))
             step.result, step.is_error, step.status = self.redact(text), row["answer"] != "approve", "done"
             self.cp.update(n, step)
             n_answered += 1
@@ -253,15 +259,35 @@ class ApiAgentRun(AgentRun):
                                       for r in self.store.approvals(self.run_id)])
         return n_answered
 
-    def run_outside(self, command: str) -> str:
-        """A command a person approved, run once outside the sandbox (without agentd's keys)."""
+    def run_outside(self, command: str, where: str | None = None) -> str:
+        """A command a person approved, run once outside the sandbox, without agentd's keys or any name
+        of its env file: in a new empty directory (removed after), never where an agent could have left
+        code, or in ``where``, the directory the person's answer named, unless an agent can write it."""
+        import shutil
+        import tempfile
+
         from agentd import procs
-        from agentd.redact import scrubbed_env
+        from agentd.config import read_env_file
+        from agentd.redact import LLM_KEYS, scrubbed_env
         from agentd.tools import SHELL_MAX_BYTES, cap
 
-        rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=self.cfg.workspace,
-                                        env=scrubbed_env(self.cfg.env), timeout=self.cfg.duration("command_timeout"),
-                                        max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
+        if where:
+            real, why = approvals.bound_path(self.cfg, self.store, self.cfg.workspace, where)
+            if why is None and not os.path.isdir(real):
+                why = f"{real} is not a directory"
+            if why:
+                return f"[not run: the directory the person named can't be used: {why}]"
+        drop = set(LLM_KEYS) | set(read_env_file(self.cfg.config_dir / "env"))
+        env = {k: v for k, v in scrubbed_env(self.cfg.env).items() if k not in drop}
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        cwd = real if where else tempfile.mkdtemp(prefix="approved-", dir=self.cfg.state_dir)
+        try:
+            rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=cwd, env=env,
+                                            timeout=self.cfg.duration("command_timeout"),
+                                            max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
+        finally:
+            if not where:
+                shutil.rmtree(cwd, ignore_errors=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
         return f"{cap(out.decode('utf-8', 'replace'))}\n{note}"
 

@@ -59,11 +59,12 @@ class Command(Record):
 
 
 class Answer(Record):
-    """A person's APPROVE: <id> or DENY: <id> <reason>, answering an agent's request_approval."""
+    """A person's APPROVE: <id> [in <dir>] or DENY: <id> <reason>, answering an agent's request_approval."""
     verb: str  # approve | deny
     approval_id: str
     reason: str
     line: int
+    dir: str = ""  # APPROVE: <id> in /abs/dir: where an approved command runs (else a fresh empty dir)
 
 
 _TASK = lazy(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
@@ -183,8 +184,14 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         aid, _, reason = rest.partition(" ")
         aid = aid.rstrip(",;.:").lower()  # "APPROVE: AP-1A2B3C, go ahead" (agentd's ids are lower case)
         if not ID_RE.match(aid):
-            raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c")
-        return Answer(word.lower(), aid, reason.strip()[:MAX_REASON], line)
+            raise LineError(f"{word}: needs an approval id, e.g. {word}: ap-1a2b3c4d5e6f7a8b")
+        reason = reason.strip()
+        if word == "APPROVE" and reason.split(None, 1)[0:1] == ["in"]:
+            where = reason[2:].strip()
+            if not where.startswith("/"):
+                raise LineError(f"APPROVE: {aid} in DIR: the directory must be an absolute path, not {where[:80]!r}")
+            return Answer("approve", aid, "", line, where)
+        return Answer(word.lower(), aid, reason[:MAX_REASON], line)
     title, raw = split_attrs(rest)
     attrs = parse_attrs(raw, f"{source}:{line}")
     kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",

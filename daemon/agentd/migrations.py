@@ -68,6 +68,10 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("006_tables_seen", """
         CREATE TABLE tables_seen (scope TEXT PRIMARY KEY, token TEXT NOT NULL);
     """),
+    # where an approved command runs, when the person's answer named a directory (APPROVE: <id> in <dir>)
+    ("007_approval_dir", """
+        ALTER TABLE approvals ADD COLUMN dir TEXT;
+    """),
 ]
 
 

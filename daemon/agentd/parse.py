@@ -22,7 +22,7 @@ from agentd.markers import (ATTEMPTS as _ATTEMPTS, BEGIN as _BEGIN, BLEN as _BLE
 from agentd.task import Task
 from agentd.tasktable import TaskTable
 
-PARSER_VERSION = 14  # 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 15  # 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 # A person's DONE / CANCEL / RETRY line for a task, as the state keeps it: ``order``, where it stands
 # among the entries (the highest seq above it, plus 0.5); ``verb`` (done | cancel | retry); ``line``.
@@ -39,7 +39,9 @@ class State(Record):
     tasks: TaskTable = Factory(TaskTable)  # id -> Task.to_dict(), kept as columns
     dup_lines: dict = Factory(dict)  # id -> [lines]
     commands: dict = Factory(dict)  # task id -> [Mark]
-    answers: dict = Factory(dict)  # approval id -> [verb, reason, line]: a person's APPROVE/DENY
+    # approval id -> [verb, reason, line, order, dir]: a person's APPROVE/DENY (``order`` as a Mark's: it
+    # counts only for a request whose waiting entry's seq is below it; ``dir``: APPROVE: <id> in <dir>)
+    answers: dict = Factory(dict)
     latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
     errors: list = Factory(list)  # [(line, message)]
@@ -144,7 +146,7 @@ class State(Record):
         elif isinstance(item, Command):
             self.commands.setdefault(item.task_id, []).append(Mark(order, item.verb, line))
         elif isinstance(item, Answer):
-            self.answers[item.approval_id] = [item.verb, item.reason, line]
+            self.answers[item.approval_id] = [item.verb, item.reason, line, order, item.dir]
 
     def _entry_fast(self, seq: int, run: str, task: str, status: str, at: str, until: str | None = None) -> None:
         self.entry_count += 1

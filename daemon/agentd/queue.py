@@ -345,7 +345,7 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     backend, reason = agents_wait(cfg, store, now)
     waits = {}
     unknown = []  # APPROVE/DENY lines for no request agentd has (a typo?): the first 20 of the last 1,000
-    for aid, (_, _, line) in islice(reversed(r.state.answers.items()), 1000):
+    for aid, (_, _, line, *_) in islice(reversed(r.state.answers.items()), 1000):
         if len(unknown) < 20 and (store is None or store.approval(aid) is None):
             unknown.append((line, aid))
     unknown.sort()

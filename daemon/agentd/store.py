@@ -296,10 +296,16 @@ class Store:
         row = self.db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
         return dict(row) if row is not None else None
 
-    def answer_approval(self, approval_id: str, answer: str, reason: str) -> None:
+    def answer_approval(self, approval_id: str, answer: str, reason: str, dir: str | None = None) -> None:
         """Record the answer once: a later line can't change what a resumed run was told."""
-        self.db.execute("UPDATE approvals SET answer=?, reason=?, answered_at=? WHERE id=? AND answer IS NULL",
-                        (answer, reason, now_iso(), approval_id))
+        self.db.execute("UPDATE approvals SET answer=?, reason=?, answered_at=?, dir=? WHERE id=? AND answer IS NULL",
+                        (answer, reason, now_iso(), dir or None, approval_id))
+
+    def asked_in(self, run_id: str, approval_id: str) -> int | None:
+        """The seq of the run's first "waiting" entry that names the request: what a person was shown."""
+        row = self.db.execute("SELECT MIN(seq) FROM entries WHERE run_id=? AND status='waiting' AND instr(text, ?) > 0",
+                              (run_id, approval_id + ":")).fetchone()
+        return row[0] if row else None
 
     # -- backend holds -----------------------------------------------------------
     def set_hold(self, backend: str, kind: str, reason: str, until: str | None = None,
