@@ -55,7 +55,7 @@ class Recording:
         if resumed:
             self.run_dir.progress("resume", notes="resuming after an interrupted wake")
         else:
-            self.run_dir.write_manifest(cfg, self.run_id, t, self.snap)
+            self.run_dir.write_manifest(cfg, self.run_id, t, self.snap, workspace=self._where())
             self.run_dir.progress("start", notes=f"{t.kind} task {t.id}")
             self.store.start_run(run_id=self.run_id, task_id=t.id, kind=t.kind, title=t.title,
                                  status=statuses.RUNNING, host=cfg.host, started_at=now_iso(),
@@ -65,6 +65,21 @@ class Recording:
         body = (f"**{'resumed' if resumed else 'started'}** · {t.kind} `{t.id}` · {how}\n{t.title}\n"
                 f"why this one: {t.why}\nrun directory: {self.run_dir.path}") + self._sandbox_note()
         append_entry(cfg, self.store, self.run_id, t.id, statuses.RUNNING, body, floor)
+
+    def _where(self):
+        """Where the run works, for its manifest: the agent task's own workspace (or worktree), a
+        command's cwd (None when it can't run there: the runner says why)."""
+        from agentd import worktrees
+        from agentd.errors import WorkspaceError
+
+        if self.task.runner == "agent":
+            return worktrees.planned(self.cfg, self.task, self.run_id)
+        if self.task.runner == "command":
+            try:
+                return worktrees.command_cwd(self.cfg, self.task, self.store)
+            except WorkspaceError:
+                return None
+        return None
 
     def failed_internally(self) -> Outcome:
         """agentd's own bug: keep the traceback in the run directory, record the run as failed."""

@@ -37,16 +37,18 @@ def config_hash(values: dict) -> str:
 
 
 def _git_commit(path: Path) -> str | None:
+    """The commit a workspace's checkout is at, asked with agentd's hardened git (the workspace is an
+    agent's: its .git may hold hooks, an fsmonitor, filters)."""
     if not (path / ".git").exists():
         return None
-    import subprocess
+    from agentd import git
+    from agentd.errors import WorkspaceError
 
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+        out = git.git("rev-parse", "--verify", "HEAD", cwd=path, timeout=10).strip()
+    except (WorkspaceError, OSError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out or None
 
 
 def _dist_version(name: str) -> str | None:
@@ -64,7 +66,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.progress_path = self.path / "progress.json"
 
-    def write_manifest(self, cfg, run_id: str, task, snapshot: dict) -> None:
+    def write_manifest(self, cfg, run_id: str, task, snapshot: dict, workspace: Path | None = None) -> None:
+        """``workspace``: where the run works (the task's own workspace, its worktree, a command's cwd)."""
         import platform
 
         gpus = snapshot.get("gpu") or []
@@ -73,13 +76,14 @@ class RunDir:
             "task": {"id": task.id, "title": task.title, "kind": task.kind, "source": task.source,
                      "line": task.line, "attrs": task.attrs},
             "host": cfg.host, "agentd_version": __version__,
-            "workspace": str(cfg.workspace), "workspace_git_commit": _git_commit(cfg.workspace),
+            "workspace": str(workspace) if workspace else None,
+            "workspace_git_commit": _git_commit(workspace) if workspace and not task.attrs.get("repo") else None,
             "python": platform.python_version(), "torch": _dist_version("torch"),
             "transformers": _dist_version("transformers"),
             "cuda": (gpus[0].get("cuda_version") if gpus else None),
             "gpu": [g.get("name") for g in gpus],
             "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
-            "sandbox": _sandbox(cfg, task),
+            "sandbox": _sandbox(cfg, task, workspace),
         })
 
     def read(self) -> dict | None:
@@ -104,7 +108,7 @@ class RunDir:
 
 
 
-def _sandbox(cfg, task) -> dict:
+def _sandbox(cfg, task, workspace) -> dict:
     """Which sandbox the run's model-driven processes get, and its policy (docs/security.md)."""
     if task.runner != "agent":
         return {"sandbox": "none", "note": f"a {task.kind} a person wrote runs as written, like their own shell"}
@@ -112,7 +116,8 @@ def _sandbox(cfg, task) -> dict:
     from agentd.backends import CLI_EXES, chosen
 
     cli = chosen(cfg)
-    policy = sandbox.policy_for(cfg, task.attrs, cfg.workspace, for_cli=cli if cli in CLI_EXES else False)
+    policy = sandbox.policy_for(cfg, task.attrs, workspace or cfg.workspace,
+                                for_cli=cli if cli in CLI_EXES else False)
     return sandbox.describe(policy, cfg)
 
 
@@ -150,7 +155,7 @@ def describe(store, run: dict) -> dict:
 
 
 def describe_text(info: dict) -> list[str]:
-    from agentd.views import safe
+    from agentd.escapes import safe
 
     r = info["run"]
     out = [f"run {r['run_id']}: {r['status']}" + (f" ({safe(r['reason'])})" if r.get("reason") else "")]
@@ -161,12 +166,13 @@ def describe_text(info: dict) -> list[str]:
             out.append(f"  {k:<14} {safe(v)}")
     p = info.get("progress")
     if p:
-        out.append(f"  progress       {p.get('status')} · phase {p.get('current_phase')} · "
-                   f"done: {', '.join(p.get('phases_completed', [])) or '-'}")
+        out.append(safe(f"  progress       {p.get('status')} · phase {p.get('current_phase')} · "
+                        f"done: {', '.join(map(str, p.get('phases_completed', []))) or '-'}"))
     for e in info["entries"]:
         out.append("")
         out.append(f"worklog entry #{e['seq']} ({e['status']}):")
-        out += [safe(line) for line in e["text"].rstrip("\n").split("\n")]
+        # (agentd wrote it visible: its escapes are not escaped again)
+        out += [safe(line, backslashes=False) for line in e["text"].rstrip("\n").split("\n")]
     if info.get("failed_calls"):
         out.append("")
         out.append(f"failed model calls ({len(info['failed_calls'])}):")

@@ -1,9 +1,13 @@
 """Runners: one per kind of task.  Each takes a ``Job`` and returns the one ``Outcome``.
 
-    command     a shell command in the workspace          (runners/command.py)
+    command     a shell command in its cwd (never an agent's workspace)   (runners/command.py)
     experiment  built-in health / cuda-probe / model-bench (runners/experiment.py)
     agent       the LLM agent loop over a chat API         (runners/agent.py -> agentd.agent)
     cli agent   claude-cli / codex-cli, whole processes    (runners/cli_agent.py)
+
+An agent run works in a workspace of its own, or a new git worktree for a ``{repo: PATH}``
+task, made here before it starts (``worktrees.prepare``); after a ``repo:`` run agentd commits
+what it left and the finding names the branch (``worktrees.land``).
 
 Commands, experiments and CLI agents run as child processes through ``procs``: the
 same output cap, wall-clock and idle-output limits, redaction and key-free environment.
@@ -19,15 +23,26 @@ __all__ = ["CLI_AGENTS", "Job", "Outcome", "run"]
 
 def run(job: Job) -> Outcome:
     kind = job.task.runner
+    if kind != "agent" and job.task.attrs.get("repo"):
+        return Outcome("blocked", f"not run: `repo:` is for agent tasks; a {job.task.kind} runs where a person "
+                       "says (a command task's `cwd:`)", reason="repo: on a task that is not an agent's")
     if kind == "command":
         from agentd.runners import command as mod
     elif kind == "experiment":
         from agentd.runners import experiment as mod
     else:
+        from agentd import worktrees
+        from agentd.errors import WorkspaceError
+
+        try:
+            job.workspace = worktrees.prepare(job)
+        except WorkspaceError as e:
+            return Outcome("blocked", f"not started: {e}", reason=f"workspace: {e}"[:200])
         from agentd.providers import resolve_provider_name
 
         if resolve_provider_name(job.cfg) in CLI_AGENTS:
             from agentd.runners import cli_agent as mod
         else:
             from agentd.runners import agent as mod
+        return worktrees.land(job, mod.run(job))
     return mod.run(job)

@@ -1,4 +1,8 @@
-"""Command tasks: a shell command in the workspace, watched (``procs.watch``).
+"""Command tasks: a shell command in its directory, watched (``procs.watch``).
+
+It runs in the task's ``cwd:``, else in the worklog's directory, and never in a directory an
+agent could write (``worktrees.command_cwd``): code an agent left there would run outside the
+sandbox, as the person.  Such a task is blocked, saying why.
 
 The command runs in its own process group with stdin closed and stdout and
 stderr captured to the run directory, then redacted.  A wall-clock timeout (the
@@ -63,8 +67,14 @@ def run(job: Job) -> Outcome:
     if not written_by_a_person(cfg, job.task):
         return Outcome("blocked", f"not run: the command came from {job.task.source}, not a person's line of the "
                        f"worklog or a task file in {cfg.tasks_dir}", reason="command of unknown provenance")
-    ws = Path(cfg.workspace)
-    ws.mkdir(parents=True, exist_ok=True)
+    from agentd import worktrees
+    from agentd.errors import WorkspaceError
+
+    try:
+        ws = worktrees.command_cwd(cfg, job.task, job.store)
+    except WorkspaceError as e:
+        return Outcome("blocked", f"`{cmd}` not run: {e}", reason=f"cwd: {e}"[:200],
+                       next_step=f"give the task a `cwd:` outside {cfg.workspace}, then RETRY: {job.task.id}")
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     wall, idle = timeouts(cfg, job.task.attrs)
     job.progress("run command")

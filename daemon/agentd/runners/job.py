@@ -17,6 +17,7 @@ class Job:
     run_dir: Path
     progress: Callable[[str], None]
     resume: bool = False
+    workspace: Path | None = None  # where it works: set by runners.run (worktrees.prepare), never shared
 
 
 @dataclass

@@ -1,0 +1,267 @@
+"""Where agent work lands: a workspace per task, and `{repo: PATH}` tasks in git worktrees (real git,
+real bwrap, the real agent loop against the loopback fake model)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agentd import git, runners, worktrees
+from agentd.store import Store
+from agentd.task import Task
+from conftest import run_cli
+from fake_llm import FakeLLM, finish, make_config, reply
+
+ANT_KEY = "sk-ant-test-0123456789abcdef"
+
+
+@pytest.fixture
+def fake():
+    f = FakeLLM()
+    yield f
+    f.close()
+
+
+def sh(*args, cwd=None) -> str:
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path) -> Path:
+    """A person's repository: one commit on main, a hooks dir, a dirty index and worktree of their own."""
+    path.mkdir(parents=True)
+    sh("git", "init", "-q", "-b", "main", str(path))
+    sh("git", "-C", str(path), "config", "user.name", "Person")
+    sh("git", "-C", str(path), "config", "user.email", "person@example.org")
+    (path / "bench.py").write_text("print('bench')\n")
+    sh("git", "-C", str(path), "add", "bench.py")
+    sh("git", "-C", str(path), "commit", "-q", "-m", "the person's work")
+    (path / "wip.txt").write_text("half done\n")  # the person's uncommitted work
+    (path / "bench.py").write_text("print('bench, edited')\n")
+    sh("git", "-C", str(path), "add", "bench.py")  # staged: the index is the person's too
+    return path
+
+
+def snapshot(repo: Path) -> dict:
+    """What of the person's checkout must never change: HEAD, its branch, index, hooks, files."""
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "-"
+
+    hooks = repo / ".git" / "hooks"
+    return {"HEAD": (repo / ".git" / "HEAD").read_text(), "main": sh("git", "-C", str(repo), "rev-parse", "main"),
+            "index": digest(repo / ".git" / "index"), "config": digest(repo / ".git" / "config"),
+            "hooks": sorted((p.name, digest(p)) for p in hooks.iterdir()) if hooks.is_dir() else [],
+            "files": sorted((p.name, digest(p)) for p in repo.iterdir() if p.is_file())}
+
+
+def cfg_for(tmp_path, fake, **values):
+    return make_config(tmp_path, {"provider": "anthropic", **values},
+                       {"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_BASE_URL": fake.url})
+
+
+def run_task(cfg, task, run_id="r1"):
+    store = Store(cfg.store_path)
+    if not store.run(run_id):
+        store.start_run(run_id=run_id, task_id=task.id, kind=task.kind, title=task.title, status="running",
+                        started_at="2025-01-01T00:00:00Z")
+    job = runners.Job(cfg, store, run_id, task, {}, cfg.state_dir / "runs" / run_id, lambda line: None)
+    out = runners.run(job)
+    store.update_run(run_id, status=out.status)
+    return out, job
+
+
+def shell(cmd):
+    return ("shell", {"command": cmd})
+
+
+# -- a workspace per task -----------------------------------------------------------------------
+
+def test_each_agent_task_works_in_a_workspace_of_its_own_and_its_runs_reuse_it(tmp_path, fake):
+    cfg = cfg_for(tmp_path, fake)
+    a = Task(id="alpha", title="a", kind="task")
+    b = Task(id="beta", title="b", kind="task")
+    fake.script(reply(tools=[shell("echo a >> mine.txt; ls ..")]), finish("done", "wrote mine.txt for alpha"),
+                reply(tools=[shell("echo b >> mine.txt")]), finish("done", "wrote mine.txt for beta"),
+                reply(tools=[shell("echo again >> mine.txt")]), finish("done", "alpha's second run"))
+    run_task(cfg, a, "r1")
+    run_task(cfg, b, "r2")
+    run_task(cfg, a, "r3")
+    assert (cfg.workspace / "alpha" / "mine.txt").read_text() == "a\nagain\n"
+    assert (cfg.workspace / "beta" / "mine.txt").read_text() == "b\n"
+    assert not (cfg.workspace / "mine.txt").exists()
+    system = fake.requests[0]["body"]["system"][0]["text"]
+    assert str(cfg.workspace / "alpha") in system
+    # the shell sees only its own: `ls ..` lists nothing of beta's (run later) nor the parent's files
+    assert "beta" not in json.dumps(fake.requests[1]["body"]["messages"][-1])
+
+
+@pytest.mark.parametrize("task_id, name", [
+    ("plain-id_1.x", "plain-id_1.x"),
+    ("a:b", None), ("a..b", None), ("x.lock", None), (".hidden", None), ("-dash", None), ("a/../../etc", None),
+])
+def test_a_task_id_becomes_one_safe_path_and_branch_component(task_id, name):
+    got = worktrees.safe_name(task_id)
+    if name:
+        assert got == name
+    assert "/" not in got and ".." not in got and not got.startswith((".", "-")) and not got.endswith(".lock")
+    assert got not in (".", "..", "") and got != task_id or task_id == "plain-id_1.x"
+    subprocess.run(["git", "check-ref-format", f"refs/heads/agentd/{got}-r1"], check=True)
+
+
+def test_ids_that_differ_only_in_unsafe_characters_get_different_workspaces():
+    assert worktrees.safe_name("a:b") != worktrees.safe_name("a_b")
+    assert worktrees.safe_name("a:b") != worktrees.safe_name("a;b")
+
+
+def test_a_link_where_the_tasks_workspace_would_be_is_refused_not_followed(tmp_path, fake):
+    cfg = cfg_for(tmp_path, fake)
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    cfg.workspace.mkdir(parents=True)
+    (cfg.workspace / "t1").symlink_to(secret)
+    out, _ = run_task(cfg, Task(id="t1", title="t", kind="task"))
+    assert out.status == "blocked" and "symlink" in out.summary
+    assert fake.requests == [] and list(secret.iterdir()) == []
+
+
+# -- {repo: PATH}: a worktree on a branch of its own ----------------------------------------------
+
+def test_a_repo_task_leaves_a_branch_with_its_commits_and_the_persons_checkout_is_untouched(
+        tmp_path, fake, worklog):
+    repo = make_repo(tmp_path / "proj")
+    before = snapshot(repo)
+    worklog.write_text(f"DIRECTIVE: speed up the bench {{id: speed, repo: {repo}}}\n")
+    fake.script(reply(tools=[shell("echo fast > fast.py && git add fast.py && git commit -qm mine; "
+                                   "echo commit-exit=$?; cat bench.py")]),
+                finish("done", "Added fast.py with the faster bench."))
+    r = run_cli("wake", "--now", env={"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_BASE_URL": fake.url})
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_id = json.loads(run_cli("runs", "--json").stdout)[0]["run_id"]
+    branch = f"agentd/speed-{run_id}"
+    # inside, the repository's .git is read-only: the agent's own commit failed; it saw the committed file
+    tool_out = json.dumps(fake.requests[1]["body"]["messages"][-1])
+    assert "commit-exit=0" not in tool_out and "print('bench')" in tool_out
+    log = sh("git", "-C", str(repo), "log", "--format=%s", f"main..{branch}").splitlines()
+    assert log == [f"agentd: speed done (run {run_id})"]
+    assert sh("git", "-C", str(repo), "show", f"{branch}:fast.py") == "fast\n"
+    assert sh("git", "-C", str(repo), "merge-base", "main", branch).strip() == before["main"].strip()
+    assert snapshot(repo) == before  # HEAD, main, index, config, hooks and files: the person's, as they were
+    text = worklog.read_text()
+    sha = sh("git", "-C", str(repo), "rev-parse", "--short", branch).strip()
+    assert f"branch {branch} in {repo}" in text and f"{sha} agentd: speed done" in text
+    assert "1 file changed, 1 insertion(+)" in text and "fast.py" in text
+    manifest = json.loads((Path(json.loads(run_cli("runs", "--json").stdout)[0]["run_dir"]) / "manifest.json")
+                          .read_text())
+    assert manifest["workspace"].endswith(f"speed@{run_id}") and manifest["worktree"]["branch"] == branch
+
+    listed = json.loads(run_cli("worktrees", "--json").stdout)
+    assert [(w["task"], w["run"], w["branch"], w["ahead"], w["state"]) for w in listed] == [
+        ("speed", run_id, branch, 1, "ended (done)")]
+    assert Path(listed[0]["path"]).is_dir()
+    text_out = run_cli("worktrees").stdout
+    assert branch in text_out and "ended (done)" in text_out
+    pruned = run_cli("worktrees", "--prune")
+    assert pruned.returncode == 0 and "kept" in pruned.stdout, pruned.stdout + pruned.stderr
+    assert not Path(listed[0]["path"]).exists()
+    assert sh("git", "-C", str(repo), "rev-parse", "--verify", branch)  # the branch stays
+    assert "speed@" not in sh("git", "-C", str(repo), "worktree", "list")
+    assert json.loads(run_cli("worktrees", "--json").stdout)[0]["state"] == "removed"
+    assert snapshot(repo) == before
+
+
+def plant(repo: Path, marker: Path) -> None:
+    """Code in the repository's config and hooks that would leave ``marker`` if any git call ran it."""
+    script = repo.parent / "planted.sh"
+    script.write_text(f"#!/bin/sh\necho \"$0 $*\" >> {marker}\nexit 0\n")
+    script.chmod(0o755)
+    sh("git", "-C", str(repo), "config", "core.fsmonitor", str(script))
+    sh("git", "-C", str(repo), "config", "core.pager", str(script))
+    sh("git", "-C", str(repo), "config", "filter.planted.clean", str(script))
+    sh("git", "-C", str(repo), "config", "filter.planted.smudge", str(script))
+    sh("git", "-C", str(repo), "config", "diff.planted.textconv", str(script))
+    (repo / ".gitattributes").write_text("*.py filter=planted diff=planted\n")
+    for hook in ("post-checkout", "pre-commit", "commit-msg", "post-commit", "post-index-change",
+                 "reference-transaction"):
+        (repo / ".git" / "hooks" / hook).write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        (repo / ".git" / "hooks" / hook).chmod(0o755)
+
+
+def unharden(monkeypatch) -> None:
+    """git.py's hardening switched off: git as agentd would run it plainly."""
+    monkeypatch.setattr(git, "config_args", lambda drivers=(): [])
+    monkeypatch.setattr(git, "hardened_env", lambda env: dict(os.environ if env is None else env))
+
+
+@pytest.mark.parametrize("hardened", [True, False], ids=["hardened", "hardening-off"])
+def test_planted_fsmonitor_hooks_and_filters_never_run_during_agentds_own_git_calls(
+        tmp_path, fake, monkeypatch, hardened):
+    repo = make_repo(tmp_path / "proj")
+    marker, inner = tmp_path / "ran-from-repo.txt", tmp_path / "ran-from-worktree.txt"
+    plant(repo, marker)
+    before = snapshot(repo)
+    if not hardened:
+        unharden(monkeypatch)
+    cfg = cfg_for(tmp_path, fake)
+    # from inside: a gitdir of the agent's own with an fsmonitor, and the worktree's .git pointed at it
+    evil = (f"git init -q --bare evil.git && printf '#!/bin/sh\\necho wt >> {inner}\\n' > evil.sh && "
+            f"chmod +x evil.sh && git --git-dir=evil.git config core.fsmonitor $PWD/evil.sh && "
+            f"git --git-dir=evil.git config core.worktree $PWD && echo \"gitdir: $PWD/evil.git\" > .git && "
+            "echo new > new.py && echo done-planting")
+    fake.script(reply(tools=[shell(evil)]), finish("done", "Planted what I could and wrote new.py."))
+    task = Task(id="t1", title="work on it", kind="task", attrs={"repo": str(repo)})
+    out, job = run_task(cfg, task)
+    assert out.status == "done", out
+    if not hardened:
+        assert marker.exists()  # plain git runs what the repository plants: this test can fail
+        return
+    assert not marker.exists(), marker.read_text()
+    assert not inner.exists(), inner.read_text()
+    branch = "agentd/t1-r1"
+    assert sh("git", "-C", str(repo), "show", f"{branch}:new.py") == "new\n"  # committed, not filtered
+    assert (job.workspace / ".git").read_text().startswith("gitdir: " + str(repo / ".git" / "worktrees"))
+    assert any(line.startswith(f"branch {branch}") for line in out.lines)
+    assert snapshot(repo) == before
+    worktrees.prune(cfg, Store(cfg.store_path))
+    assert not marker.exists() and not inner.exists()
+
+
+def test_a_repo_inside_the_agents_workspace_is_refused(tmp_path, fake):
+    cfg = cfg_for(tmp_path, fake)
+    repo = make_repo(cfg.workspace / "other" / "proj")
+    out, _ = run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
+    assert out.status == "blocked" and "inside the agents' workspace" in out.summary
+    assert fake.requests == []
+
+
+def test_a_repo_that_is_not_a_git_repository_blocks_the_task_saying_so(tmp_path, fake):
+    cfg = cfg_for(tmp_path, fake)
+    (tmp_path / "plain").mkdir()
+    out, _ = run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(tmp_path / "plain")}))
+    assert out.status == "blocked" and "git rev-parse failed" in out.summary and "not a git repository" in out.summary
+
+
+def test_repo_on_a_command_task_is_refused_not_ignored(tmp_path, fake):
+    cfg = cfg_for(tmp_path, fake)
+    repo = make_repo(tmp_path / "proj")
+    task = Task(id="c1", title="c", kind="command", attrs={"run": "touch ran", "repo": str(repo)})
+    out, _ = run_task(cfg, task)
+    assert out.status == "blocked" and "`repo:` is for agent tasks" in out.summary
+    assert not (repo / "ran").exists()
+
+
+def test_a_resumed_repo_run_takes_up_its_own_worktree_again(tmp_path, fake):
+    repo = make_repo(tmp_path / "proj")
+    cfg = cfg_for(tmp_path, fake)
+    task = Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)})
+    fake.script(reply(tools=[shell("echo one > one.txt")]), finish("done", "Wrote one.txt in the worktree."))
+    out1, job1 = run_task(cfg, task, "r1")
+    fake.script(reply(tools=[shell("ls")]), finish("done", "Listed the worktree again."))
+    job = runners.Job(cfg, Store(cfg.store_path), "r1", task, {}, cfg.state_dir / "runs" / "r1", lambda s: None,
+                      resume=True)
+    assert worktrees.prepare(job) == job1.workspace
+    assert len(worktrees.records(cfg)) == 1
