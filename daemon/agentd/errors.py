@@ -12,6 +12,7 @@ expected ones too, so the traceback is there when you need it.
     ├── WorklogError              exit 1   the worklog can't be read or written
     ├── StateError                exit 74  the state directory can't be written (full, read-only, denied)
     ├── MissingDependency         exit 1   an optional package is not installed
+    ├── WorkspaceError            exit 1   a task's workspace, worktree or cwd can't be used -> blocked
     └── ProviderError             exit 1   an LLM provider call failed
         ├── AuthFailed                     key missing or refused  -> blocked
         ├── RateLimited                    429/529 after retries   -> deferred
@@ -86,6 +87,11 @@ def io_error(e: OSError, what: str = "") -> StateError | None:
         return None
     where = e.filename or what or "agentd's state directory"
     return StateError(f"cannot write {where}: {e.strerror or name} ({_IO_HINTS[name]})")
+
+
+class WorkspaceError(AgentdError):
+    """Where a task would run can't be used safely: a workspace that is a link, a `repo:` that is not a
+    git repository, a command's `cwd:` an agent could write, a git call that failed."""
 
 
 class MissingDependency(AgentdError):
