@@ -237,6 +237,11 @@ def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, run_id="r1", **v
     return runners.run(job), store
 
 
+def task_ws(tmp_path) -> Path:
+    """The workspace of task t1's runs (each agent task gets one of its own under ``workspace``)."""
+    return tmp_path / "ws" / "t1"
+
+
 @needs_claude
 def test_agentd_claude_done(fake, tmp_path):
     fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
@@ -251,7 +256,7 @@ def test_agentd_claude_tool_round_trip(fake, tmp_path):
     out, _ = agentd(tmp_path, fake, "claude-cli")
     assert out.status == "done" and out.summary == "Wrote hi into out.txt in the workspace." and out.flagged is None
     assert (out.input_tokens, out.output_tokens) == (200, 40)
-    assert (tmp_path / "ws" / "out.txt").read_text() == "hi\n"
+    assert (task_ws(tmp_path) / "out.txt").read_text() == "hi\n"
 
 
 @needs_claude
@@ -347,7 +352,7 @@ def test_agentd_codex_tool_round_trip(fake, tmp_path):
     fake.script(reply(tools=[exec_command("echo hi > out.txt")]), reply("Wrote hi into out.txt in the workspace.\nSTATUS: done"))
     out, _ = agentd(tmp_path, fake, "codex-cli")
     assert out.status == "done" and out.summary == "Wrote hi into out.txt in the workspace." and out.flagged is None
-    assert (tmp_path / "ws" / "out.txt").read_text() == "hi\n"
+    assert (task_ws(tmp_path) / "out.txt").read_text() == "hi\n"
 
 
 @needs_codex
@@ -519,7 +524,7 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
         if child.poll() is None:
             child.kill()
         child.wait()
-    assert (tmp_path / "ws" / "started.txt").exists() and not (tmp_path / "ws" / "finished.txt").exists()
+    assert (task_ws(tmp_path) / "started.txt").exists() and not (task_ws(tmp_path) / "finished.txt").exists()
     out, store = agentd(tmp_path, fake, provider, run_id=run_id)  # the next wake resumes the run
     assert out.status == "done" and out.summary == "Checked the workspace: nothing to redo."
     body = json.dumps(fake.requests[-1]["body"])

@@ -18,7 +18,7 @@ from agentd.recordtype import Record
 
 
 class Field(Record):
-    kind: str  # str int float bool path enum map ids strs time_range duration prices
+    kind: str  # str int float bool path enum map ids strs time_range duration prices network
     default: object = None
     doc: str = ""
     choices: tuple = ()
@@ -137,6 +137,8 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
             return list(v), None
         return None, "must be a string or a list of strings"
+    if k == "network":  # true, false, or a list of host names (the CLI agents' egress allowlist)
+        return _network(v)
     if k == "duration":
         try:
             parse_duration(v)
@@ -150,6 +152,39 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
             return None, str(e)
         return str(v).strip(), None
     raise AssertionError(f"unknown field kind {k}")
+
+
+_HOST_LABEL = lazy(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAX_HOSTS = 100
+
+
+def _network(v: object) -> tuple[object, str | None]:
+    """``network``: true, false, or host names (``pypi.org`` also allows its subdomains; an IPv4 address
+    only itself).  No schemes, ports, paths or wildcards."""
+    if isinstance(v, bool):
+        return v, None
+    want = "must be true, false or a list of host names like [pypi.org, github.com]"
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        return None, f"{want}, not {_type_name(v)} {_short(v)}"
+    if len(v) > MAX_HOSTS:
+        return None, f"{want}, at most {MAX_HOSTS} of them, not {len(v)}"
+    bad = [h for h in v if not _is_host(h)]
+    if bad:
+        return None, (f"{want} (no scheme, port, path or wildcard: a name allows its subdomains); "
+                      f"not a host name: {', '.join(_short(h, 60) for h in bad[:5])}")
+    return list(dict.fromkeys(h.lower().rstrip(".") for h in v)), None
+
+
+def _is_host(h: object) -> bool:
+    if not isinstance(h, str) or not h or len(h) > 253:
+        return False
+    h = h.lower().rstrip(".")
+    labels = h.split(".")
+    if all(x.isdigit() for x in labels):  # an IPv4 address, written whole
+        return len(labels) == 4 and all(len(x) <= 3 and int(x) <= 255 for x in labels)
+    return all(_HOST_LABEL.match(x) for x in labels) and not labels[-1].isdigit()
 
 
 def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict | None = None,

@@ -29,18 +29,18 @@ time the CLI printed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 import time
 from pathlib import Path
 
-from agentd import bwrap, procs, sandbox, statuses
+from agentd import bwrap, clihome, escapes, procs, proxy, sandbox, statuses
 from agentd.agent import AgentRun, health_text
 from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
@@ -56,12 +56,11 @@ OUTPUT_KEEP = 200_000
 MIN_CLAUDE_USD = 0.005  # claude's --max-budget-usd must be > 0, and agentd passes it with two decimals
 # The models the CLIs use when agentd names none (claude-code 2.1.332, codex 0.171.0): for prices only.
 CLI_DEFAULT_MODELS = {"claude-cli": "claude-opus-5-5", "codex-cli": "gpt-6.2-sol"}
-# claude reads these from a file descriptor instead of the environment its tools inherit
-CLAUDE_KEY_FDS = {"ANTHROPIC_API_KEY": "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
-                  "CLAUDE_CODE_OAUTH_TOKEN": "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR"}
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy",
+              "no_proxy")
+RELAY = Path(__file__).resolve().parent.parent / "relay.py"
 # codex: names its shells never see (its own defaults cover *KEY*, *SECRET*, *TOKEN*)
 CODEX_SHELL_EXCLUDE = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*CREDENTIAL*")
-CODEX_HOME_FILES = ("config.toml", "AGENTS.md", "instructions.md")
 RESUME_NOTE = ("\nNote: a previous attempt at this task was interrupted while it ran. Check the current state "
                "of the workspace before redoing anything.\n")
 
@@ -94,51 +93,64 @@ class CliAgentRun(AgentRun):
             return self.stopped(f"budget: usd_per_run {budget.limits['usd_per_run']} has ${max(usd_left, 0):.4f} "
                                 f"left, under the ${MIN_CLAUDE_USD} claude can be given (--max-budget-usd)",
                                 verb="Not started")
-        workspace = Path(cfg.workspace)
-        workspace.mkdir(parents=True, exist_ok=True)
+        workspace = Path(self.workspace)  # the task's own (worktrees.prepare made it)
         argv, model, prompt = self.argv(workspace, interrupted, usd_left)
         env = dict(cfg.env)
         exe = shutil.which(argv[0], path=env.get("PATH") or os.defpath)
         if exe is None:
             return self.not_run(f"{argv[0]} not found on PATH")
         argv[0] = exe
-        codex_home = _CodexHome(cfg, self.run_id, env) if name == "codex-cli" else None
         try:
-            policy = sandbox.policy_for(cfg, self.task.attrs, workspace, for_cli=name,
-                                        writable=codex_home.writable() if codex_home else ())
+            login = clihome.login_for(name, env)
+        except AuthFailed as e:
+            return self.failure(e)
+        allow = network_hosts(self.task.attrs)
+        with clihome.RunHome(cfg, self.run_id, name) as home:
+            policy = sandbox.policy_for(cfg, self.task.attrs, workspace, for_cli=name, writable=(home.path,))
             if name == "claude-cli" and policy.mode == "off" and _is_root():
                 return self.not_run("as root claude bypasses permissions only inside a sandbox, and the config "
                                     "says `sandbox: off`; run agentd as a normal user or turn the sandbox on")
-            try:
-                wrapped = sandbox.wrap(argv, policy, cfg)
-            except sandbox.Unavailable as e:
-                return self.not_run(f"agentd runs CLI agents only inside its sandbox, and {e} (only an explicit "
-                                    "`sandbox: off` in the config runs them without it)")
-            if name == "codex-cli" and policy.mode != "off":
-                # codex's own sandbox is bwrap too, which can't start inside agentd's (no capabilities,
-                # no user namespaces): agentd's confines it instead
-                wrapped[wrapped.index("workspace-write")] = "danger-full-access"
-            env = sandbox.env_for(policy, env, keep_keys=True)
-            if policy.mode != "off":
-                env["IS_SANDBOX"] = "1"  # claude: it runs in a sandbox (as root it bypasses permissions only then)
-            which = _sandbox_note(policy, cfg)
-            if not self.cp.steps:
-                self.cp.add(UserStep(prompt))
-            step = ToolStep(f"cli-{self.cp.next_n}", name, {"argv": [self.redact(a) for a in argv],
-                                                             "sandbox": which})
-            n = self.cp.add(step)
-            self.progress(f"step {n}: running {Path(exe).name} in {workspace} ({which})")
-            started = time.monotonic()
-            if codex_home:
-                env["CODEX_HOME"] = str(codex_home.path)
-            fds = _key_pipes(env) if name == "claude-cli" else []
-            rc, out, err = _run(wrapped, workspace, env, max(1.0, budget.time_left()), fds)
-        finally:
-            if codex_home:
-                codex_home.close()
+            full = policy.mode == "off" or policy.network  # the CLI shares the host's network: no relay
+            net = {"policy": "full" if full else "allowlist" if allow else "provider only",
+                   **({"hosts": list(allow)} if allow and not full else {})}
+            port = None if full else 20000 + secrets.randbelow(40000)
+            with proxy.Proxy(home.sock, login.upstream, login.token, () if full else allow, tcp=full,
+                             self_port=port) as px:
+                port = px.port or port
+                url = f"http://127.0.0.1:{port}"
+                if name == "codex-cli":
+                    home.write_codex_config(url, login.model)
+                cmd = argv if full else [sys.executable, "-I", str(RELAY), str(home.sock), str(port), "--", *argv]
+                try:
+                    wrapped = sandbox.wrap(cmd, policy, cfg)
+                except sandbox.Unavailable as e:
+                    return self.not_run(f"agentd runs CLI agents only inside its sandbox, and {e} (only an explicit "
+                                        "`sandbox: off` in the config runs them without it)")
+                if name == "codex-cli" and policy.mode != "off":
+                    # codex's own sandbox is bwrap too, which can't start inside agentd's (no capabilities,
+                    # no user namespaces): agentd's confines it instead
+                    wrapped[wrapped.index("workspace-write")] = "danger-full-access"
+                env = _inside_env(policy, env, login, home, url, full)
+                which = _sandbox_note(policy, cfg, net)
+                if not self.cp.steps:
+                    self.cp.add(UserStep(prompt))
+                step = ToolStep(f"cli-{self.cp.next_n}", name, {"argv": [self.redact(a) for a in argv],
+                                                                 "sandbox": which})
+                n = self.cp.add(step)
+                self.progress(f"step {n}: running {Path(exe).name} in {workspace} ({which})")
+                started = time.monotonic()
+                rc, out, err = _run(wrapped, workspace, env, max(1.0, budget.time_left()))
+                if px.refused:
+                    net["refused"] = px.refused[:50]
+                    self.progress(f"the proxy refused {len(px.refused)} request(s): " +
+                                  escapes.safe(", ".join(px.refused[:5]))[:300])
+        from agentd.rundir import amend_manifest
+
+        if self.run_dir is not None:
+            amend_manifest(self.run_dir, network=net)
         parsed = parse_claude(out) if name == "claude-cli" else parse_codex(out)
         error = _error(Path(exe).name, rc, out, err, parsed, cfg)
-        self.record(n, argv, model, parsed, out, error, time.monotonic() - started, which)
+        self.record(n, argv, model, parsed, out, error, time.monotonic() - started, which, net)
         step.result = self.redact(parsed["text"] or error or "(no output)")
         step.is_error, step.status = bool(error), "done"
         self.cp.update(n, step)
@@ -183,12 +195,12 @@ class CliAgentRun(AgentRun):
         return argv, model, prompt
 
     def record(self, n: int, argv: list, model: str, parsed: dict, out: str, error: str | None,
-               latency: float, which: str) -> None:
+               latency: float, which: str, net: dict) -> None:
         """The CLI's whole run as one exchange, charged to the budget."""
         usage = parsed["usage"]
         priced = model or self.priced_model()
         cost = parsed["cost"] if parsed["cost"] is not None else cost_usd(self.cfg, priced, usage)
-        request = {"argv": argv, "sandbox": which}
+        request = {"argv": argv, "sandbox": which, "network": net}
         with self.store.tx():
             self.store.add_exchange(self.run_id, step=n, provider=self.provider_name,
                                     model=model or f"(cli default: {priced})",
@@ -202,7 +214,7 @@ class CliAgentRun(AgentRun):
     def priced_model(self) -> str:
         """The model a CLI used when agentd named none: codex's config.toml ``model``, else its default."""
         if self.provider_name == "codex-cli":
-            src = _codex_src(self.cfg.env) / "config.toml"
+            src = clihome.codex_src(self.cfg.env) / "config.toml"
             try:
                 import tomllib
 
@@ -242,11 +254,39 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _sandbox_note(policy, cfg) -> str:
+def _sandbox_note(policy, cfg, net: dict) -> str:
+    hosts = f" ({', '.join(net['hosts'])})" if net.get("hosts") else ""
+    network = f"network: {net['policy']}{hosts}, keys added outside by agentd's proxy"
     if policy.mode == "off":
-        return "sandbox: off (config `sandbox: off`)"
+        return f"sandbox: off (config `sandbox: off`), {network}"
     st = bwrap.status(cfg.env)
-    return f"sandbox: bwrap {st.version or ''}".rstrip() + ", network on for its API"
+    return f"sandbox: bwrap {st.version or ''}".rstrip() + f", {network}"
+
+
+def network_hosts(attrs: dict) -> tuple[str, ...]:
+    """The hosts a task's ``{network: [...]}`` allows (``{network: true}`` is full network, not a list)."""
+    net = attrs.get("network")
+    return tuple(dict.fromkeys(h.lower().rstrip(".") for h in net)) if isinstance(net, list) else ()
+
+
+def _inside_env(policy, env: dict, login, home, url: str, full: bool) -> dict[str, str]:
+    """The CLI's environment: no key of agentd's (``env_for`` without ``keep_keys``), the run's placeholder,
+    the proxy as its API base, and, without full network, the proxy as every tool's HTTP(S) proxy."""
+    out = sandbox.env_for(policy, env)
+    for k in PROXY_VARS + ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "CLAUDE_CONFIG_DIR", "CODEX_HOME"):
+        out.pop(k, None)
+    out.update(login.env)
+    out.update(home.config_env())
+    if policy.mode != "off":
+        out["IS_SANDBOX"] = "1"  # claude: it runs in a sandbox (as root it bypasses permissions only then)
+    if "ANTHROPIC_API_KEY" in login.env or "CLAUDE_CODE_OAUTH_TOKEN" in login.env or \
+            "ANTHROPIC_AUTH_TOKEN" in login.env:
+        out["ANTHROPIC_BASE_URL"] = url
+    if not full:
+        for k in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
+            out[k] = out[k.lower()] = url
+        out["NO_PROXY"] = out["no_proxy"] = "127.0.0.1,localhost,::1"
+    return out
 
 
 def _key_names(cfg) -> list[str]:
@@ -263,69 +303,6 @@ def _key_names(cfg) -> list[str]:
     except Exception:  # noqa: BLE001 - an unreadable env file adds no names
         pass
     return sorted(n for n in names if isinstance(n, str) and n)
-
-
-def _key_pipes(env: dict) -> list[int]:
-    """Move claude's key and token out of ``env`` into pipes it reads once (their read ends, to pass on)."""
-    fds = []
-    for var, fd_var in CLAUDE_KEY_FDS.items():
-        value = env.get(var)
-        if not value or fd_var in env:
-            continue
-        r, w = os.pipe()
-        try:
-            os.write(w, value.encode())
-        finally:
-            os.close(w)
-        del env[var]
-        env[fd_var] = str(r)
-        fds.append(r)
-    return fds
-
-
-def _codex_src(env: dict) -> Path:
-    if env.get("CODEX_HOME"):
-        return Path(env["CODEX_HOME"])
-    return Path(env.get("HOME") or os.path.expanduser("~")) / ".codex"
-
-
-class _CodexHome:
-    """A per-run CODEX_HOME: the user's config copied, auth.json linked, removed after the run (and, left
-    by a killed wake, at the start of the next codex run of this agentd)."""
-
-    def __init__(self, cfg, run_id: str, env: dict):
-        self.src = _codex_src(env)
-        tag = hashlib.sha256(str(cfg.state_dir).encode()).hexdigest()[:10]
-        base = Path(tempfile.gettempdir())
-        prefix = f"agentd-codex-{tag}-"
-        for old in base.glob(prefix + "*"):  # one wake at a time: these are leftovers
-            shutil.rmtree(old, ignore_errors=True)
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:40]
-        self.path = Path(tempfile.mkdtemp(prefix=f"{prefix}{safe}-", dir=base))
-        for f in CODEX_HOME_FILES:
-            if (self.src / f).is_file():
-                shutil.copyfile(self.src / f, self.path / f)
-        self.auth = self.src / "auth.json"
-        if self.auth.is_file():
-            (self.path / "auth.json").symlink_to(self.auth.resolve())
-
-    def writable(self) -> list[Path]:
-        out = [self.path]
-        if self.auth.is_file():
-            out.append(self.auth.resolve().parent)
-        return out
-
-    def close(self) -> None:
-        mine = self.path / "auth.json"
-        if mine.is_file() and not mine.is_symlink():  # codex replaced the link: keep its refreshed login
-            try:
-                tmp = self.src / ".auth.json.agentd"
-                shutil.copyfile(mine, tmp)
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.auth)
-            except OSError:
-                pass
-        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _error(exe: str, rc: int | None, out: str, err: str, parsed: dict, cfg) -> str | None:
@@ -356,17 +333,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _run(argv, cwd, env, timeout, fds=()) -> tuple[int | None, str, str]:
+def _run(argv, cwd, env, timeout) -> tuple[int | None, str, str]:
     import io
 
     try:
-        try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, pass_fds=tuple(fds),
-                                    preexec_fn=_die_with_parent)
-        finally:
-            for fd in fds:
-                os.close(fd)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)
     except FileNotFoundError:
         return 127, "", f"{argv[0]} not found on PATH"
     out, err = io.BytesIO(), io.BytesIO()
