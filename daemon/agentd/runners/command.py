@@ -92,7 +92,7 @@ def run(job: Job) -> Outcome:
     for path in (out_path, err_path):
         redact_file(path, cfg.env)
     n = cfg["output_tail"]
-    lines = [f"$ {cmd}", f"exit {code} after {dur:.1f} s"]
+    lines = [f"$ {cmd}", f"exit {code} after {dur:.1f} s in {ws}"]
     for label, path in (("stdout", out_path), ("stderr", err_path)):
         t = tail(path, n)
         if t:
