@@ -23,9 +23,11 @@ other spaces.  With ``spaces=True`` (a command or a path a person approves) the 
 space but U+0020 are escaped too, and a run of 4 or more spaces is written ``\\x20{N}``, so no
 run of blanks pushes the rest of a command out of sight.
 
-A backslash stays as it is, except that a run of backslashes right before ``x``, ``u`` or
-``U``, or before an escape, is doubled: an escape in agentd's output is always a character that
-was there, and ``\\\\u202e`` is the text ``\\u202e`` that was written.
+A backslash stays as it is, so ``visible`` is idempotent: text made visible once (an approval's
+``what`` in the entry that asks, then in ``status``, ``queue`` and ``show``) is shown the same when
+a later layer makes it visible again, never as ``\\\\x1b``.  The price: a model can write the text
+``\\u202e``, which reads like an escape.  That only ever shows a character that is not there; no
+escape, literal or not, can hide one that is (docs/security.md, "What a person reads").
 """
 
 from __future__ import annotations
@@ -36,9 +38,6 @@ from agentd.lazyre import lazy
 _INVISIBLE = ("\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
               "\U000e0100-\U000e01ef")
 _HIDDEN = lazy(f"[{_INVISIBLE}]")
-# a run of backslashes that would read as the start of an escape (the next character decides)
-_BACKSLASHES = lazy(r"\\+(?=[xuU]|[^\x20-\x7e])")
-_BACKSLASHES_SPACES = lazy(r"\\+(?=[xuU]| {4}|[^\x20-\x7e])")
 _SPACE_RUN = lazy(" {4,}")
 _ESCAPING = frozenset(("Cc", "Cf", "Cs", "Cn", "Zl", "Zp"))
 
@@ -71,42 +70,26 @@ class _Table(dict):
 _PLAIN, _SPACES = _Table(False), _Table(True)
 
 
-def _doubled(table: _Table):
-    def sub(m) -> str:
-        s, end = m.group(), m.string[m.end():m.end() + 1]
-        return s + s if end in "xuU " or table[ord(end)] != end else s
-    return sub
-
-
-_DOUBLE_PLAIN, _DOUBLE_SPACES = _doubled(_PLAIN), _doubled(_SPACES)
-
-
 def _space_run(m) -> str:
     return f"\\x20{{{len(m.group())}}}"
 
 
-def visible(text: str, spaces: bool = False, backslashes: bool = True) -> str:
-    """``text`` with every character the module docstring names written as an escape.
-    ``backslashes=False``: for a text agentd has made visible already (an entry as it wrote it),
-    whose escapes must not be escaped again."""
+def visible(text: str, spaces: bool = False) -> str:
+    """``text`` with every character the module docstring names written as an escape (idempotent)."""
     if not spaces:
-        if text.isprintable() and "\\" not in text and _HIDDEN.search(text) is None:
+        if text.isprintable() and _HIDDEN.search(text) is None:
             return text
-        if backslashes and "\\" in text:
-            text = _BACKSLASHES.sub(_DOUBLE_PLAIN, text)
         return text.translate(_PLAIN)
-    if backslashes and "\\" in text:
-        text = _BACKSLASHES_SPACES.sub(_DOUBLE_SPACES, text)
     text = text.translate(_SPACES)
     return _SPACE_RUN.sub(_space_run, text) if "    " in text else text
 
 
-def safe(text: str, limit: int = 0, spaces: bool = False, backslashes: bool = True) -> str:
-    """``visible(text, spaces, backslashes)``, cut to ``limit`` characters (0: never cut; never give
-    one for an approval's ``what``)."""
+def safe(text: str, limit: int = 0, spaces: bool = False) -> str:
+    """``visible(text, spaces)``, cut to ``limit`` characters (0: never cut; never give one for an
+    approval's ``what``)."""
     text = text if type(text) is str else str(text)
-    if spaces or not (text.isascii() and text.isprintable()) or "\\" in text:  # else nothing to escape
-        text = visible(text, spaces, backslashes)
+    if spaces or not (text.isascii() and text.isprintable()):  # printable ASCII holds nothing to escape
+        text = visible(text, spaces)
     if limit and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text

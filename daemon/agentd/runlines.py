@@ -153,13 +153,11 @@ def text_lines(run, table, first: bool, templates: dict, chunk: int = 2048):
         shapes, totals = _columns(rows, table, "shapes", "totals")
         ids, titles = ([*col] for col in _columns(rows, table, "ids", "titles"))
         # (ids and titles that need neither escaping nor cutting, as nearly all, are checked a column at a time)
-        if (max(map(len, ids)) <= 14 and all(map(str.isascii, ids)) and all(map(str.isprintable, ids))
-                and not any(map(str.__contains__, ids, repeat("\\")))):
+        if max(map(len, ids)) <= 14 and all(map(str.isascii, ids)) and all(map(str.isprintable, ids)):
             ids = map(str.ljust, ids, repeat(14))
         else:
             ids = map(text_id, ids)
-        if not (max(map(len, titles)) <= 70 and all(map(str.isascii, titles)) and all(map(str.isprintable, titles))
-                and not any(map(str.__contains__, titles, repeat("\\")))):
+        if not (max(map(len, titles)) <= 70 and all(map(str.isascii, titles)) and all(map(str.isprintable, titles))):
             titles = map(text_title, titles)
         marks = chain(["▶ " if why is None else "✗ "] if first and a == 0 else [], repeat(mark))
         whys = (None if why is None else map(not_now, why[a:a + chunk]) if type(why) is list
@@ -175,13 +173,11 @@ def not_now(why: str) -> str:
 
 
 def text_id(tid: str) -> str:
-    return (tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() and "\\" not in tid
-            else f"{safe(tid, 14):<14}")
+    return tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
 
 
 def text_title(title: str) -> str:
-    return (title if len(title) <= 70 and title.isascii() and title.isprintable() and "\\" not in title
-            else safe(title, 70))
+    return title if len(title) <= 70 and title.isascii() and title.isprintable() else safe(title, 70)
 
 
 def json_lines(run, table, templates: dict):
