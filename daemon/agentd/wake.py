@@ -46,7 +46,9 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             if task is None:
                 line = gate.skip or gating.nothing_line(view.tasks, gate)
-                print(f"nothing to do: {line}")
+                from agentd.escapes import safe
+
+                print(f"nothing to do: {safe(line)}")
                 logs.summary(log, status="skipped" if gate.skip else "idle", reason=line)
                 return EX_OK
             pick = settle.Resume(task, new_run_id(), False)
@@ -81,24 +83,23 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
         return EX_OK
     view = queue.load(cfg, has_gpu=health.has_gpu(snap))
     print("dry run: nothing is run, appended or spent")
+    from agentd.escapes import safe
     from agentd.lock import wake_running
 
     if wake_running(cfg):
         running = [t for t in view.tasks.dynamic if t.status == statuses.RUNNING]  # plain tasks never run
-        print("a wake is running now" + (f" ({running[0].id})" if running else "")
+        print("a wake is running now" + (f" ({safe(running[0].id)})" if running else "")
               + "; a wake started now would exit 75")
         return EX_OK
     print("health: " + ", ".join(health.summary_lines(snap)))
     gate = gating.check(cfg, snap, forced=now)
     if gate.skip:
-        print(f"would skip: {gate.skip}")
+        print(f"would skip: {safe(gate.skip)}")
         return EX_OK
     task = gating.choose(view.tasks, gate, task_id)
     if task is None:
-        print(f"would do nothing: {gating.nothing_line(view.tasks, gate)}")
+        print(f"would do nothing: {safe(gating.nothing_line(view.tasks, gate))}")
         return EX_OK
-    from agentd.escapes import safe
-
     print(f"would run: {safe(task.id)} ({task.kind}, {task.runner} runner): {safe(task.title)}")
     print(f"because: {safe(task.why)}")
     others = list(islice((t for t in view.tasks if t.eligible and t.id != task.id), 3))
