@@ -221,3 +221,61 @@ def test_a_bin_dirs_parent_holding_a_socket_is_not_shown(tmp_path):
     finally:
         s.close()
         shutil.rmtree(t, ignore_errors=True)
+
+
+# -- finding 7 (the API agents): keys inside ------------------------------------------------------------
+OPENAI_FALLBACK = "sk-proj-fallbackkey-0123456789abcdefghij"
+ENV_FILE_SECRET = "q7Zt1x9vLm2wPa8e"  # under an innocent name in agentd's env file: no key shape
+COPIED = "sk-ant-api03-copied-0123456789abcdef"  # a key's value under a name that says nothing
+
+
+def keyed(base: Path):
+    """agentd with a key in its environment, a fallback key, a copy of a key under another name, and
+    an env file whose names say nothing of keys."""
+    cfg0 = layout(base)
+    (cfg0.config_dir / "env").write_text(f"ANTHROPIC_API_KEY={KEY}\nLLM_SERVICE={ENV_FILE_SECRET}\n")
+    return layout(base, _env={"OPENAI_API_KEY": OPENAI_FALLBACK, "BACKUP_SETTING": COPIED,
+                              "MIRROR": f"https://x:{ENV_FILE_SECRET}@mirror.example"})
+
+
+def _keys_let_in(monkeypatch) -> None:
+    """PROTECTION OFF, ON PURPOSE: the tool environment as agentd's own, keys and all."""
+    from agentd import tools
+
+    monkeypatch.setattr(tools, "scrubbed_env", lambda env=None, *a: dict(env))
+    monkeypatch.setattr(sandbox, "env_for", lambda policy, env: dict(env))
+
+
+@needs_bwrap
+@PROTECTION
+def test_no_byte_of_any_key_is_in_any_environment_inside_bwraps_own_included(base, monkeypatch, protection):
+    if protection == "off":
+        _keys_let_in(monkeypatch)
+    cfg = keyed(base)
+    assert cfg.env["LLM_SERVICE"] == ENV_FILE_SECRET  # the env file is agentd's environment too
+    text = sh(cfg, "cat /proc/1/environ /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; echo; env")
+    leaked = [k for k in (KEY, OPENAI_FALLBACK, ENV_FILE_SECRET, COPIED) if k in text]
+    if protection == "on":
+        assert leaked == [] and "LLM_SERVICE" not in text and "API_KEY" not in text, text
+    else:
+        assert leaked == [KEY, OPENAI_FALLBACK, ENV_FILE_SECRET, COPIED], text
+
+
+@needs_bwrap
+@PROTECTION
+def test_the_canary_reads_every_environ_inside_and_doctor_shows_a_key_there(base, monkeypatch, protection):
+    if protection == "off":
+        _keys_let_in(monkeypatch)
+    cfg = keyed(base)
+    r = canary.canary(cfg)
+    probe = next(p for p in r["probes"] if p["name"].startswith("keys in any visible environment"))
+    checks = doctor.check_sandbox(cfg)
+    assert r["error"] is None, r
+    if protection == "on":
+        assert not probe["reached"] and probe["detail"].startswith("none in "), probe
+        assert checks[1].status == doctor.OK, checks[1].line()
+    else:
+        assert probe["reached"] and "ANTHROPIC_API_KEY (pid 1)" in probe["detail"], probe
+        assert "the value of a key, as BACKUP_SETTING" in probe["detail"] and "MIRROR" in probe["detail"], probe
+        assert KEY not in probe["detail"] and COPIED not in probe["detail"]
+        assert checks[1].status != doctor.OK and "REACHED" in checks[1].what and "keys in any" in checks[1].what

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agentd.sandbox import Policy, Unavailable, _home, _inside, _real, agentd_paths, env_for, policy_for, wrap
+from agentd import sandbox
+from agentd.sandbox import Policy, Unavailable, _home, _inside, _real, agentd_paths, policy_for, wrap
 
 # Run inside the sandbox by ``canary``: each probe tries to reach something it must not, without
 # changing anything (writes are asked of access(2), which answers EROFS on a read-only mount),
@@ -70,16 +71,33 @@ except OSError as e:
     same = False
 out("agentd's process in /proc", same, f"/proc/{a['pid']} is agentd" if same else
     f"pid {a['pid']} is not agentd here (own PID namespace)" )
-found = [k for k in a["keys"] if k in os.environ]
+import hashlib, re
+secret_name, key_shape = re.compile(a["secret_name"], re.I), re.compile(a["key_shape"])
+def key_in(value):  # a window of a key's length whose hash is a key's: the key itself is never passed in
+    for n, hashes in a["key_hashes"].items():
+        n = int(n)
+        for i in range(len(value) - n + 1):
+            if hashlib.sha256(value[i:i + n]).hexdigest() in hashes:
+                return True
+    return False
+found, pids = [], 0
 for d in os.listdir("/proc"):
     if d.isdigit():
         try:
             with open(f"/proc/{d}/environ", "rb") as f:
-                env = f.read().decode("utf-8", "replace").split("\0")
+                env = f.read().split(b"\0")
         except OSError:
             continue
-        found += [f"{k} (pid {d})" for k in a["keys"] if any(e.startswith(k + "=") for e in env)]
-out("API keys in any visible environment", found, ", ".join(sorted(set(found))) or "none")
+        pids += 1
+        for e in env:
+            name, _, value = e.partition(b"=")
+            name = name.decode("utf-8", "replace")
+            if name in a["keys"] or (secret_name.search(name) and value):
+                found.append(f"{name} (pid {d})")
+            elif key_in(value) or key_shape.search(value.decode("utf-8", "replace")):
+                found.append(f"the value of a key, as {name} (pid {d})")
+out("keys in any visible environment (/proc/*/environ)", found, ", ".join(sorted(set(found))) or
+    f"none in {pids} processes' environments")
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -121,6 +139,24 @@ def _python(policy: Policy) -> str:
     return sys.executable
 
 
+def key_probe(cfg, policy: Policy) -> dict:
+    """What the canary looks for in every environment inside: key names (the providers', agentd's
+    env file's, any secret-looking one), key shapes (sk-..., ghp_...) and agentd's key values, as a
+    SHA-256 per length (never the key itself)."""
+    import hashlib
+
+    from agentd.backends import KEY_VARS
+    from agentd.redact import _SECRET_NAME, _SHAPES, LLM_KEYS, could_be_secret
+
+    names = sorted({*KEY_VARS.values(), *LLM_KEYS, *policy.env_file_vars})
+    values = {v for k, v in cfg.env.items() if (k in names or _SECRET_NAME.search(k)) and could_be_secret(v)}
+    hashes: dict[str, list[str]] = {}
+    for v in values:
+        raw = v.encode("utf-8", "surrogateescape")
+        hashes.setdefault(str(len(raw)), []).append(hashlib.sha256(raw).hexdigest())
+    return {"keys": names, "secret_name": _SECRET_NAME.pattern, "key_shape": _SHAPES.pattern, "key_hashes": hashes}
+
+
 def canary(cfg, timeout: float = 30) -> dict:
     """Probe, from inside the sandbox this config gives the agent's shell, what it can reach.
 
@@ -137,7 +173,6 @@ def canary(cfg, timeout: float = 30) -> dict:
     import threading
     import time
 
-    from agentd.redact import LLM_KEYS
 
     mode = cfg.values.get("sandbox") or "bwrap"
     result: dict = {"mode": mode, "ok": False, "probes": [], "error": None}
@@ -145,7 +180,7 @@ def canary(cfg, timeout: float = 30) -> dict:
         policy = policy_for(cfg, workspace=ws)
         ours = {k: _real(v) for k, v in agentd_paths(cfg).items()}
         mounts: dict[str, list[str]] = {}  # mount points bwrap makes inside a hidden dir: not its content
-        for w in (policy.workspace, *policy.writable):
+        for w in (policy.workspace, *policy.writable, *policy.hidden):  # (the tasks dir in the worklog dir)
             for h in policy.hidden:
                 if h in w.parents:
                     mounts.setdefault(str(h), []).append(w.relative_to(h).parts[0])
@@ -195,7 +230,7 @@ def canary(cfg, timeout: float = 30) -> dict:
         t.start()
         survivor = f"{29 + secrets.randbelow(1000) / 1000:.3f}{secrets.randbelow(10**6):06d}"
         args = {"read": reads, "write": writes, "secrets": secret_paths, "port": server.getsockname()[1],
-                "sockets": sockets, "pid": os.getpid(), "cmdline": cmdline, "keys": list(LLM_KEYS),
+                "sockets": sockets, "pid": os.getpid(), "cmdline": cmdline, **key_probe(cfg, policy),
                 "survivor": survivor, "mounts": mounts}
         argv = [_python(policy), "-I", "-S", "-c", _CANARY, json.dumps(args)]
         try:
@@ -207,7 +242,7 @@ def canary(cfg, timeout: float = 30) -> dict:
             return result
         try:
             p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ws,
-                               env=env_for(policy, cfg.env), stdin=subprocess.DEVNULL, start_new_session=True)
+                               env=sandbox.env_for(policy, cfg.env), stdin=subprocess.DEVNULL, start_new_session=True)
             out, err = p.stdout, p.stderr
         except subprocess.TimeoutExpired as e:
             out, err = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or ""), "timed out"

@@ -60,10 +60,14 @@ def redact(text: str, env: dict | None = None) -> str:
     return _SHAPES.sub(MASK, text)
 
 
-def scrubbed_env(env: dict | None = None) -> dict[str, str]:
-    """A copy of the environment without secret-looking variables (for child processes)."""
+def scrubbed_env(env: dict | None = None, names=(), values=()) -> dict[str, str]:
+    """A copy of the environment without secrets (for child processes): no variable with a
+    secret-looking name or one of ``names``, none whose value has a key's shape (sk-..., ghp_...) or
+    holds the value of a secret-named variable or one of ``values`` (a key copied under another name)."""
     env = dict(os.environ if env is None else env)
-    return {k: v for k, v in env.items() if not _SECRET_NAME.search(k)}
+    held = [*secret_values(env), *(v for v in values if isinstance(v, str) and could_be_secret(v))]
+    return {k: v for k, v in env.items() if not _SECRET_NAME.search(k) and k not in names
+            and not _SHAPES.search(v) and not any(s in v for s in held)}
 
 
 def without_llm_keys(env: dict) -> dict[str, str]:

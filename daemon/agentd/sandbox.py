@@ -21,8 +21,8 @@ into the bwrap command line that enforces it.  The default policy
 
 The environment is not put on the command line (``--setenv`` would show it to
 every user through ``ps``): the caller starts bwrap with ``env_for(policy,
-env)``, an explicit environment without API keys or session sockets, and
-bwrap and everything inside see only that.
+env)``, an explicit environment without any key (by name or by value) or
+session socket, and bwrap and everything inside see only that.
 
 ``unavailable(cfg)`` says, cheaply (one probe per process, ``bwrap.status``), why
 agent tools can't run now: bwrap missing or unable to create namespaces (with the
@@ -33,7 +33,7 @@ API for runners::
 
     policy = sandbox.policy_for(cfg, task_attrs, workspace, for_cli="claude-cli")
     argv = sandbox.wrap(["claude", "-p", ...], policy)      # raises Unavailable
-    env = sandbox.env_for(policy, env, keep_keys=True)
+    env = sandbox.env_for(policy, env)                  # never a key: a CLI's key is added outside
     manifest["sandbox"] = sandbox.describe(policy)
 """
 
@@ -64,9 +64,9 @@ SYSTEM_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-"
                   "/root/.netrc", "/root/.config/gh", "/root/.docker/config.json", "/root/.git-credentials",
                   "/root/.bash_history")
 SYSTEM_SECRET_GLOBS = ("/etc/ssh/ssh_host_*_key",)
-# What each CLI agent needs of its own, writable (its login and session files).
-CLI_OWN = {"claude-cli": (".claude", ".claude.json", ".claude/.credentials.json"),
-           "codex-cli": (".codex", ".codex/auth.json")}
+# The CLI agents' login dirs under $HOME: hidden from every sandbox, never writable (a CLI run gets a
+# fresh one of its own, clihome.RunHome; what is written there never reaches these).
+CLI_OWN = {"claude-cli": (".claude", ".claude.json"), "codex-cli": (".codex",)}
 # Variables that lead out of the sandbox (session buses, agents), dropped from its environment.
 SESSION_VARS = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DISPLAY",
                 "WAYLAND_DISPLAY", "XAUTHORITY", "DOCKER_HOST", "SYSTEMD_EXEC_PID", "INVOCATION_ID",
@@ -133,33 +133,24 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
                writable=()) -> Policy:
     """The policy for one run: config ``sandbox`` and ``network``, the task's ``network``/``gpu`` attrs.
 
-    ``for_cli``: a CLI agent (``claude-cli``, ``codex-cli``, or True for both) gets the network
-    (it calls its own API) and its own login dirs writable.  ``writable``: extra approved paths.
+    ``for_cli``: a CLI agent (``claude-cli``, ``codex-cli``, or True for both); like every sandbox it gets
+    the network only with ``{network: true}`` (a list of hosts is served by its proxy, not here), and every
+    CLI's login dirs (``CLI_OWN``) are hidden.  ``writable``: extra approved paths (a CLI's run dir).
     """
     attrs = task_attrs or {}
     mode = cfg.values.get("sandbox") or "bwrap"
     ws = _real(workspace if workspace is not None else cfg.workspace)
     home = _home(cfg)
     cli = None if not for_cli else (for_cli if isinstance(for_cli, str) else "any")
-    if cli:
-        network = True
-    elif attrs.get("network") is not None:
-        network = bool(attrs["network"])
-    else:
-        network = bool(cfg.values.get("network", False))
-    own_cli: set[str] = set()
-    for name, rels in CLI_OWN.items():
-        if cli in (name, "any"):
-            own_cli.update(rels)
+    net = attrs.get("network") if attrs.get("network") is not None else cfg.values.get("network", False)
+    network = net is True  # a list of hosts ({network: [pypi.org]}) is not the host's network
+    own_cli = {r for rels in CLI_OWN.values() for r in rels}  # hidden below, whoever runs
     extra = [_real(p) for p in writable]
-    extra += [_real(home / r) for r in sorted(own_cli) if (home / r).is_dir() or (home / r).is_file()]
     hidden: list[Path] = []
     ours = agentd_paths(cfg)
     for p in ours.values():
         hidden.append(_real(p))
-    for rel in SECRET_PATHS:
-        if rel in own_cli:
-            continue
+    for rel in (*SECRET_PATHS, *sorted(own_cli)):
         p = home / rel
         if os.path.lexists(p):
             hidden.append(_real(p))
@@ -325,16 +316,17 @@ def wrap(argv: list[str], policy: Policy, cfg=None, *, check: bool = True) -> li
     return [exe, *bwrap_args(policy), "--", *argv]
 
 
-def env_for(policy: Policy, env: dict, *, keep_keys: bool = False) -> dict[str, str]:
-    """The environment to start a sandboxed process with: no API keys and nothing else from agentd's
-    env file (unless ``keep_keys``, for a CLI agent's own login), and no session sockets or agents
-    that lead outside."""
-    from agentd.redact import scrubbed_env
+def env_for(policy: Policy, env: dict) -> dict[str, str]:
+    """The environment to start bwrap with, and so everything inside: no key, whatever runs there
+    (an API agent's shell or a CLI agent, whose key a proxy outside adds), so ``/proc/*/environ``
+    inside holds none.  Out go the providers' key variables, every name in agentd's env file, every
+    secret-looking name, and every value that is or holds a key (``redact.scrubbed_env``); then the
+    session sockets and agents that lead outside."""
+    from agentd.backends import KEY_VARS
+    from agentd.redact import LLM_KEYS, scrubbed_env
 
-    out = dict(env) if keep_keys else scrubbed_env(env)
-    if not keep_keys:
-        for k in policy.env_file_vars:
-            out.pop(k, None)
+    names = {*KEY_VARS.values(), *LLM_KEYS, *policy.env_file_vars}
+    out = scrubbed_env(env, names, [env.get(k) for k in names])
     if policy.mode == "off":
         return out
     for k in SESSION_VARS:
