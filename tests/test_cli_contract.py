@@ -525,7 +525,12 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
             child.kill()
         child.wait()
     assert (task_ws(tmp_path) / "started.txt").exists() and not (task_ws(tmp_path) / "finished.txt").exists()
+    from agentd import clihome
+
+    cfg = make_config(tmp_path, {"provider": provider})
+    assert len(clihome.leftovers(cfg)) == 1  # the killed run's login dir, with its sessions
     out, store = agentd(tmp_path, fake, provider, run_id=run_id)  # the next wake resumes the run
+    assert clihome.leftovers(cfg) == []  # removed at the next run, and that run's own after it
     assert out.status == "done" and out.summary == "Checked the workspace: nothing to redo."
     body = json.dumps(fake.requests[-1]["body"])
     assert "a previous attempt at this task was interrupted" in body  # told to check before redoing anything

@@ -135,18 +135,24 @@ def _toml(data: bytes | None) -> dict:
         return {}
 
 
+def _prefix(cfg) -> str:
+    return f"agentd-cli-{hashlib.sha256(str(cfg.state_dir).encode()).hexdigest()[:10]}-"
+
+
+def leftovers(cfg) -> list[Path]:
+    """This agentd's per-run dirs that are there now (one wake at a time: outside a run, a killed one's)."""
+    return sorted(Path(tempfile.gettempdir()).glob(_prefix(cfg) + "*"))
+
+
 class RunHome:
     """``with RunHome(cfg, run_id, cli) as rh:`` a fresh private dir, removed when the block ends."""
 
     def __init__(self, cfg, run_id: str, cli: str):
         self.cli, self.env = cli, cfg.env
-        tag = hashlib.sha256(str(cfg.state_dir).encode()).hexdigest()[:10]
-        base = Path(tempfile.gettempdir())
-        prefix = f"agentd-cli-{tag}-"
-        for old in base.glob(prefix + "*"):  # one wake at a time: these are leftovers of a killed one
+        for old in leftovers(cfg):
             shutil.rmtree(old, ignore_errors=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:24]
-        self.path = Path(tempfile.mkdtemp(prefix=f"{prefix}{safe}-", dir=base))
+        self.path = Path(tempfile.mkdtemp(prefix=f"{_prefix(cfg)}{safe}-", dir=tempfile.gettempdir()))
         self.home = self.path / "home"
         self.sock = self.path / "proxy.sock"
 
