@@ -246,6 +246,15 @@ def _keys_let_in(monkeypatch) -> None:
     monkeypatch.setattr(sandbox, "env_for", lambda policy, env: dict(env))
 
 
+def test_every_providers_key_variable_is_one_the_sandbox_takes_out():
+    from agentd.backends import KEY_VARS
+    from agentd.redact import LLM_KEYS
+
+    assert set(KEY_VARS.values()) <= set(LLM_KEYS)
+    env = sandbox.env_for(sandbox.Policy(), {name: "placeholder" for name in LLM_KEYS} | {"PATH": "/bin"})
+    assert set(env) == {"PATH", "TMPDIR"}
+
+
 @needs_bwrap
 @PROTECTION
 def test_no_byte_of_any_key_is_in_any_environment_inside_bwraps_own_included(base, monkeypatch, protection):

@@ -319,13 +319,12 @@ def wrap(argv: list[str], policy: Policy, cfg=None, *, check: bool = True) -> li
 def env_for(policy: Policy, env: dict) -> dict[str, str]:
     """The environment to start bwrap with, and so everything inside: no key, whatever runs there
     (an API agent's shell or a CLI agent, whose key a proxy outside adds), so ``/proc/*/environ``
-    inside holds none.  Out go the providers' key variables, every name in agentd's env file, every
+    inside holds none.  Out go the providers' key variables (``redact.LLM_KEYS``), every name in agentd's env file, every
     secret-looking name, and every value that is or holds a key (``redact.scrubbed_env``); then the
     session sockets and agents that lead outside."""
-    from agentd.backends import KEY_VARS
     from agentd.redact import LLM_KEYS, scrubbed_env
 
-    names = {*KEY_VARS.values(), *LLM_KEYS, *policy.env_file_vars}
+    names = {*LLM_KEYS, *policy.env_file_vars}  # LLM_KEYS holds every provider's (backends.KEY_VARS)
     out = scrubbed_env(env, names, [env.get(k) for k in names])
     if policy.mode == "off":
         return out
