@@ -288,3 +288,23 @@ def test_the_canary_reads_every_environ_inside_and_doctor_shows_a_key_there(base
         assert "the value of a key, as BACKUP_SETTING" in probe["detail"] and "MIRROR" in probe["detail"], probe
         assert KEY not in probe["detail"] and COPIED not in probe["detail"]
         assert checks[1].status != doctor.OK and "REACHED" in checks[1].what and "keys in any" in checks[1].what
+
+
+@needs_bwrap
+@needs_root
+@PROTECTION
+def test_the_canary_asks_whether_the_kernels_settings_are_writable_and_doctor_shows_it(base, monkeypatch,
+                                                                                     protection):
+    if protection == "off":  # PROTECTION OFF, ON PURPOSE
+        monkeypatch.setattr(bwrap, "proc_args", lambda: ([], []))
+    cfg = layout(base)
+    r = canary.canary(cfg)
+    probe = next(p for p in r["probes"] if p["name"].startswith("write: the kernel's settings"))
+    assert r["error"] is None, r
+    if protection == "on":
+        assert not probe["reached"] and probe["detail"].startswith("none of"), probe
+        assert r["ok"], r
+    else:
+        assert probe["reached"] and "/proc/sys/kernel/core_pattern" in probe["detail"], probe
+        check = doctor.check_sandbox(cfg)[1]
+        assert check.status != doctor.OK and "REACHED  write: the kernel's settings" in check.what, check.line()

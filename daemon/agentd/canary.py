@@ -42,6 +42,9 @@ for name, path, ident in a["write"]:
         continue
     ok = same and os.access(path, os.W_OK)
     out(name, ok, f"{path}: writable" if ok else f"{path}: not writable" if same else f"{path}: not there")
+got = [p for p in a["kernel"] if os.access(p, os.W_OK)]  # the host's own settings, whichever /proc shows them
+out("write: the kernel's settings (/proc/sys, sysrq-trigger)", got, f"writable: {', '.join(got)}" if got else
+    f"none of {len(a['kernel'])} writable")
 if a["secrets"]:
     got = [p for p in a["secrets"] if read(p)[0]]
     out("secret files (~/.ssh, /etc/shadow, ...)", got, f"readable: {', '.join(got)}" if got else
@@ -108,6 +111,11 @@ if os.fork() == 0:
     os._exit(0)
 os.wait()
 '''
+
+
+# Files of the host's kernel a sandboxed root must not write (access(2) only: nothing is written).
+KERNEL_SETTINGS = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe", "/proc/sys/vm/drop_caches",
+                   "/proc/sysrq-trigger"]
 
 
 def _survivors(token: str) -> list[int]:
@@ -231,7 +239,7 @@ def canary(cfg, timeout: float = 30) -> dict:
         survivor = f"{29 + secrets.randbelow(1000) / 1000:.3f}{secrets.randbelow(10**6):06d}"
         args = {"read": reads, "write": writes, "secrets": secret_paths, "port": server.getsockname()[1],
                 "sockets": sockets, "pid": os.getpid(), "cmdline": cmdline, **key_probe(cfg, policy),
-                "survivor": survivor, "mounts": mounts}
+                "survivor": survivor, "mounts": mounts, "kernel": KERNEL_SETTINGS}
         argv = [_python(policy), "-I", "-S", "-c", _CANARY, json.dumps(args)]
         try:
             argv = wrap(argv, policy, cfg)
