@@ -264,11 +264,8 @@ class ApiAgentRun(AgentRun):
         of its env file: in a new empty directory (removed after), never where an agent could have left
         code, or in ``where``, the directory the person's answer named, unless an agent can write it."""
         import shutil
-        import tempfile
 
         from agentd import procs
-        from agentd.config import read_env_file
-        from agentd.redact import LLM_KEYS, scrubbed_env
         from agentd.tools import SHELL_MAX_BYTES, cap
 
         if where:
@@ -277,12 +274,9 @@ class ApiAgentRun(AgentRun):
                 why = f"{real} is not a directory"
             if why:
                 return f"[not run: the directory the person named can't be used: {why}]"
-        drop = set(LLM_KEYS) | set(read_env_file(self.cfg.config_dir / "env"))
-        env = {k: v for k, v in scrubbed_env(self.cfg.env).items() if k not in drop}
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        cwd = real if where else tempfile.mkdtemp(prefix="approved-", dir=self.cfg.state_dir)
+        cwd = real if where else approvals.empty_dir(self.cfg)
         try:
-            rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=cwd, env=env,
+            rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], cwd=cwd, env=approvals.command_env(self.cfg),
                                             timeout=self.cfg.duration("command_timeout"),
                                             max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         finally:

@@ -19,14 +19,16 @@ What a person approves is what is done (docs/security.md#approvals):
   reaches a hidden secret through a link, and resolved again when bound (``grants``);
 * an approved ``command`` runs in a fresh empty directory, or in the one the answer names
   (``APPROVE: <id> in <dir>``, refused if an agent can write there);
-* ``what`` is shown whole, its blanks and controls visible (``shown``).
+* ``what`` is shown whole, its runs of blanks marked (``shown``), its controls escaped where printed.
 """
 
 from __future__ import annotations
 
+from agentd.lazyre import lazy
 from agentd.times import iso, parse
 
 KINDS = ("network", "write", "command")
+_BLANKS = lazy("[\t \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]{4,}")
 ID_BYTES = 8  # 64 random bits: an id can't be guessed, nor drawn again by chance
 MAX_WHAT = 2000  # characters of a request's ``what``: it is always shown whole
 
@@ -53,11 +55,11 @@ def request(cfg, store, run_id: str, task_id: str, call_id: str, args: dict, now
 
 
 def shown(text: str) -> str:
-    """A request's ``what`` as a person reads it: whole, in backquotes, controls, bidi, zero-width
-    characters and tabs escaped, and a run of 4 or more spaces written ``\\x20{N}``."""
-    from agentd.escapes import safe
-
-    return f"`{safe(text, spaces=True)}`"
+    """A request's ``what`` as a person reads it: whole, in backquotes, each run of 4 or more blanks
+    (spaces, tabs, other space characters) written ``⟪N blanks⟫`` so no padding pushes the rest out
+    of sight.  Every place that prints it escapes the rest (``escapes.safe``: controls, bidi,
+    zero-width characters), so this adds no backslash of its own."""
+    return f"`{_BLANKS.sub(lambda m: f'⟪{len(m.group())} blanks⟫', text)}`"
 
 
 def describe(row: dict) -> str:
@@ -70,10 +72,8 @@ def describe(row: dict) -> str:
 
 def entry_lines(row: dict) -> list[str]:
     """What the "waiting" entry says: what is asked, why, and how to answer."""
-    from agentd.escapes import safe
-
     return [f"asks for approval {describe(row)}",
-            f"why: {safe(row['why'] or '(no reason given)')}",
+            f"why: {row['why'] or '(no reason given)'}",
             f"to answer, add a line to this worklog: APPROVE: {row['id']}   or   DENY: {row['id']} <reason>",
             f"(or run `agentd approve {row['id']}` / `agentd deny {row['id']} REASON`); "
             f"unanswered, it expires at {row['expires_at']}"] + (
@@ -165,6 +165,26 @@ def answered_line(verb: str, approval_id: str, reason: str = "", where: str = ""
     return f"{verb.upper()}: {approval_id}" + (f" {' '.join(reason.split())}" if reason else "") + "\n"
 
 
+# -- where and how an approved command runs --------------------------------------------
+def empty_dir(cfg) -> str:
+    """A new empty directory for an approved command (in the state dir, which no sandbox shows): never
+    one where an agent could have left code (a ``.git/config`` with ``core.fsmonitor``, a ``Makefile``)."""
+    import tempfile
+
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="approved-", dir=cfg.state_dir)
+
+
+def command_env(cfg) -> dict[str, str]:
+    """An approved command's environment: agentd's, without a secret-looking name, an LLM key, or any
+    name the env file sets."""
+    from agentd.config import read_env_file
+    from agentd.redact import LLM_KEYS, scrubbed_env
+
+    drop = set(LLM_KEYS) | set(read_env_file(cfg.config_dir / "env"))
+    return {k: v for k, v in scrubbed_env(cfg.env).items() if k not in drop}
+
+
 # -- places an agent can write ---------------------------------------------------------
 def agent_writable(cfg, store, workspace) -> list:
     """Every place an agent could have written: the workspaces, every path a person ever approved
@@ -175,9 +195,11 @@ def agent_writable(cfg, store, workspace) -> list:
     from agentd import sandbox
 
     home = sandbox._home(cfg)
-    places = [workspace, cfg.workspace, *(home / rel for rels in sandbox.CLI_OWN.values() for rel in rels)]
-    places += [r["what"] for r in store.approvals() if r["kind"] == "write" and r["answer"] == "approve"]
-    return list(dict.fromkeys(Path(os_real(p)) for p in places if p))
+    places = [Path(os_real(p)) for p in (workspace, cfg.workspace, *(home / rel for rels in sandbox.CLI_OWN.values()
+                                                                      for rel in rels)) if p]
+    # (approved paths as approved: resolved already, and one that became a link since is no place)
+    places += [Path(r["what"]) for r in store.approvals() if r["kind"] == "write" and r["answer"] == "approve"]
+    return list(dict.fromkeys(places))
 
 
 def os_real(p) -> str:

@@ -60,6 +60,7 @@ def _add(p):
 
 def _approve(p):
     p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
+    p.add_argument("--dir", metavar="PATH", help="an approved command runs in PATH (default: a new empty directory)")
 
 
 def _deny(p):

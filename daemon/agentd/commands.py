@@ -220,7 +220,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_approve(args) -> int:
-    return _answer("approve", args.approval_id, "")
+    return _answer("approve", args.approval_id, "", getattr(args, "dir", None) or "")
 
 
 def cmd_deny(args) -> int:
@@ -233,9 +233,10 @@ def cmd_deny(args) -> int:
     return _answer("deny", args.approval_id, reason)
 
 
-def _answer(verb: str, approval_id: str, reason: str) -> int:
-    """Append the answer line (the worklog stays the one mailbox); say which request it answers."""
-    from agentd.approvals import answered_line, describe
+def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
+    """Append the answer line (the worklog stays the one mailbox); say which request it answers, whole.
+    ``where``: the directory an approved command runs in (refused if an agent can write it)."""
+    from agentd.approvals import answer_to, answered_line, bound_path, describe
     from agentd.store import Store
 
     approval_id = approval_id.lower()
@@ -247,11 +248,23 @@ def _answer(verb: str, approval_id: str, reason: str) -> int:
         raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
     from agentd import queue
 
-    earlier = queue.read(cfg)[0].state.answers.get(approval_id)
+    store = Store(cfg.store_path)
+    if where:
+        import os
+
+        if row["kind"] != "command":
+            raise UsageError(f"--dir is for a command to run; {approval_id} asks for {row['kind']}")
+        real, why = bound_path(cfg, store, cfg.workspace, os.path.abspath(where))
+        if why is None and not os.path.isdir(real):
+            why = f"{real} is not a directory"
+        if why:
+            raise UsageError(f"--dir {where}: {why}; name a directory no agent can write")
+        where, row = real, {**row, "dir": real}
+    earlier = answer_to(store, queue.read(cfg)[0].state.answers, row)
     if earlier is not None:  # answered in the worklog; no wake has taken it in yet
         raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
                          f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")
-    _append_human(cfg, answered_line(verb, approval_id, reason).rstrip("\n"))
+    _append_human(cfg, answered_line(verb, approval_id, reason, where).rstrip("\n"))
     from agentd.escapes import safe
 
     # (the model's `what`, whole: every control, bidi and invisible character and each run of spaces shown)

@@ -37,8 +37,9 @@ def one_line(text: str, limit: int = 300) -> str:
     return safe(" ".join(str(text).split()), limit)
 
 
-def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
-    """Run the ``notify`` command with ``line``; True when it ran and exited 0.
+def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT, limit: int = 300) -> bool:
+    """Run the ``notify`` command with ``line`` (cut to ``limit``; 0: never, for an approval request,
+    whose ``what`` is bounded and shown whole); True when it ran and exited 0.
 
     False (and nothing run) when no command is configured; False with a
     warning logged when it fails or times out.
@@ -46,7 +47,7 @@ def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT) -> bool:
     command = cfg.values.get("notify")
     if not command:
         return False
-    line = one_line(line)
+    line = one_line(line, limit)
     from agentd.redact import without_llm_keys
 
     env = {**without_llm_keys(cfg.env), "AGENTD_SUMMARY": line}

@@ -125,7 +125,7 @@ class Recording:
         if o.status == statuses.BLOCKED or asks or (o.status == statuses.FAILED and not under_systemd):
             from agentd import notify
 
-            notify.notify(self.cfg, f"agentd {self.cfg.host}: {t.id} {o.status}: {o.summary}")
+            notify.notify(self.cfg, f"agentd {self.cfg.host}: {t.id} {o.status}: {o.summary}", limit=0 if asks else 300)
 
     def _body(self, o: Outcome) -> list[str]:
         t = self.task
