@@ -79,7 +79,7 @@ def test_a_task_runs_its_tools_and_finishes_done_with_usage_recorded(tmp_path, f
     out, store, lines = go(cfg)
     assert out.status == "done" and out.summary == "Appended x to counter.txt; it has one line now."
     assert out.flagged is None and out.steps == 2 and out.provider == "anthropic"
-    assert (cfg.workspace / "counter.txt").read_text() == "x\n"
+    assert (cfg.workspace / "t1" / "counter.txt").read_text() == "x\n"
     assert out.input_tokens == 650 + 100 and out.output_tokens == 30
     run = store.run("r1")
     assert (run["input_tokens"], run["output_tokens"]) == (750, 30)
@@ -102,7 +102,7 @@ def test_openai_runs_write_and_read_file_in_the_workspace(tmp_path, fake):
     cfg = cfg_for(tmp_path, fake, api="openai")
     out, store, _ = go(cfg)
     assert out.status == "done" and out.provider == "openai"
-    assert (cfg.workspace / "notes" / "a.txt").read_text() == "hello"
+    assert (cfg.workspace / "t1" / "notes" / "a.txt").read_text() == "hello"
     last = fake.requests[-1]["body"]["messages"]
     assert last[-1] == {"role": "tool", "tool_call_id": last[-2]["tool_calls"][0]["id"], "content": "hello"}
 
@@ -149,8 +149,8 @@ def test_a_summary_with_markers_and_unicode_line_breaks_is_returned_intact(tmp_p
 def test_shell_has_no_api_keys_and_secrets_in_output_are_redacted_in_the_store(tmp_path, fake):
     secret = "hunter2-very-secret-value"
     cfg = cfg_for(tmp_path, fake, env={"DEPLOY_TOKEN": secret})
-    cfg.workspace.mkdir(parents=True, exist_ok=True)
-    (cfg.workspace / "creds.txt").write_text(f"token={secret}\nkey=sk-ant-api03-abcdefghijklmnop\n")
+    (cfg.workspace / "t1").mkdir(parents=True, exist_ok=True)  # the task's own workspace
+    (cfg.workspace / "t1" / "creds.txt").write_text(f"token={secret}\nkey=sk-ant-api03-abcdefghijklmnop\n")
     fake.script(reply(tools=[shell("cat creds.txt; env")]), finish("done", "Read the creds file and the env."))
     out, store, _ = go(cfg, store=start(cfg))
     assert out.status == "done"
@@ -340,7 +340,7 @@ def test_kill_9_after_a_tool_ran_resumes_without_running_it_again(tmp_path, fake
     fake.script(finish("done", "Counter has one line; nothing else to do."))
     out, store, lines = go(cfg, store=Store(cfg.store_path))
     assert out.status == "done"
-    assert (cfg.workspace / "counter.txt").read_text() == "x\n"
+    assert (cfg.workspace / "t1" / "counter.txt").read_text() == "x\n"
     resumed = fake.requests[2]["body"]["messages"]
     assert resumed[1]["content"][0] == {"type": "tool_use", "id": resumed[1]["content"][0]["id"], "name": "shell",
                                         "input": {"command": "echo x >> counter.txt"}}
@@ -352,7 +352,7 @@ def test_kill_9_while_a_tool_runs_reports_an_unknown_outcome_instead_of_rerunnin
     fake.script(reply(tools=[shell("echo x >> counter.txt; sleep 30")]))
     cfg = cfg_for(tmp_path, fake)
     proc = spawn_child(cfg)
-    counter = cfg.workspace / "counter.txt"
+    counter = cfg.workspace / "t1" / "counter.txt"
     try:
         end = time.monotonic() + 20
         while not (counter.exists() and counter.read_text()) and time.monotonic() < end:
@@ -442,7 +442,7 @@ def test_the_reviewer_can_send_the_run_back_once(tmp_path, fake):
 # tests/test_cli_contract.py runs the real binaries.
 
 def cli_cfg(tmp_path, name, capture, **values):
-    log = tmp_path / "ws" / "agent.log"  # in the workspace: the CLI runs in the sandbox, which sees only that
+    log = tmp_path / "ws" / "t1" / "agent.log"  # in the task's workspace: the CLI runs in the sandbox, which sees only that
     env = {"PATH": f"{FAKEBIN}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "FAKE_AGENT_LOG": str(log),
            "TZ": "UTC", "ANTHROPIC_API_KEY": "sk-ant-api03-agent-test-key-000000000000"}
     return make_config(tmp_path, {"provider": name, **values}, env), log
@@ -455,7 +455,7 @@ def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_its_key_on_a_
     assert out.provider == "claude-cli" and out.flagged is None
     assert out.cost_usd == pytest.approx(0.0016) and (out.input_tokens, out.output_tokens) == (200, 40)
     call = json.loads(log.read_text())
-    assert call["stdin"] == "" and call["cwd"] == str(cfg.workspace)
+    assert call["stdin"] == "" and call["cwd"] == str(cfg.workspace / "t1")
     argv = call["argv"]
     assert argv[argv.index("--output-format") + 1] == "json" and argv[argv.index("--max-turns") + 1] == "7"
     assert argv[argv.index("--max-budget-usd") + 1] == "2.00"

@@ -63,7 +63,7 @@ def test_with_only_openai_configured_the_agent_uses_chat_completions(worklog, fa
 
 def test_a_wake_killed_mid_agent_run_is_resumed_by_the_next_wake_without_repeating_the_shell_step(
         worklog, fake, tmp_path):
-    counter = tmp_path / "home" / ".local" / "state" / "agentd" / "workspace" / "counter.txt"  # the default
+    counter = tmp_path / "home" / ".local" / "state" / "agentd" / "workspace" / "once" / "counter.txt"  # the default
     worklog.write_text("DIRECTIVE: count once {id: once}\n")
     fake.script(reply(tools=[("shell", {"command": "echo x >> counter.txt"})]), block())  # sandboxed: in the workspace
     env = {**os.environ, **anthropic_env(fake)}
