@@ -278,11 +278,11 @@ def test_nonroot_wake_claude_tool_round_trip_runs_as_the_user_without_the_key(cl
     run = w.wake()
     assert run["status"] == "done", run
     assert (run["input_tokens"], run["output_tokens"]) == (200, 40)
-    out = w.ws / "out.txt"
+    out = w.ws / "look" / "out.txt"  # the task's own workspace
     assert out.read_text() == f"{UID}\n" and _owned_by_user(out)  # the tool ran as the user, in the workspace
     env_dump = _tool_result_text(fake.requests[1])
     assert f"HOME={w.home}" in env_dump, env_dump[:2000]  # it is the env of the tool's shell
-    assert rc.API_KEY not in env_dump and "ANTHROPIC_API_KEY" not in env_dump
+    assert rc.API_KEY not in env_dump and "ANTHROPIC_API_KEY=sk-ant-api03-agentd-proxy-" in env_dump  # a placeholder
     assert "IS_SANDBOX=1" in env_dump  # what agentd passes inside its sandbox (harmless as non-root)
     assert "(sandbox: bwrap" in w.show(run["run_id"])  # in agentd's sandbox, started by the user
 
@@ -309,17 +309,16 @@ def test_nonroot_wake_claude_401_blocks_naming_auth(claude_ok, fake, user_tree):
 
 @pytest.mark.parametrize("tmpdir_var", ["set", "unset"])
 def test_nonroot_wake_codex_done(codex_ok, fake, user_tree, tmpdir_var):
-    """With TMPDIR unset (as for a plain user) the per-run CODEX_HOME lies in the shared /tmp."""
+    """With TMPDIR unset (as for a plain user) the per-run login dir (CODEX_HOME) lies in the shared /tmp."""
     fake.script(reply(PROMPT_DONE))
     w = UserWake(user_tree, fake, "codex-cli")
     if tmpdir_var == "unset":
         del w.env["TMPDIR"]
-    before = set(Path(tempfile.gettempdir()).glob("agentd-codex-*"))
     run = w.wake()
     assert run["provider"] == "codex-cli" and run["status"] == "done", run
     assert (run["input_tokens"], run["output_tokens"]) == (100, 20)
     assert "status=done" in w.worklog.read_text()
-    assert set(Path(tempfile.gettempdir()).glob("agentd-codex-*")) <= before  # its CODEX_HOME removed
+    assert not list(Path(tempfile.gettempdir()).glob(f"agentd-cli-*-{run['run_id'][:24]}-*"))  # its CODEX_HOME removed
 
 
 def test_nonroot_wake_codex_tool_round_trip_runs_as_the_user_without_the_key(codex_ok, fake, user_tree):
@@ -327,12 +326,12 @@ def test_nonroot_wake_codex_tool_round_trip_runs_as_the_user_without_the_key(cod
     w = UserWake(user_tree, fake, "codex-cli")
     run = w.wake()
     assert run["status"] == "done", run
-    out = w.ws / "out.txt"
+    out = w.ws / "look" / "out.txt"  # the task's own workspace
     assert out.read_text() == f"{UID}\n" and _owned_by_user(out)
     env_dump = _tool_result_text(fake.requests[1])
     assert f"HOME={w.home}" in env_dump, env_dump[:2000]
     assert rc.OPENAI_KEY not in env_dump and "FAKE_OPENAI_API_KEY" not in env_dump
-    leftovers = list(Path(w.env["TMPDIR"]).glob("agentd-codex-*"))
+    leftovers = list(Path(w.env["TMPDIR"]).glob(f"agentd-cli-*-{run['run_id'][:24]}-*"))
     assert not leftovers, leftovers  # the per-run CODEX_HOME is gone
     assert "(sandbox: bwrap" in w.show(run["run_id"])
 
