@@ -171,8 +171,7 @@ def describe_text(info: dict) -> list[str]:
     for e in info["entries"]:
         out.append("")
         out.append(f"worklog entry #{e['seq']} ({e['status']}):")
-        # (agentd wrote it visible: its escapes are not escaped again)
-        out += [safe(line, backslashes=False) for line in e["text"].rstrip("\n").split("\n")]
+        out += [safe(line) for line in e["text"].rstrip("\n").split("\n")]
     if info.get("failed_calls"):
         out.append("")
         out.append(f"failed model calls ({len(info['failed_calls'])}):")
