@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from agentd import approvals, compaction, statuses
+from agentd import approvals, compaction, statuses, worktrees
 from agentd.budget import DAILY, Budget
 from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
                                 transcript_lines)
@@ -46,6 +46,7 @@ class AgentRun:
         self.budget = Budget(cfg, store, job.run_id)
         self.secrets_env = {**os.environ, **cfg.env}
         self.provider_name = resolve_provider_name(cfg)
+        self.workspace = job.workspace or worktrees.prepare(job)  # the task's own (runners.run made it)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets_env)
@@ -143,8 +144,8 @@ class ApiAgentRun(AgentRun):
         for aid, why in self.refused_grants.items():
             self.progress(f"approval {aid} grants nothing: {why}")
         attrs = {**self.task.attrs, **({"network": True} if network else {})}
-        policy = sandbox.policy_for(self.cfg, attrs, self.cfg.workspace, writable=writable)
-        return Tools(self.cfg.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
+        policy = sandbox.policy_for(self.cfg, attrs, self.workspace, writable=writable)
+        return Tools(self.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -194,7 +195,8 @@ class ApiAgentRun(AgentRun):
         t = self.task
         system = render("system.md", host=self.cfg.host, task_id=t.id, kind=t.kind, title=t.title, text=t.text,
                         context=self.context().strip() or "(none)", health=health_text(self.snapshot),
-                        workspace=self.cfg.workspace, max_steps=self.cfg["max_steps"])
+                        workspace=worktrees.prompt_text(self.cfg, self.run_id, self.workspace),
+                        max_steps=self.cfg["max_steps"])
         self.cp.add(SystemStep(self.redact(system)))
         self.cp.add(UserStep(self.redact(render("task.md", task_id=t.id, title=t.title))))
         self.progress(f"starting with {self.provider.name} {self.provider.model}")

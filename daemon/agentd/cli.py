@@ -86,6 +86,12 @@ def _none(p):
     pass
 
 
+def _worktrees(p):
+    _json_only(p)
+    p.add_argument("--prune", action="store_true",
+                   help="remove the worktrees whose runs ended (their branches stay)")
+
+
 # name -> (help, function adding its arguments)
 COMMANDS = {
     "init": ("create the config and this host's worklog", _none),
@@ -104,6 +110,8 @@ COMMANDS = {
     "logs": ("show agentd's logs (journal, or the log file where there is none)", _logs),
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _none),
     "notify": ("send the one-line summary of the last run to the notify command", _notify),
+    "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",
+                  _worktrees),
 }
 
 
@@ -122,7 +130,7 @@ def _parser():
 # by monitoring every minute, then skips importing argparse (~5 ms); a test checks these
 # against the argparse parsers, which still handle everything else (--help, mistakes).
 FLAGS = {"queue": {"--json": "json", "--all": "all"}, "status": {"--json": "json"}, "init": {}, "reindex": {},
-         "doctor": {}, "uninstall": {}}
+         "doctor": {}, "uninstall": {}, "worktrees": {"--json": "json", "--prune": "prune"}}
 
 
 def _parse(argv: list[str]):

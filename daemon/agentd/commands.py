@@ -129,6 +129,31 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_worktrees(args) -> int:
+    """The worktrees of `{repo: PATH}` tasks; --prune removes those whose runs ended, keeping the branches."""
+    from agentd import worktrees
+    from agentd.escapes import safe
+
+    cfg = _cfg()
+    store = _store(cfg)
+    rows = worktrees.prune(cfg, store) if args.prune else worktrees.listing(cfg, store)
+    if args.json:
+        _json(rows)
+        return 0
+    if not rows:
+        _print(["no worktree to remove" if args.prune else "no worktrees: a task with {repo: PATH} makes one"])
+        return 0
+    out = []
+    for w in rows:
+        ahead = "?" if w["ahead"] is None else w["ahead"]
+        out.append(f"{safe(w['task'])}  {w['run']}  {safe(w['branch'])}  +{ahead}  {w['state']}  {safe(w['path'])}")
+        if args.prune:
+            out.append(f"  removed; kept branch {safe(w['branch'])} in {safe(w['repo'])} "
+                       f"(git -C {safe(w['repo'])} branch -D {safe(w['branch'])} deletes it)")
+    _print(out)
+    return 0
+
+
 def cmd_show(args) -> int:
     from agentd import rundir
 

@@ -38,7 +38,8 @@ REVIEW_FIELDS = {
 
 CONFIG_FIELDS: dict[str, Field] = {
     "worklog_dir": Field("path", "~/agentd", "directory holding <host>_worklog.txt"),
-    "workspace": Field("path", None, "where tasks run (default: <state_dir>/workspace, created)"),
+    "workspace": Field("path", None, "parent of each agent task's own workspace, <workspace>/<task id>, and of "
+                       "{repo:} tasks' worktrees (default: <state_dir>/workspace, created)"),
     "tasks_dir": Field("path", None, "extra YAML task files (default: <worklog_dir>/tasks)"),
     "state_dir": Field("path", None, "state: store, index, run dirs (default: $XDG_STATE_HOME/agentd)"),
     "provider": Field("enum", "auto", "LLM backend for agent tasks", choices=PROVIDERS),
