@@ -28,6 +28,8 @@ ATTR_FIELDS: dict[str, Field] = {
     "gpu": Field("bool", None, "needs a GPU"),
     "network": Field("bool", None, "agent tasks: let the shell tool reach the network"),
     "limit_waits": Field("int", None, "agent tasks: usage-limit windows a run may wait through", lo=0, hi=1000),
+    "repo": Field("path", None, "agent tasks: work in a new git worktree of this repository, on a branch of its own"),
+    "cwd": Field("path", None, "command tasks: the directory it runs in (default: the worklog's; never an agent's)"),
     "after": Field("ids", None, "id or list of ids it depends on"),
     "minutes": Field("float", None, "estimated minutes", lo=0),
     "priority": Field("enum", None, "critical, high, normal or low", choices=PRIORITIES),
