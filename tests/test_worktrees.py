@@ -265,3 +265,20 @@ def test_a_resumed_repo_run_takes_up_its_own_worktree_again(tmp_path, fake):
                       resume=True)
     assert worktrees.prepare(job) == job1.workspace
     assert len(worktrees.records(cfg)) == 1
+
+
+def test_what_a_repo_run_left_is_committed_even_when_agentd_itself_fails_mid_run(tmp_path, fake, monkeypatch):
+    from agentd.runners import agent as api_runner
+
+    repo = make_repo(tmp_path / "proj")
+    cfg = cfg_for(tmp_path, fake)
+
+    def crash(job):
+        (job.workspace / "half.txt").write_text("half a result\n")
+        raise RuntimeError("agentd's own bug")
+
+    monkeypatch.setattr(api_runner, "run", crash)
+    with pytest.raises(RuntimeError):
+        run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
+    assert sh("git", "-C", str(repo), "show", "agentd/t1-r1:half.txt") == "half a result\n"
+    assert sh("git", "-C", str(repo), "log", "-1", "--format=%s", "agentd/t1-r1") == "agentd: t1 interrupted (run r1)\n"

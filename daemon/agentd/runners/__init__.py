@@ -44,5 +44,10 @@ def run(job: Job) -> Outcome:
             from agentd.runners import cli_agent as mod
         else:
             from agentd.runners import agent as mod
-        return worktrees.land(job, mod.run(job))
+        try:
+            out = mod.run(job)
+        except BaseException:  # agentd's own error, or stopped: what the run left is committed all the same
+            worktrees.land(job, Outcome("interrupted", "agentd stopped before the run ended"))
+            raise
+        return worktrees.land(job, out)
     return mod.run(job)
