@@ -31,7 +31,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-from agentd.errors import AuthFailed
 from agentd.proxy import Upstream, placeholder
 
 MAX_COPY = 256 * 1024
@@ -77,7 +76,7 @@ class Login:
 
 
 def login_for(cli: str, env: dict) -> Login:
-    """Raises ``AuthFailed`` when there is no key or login to use."""
+    """With no key or login found, the proxy adds none: the provider refuses the CLI, which says so."""
     if cli == "claude-cli":
         base = env.get("ANTHROPIC_BASE_URL") or ANTHROPIC_BASE
         if env.get("ANTHROPIC_API_KEY"):
@@ -93,8 +92,8 @@ def login_for(cli: str, env: dict) -> Login:
             token = placeholder(access, "sk-ant-oat01-")
             return Login(Upstream(base, {"authorization": f"Bearer {access}"}), token,
                          {"CLAUDE_CODE_OAUTH_TOKEN": token})
-        raise AuthFailed("auth: claude is not logged in: set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN "
-                         "(`claude setup-token`) in agentd's env file")
+        token = placeholder("", "sk-ant-api03-")  # no login: the provider refuses it, and the run says so
+        return Login(Upstream(base, {}), token, {"ANTHROPIC_API_KEY": token})
     src = codex_src(env)
     conf = _toml(read_bounded(src / "config.toml"))
     model = conf.get("model") if isinstance(conf.get("model"), str) else None
@@ -107,11 +106,9 @@ def login_for(cli: str, env: dict) -> Login:
     key = env.get(key_var) if isinstance(key_var, str) else None
     if not key:
         key = _json_get(read_bounded(src / "auth.json"), "OPENAI_API_KEY")
-    if not key:
-        raise AuthFailed(f"auth: codex is not logged in: set {key_var} in agentd's env file (a ChatGPT login "
-                         "in auth.json is not passed through agentd's proxy)")
-    token = placeholder(key, "sk-proj-")
-    return Login(Upstream(base, {"authorization": f"Bearer {key}"}), token, {PROXY_KEY_VAR: token}, model)
+    token = placeholder(key or "", "sk-proj-")  # no key (a ChatGPT login is not passed on): the provider refuses
+    return Login(Upstream(base, {"authorization": f"Bearer {key}"} if key else {}), token, {PROXY_KEY_VAR: token},
+                 model)
 
 
 def _json_get(data: bytes | None, *keys):

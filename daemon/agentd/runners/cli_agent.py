@@ -2,8 +2,8 @@
 
 These run their own tool loop, so they replace the whole agent loop for a run:
 one prompt in, one JSON result out (``cli_output``; the shapes agentd reads are in
-docs/agent.md).  The CLI runs inside agentd's sandbox (``sandbox.py``: bwrap, with
-the network for its own API and its own login dirs writable; claude is told so with
+docs/agent.md).  The CLI runs inside agentd's sandbox (``sandbox.py``: bwrap, no network
+of its own unless the task says ``{network: true}``; claude is told so with
 ``IS_SANDBOX=1``, which it needs to bypass permissions as root), in its own session,
 with stdin closed, the workspace as its working directory and ``run_timeout``
 stopping its process group.  Without a usable sandbox the run is not started (fail
@@ -11,12 +11,11 @@ closed) unless the config says ``sandbox: off``.  bwrap's ``--die-with-parent`` 
 PR_SET_PDEATHSIG on the CLI itself) stop the CLI's whole tree when agentd is killed;
 ``procs.kill_orphan`` stops leftovers on the next wake.
 
-Keys stay out of the CLI's tool environment where the CLI allows it: claude gets its
-key or token through a pipe (``CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR``,
-``CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR``), not the environment; codex's shells
-get its ``shell_environment_policy`` with key-like names excluded, and codex runs
-with a per-run ``CODEX_HOME`` (the user's config.toml copied, auth.json linked) that
-is removed after the run, so its session files and shell snapshots don't stay.
+No key enters the sandbox: the CLI gets a per-run placeholder and reaches its API through
+``proxy.Proxy``, which agentd runs outside for the length of the run (it adds the real key, and is
+the egress allowlist of ``{network: [hosts]}``), by way of ``relay.py`` inside (the sandbox's
+command, which starts the CLI).  Its login dir is a fresh one per run (``clihome.RunHome``),
+removed after it; nothing is copied back.
 
 ``max_steps`` and what is left of ``usd_per_run`` are passed as the CLI's own caps
 where it has them; claude refuses a budget under half a cent, so such a run is not
@@ -100,10 +99,7 @@ class CliAgentRun(AgentRun):
         if exe is None:
             return self.not_run(f"{argv[0]} not found on PATH")
         argv[0] = exe
-        try:
-            login = clihome.login_for(name, env)
-        except AuthFailed as e:
-            return self.failure(e)
+        login = clihome.login_for(name, env)
         allow = network_hosts(self.task.attrs)
         with clihome.RunHome(cfg, self.run_id, name) as home:
             policy = sandbox.policy_for(cfg, self.task.attrs, workspace, for_cli=name, writable=(home.path,))
