@@ -448,7 +448,7 @@ def cli_cfg(tmp_path, name, capture, **values):
     return make_config(tmp_path, {"provider": name, **values}, env), log
 
 
-def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_its_key_on_a_pipe(tmp_path):
+def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_only_a_placeholder_key(tmp_path):
     cfg, log = cli_cfg(tmp_path, "claude-cli", "tool", max_steps=7)
     out, store, lines = go(cfg)
     assert out.status == "done" and out.summary == "Wrote out.txt; it says hello-from-tool."
@@ -459,8 +459,8 @@ def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_its_key_on_a_
     argv = call["argv"]
     assert argv[argv.index("--output-format") + 1] == "json" and argv[argv.index("--max-turns") + 1] == "7"
     assert argv[argv.index("--max-budget-usd") + 1] == "2.00"
-    assert "ANTHROPIC_API_KEY" not in call["env"] and "IS_SANDBOX" in call["env"]
-    assert call["key_from_fd"] == "sk-ant-api03-agent-test-key-000000000000"
+    assert "IS_SANDBOX" in call["env"] and "ANTHROPIC_BASE_URL" in call["env"]
+    assert call["key"].startswith("sk-ant-api03-agentd-proxy-")  # the real key stays with agentd's proxy
     ex = store.exchanges("r1")[0]
     assert ex["provider"] == "claude-cli" and "sandbox: bwrap" in json.loads(ex["request"])["sandbox"]
     assert any("sandbox: bwrap" in line for line in lines)

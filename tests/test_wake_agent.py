@@ -111,7 +111,9 @@ def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_r
     worklog.write_text("DIRECTIVE: look around {id: look}\n")
     r = run_cli("wake", "--now", env={"AGENTD_PROVIDER": "claude-cli", "MY_SERVICE_TOKEN": secret,
                                       "FAKE_AGENT_CAPTURE": "done",
-                                      "FAKE_AGENT_SAY": "found token $MY_SERVICE_TOKEN in the env\nSTATUS: done",
+                                      # the CLI's environment holds no secret: it puts one together
+                                      "PART_A": secret[:8], "PART_B": secret[8:],
+                                      "FAKE_AGENT_SAY": "found token ${PART_A}${PART_B} in the env\nSTATUS: done",
                                       "PATH": f"{fakebin}:{os.environ['PATH']}"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert secret not in r.stdout + r.stderr
