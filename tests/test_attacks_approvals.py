@@ -268,7 +268,7 @@ def test_a_command_padded_with_spaces_is_shown_whole_wherever_a_person_reads_it(
     env = env_for(fake, AGENTD_NOTIFY=f"cat >> {tmp_path / 'notified'}",
                   **(site(tmp_path, off) if covers == "off" else {}))
     assert "pad: waiting" in run_cli("wake", "--now", env=env).stdout
-    whole = "`git status⟪300 blanks⟫" + tail + "`"
+    whole = "`git status\\x20{300}" + tail + "`"
     entry = next(x for x in worklog.read_text().splitlines() if "asks for approval" in x)
     places = {"the waiting entry": entry, "status": run_cli("status", env=env).stdout,
               "queue": run_cli("queue", env=env).stdout,

@@ -24,11 +24,9 @@ What a person approves is what is done (docs/security.md#approvals):
 
 from __future__ import annotations
 
-from agentd.lazyre import lazy
 from agentd.times import iso, parse
 
 KINDS = ("network", "write", "command")
-_BLANKS = lazy("[\t \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]{4,}")
 ID_BYTES = 8  # 64 random bits: an id can't be guessed, nor drawn again by chance
 MAX_WHAT = 2000  # characters of a request's ``what``: it is always shown whole
 
@@ -55,11 +53,13 @@ def request(cfg, store, run_id: str, task_id: str, call_id: str, args: dict, now
 
 
 def shown(text: str) -> str:
-    """A request's ``what`` as a person reads it: whole, in backquotes, each run of 4 or more blanks
-    (spaces, tabs, other space characters) written ``⟪N blanks⟫`` so no padding pushes the rest out
-    of sight.  Every place that prints it escapes the rest (``escapes.safe``: controls, bidi,
-    zero-width characters), so this adds no backslash of its own."""
-    return f"`{_BLANKS.sub(lambda m: f'⟪{len(m.group())} blanks⟫', text)}`"
+    """A request's ``what`` as a person reads it: whole, in backquotes, made visible by the one escaping
+    function with its spaces mode (``escapes.safe(spaces=True)``): controls, bidi and zero-width
+    characters escaped, and each run of 4 or more spaces written ``\\x20{N}`` so no padding pushes the
+    rest out of sight.  Escaping is idempotent, so the views that escape it again show the same."""
+    from agentd.escapes import safe
+
+    return f"`{safe(text, spaces=True)}`"
 
 
 def describe(row: dict) -> str:
