@@ -20,11 +20,15 @@ import sys
 import threading
 
 
-def _pipe(a: socket.socket, b: socket.socket) -> None:
+def pipe(a: socket.socket, b: socket.socket, idle: float | None = None, close=None) -> None:
+    """Copy bytes both ways until either side closes (or ``idle`` seconds pass with nothing), then close
+    ``close`` (both sockets unless told).  ``proxy.Proxy``'s tunnels use it too."""
     socks = [a, b]
     try:
         while True:
-            ready, _, _ = select.select(socks, [], [])
+            ready, _, _ = select.select(socks, [], [], idle)
+            if not ready:
+                return
             for s in ready:
                 data = s.recv(65536)
                 if not data:
@@ -33,8 +37,8 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
     except OSError:
         return
     finally:
-        a.close()
-        b.close()
+        for s in (a, b) if close is None else close:
+            s.close()
 
 
 def _serve(listener: socket.socket, sock_path: str) -> None:
@@ -49,7 +53,7 @@ def _serve(listener: socket.socket, sock_path: str) -> None:
         except OSError:
             conn.close()
             continue
-        threading.Thread(target=_pipe, args=(conn, up), daemon=True).start()
+        threading.Thread(target=pipe, args=(conn, up), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
