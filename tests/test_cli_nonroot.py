@@ -235,6 +235,12 @@ def exec_command(cmd):
 
 # -- probes ------------------------------------------------------------------------------------
 
+# The tool's shell as the user: its own env, then every environment it can see inside (bwrap's init's
+# included: /proc/1 is bwrap in its PID namespace), so a key anywhere in the sandbox would show.
+READ_ALL_ENVIRONS = ("id -u > out.txt; env; for f in /proc/[0-9]*/environ; do echo \"== $f\"; "
+                     "tr '\\0' '\\n' < $f 2>&1; done; test -r /proc/1/environ && echo bwrap-init-seen")
+
+
 def test_the_unprivileged_user_can_run_bwrap_or_the_reason_is_said():
     """bwrap as uid 65534, with the namespaces of agentd's sandbox; a skip here says why the CLI tests skip."""
     if why := why_not():
@@ -273,7 +279,7 @@ def test_nonroot_wake_claude_done(claude_ok, fake, user_tree):
 
 
 def test_nonroot_wake_claude_tool_round_trip_runs_as_the_user_without_the_key(claude_ok, fake, user_tree):
-    fake.script(reply(tools=[bash("id -u > out.txt; env")]), reply("Ran id and env.\nSTATUS: done"))
+    fake.script(reply(tools=[bash(READ_ALL_ENVIRONS)]), reply("Ran id and env.\nSTATUS: done"))
     w = UserWake(user_tree, fake, "claude-cli")
     run = w.wake()
     assert run["status"] == "done", run
@@ -282,6 +288,7 @@ def test_nonroot_wake_claude_tool_round_trip_runs_as_the_user_without_the_key(cl
     assert out.read_text() == f"{UID}\n" and _owned_by_user(out)  # the tool ran as the user, in the workspace
     env_dump = _tool_result_text(fake.requests[1])
     assert f"HOME={w.home}" in env_dump, env_dump[:2000]  # it is the env of the tool's shell
+    assert "/proc/1/environ" in env_dump and "bwrap-init-seen" in env_dump  # every process's environ was read
     assert rc.API_KEY not in env_dump and "ANTHROPIC_API_KEY=sk-ant-api03-agentd-proxy-" in env_dump  # a placeholder
     assert "IS_SANDBOX=1" in env_dump  # what agentd passes inside its sandbox (harmless as non-root)
     assert "(sandbox: bwrap" in w.show(run["run_id"])  # in agentd's sandbox, started by the user
@@ -322,7 +329,7 @@ def test_nonroot_wake_codex_done(codex_ok, fake, user_tree, tmpdir_var):
 
 
 def test_nonroot_wake_codex_tool_round_trip_runs_as_the_user_without_the_key(codex_ok, fake, user_tree):
-    fake.script(reply(tools=[exec_command("id -u > out.txt; env")]), reply("Ran id and env.\nSTATUS: done"))
+    fake.script(reply(tools=[exec_command(READ_ALL_ENVIRONS)]), reply("Ran id and env.\nSTATUS: done"))
     w = UserWake(user_tree, fake, "codex-cli")
     run = w.wake()
     assert run["status"] == "done", run
@@ -330,6 +337,7 @@ def test_nonroot_wake_codex_tool_round_trip_runs_as_the_user_without_the_key(cod
     assert out.read_text() == f"{UID}\n" and _owned_by_user(out)
     env_dump = _tool_result_text(fake.requests[1])
     assert f"HOME={w.home}" in env_dump, env_dump[:2000]
+    assert "/proc/1/environ" in env_dump and "bwrap-init-seen" in env_dump  # every process's environ was read
     assert rc.OPENAI_KEY not in env_dump and "FAKE_OPENAI_API_KEY" not in env_dump
     leftovers = list(Path(w.env["TMPDIR"]).glob(f"agentd-cli-*-{run['run_id'][:24]}-*"))
     assert not leftovers, leftovers  # the per-run CODEX_HOME is gone
