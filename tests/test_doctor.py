@@ -188,3 +188,44 @@ def test_doctor_and_status_warn_about_unreadable_worklog_lines(cli, worklog):
     assert s.returncode == 0 and "1 line(s) of the worklog could not be read" in s.stdout
     d = cli("doctor")
     assert "WARN" in d.stdout and "could not be read" in d.stdout and "agentd queue" in d.stdout
+
+
+def network_check(checks):
+    found = [c for c in checks if c.what.startswith("network")]
+    assert len(found) == 1, [c.what for c in checks]
+    return found[0]
+
+
+def test_doctor_says_which_network_each_kind_of_task_gets_by_default(tmp_path):
+    _, text, checks = run(make_env(tmp_path))
+    c = network_check(checks)
+    assert c.status == "OK" and "config `network: false`" in c.what
+    assert "API agents' shell: none\n" in text
+    assert "CLI agents: their provider, through agentd's proxy (which adds the key), nothing else\n" in text
+    assert "command tasks: the host's network (they run as you, outside the sandbox)" in text
+    assert "{network: true} is the full network, no egress filter" in text
+
+
+def test_doctor_names_the_hosts_of_a_network_list_in_the_config(tmp_path):
+    _, text, checks = run(make_env(tmp_path, AGENTD_NETWORK="[pypi.org, GitHub.com]"))
+    assert network_check(checks).status == "OK" and "config `network: [pypi.org, github.com]`" in text
+    assert ("API agents' shell: only pypi.org, github.com (and their subdomains), through agentd's proxy\n"
+            in text)
+    assert ("CLI agents: their provider, through agentd's proxy (which adds the key), and pypi.org, github.com "
+            "(and their subdomains)\n") in text
+
+
+def test_doctor_says_plainly_when_every_agent_task_gets_the_full_network(tmp_path):
+    _, text, checks = run(make_env(tmp_path, AGENTD_NETWORK="true"))
+    assert network_check(checks).status == "WARN"
+    assert "network: full network, no egress filter, for every agent task by default (`network: true`" in text
+    assert "API agents' shell: full network, no egress filter\n" in text
+    assert "CLI agents: full network, no egress filter\n" in text
+    assert "fix: set `network:` to the hosts your tasks need" in text
+
+
+def test_doctor_says_sandbox_off_is_the_full_network_for_every_task(tmp_path):
+    _, text, checks = run(make_env(tmp_path, AGENTD_SANDBOX="off", AGENTD_NETWORK="[pypi.org]"))
+    c = network_check(checks)
+    assert c.status == "WARN" and "full network, no egress filter, for every task (`sandbox: off`)" in c.what
+    assert "API agents' shell: full network, no egress filter" in text and "a task's own" not in text

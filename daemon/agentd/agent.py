@@ -136,19 +136,44 @@ class ApiAgentRun(AgentRun):
         self.fell_back = False
 
     def make_tools(self) -> Tools:
-        """The tools, their shell sandboxed by the task's attrs widened by what a person approved."""
-        from agentd import sandbox
+        """The tools, their shell sandboxed by the task's attrs widened by what a person approved: the
+        whole network, or hosts added to the task's (or the config's) list (``proxy.allowlist``).  The
+        tools they replace are closed (their egress proxy stopped)."""
+        from agentd import proxy, sandbox
 
         network, writable, self.refused_grants = approvals.grants(self.cfg, self.store, self.run_id,
                                                                   self.cfg.workspace)
         for aid, why in self.refused_grants.items():
             self.progress(f"approval {aid} grants nothing: {why}")
-        attrs = {**self.task.attrs, **({"network": True} if network else {})}
+        allow = proxy.allowlist(self.cfg, self.task.attrs, network)
+        attrs = {**self.task.attrs, "network": True if allow is None else list(allow) or False}
         policy = sandbox.policy_for(self.cfg, attrs, self.workspace, writable=writable)
+        if getattr(self, "tools", None) is not None:
+            self.close_tools()
         return Tools(self.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
+
+    def close_tools(self) -> None:
+        """Stop the shell's egress proxy; what it refused goes to the progress log and the manifest."""
+        self.tools.close()
+        egress = self.tools.egress
+        if egress is not None and egress.refused:
+            from agentd.escapes import safe
+            from agentd.rundir import amend_manifest
+
+            self.progress(f"the proxy refused {len(egress.refused)} request(s) of the shell: "
+                          + safe(", ".join(egress.refused[:5]))[:300])
+            if self.run_dir is not None:
+                amend_manifest(self.run_dir, network={"policy": "allowlist", "hosts": list(egress.allow),
+                                                      "refused": egress.refused[:50]})
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> Outcome:
+        try:
+            return self.loop()
+        finally:
+            self.close_tools()  # the shell's egress proxy lives as long as the run
+
+    def loop(self) -> Outcome:
         try:
             self.provider = make_provider(self.cfg)
         except ProviderError as e:

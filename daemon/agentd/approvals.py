@@ -17,6 +17,8 @@ What a person approves is what is done (docs/security.md#approvals):
 * a ``write`` is bound to the real path the person was shown (``bound_path``): resolved when asked,
   refused at once if it lies in or passes through a place an agent can write (``agent_writable``) or
   reaches a hidden secret through a link, and resolved again when bound (``grants``);
+* a ``network`` request names hosts (``what``: ``pypi.org files.pythonhosted.org``, checked like the
+  ``network`` attr; approved, they join the run's egress allowlist) or, ``what`` empty, the whole network;
 * an approved ``command`` runs in a fresh empty directory, or in the one the answer names
   (``APPROVE: <id> in <dir>``, refused if an agent can write there);
 * ``what`` is shown whole, its runs of blanks marked (``shown``), its controls escaped where printed.
@@ -62,8 +64,23 @@ def shown(text: str) -> str:
     return f"`{safe(text, spaces=True)}`"
 
 
+def network_hosts(what: str) -> tuple[list[str] | None, str | None]:
+    """The hosts a ``network`` request's ``what`` names (separated by blanks or commas; checked like the
+    ``network`` attr), and None; ``[]`` for an empty ``what``: the whole network; or None and why not."""
+    from agentd.schema import _network
+
+    names = str(what or "").replace(",", " ").split()
+    if not names:
+        return [], None
+    hosts, why = _network(names)
+    return (hosts, None) if why is None else (None, why)
+
+
 def describe(row: dict) -> str:
-    what = {"network": "network access for its shell", "write": f"write access to {shown(row['what'])}",
+    network = "network access for its shell"
+    if row["kind"] == "network" and str(row["what"] or "").strip():
+        network += f", through agentd's proxy, to these hosts and their subdomains only: {shown(row['what'])}"
+    what = {"network": network, "write": f"write access to {shown(row['what'])}",
             "command": f"to run, outside its sandbox: {shown(row['what'])}"}.get(row["kind"], shown(row["what"]))
     if row["kind"] == "command":
         what += f" (in {shown(row['dir'])})" if row.get("dir") else " (in a new empty directory)"
@@ -89,6 +106,9 @@ def check_args(args: dict) -> str | None:
         return f"request_approval: `what` must name the {'path' if args['kind'] == 'write' else 'command'}"
     if args["kind"] == "write" and not str(args["what"]).startswith("/"):
         return "request_approval: a path to write must be absolute"
+    if args["kind"] == "network" and (why := network_hosts(args.get("what") or "")[1]):
+        return ("request_approval: for kind network, `what` is host names separated by spaces "
+                f"(`pypi.org files.pythonhosted.org`), or empty for the whole network: `what` {why}")
     if len(str(args.get("what") or "")) > MAX_WHAT:
         return f"request_approval: `what` may have at most {MAX_WHAT} characters (a person reads it whole)"
     return None
@@ -121,10 +141,11 @@ def settle(store, answers: dict, row: dict, now: float) -> str | None:
     return "expired" if expires is not None and now >= expires else None
 
 
-def grants(cfg, store, run_id: str, workspace) -> tuple[bool, list[str], dict[str, str]]:
+def grants(cfg, store, run_id: str, workspace) -> tuple[bool | list[str], list[str], dict[str, str]]:
     """What the run's approved requests allow: (network, extra writable paths, {id: why a write
-    approval binds nothing}).  A path is bound only if it still resolves to the real path the
-    person approved, through no place an agent can write."""
+    approval binds nothing}).  ``network`` is True (a request with an empty ``what``: the whole
+    network), the hosts the approved requests named, or False.  A path is bound only if it still
+    resolves to the real path the person approved, through no place an agent can write."""
     import os
 
     rows = [r for r in store.approvals(run_id) if r["answer"] == "approve"]
@@ -139,7 +160,10 @@ def grants(cfg, store, run_id: str, workspace) -> tuple[bool, list[str], dict[st
             paths.append(real)
         else:
             refused[r["id"]] = why
-    return any(r["kind"] == "network" for r in rows), paths, refused
+    named = [network_hosts(r["what"])[0] for r in rows if r["kind"] == "network"]
+    if any(not h for h in named):  # empty (or, asked before hosts could be named, not hosts): the network
+        return True, paths, refused
+    return list(dict.fromkeys(h for hosts in named for h in hosts)) or False, paths, refused
 
 
 def result_text(row: dict, refused: str | None = None) -> str:
@@ -152,7 +176,9 @@ def result_text(row: dict, refused: str | None = None) -> str:
                     f"{row['what']} does not exist, so nothing was made writable: ask for a directory that exists")
         if refused:
             writable = f"nothing was made writable: {refused}"
-        grant = {"network": "your shell can reach the network now", "write": writable,
+        hosts = network_hosts(row["what"])[0] if row["kind"] == "network" else None
+        reach = f"{', '.join(hosts)} (and their subdomains), through agentd's proxy" if hosts else "the network"
+        grant = {"network": f"your shell can reach {reach} now", "write": writable,
                  "command": "agentd ran it outside the sandbox; its output follows"}[row["kind"]]
         return f"approved by a person at {row['answered_at']}: {grant}"
     return f"denied by a person at {row['answered_at']}: {row['reason'] or '(no reason given)'}"

@@ -76,8 +76,9 @@ CONFIG_FIELDS: dict[str, Field] = {
                             lo=1, hi=1_000_000),
     "sandbox": Field("enum", "bwrap", "OS sandbox for the agent's tools: bwrap, or off (explicit opt-out; "
                      "see docs/security.md)", choices=("bwrap", "off")),
-    "network": Field("bool", False, "let the API agents' shell reach the network (a task's {network: true} "
-                     "grants it to that task)"),
+    "network": Field("network", False, "the agent tasks' network by default: false (none; CLI agents reach their "
+                     "provider only), a list of hosts (through agentd's proxy), or true (the whole network, no "
+                     "egress filter); a task's {network: ...} sets its own"),
     "approval_expiry": Field("duration", "7d", "an agent's approval request nobody answers within this ends "
                              "its run blocked"),
     "wait_for_usage_reset": Field("bool", True, "a usage limit with a reset time parks the agent run and resumes "

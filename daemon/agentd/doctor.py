@@ -245,7 +245,7 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
         shown = sum(1 for h in policy.hidden if h.exists())
         checks = [Check(OK, f"sandbox: bwrap {st.version or ''} ({st.bwrap}) works: root read-only, workspace "
                             f"{policy.workspace} and a private /tmp writable, {shown} paths hidden, own PID "
-                            f"namespace, network {'on' if policy.network else 'off'} by default".replace("  ", " "))]
+                            f"namespace".replace("  ", " "))]
     if not canary:
         return checks
     from agentd.canary import canary as run_canary
@@ -263,6 +263,37 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
                                    f"what the agent must not:\n{rows}",
                            "install bubblewrap and remove `sandbox: off`" if r["mode"] == "off"
                            else "report this as a bug: the sandbox policy leaks (docs/security.md)")]
+
+
+FULL = "full network, no egress filter"
+
+
+def check_network(cfg: Any) -> Check:
+    """Which network each kind of task gets under this config (docs/security.md#network): WARN where it is
+    the full network with no egress filter for every agent task (``network: true``, ``sandbox: off``)."""
+    from agentd import proxy
+
+    allow = proxy.allowlist(cfg, {})
+    off = (cfg.values.get("sandbox") or "bwrap") == "off"
+    hosts = f"{', '.join(allow)} (and their subdomains), through agentd's proxy" if allow else ""
+    api = FULL if off or allow is None else f"only {hosts}" if allow else "none"
+    cli = FULL if off or allow is None else "their provider, through agentd's proxy (which adds the key), " + (
+        f"and {', '.join(allow)} (and their subdomains)" if allow else "nothing else")
+    rows = "\n".join(f"       {k}: {v}" for k, v in (
+        ("API agents' shell", api), ("CLI agents", cli),
+        ("command tasks", "the host's network (they run as you, outside the sandbox)"),
+        *([] if off else [("a task's own", "{network: [hosts]} allows those hosts through agentd's proxy, "
+                                           f"{{network: true}} is the {FULL}, {{network: false}} none; a person's "
+                                           "approval may add hosts")])))
+    if off:
+        return Check(WARN, f"network: {FULL}, for every task (`sandbox: off`):\n{rows}",
+                     "install bubblewrap and remove `sandbox: off` (see docs/security.md)")
+    if allow is None:
+        return Check(WARN, f"network: {FULL}, for every agent task by default (`network: true` in the config):\n"
+                           f"{rows}", "set `network:` to the hosts your tasks need ([pypi.org, github.com]), or "
+                                      "remove it and give {network: true} to the tasks that need it")
+    return Check(OK, f"network of each kind of task by default (config `network: "
+                     f"{'[' + ', '.join(allow) + ']' if allow else 'false'}`):\n{rows}")
 
 
 def _existing(path: Path) -> Path:
@@ -307,6 +338,7 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
             checks += [check_linger(cfg), check_timer(cfg)]
         checks += check_backends(cfg) + check_api_keys(cfg)
         checks += check_sandbox(cfg, canary)
+        checks.append(check_network(cfg))
         checks += check_disk({"state dir": cfg.state_dir, "workspace": cfg.workspace, "worklog": cfg.worklog_dir})
     if torch:
         checks.append(check_torch())

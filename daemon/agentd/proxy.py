@@ -14,6 +14,9 @@ TCP connections to it; with full network (``{network: true}``) or ``sandbox: off
 - **absolute-URI HTTP** (``GET http://host/...`` through ``HTTP_PROXY``): forwarded, only to a host on
   the allowlist.
 
+An egress-only proxy (the API agents' shell, ``tools.Egress``) has no provider: ``upstream`` and
+``token`` are None, and an origin-form request is refused like any other.
+
 Everything else gets ``403`` and is logged (``refused``).  A host is allowed when it is a listed name
 or a subdomain of one (``pypi.org`` allows ``files.pypi.org``, not ``evilpypi.org``); an IP literal only
 when listed exactly.  The provider's host is not on it by itself: the provider is reached through the
@@ -26,12 +29,13 @@ from __future__ import annotations
 import http.client
 import os
 import secrets
-import select
 import socket
 import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from agentd.relay import pipe
 
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te",
        "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
@@ -65,6 +69,19 @@ def placeholder(real: str, prefix: str = "") -> str:
     return f"{prefix}agentd-proxy-{secrets.token_hex(16)}"
 
 
+def allowlist(cfg, attrs: dict | None = None, granted=False) -> tuple[str, ...] | None:
+    """The hosts a task's tools may reach through the proxy, or None for the whole network: the task's
+    ``{network: ...}`` (else the config's ``network:``) widened by what a person approved (``granted``,
+    from ``approvals.grants``: True, a list of hosts, or False).  ``true`` anywhere is the whole network;
+    ``false``, no list and no grant: ``()``, nothing but (for a CLI agent) its provider."""
+    net = (attrs or {}).get("network")
+    net = cfg.values.get("network", False) if net is None else net
+    if net is True or granted is True:
+        return None
+    hosts = [*(net if isinstance(net, list) else ()), *(granted if isinstance(granted, list) else ())]
+    return tuple(dict.fromkeys(h.lower().rstrip(".") for h in hosts))
+
+
 def allowed(host: str, allow: tuple[str, ...]) -> bool:
     """Is ``host`` on the allowlist: a listed name or a subdomain of one; an IP literal only exactly."""
     host = host.lower().rstrip(".")
@@ -89,7 +106,7 @@ class Proxy:
     """``with Proxy(sock_path, upstream, token, allow, tcp=...) as p:`` serves until the block ends.
     ``p.port`` is the outside TCP port (``tcp=True``), ``p.refused`` what it refused."""
 
-    def __init__(self, sock_path, upstream: Upstream, token: str, allow=(), *, tcp: bool = False,
+    def __init__(self, sock_path, upstream: Upstream | None, token: str | None, allow=(), *, tcp: bool = False,
                  self_port: int | None = None, log=None, timeout: float = 600.0):
         self.sock_path, self.upstream, self.token = str(sock_path), upstream, token
         self.self_port = self_port  # the relay's port inside: an absolute URI to it means the provider
@@ -175,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200, "Connection established")
         self.end_headers()
         self.close_connection = True
-        _pipe(self.connection, up, self.proxy.timeout)
+        pipe(self.connection, up, self.proxy.timeout, close=(up,))  # the handler closes its own
 
     # -- everything else: the provider (origin-form), or plain HTTP to an allowed host (absolute-URI) ----
     def do_GET(self) -> None:
@@ -199,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
                 conn = (http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection)(
                     host, parts.port, timeout=self.proxy.timeout)
                 return self._forward(conn, path, {}, drop=())
-        if not target.startswith("/"):
+        if not target.startswith("/") or self.proxy.upstream is None:  # (egress only: no provider path)
             return self._refuse(f"{self.command} {target[:200]}")
         if not self._has_token():
             return self._refuse(f"{self.command} {target[:200]} (no run token: not the CLI)")
@@ -281,22 +298,3 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
         self.close_connection = True
-
-
-def _pipe(a: socket.socket, b: socket.socket, idle: float) -> None:
-    """Copy bytes both ways until either side closes (or ``idle`` seconds pass with nothing)."""
-    socks = [a, b]
-    try:
-        while True:
-            ready, _, _ = select.select(socks, [], [], idle)
-            if not ready:
-                return
-            for s in ready:
-                data = s.recv(CHUNK)
-                if not data:
-                    return
-                (b if s is a else a).sendall(data)
-    except OSError:
-        return
-    finally:
-        b.close()

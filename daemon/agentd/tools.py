@@ -11,10 +11,21 @@ A model's mistake (unknown tool, bad arguments, a failing command) comes back
 as a ``ToolResult`` with ``is_error`` set, for the model to read; it never
 raises.  ``finish`` and ``request_approval`` are handled by the agent loop, not here
 (``approvals.py``).
+
+The shell's network: none; with ``{network: true}`` (or ``sandbox: off``) the host's; with a list of
+hosts (the task's ``{network: [...]}``, else the config's ``network:`` list, widened by approved
+``network`` requests) each command runs under ``relay.py`` in its own empty network namespace, with
+``HTTP(S)_PROXY`` pointing at the relay, which carries it to an egress-only ``proxy.Proxy`` outside
+(``Egress``: no provider, no key; started at the first shell call that needs it, stopped by
+``Tools.close``, by the Tools object's end, or with agentd's process: its threads are daemon threads).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +33,8 @@ from agentd import procs
 from agentd.providers import ToolCall, ToolSpec
 from agentd.redact import scrubbed_env
 
+RELAY = Path(__file__).resolve().parent / "relay.py"
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 OUTPUT_CAP = 16_000  # characters of shell output the model sees
 SHELL_MAX_BYTES = 8 * 2**20  # a shell command printing more than this is stopped
 READ_CAP = 64_000  # characters of a file read_file returns
@@ -37,7 +50,8 @@ SPECS = [
              {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
               "required": ["path", "content"]}),
     ToolSpec("request_approval", "Ask a person for what the sandbox denies: network access for your shell "
-             "(kind network), write access to a path outside the workspace (kind write, what: the absolute path), "
+             "(kind network, what: the host names you need, separated by spaces, e.g. `pypi.org "
+             "files.pythonhosted.org`, each with its subdomains; empty for the whole network), write access to a path outside the workspace (kind write, what: the absolute path), "
              "or one command run outside the sandbox (kind command, what: the command). The run pauses until a "
              "person answers in the worklog (it may take hours); then you get the answer and go on.",
              {"type": "object", "properties": {"kind": {"type": "string", "enum": ["network", "write", "command"]},
@@ -77,9 +91,60 @@ def check_args(call: ToolCall) -> str | None:
     return None
 
 
+class Egress:
+    """The egress-only proxy of one run's shell: ``start()`` it (once), ``close()`` it (idempotent).
+    Its unix socket lies alone in a fresh private dir under the temp dir (``agentd-egress-PID-*``; one
+    left by a killed agentd is removed by the next), shown read-only inside the sandbox."""
+
+    PREFIX = "agentd-egress-"
+
+    def __init__(self, allow: tuple[str, ...], log=None):
+        self.allow, self.log = allow, log
+        self.dir: Path | None = None
+        self.proxy = None
+        self.refused: list[str] = []  # what it refused, kept when it is closed
+
+    @property
+    def sock(self) -> Path:
+        return self.dir / "proxy.sock"
+
+    def start(self) -> "Egress":
+        import tempfile
+
+        from agentd import proxy
+
+        if self.proxy is None:
+            _remove_leftovers(Path(tempfile.gettempdir()), self.PREFIX)
+            self.dir = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-"))
+            self.proxy = proxy.Proxy(self.sock, None, None, self.allow, log=self.log).__enter__()
+            self.refused = self.proxy.refused
+        return self
+
+    def close(self) -> None:
+        import shutil
+
+        p, self.proxy = self.proxy, None
+        if p is not None:
+            p.__exit__(None, None, None)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_leftovers(tmp: Path, prefix: str) -> None:
+    """Egress dirs whose agentd is gone (its pid, in the name, runs no more)."""
+    import shutil
+
+    for d in tmp.glob(prefix + "*"):
+        pid = d.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class Tools:
     """The tools of one run.  ``cfg`` and ``attrs`` (the task's ``network``/``gpu``) decide the
-    shell's sandbox; without ``cfg`` the config is loaded from ``env``.  ``policy`` overrides both."""
+    shell's sandbox; without ``cfg`` the config is loaded from ``env``.  ``policy`` overrides both
+    (``attrs`` still names the hosts a shell may reach).  ``close()`` (or the ``with`` block's end)
+    stops the shell's egress proxy, if one was started."""
 
     def __init__(self, workspace: Path, env: dict | None = None, *, cfg=None, attrs: dict | None = None,
                  policy=None):
@@ -90,6 +155,36 @@ class Tools:
         self._source_env = env
         self._cfg, self._attrs, self._policy = cfg, attrs, policy
         self._refusal: str | None = None
+        self.egress: Egress | None = None
+        self._closer = None
+
+    def __enter__(self) -> "Tools":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+
+    def allow(self) -> tuple[str, ...]:
+        """The hosts the shell reaches through the egress proxy; ``()``: none, or the whole network."""
+        from agentd import proxy
+
+        policy = self.policy()
+        if policy is None or policy.mode == "off" or policy.network:
+            return ()
+        if self._cfg is None:
+            net = (self._attrs or {}).get("network")
+            return tuple(net) if isinstance(net, list) else ()
+        return proxy.allowlist(self._cfg, self._attrs) or ()
+
+    def _egress(self) -> Egress:
+        if self.egress is None or not self._closer.alive:  # (a closed Tools used again starts a new one)
+            self.egress = Egress(self.allow())
+            self._closer = weakref.finalize(self, self.egress.close)
+        return self.egress.start()
 
     def policy(self):
         """The shell's sandbox policy, or None with ``self._refusal`` set (fail closed)."""
@@ -154,16 +249,39 @@ class Tools:
         policy = self.policy()
         if policy is None:
             return ToolResult(self._refusal, True)
+        argv, env = ["/bin/sh", "-c", command], sandbox.env_for(policy, self.env)
+        egress = self._egress() if self.allow() else None
+        if egress is not None:  # the relay inside, the proxy outside: only the allowed hosts
+            port = 20000 + secrets.randbelow(40000)  # (the command's own network namespace: no clash)
+            argv = [sys.executable, "-I", str(RELAY), str(egress.sock), str(port), "--", *argv]
+            # its socket's dir, shown read-only (``programs``: dirs bound read-only where they are)
+            policy = sandbox.Policy(**{**vars(policy), "programs": (*policy.programs, (egress.dir, egress.dir))})
+            env = proxy_env(env, f"http://127.0.0.1:{port}")
+            refused = len(egress.refused)
         try:
-            argv = sandbox.wrap(["/bin/sh", "-c", command], policy, self._cfg)
+            argv = sandbox.wrap(argv, policy, self._cfg)
         except sandbox.Unavailable as e:
             return ToolResult(f"shell: refused: agentd runs commands only inside its sandbox, and {e} "
                               "(only an explicit `sandbox: off` in the config runs them without it)", True)
-        rc, out, _, stopped = procs.run(argv, cwd=self.workspace, env=sandbox.env_for(policy, self.env),
+        rc, out, _, stopped = procs.run(argv, cwd=self.workspace, env=env,
                                         timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
+        if egress is not None and len(egress.refused) > refused:
+            from agentd.escapes import safe
+
+            note += (f"\n[agentd's proxy refused, not on this task's network allowlist "
+                     f"({', '.join(egress.allow)}): {safe(', '.join(egress.refused[refused:refused + 5]))[:500]}]")
         text = cap(out.decode("utf-8", "replace"))
         return ToolResult(f"{text}\n{note}" if text else note, rc != 0)
+
+
+def proxy_env(env: dict, url: str) -> dict[str, str]:
+    """``env`` with every HTTP(S) proxy variable pointing at ``url`` (the relay) and loopback not proxied."""
+    out = {k: v for k, v in env.items() if k not in PROXY_VARS and k.lower() != "no_proxy"}
+    for k in PROXY_VARS:
+        out[k] = url
+    out["NO_PROXY"] = out["no_proxy"] = "127.0.0.1,localhost,::1"
+    return out
 
 
 def cap(text: str, limit: int = OUTPUT_CAP) -> str:

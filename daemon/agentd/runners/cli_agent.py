@@ -100,7 +100,7 @@ class CliAgentRun(AgentRun):
             return self.not_run(f"{argv[0]} not found on PATH")
         argv[0] = exe
         login = clihome.login_for(name, env)
-        allow = network_hosts(self.task.attrs)
+        allow = proxy.allowlist(cfg, self.task.attrs) or ()  # (None, the whole network: policy.network says so)
         with clihome.RunHome(cfg, self.run_id, name) as home:
             policy = sandbox.policy_for(cfg, self.task.attrs, workspace, for_cli=name, writable=(home.path,))
             if name == "claude-cli" and policy.mode == "off" and _is_root():
@@ -257,12 +257,6 @@ def _sandbox_note(policy, cfg, net: dict) -> str:
         return f"sandbox: off (config `sandbox: off`), {network}"
     st = bwrap.status(cfg.env)
     return f"sandbox: bwrap {st.version or ''}".rstrip() + f", {network}"
-
-
-def network_hosts(attrs: dict) -> tuple[str, ...]:
-    """The hosts a task's ``{network: [...]}`` allows (``{network: true}`` is full network, not a list)."""
-    net = attrs.get("network")
-    return tuple(dict.fromkeys(h.lower().rstrip(".") for h in net)) if isinstance(net, list) else ()
 
 
 def _inside_env(policy, env: dict, login, home, url: str, full: bool) -> dict[str, str]:
