@@ -9,7 +9,9 @@ its protection switched off in the test (monkeypatched), to show the test can fa
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -308,3 +310,53 @@ def test_the_canary_asks_whether_the_kernels_settings_are_writable_and_doctor_sh
         assert probe["reached"] and "/proc/sys/kernel/core_pattern" in probe["detail"], probe
         check = doctor.check_sandbox(cfg)[1]
         assert check.status != doctor.OK and "REACHED  write: the kernel's settings" in check.what, check.line()
+
+
+# -- a CLI login moved elsewhere (CLAUDE_CONFIG_DIR, CODEX_HOME): agentd's proxy reads it outside ----------
+OAUTH = "sk-ant-oat01-moved-login-0123456789abcdef"
+CODEX_KEY = "sk-proj-moved-codex-login-0123456789abcdef"
+
+
+@needs_bwrap
+@PROTECTION
+def test_a_cli_login_dir_named_by_claude_config_dir_or_codex_home_is_hidden_and_unnamed_inside(base, monkeypatch,
+                                                                                              protection):
+    """A person who keeps claude's login in $CLAUDE_CONFIG_DIR and codex's in $CODEX_HOME: an API agent's
+    shell (and so any sandbox) neither finds the variables nor reads the files; with the dirs not hidden
+    and the variables kept (PROTECTION OFF, ON PURPOSE) it reads both credentials."""
+    claude_dir, codex_dir = base / "cfg" / "claude", base / "cfg" / "codex"
+    claude_dir.mkdir(parents=True)
+    codex_dir.mkdir(parents=True)
+    (claude_dir / ".credentials.json").write_text(json.dumps({"claudeAiOauth": {"accessToken": OAUTH}}))
+    (claude_dir / ".claude.json").write_text("{}")
+    (codex_dir / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": CODEX_KEY}))
+    if protection == "off":
+        monkeypatch.setattr(sandbox, "cli_login_dirs", lambda env: [])
+        monkeypatch.setattr(sandbox, "CLI_LOGIN_VARS", ())
+    cfg = layout(base, _env={"CLAUDE_CONFIG_DIR": str(claude_dir), "CODEX_HOME": str(codex_dir)})
+    text = sh(cfg, f'env; cat "$CLAUDE_CONFIG_DIR/.credentials.json" "$CODEX_HOME/auth.json"; '
+                   f'cat {claude_dir}/.credentials.json {codex_dir}/auth.json')
+    if protection == "on":
+        assert OAUTH not in text and CODEX_KEY not in text, text
+        assert "CLAUDE_CONFIG_DIR=" not in text and "CODEX_HOME=" not in text, text
+        assert "No such file or directory" in text, text
+    else:
+        assert OAUTH in text and CODEX_KEY in text, text
+
+
+@needs_bwrap
+@PROTECTION
+def test_tokens_of_other_shapes_and_a_urls_password_never_reach_the_shell(base, monkeypatch, protection):
+    """GitHub's fine-grained and GitLab's tokens, and a database URL's password, under names that say
+    nothing of keys: the shell's environment has none of them; with the key shapes not known
+    (PROTECTION OFF, ON PURPOSE: the shapes before this check) all three get in."""
+    from agentd import redact
+
+    if protection == "off":
+        monkeypatch.setattr(redact, "_SHAPES", re.compile(r"sk-[A-Za-z0-9_\-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}"))
+    secrets = {"GH_FINE": "github_pat_11ABCDEFG0123456789abcdefghij", "GL": "glpat-abcdefghij0123456789xy",
+               "DATABASE_URL": "postgres://app:hunter2-db-pass@db.internal/app"}
+    cfg = layout(base, _env=secrets)
+    text = sh(cfg, "env")
+    got = [v for v in secrets.values() if v in text]
+    assert got == ([] if protection == "on" else list(secrets.values())), text

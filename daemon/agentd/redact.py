@@ -4,7 +4,7 @@ Two nets: the values of secret-looking environment variables (any name
 containing KEY, TOKEN, SECRET, PASSWORD or CREDENTIAL) that could be a secret
 (``could_be_secret``: not a placeholder such as ``ollama``, ``anything`` or
 ``sk-no-key-required``), and well-known key shapes (sk-..., sk-ant-...,
-Bearer ..., ghp_...).  Both are replaced by ``[REDACTED]``.
+Bearer ..., ghp_..., github_pat_..., glpat-..., hf_..., a URL's ``user:password@``).  Both are replaced by ``[REDACTED]``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ _SHAPES = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|xox[baprs]-[A-Za-z0-9\-]{10,}"
     r"|hf_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"  # a URL's user:password (postgres://u:pass@host)
 )
 
 
@@ -85,7 +88,8 @@ def redact_file(path, env: dict | None = None) -> None:
     with open(path, "rb") as src, open(tmp, "wb") as dst:
         for raw in src:
             text = raw.decode("utf-8", "surrogateescape")
-            clean = redact(text, env) if (secrets or "sk-" in text or "earer" in text or "_" in text) else text
+            clean = (redact(text, env) if (secrets or "sk-" in text or "earer" in text or "_" in text
+                                          or "glpat-" in text or "://" in text) else text)
             changed |= clean != text
             dst.write(clean.encode("utf-8", "surrogateescape"))
     if changed:

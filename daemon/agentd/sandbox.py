@@ -67,6 +67,9 @@ SYSTEM_SECRET_GLOBS = ("/etc/ssh/ssh_host_*_key",)
 # The CLI agents' login dirs under $HOME: hidden from every sandbox, never writable (a CLI run gets a
 # fresh one of its own, clihome.RunHome; what is written there never reaches these).
 CLI_OWN = {"claude-cli": (".claude", ".claude.json"), "codex-cli": (".codex",)}
+# Variables that name where a CLI keeps its login (``clihome`` reads the real one outside): dropped, and
+# the dirs they name hidden, like ``~/.claude`` and ``~/.codex``.
+CLI_LOGIN_VARS = ("CLAUDE_CONFIG_DIR", "CODEX_HOME")
 # Variables that lead out of the sandbox (session buses, agents), dropped from its environment.
 SESSION_VARS = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DISPLAY",
                 "WAYLAND_DISPLAY", "XAUTHORITY", "DOCKER_HOST", "SYSTEMD_EXEC_PID", "INVOCATION_ID",
@@ -154,6 +157,7 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
         p = home / rel
         if os.path.lexists(p):
             hidden.append(_real(p))
+    hidden += cli_login_dirs(cfg.env)
     import glob
 
     for p in list(SYSTEM_SECRETS) + [g for pat in SYSTEM_SECRET_GLOBS for g in glob.glob(pat)]:
@@ -179,6 +183,18 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
                   writable=tuple(dict.fromkeys(extra)), hidden=tuple(hidden), conflicts=tuple(conflicts),
                   for_cli=cli, env_file_vars=tuple(read_env_file(cfg.config_dir / "env")),
                   programs=tuple(programs_to_show(cfg.env.get("PATH") or os.defpath, hidden)))
+
+
+def cli_login_dirs(env: dict) -> list[Path]:
+    """The login dirs a person moved elsewhere (``CLAUDE_CONFIG_DIR``, ``CODEX_HOME``; with claude's
+    ``.claude.json`` inside its dir): their credentials are read outside by agentd's proxy, so they are
+    hidden like ``~/.claude`` and ``~/.codex``."""
+    out = []
+    for var in CLI_LOGIN_VARS:
+        d = env.get(var)
+        if d and os.path.isabs(d) and os.path.lexists(d) and _real(d) != Path("/"):
+            out.append(_real(d))
+    return out
 
 
 MASKED = (Path("/tmp"), Path("/run"), Path("/dev/shm"), Path("/var/run"))  # replaced in the sandbox
@@ -328,7 +344,7 @@ def env_for(policy: Policy, env: dict) -> dict[str, str]:
     out = scrubbed_env(env, names, [env.get(k) for k in names])
     if policy.mode == "off":
         return out
-    for k in SESSION_VARS:
+    for k in SESSION_VARS + CLI_LOGIN_VARS:
         out.pop(k, None)
     if policy.private_tmp:
         out["TMPDIR"] = "/tmp"
