@@ -26,7 +26,7 @@ ATTR_FIELDS: dict[str, Field] = {
     "certainty": Field("float", None, "how likely it succeeds, 0-1", lo=0, hi=1),
     "run": Field("str", None, "shell command: makes it a command task"),
     "gpu": Field("bool", None, "needs a GPU"),
-    "network": Field("network", None, "agent tasks: the network (true), or only these hosts (CLI agents)"),
+    "network": Field("network", None, "agent tasks: the network (true), or only these hosts (through agentd's proxy)"),
     "limit_waits": Field("int", None, "agent tasks: usage-limit windows a run may wait through", lo=0, hi=1000),
     "repo": Field("path", None, "agent tasks: work in a new git worktree of this repository, on a branch of its own"),
     "cwd": Field("path", None, "command tasks: the directory it runs in (default: the worklog's; never an agent's)"),

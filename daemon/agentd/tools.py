@@ -51,7 +51,8 @@ SPECS = [
               "required": ["path", "content"]}),
     ToolSpec("request_approval", "Ask a person for what the sandbox denies: network access for your shell "
              "(kind network, what: the host names you need, separated by spaces, e.g. `pypi.org "
-             "files.pythonhosted.org`, each with its subdomains; empty for the whole network), write access to a path outside the workspace (kind write, what: the absolute path), "
+             "files.pythonhosted.org`, each with its subdomains; empty for the whole network), write access "
+             "to a path outside the workspace (kind write, what: the absolute path), "
              "or one command run outside the sandbox (kind command, what: the command). The run pauses until a "
              "person answers in the worklog (it may take hours); then you get the answer and go on.",
              {"type": "object", "properties": {"kind": {"type": "string", "enum": ["network", "write", "command"]},
