@@ -229,3 +229,18 @@ def test_doctor_says_sandbox_off_is_the_full_network_for_every_task(tmp_path):
     c = network_check(checks)
     assert c.status == "WARN" and "full network, no egress filter, for every task (`sandbox: off`)" in c.what
     assert "API agents' shell: full network, no egress filter" in text and "a task's own" not in text
+
+
+@pytest.mark.skipif(not __import__("agentd.bwrap").bwrap.status().ok, reason="bwrap unusable here")
+@pytest.mark.parametrize("network", ["true", "false"])
+def test_the_canary_reaching_the_network_the_config_grants_is_a_warning_not_a_failure(tmp_path, network):
+    """With `network: true` the canary's shell reaches the loopback server outside, as the config asks:
+    doctor says `granted` and warns (exit 0); without it, nothing is reached."""
+    _, text, checks = run(make_env(tmp_path, AGENTD_NETWORK=network))
+    canary = next(c for c in checks if c.what.startswith("sandbox canary"))
+    if network == "true":
+        assert canary.status == "WARN" and "granted  network (a loopback server outside)" in canary.what, text
+        assert "REACHED" not in canary.what and "full network, no egress filter" in canary.what
+    else:
+        assert canary.status == "OK" and "refused  network (a loopback server outside)" in canary.what, text
+    assert "FAIL sandbox canary" not in text, text

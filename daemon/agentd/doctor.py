@@ -253,11 +253,18 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
     r = run_canary(cfg)
     if r["error"]:
         return checks + [Check(bad, f"sandbox canary did not run: {r['error']}", "see docs/security.md")]
-    rows = "\n".join(f"       {'REACHED' if p['reached'] else 'refused'}  {p['name']}: {p['detail']}"
+    # the config's own `network: true` grants the network: reaching it is what was asked for, not a leak
+    granted = {p["name"] for p in r["probes"] if p["reached"] and p["name"].startswith("network")
+               and r["mode"] != "off" and cfg.values.get("network") is True}
+    rows = "\n".join(f"       {'granted' if p['name'] in granted else 'REACHED' if p['reached'] else 'refused'}  "
+                     f"{p['name']}: {p['detail']}" + (" (the config's `network: true`)" if p["name"] in granted else "")
                      for p in r["probes"])
-    reached = [p["name"] for p in r["probes"] if p["reached"]]
+    reached = [p["name"] for p in r["probes"] if p["reached"] and p["name"] not in granted]
     if not reached:
-        return checks + [Check(OK, f"sandbox canary: {len(r['probes'])} probes, nothing reached:\n{rows}")]
+        return checks + [Check(WARN if granted else OK,
+                               f"sandbox canary: {len(r['probes'])} probes, nothing reached"
+                               + (f" but the network the config grants ({FULL})" if granted else "") + f":\n{rows}",
+                               "list the hosts tasks need instead (`network: [pypi.org]`)" if granted else "")]
     status = WARN if r["mode"] == "off" else FAIL
     return checks + [Check(status, f"sandbox canary: {len(reached)} of {len(r['probes'])} probes reached "
                                    f"what the agent must not:\n{rows}",
