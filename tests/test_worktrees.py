@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentd import git, runners, worktrees
+from agentd.errors import WorkspaceError
 from agentd.store import Store
 from agentd.task import Task
 from conftest import run_cli
@@ -193,7 +194,7 @@ def plant(repo: Path, marker: Path) -> None:
 
 def unharden(monkeypatch) -> None:
     """git.py's hardening switched off: git as agentd would run it plainly."""
-    monkeypatch.setattr(git, "config_args", lambda drivers=(): [])
+    monkeypatch.setattr(git, "prepared", lambda where, cwd, env: env)
     monkeypatch.setattr(git, "hardened_env", lambda env: dict(os.environ if env is None else env))
 
 
@@ -282,3 +283,115 @@ def test_what_a_repo_run_left_is_committed_even_when_agentd_itself_fails_mid_run
         run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
     assert sh("git", "-C", str(repo), "show", "agentd/t1-r1:half.txt") == "half a result\n"
     assert sh("git", "-C", str(repo), "log", "-1", "--format=%s", "agentd/t1-r1") == "agentd: t1 interrupted (run r1)\n"
+
+
+# -- a repository config an agent could write (issue 17: a write approval covering the repo's .git) ----------
+
+KEY = "sk-ant-api03-AGENTD-REAL-KEY-in-agentds-env"
+
+
+def worktree_of(repo: Path, ws: Path) -> dict:
+    """A worktree as ``worktrees.prepare`` makes it, and its record."""
+    path = ws / "t@r1"
+    ws.mkdir(parents=True, exist_ok=True)
+    common = Path(git.git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo).strip())
+    base = git.git("rev-parse", "--verify", "HEAD^{commit}", cwd=repo).strip()
+    git.git("worktree", "add", "--quiet", "-b", "agentd/t-r1", str(path), base, cwd=repo)
+    return {"task": "t", "run": "r1", "repo": str(repo), "common_dir": str(common), "branch": "agentd/t-r1",
+            "admin_dir": str(worktrees._admin_dir(path, common)), "base": base, "path": str(path)}
+
+
+def agentd_commits(rec: dict) -> str:
+    """agentd's own post-run git calls (commit, then the finding's summary); what it said."""
+    from types import SimpleNamespace
+
+    try:
+        worktrees.commit(SimpleNamespace(env=dict(os.environ), host="h"), rec, "done", "summary")
+        return "\n".join(worktrees.summary_lines(rec))
+    except WorkspaceError as e:
+        return f"refused: {e}"
+
+
+def switch_off(monkeypatch, off: tuple) -> None:
+    """git.py's protections named in ``off`` switched off (the test's own doing, never the product's)."""
+    if "allow_protocol_env" in off:
+        monkeypatch.delitem(git.ENV, "GIT_ALLOW_PROTOCOL")
+    if "no_lazy_fetch_env" in off:
+        monkeypatch.delitem(git.ENV, "GIT_NO_LAZY_FETCH")
+    if "overrides" in off:
+        monkeypatch.setattr(git, "NEUTRALISE", {})  # and the fixed per-protocol keys: protocol.allow only
+        monkeypatch.setattr(git, "HARDENING", tuple(p for p in git.HARDENING if not p[0].endswith(".allow")
+                                                    or p[0] == "protocol.allow"))
+    if "refusal" in off:
+        monkeypatch.setattr(git, "refuse_unneutralised", lambda found, pairs: None)
+    if "scrub" in off:
+        monkeypatch.setattr(git, "scrubbed", lambda env: env)
+
+
+TRANSPORT = ("allow_protocol_env", "no_lazy_fetch_env", "overrides", "refusal")
+
+
+@pytest.mark.parametrize("off", [(), TRANSPORT[:1], TRANSPORT[1:2], TRANSPORT[:2], TRANSPORT[:3], TRANSPORT,
+                                 (*TRANSPORT, "scrub")],
+                         ids=["hardened", "no-allow-protocol-env", "no-lazy-fetch-env", "both-envs-off",
+                              "only-refusal-left", "transport-open", "transport-open-and-keys-in"])
+def test_a_repo_config_turning_on_the_ext_transport_never_runs_its_command_in_agentds_git(
+        tmp_path, monkeypatch, off):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)  # as the systemd unit gives agentd
+    repo = make_repo(tmp_path / "proj")
+    rec = worktree_of(repo, tmp_path / "ws")
+    (Path(rec["path"]) / "new.txt").write_text("agent work\n")
+    marker = tmp_path / "ran-outside.txt"
+    # the agent, granted write to the repository, turns on `ext::` for itself (protocol.ext.allow beats
+    # protocol.allow), makes the repository a partial clone of an ext:: remote and drops one object
+    with open(Path(rec["common_dir"]) / "config", "a") as f:
+        f.write(f'[core]\n\trepositoryformatversion = 1\n[extensions]\n\tpartialClone = origin\n'
+                f'[remote "origin"]\n\turl = ext::sh -c env>{marker}\n\tpromisor = true\n'
+                '[protocol "ext"]\n\tallow = always\n')
+    tree = sh("git", "-C", str(repo), "rev-parse", f"{rec['base']}^{{tree}}").strip()
+    os.unlink(Path(rec["common_dir"]) / "objects" / tree[:2] / tree[2:])
+    switch_off(monkeypatch, off)
+    said = agentd_commits(rec)
+    if off == TRANSPORT[:3]:
+        assert "refused: " in said and "protocol.ext.allow" in said and not marker.exists()
+        return
+    if set(TRANSPORT) <= set(off):  # the attack works: this test can fail
+        assert marker.exists()
+        assert (KEY in marker.read_text()) == ("scrub" in off)  # and without the scrub it had the key
+        return
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.mark.parametrize("off", [(), ("overrides",), ("refusal",), ("overrides", "refusal")],
+                         ids=["hardened", "no-overrides", "no-refusal", "both-off"])
+def test_a_filter_named_with_an_equals_sign_is_emptied_or_refused_never_run(tmp_path, monkeypatch, off):
+    repo = make_repo(tmp_path / "proj")
+    rec = worktree_of(repo, tmp_path / "ws")
+    marker = tmp_path / "filter-ran.txt"
+    # `-c filter.a=b.clean=` is split at the first `=`: it sets `filter.a`, and `filter.a=b.clean` stays
+    sh("git", "-C", str(repo), "config", "filter.a=b.clean", f"touch {marker}; cat")
+    (Path(rec["path"]) / ".gitattributes").write_text("* filter=a=b\n")
+    (Path(rec["path"]) / "new.txt").write_text("agent work\n")
+    switch_off(monkeypatch, off)
+    said = agentd_commits(rec)
+    if off == ("overrides", "refusal"):  # the attack works: this test can fail
+        assert marker.exists()
+        return
+    assert not marker.exists()
+    if off == ("overrides",):
+        assert "refused: " in said and "filter.a=b.clean" in said, said
+    else:
+        assert sh("git", "-C", str(repo), "show", "agentd/t-r1:new.txt") == "agent work\n", said
+
+
+def test_agentds_git_children_get_no_key_of_agentds_environment_or_env_file(tmp_path, monkeypatch):
+    conf = tmp_path / "xdg"
+    (conf / "agentd").mkdir(parents=True)
+    (conf / "agentd" / "env").write_text("PLAIN_NAME=plain-value-from-the-env-file\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(conf))
+    monkeypatch.setenv("PLAIN_NAME", "plain-value-from-the-env-file")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("COPIED", KEY)
+    env = git.hardened_env(None)
+    assert "PLAIN_NAME" not in env and "ANTHROPIC_API_KEY" not in env and "COPIED" not in env
+    assert env["GIT_ALLOW_PROTOCOL"] == "" and env["PATH"] == os.environ["PATH"]

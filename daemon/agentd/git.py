@@ -31,19 +31,30 @@ from pathlib import Path
 from agentd.errors import WorkspaceError
 
 HARDENING = (
-    "core.hooksPath=/dev/null", "core.fsmonitor=false", "core.untrackedCache=false", "core.pager=cat",
-    "core.editor=false", "core.sshCommand=false", "core.askPass=", "core.attributesFile=/dev/null",
-    "core.gitProxy=", "diff.external=", "credential.helper=", "protocol.allow=never", "commit.gpgSign=false",
-    "tag.gpgSign=false", "gpg.program=false", "submodule.recurse=false", "sequence.editor=false",
-    "uploadpack.packObjectsHook=", "core.alternateRefsCommand=",
+    ("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"), ("core.untrackedCache", "false"),
+    ("core.pager", "cat"), ("core.editor", "false"), ("sequence.editor", "false"), ("core.sshCommand", "false"),
+    ("ssh.variant", "simple"), ("core.askPass", ""), ("core.attributesFile", "/dev/null"), ("core.gitProxy", ""),
+    ("diff.external", ""), ("credential.helper", ""), ("protocol.allow", "never"), ("protocol.ext.allow", "never"),
+    ("protocol.fd.allow", "never"), ("commit.gpgSign", "false"), ("tag.gpgSign", "false"),
+    ("tag.forceSignAnnotated", "false"), ("log.showSignature", "false"), ("gpg.program", "false"),
+    ("gpg.openpgp.program", "false"), ("gpg.x509.program", "false"), ("gpg.ssh.program", "false"),
+    ("gpg.ssh.defaultKeyCommand", "false"), ("submodule.recurse", "false"), ("fetch.recurseSubmodules", "false"),
+    ("uploadpack.packObjectsHook", ""), ("core.alternateRefsCommand", ""), ("gc.auto", "0"),
+    ("maintenance.auto", "false"), ("core.hooksPath", "/dev/null"),
 )
 ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_ATTR_NOSYSTEM": "1",
        "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_NO_REPLACE_OBJECTS": "1",
+       "GIT_ALLOW_PROTOCOL": "", "GIT_NO_LAZY_FETCH": "1", "GIT_PROTOCOL_FROM_USER": "0",
        "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "false"}
 DROP = ("PAGER", "EDITOR", "VISUAL", "SSH_ASKPASS", "LESSOPEN", "LESSCLOSE")
 NO_DRIVERS = ("--no-ext-diff", "--no-textconv")
-# what each kind of driver named in a config can run
-DRIVER_KEYS = {"filter": ("clean", "smudge", "process"), "diff": ("command", "textconv"), "merge": ("driver",)}
+# for each named kind a config can hold (``filter.<name>.clean``): the keys that run something, and the value
+# that switches each off
+NEUTRALISE = {"filter": {"clean": "", "smudge": "", "process": "", "required": "false"},
+              "diff": {"command": "", "textconv": ""}, "merge": {"driver": ""},
+              "protocol": {"allow": "never"}, "remote": {"vcs": "", "uploadpack": "", "receivepack": "", "proxy": ""},
+              "credential": {"helper": ""}, "difftool": {"cmd": ""}, "mergetool": {"cmd": ""}}
+_OFF = {kind: dict(keys) for kind, keys in NEUTRALISE.items()}  # what ``refuse_unneutralised`` checks, whatever
 TIMEOUT = 120.0
 
 
@@ -64,44 +75,99 @@ class Where:
         return out
 
 
+def scrubbed(env: dict) -> dict[str, str]:
+    """``env`` without a key: the providers' key variables, every name in agentd's env file, every
+    secret-looking name or value (``redact.scrubbed_env``, as ``sandbox.env_for`` does for the sandbox)."""
+    from agentd.config import _xdg, read_env_file
+    from agentd.redact import LLM_KEYS, scrubbed_env
+
+    in_file = read_env_file(_xdg(env, "XDG_CONFIG_HOME", ".config") / "agentd" / "env")
+    names = {*LLM_KEYS, *in_file}
+    return scrubbed_env(env, names, [*(env.get(k) for k in names), *in_file.values()])
+
+
 def hardened_env(env: dict | None) -> dict[str, str]:
-    """``env`` without git's, pagers' and editors' variables, plus git's own hardening."""
-    base = dict(os.environ if env is None else env)
+    """``env`` without a key and without git's, pagers' and editors' variables, plus git's own hardening."""
+    base = scrubbed(dict(os.environ if env is None else env))
     out = {k: v for k, v in base.items() if not k.startswith("GIT_") and k not in DROP}
     out.update(ENV)
     return out
 
 
-def config_args(drivers: tuple = ()) -> list[str]:
-    """``-c`` overrides: ``HARDENING``, and each named driver emptied."""
-    out = ["--no-pager"]
-    for item in HARDENING:
-        out += ["-c", item]
-    for kind, name in drivers:
-        for key in DRIVER_KEYS[kind]:
-            out += ["-c", f"{kind}.{name}.{key}="]
-        if kind == "filter":
-            out += ["-c", f"filter.{name}.required=false"]
+def config_env(pairs) -> dict[str, str]:
+    """``pairs`` as command-line config given through the environment (``GIT_CONFIG_COUNT``,
+    ``GIT_CONFIG_KEY_<n>``, ``GIT_CONFIG_VALUE_<n>``): a key is never split at an ``=`` in it, as
+    ``-c filter.a=b.clean=`` is (that sets ``filter.a``)."""
+    out = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for i, (key, value) in enumerate(pairs):
+        out[f"GIT_CONFIG_KEY_{i}"], out[f"GIT_CONFIG_VALUE_{i}"] = key, value
     return out
 
 
-def _drivers(where: Where | None, cwd, env: dict) -> tuple:
-    """The filter, diff and merge drivers the repository's config (and its includes) names."""
-    argv = ["git", *config_args(), "config", "--name-only", "--get-regexp", r"^(filter|diff|merge)\..*\."]
-    if where is None and cwd is None:
-        return ()
+def _named(key: str, table: dict) -> tuple[str, str, str] | None:
+    """``(kind, name, var)`` of a ``kind.name.var`` key whose kind ``table`` lists, else None."""
+    kind, _, rest = key.partition(".")
+    name, _, var = rest.rpartition(".")
+    return (kind.lower(), name, var.lower()) if kind.lower() in table and name else None
+
+
+def _norm(key: str) -> str:
+    """A key as git compares it: section and variable in lower case, the name between them as it is."""
+    kind, _, rest = key.partition(".")
+    name, dot, var = rest.rpartition(".")
+    return f"{kind.lower()}.{name}.{var.lower()}" if dot else key.lower()
+
+
+def overrides(found) -> list[tuple[str, str]]:
+    """``HARDENING``, and each key of ``NEUTRALISE`` of each name the repository's config uses switched off."""
+    out = list(HARDENING)
+    for key, _ in found:
+        if (named := _named(key, NEUTRALISE)) is not None:
+            kind, name, _ = named
+            out += [(f"{kind}.{name}.{var}", value) for var, value in NEUTRALISE[kind].items()]
+    return list(dict.fromkeys(out))
+
+
+def refuse_unneutralised(found, pairs) -> None:
+    """Raise WorkspaceError when, in the config ``found`` with the overrides applied (git takes a key's last
+    value), a key of ``HARDENING`` or a key that runs something (``NEUTRALISE``) is not switched off."""
+    want = {_norm(k): v for k, v in HARDENING}
+    last: dict[str, tuple[str, str]] = {}
+    for key, value in found:
+        last[_norm(key)] = (key, value)
+    for norm, (key, value) in last.items():
+        named = _named(key, _OFF)
+        off = _OFF[named[0]].get(named[2]) if named else want.get(norm)
+        if off is not None and value != off:
+            raise WorkspaceError(f"the repository's config sets {key[:200]!r}, which agentd's git could not "
+                                 "switch off: agentd runs no git in it; remove that from its config")
+
+
+def _config(where: Where | None, cwd, env: dict) -> list[tuple[str, str]]:
+    """Every ``(key, value)`` of the config a call there sees, in git's order (includes followed)."""
     try:
-        p = subprocess.run(argv, cwd=cwd, env={**env, **(where.env() if where else {})}, capture_output=True,
-                           timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        p = subprocess.run(["git", "--no-pager", "config", "-z", "--list"], cwd=cwd,
+                           env={**env, **(where.env() if where else {})}, capture_output=True, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
-        return ()
+        raise WorkspaceError("git config could not list the repository's config") from None
     out = []
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        kind, _, rest = line.partition(".")
-        name = rest.rpartition(".")[0]
-        if kind in DRIVER_KEYS and name and (kind, name) not in out:
-            out.append((kind, name))
-    return tuple(out)
+    for item in p.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if item:
+            key, _, value = item.partition("\n")
+            out.append((key, value))
+    return out
+
+
+def prepared(where: Where | None, cwd, env: dict) -> dict[str, str]:
+    """The environment for a call there: ``env`` with every override as command-line config, after
+    checking that with them applied nothing the config names still runs."""
+    if where is None and cwd is None:
+        return {**env, **config_env(list(HARDENING))}
+    pairs = overrides(_config(where, cwd, {**env, **config_env(list(HARDENING))}))
+    out = {**env, **config_env(pairs)}
+    refuse_unneutralised(_config(where, cwd, out), pairs)
+    return out
 
 
 def git(*args: str, where: Where | None = None, cwd=None, env: dict | None = None, check: bool = True,
@@ -110,8 +176,8 @@ def git(*args: str, where: Where | None = None, cwd=None, env: dict | None = Non
 
     Raises ``WorkspaceError`` (with git's message) when it fails and ``check`` is set.
     """
-    run_env = hardened_env(env)
-    argv = ["git", *config_args(_drivers(where, cwd, run_env)), *args]
+    run_env = prepared(where, cwd, hardened_env(env))
+    argv = ["git", "--no-pager", *args]
     try:
         p = subprocess.run(argv, cwd=cwd, env={**run_env, **(where.env() if where else {})}, capture_output=True,
                            timeout=timeout, stdin=subprocess.DEVNULL)
