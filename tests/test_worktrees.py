@@ -395,3 +395,76 @@ def test_agentds_git_children_get_no_key_of_agentds_environment_or_env_file(tmp_
     env = git.hardened_env(None)
     assert "PLAIN_NAME" not in env and "ANTHROPIC_API_KEY" not in env and "COPIED" not in env
     assert env["GIT_ALLOW_PROTOCOL"] == "" and env["PATH"] == os.environ["PATH"]
+
+
+def approve_write(store, path, ap="ap-1") -> None:
+    store.add_approval(id=ap, run_id="r-other", task_id="helper", call_id="c1", kind="write", what=str(path),
+                       why="to save results", asked_at="2025-01-01T00:00:00Z", expires_at="2099-01-01T00:00:00Z",
+                       answer="approve", answered_at="2025-01-01T00:01:00Z")
+
+
+@pytest.mark.parametrize("granted", ["repo", "parent", "dot-git", "inside"])
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "check-off"])
+def test_a_repo_in_or_around_a_path_approved_for_an_agent_to_write_is_refused(tmp_path, fake, monkeypatch,
+                                                                               granted, checked):
+    repo = make_repo(tmp_path / "home" / "proj")
+    cfg = cfg_for(tmp_path, fake)
+    path = {"repo": repo, "parent": repo.parent, "dot-git": repo / ".git", "inside": repo / ".git" / "hooks"}[granted]
+    approve_write(Store(cfg.store_path), path)
+    if not checked:
+        monkeypatch.setattr(worktrees, "agent_could_write", lambda cfg, store, repo: None)
+    fake.script(finish("done", "Nothing to do."))
+    out, _ = run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
+    if not checked:  # without the check agentd makes the worktree and runs its git there: this test can fail
+        assert out.status == "done"
+        return
+    assert out.status == "blocked" and "approved for an agent to write" in out.summary, out
+    assert fake.requests == [] and sh("git", "-C", str(repo), "branch", "--list", "agentd/*") == ""
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked", "check-off"])
+def test_a_write_approval_of_the_repo_granted_during_the_run_leaves_the_work_uncommitted(
+        tmp_path, fake, monkeypatch, checked):
+    repo = make_repo(tmp_path / "proj")
+    cfg = cfg_for(tmp_path, fake)
+    marker = tmp_path / "filter-ran.txt"
+    if not checked:
+        monkeypatch.setattr(worktrees, "agent_could_write", lambda cfg, store, repo: None)
+        monkeypatch.setattr(git, "refuse_unneutralised", lambda found, pairs: None)
+        monkeypatch.setattr(git, "NEUTRALISE", {})
+
+    def granted_then_planted(job):  # mid-run, a person grants write to the repository; the agent plants a filter
+        approve_write(job.store, repo / ".git")
+        sh("git", "-C", str(repo), "config", "filter.x.clean", f"touch {marker}; cat")
+        (job.workspace / ".gitattributes").write_text("* filter=x\n")
+        (job.workspace / "new.txt").write_text("work\n")
+        return runners.Outcome("done", "wrote new.txt")
+
+    from agentd.runners import agent as api_runner
+
+    monkeypatch.setattr(api_runner, "run", granted_then_planted)
+    out, job = run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
+    if not checked:
+        assert marker.exists()  # agentd's own `git add --all` ran the planted filter: this test can fail
+        return
+    assert not marker.exists()
+    assert any("left what the run wrote uncommitted" in line for line in out.lines), out.lines
+    assert (job.workspace / "new.txt").exists()
+    assert sh("git", "-C", str(repo), "rev-list", "--count", "main..agentd/t1-r1").strip() == "0"
+
+
+def test_a_write_approval_covering_a_repo_tasks_repository_is_refused(tmp_path, fake):
+    from agentd import approvals
+
+    repo = make_repo(tmp_path / "proj")
+    cfg = cfg_for(tmp_path, fake)
+    store = Store(cfg.store_path)
+    worktrees.write_record(cfg, {"task": "t1", "run": "r1", "repo": str(repo), "common_dir": str(repo / ".git"),
+                                 "admin_dir": str(repo / ".git" / "worktrees" / "x"), "branch": "agentd/t1-r1",
+                                 "base": "0" * 40, "path": str(cfg.workspace / "t1@r1"), "removed_at": None})
+    for what in (repo, repo / ".git", repo / ".git" / "hooks", tmp_path):
+        real, why = approvals.bound_path(cfg, store, cfg.workspace, str(what))
+        assert real is None and "the repository task t1 works on" in why, (what, why)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert approvals.bound_path(cfg, store, cfg.workspace, str(other)) == (str(other), None)

@@ -281,6 +281,12 @@ def bound_path(cfg, store, workspace, what: str, own: str | None = None) -> tupl
         return None, str(e)
     if inside := next((u for u in unsafe if Path(real) == u or u in Path(real).parents), None):
         return None, f"{real} lies in {inside}, which an agent can write (a path in the workspace is writable already)"
+    from agentd.worktrees import records
+
+    for rec in (r for r in records(cfg) if not r.get("removed_at")):  # a `repo:` task's repository: agentd runs git there
+        for repo in (Path(os_real(rec["repo"])), Path(os_real(rec["common_dir"]))):
+            if Path(real) == repo or repo in Path(real).parents or Path(real) in repo.parents:
+                return None, f"{real} covers {rec['repo']}, the repository task {rec['task']} works on: agentd runs git there"
     for h in sandbox.policy_for(cfg, {}, workspace).hidden:
         if Path(real) != h and h in Path(real).parents:
             return None, f"{real} lies in {h}, which the sandbox hides: ask for {h} itself, by that name"

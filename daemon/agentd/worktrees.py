@@ -7,7 +7,9 @@
   ``<workspace>/<name>@<run>``, on a new branch ``agentd/<name>-<run>`` from the commit the
   repository's HEAD names (the person's branch and checkout are never touched).  Only the
   worktree is writable in the sandbox: the repository's ``.git`` (objects, refs, hooks,
-  config, the worktree's admin dir) stays read-only, so the agent's own ``git commit`` fails;
+  config, the worktree's admin dir) stays read-only (a ``repo:`` in or around a path approved for an
+  agent to write is refused, and checked again before agentd's own commit: ``agent_could_write``),
+  so the agent's own ``git commit`` fails;
   when the run ends, agentd commits what it left with hardened git (``git.py``) and the
   finding names the branch, its commits and a diff summary (``land``).  A resumed run takes up
   its own worktree again.  A record per worktree (``<state_dir>/worktrees/<run>.json``) is what
@@ -104,7 +106,11 @@ def prepare(job) -> Path:
     if _inside(_real(repo), _real(cfg.workspace)):
         raise WorkspaceError(f"repo: {repo} is inside the agents' workspace {cfg.workspace}: its hooks and config "
                              "are an agent's to write; name a repository of your own")
+    if why := agent_could_write(cfg, job.store, repo):
+        raise WorkspaceError(why)
     common = Path(git.git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=repo).strip())
+    if why := agent_could_write(cfg, job.store, common):
+        raise WorkspaceError(why)
     base = git.git("rev-parse", "--verify", "HEAD^{commit}", cwd=repo).strip()
     branch = f"agentd/{safe_name(task.id)}-{job.run_id}"
     Path(cfg.workspace).mkdir(parents=True, exist_ok=True)
@@ -201,6 +207,12 @@ def land(job, outcome):
     rec = read_record(job.cfg, job.run_id)
     if rec is None:
         return outcome
+    why = agent_could_write(job.cfg, job.store, rec["repo"]) or agent_could_write(job.cfg, job.store,
+                                                                                  rec["common_dir"])
+    if why:  # a write approval granted since: the repository's config and objects may be an agent's now
+        outcome.lines.append(f"worktree {rec['path']}: agentd left what the run wrote uncommitted and ran no git "
+                             f"there: {why}")
+        return outcome
     try:
         commit(job.cfg, rec, outcome.status, outcome.summary)
         outcome.lines += summary_lines(rec)
@@ -281,6 +293,28 @@ def remove(rec: dict) -> None:
         shutil.rmtree(admin)
 
 
+def writable_by_agents(cfg, store) -> list[tuple[str, Path]]:
+    """Where an agent could write: the agents' workspace, and each path a person approved for writing."""
+    out = [("the agents' workspace", Path(cfg.workspace))]
+    if store is not None:
+        out += [("a path approved for an agent to write", Path(r["what"])) for r in store.approvals()
+                if r.get("kind") == "write" and r.get("answer") == "approve" and r.get("what")]
+    return out
+
+
+def agent_could_write(cfg, store, repo) -> str | None:
+    """Why agentd must not run git in ``repo`` (a repository, or its git dir): it is inside the agents'
+    workspace, or inside or around a path approved for an agent to write (its config, hooks and objects
+    could be an agent's); else None."""
+    real = _real(repo)
+    for what, w in writable_by_agents(cfg, store):
+        wr = _real(w)
+        if _inside(real, wr) or (what != "the agents' workspace" and _inside(wr, real)):
+            return (f"repo: {repo} is inside or holds {what} ({w}): its config and hooks could be an agent's; "
+                    "name a repository no agent may write")
+    return None
+
+
 # -- command tasks ----------------------------------------------------------------------------------
 def command_cwd(cfg, task, store=None) -> Path:
     """Where a person's command task runs: its ``cwd:``, else the worklog's directory.  Never a
@@ -291,11 +325,7 @@ def command_cwd(cfg, task, store=None) -> Path:
     real = _real(d)
     if not real.is_dir():
         raise WorkspaceError(f"cwd: {d} is not a directory")
-    writable = [("the agents' workspace", Path(cfg.workspace))]
-    if store is not None:
-        writable += [("a path approved for an agent to write", Path(r["what"])) for r in store.approvals()
-                     if r.get("kind") == "write" and r.get("answer") == "approve" and r.get("what")]
-    for what, w in writable:
+    for what, w in writable_by_agents(cfg, store):
         if _inside(real, _real(w)):
             raise WorkspaceError(f"not run in {d}: it is inside {what} ({w}), so an agent could have written the "
                                  "code it would run; give the task a `cwd:` of your own")
