@@ -1,10 +1,14 @@
 """agentd's loopback proxy for the CLI agents (daemon/agentd/proxy.py), over real sockets: the provider
-path adds the real key only for the run's token and streams SSE as it comes; plain HTTP and CONNECT reach
-only hosts on the allowlist; the ``network`` attr is checked strictly."""
+path adds the real key only for the run's token, only to the CLI's inference endpoints, and streams SSE as it
+comes; plain HTTP and CONNECT reach only hosts on the allowlist, on ports 80 and 443 and public addresses (DNS is
+faked in-process by patching ``socket.getaddrinfo``); a body is read only up to its limit; the ``network`` attr
+is checked strictly.  Each attack is also run with its protection monkeypatched off, to show it can fail."""
 
 from __future__ import annotations
 
 import http.client
+import random
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,7 +50,8 @@ class Upstream:
 
         self.sent = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.server.handle_error = lambda *a: None  # a client that left early (a refused test's) is no error here
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/anthropic"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
 
@@ -54,7 +59,7 @@ class Upstream:
 def served(tmp_path):
     up = Upstream()
     with proxy.Proxy(tmp_path / "p.sock", proxy.Upstream(up.url, {"x-api-key": "REAL-KEY"}), "run-token",
-                     allow=("pypi.org", "127.0.0.2"), tcp=True) as p:
+                     allow=("pypi.org", "127.0.0.2"), cli="claude-cli", tcp=True) as p:
         yield p, up
     up.server.shutdown()
 
@@ -67,20 +72,20 @@ def ask(p, method, target, headers=None, body=b"{}"):
 
 def test_the_provider_path_swaps_the_run_token_for_the_real_key_and_streams_events_as_they_come(served):
     p, up = served
-    r = ask(p, "POST", "/messages?beta=true", {"x-api-key": "run-token", "authorization": "Bearer other"})
+    r = ask(p, "POST", "/v1/messages?beta=true", {"x-api-key": "run-token", "authorization": "Bearer other"})
     assert r.status == 200
     first = r.read1(100)
     assert b"data: 0" in first and b"data: 1" not in first  # streamed, not buffered whole
     up.sent.set()
     assert b"data: 1" in r.read()
     (h,) = up.headers
-    assert h["path"] == "/v1/messages?beta=true" and h["x-api-key"] == "REAL-KEY" and "authorization" not in h
+    assert h["path"] == "/anthropic/v1/messages?beta=true" and h["x-api-key"] == "REAL-KEY" and "authorization" not in h
 
 
 def test_the_provider_path_refuses_a_request_without_the_run_token(served):
     p, up = served
     for headers in ({}, {"x-api-key": "guess"}, {"authorization": "Bearer sk-ant-attackers-own"}):
-        r = ask(p, "POST", "/messages", headers)
+        r = ask(p, "POST", "/v1/messages", headers)
         assert r.status == 403 and r.read().startswith(b"agentd proxy:")
     assert up.headers == [] and len(p.refused) == 3
 
@@ -133,3 +138,254 @@ def test_a_worklog_line_names_its_hosts_and_a_bad_one_is_an_error_naming_the_key
         "network": ["pypi.org", "github.com"]}
     with pytest.raises(lines.LineError, match="'network': must be true, false or a list of host names"):
         lines.parse_line('- [ ] fetch deps {network: ["https://pypi.org"]}', 3)
+
+
+# -- the provider path: only the CLI's inference endpoints ------------------------------------------------------
+
+TOKEN = {"x-api-key": "run-token"}
+OTHER_ENDPOINTS = [("POST", "/api/oauth/claude_cli/create_api_key"), ("GET", "/api/oauth/organizations/o-1/roles"),
+                   ("GET", "/api/oauth/profile"), ("POST", "/file_upload"), ("GET", "/account/settings"),
+                   ("POST", "/v1/files"), ("GET", "/v1/messages"), ("POST", "/responses")]
+ESCAPES = ["/../secret-admin", "/v1/models/../../api/oauth/profile", "/v1/models/..%2f..%2fapi%2foauth%2fprofile",
+           "/v1/models/%2E%2e", "/v1/%2e%2E/api/oauth/profile", "/v1//messages", "/v1\\messages", "/v1/./messages",
+           "/v1/models/x%5c..%5capi"]
+
+
+@pytest.fixture(params=["on", "off"], ids=["protection on", "protection off"])
+def endpoints_checked(request, monkeypatch):
+    if request.param == "off":  # as before: every path under the API base, with the real key
+        monkeypatch.setattr(proxy, "endpoint", lambda cli, method, target: True)
+    return request.param == "on"
+
+
+def test_the_provider_path_refuses_the_logins_other_endpoints_with_the_run_token(served, endpoints_checked):
+    p, up = served
+    up.sent.set()
+    for method, path in OTHER_ENDPOINTS:
+        r = ask(p, method, path, TOKEN, body=b"{}" if method == "POST" else None)
+        assert (r.status == 403) is endpoints_checked, (method, path, r.status)
+        r.read()
+    if endpoints_checked:
+        assert up.headers == []
+        assert p.refused[0] == "POST /api/oauth/claude_cli/create_api_key (not an inference endpoint of claude-cli)"
+    else:  # the attack: a tool holding the placeholder mints a key that outlives the run, with the real login
+        assert up.headers[0]["path"] == "/anthropic/api/oauth/claude_cli/create_api_key"
+        assert up.headers[0]["x-api-key"] == "REAL-KEY"
+
+
+def test_the_provider_path_refuses_dot_segments_double_slashes_backslashes_and_encoded_dots_or_slashes(
+        served, endpoints_checked):
+    p, up = served
+    up.sent.set()
+    for path in ESCAPES:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(f"GET {path} HTTP/1.1\r\nx-api-key: run-token\r\nConnection: close\r\n\r\n".encode())
+        head = s.recv(100)
+        s.close()
+        assert head.startswith(b"HTTP/1.1 403") is endpoints_checked, (path, head)
+    if endpoints_checked:
+        assert up.headers == [] and len(p.refused) == len(ESCAPES)
+    else:  # the attack: out of the base path (/anthropic), with the real key
+        assert up.headers[0]["path"] == "/anthropic/../secret-admin" and up.headers[0]["x-api-key"] == "REAL-KEY"
+
+
+@pytest.mark.parametrize("cli,base,ok,refused", [
+    ("claude-cli", "", [("POST", "/v1/messages?beta=true"), ("POST", "/v1/messages/count_tokens?beta=true"),
+                        ("GET", "/v1/models?limit=1000"), ("GET", "/v1/models/claude-opus-4-1-20250805?beta=true")],
+     [("POST", "/responses"), ("GET", "/models"), ("POST", "/v1/messages/batches"), ("DELETE", "/v1/messages")]),
+    ("codex-cli", "/v1", [("POST", "/responses"), ("GET", "/models?client_version=0.171.0")],
+     [("POST", "/v1/messages"), ("GET", "/models/gpt-5"), ("POST", "/responses/x"), ("GET", "/files")]),
+])
+def test_each_cli_reaches_exactly_its_inference_endpoints(tmp_path, cli, base, ok, refused):
+    up = Upstream()
+    up.sent.set()
+    base_url = up.url.removesuffix("/anthropic") + base
+    with proxy.Proxy(tmp_path / "p.sock", proxy.Upstream(base_url, {}), "run-token", cli=cli, tcp=True) as p:
+        for method, path in ok + refused:
+            r = ask(p, method, path, TOKEN, body=b"{}" if method == "POST" else None)
+            assert (r.status == 200) is ((method, path) in ok), (method, path, r.status)
+            r.read()
+    assert [h["path"] for h in up.headers] == [base + path for _, path in ok]
+    up.server.shutdown()
+
+
+def test_a_proxy_with_a_provider_path_must_know_whose_endpoints_it_forwards(tmp_path):
+    with pytest.raises(ValueError, match="needs the CLI"):
+        proxy.Proxy(tmp_path / "p.sock", proxy.Upstream("https://api.anthropic.com", {}), "run-token")
+
+
+# -- where an allowed name goes: public addresses, ports 80 and 443 -------------------------------------------
+
+@pytest.mark.parametrize("addr,ok", [("8.8.8.8", True), ("2606:4700:4700::1111", True), ("::ffff:8.8.8.8", True),
+                                     ("127.0.0.1", False), ("127.9.9.9", False), ("::1", False), ("10.1.2.3", False),
+                                     ("172.16.0.1", False), ("192.168.1.1", False), ("100.64.0.1", False),
+                                     ("169.254.169.254", False), ("fe80::1%lo", False), ("fd00::1", False),
+                                     ("224.0.0.1", False), ("240.0.0.1", False), ("0.0.0.0", False), ("::", False),
+                                     ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False)])
+def test_only_a_global_address_is_public(addr, ok):
+    assert proxy.public(addr) is ok
+
+
+def test_localhost_on_the_allowlist_still_resolves_to_loopback_and_is_refused():
+    with pytest.raises(proxy.Refused, match="resolves to (127.0.0.1|::1), not a public address"):
+        proxy.resolve("localhost", 80, ("localhost",))
+    assert proxy.resolve("127.0.0.2", 8080, ("localhost", "127.0.0.2")) == "127.0.0.2"  # listed exactly
+
+
+class Site:
+    """A loopback HTTP service on an address of its own (a random 127.x.y.z, so that parallel runs don't meet),
+    on ``port`` (80 needs root): what a name that resolves to the host's loopback would reach."""
+
+    def __init__(self, port=0):
+        self.addr = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        self.paths: list[str] = []
+        site = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                site.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "20")
+                self.end_headers()
+                self.wfile.write(b"HOST-LOOPBACK-SECRET")
+
+        try:
+            self.server = ThreadingHTTPServer((self.addr, port), H)
+        except PermissionError:
+            pytest.skip("a loopback stand-in on port 80 needs root")
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """``dns[name] = [addr, ...]``: what ``getaddrinfo`` answers for ``name``, one list per lookup (the last
+    repeats); ``dns.asked`` counts the lookups."""
+    real = socket.getaddrinfo
+    answers = type("DNS", (dict,), {})()
+    asked = answers.asked = {}
+
+    def getaddrinfo(host, port, *a, **k):
+        if host not in answers:
+            return real(host, port, *a, **k)
+        asked[host] = asked.get(host, 0) + 1
+        addr = answers[host][min(asked[host], len(answers[host])) - 1]
+        return real(addr, port, *a, **k)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+def raw(p, data: bytes, shut=False) -> bytes:
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+    s.sendall(data)
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+        if data.startswith(b"CONNECT") and out.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in out:
+            break  # the tunnel is open
+    s.close()
+    return out
+
+
+@pytest.fixture
+def egress(tmp_path):
+    with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org",), tcp=True) as p:
+        yield p
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
+def test_an_allowed_name_that_resolves_to_loopback_is_refused(egress, dns, monkeypatch, on):
+    if not on:  # as before: connect to whatever the name resolves to
+        monkeypatch.setattr(proxy, "resolve", lambda host, port, allow: host)
+    site = Site(80)
+    dns.update({"internal.pypi.org": [site.addr]})
+    plain = raw(egress, b"GET http://internal.pypi.org/admin HTTP/1.1\r\nHost: internal.pypi.org\r\n"
+                        b"Connection: close\r\n\r\n")
+    tunnel = raw(egress, b"CONNECT internal.pypi.org:80 HTTP/1.1\r\n\r\n")
+    if on:
+        assert plain.startswith(b"HTTP/1.1 403") and tunnel.startswith(b"HTTP/1.1 403"), (plain, tunnel)
+        assert f"refused: it resolves to {site.addr}, not a public address".encode() in plain
+        assert egress.refused == [f"GET http://internal.pypi.org (it resolves to {site.addr}, not a public address)",
+                                  f"CONNECT internal.pypi.org:80 (it resolves to {site.addr}, not a public address)"]
+        assert site.paths == []
+    else:  # the attack: a loopback-only service on agentd's host, through an allowlisted name
+        assert b"HOST-LOOPBACK-SECRET" in plain and tunnel.startswith(b"HTTP/1.1 200"), (plain, tunnel)
+        assert site.paths == ["/admin"]
+    site.server.shutdown()
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
+def test_the_proxy_connects_to_the_address_it_checked_not_to_the_name_again(tmp_path, dns, monkeypatch, on):
+    if not on:  # as before: http.client looks the name up again when it connects
+        monkeypatch.setattr(proxy, "_pinned", lambda conn, addr: conn)
+    listed, other = Site(80), Site(80)
+    dns.update({"rebind.pypi.org": [listed.addr, other.addr]})  # the second answer: an address never checked
+    with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org", listed.addr), tcp=True) as p:
+        out = raw(p, b"GET http://rebind.pypi.org/x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert b"HOST-LOOPBACK-SECRET" in out, out
+    assert (listed.paths, other.paths) == ((["/x"], []) if on else ([], ["/x"]))
+    listed.server.shutdown()
+    other.server.shutdown()
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
+def test_a_name_is_reached_on_ports_80_and_443_only(tmp_path, dns, monkeypatch, on):
+    if not on:  # as before: any port
+        monkeypatch.setattr(proxy, "port_allowed", lambda host, port, allow: True)
+    site = Site()  # a random port: "pypi.org:22"
+    dns.update({"git.pypi.org": [site.addr]})
+    with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org", site.addr), tcp=True) as p:
+        tunnel = raw(p, f"CONNECT git.pypi.org:{site.port} HTTP/1.1\r\n\r\n".encode())
+        plain = raw(p, f"GET http://git.pypi.org:{site.port}/x HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+        by_ip = raw(p, f"GET http://{site.addr}:{site.port}/ip HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+    assert b"HOST-LOOPBACK-SECRET" in by_ip  # an IP listed exactly: any port
+    if on:
+        assert tunnel.startswith(b"HTTP/1.1 403") and plain.startswith(b"HTTP/1.1 403"), (tunnel, plain)
+        assert b"port %d: a name is reached on 80 and 443 only" % site.port in tunnel
+        assert site.paths == ["/ip"]
+    else:
+        assert tunnel.startswith(b"HTTP/1.1 200") and b"HOST-LOOPBACK-SECRET" in plain
+        assert site.paths == ["/x", "/ip"]
+    site.server.shutdown()
+
+
+# -- bodies: read only up to the limit, a malformed one answered, never a traceback ------------------------------
+
+@pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
+def test_a_chunk_declared_larger_than_the_limit_is_refused_before_it_is_read(served, monkeypatch, on):
+    p, up = served
+    up.sent.set()
+    if not on:  # no limit: the proxy goes on reading the declared 512 MiB
+        monkeypatch.setattr(proxy, "MAX_BODY", 2**40)
+    out = raw(p, b"POST /v1/messages HTTP/1.1\r\nx-api-key: run-token\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"20000000\r\n" + b"a" * 65536, shut=True)  # one 512 MiB chunk, of which 64 KiB are sent
+    if on:
+        assert out.startswith(b"HTTP/1.1 413") and b"request body too large" in out, out[:200]
+    else:  # the attack: it read what came of the chunk, and would have gone on to 512 MiB
+        assert out.startswith(b"HTTP/1.1 400") and b"a chunk cut short" in out, out[:200]
+    assert up.headers == []
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
+@pytest.mark.parametrize("framing", [b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"Transfer-Encoding: chunked\r\n\r\n-1\r\n",
+                                     b"Transfer-Encoding: chunked\r\n\r\n0x10\r\n", b"Content-Length: ten\r\n\r\n",
+                                     b"Content-Length: -1\r\n\r\n"], ids=["zz", "-1", "0x10", "CL ten", "CL -1"])
+def test_a_malformed_body_is_answered_400_and_leaves_no_traceback(served, monkeypatch, capfd, on, framing):
+    p, up = served
+    up.sent.set()
+    if not on:  # as before: sizes parsed by int(), which takes "-1", "0x10" and raises on "ten"
+        monkeypatch.setattr(proxy, "chunk_size", lambda line: int(line.split(b";")[0].strip() or b"0", 16))
+        monkeypatch.setattr(proxy, "content_length", lambda value: int(value or 0))
+    out = raw(p, b"POST /v1/messages HTTP/1.1\r\nx-api-key: run-token\r\n" + framing, shut=True)
+    said = re.search(rb"agentd proxy: malformed (Content-Length|chunked body \(a chunk size\))", out)
+    if on:
+        assert out.startswith(b"HTTP/1.1 400") and said, out[:300]
+        assert up.headers == [] and "Traceback" not in capfd.readouterr().err
+    else:  # no answer (a ValueError in the handler), or read(-1): the rest of the stream, however long
+        assert not said

@@ -8,16 +8,40 @@ TCP connections to it; with full network (``{network: true}``) or ``sandbox: off
 
 - **the provider** (origin-form, ``POST /v1/messages``): only with the run's placeholder key in
   ``x-api-key`` or ``Authorization`` (so no other local process can spend the person's key through an
-  outside listener); the placeholder is dropped, the real key added, and the request sent to the
-  provider's API base and nowhere else, the response (SSE included) streamed back as it comes;
+  outside listener), and only to an inference endpoint of the run's CLI (``ENDPOINTS``, below); the
+  placeholder is dropped, the real key added, and the request sent to the provider's API base and
+  nowhere else, the response (SSE included) streamed back as it comes;
 - **CONNECT host:port** (HTTPS through ``HTTPS_PROXY``): a tunnel, only to a host on the allowlist;
 - **absolute-URI HTTP** (``GET http://host/...`` through ``HTTP_PROXY``): forwarded, only to a host on
   the allowlist.
 
+The provider path forwards these and nothing else (path relative to the configured API base, any
+query string kept; what claude 2.1.332 and codex 0.171.0 call, tests/captures/ and tests/fake_llm.py):
+
+=============  ======  ===========================================================
+CLI            method  path
+=============  ======  ===========================================================
+claude-cli     POST    ``/v1/messages``, ``/v1/messages/count_tokens``
+claude-cli     GET     ``/v1/models``, ``/v1/models/<id>``
+codex-cli      POST    ``/responses``
+codex-cli      GET     ``/models``
+=============  ======  ===========================================================
+
+The login's other endpoints (``/api/oauth/...``: minting an API key that outlives the run, the
+organization, the account; files, batches, skills) get ``403``, as does a path with a ``.`` or ``..``
+segment, ``//``, a backslash or a percent-encoded dot, slash or backslash (``%2e``, ``%2f``, ``%5c``).
+
+Where an allowed host goes: the proxy runs in the host's network namespace, so it resolves a name once
+(``getaddrinfo``) and refuses it when any address is not global (loopback, private, link-local such as
+the cloud metadata address 169.254.169.254, multicast, reserved, unspecified; an IPv4-mapped IPv6
+address is judged as its IPv4), unless that address is listed exactly; it then connects to the address
+it checked, not to the name again.  A name is reached on ports 80 and 443 only (the allowlist has no
+ports); an IP address listed exactly, on any port.
+
 An egress-only proxy (the API agents' shell, ``tools.Egress``) has no provider: ``upstream`` and
 ``token`` are None, and an origin-form request is refused like any other.
 
-Everything else gets ``403`` and is logged (``refused``).  A host is allowed when it is a listed name
+Everything else gets ``403`` and is logged (``refused``); a malformed or oversized body, ``400`` or ``413``.  A host is allowed when it is a listed name
 or a subdomain of one (``pypi.org`` allows ``files.pypi.org``, not ``evilpypi.org``); an IP literal only
 when listed exactly.  The provider's host is not on it by itself: the provider is reached through the
 key-adding path only, so a tool can't use the provider's API with a key of its own (an exfiltration
@@ -28,6 +52,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import secrets
 import socket
 import socketserver
@@ -42,6 +67,27 @@ HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "p
 AUTH = {"x-api-key", "authorization"}
 MAX_BODY = 64 * 2**20
 CHUNK = 64 * 1024
+MAX_TRAILERS = 64
+PORTS = (80, 443)
+_ID = r"/[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}"  # a model id: one segment, never "." or ".."
+ENDPOINTS = {
+    "claude-cli": (("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models"),
+                   ("GET", "/v1/models" + _ID)),
+    "codex-cli": (("POST", "/responses"), ("GET", "/models")),
+}
+_UNSAFE = re.compile(r"(^|/)\.\.?(/|$)|//|\\|%(2e|2f|5c)", re.IGNORECASE)
+
+
+class Refused(Exception):
+    """A request the proxy won't send on: the message says why (after the request, in the log)."""
+
+
+class BadRequest(Exception):
+    """A request the proxy can't read: ``status`` (400, 413) and a message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class Upstream:
@@ -61,6 +107,22 @@ class Upstream:
         if self.scheme == "https":
             return http.client.HTTPSConnection(self.host, self.port, timeout=timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+
+def chunk_size(line: bytes) -> int:
+    """A chunk's size from its line (hex digits, then maybe ``;ext``), else ``BadRequest``."""
+    digits = line.split(b";", 1)[0].strip()
+    if not line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", digits):
+        raise BadRequest(400, "malformed chunked body (a chunk size)")
+    return int(digits, 16)
+
+
+def content_length(value: str) -> int:
+    """A Content-Length (decimal digits only), else ``BadRequest``."""
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) < 20):
+        raise BadRequest(400, "malformed Content-Length")
+    return int(value)
 
 
 def placeholder(real: str, prefix: str = "") -> str:
@@ -93,22 +155,74 @@ def allowed(host: str, allow: tuple[str, ...]) -> bool:
 
 
 def _is_ip(h: str) -> bool:
+    return _ip(h) is not None
+
+
+def _ip(h: str):
     import ipaddress
 
     try:
-        ipaddress.ip_address(h.strip("[]"))
-        return True
+        a = ipaddress.ip_address(h.strip("[]"))
     except ValueError:
+        return None
+    return getattr(a, "ipv4_mapped", None) or a
+
+
+def endpoint(cli: str | None, method: str, target: str) -> bool:
+    """Is ``method target`` (origin form, relative to the API base) one of ``cli``'s inference endpoints
+    (``ENDPOINTS``), with no ``..``, ``//``, backslash or percent-encoded dot or slash in its path."""
+    path = target.split("?", 1)[0]
+    if not path.startswith("/") or _UNSAFE.search(path):
         return False
+    return any(method == m and re.fullmatch(p, path) for m, p in ENDPOINTS.get(cli or "", ()))
+
+
+def public(addr) -> bool:
+    """Is an address (str or ipaddress) one on the internet: not loopback, private, link-local (the cloud
+    metadata address), multicast, reserved or unspecified; an IPv4-mapped IPv6 address as its IPv4."""
+    a = _ip(str(addr).split("%")[0])
+    return a is not None and a.is_global and not (a.is_loopback or a.is_private or a.is_link_local or
+                                                 a.is_multicast or a.is_reserved or a.is_unspecified)
+
+
+def port_allowed(host: str, port: int, allow: tuple[str, ...]) -> bool:
+    """A name is reached on 80 and 443 only (the allowlist names no ports); an IP listed exactly, on any."""
+    return port in PORTS or (_is_ip(host) and allowed(host, allow))
+
+
+def resolve(host: str, port: int, allow: tuple[str, ...]) -> str:
+    """The one address to connect to for an allowed ``host``: resolved once, every address global or
+    listed exactly, else ``Refused``.  Connecting to it (not to the name again) leaves no second lookup
+    that could answer differently."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        raise Refused(f"can't resolve it: {e}") from None
+    addrs = list(dict.fromkeys(info[4][0] for info in infos))
+    listed = {_ip(a) for a in allow} - {None}
+    for a in addrs:
+        if not public(a) and _ip(a.split("%")[0]) not in listed:
+            raise Refused(f"it resolves to {a}, not a public address")
+    if not addrs:
+        raise Refused("it resolves to no address")
+    return addrs[0]
+
+
+def _pinned(conn: http.client.HTTPConnection, addr: str) -> http.client.HTTPConnection:
+    """``conn`` (for a name: its Host header, TLS name and certificate check) connecting to ``addr``."""
+    conn._create_connection = lambda where, *a, **k: socket.create_connection((addr, where[1]), *a, **k)
+    return conn
 
 
 class Proxy:
     """``with Proxy(sock_path, upstream, token, allow, tcp=...) as p:`` serves until the block ends.
     ``p.port`` is the outside TCP port (``tcp=True``), ``p.refused`` what it refused."""
 
-    def __init__(self, sock_path, upstream: Upstream | None, token: str | None, allow=(), *, tcp: bool = False,
-                 self_port: int | None = None, log=None, timeout: float = 600.0):
-        self.sock_path, self.upstream, self.token = str(sock_path), upstream, token
+    def __init__(self, sock_path, upstream: Upstream | None, token: str | None, allow=(), *, cli: str | None = None,
+                 tcp: bool = False, self_port: int | None = None, log=None, timeout: float = 600.0):
+        if upstream is not None and cli not in ENDPOINTS:
+            raise ValueError(f"a provider path needs the CLI whose endpoints it forwards, not {cli!r}")
+        self.sock_path, self.upstream, self.token, self.cli = str(sock_path), upstream, token, cli
         self.self_port = self_port  # the relay's port inside: an absolute URI to it means the provider
         self.allow, self.tcp, self.timeout = tuple(allow), tcp, timeout
         self.refused: list[str] = []
@@ -150,11 +264,21 @@ class Proxy:
         self.log(f"proxy refused {what}")
 
 
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _Quiet:
+    """A handler's unexpected error is one line in agentd's log, never a traceback on its stderr."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        e = sys.exc_info()[1]
+        self.RequestHandlerClass.proxy.log(f"proxy: a request failed: {type(e).__name__}: {e}"[:300])
+
+
+class _UnixServer(_Quiet, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class _TCPServer(_Quiet, socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -185,8 +309,14 @@ class _Handler(BaseHTTPRequestHandler):
         host = host.strip("[]")
         if not host or not port.isdigit() or not allowed(host, self.proxy.allow):
             return self._refuse(f"CONNECT {self.path}")
+        if not port_allowed(host, int(port), self.proxy.allow):
+            return self._refuse(f"CONNECT {self.path}", f"port {int(port)}: a name is reached on 80 and 443 only")
         try:
-            up = socket.create_connection((host, int(port)), timeout=30)
+            addr = resolve(host, int(port), self.proxy.allow)
+        except Refused as e:
+            return self._refuse(f"CONNECT {self.path}", str(e))
+        try:
+            up = socket.create_connection((addr, int(port)), timeout=30)
         except OSError as e:
             return self._plain(502, f"agentd proxy: can't reach {self.path}: {e}\n")
         self.send_response(200, "Connection established")
@@ -210,16 +340,29 @@ class _Handler(BaseHTTPRequestHandler):
             elif not allowed(host, self.proxy.allow):
                 return self._refuse(f"{self.command} {parts.scheme}://{parts.netloc}")
             else:
+                what = f"{self.command} {parts.scheme}://{parts.netloc}"
+                try:
+                    port = parts.port or (443 if parts.scheme == "https" else 80)
+                except ValueError:
+                    return self._refuse(what, "not a port")
+                if not port_allowed(host, port, self.proxy.allow):
+                    return self._refuse(what, f"port {port}: a name is reached on 80 and 443 only")
+                try:
+                    addr = resolve(host, port, self.proxy.allow)
+                except Refused as e:
+                    return self._refuse(what, str(e))
                 path = parts.path or "/"
                 if parts.query:
                     path += "?" + parts.query
                 conn = (http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection)(
-                    host, parts.port, timeout=self.proxy.timeout)
-                return self._forward(conn, path, {}, drop=())
+                    host, port, timeout=self.proxy.timeout)
+                return self._forward(_pinned(conn, addr), path, {}, drop=())  # (Host: the name, from conn)
         if not target.startswith("/") or self.proxy.upstream is None:  # (egress only: no provider path)
             return self._refuse(f"{self.command} {target[:200]}")
         if not self._has_token():
             return self._refuse(f"{self.command} {target[:200]} (no run token: not the CLI)")
+        if not endpoint(self.proxy.cli, self.command, target):
+            return self._refuse(f"{self.command} {target[:200]}", f"not an inference endpoint of {self.proxy.cli}")
         up = self.proxy.upstream
         with self.proxy._lock:
             self.proxy.forwarded += 1
@@ -230,26 +373,40 @@ class _Handler(BaseHTTPRequestHandler):
         got = [self.headers.get("x-api-key") or "", (self.headers.get("authorization") or "").removeprefix("Bearer ")]
         return any(secrets.compare_digest(g.strip().encode(), token.encode()) for g in got if g)
 
-    def _body(self) -> bytes | None:
+    def _body(self) -> bytes:
+        """The request's body, at most ``MAX_BODY`` bytes (checked before reading), else ``BadRequest``."""
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
             out = bytearray()
             while True:
-                size = int(self.rfile.readline(100).split(b";")[0].strip() or b"0", 16)
+                size = chunk_size(self.rfile.readline(100))
                 if size == 0:
-                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return bytes(out)
-                out += self.rfile.read(size)
-                self.rfile.readline(10)
-                if len(out) > MAX_BODY:
-                    return None
-        n = int(self.headers.get("content-length") or 0)
-        return None if n > MAX_BODY else self.rfile.read(n)
+                    for _ in range(MAX_TRAILERS):
+                        line = self.rfile.readline(8192)
+                        if line in (b"\r\n", b"\n"):
+                            return bytes(out)
+                        if not line.endswith(b"\n"):
+                            break
+                    raise BadRequest(400, "malformed chunked body (trailers)")
+                if len(out) + size > MAX_BODY:
+                    raise BadRequest(413, "request body too large")
+                data = self.rfile.read(size)
+                if len(data) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                    raise BadRequest(400, "malformed chunked body (a chunk cut short)")
+                out += data
+        n = content_length(self.headers.get("content-length") or "0")
+        if n > MAX_BODY:
+            raise BadRequest(413, "request body too large")
+        data = self.rfile.read(n)
+        if len(data) < n:
+            raise BadRequest(400, "request body cut short")
+        return data
 
     def _forward(self, conn, path: str, add: dict, drop, host: str | None = None) -> None:
-        body = self._body()
-        if body is None:
-            return self._plain(413, "agentd proxy: request body too large\n")
+        try:
+            body = self._body()
+        except BadRequest as e:
+            conn.close()
+            return self._plain(e.status, f"agentd proxy: {e}\n")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() not in drop}
         headers.update(add)
         if host:
@@ -282,9 +439,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
 
-    def _refuse(self, what: str) -> None:
-        self.proxy.refuse(what)
-        self._plain(403, f"agentd proxy: {what.split(' (')[0]} is not on this task's network allowlist\n")
+    def _refuse(self, what: str, why: str | None = None) -> None:
+        """403, and ``what`` in the log: off the allowlist unless ``why`` says otherwise."""
+        self.proxy.refuse(f"{what} ({why})" if why else what)
+        self._plain(403, f"agentd proxy: {what.split(' (')[0]} " +
+                    (f"refused: {why}\n" if why else "is not on this task's network allowlist\n"))
 
     def _plain(self, status: int, text: str) -> None:
         data = text.encode()

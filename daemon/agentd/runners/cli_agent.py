@@ -110,7 +110,7 @@ class CliAgentRun(AgentRun):
             net = {"policy": "full" if full else "allowlist" if allow else "provider only",
                    **({"hosts": list(allow)} if allow and not full else {})}
             port = None if full else 20000 + secrets.randbelow(40000)
-            with proxy.Proxy(home.sock, login.upstream, login.token, () if full else allow, tcp=full,
+            with proxy.Proxy(home.sock, login.upstream, login.token, () if full else allow, cli=name, tcp=full,
                              self_port=port) as px:
                 port = px.port or port
                 url = f"http://127.0.0.1:{port}"
