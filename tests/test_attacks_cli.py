@@ -115,6 +115,8 @@ def protection(monkeypatch, request):
             monkeypatch.setattr(clihome, "placeholder", lambda real, prefix="": real)
         elif what == "allowlist":
             monkeypatch.setattr(proxy, "allowed", lambda host, allow: True)
+            monkeypatch.setattr(proxy, "port_allowed", lambda host, port, allow: True)
+            monkeypatch.setattr(proxy, "resolve", lambda host, port, allow: host)
         else:
             raise AssertionError(what)
     return off
