@@ -87,7 +87,7 @@ def tree(p: Path) -> dict:
 def protection(monkeypatch, request):
     """``protection(on)``: nothing, or the protection of ``request.param`` turned off by monkeypatching."""
     def off(what: str):
-        from agentd import clihome, proxy, sandbox
+        from agentd import clihome, egress, sandbox
 
         if what == "login dirs":  # as before issue 17: the person's dirs writable, codex's auth.json copied back
             real_policy = sandbox.policy_for
@@ -114,9 +114,9 @@ def protection(monkeypatch, request):
         elif what == "placeholder key":
             monkeypatch.setattr(clihome, "placeholder", lambda real, prefix="": real)
         elif what == "allowlist":
-            monkeypatch.setattr(proxy, "allowed", lambda host, allow: True)
-            monkeypatch.setattr(proxy, "port_allowed", lambda host, port, allow: True)
-            monkeypatch.setattr(proxy, "resolve", lambda host, port, allow: host)
+            monkeypatch.setattr(egress, "allowed", lambda host, allow: True)
+            monkeypatch.setattr(egress, "port_allowed", lambda host, port, allow: True)
+            monkeypatch.setattr(egress, "resolve", lambda host, port, allow: host)
         else:
             raise AssertionError(what)
     return off

@@ -25,7 +25,7 @@ from test_attacks_cli import Site
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")
-ALLOW_ALL = ("import agentd.proxy as p\np.allowed = lambda host, allow: True\n"
+ALLOW_ALL = ("import agentd.egress as p\np.allowed = lambda host, allow: True\n"
              "p.port_allowed = lambda host, port, allow: True\np.resolve = lambda host, port, allow: host\n")
 GRANT_ALL = "import agentd.approvals as a\na.network_hosts = lambda what: ([], None)\n"
 

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agentd import proxy
+from agentd import egress, proxy
 from agentd.schema import _network
 
 
@@ -94,7 +94,7 @@ def test_the_provider_path_refuses_a_request_without_the_run_token(served):
                                      ("evilpypi.org", False), ("pypi.org.evil.com", False), ("127.0.0.2", True),
                                      ("127.0.0.20", False), ("x.127.0.0.2", False), ("github.com", False)])
 def test_the_allowlist_allows_a_listed_name_and_its_subdomains_and_an_ip_only_exactly(host, ok):
-    assert proxy.allowed(host, ("pypi.org", "127.0.0.2")) is ok
+    assert egress.allowed(host, ("pypi.org", "127.0.0.2")) is ok
 
 
 def test_plain_http_and_connect_to_a_host_off_the_allowlist_get_403_and_are_logged(served):
@@ -154,7 +154,7 @@ ESCAPES = ["/../secret-admin", "/v1/models/../../api/oauth/profile", "/v1/models
 @pytest.fixture(params=["on", "off"], ids=["protection on", "protection off"])
 def endpoints_checked(request, monkeypatch):
     if request.param == "off":  # as before: every path under the API base, with the real key
-        monkeypatch.setattr(proxy, "endpoint", lambda cli, method, target: True)
+        monkeypatch.setattr(egress, "endpoint", lambda cli, method, target: True)
     return request.param == "on"
 
 
@@ -221,15 +221,16 @@ def test_a_proxy_with_a_provider_path_must_know_whose_endpoints_it_forwards(tmp_
                                      ("172.16.0.1", False), ("192.168.1.1", False), ("100.64.0.1", False),
                                      ("169.254.169.254", False), ("fe80::1%lo", False), ("fd00::1", False),
                                      ("224.0.0.1", False), ("240.0.0.1", False), ("0.0.0.0", False), ("::", False),
-                                     ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False)])
+                                     ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False),
+                                     ("2002:a9fe:a9fe::1", False), ("2002:0808:0808::1", True)])
 def test_only_a_global_address_is_public(addr, ok):
-    assert proxy.public(addr) is ok
+    assert egress.public(addr) is ok
 
 
 def test_localhost_on_the_allowlist_still_resolves_to_loopback_and_is_refused():
-    with pytest.raises(proxy.Refused, match="resolves to (127.0.0.1|::1), not a public address"):
-        proxy.resolve("localhost", 80, ("localhost",))
-    assert proxy.resolve("127.0.0.2", 8080, ("localhost", "127.0.0.2")) == "127.0.0.2"  # listed exactly
+    with pytest.raises(egress.Refused, match="resolves to (127.0.0.1|::1), not a public address"):
+        egress.resolve("localhost", 80, ("localhost",))
+    assert egress.resolve("127.0.0.2", 8080, ("localhost", "127.0.0.2")) == "127.0.0.2"  # listed exactly
 
 
 class Site:
@@ -294,24 +295,24 @@ def raw(p, data: bytes, shut=False) -> bytes:
 
 
 @pytest.fixture
-def egress(tmp_path):
+def egress_only(tmp_path):
     with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org",), tcp=True) as p:
         yield p
 
 
 @pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
-def test_an_allowed_name_that_resolves_to_loopback_is_refused(egress, dns, monkeypatch, on):
+def test_an_allowed_name_that_resolves_to_loopback_is_refused(egress_only, dns, monkeypatch, on):
     if not on:  # as before: connect to whatever the name resolves to
-        monkeypatch.setattr(proxy, "resolve", lambda host, port, allow: host)
+        monkeypatch.setattr(egress, "resolve", lambda host, port, allow: host)
     site = Site(80)
     dns.update({"internal.pypi.org": [site.addr]})
-    plain = raw(egress, b"GET http://internal.pypi.org/admin HTTP/1.1\r\nHost: internal.pypi.org\r\n"
+    plain = raw(egress_only, b"GET http://internal.pypi.org/admin HTTP/1.1\r\nHost: internal.pypi.org\r\n"
                         b"Connection: close\r\n\r\n")
-    tunnel = raw(egress, b"CONNECT internal.pypi.org:80 HTTP/1.1\r\n\r\n")
+    tunnel = raw(egress_only, b"CONNECT internal.pypi.org:80 HTTP/1.1\r\n\r\n")
     if on:
         assert plain.startswith(b"HTTP/1.1 403") and tunnel.startswith(b"HTTP/1.1 403"), (plain, tunnel)
         assert f"refused: it resolves to {site.addr}, not a public address".encode() in plain
-        assert egress.refused == [f"GET http://internal.pypi.org (it resolves to {site.addr}, not a public address)",
+        assert egress_only.refused == [f"GET http://internal.pypi.org (it resolves to {site.addr}, not a public address)",
                                   f"CONNECT internal.pypi.org:80 (it resolves to {site.addr}, not a public address)"]
         assert site.paths == []
     else:  # the attack: a loopback-only service on agentd's host, through an allowlisted name
@@ -337,7 +338,7 @@ def test_the_proxy_connects_to_the_address_it_checked_not_to_the_name_again(tmp_
 @pytest.mark.parametrize("on", [True, False], ids=["protection on", "protection off"])
 def test_a_name_is_reached_on_ports_80_and_443_only(tmp_path, dns, monkeypatch, on):
     if not on:  # as before: any port
-        monkeypatch.setattr(proxy, "port_allowed", lambda host, port, allow: True)
+        monkeypatch.setattr(egress, "port_allowed", lambda host, port, allow: True)
     site = Site()  # a random port: "pypi.org:22"
     dns.update({"git.pypi.org": [site.addr]})
     with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org", site.addr), tcp=True) as p:

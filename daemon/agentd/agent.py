@@ -137,15 +137,15 @@ class ApiAgentRun(AgentRun):
 
     def make_tools(self) -> Tools:
         """The tools, their shell sandboxed by the task's attrs widened by what a person approved: the
-        whole network, or hosts added to the task's (or the config's) list (``proxy.allowlist``).  The
+        whole network, or hosts added to the task's (or the config's) list (``egress.allowlist``).  The
         tools they replace are closed (their egress proxy stopped)."""
-        from agentd import proxy, sandbox
+        from agentd import egress, sandbox
 
         network, writable, self.refused_grants = approvals.grants(self.cfg, self.store, self.run_id,
                                                                   self.cfg.workspace)
         for aid, why in self.refused_grants.items():
             self.progress(f"approval {aid} grants nothing: {why}")
-        allow = proxy.allowlist(self.cfg, self.task.attrs, network)
+        allow = egress.allowlist(self.cfg, self.task.attrs, network)
         attrs = {**self.task.attrs, "network": True if allow is None else list(allow) or False}
         policy = sandbox.policy_for(self.cfg, attrs, self.workspace, writable=writable)
         if getattr(self, "tools", None) is not None:

@@ -278,9 +278,9 @@ FULL = "full network, no egress filter"
 def check_network(cfg: Any) -> Check:
     """Which network each kind of task gets under this config (docs/security.md#network): WARN where it is
     the full network with no egress filter for every agent task (``network: true``, ``sandbox: off``)."""
-    from agentd import proxy
+    from agentd import egress
 
-    allow = proxy.allowlist(cfg, {})
+    allow = egress.allowlist(cfg, {})
     off = (cfg.values.get("sandbox") or "bwrap") == "off"
     hosts = f"{', '.join(allow)} (and their subdomains), through agentd's proxy" if allow else ""
     api = FULL if off or allow is None else f"only {hosts}" if allow else "none"

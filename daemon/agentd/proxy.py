@@ -60,6 +60,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
+from agentd import egress
 from agentd.relay import pipe
 
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te",
@@ -68,20 +69,6 @@ AUTH = {"x-api-key", "authorization"}
 MAX_BODY = 64 * 2**20
 CHUNK = 64 * 1024
 MAX_TRAILERS = 64
-PORTS = (80, 443)
-_ID = r"/[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}"  # a model id: one segment, never "." or ".."
-ENDPOINTS = {
-    "claude-cli": (("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models"),
-                   ("GET", "/v1/models" + _ID)),
-    "codex-cli": (("POST", "/responses"), ("GET", "/models")),
-}
-_UNSAFE = re.compile(r"(^|/)\.\.?(/|$)|//|\\|%(2e|2f|5c)", re.IGNORECASE)
-
-
-class Refused(Exception):
-    """A request the proxy won't send on: the message says why (after the request, in the log)."""
-
-
 class BadRequest(Exception):
     """A request the proxy can't read: ``status`` (400, 413) and a message."""
 
@@ -131,83 +118,6 @@ def placeholder(real: str, prefix: str = "") -> str:
     return f"{prefix}agentd-proxy-{secrets.token_hex(16)}"
 
 
-def allowlist(cfg, attrs: dict | None = None, granted=False) -> tuple[str, ...] | None:
-    """The hosts a task's tools may reach through the proxy, or None for the whole network: the task's
-    ``{network: ...}`` (else the config's ``network:``) widened by what a person approved (``granted``,
-    from ``approvals.grants``: True, a list of hosts, or False).  ``true`` anywhere is the whole network;
-    ``false``, no list and no grant: ``()``, nothing but (for a CLI agent) its provider."""
-    net = (attrs or {}).get("network")
-    net = cfg.values.get("network", False) if net is None else net
-    if net is True or granted is True:
-        return None
-    hosts = [*(net if isinstance(net, list) else ()), *(granted if isinstance(granted, list) else ())]
-    return tuple(dict.fromkeys(h.lower().rstrip(".") for h in hosts))
-
-
-def allowed(host: str, allow: tuple[str, ...]) -> bool:
-    """Is ``host`` on the allowlist: a listed name or a subdomain of one; an IP literal only exactly."""
-    host = host.lower().rstrip(".")
-    for a in allow:
-        a = a.lower().rstrip(".")
-        if host == a or (not _is_ip(a) and host.endswith("." + a)):
-            return True
-    return False
-
-
-def _is_ip(h: str) -> bool:
-    return _ip(h) is not None
-
-
-def _ip(h: str):
-    import ipaddress
-
-    try:
-        a = ipaddress.ip_address(h.strip("[]"))
-    except ValueError:
-        return None
-    return getattr(a, "ipv4_mapped", None) or a
-
-
-def endpoint(cli: str | None, method: str, target: str) -> bool:
-    """Is ``method target`` (origin form, relative to the API base) one of ``cli``'s inference endpoints
-    (``ENDPOINTS``), with no ``..``, ``//``, backslash or percent-encoded dot or slash in its path."""
-    path = target.split("?", 1)[0]
-    if not path.startswith("/") or _UNSAFE.search(path):
-        return False
-    return any(method == m and re.fullmatch(p, path) for m, p in ENDPOINTS.get(cli or "", ()))
-
-
-def public(addr) -> bool:
-    """Is an address (str or ipaddress) one on the internet: not loopback, private, link-local (the cloud
-    metadata address), multicast, reserved or unspecified; an IPv4-mapped IPv6 address as its IPv4."""
-    a = _ip(str(addr).split("%")[0])
-    return a is not None and a.is_global and not (a.is_loopback or a.is_private or a.is_link_local or
-                                                 a.is_multicast or a.is_reserved or a.is_unspecified)
-
-
-def port_allowed(host: str, port: int, allow: tuple[str, ...]) -> bool:
-    """A name is reached on 80 and 443 only (the allowlist names no ports); an IP listed exactly, on any."""
-    return port in PORTS or (_is_ip(host) and allowed(host, allow))
-
-
-def resolve(host: str, port: int, allow: tuple[str, ...]) -> str:
-    """The one address to connect to for an allowed ``host``: resolved once, every address global or
-    listed exactly, else ``Refused``.  Connecting to it (not to the name again) leaves no second lookup
-    that could answer differently."""
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as e:
-        raise Refused(f"can't resolve it: {e}") from None
-    addrs = list(dict.fromkeys(info[4][0] for info in infos))
-    listed = {_ip(a) for a in allow} - {None}
-    for a in addrs:
-        if not public(a) and _ip(a.split("%")[0]) not in listed:
-            raise Refused(f"it resolves to {a}, not a public address")
-    if not addrs:
-        raise Refused("it resolves to no address")
-    return addrs[0]
-
-
 def _pinned(conn: http.client.HTTPConnection, addr: str) -> http.client.HTTPConnection:
     """``conn`` (for a name: its Host header, TLS name and certificate check) connecting to ``addr``."""
     conn._create_connection = lambda where, *a, **k: socket.create_connection((addr, where[1]), *a, **k)
@@ -220,7 +130,7 @@ class Proxy:
 
     def __init__(self, sock_path, upstream: Upstream | None, token: str | None, allow=(), *, cli: str | None = None,
                  tcp: bool = False, self_port: int | None = None, log=None, timeout: float = 600.0):
-        if upstream is not None and cli not in ENDPOINTS:
+        if upstream is not None and cli not in egress.ENDPOINTS:
             raise ValueError(f"a provider path needs the CLI whose endpoints it forwards, not {cli!r}")
         self.sock_path, self.upstream, self.token, self.cli = str(sock_path), upstream, token, cli
         self.self_port = self_port  # the relay's port inside: an absolute URI to it means the provider
@@ -307,13 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_CONNECT(self) -> None:
         host, _, port = self.path.rpartition(":")
         host = host.strip("[]")
-        if not host or not port.isdigit() or not allowed(host, self.proxy.allow):
+        if not host or not port.isdigit() or not egress.allowed(host, self.proxy.allow):
             return self._refuse(f"CONNECT {self.path}")
-        if not port_allowed(host, int(port), self.proxy.allow):
+        if not egress.port_allowed(host, int(port), self.proxy.allow):
             return self._refuse(f"CONNECT {self.path}", f"port {int(port)}: a name is reached on 80 and 443 only")
         try:
-            addr = resolve(host, int(port), self.proxy.allow)
-        except Refused as e:
+            addr = egress.resolve(host, int(port), self.proxy.allow)
+        except egress.Refused as e:
             return self._refuse(f"CONNECT {self.path}", str(e))
         try:
             up = socket.create_connection((addr, int(port)), timeout=30)
@@ -337,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             host = parts.hostname or ""
             if self.proxy.is_self(host, parts.port):  # a client that proxied its request to us anyway
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            elif not allowed(host, self.proxy.allow):
+            elif not egress.allowed(host, self.proxy.allow):
                 return self._refuse(f"{self.command} {parts.scheme}://{parts.netloc}")
             else:
                 what = f"{self.command} {parts.scheme}://{parts.netloc}"
@@ -345,11 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
                     port = parts.port or (443 if parts.scheme == "https" else 80)
                 except ValueError:
                     return self._refuse(what, "not a port")
-                if not port_allowed(host, port, self.proxy.allow):
+                if not egress.port_allowed(host, port, self.proxy.allow):
                     return self._refuse(what, f"port {port}: a name is reached on 80 and 443 only")
                 try:
-                    addr = resolve(host, port, self.proxy.allow)
-                except Refused as e:
+                    addr = egress.resolve(host, port, self.proxy.allow)
+                except egress.Refused as e:
                     return self._refuse(what, str(e))
                 path = parts.path or "/"
                 if parts.query:
@@ -361,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(f"{self.command} {target[:200]}")
         if not self._has_token():
             return self._refuse(f"{self.command} {target[:200]} (no run token: not the CLI)")
-        if not endpoint(self.proxy.cli, self.command, target):
+        if not egress.endpoint(self.proxy.cli, self.command, target):
             return self._refuse(f"{self.command} {target[:200]}", f"not an inference endpoint of {self.proxy.cli}")
         up = self.proxy.upstream
         with self.proxy._lock:

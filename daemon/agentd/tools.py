@@ -179,7 +179,9 @@ class Tools:
         if self._cfg is None:
             net = (self._attrs or {}).get("network")
             return tuple(net) if isinstance(net, list) else ()
-        return proxy.allowlist(self._cfg, self._attrs) or ()
+        from agentd.egress import allowlist
+
+        return allowlist(self._cfg, self._attrs) or ()
 
     def _egress(self) -> Egress:
         if self.egress is None or not self._closer.alive:  # (a closed Tools used again starts a new one)

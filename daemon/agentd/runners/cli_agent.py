@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentd import bwrap, clihome, escapes, procs, proxy, sandbox, statuses
+from agentd import bwrap, clihome, egress, escapes, procs, proxy, sandbox, statuses
 from agentd.agent import AgentRun, health_text
 from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
@@ -100,7 +100,7 @@ class CliAgentRun(AgentRun):
             return self.not_run(f"{argv[0]} not found on PATH")
         argv[0] = exe
         login = clihome.login_for(name, env)
-        allow = proxy.allowlist(cfg, self.task.attrs) or ()  # (None, the whole network: policy.network says so)
+        allow = egress.allowlist(cfg, self.task.attrs) or ()  # (None, the whole network: policy.network says so)
         with clihome.RunHome(cfg, self.run_id, name) as home:
             policy = sandbox.policy_for(cfg, self.task.attrs, workspace, for_cli=name, writable=(home.path,))
             if name == "claude-cli" and policy.mode == "off" and _is_root():
