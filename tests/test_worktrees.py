@@ -306,7 +306,8 @@ def agentd_commits(rec: dict) -> str:
     from types import SimpleNamespace
 
     try:
-        worktrees.commit(SimpleNamespace(env=dict(os.environ), host="h"), rec, "done", "summary")
+        if why := worktrees.commit(SimpleNamespace(env=dict(os.environ), host="h"), rec, "done", "summary"):
+            return f"refused: {why}"
         return "\n".join(worktrees.summary_lines(rec))
     except WorkspaceError as e:
         return f"refused: {e}"
@@ -468,3 +469,98 @@ def test_a_write_approval_covering_a_repo_tasks_repository_is_refused(tmp_path, 
     other = tmp_path / "elsewhere"
     other.mkdir()
     assert approvals.bound_path(cfg, store, cfg.workspace, str(other)) == (str(other), None)
+
+
+# -- what agentd's own `git add` would read in a worktree (issue 17: a nested repository, a FIFO) ---------------
+
+def nested_repo_with_filter(where: Path, marker: Path) -> None:
+    """What an agent can leave in its worktree: a repository of its own whose config names a clean filter for
+    one of its files (agentd's overrides empty only the filters the outer repository's config names)."""
+    where.mkdir(parents=True)
+    sh("git", "init", "-q", str(where))
+    (where / "f").write_text("x\n")
+    (where / ".gitattributes").write_text("f filter=pwn\n")
+    sh("git", "-C", str(where), "add", "f", ".gitattributes")
+    sh("git", "-C", str(where), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "mine")
+    with open(where / ".git" / "config", "a") as f:
+        f.write(f'[filter "pwn"]\n\tclean = id > {marker}; cat\n')
+
+
+@pytest.mark.parametrize("walked", [True, False], ids=["walked", "walk-off"])
+def test_a_nested_repository_in_the_worktree_leaves_the_work_uncommitted_and_its_filter_never_runs(
+        tmp_path, monkeypatch, walked):
+    repo = make_repo(tmp_path / "proj")
+    rec = worktree_of(repo, tmp_path / "ws")
+    wt, marker = Path(rec["path"]), tmp_path / "filter-ran.txt"
+    if not walked:
+        monkeypatch.setattr(worktrees, "uncommittable", lambda path: None)
+    nested_repo_with_filter(wt / "vendor", marker)
+    (wt / "new.txt").write_text("work\n")
+    first = agentd_commits(rec)  # when the run waits: `vendor` would be recorded as a gitlink
+    assert not marker.exists()
+    (wt / "vendor" / "f").write_text("x\n")  # the resumed run touches the nested file: same bytes, new mtime
+    os.utime(wt / "vendor" / "f", (1_000_000_000, 1_000_000_000))
+    second = agentd_commits(rec)  # at the end of the resumed run
+    if not walked:  # agentd's `git add --all` ran git status in the nested repo, and its filter: this test can fail
+        assert marker.exists()
+        return
+    assert not marker.exists(), marker.read_text()
+    for said in (first, second):
+        assert said.startswith("refused: ") and "nested repository" in said and "vendor/.git" in said, said
+    assert sh("git", "-C", str(repo), "rev-list", "--count", "main..agentd/t-r1").strip() == "0"
+    assert (wt / "new.txt").read_text() == "work\n"
+
+
+def test_a_submodule_the_agent_checked_out_leaves_the_work_uncommitted(tmp_path):
+    lib = make_repo(tmp_path / "lib")
+    repo = make_repo(tmp_path / "proj")
+    sh("git", "-C", str(repo), "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    sh("git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "a submodule")
+    rec = worktree_of(repo, tmp_path / "ws")
+    wt = Path(rec["path"])
+    assert list((wt / "lib").iterdir()) == []  # git leaves the submodule's directory empty in a new worktree
+    (wt / "lib" / ".git").write_text(f"gitdir: {repo / '.git' / 'modules' / 'lib'}\n")  # the agent's checkout
+    said = agentd_commits(rec)
+    assert said.startswith("refused: ") and "lib/.git" in said, said
+
+
+@pytest.mark.parametrize("name", [".gitattributes", "sub/.gitignore"])
+@pytest.mark.parametrize("walked", [True, False], ids=["walked", "walk-off"])
+def test_a_fifo_named_like_a_file_git_reads_leaves_the_work_uncommitted_without_a_git_add(
+        tmp_path, fake, monkeypatch, name, walked):
+    from agentd.runners import agent as api_runner
+
+    repo = make_repo(tmp_path / "proj")
+    cfg = cfg_for(tmp_path, fake)
+    if not walked:
+        monkeypatch.setattr(worktrees, "uncommittable", lambda path: None)
+        monkeypatch.setattr(worktrees, "ADD_TIMEOUT", 2.0)  # else the off case hangs for the whole timeout
+
+    def fifo(job):
+        (job.workspace / "sub").mkdir()
+        os.mkfifo(job.workspace / name)
+        (job.workspace / "new.txt").write_text("work\n")
+        return runners.Outcome("done", "wrote new.txt")
+
+    monkeypatch.setattr(api_runner, "run", fifo)
+    out, job = run_task(cfg, Task(id="t1", title="t", kind="task", attrs={"repo": str(repo)}))
+    if not walked:  # agentd's `git add --all` opened the FIFO and hung until killed: this test can fail
+        assert any("git add took more than 2 s" in line for line in out.lines), out.lines
+        return
+    said = [line for line in out.lines if "left what the run wrote uncommitted" in line]
+    assert said and name in said[0] and "not a regular file" in said[0], out.lines
+    assert sh("git", "-C", str(repo), "rev-list", "--count", "main..agentd/t1-r1").strip() == "0"
+    assert (job.workspace / "new.txt").exists()
+
+
+def test_a_nested_git_link_or_file_and_a_linked_gitignore_are_named_escaped_and_refused(tmp_path):
+    wt = tmp_path / "wt"
+    (wt / "a\x1b[2Jb").mkdir(parents=True)
+    (wt / ".git").write_text("gitdir: elsewhere\n")  # the top one is git's own
+    (wt / "a\x1b[2Jb" / ".git").symlink_to(tmp_path)
+    said = worktrees.uncommittable(wt)
+    assert "nested repository" in said and "\x1b" not in said and "a\\x1b[2Jb/.git" in said, said
+    os.unlink(wt / "a\x1b[2Jb" / ".git")
+    assert worktrees.uncommittable(wt) is None
+    (wt / "a\x1b[2Jb" / ".gitignore").symlink_to("/dev/zero")
+    assert "is not a regular file" in worktrees.uncommittable(wt)

@@ -11,7 +11,9 @@
   agent to write is refused, and checked again before agentd's own commit: ``agent_could_write``),
   so the agent's own ``git commit`` fails;
   when the run ends, agentd commits what it left with hardened git (``git.py``) and the
-  finding names the branch, its commits and a diff summary (``land``).  A resumed run takes up
+  finding names the branch, its commits and a diff summary (``land``); a worktree holding a nested
+  repository, or a ``.gitattributes`` (...) that is not a regular file, is left uncommitted
+  (``uncommittable``).  A resumed run takes up
   its own worktree again.  A record per worktree (``<state_dir>/worktrees/<run>.json``) is what
   ``agentd worktrees`` lists and ``--prune`` removes (the branches are kept).
 - A command task runs in its ``cwd:`` or else in the worklog's directory, never in a directory
@@ -35,6 +37,9 @@ from agentd.times import now_iso
 _UNSAFE = lazy(r"[^A-Za-z0-9._-]|\.{2,}")
 ACTIVE = ("running", "waiting")  # a run in these states may still write its worktree
 MAX_STAT_LINES = 20
+MAX_WALK = 500_000  # entries ``uncommittable`` looks at; a worktree holding more is left uncommitted
+READ_BY_GIT = (".gitattributes", ".gitignore", ".gitmodules", ".mailmap")  # files git add reads: regular only
+ADD_TIMEOUT = 30.0  # agentd's own `git add --all` (a wake waits for it)
 
 
 def safe_name(task_id: str) -> str:
@@ -164,19 +169,71 @@ def _restore_dot_git(rec: dict) -> None:
         f.write(want)
 
 
-def commit(cfg, rec: dict, status: str, summary: str) -> None:
-    """Commit everything the run left in its worktree (if anything changed) on its branch."""
+def uncommittable(path) -> str | None:
+    """Why agentd must run no ``git add`` in the worktree ``path``: it holds a nested repository (a ``.git``
+    dir, file or link below its top; ``git add`` would run ``git status`` in it, with the agent's config and
+    its filters), or a ``.gitattributes``, ``.gitignore``, ``.gitmodules`` or ``.mailmap`` that is not a regular
+    file (a FIFO hangs git), or more than ``MAX_WALK`` entries, or a directory it could not read; else None.
+    Links are never followed."""
+    from agentd.escapes import safe
+
+    root = str(path)
+    nested, odd, errors, seen, stack = [], [], [], 0, [root]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = list(it)
+        except OSError as e:
+            errors.append(f"{os.path.relpath(top, root)} ({e.strerror})")
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > MAX_WALK:
+                return (f"the worktree holds more than {MAX_WALK} files and directories, more than agentd checks "
+                        "for a nested repository before its own git add")
+            name, rel = entry.name.lower(), os.path.relpath(entry.path, root)
+            try:
+                if name == ".git" and (top != root or entry.name != ".git"):  # the top one is git's file
+                    nested.append(rel)
+                elif name in READ_BY_GIT and not entry.is_file(follow_symlinks=False):
+                    odd.append(rel)
+                elif entry.is_dir(follow_symlinks=False) and name != ".git":
+                    stack.append(entry.path)
+            except OSError as e:
+                errors.append(f"{rel} ({e.strerror})")
+
+    def names(paths: list[str]) -> str:
+        more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+        return ", ".join(safe(p, 200) for p in sorted(paths)[:5]) + more
+
+    if nested:
+        return (f"it holds a nested repository ({names(nested)}; a submodule the agent checked out, or a "
+                "repository of its own): agentd runs no git inside one; look at it before you commit it")
+    if odd:
+        return f"{names(odd)} is not a regular file (git would read it, and a FIFO hangs git)"
+    if errors:
+        return f"agentd could not read all of it to check for a nested repository: {names(errors)}"
+    return None
+
+
+def commit(cfg, rec: dict, status: str, summary: str) -> str | None:
+    """Commit everything the run left in its worktree (if anything changed) on its branch; or, running no
+    git there, why it left the work uncommitted (``uncommittable``)."""
     from agentd.redact import redact
 
     _restore_dot_git(rec)
+    if why := uncommittable(rec["path"]):
+        return why
     where = git.Where(rec["admin_dir"], rec["common_dir"], rec["path"])
-    git.git("add", "--all", where=where, cwd=rec["path"])
+    git.git("add", "--all", where=where, cwd=rec["path"], timeout=ADD_TIMEOUT)
     staged = git.git("diff", "--cached", "--name-only", *git.NO_DRIVERS, where=where, cwd=rec["path"])
     if not staged.strip():
-        return
+        return None
     message = f"agentd: {rec['task']} {status} (run {rec['run']})\n\n{redact(summary, cfg.env)[:4000]}\n"
     git.git("-c", "user.name=agentd", "-c", f"user.email=agentd@{cfg.host}", "commit", "--quiet", "--no-verify",
             "--no-gpg-sign", "-m", message, where=where, cwd=rec["path"])
+    return None
 
 
 def summary_lines(rec: dict) -> list[str]:
@@ -214,7 +271,10 @@ def land(job, outcome):
                              f"there: {why}")
         return outcome
     try:
-        commit(job.cfg, rec, outcome.status, outcome.summary)
+        if why := commit(job.cfg, rec, outcome.status, outcome.summary):
+            outcome.lines.append(f"worktree {rec['path']}: agentd left what the run wrote uncommitted and ran no "
+                                 f"git there: {why}")
+            return outcome
         outcome.lines += summary_lines(rec)
     except (WorkspaceError, OSError) as e:
         outcome.lines.append(f"worktree {rec['path']}: agentd could not commit what the run left: {e}")
