@@ -36,6 +36,16 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def fake():
+    """The loopback fake model server (tests/fake_llm.py): scripted replies, every request kept."""
+    from fake_llm import FakeLLM
+
+    f = FakeLLM()
+    yield f
+    f.close()
+
+
+@pytest.fixture
 def worklog(tmp_path) -> Path:
     """Path of this test host's worklog (not created)."""
     return tmp_path / "wl" / "testhost_worklog.txt"

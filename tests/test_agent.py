@@ -18,7 +18,7 @@ from agentd import runners
 from agentd.checkpoints import UNKNOWN_OUTCOME, transcript_lines
 from agentd.task import Task
 from agentd.store import Store
-from fake_llm import FakeLLM, block, error, finish, make_config, reply
+from fake_llm import block, error, finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
@@ -32,13 +32,6 @@ def sdks_imported():
     """Import the SDKs up front, so timings below measure calls, not the first import."""
     import anthropic  # noqa: F401
     import openai  # noqa: F401
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def cfg_for(tmp_path, fake, api="anthropic", env=None, **values):

@@ -14,7 +14,7 @@ import pytest
 from agentd.parse import parse_bytes
 
 from conftest import AGENTD, run_cli
-from fake_llm import FakeLLM, finish, reply
+from fake_llm import finish, reply
 
 
 def _bwrap_usable() -> str | None:
@@ -26,13 +26,6 @@ def _bwrap_usable() -> str | None:
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def env_for(fake, **more) -> dict:

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from conftest import run_cli
-from fake_llm import FakeLLM, finish, reply
+from fake_llm import finish, reply
 from test_approvals import _bwrap_usable, ask, env_for, tool_results
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
@@ -35,13 +35,6 @@ LINKS_OFF = """
     import agentd.approvals as a
     a.bound_path = lambda cfg, store, workspace, what, own=None: (what, None)
 """
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def site(tmp_path, code: str) -> dict:

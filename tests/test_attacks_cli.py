@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import real_cli as rc
-from fake_llm import FakeLLM, make_config, reply
+from fake_llm import make_config, reply
 
 needs_claude = pytest.mark.skipif(bool(rc.missing("claude")), reason=rc.missing("claude") or "")
 needs_codex = pytest.mark.skipif(bool(rc.missing("codex")), reason=rc.missing("codex") or "")
@@ -27,13 +27,6 @@ needs_bwrap = pytest.mark.skipif(not shutil.which("bwrap"), reason="bwrap is not
 CLIS = [pytest.param("claude-cli", marks=needs_claude), pytest.param("codex-cli", marks=needs_codex)]
 FALLBACK_KEY = "sk-proj-fallback-openai-key-1111111111"
 ENV_FILE_SECRET = "deploy-secret-2222222222"
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def tool(provider: str, cmd: str):

@@ -19,7 +19,7 @@ import pytest
 
 from agentd import approvals
 from conftest import run_cli
-from fake_llm import FakeLLM, finish, reply
+from fake_llm import finish, reply
 from test_approvals import _bwrap_usable, approval_id, ask, env_for, tool_results
 from test_attacks_cli import Site
 
@@ -28,13 +28,6 @@ pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
 ALLOW_ALL = ("import agentd.egress as p\np.allowed = lambda host, allow: True\n"
              "p.port_allowed = lambda host, port, allow: True\np.resolve = lambda host, port, allow: host\n")
 GRANT_ALL = "import agentd.approvals as a\na.network_hosts = lambda what: ([], None)\n"
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 @pytest.fixture

@@ -12,16 +12,9 @@ import pytest
 from agentd import runners, worktrees
 from agentd.store import Store
 from agentd.task import Task
-from fake_llm import FakeLLM, finish, make_config, reply
+from fake_llm import finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def run_job(cfg, task, run_id):

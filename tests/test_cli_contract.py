@@ -42,13 +42,6 @@ def bug(reason: str, condition: bool = True):
     return pytest.mark.xfail(condition, strict=True, reason=f"issue 11: {reason}")
 
 
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
-
-
 def bash(cmd):
     return ("Bash", {"command": cmd, "description": "Run a command"})
 

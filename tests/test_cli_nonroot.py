@@ -143,13 +143,6 @@ def codex_ok():
         pytest.skip(why)
 
 
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
-
-
 class UserWake:
     """A throwaway tree owned by uid 65534, and ``agentd`` run as that user over it."""
 

@@ -23,7 +23,7 @@ from agentd.providers.base import MESSAGE_LIMIT
 from agentd.redact import MASK, could_be_secret, redact
 from agentd.store import Store
 from agentd.task import Task
-from fake_llm import FakeLLM, error, finish, make_config, reply
+from fake_llm import error, finish, make_config, reply
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TASK = Task(id="t1", title="look around", kind="task", priority="normal", status="open", attrs={}, line=3,
@@ -37,13 +37,6 @@ NULL_CONTENT = "Expected 'content' to be a string or an array"
 @pytest.fixture(scope="module", autouse=True)
 def sdk_imported():
     import openai  # noqa: F401
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def local_cfg(tmp_path, fake, env=None, **values):

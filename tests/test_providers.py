@@ -10,19 +10,12 @@ import pytest
 
 from agentd.errors import AuthFailed, ContextOverflow, ProviderDown, RateLimited, UsageLimit
 from agentd.providers import Message, ToolCall, ToolSpec, make_provider, resolve_provider_name
-from fake_llm import FakeLLM, error, garbage, make_config, reply, sleep
+from fake_llm import error, garbage, make_config, reply, sleep
 
 SHELL = ToolSpec("shell", "run a command", {"type": "object", "properties": {"command": {"type": "string"}},
                                             "required": ["command"]})
 ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def anthropic_cfg(tmp_path, fake, **values):

@@ -11,14 +11,7 @@ import pytest
 from agentd.parse import parse_bytes
 
 from conftest import run_cli
-from fake_llm import FakeLLM, error, finish, reply
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
+from fake_llm import error, finish, reply
 
 
 def env_for(fake) -> dict:

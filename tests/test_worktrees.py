@@ -16,16 +16,9 @@ from agentd.errors import WorkspaceError
 from agentd.store import Store
 from agentd.task import Task
 from conftest import run_cli
-from fake_llm import FakeLLM, finish, make_config, reply
+from fake_llm import finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
-
-
-@pytest.fixture
-def fake():
-    f = FakeLLM()
-    yield f
-    f.close()
 
 
 def sh(*args, cwd=None) -> str:
