@@ -282,14 +282,20 @@ def dns(monkeypatch):
 
 def raw(p, data: bytes, shut=False) -> bytes:
     s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-    s.sendall(data)
-    if shut:
-        s.shutdown(socket.SHUT_WR)
+    try:  # (the proxy may answer and close before it has read all of it: then its answer is what counts)
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
     out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-        if data.startswith(b"CONNECT") and out.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in out:
-            break  # the tunnel is open
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+            if data.startswith(b"CONNECT") and out.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" in out:
+                break  # the tunnel is open
+    except ConnectionResetError:
+        pass
     s.close()
     return out
 
@@ -365,10 +371,10 @@ def test_a_chunk_declared_larger_than_the_limit_is_refused_before_it_is_read(ser
     if not on:  # no limit: the proxy goes on reading the declared 512 MiB
         monkeypatch.setattr(proxy, "MAX_BODY", 2**40)
     out = raw(p, b"POST /v1/messages HTTP/1.1\r\nx-api-key: run-token\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 b"20000000\r\n" + b"a" * 65536, shut=True)  # one 512 MiB chunk, of which 64 KiB are sent
+                 b"20000000\r\n", shut=True)  # one 512 MiB chunk declared (none of it sent: nothing unread)
     if on:
         assert out.startswith(b"HTTP/1.1 413") and b"request body too large" in out, out[:200]
-    else:  # the attack: it read what came of the chunk, and would have gone on to 512 MiB
+    else:  # the attack: it goes on to read the chunk (here cut short at once), up to 512 MiB
         assert out.startswith(b"HTTP/1.1 400") and b"a chunk cut short" in out, out[:200]
     assert up.headers == []
 
