@@ -409,3 +409,50 @@ def test_the_flag_only_fast_path_parses_exactly_as_argparse_does(command):
     with pytest.raises(SystemExit) as e:
         cli_mod._parse([command, "--nope"])
     assert e.value.code == 2
+
+
+def _one_run(cli, worklog):
+    """A store holding one finished run (a command task's), and that store opened."""
+    from pathlib import Path
+
+    from agentd.store import Store
+
+    worklog.write_text("- [ ] a {id: a, run: 'true'}\n")
+    assert cli("wake", "--now").returncode == 0
+    state = Path(json.loads(cli("status", "--json").stdout)["state_dir"])
+    store = Store(state / "agentd.sqlite3")
+    (run,) = store.runs()
+    return store, run["run_id"]
+
+
+def test_runs_status_and_show_all_say_interrupted_for_a_run_whose_wake_was_killed(cli, worklog):
+    store, rid = _one_run(cli, worklog)
+    store.update_run(rid, status="running", duration_s=None)  # as a killed wake leaves it; no wake holds the lock
+    store.db.commit()
+    runs = json.loads(cli("runs", "--json").stdout)
+    status = json.loads(cli("status", "--json").stdout)
+    show = json.loads(cli("show", rid, "--json").stdout)
+    assert runs[0]["status"] == status["last_run"]["status"] == show["run"]["status"] == "interrupted"
+    assert f"{rid} " in cli("runs").stdout and " interrupted " in cli("runs").stdout
+    assert cli("show", rid).stdout.startswith(f"run {rid}: interrupted")
+
+
+def test_runs_json_carries_defer_until(cli, worklog):
+    store, rid = _one_run(cli, worklog)
+    store.update_run(rid, status="deferred", defer_until="2030-03-17T17:47:00Z")
+    store.db.commit()
+    (r,) = json.loads(cli("runs", "--json").stdout)
+    assert r["defer_until"] == "2030-03-17T17:47:00Z"
+
+
+def test_show_and_runs_count_input_tokens_the_same_way_cache_reads_and_writes_included(cli, worklog):
+    store, rid = _one_run(cli, worklog)
+    store.add_exchange(rid, step=1, provider="anthropic", model="m", request="{}", response="{}", input_tokens=2400,
+                       output_tokens=50, cache_read_tokens=1000, cache_write_tokens=200, cost_usd=0.01,
+                       latency_s=1.0, error=None)
+    store.add_usage(rid, 3600, 50, 0.01)  # what budget.charge adds: input + cache reads + cache writes
+    store.db.commit()
+    (r,) = json.loads(cli("runs", "--json").stdout)
+    shown = cli("show", rid).stdout
+    assert r["input_tokens"] == 3600
+    assert "3600 input tokens (1000 read from cache, 200 written to it)" in shown, shown

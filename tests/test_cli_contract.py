@@ -324,6 +324,43 @@ def test_agentd_claude_server_error_fails_provider_down(fake, tmp_path):
     assert out.status == "failed" and "provider down" in out.reason and "500" in out.reason
 
 
+CREDIT_LOW = ("Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade "
+              "or purchase credits.")  # the real API's message, with HTTP 400 and type invalid_request_error
+
+
+@needs_claude
+def test_claude_raw_credit_balance_too_low_is_a_400_error_result(fake, tmp_path):
+    fake.default = error(400, CREDIT_LOW, type="invalid_request_error")
+    p, res = claude(fake, tmp_path)
+    assert p.returncode == 1 and res["is_error"] is True and res["api_error_status"] == 400
+    assert res["result"] == "Credit balance is too low" and len(fake.requests) == 1
+
+
+@needs_claude
+def test_agentd_claude_credit_balance_too_low_blocks_as_a_usage_limit_not_provider_down(fake, tmp_path):
+    fake.default = error(400, CREDIT_LOW, type="invalid_request_error")
+    out, _ = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "blocked" and out.reason.startswith("usage limit (claude-cli): Credit balance is too low")
+
+
+@needs_claude
+def test_agentd_claude_records_the_model_its_modelusage_names(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, "claude-cli")
+    (x,) = store.exchanges("r1")
+    assert out.status == "done" and x["model"] == "claude-opus-5-5" == fake.requests[0]["body"]["model"]
+
+
+@needs_codex
+def test_agentd_codex_records_the_model_its_session_names_and_the_sandbox_flag_that_ran(fake, tmp_path):
+    fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, "codex-cli")
+    (x,) = store.exchanges("r1")
+    argv = json.loads(x["request"])["argv"]
+    assert out.status == "done" and x["model"] == "gpt-6.2-sol" == fake.requests[0]["body"]["model"]
+    assert argv[argv.index("--sandbox") + 1] == "danger-full-access"  # agentd's bwrap confines it instead
+
+
 @needs_codex
 def test_agentd_codex_done(fake, tmp_path):
     fake.script(reply("The workspace uses 4.0K.\nSTATUS: done"))
@@ -434,6 +471,28 @@ def test_parse_claude_reports_the_api_error_status():
 
     res = parse_claude(captured(CLAUDE_CAPTURES, "usage_limit_5h")[0])
     assert res.get("api_error_status") == 429 and res.get("api_error") == "usage_limit_reached"
+
+
+def test_parse_claude_reads_the_credit_text_and_the_model_that_ran():
+    from agentd.runners.cli_output import parse_claude
+
+    out, _, code = captured(CLAUDE_CAPTURES, "credit_low")
+    res = parse_claude(out)
+    assert code == 1 and res["api_error_status"] == 400 and res["error"] == "Credit balance is too low"
+    assert res["model"] is None  # no call was answered: modelUsage is empty
+    assert parse_claude(captured(CLAUDE_CAPTURES, "done")[0])["model"] == "claude-opus-5-5"
+
+
+@pytest.mark.parametrize("cli,name", [("claude-cli", "credit_low"), ("codex-cli", "quota")])
+def test_the_captured_credit_and_quota_texts_classify_as_usage_limits(cli, name):
+    from agentd.errors import UsageLimit
+    from agentd.runners.cli_agent import classify
+    from agentd.runners.cli_output import parse_claude, parse_codex
+
+    out = captured(CLAUDE_CAPTURES if cli == "claude-cli" else CODEX_CAPTURES, name)[0]
+    parsed = (parse_claude if cli == "claude-cli" else parse_codex)(out)
+    err = classify(cli, parsed, parsed["error"], tz="UTC")
+    assert isinstance(err, UsageLimit) and str(err).startswith(f"usage limit ({cli}): ")
 
 
 def test_parse_codex_429_then_success_has_no_error():

@@ -248,11 +248,13 @@ def transcript_lines(store, run_id: str) -> list[str]:
         out += s.transcript(n)
     ex = store.exchanges(run_id)
     if ex:
-        tin = sum(e["input_tokens"] for e in ex)
+        # input tokens as `agentd runs` counts them: every prompt token, cache reads and writes included
+        cache = sum(e["cache_read_tokens"] or 0 for e in ex)
+        written = sum(e["cache_write_tokens"] or 0 for e in ex)
+        tin = sum(e["input_tokens"] for e in ex) + cache + written
         tout = sum(e["output_tokens"] for e in ex)
-        cache = sum(e["cache_read_tokens"] for e in ex)
         cost = sum(e["cost_usd"] for e in ex)
         errors = sum(1 for e in ex if e["error"])
-        out.append(f"{len(ex)} model calls ({errors} failed): {tin} input tokens ({cache} from cache), "
-                   f"{tout} output, ${cost:.4f}")
+        out.append(f"{len(ex)} model calls ({errors} failed): {tin} input tokens ({cache} read from cache, "
+                   f"{written} written to it), {tout} output, ${cost:.4f}")
     return out

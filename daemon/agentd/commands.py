@@ -121,9 +121,12 @@ def cmd_runs(args) -> int:
 
     cfg = _cfg()
     store = _store(cfg)
-    runs = store.runs(limit=args.limit, host=cfg.host) if store else []
+    from agentd.status import as_seen
+
+    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host)) if store else []
     if args.json:
-        _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "run_dir")} for r in runs])
+        _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "defer_until", "run_dir")}
+               for r in runs])
     else:
         _print(views.runs_text(runs))
     return 0
@@ -165,7 +168,9 @@ def cmd_show(args) -> int:
     if len(matches) > 1:
         ids = ", ".join(r["run_id"] for r in matches[:5]) + (", …" if len(matches) > 5 else "")
         raise UsageError(f"{args.run_id!r} is ambiguous: it matches {len(matches)} runs ({ids})")
-    run = matches[0]
+    from agentd.status import as_seen
+
+    run = as_seen(cfg, store, matches)[0]
     info = rundir.describe(store, run)
     if args.json:
         _json(info)

@@ -26,16 +26,12 @@ def collect(cfg) -> dict:
                                                      "duration_s", "exit_code", "input_tokens", "output_tokens",
                                                      "cost_usd", "provider", "summary", "run_dir")}
             info["progress"] = read_progress(last["run_dir"])
-            from agentd.lock import wake_running
-
-            again = store.run(last["run_id"]) if last["status"] == "running" and not wake_running(cfg) else None
-            if again is not None and again["status"] != "running":  # it finished while we looked
-                info["last_run"] = {k: again[k] for k in info["last_run"]}
-                info["progress"] = read_progress(last["run_dir"])
-            elif again is not None:
-                # its wake was killed; the next wake records it interrupted and rewrites progress.json
-                info["last_run"]["status"] = "interrupted"
-                if info["progress"] and info["progress"].get("status") == "running":
+            seen = as_seen(cfg, store, [last])[0]
+            if seen["status"] != last["status"]:
+                info["last_run"] = {k: seen[k] for k in info["last_run"]}
+                if seen["status"] != "interrupted":  # it finished while we looked
+                    info["progress"] = read_progress(last["run_dir"])
+                elif info["progress"] and info["progress"].get("status") == "running":
                     info["progress"] = {**info["progress"], "status": "failed", "current_phase": "interrupted",
                                         "notes": "the wake running it was killed; the next wake records it"}
     view = None
@@ -68,6 +64,25 @@ def collect(cfg) -> dict:
 
         info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
     return info
+
+
+def as_seen(cfg, store, runs: list[dict]) -> list[dict]:
+    """The runs as `runs`, `status` and `show` all report them: a run recorded ``running`` while no wake
+    holds the lock was cut off (its wake was killed) and is ``interrupted`` (the next wake records it so);
+    one that finished while we looked is read again."""
+    if not any(r["status"] == "running" for r in runs):
+        return runs
+    from agentd.lock import wake_running
+
+    if wake_running(cfg):
+        return runs
+    out = []
+    for r in runs:
+        if r["status"] == "running":
+            again = store.run(r["run_id"]) or r
+            r = again if again["status"] != "running" else {**again, "status": "interrupted"}
+        out.append(r)
+    return out
 
 
 def _unit_dir(cfg):

@@ -71,6 +71,10 @@ CLAUDE = {
                                         headers=rc.unified_limit_headers(RESET)),
                               {"oauth": True, "env": {"TZ": "Europe/Berlin"}}),
     "server_500": ([], error(500, "Internal server error", type="api_error"), {}),
+    # the real API's body for an account without credits (HTTP 400, not a 402 or 429)
+    "credit_low": ([], error(400, "Your credit balance is too low to access the Anthropic API. Please go to "
+                                  "Plans & Billing to upgrade or purchase credits.", type="invalid_request_error"),
+                   {}),
     "stream_error": ([], stream_error("Overloaded", type="overloaded_error", status=529), {}),
     "max_turns": ([reply(tools=[bash("echo one")]), reply(tools=[bash("echo two")]),
                    reply("never reached\nSTATUS: done")], None, {"max_turns": 1}),

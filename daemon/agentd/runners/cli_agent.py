@@ -45,12 +45,16 @@ from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
-from agentd.runners.cli_output import USAGE_LIMIT, parse_claude, parse_codex, reset_at, split_status
+from agentd.runners.cli_output import (USAGE_LIMIT, codex_session_model, parse_claude, parse_codex, reset_at,
+                                       split_status)
 from agentd.runners.job import Job, Outcome
 
 _AUTH = re.compile(r"invalid api key|/login|not logged in|unauthori[sz]ed|authentication|\b401\b|\b403\b", re.I)
 _RATE = re.compile(r"rate limit|too many requests|\b429\b|\b529\b|overloaded", re.I)
-_QUOTA = re.compile(r"quota exceeded|insufficient_quota|billing details", re.I)
+# out of credit or quota: claude's "Credit balance is too low" (an HTTP 400), codex's "Quota exceeded. Check your
+# plan and billing details." (insufficient_quota): a blocked quota, as a usage limit without a reset time
+_QUOTA = re.compile(r"quota exceeded|insufficient_quota|exceeded your current quota|credit balance|"
+                    r"insufficient credits?|billing", re.I)
 OUTPUT_KEEP = 200_000
 MIN_CLAUDE_USD = 0.005  # claude's --max-budget-usd must be > 0, and agentd passes it with two decimals
 # The models the CLIs use when agentd names none (claude-code 2.1.332, codex 0.171.0): for prices only.
@@ -116,16 +120,16 @@ class CliAgentRun(AgentRun):
                 url = f"http://127.0.0.1:{port}"
                 if name == "codex-cli":
                     home.write_codex_config(url, login.model)
+                if name == "codex-cli" and policy.mode != "off":
+                    # codex's own sandbox is bwrap too, which can't start inside agentd's (no capabilities,
+                    # no user namespaces): agentd's confines it instead (and the record says what ran)
+                    argv[argv.index("workspace-write")] = "danger-full-access"
                 cmd = argv if full else [sys.executable, "-I", str(RELAY), str(home.sock), str(port), "--", *argv]
                 try:
                     wrapped = sandbox.wrap(cmd, policy, cfg)
                 except sandbox.Unavailable as e:
                     return self.not_run(f"agentd runs CLI agents only inside its sandbox, and {e} (only an explicit "
                                         "`sandbox: off` in the config runs them without it)")
-                if name == "codex-cli" and policy.mode != "off":
-                    # codex's own sandbox is bwrap too, which can't start inside agentd's (no capabilities,
-                    # no user namespaces): agentd's confines it instead
-                    wrapped[wrapped.index("workspace-write")] = "danger-full-access"
                 env = _inside_env(policy, env, login, home, url, full)
                 which = _sandbox_note(policy, cfg, net)
                 if not self.cp.steps:
@@ -136,6 +140,7 @@ class CliAgentRun(AgentRun):
                 self.progress(f"step {n}: running {Path(exe).name} in {workspace} ({which})")
                 started = time.monotonic()
                 rc, out, err = _run(wrapped, workspace, env, max(1.0, budget.time_left()))
+                ran = codex_session_model(home.home) if name == "codex-cli" else None
                 if px.refused:
                     net["refused"] = px.refused[:50]
                     self.progress(f"the proxy refused {len(px.refused)} request(s): " +
@@ -145,6 +150,7 @@ class CliAgentRun(AgentRun):
         if self.run_dir is not None:
             amend_manifest(self.run_dir, network=net)
         parsed = parse_claude(out) if name == "claude-cli" else parse_codex(out)
+        parsed["model"] = parsed["model"] or ran
         error = _error(Path(exe).name, rc, out, err, parsed, cfg)
         self.record(n, argv, model, parsed, out, error, time.monotonic() - started, which, net)
         step.result = self.redact(parsed["text"] or error or "(no output)")
@@ -192,14 +198,16 @@ class CliAgentRun(AgentRun):
 
     def record(self, n: int, argv: list, model: str, parsed: dict, out: str, error: str | None,
                latency: float, which: str, net: dict) -> None:
-        """The CLI's whole run as one exchange, charged to the budget."""
+        """The CLI's whole run as one exchange, charged to the budget; its model is the one the CLI says
+        ran, else the one agentd named, else the CLI's default (said so)."""
         usage = parsed["usage"]
-        priced = model or self.priced_model()
+        ran = parsed.get("model") or model
+        priced = ran or self.priced_model()
         cost = parsed["cost"] if parsed["cost"] is not None else cost_usd(self.cfg, priced, usage)
         request = {"argv": argv, "sandbox": which, "network": net}
         with self.store.tx():
             self.store.add_exchange(self.run_id, step=n, provider=self.provider_name,
-                                    model=model or f"(cli default: {priced})",
+                                    model=ran or f"(cli default: {priced})",
                                     request=self.redact(json.dumps(request, ensure_ascii=False)),
                                     response=self.redact(out[-OUTPUT_KEEP:]), input_tokens=usage.input,
                                     output_tokens=usage.output, cache_read_tokens=usage.cache_read,
@@ -222,28 +230,33 @@ class CliAgentRun(AgentRun):
         return CLI_DEFAULT_MODELS.get(self.provider_name, "")
 
     def classify(self, parsed: dict, error: str):
-        """The CLI's error as the provider error it amounts to (see ``AgentRun.failure``).
+        return classify(self.provider_name, parsed, error, self.cfg.env.get("TZ"))
 
-        claude says what happened in fields (``api_error_status``, ``api_error``); codex only in text.
-        """
-        name, exe = self.provider_name, self.provider_name.split("-")[0]
-        status, kind = parsed.get("api_error_status"), parsed.get("api_error")
-        text = f"{error} {parsed['text']}"
-        short = error.strip().splitlines()[0][:300] if error.strip() else error
-        if kind == "usage_limit_reached" or USAGE_LIMIT.search(text):
-            when = reset_at(text, self.cfg.env.get("TZ"))
-            if when is None:
-                return UsageLimit(f"usage limit ({name}): {short} (no reset time given)")
-            from agentd.times import iso
 
-            return UsageLimit(f"usage limit ({name}): {short}", reset_at=iso(when.timestamp()))
-        if _QUOTA.search(text):
+def classify(name: str, parsed: dict, error: str, tz: str | None = None):
+    """The CLI's error as the provider error it amounts to (see ``AgentRun.failure``).
+
+    claude says what happened in fields (``api_error_status``, ``api_error``); codex only in text.
+    Out of credit or quota is a usage limit (blocked until a person acts, or until the reset it names).
+    """
+    exe = name.split("-")[0]
+    status, kind = parsed.get("api_error_status"), parsed.get("api_error")
+    text = f"{error} {parsed['text']}"
+    short = error.strip().splitlines()[0][:300] if error.strip() else error
+    if kind == "usage_limit_reached" or USAGE_LIMIT.search(text):
+        when = reset_at(text, tz)
+        if when is None:
             return UsageLimit(f"usage limit ({name}): {short} (no reset time given)")
-        if status in (401, 403) or (status is None and _AUTH.search(text)):
-            return AuthFailed(f"auth: {exe} is not logged in or its key was refused ({short[:200]})")
-        if status in (429, 529) or (status is None and _RATE.search(text)):
-            return RateLimited(f"rate limited ({name}): {short[:200]}")
-        return ProviderDown(f"provider down ({name}): {short}")
+        from agentd.times import iso
+
+        return UsageLimit(f"usage limit ({name}): {short}", reset_at=iso(when.timestamp()))
+    if _QUOTA.search(text):
+        return UsageLimit(f"usage limit ({name}): {short} (no reset time given)")
+    if status in (401, 403) or (status is None and _AUTH.search(text)):
+        return AuthFailed(f"auth: {exe} is not logged in or its key was refused ({short[:200]})")
+    if status in (429, 529) or (status is None and _RATE.search(text)):
+        return RateLimited(f"rate limited ({name}): {short[:200]}")
+    return ProviderDown(f"provider down ({name}): {short}")
 
 
 def _is_root() -> bool:

@@ -3,8 +3,10 @@
 ``claude -p --output-format json`` prints one result object; ``codex exec --json``
 prints JSON lines of thread/turn/item events (the shapes, from the real programs, are
 in docs/agent.md and tests/captures/).  Each parser returns a dict with ``usage``,
-``text``, ``turns``, ``error``, ``cost``, ``acted``, ``limit``, ``retries`` and, for
-claude, ``api_error_status``, ``api_error`` and ``terminal_reason``.  The final message
+``text``, ``turns``, ``error``, ``cost``, ``acted``, ``limit``, ``retries``, ``model`` (the model
+that ran: claude's ``modelUsage`` names it; codex's ``--json`` stream does not, its session file
+does: ``codex_session_model``) and, for claude, ``api_error_status``, ``api_error`` and
+``terminal_reason``.  The final message
 should end with ``STATUS: done|blocked|failed`` (``split_status``).  ``reset_at`` reads
 the reset time out of either CLI's usage-limit text.
 """
@@ -31,7 +33,7 @@ def split_status(text: str) -> tuple[str, str]:
 
 def _blank() -> dict:
     return {"usage": Usage(), "text": "", "turns": 0, "error": None, "cost": None, "acted": False, "limit": None,
-            "retries": 0, "api_error_status": None, "api_error": None, "terminal_reason": None}
+            "retries": 0, "model": None, "api_error_status": None, "api_error": None, "terminal_reason": None}
 
 
 def _int(v) -> int:
@@ -75,7 +77,11 @@ def parse_claude(out: str) -> dict:
     usage = Usage(input=_int(u.get("input_tokens")), output=_int(u.get("output_tokens")),
                   cache_read=_int(u.get("cache_read_input_tokens")),
                   cache_write=_int(u.get("cache_creation_input_tokens")))
-    per_model = [m for m in (data.get("modelUsage") or {}).values() if isinstance(m, dict)]
+    by_model = {k: m for k, m in (data.get("modelUsage") or {}).items() if isinstance(m, dict)}
+    per_model = list(by_model.values())
+    if by_model:  # the model that did most of the run (claude may call a small one besides)
+        res["model"] = max(by_model, key=lambda k: (float(by_model[k].get("costUSD") or 0),
+                                                    _int(by_model[k].get("outputTokens"))))
     if per_model:
         usage = Usage(input=sum(_int(m.get("inputTokens")) for m in per_model),
                       output=sum(_int(m.get("outputTokens")) for m in per_model),
@@ -148,6 +154,30 @@ def parse_codex(out: str) -> dict:
     # input_tokens includes the cached part; cache writes are reported besides it
     res["usage"] = Usage(input=max(0, inp - cached - written), cache_read=cached, cache_write=written, output=outp)
     return res
+
+
+def codex_session_model(codex_home) -> str | None:
+    """The model codex ran, from the last ``turn_context`` of its session file(s) under
+    ``CODEX_HOME/sessions`` (``--json`` prints no model name; codex 0.171.0)."""
+    from pathlib import Path
+
+    model = None
+    for f in sorted((Path(codex_home) / "sessions").glob("**/rollout-*.jsonl")):
+        try:
+            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if '"turn_context"' not in line:
+                continue
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            named = (ev.get("payload") or {}).get("model") if isinstance(ev, dict) else None
+            if isinstance(named, str) and named:
+                model = named
+    return model
 
 
 # -- usage-limit texts -------------------------------------------------------------------
