@@ -657,3 +657,80 @@ def test_a_command_that_no_person_wrote_never_runs(tmp_path):
     assert out.status == "blocked" and "not a person's line" in out.summary and not marker.exists()
     out = runners.run(job_for(str(cfg.tasks_dir / "mine.yaml")))
     assert out.status == "done" and marker.exists()
+
+
+def _drop_agentd_entries(text: str, keep_started: bool) -> str:
+    """The worklog as an editor's stale buffer has it: the person's lines byte for byte, and of
+    agentd's entries only the "started" one (``keep_started``) or none."""
+    out, lines, i = [], text.splitlines(keepends=True), 0
+    while i < len(lines):
+        if lines[i].startswith("=== agentd entry "):
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("=== agentd end "):
+                j += 1
+            block = lines[i:j + 1]
+            if keep_started and "status=running" in lines[i]:
+                out += block
+            i = j + 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("keep_started", [False, True], ids=["no-entries", "only-started-entry"])
+@pytest.mark.parametrize("cache", ["kept", "unwritable"])
+def test_a_command_whose_finished_run_is_in_the_store_never_runs_again_when_an_editor_drops_its_entries(
+        worklog, tmp_path, keep_started, cache):
+    effects = tmp_path / "effects"
+    human = f"# my notes\n- [ ] append {{id: append, run: 'echo ran >> {effects}'}}\nplain words\n"
+    write(worklog, human)
+    assert run_cli("wake", "--now").returncode == 0
+    assert effects.read_text() == "ran\n"
+    text = worklog.read_text()
+    assert "status=done" in text
+    if cache == "unwritable":  # the parse cache can't record a read (so it can't say what was lost)
+        index = config.load().index_path
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+        index.mkdir()
+    saved = _drop_agentd_entries(text, keep_started)
+    assert saved.startswith("# my notes\n") and "status=done" not in saved
+    tmp = worklog.with_suffix(".swp")
+    tmp.write_text(saved, encoding="utf-8")
+    os.replace(tmp, worklog)  # the editor's save: rename into place
+    q = json.loads(run_cli("queue", "--json").stdout)
+    assert {t["id"]: t["status"] for t in q["tasks"]}["append"] == "done", q
+    r = run_cli("wake", "--now")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert effects.read_text() == "ran\n", r.stdout  # the side effect happened once
+    assert "nothing to do" in r.stdout, r.stdout
+    assert worklog.read_text().startswith(saved)  # the person's lines byte for byte
+    still(worklog)
+    r = run_cli("wake", "--now")  # the worklog is still now: the entry is appended again, and nothing runs
+    assert effects.read_text() == "ran\n", r.stdout
+    assert "restored" in r.stdout and latest_status(worklog, "append") == "done", r.stdout
+    assert worklog.read_text().startswith(saved)
+    assert json.loads(run_cli("runs", "--json").stdout)[0]["status"] == "done"
+    assert len(json.loads(run_cli("runs", "--json").stdout)) == 1
+
+
+def test_run_ids_carry_64_random_bits_sort_by_time_and_never_reuse_an_id_the_store_has(worklog):
+    import calendar
+    import re
+
+    from agentd.rundir import new_run_id
+    from agentd.store import Store
+
+    write(worklog, "- [ ] t {id: t, run: 'true'}\n")
+    assert run_cli("wake", "--now").returncode == 0
+    old = json.loads(run_cli("runs", "--json").stdout)[0]["run_id"]
+    m = re.fullmatch(r"r(\d{8}-\d{6})-([0-9a-f]+)", old)
+    assert m, old
+    assert re.fullmatch(r"r\d{8}-\d{6}-[0-9a-f]{16}", new_run_id())
+    assert new_run_id(now=1_000_000_000) < new_run_id(now=1_000_000_001)  # readable and sortable by time
+    # the same second and the same random bits as a run the store has: another id, not a crash
+    second = calendar.timegm(time.strptime(m.group(1), "%Y%m%d-%H%M%S"))
+    tokens = iter([m.group(2), "0" * 16])
+    store = Store(config.load().store_path)
+    assert new_run_id(store, now=second, token=lambda: next(tokens)) == f"r{m.group(1)}-{'0' * 16}"

@@ -314,3 +314,34 @@ def test_property_reading_in_small_chunks_equals_one_parse(pieces, size):
         whole = parse_bytes(data)
         assert same(r.state) == same(whole)
         assert (r.state.suspects, r.state.errors) == (whole.suspects, whole.errors)
+
+
+@pytest.mark.parametrize("cmd", [("queue",), ("status",), ("wake", "--now"), ("add", "x")])
+def test_a_worklog_with_a_second_hard_link_is_an_error_naming_it_and_neither_name_is_written(
+        worklog, tmp_path, cmd):
+    from conftest import run_cli
+
+    worklog.parent.mkdir(parents=True, exist_ok=True)
+    worklog.write_text("- [ ] t {id: t, run: 'echo ran'}\n")
+    other = tmp_path / "other-name.txt"
+    os.link(worklog, other)
+    before = other.read_bytes()
+    r = run_cli(*cmd)
+    assert "Traceback" not in r.stderr, r.stderr
+    if cmd == ("status",):  # status still answers, and says what is wrong with the worklog
+        assert r.returncode == 0 and "hard link" in r.stdout, r.stdout
+    else:
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert str(worklog) in r.stderr and "2 hard links" in r.stderr, r.stderr
+    assert other.read_bytes() == before == worklog.read_bytes()
+
+
+def test_appending_to_a_worklog_with_a_second_hard_link_is_refused(tmp_path):
+    from agentd.errors import WorklogError
+
+    path = tmp_path / "w.txt"
+    path.write_text("keep\n")
+    os.link(path, tmp_path / "elsewhere.txt")
+    with pytest.raises(WorklogError, match="hard link"):
+        wl.append(path, "=== hello\n")
+    assert (tmp_path / "elsewhere.txt").read_text() == "keep\n"

@@ -374,6 +374,7 @@ def with_lost_entries(cfg, store, r):
     # the entries that read saw) and of the store; a read that was not cached is not kept either
     stamp = f"{r.stamp}:{store.last_seq()}" if r.stamp else ""
     lost = Index(cfg.index_path).lost(cfg.worklog_path, stamp, lambda: store.entry_keys(str(cfg.worklog_path)))
+    lost = lost + newer_in_store(store, str(cfg.worklog_path), r.state, set(lost))
     if not lost:
         return r, lost
     state = r.state.fork()
@@ -383,3 +384,28 @@ def with_lost_entries(cfg, store, r):
         if h is not None:
             state._entry(h)
     return type(r)(r.path, r.exists, state, r.size, r.mode, r.bytes_read), lost
+
+
+def newer_in_store(store, worklog: str, state: State, known: set) -> list[tuple[str, int]]:
+    """(run id, seq) of each task's latest entry in agentd's copy when the worklog has no entry that
+    new for the task: the worklog lost it, whatever the parse cache could tell.
+
+    The store is the record of what ran (an entry is kept there before it is appended), so a task
+    whose finished run the worklog lost is never picked again: its entry counts as if it were there,
+    and the wake appends it again once the file is still.  The parse cache's list of what was lost
+    only answers for a read it recorded (an editor saving while the worklog is read, or a cache that
+    can't be written, leaves it none); this asks the store, by seq, and needs no cache."""
+    import sqlite3
+
+    try:
+        rows = store.db.execute("SELECT task_id, run_id, max(seq) FROM entries WHERE worklog=? AND archived=0 "
+                                "AND task_id IS NOT NULL GROUP BY task_id", (worklog,)).fetchall()
+    except sqlite3.Error:
+        return []
+    latest = state.latest
+    out = []
+    for tid, run_id, seq in rows:
+        have = latest.get(tid)
+        if (have is None or have["seq"] < seq) and (run_id, seq) not in known:
+            out.append((run_id, seq))
+    return out

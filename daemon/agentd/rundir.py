@@ -18,10 +18,19 @@ from agentd.redact import redact
 from agentd.times import now_iso
 
 
-def new_run_id() -> str:
+def new_run_id(store=None, now: float | None = None, token=None) -> str:
+    """``r<YYYYMMDD-HHMMSS>-<16 hex>``: readable, sorted by the (UTC) second it was made, and 64 random
+    bits so two wakes in one second, or a clock set back, don't make the same id; one the store
+    already has is never used (``token`` stands in for the random bits in tests).  Ids made before
+    had 4 hex digits; they stay valid (nothing parses an id's shape)."""
     import secrets
 
-    return "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    token = token or (lambda: secrets.token_hex(8))
+    stamp = "r" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-"
+    while True:
+        run_id = stamp + token()
+        if store is None or store.db.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is None:
+            return run_id
 
 
 def write_json(path: Path, data: dict) -> None:

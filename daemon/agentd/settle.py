@@ -65,7 +65,7 @@ class Leftovers(Record):
         for task_id in self.reruns:
             t = by_id.get(task_id)
             if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN):  # not blocked by its attempts
-                return Resume(t, new_run_id(), False)
+                return Resume(t, new_run_id(store), False)
         for task_id, run_id in self.ready:
             t = by_id.get(task_id)
             if t is not None and t.status == statuses.WAITING:

@@ -51,7 +51,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                 print(f"nothing to do: {safe(line)}")
                 logs.summary(log, status="skipped" if gate.skip else "idle", reason=line)
                 return EX_OK
-            pick = settle.Resume(task, new_run_id(), False)
+            pick = settle.Resume(task, new_run_id(store), False)
         logs.bind(run_id=pick.run_id)
         log.info("run started", task=pick.task.id, kind=pick.task.kind, why=pick.task.why, resumed=pick.resumed)
         with recording(cfg, store, pick.task, pick.run_id, snap, resumed=pick.resumed,

@@ -54,8 +54,17 @@ def _not_regular(path: Path, st: os.stat_result) -> WorklogError:
             to = ""
         return WorklogError(f"{path}: the worklog is a symbolic link{to}; agentd reads and appends only to a "
                             "regular file at that path, never through a link: put the file itself there")
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        return WorklogError(f"{path}: the worklog has {st.st_nlink} hard links (another name for the same file); "
+                            "agentd appends only to a file with one name, so nothing lands under another "
+                            "name too: copy it (cp) so it has a name of its own")
     return WorklogError(f"{path}: the worklog is not a regular file (a directory, FIFO or device); "
                         "put the file itself there")
+
+
+def _refused(st: os.stat_result) -> bool:
+    """Not a regular file with one name: a link, a FIFO, a directory, a device, or a second hard link."""
+    return not stat.S_ISREG(st.st_mode) or st.st_nlink > 1
 
 
 def open_worklog(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
@@ -73,7 +82,7 @@ def open_worklog(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int
         raise
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if _refused(st):
             raise _not_regular(path, st)
         entry = os.lstat(path)
         if (entry.st_dev, entry.st_ino) != (st.st_dev, st.st_ino):
@@ -95,7 +104,7 @@ def _read_once(path: Path, index: Index) -> tuple[Read, bool]:
         return Read(path, exists=False), True
     except OSError as e:
         raise WorklogError(f"{path}: cannot read the worklog: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
+    if _refused(st):
         raise _not_regular(path, st)
     cached = index.get(path)
     stamp = ":".join(map(str, _stamp(st)))
