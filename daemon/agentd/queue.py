@@ -398,8 +398,7 @@ def newer_in_store(store, worklog: str, state: State, known: set) -> list[tuple[
     import sqlite3
 
     try:
-        rows = store.db.execute("SELECT task_id, run_id, max(seq) FROM entries WHERE worklog=? AND archived=0 "
-                                "AND task_id IS NOT NULL GROUP BY task_id", (worklog,)).fetchall()
+        rows = store.latest_entries(worklog)
     except sqlite3.Error:
         return []
     latest = state.latest

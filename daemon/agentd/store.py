@@ -171,6 +171,11 @@ class Store:
         return [(r, q) for r, q in self.db.execute("SELECT run_id, seq FROM entries WHERE worklog=? AND archived=0",
                                                    (worklog,))]
 
+    def latest_entries(self, worklog: str) -> list[tuple[str, str, int]]:
+        """(task id, run id, seq) of each task's latest copy written to that worklog, not archived."""
+        return self.db.execute("SELECT task_id, run_id, max(seq) FROM entries WHERE worklog=? AND archived=0 "
+                               "AND task_id IS NOT NULL GROUP BY task_id", (worklog,)).fetchall()
+
     def last_seq(self) -> int:
         row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
         return row[0] if row else 0
