@@ -10,7 +10,8 @@ replies, served in order to whichever API asks::
     fake.script(reply(tools=[("shell", {"command": "ls"})]), error(429, retry_after=1),
                 finish("done", "listed the files"))
 
-Items: ``reply`` (text and/or tool calls), ``error`` (status, message,
+Items: ``reply`` (text and/or tool calls, and a ``stop`` reason: ``cut`` for one cut at the output
+limit), ``error`` (status, message,
 headers, or a whole ``body``), ``sleep`` (answer late), ``garbage`` (a body that is not JSON),
 ``block`` (hang until ``release()`` or close), or any callable taking the
 request dict and returning an item.  Every request is kept in
@@ -32,8 +33,25 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def reply(text: str = "", tools=(), usage=(100, 20), cache=(0, 0)) -> dict:
-    return {"kind": "reply", "text": text, "tools": list(tools), "usage": usage, "cache": cache}
+def reply(text: str = "", tools=(), usage=(100, 20), cache=(0, 0), stop: str | None = None) -> dict:
+    """``stop``: the stop reason as sent, in place of the usual one (``tool_use``/``end_turn``,
+    ``tool_calls``/``stop``); ``"cut"`` is each API's own word for a reply cut at the output limit
+    (Messages ``stop_reason: "max_tokens"``, Chat Completions ``finish_reason: "length"``, Responses
+    ``status: "incomplete"`` with ``incomplete_details.reason: "max_output_tokens"``)."""
+    return {"kind": "reply", "text": text, "tools": list(tools), "usage": usage, "cache": cache, "stop": stop}
+
+
+def cut(text: str = "I will now", tools=(), **kw) -> dict:
+    """A reply cut off at the output-token limit, as each API says it (see ``reply``'s ``stop``)."""
+    return reply(text, tools, stop="cut", **kw)
+
+
+CUT = {"anthropic": "max_tokens", "openai": "length"}  # the APIs' own words for a cut reply
+
+
+def _stop(item: dict, api: str, usual: str) -> str:
+    stop = item.get("stop")
+    return usual if stop is None else CUT[api] if stop == "cut" else stop
 
 
 def finish(status: str = "done", summary: str = "did the thing", **kw) -> dict:
@@ -249,8 +267,11 @@ class FakeLLM:
             out.append({"type": "message", "id": f"msg_{next(self._ids)}", "role": "assistant", "status": "completed",
                         "content": [{"type": "output_text", "text": item["text"], "annotations": []}]})
         inp, outp = item["usage"]
+        was_cut = item.get("stop") == "cut"
         return {"id": f"resp_{next(self._ids)}", "object": "response", "created_at": int(time.time()),
-                "status": "completed", "model": (req["body"] or {}).get("model", "fake"), "output": out,
+                "status": "incomplete" if was_cut else "completed",
+                **({"incomplete_details": {"reason": "max_output_tokens"}} if was_cut else {}),
+                "model": (req["body"] or {}).get("model", "fake"), "output": out,
                 "usage": {"input_tokens": inp + item["cache"][0],
                           "input_tokens_details": {"cached_tokens": item["cache"][0]},
                           "output_tokens": outp, "output_tokens_details": {"reasoning_tokens": 0},
@@ -272,7 +293,8 @@ class FakeLLM:
                                                          "output_index": i, "content_index": 0, "text": text}))
             ev.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i,
                                                      "item": it}))
-        ev.append(("response.completed", {"type": "response.completed", "response": resp}))
+        done = "response.incomplete" if resp["status"] == "incomplete" else "response.completed"
+        ev.append((done, {"type": done, "response": resp}))
         return ev
 
     def _stream_error_events(self, api: str, req: dict, item: dict) -> list[tuple[str | None, dict]]:
@@ -315,7 +337,8 @@ class FakeLLM:
             content.append({"type": "tool_use", "id": f"toolu_{next(self._ids)}", "name": name, "input": args})
         return {"id": f"msg_{next(self._ids)}", "type": "message", "role": "assistant",
                 "model": req["body"].get("model", "fake"), "content": content,
-                "stop_reason": "tool_use" if item["tools"] else "end_turn", "stop_sequence": None,
+                "stop_reason": _stop(item, "anthropic", "tool_use" if item["tools"] else "end_turn"),
+                "stop_sequence": None,
                 "usage": {"input_tokens": item["usage"][0], "output_tokens": item["usage"][1],
                           "cache_read_input_tokens": item["cache"][0],
                           "cache_creation_input_tokens": item["cache"][1]}}
@@ -329,7 +352,7 @@ class FakeLLM:
             msg["tool_calls"] = calls
         return {"id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
                 "model": req["body"].get("model", "fake"),
-                "choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls" if calls else "stop"}],
+                "choices": [{"index": 0, "message": msg, "finish_reason": _stop(item, "openai", "tool_calls" if calls else "stop")}],
                 "usage": {"prompt_tokens": item["usage"][0] + item["cache"][0],
                           "completion_tokens": item["usage"][1],
                           "total_tokens": sum(item["usage"]) + item["cache"][0],

@@ -18,7 +18,7 @@ from agentd import runners
 from agentd.checkpoints import UNKNOWN_OUTCOME, transcript_lines
 from agentd.task import Task
 from agentd.store import Store
-from fake_llm import block, error, finish, make_config, reply
+from fake_llm import block, cut, error, finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
@@ -588,3 +588,65 @@ def test_the_shell_tool_stops_a_command_that_floods_its_output(tmp_path):
     result = Tools(tmp_path / "ws", {"PATH": os.environ["PATH"]}).shell("yes", timeout=60)
     assert result.is_error and "[killed: printed more than 8 MiB]" in result.text
     assert len(result.text) < 20_000  # the model sees a capped head and tail
+
+
+# -- stop reasons: a cut reply, and a run whose every tool call failed --------------------------
+
+@pytest.mark.parametrize("api", ["anthropic", "openai"])
+def test_a_reply_cut_at_max_tokens_is_not_done_the_model_is_told_to_go_on(tmp_path, fake, api):
+    fake.script(reply(tools=[shell("echo x > f.txt")]), cut("The file f.txt now holds x and I"),
+                finish("done", "Wrote x to f.txt and checked it."))
+    out, store, _ = go(cfg_for(tmp_path, fake, api))
+    assert out.status == "done" and out.summary == "Wrote x to f.txt and checked it."
+    body = fake.requests[2]["body"]
+    last = body["messages"][-1]
+    said = last["content"] if isinstance(last["content"], str) else last["content"][-1]["text"]
+    assert last["role"] == "user" and "cut off" in said and "max_tokens" in said
+    assert "cut off" in "\n".join(transcript_lines(store, "r1"))
+
+
+@pytest.mark.parametrize("api", ["anthropic", "openai"])
+def test_a_reply_that_stays_cut_fails_the_run_naming_the_stop_reason(tmp_path, fake, api):
+    word = {"anthropic": "max_tokens", "openai": "length"}[api]
+    fake.script(reply(tools=[shell("true")]), *[cut("Still thinking about wh")] * 5)
+    out, _, _ = go(cfg_for(tmp_path, fake, api))
+    assert out.status == "failed" and len(fake.requests) == 1 + 3
+    assert out.reason == f"reply cut off at the output limit (stop reason {word}) 3 times in a row"
+
+
+def test_a_reply_cut_at_the_last_step_fails_the_run_rather_than_counting_as_done(tmp_path, fake):
+    fake.script(reply(tools=[shell("true")]), cut("Everything checks out, the summary i"))
+    out, _, _ = go(cfg_for(tmp_path, fake, max_steps=2))
+    assert out.status == "failed" and out.steps == 2
+    assert out.reason == "reply cut off at the output limit (stop reason max_tokens) at the last step"
+
+
+def test_a_run_whose_every_tool_call_failed_is_failed_not_done(tmp_path, fake):
+    fake.script(reply(tools=[shell("mkdir /proc/nope"), ("read_file", {"path": "missing.txt"})]),
+                finish("done", "Created the directory and read the file as asked."))
+    out, _, _ = go(cfg_for(tmp_path, fake))
+    assert out.status == "failed" and out.summary == "Created the directory and read the file as asked."
+    assert out.reason.startswith("every tool call failed (2 of 2); the last: ")
+
+
+def test_a_run_with_one_tool_call_that_worked_stays_done(tmp_path, fake):
+    fake.script(reply(tools=[shell("mkdir /proc/nope"), shell("echo ok")]),
+                finish("done", "The mkdir failed, so I echoed instead."))
+    out, _, _ = go(cfg_for(tmp_path, fake))
+    assert out.status == "done" and out.reason is None
+
+
+@pytest.mark.parametrize("cli", ["claude-cli", "codex-cli"])
+def test_a_cli_runs_login_dir_is_private_and_writable_before_the_sandbox_starts_whatever_the_umask(tmp_path, cli):
+    from agentd import clihome
+
+    cfg = make_config(tmp_path)
+    old = os.umask(0o277)  # a unit's UMask= may take the owner's write bit too
+    try:
+        with clihome.RunHome(cfg, "r1", cli) as rh:
+            modes = {p.name: p.stat().st_mode & 0o777 for p in (rh.path, rh.home)}
+            os.umask(old)
+            (rh.home / "settings.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert modes == {rh.path.name: 0o700, "home": 0o700} and not rh.path.exists()

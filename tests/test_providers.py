@@ -10,7 +10,7 @@ import pytest
 
 from agentd.errors import AuthFailed, ContextOverflow, ProviderDown, RateLimited, UsageLimit
 from agentd.providers import Message, ToolCall, ToolSpec, make_provider, resolve_provider_name
-from fake_llm import error, garbage, make_config, reply, sleep
+from fake_llm import cut, error, garbage, make_config, reply, sleep
 
 SHELL = ToolSpec("shell", "run a command", {"type": "object", "properties": {"command": {"type": "string"}},
                                             "required": ["command"]})
@@ -228,3 +228,13 @@ def test_tool_calls_survive_conversion_with_unicode(tmp_path, fake):
     msgs = fake.requests[0]["body"]["messages"]
     assert msgs[0]["content"][0]["text"] == "a\u2028b\u0085c\rd"
     assert msgs[2]["content"][0]["is_error"] is True
+
+
+@pytest.mark.parametrize("cfg_of, word", [(anthropic_cfg, "max_tokens"), (openai_cfg, "length")])
+def test_a_reply_cut_at_the_output_limit_is_read_as_cut_in_each_apis_own_word(tmp_path, fake, cfg_of, word):
+    fake.script(cut("Let me chec"), reply("all done"))
+    p = make_provider(cfg_of(tmp_path, fake))
+    r = p.complete("sys", [Message("user", "go")], [SHELL], max_tokens=5)
+    assert (r.text, r.stop_reason, r.cut) == ("Let me chec", word, True)
+    r2 = p.complete("sys", [Message("user", "go")], [SHELL], max_tokens=5)
+    assert r2.cut is False and r2.stop_reason in ("end_turn", "stop")

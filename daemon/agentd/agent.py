@@ -6,7 +6,10 @@ worklog context for the prompt, and the mapping of how it stopped to the one
 model, runs the tools it asks for, and stops when it calls ``finish`` (or answers
 in plain text: done, with that text as the summary), when a budget runs out
 (blocked), or when the provider fails (blocked, deferred or failed: see
-``failure``).  The CLI agents (``runners/cli_agent.py``) run their own loop.
+``failure``).  A reply cut off at the output limit (``length`` / ``max_tokens``) is
+not an answer: the model is told so and goes on, and a reply that stays cut
+(``MAX_CUT`` in a row, or at the last step) fails the run (``cut_off``).  A run
+whose every tool call failed is never done (``all_failed``).  The CLI agents (``runners/cli_agent.py``) run their own loop.
 Every step is checkpointed (``checkpoints.py``) before the next action, so running
 the same run id again resumes it.  The model's mistakes go back to it as tool
 errors; exceptions from agentd's own code propagate to the wake.
@@ -21,11 +24,12 @@ from pathlib import Path
 
 from agentd import approvals, compaction, statuses, worktrees
 from agentd.budget import DAILY, Budget
-from agentd.checkpoints import (Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep,
-                                transcript_lines)
+from agentd.checkpoints import (UNKNOWN_OUTCOME, Checkpoints, FinalStep, ModelStep, ReviewStep, SystemStep,
+                                ToolStep, UserStep, transcript_lines)
 from agentd.errors import AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited, UsageLimit
 from agentd.prompts import render
-from agentd.providers import Message, Provider, Response, ToolCall, cost_usd, make_provider, resolve_provider_name
+from agentd.providers import (CUT_REASONS, Message, Provider, Response, ToolCall, cost_usd, make_provider,
+                              resolve_provider_name)
 from agentd.redact import redact
 from agentd.runners.job import Job, Outcome
 from agentd.times import iso_in, next_utc_day
@@ -33,6 +37,10 @@ from agentd.tools import SPECS, Tools, check_args
 
 DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
 TRIVIAL = 20  # a done summary shorter than this is flagged
+MAX_CUT = 3  # replies cut off at the output limit in a row that fail the run
+CUT_NOTE = ("[agentd] Your last reply was cut off at the output limit (stop reason {stop}, max_tokens {limit}) "
+            "before you ended it. Go on from where it stopped, in shorter replies, and call finish when the task "
+            "is done.")
 
 
 class AgentRun:
@@ -61,6 +69,8 @@ class AgentRun:
     def outcome(self, status: str, summary: str, reason: str | None = None,
                 defer_until: str | None = None) -> Outcome:
         flagged = None
+        if status == statuses.DONE and (why := self.all_failed()):
+            status, reason = statuses.FAILED, why
         if status == statuses.DONE:
             if not self.acted():
                 flagged = "finished without doing anything"
@@ -84,6 +94,15 @@ class AgentRun:
 
     def steps(self) -> int:
         return len(self.cp.of(ModelStep))
+
+    def all_failed(self) -> str | None:
+        """Why a run whose every tool call (one at least, ``finish`` aside) failed is not done, or None.
+        A call a crash left with an unknown outcome may have worked: it is not counted as failed."""
+        used = self.cp.used_tools()
+        if not used or not all(s.is_error and s.result != UNKNOWN_OUTCOME for s in used):
+            return None
+        last = ((used[-1].result or "").strip().splitlines() or ["(no output)"])[0][:150]
+        return f"every tool call failed ({len(used)} of {len(used)}); the last: {used[-1].name}: {last}"
 
     def stopped(self, reason: str, verb: str | None = None) -> Outcome:
         """A budget stopped the run: the day's budget defers it to the next UTC day, any other blocks it."""
@@ -196,7 +215,10 @@ class ApiAgentRun(AgentRun):
                     self.run_tool(call)
             last = self.cp.last()
             if isinstance(last, ModelStep) and not last.tool_calls:
-                if out := self.finish(statuses.DONE, last.text):
+                if last.stop in CUT_REASONS:
+                    if out := self.cut_off(last):
+                        return out
+                elif out := self.finish(statuses.DONE, last.text):
                     return out
             if reason := self.budget.check(self.steps()):  # max_steps, time, tokens, dollars
                 return self.stopped(reason)
@@ -205,9 +227,28 @@ class ApiAgentRun(AgentRun):
             except ProviderError as e:
                 return self.failure(e)
             calls = [ToolCall(c.id, c.name, _redact_args(c.args, self.redact)) for c in resp.tool_calls]
-            n = self.cp.add(ModelStep(self.redact(resp.text), calls, self.provider.name, self.provider.model))
-            self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}")
+            n = self.cp.add(ModelStep(self.redact(resp.text), calls, self.provider.name, self.provider.model,
+                                      resp.stop_reason or ""))
+            self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}"
+                          + (f" (reply cut off: {resp.stop_reason})" if resp.cut else ""))
         return self.stopped(f"budget: max_steps {self.cfg['max_steps']} reached")
+
+    def cut_off(self, last: ModelStep) -> Outcome | None:
+        """A reply cut off at the output limit with no tool call: tell the model and go on, or, when
+        ``MAX_CUT`` replies in a row were cut or no step is left, fail the run naming the stop reason."""
+        run = 0
+        for step in reversed(self.cp.of(ModelStep)):
+            if step.stop not in CUT_REASONS:
+                break
+            run += 1
+        where = (f"{run} times in a row" if run >= MAX_CUT
+                 else "at the last step" if self.steps() >= self.cfg["max_steps"] else None)
+        if where is None:
+            self.cp.add(UserStep(CUT_NOTE.format(stop=last.stop, limit=self.cfg["max_tokens"])))
+            self.progress(f"reply cut off ({last.stop}); asking the model to go on")
+            return None
+        reason = f"reply cut off at the output limit (stop reason {last.stop}) {where}"
+        return self.outcome(statuses.FAILED, f"Stopped after {self.steps()} model turns: {reason}.", reason)
 
     def begin(self) -> None:
         if self.cp.steps:

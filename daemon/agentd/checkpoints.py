@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from agentd.providers import Message, ToolCall
+from agentd.providers import CUT_REASONS, Message, ToolCall
 
 UNKNOWN_OUTCOME = "unknown outcome: agentd was interrupted while this ran; check before re-running"
 CLEARED = "[output cleared to save context: {n} characters]"
@@ -79,12 +79,15 @@ class ModelStep(Step):
     tool_calls: list[ToolCall] = field(default_factory=list)
     provider: str = ""
     model: str = ""
+    stop: str = ""  # the API's stop reason ("length" / "max_tokens": the reply was cut off)
 
     def to_messages(self, n: int, clear_before: int) -> list[Message]:
         return [Message("assistant", self.text, list(self.tool_calls))]
 
     def transcript(self, n: int) -> list[str]:
         out = _labelled(f"#{n} model: ", self.text) if self.text else [f"#{n} model ({self.provider} {self.model})"]
+        if self.stop in CUT_REASONS:
+            out.append(f"    [cut off: stop reason {self.stop}]")
         for c in self.tool_calls:
             arg = c.args.get("command") or c.args.get("path") or c.args.get("status") or ""
             out.append(f"    -> {c.name} {str(arg).splitlines()[0][:200] if arg else ''}".rstrip())

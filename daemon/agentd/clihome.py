@@ -12,6 +12,10 @@ next CLI run of this agentd).  In it:
   only model provider, and the person's ``model`` if their config.toml names one.
 - ``proxy.sock``: the unix socket of the run's ``proxy.Proxy``.
 
+Both dirs are made 0700 (whatever the umask) before the sandbox starts; the sandbox binds the run
+dir writable.  Checked with the pinned claude (2.1.332) under bwrap with a read-only, empty HOME
+and ``CLAUDE_CONFIG_DIR`` set: it writes only there, never ``~/.claude``, and its Bash calls work.
+
 Nothing is ever copied back out.  The person's own ``~/.claude``, ``~/.claude.json`` and ``~/.codex``
 are hidden in every sandbox (``sandbox.CLI_OWN``).
 
@@ -150,11 +154,13 @@ class RunHome:
             shutil.rmtree(old, ignore_errors=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:24]
         self.path = Path(tempfile.mkdtemp(prefix=f"{_prefix(cfg)}{safe}-", dir=tempfile.gettempdir()))
+        os.chmod(self.path, 0o700)  # whatever the umask took: the CLI writes here inside the sandbox
         self.home = self.path / "home"
         self.sock = self.path / "proxy.sock"
 
     def __enter__(self) -> "RunHome":
         self.home.mkdir(mode=0o700)
+        os.chmod(self.home, 0o700)  # a umask (a unit's UMask=) must not leave it unwritable inside
         src = claude_src(self.env) if self.cli == "claude-cli" else codex_src(self.env)
         for name in COPIED[self.cli]:
             data = read_bounded(src / name)

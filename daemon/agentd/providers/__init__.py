@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from agentd.backends import chosen
 from agentd.errors import AuthFailed, ProviderError
-from agentd.providers.base import (Message, Provider, Response, ToolCall, ToolSpec, Usage, classify,  # noqa: F401
-                                   public_url, retry_after)
+from agentd.providers.base import (CUT_REASONS, Message, Provider, Response, ToolCall, ToolSpec, Usage,  # noqa: F401
+                                   classify, public_url, retry_after)
 
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-6",

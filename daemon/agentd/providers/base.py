@@ -56,14 +56,25 @@ class Usage:
         return self.prompt + self.output
 
 
+# The APIs' stop reasons for a reply cut off at the output-token limit: Chat Completions'
+# ``finish_reason: "length"`` (OpenAI and the servers that speak it), the Messages API's
+# ``stop_reason: "max_tokens"``.  Such a reply is incomplete, whatever it says.
+CUT_REASONS = ("length", "max_tokens")
+
+
 @dataclass
 class Response:
     text: str
     tool_calls: list[ToolCall]
-    stop_reason: str
+    stop_reason: str  # as the API sent it ("" when it sent none)
     usage: Usage
     raw: Any = None
     model: str = ""
+
+    @property
+    def cut(self) -> bool:
+        """The reply stopped at the output-token limit, not where the model ended it."""
+        return self.stop_reason in CUT_REASONS
 
 
 class Provider:
