@@ -176,7 +176,7 @@ def test_a_path_dir_under_run_user_runs_its_program_and_leaves_the_session_bus_o
                                                                                             linked):
     bindir = fnm_bin(base, run_user, linked)
     cfg = layout(base, _env={"PATH": f"{bindir}:/usr/bin:/bin"})
-    py = canary._python(sandbox.policy_for(cfg))
+    py = sandbox.python_inside(sandbox.policy_for(cfg))
     text = sh(cfg, "claude-from-run; " + BUS_PROBE.format(py=py, bus=run_user / "bus", rt=run_user))
     assert "runs: beside the program" in text, text
     assert "BUS-CONNECTED" not in text and "bus: No such file or directory" in text, text
@@ -189,7 +189,7 @@ def test_with_the_parent_shown_again_the_session_bus_is_reached__proof_the_test_
     monkeypatch.setattr(sandbox, "programs_to_show", _old_programs_to_show)  # PROTECTION OFF, ON PURPOSE
     bindir = fnm_bin(base, run_user, linked=False)
     cfg = layout(base, _env={"PATH": f"{bindir}:/usr/bin:/bin"})
-    py = canary._python(sandbox.policy_for(cfg))
+    py = sandbox.python_inside(sandbox.policy_for(cfg))
     text = sh(cfg, BUS_PROBE.format(py=py, bus=run_user / "bus", rt=run_user))
     assert "BUS-CONNECTED" in text, text
 

@@ -283,7 +283,7 @@ def test_network_is_off_unless_the_task_grants_it(base):
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
     port = srv.getsockname()[1]
-    py = canary._python(sandbox.policy_for(cfg))
+    py = sandbox.python_inside(sandbox.policy_for(cfg))
     probe = f"{py} -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('CONNECTED')\""
     try:
         text, err = sh(cfg, probe)
@@ -610,7 +610,7 @@ class Case:
         self.shadow = None
         if ROOT and os.path.exists("/etc/shadow"):
             self.shadow = Path("/etc/shadow").read_text().splitlines()[0]
-        self.py = canary._python(sandbox.policy_for(cfg))
+        self.py = sandbox.python_inside(sandbox.policy_for(cfg))
         self.outside = f"/var/tmp/agentd-escape-{self.tok}"
         self.command = self.template.format(
             home=home, cfgdir=cfg.config_dir, env=cfg.config_dir / "env", state=cfg.state_dir, store=cfg.store_path,
@@ -784,3 +784,27 @@ def test_a_program_on_path_under_tmp_still_runs_and_the_rest_of_tmp_stays_privat
     finally:
         shutil.rmtree(top, ignore_errors=True)
         shutil.rmtree(other, ignore_errors=True)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("how", ["from its source", "as a file (before)"])
+def test_the_relay_runs_inside_when_agentds_own_code_is_not_visible_there(base, how):
+    """A checkout under /tmp (or any dir the sandbox hides) holds agentd's code: the relay is run from its
+    source text by a Python the sandbox can see, so it starts and runs its command; run as a file, the
+    way it was before, it can't be opened inside."""
+    from agentd import relay
+
+    cfg = layout(base)
+    code_dir = Path(relay.__file__).resolve().parent
+    policy = sandbox.policy_for(cfg, workspace=cfg.workspace)
+    policy = sandbox.Policy(**{**vars(policy), "hidden": (*policy.hidden, code_dir)})  # as under a private /tmp
+    port = 20000 + os.getpid() % 20000
+    inner = ["/bin/sh", "-c", "echo relayed-child-ran"]
+    cmd = (relay.command(sandbox.python_inside(policy), base / "none.sock", port, inner) if how == "from its source"
+           else [sys.executable, "-I", relay.__file__, str(base / "none.sock"), str(port), "--", *inner])
+    p = subprocess.run(sandbox.wrap(cmd, policy, cfg), capture_output=True, text=True, timeout=60,
+                       env=sandbox.env_for(policy, cfg.env), cwd=cfg.workspace)
+    if how == "from its source":
+        assert p.returncode == 0 and "relayed-child-ran" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    else:
+        assert p.returncode != 0 and "relayed-child-ran" not in p.stdout, (p.stdout, p.stderr)

@@ -6,10 +6,9 @@ processes), without changing anything.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from agentd import sandbox
-from agentd.sandbox import Policy, Unavailable, _home, _inside, _real, agentd_paths, policy_for, wrap
+from agentd.sandbox import Policy, Unavailable, _home, _real, agentd_paths, policy_for, python_inside, wrap
 
 # Run inside the sandbox by ``canary``: each probe tries to reach something it must not, without
 # changing anything (writes are asked of access(2), which answers EROFS on a read-only mount),
@@ -131,22 +130,6 @@ def _survivors(token: str) -> list[int]:
     return out
 
 
-def _python(policy: Policy) -> str:
-    """A Python the sandbox can see (agentd's own may live in /tmp or a hidden dir)."""
-    import sys
-
-    import shutil
-
-    covered = [*policy.hidden, *([Path("/tmp")] if policy.private_tmp else []), Path("/run")]
-    # a venv's python run by its real path is the base interpreter: enough for stdlib-only probes
-    for exe in (sys.executable, os.path.realpath(sys.executable), getattr(sys, "_base_executable", None),
-                "/usr/bin/python3", shutil.which("python3")):
-        if exe and os.access(exe, os.X_OK) and not any(_inside(_real(exe), c) or _inside(Path(os.path.abspath(exe)), c)
-                                                       for c in covered):
-            return exe
-    return sys.executable
-
-
 def key_probe(cfg, policy: Policy) -> dict:
     """What the canary looks for in every environment inside: key names (the providers', agentd's
     env file's, any secret-looking one), key shapes (sk-..., ghp_...) and agentd's key values, as a
@@ -176,7 +159,6 @@ def canary(cfg, timeout: float = 30) -> dict:
     import signal
     import socket
     import subprocess
-    import sys
     import tempfile
     import threading
     import time
@@ -240,7 +222,7 @@ def canary(cfg, timeout: float = 30) -> dict:
         args = {"read": reads, "write": writes, "secrets": secret_paths, "port": server.getsockname()[1],
                 "sockets": sockets, "pid": os.getpid(), "cmdline": cmdline, **key_probe(cfg, policy),
                 "survivor": survivor, "mounts": mounts, "kernel": KERNEL_SETTINGS}
-        argv = [_python(policy), "-I", "-S", "-c", _CANARY, json.dumps(args)]
+        argv = [python_inside(policy), "-I", "-S", "-c", _CANARY, json.dumps(args)]
         try:
             argv = wrap(argv, policy, cfg)
         except Unavailable as e:

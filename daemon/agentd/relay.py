@@ -5,10 +5,12 @@ sandbox's command: it listens on ``127.0.0.1:PORT`` there, starts the CLI as its
 its API and ``HTTPS_PROXY`` at that address), copies each connection to the unix socket that agentd's
 ``proxy.Proxy`` listens on outside (bound into the sandbox), and exits with the CLI's exit status.
 
-It is run as a file by agentd's Python with ``-I`` and imports only the standard library, so nothing
-in the sandbox's environment or workspace changes what it runs::
+It is run from its source text (``command``: ``python -I -S -c SOURCE``, read outside), by a Python the
+sandbox can see (``sandbox.python_inside``), and imports only the standard library: no file of agentd's
+need be visible inside (a checkout under /tmp is not), and nothing in the sandbox's environment or
+workspace changes what it runs::
 
-    python -I relay.py SOCKET PORT -- claude -p ...
+    python -I -S -c <relay.py> SOCKET PORT -- claude -p ...
 """
 
 import os
@@ -18,6 +20,13 @@ import socket
 import subprocess
 import sys
 import threading
+
+
+def command(python: str, sock_path, port: int, argv: list[str]) -> list[str]:
+    """The sandbox's command: this relay, from its source text, in front of ``argv``."""
+    with open(__file__, encoding="utf-8") as f:
+        source = f.read()
+    return [python, "-I", "-S", "-c", source, str(sock_path), str(port), "--", *argv]
 
 
 def pipe(a: socket.socket, b: socket.socket, idle: float | None = None, close=None) -> None:

@@ -263,6 +263,22 @@ def _safe_to_show(src: Path, seen: Path, hidden) -> bool:
         return False
 
 
+def python_inside(policy: Policy) -> str:
+    """A Python the sandbox can see, for stdlib-only programs agentd runs inside (the canary, the relay):
+    agentd's own may live in /tmp or a hidden dir."""
+    import shutil
+    import sys
+
+    covered = [*policy.hidden, *([Path("/tmp")] if policy.private_tmp else []), Path("/run")]
+    # a venv's python run by its real path is the base interpreter: enough for stdlib-only probes
+    for exe in (sys.executable, os.path.realpath(sys.executable), getattr(sys, "_base_executable", None),
+                "/usr/bin/python3", shutil.which("python3")):
+        if exe and os.access(exe, os.X_OK) and not any(_inside(_real(exe), c) or _inside(Path(os.path.abspath(exe)), c)
+                                                       for c in covered):
+            return exe
+    return sys.executable
+
+
 # -- the command line ---------------------------------------------------------------------
 def _depth(p: Path) -> int:
     return len(p.parts)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from agentd import procs
 from agentd.providers import ToolCall, ToolSpec
 from agentd.redact import scrubbed_env
 
-RELAY = Path(__file__).resolve().parent / "relay.py"
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 OUTPUT_CAP = 16_000  # characters of shell output the model sees
 SHELL_MAX_BYTES = 8 * 2**20  # a shell command printing more than this is stopped
@@ -171,8 +169,6 @@ class Tools:
 
     def allow(self) -> tuple[str, ...]:
         """The hosts the shell reaches through the egress proxy; ``()``: none, or the whole network."""
-        from agentd import proxy
-
         policy = self.policy()
         if policy is None or policy.mode == "off" or policy.network:
             return ()
@@ -247,7 +243,7 @@ class Tools:
         return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
 
     def shell(self, command: str, timeout: float) -> ToolResult:
-        from agentd import sandbox
+        from agentd import relay, sandbox
 
         policy = self.policy()
         if policy is None:
@@ -256,7 +252,7 @@ class Tools:
         egress = self._egress() if self.allow() else None
         if egress is not None:  # the relay inside, the proxy outside: only the allowed hosts
             port = 20000 + secrets.randbelow(40000)  # (the command's own network namespace: no clash)
-            argv = [sys.executable, "-I", str(RELAY), str(egress.sock), str(port), "--", *argv]
+            argv = relay.command(sandbox.python_inside(policy), egress.sock, port, argv)
             # its socket's dir, shown read-only (``programs``: dirs bound read-only where they are)
             policy = sandbox.Policy(**{**vars(policy), "programs": (*policy.programs, (egress.dir, egress.dir))})
             env = proxy_env(env, f"http://127.0.0.1:{port}")

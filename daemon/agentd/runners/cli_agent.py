@@ -35,11 +35,10 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from agentd import bwrap, clihome, egress, escapes, procs, proxy, sandbox, statuses
+from agentd import bwrap, clihome, egress, escapes, procs, proxy, relay, sandbox, statuses
 from agentd.agent import AgentRun, health_text
 from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
@@ -61,7 +60,6 @@ MIN_CLAUDE_USD = 0.005  # claude's --max-budget-usd must be > 0, and agentd pass
 CLI_DEFAULT_MODELS = {"claude-cli": "claude-opus-5-5", "codex-cli": "gpt-6.2-sol"}
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy",
               "no_proxy")
-RELAY = Path(__file__).resolve().parent.parent / "relay.py"
 # codex: names its shells never see (its own defaults cover *KEY*, *SECRET*, *TOKEN*)
 CODEX_SHELL_EXCLUDE = ("*KEY*", "*SECRET*", "*TOKEN*", "*PASSWORD*", "*CREDENTIAL*")
 RESUME_NOTE = ("\nNote: a previous attempt at this task was interrupted while it ran. Check the current state "
@@ -124,7 +122,7 @@ class CliAgentRun(AgentRun):
                     # codex's own sandbox is bwrap too, which can't start inside agentd's (no capabilities,
                     # no user namespaces): agentd's confines it instead (and the record says what ran)
                     argv[argv.index("workspace-write")] = "danger-full-access"
-                cmd = argv if full else [sys.executable, "-I", str(RELAY), str(home.sock), str(port), "--", *argv]
+                cmd = argv if full else relay.command(sandbox.python_inside(policy), home.sock, port, argv)
                 try:
                     wrapped = sandbox.wrap(cmd, policy, cfg)
                 except sandbox.Unavailable as e:
