@@ -8,7 +8,15 @@ docs/reliability.md quotes.  After every trial:
 - no torn entry misread: the worklog parses with no unreadable line;
 - no task lost: every task written is known;
 - no finished run repeated: once a task's "done" entry is in the worklog its command never
-  runs again (each command appends a line to a counter file).
+  runs again (each command appends a line to a counter file);
+- no extra run: once agentd's store holds a task's done run (``runs``), its command never runs
+  again, whatever stale buffer an editor saved over the worklog meanwhile.
+
+The editor saves: the buffer read just before (in place, by rename, slowly in place with a wake
+in the middle), and stale buffers: read while a wake ran (so it may hold a "started" entry and not
+the finding), kept over one or two whole wakes, then saved over and over, in place or by rename,
+while wakes run back to back; the saves land during the wakes' reads, between a read and its
+check of what the worklog lost, and while the parse cache is written.
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ class Host:
         self.done_at: dict[str, int] = {}  # task -> command runs counted when its done entry was first seen
         self.failures: list[str] = []
         self.lost_entries = 0
+        self.stored_at: dict[str, int] = {}  # task -> command runs counted when the store first held its done run
+        self.extra: dict[str, int] = {}  # task -> command runs after that
         self.add_tasks(4)
 
     def add_tasks(self, k: int) -> None:
@@ -89,6 +99,9 @@ class Host:
             with open(self.worklog, "r+b") as f:
                 f.truncate(0)
                 f.write(data)
+        elif how.startswith("stale"):
+            self.stale_save(how)
+            return
         else:  # slow in place, a wake in the middle
             with open(self.worklog, "r+b") as f:
                 f.truncate(0)
@@ -99,6 +112,44 @@ class Host:
                 time.sleep(self.rnd.uniform(0, 0.3))
                 f.write(data[cut:])
                 p.wait()
+        self.check()
+
+    def stale_save(self, how: str) -> None:
+        """An editor whose buffer is a few wakes old saves it again and again while wakes run back
+        to back.  "stale": the buffer is read between wakes; "stale-mid": while a wake runs, so it
+        may hold the wake's "started" entry but not its finding."""
+        if how == "stale-mid":
+            p = self.wake()
+            time.sleep(self.rnd.uniform(0, 0.15))
+            data = self.worklog.read_bytes()
+            p.wait()
+        else:
+            data = self.worklog.read_bytes()
+        for _ in range(self.rnd.randint(1, 2)):  # the buffer gets older
+            self.wake().wait()
+        stop = threading.Event()
+        rnd = random.Random(self.rnd.random())
+
+        def save_over_and_over():
+            tmp = self.worklog.with_name(self.worklog.name + ".swp")
+            while not stop.is_set():
+                if rnd.random() < 0.5:
+                    tmp.write_bytes(data)
+                    os.replace(tmp, self.worklog)
+                else:
+                    with open(self.worklog, "r+b") as f:
+                        f.truncate(0)
+                        f.write(data)
+                time.sleep(rnd.uniform(0, 0.02))
+
+        saver = threading.Thread(target=save_over_and_over)
+        saver.start()
+        try:
+            for _ in range(self.rnd.randint(2, 3)):  # back to back: each starts as the last ends
+                self.wake().wait()
+        finally:
+            stop.set()
+            saver.join()
         self.check()
 
     def open_tasks(self) -> int:
@@ -144,6 +195,29 @@ class Host:
             if self.counts_of(t) != n:
                 self.failures.append(f"{t} ran again after its done entry")
                 self.done_at[t] = self.counts_of(t)
+        self.count_extra_runs()
+
+    def count_extra_runs(self) -> None:
+        """Runs of a command after agentd's store held its done run: each is one too many."""
+        import sqlite3
+
+        path = self.root / "s" / "agentd" / "agentd.sqlite3"
+        if not path.exists():  # no wake has recorded a run yet
+            return
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            done = [t for (t,) in db.execute("SELECT DISTINCT task_id FROM runs WHERE status='done'")]
+        except sqlite3.Error:  # the first wake is creating its tables
+            done = []
+        finally:
+            db.close()
+        for t in done:
+            if t not in self.stored_at:
+                self.stored_at[t] = self.counts_of(t)
+        for t, n in self.stored_at.items():
+            more = self.counts_of(t) - n
+            if more > self.extra.get(t, 0):
+                self.extra[t] = more
 
     def settle(self) -> None:
         """Wakes until nothing is left; every task must end done.  A task the kills blocked
@@ -192,7 +266,7 @@ def storm(root: Path, trials: int, seed: int, editors: bool, seconds: float | No
     end = time.monotonic() + seconds if seconds else None
     while (kills + races < trials) if end is None else time.monotonic() < end:
         if editors and rnd.random() < 0.12:
-            host.editor_save(rnd.choice(["in-place", "rename", "slow"]))
+            host.editor_save(rnd.choice(["in-place", "rename", "slow", "stale", "stale-mid"]))
             races += 1
         else:
             host.kill_trial()
@@ -200,7 +274,8 @@ def storm(root: Path, trials: int, seed: int, editors: bool, seconds: float | No
         if rnd.random() < 0.15 and host.open_tasks() < 4:  # keep a few tasks for the wakes to run
             host.add_tasks(rnd.randint(1, 3))
     host.settle()
-    return {"kills": kills, "races": races, "tasks": host.n, "failures": host.failures, "lost": host.lost_entries}
+    return {"kills": kills, "races": races, "tasks": host.n, "failures": host.failures, "lost": host.lost_entries,
+            "extra": sum(host.extra.values()), "extra_tasks": len(host.extra)}
 
 
 def run_storms(root: Path, trials: int, workers: int, editors: bool, seconds: float | None = None) -> dict:
@@ -211,9 +286,9 @@ def run_storms(root: Path, trials: int, workers: int, editors: bool, seconds: fl
         t.start()
     for t in threads:
         t.join()
-    total = {"kills": 0, "races": 0, "tasks": 0, "lost": 0, "failures": []}
+    total = {"kills": 0, "races": 0, "tasks": 0, "lost": 0, "extra": 0, "extra_tasks": 0, "failures": []}
     for r in results:
-        for k in ("kills", "races", "tasks", "lost"):
+        for k in ("kills", "races", "tasks", "lost", "extra", "extra_tasks"):
             total[k] += r[k]
         total["failures"] += r["failures"]
     return total
@@ -225,6 +300,7 @@ def test_kill_9_storm_of_200_trials_with_editor_races(tmp_path):
     r = run_storms(tmp_path, trials=240, workers=4, editors=True)
     assert r["kills"] >= 200, r
     assert r["failures"] == [], r["failures"][:10]
+    assert r["extra"] == 0, r
 
 
 def main(argv: list[str]) -> int:
@@ -240,12 +316,14 @@ def main(argv: list[str]) -> int:
         r = run_storms(Path(d), trials=0, workers=a.workers, editors=True, seconds=a.seconds)
     took = time.monotonic() - t0
     print(f"soak: {took:.0f} s, {a.workers} hosts: {r['kills']} kill -9 trials, {r['races']} editor races "
-          f"(in place, rename, slow in place), {r['tasks']} tasks, {len(r['failures'])} failures; "
+          f"(in place, rename, slow in place, stale buffers saved over and over while wakes run back to back), "
+          f"{r['tasks']} tasks, {len(r['failures'])} failures, {r['extra']} extra runs of {r['extra_tasks']} tasks "
+          "whose done run the store held; "
           f"{r['lost']} entries missing at the end, saved over after their 3 restores (agentd's copy still "
           "counts them)")
     for f in r["failures"][:20]:
         print(f"  failure: {f}")
-    return 1 if r["failures"] else 0
+    return 1 if r["failures"] or r["extra"] else 0
 
 
 if __name__ == "__main__":
