@@ -22,7 +22,7 @@ where it has them; claude refuses a budget under half a cent, so such a run is n
 started.  The run is checkpointed as one tool step; if agentd dies while the CLI
 runs, the resumed run starts the CLI again with a note to check the workspace first
 (a CLI session can't be resumed from outside).  How it stopped maps to the outcome
-as for the API agents (``agent.AgentRun.failure``); a usage limit carries the reset
+as for the API agents (``agentrun.AgentRun.failure``); a usage limit carries the reset
 time the CLI printed.
 """
 
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from agentd import bwrap, clihome, egress, escapes, procs, proxy, relay, sandbox, statuses
-from agentd.agent import AgentRun, health_text
+from agentd.agentrun import AgentRun, health_text
 from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
