@@ -45,6 +45,53 @@ def fake():
     f.close()
 
 
+class Site:
+    """A plain HTTP server on a loopback address of its own: a stand-in for a host on the internet, or for
+    a loopback-only service a name could resolve to.  ``addr`` defaults to a random 127.x.y.z (parallel
+    runs don't meet), ``port`` to any (80 needs root); it answers every GET with ``body`` (default
+    ``hello from <addr>``) and records the paths it was asked for."""
+
+    def __init__(self, addr: str | None = None, port: int = 0, body: bytes | None = None):
+        import random
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.addr = addr or f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        self.paths: list[str] = []
+        site, data = self, body if body is not None else f"hello from {self.addr}\n".encode()
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                site.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        try:
+            self.server = ThreadingHTTPServer((self.addr, port), H)
+        except PermissionError:
+            pytest.skip(f"a loopback stand-in on port {port} needs root")
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sites():
+    """Two stand-ins for hosts on the internet: 127.0.0.2 (the one a test allows) and 127.0.0.3."""
+    a, b = Site("127.0.0.2"), Site("127.0.0.3")
+    yield a, b
+    a.close()
+    b.close()
+
+
 @pytest.fixture
 def worklog(tmp_path) -> Path:
     """Path of this test host's worklog (not created)."""

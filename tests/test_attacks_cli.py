@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import real_cli as rc
+from conftest import Site
 from fake_llm import make_config, reply
 
 needs_claude = pytest.mark.skipif(bool(rc.missing("claude")), reason=rc.missing("claude") or "")
@@ -243,43 +242,6 @@ def test_a_claude_subscriber_login_is_read_outside_and_never_reachable_inside(fa
 
 
 # -- (8) egress as an allowlist ------------------------------------------------------------------------------
-
-class Site:
-    """A plain HTTP server on a loopback address of its own (127.0.0.2, 127.0.0.3): a stand-in for a host
-    on the internet; it records the paths it was asked for."""
-
-    def __init__(self, addr: str):
-        self.paths: list[str] = []
-        site = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                site.paths.append(self.path)
-                data = f"hello from {addr}\n".encode()
-                self.send_response(200)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer((addr, 0), H)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def sites():
-    a, b = Site("127.0.0.2"), Site("127.0.0.3")
-    yield a, b
-    a.close()
-    b.close()
-
 
 def egress(allowed: Site, denied: Site) -> str:
     ok, no = f"127.0.0.2:{allowed.port}", f"127.0.0.3:{denied.port}"

@@ -18,24 +18,15 @@ from pathlib import Path
 import pytest
 
 from agentd import approvals
-from conftest import run_cli
+from conftest import Site, run_cli
 from fake_llm import finish, reply
 from test_approvals import _bwrap_usable, approval_id, ask, env_for, tool_results
-from test_attacks_cli import Site
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")
 ALLOW_ALL = ("import agentd.egress as p\np.allowed = lambda host, allow: True\n"
              "p.port_allowed = lambda host, port, allow: True\np.resolve = lambda host, port, allow: host\n")
 GRANT_ALL = "import agentd.approvals as a\na.network_hosts = lambda what: ([], None)\n"
-
-
-@pytest.fixture
-def sites():
-    a, b = Site("127.0.0.2"), Site("127.0.0.3")
-    yield a, b
-    a.close()
-    b.close()
 
 
 def site(tmp_path, code: str) -> dict:

@@ -22,9 +22,8 @@ import pytest
 from agentd import bwrap, canary, doctor, sandbox
 from agentd.providers import ToolCall
 from agentd.tools import Tools
-from fake_llm import make_config
+from test_sandbox import KEY, layout  # agentd's default layout, with a key in its environment
 
-KEY = "sk-ant-api03-attacks-0123456789abcdefXYZ"
 HAVE_BWRAP = bwrap.status().ok
 needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {bwrap.status().message()}")
 ROOT = os.geteuid() == 0
@@ -44,16 +43,6 @@ def base():
     d = Path(tempfile.mkdtemp(prefix="agentd-atk-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-def layout(base: Path, **values):
-    home = base / "home"
-    state = home / ".local" / "state" / "agentd"
-    env = values.pop("_env", {})
-    cfg = make_config(base, {"workspace": str(state / "workspace"), **values}, {"ANTHROPIC_API_KEY": KEY, **env})
-    for d in (cfg.state_dir, cfg.workspace, cfg.worklog_dir, cfg.tasks_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    return cfg
 
 
 def sh(cfg, command: str, timeout: float = 60) -> str:

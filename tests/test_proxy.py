@@ -7,7 +7,6 @@ is checked strictly.  Each attack is also run with its protection monkeypatched 
 from __future__ import annotations
 
 import http.client
-import random
 import re
 import socket
 import threading
@@ -17,6 +16,7 @@ import pytest
 
 from agentd import egress, proxy
 from agentd.schema import _network
+from conftest import Site
 
 
 class Upstream:
@@ -233,32 +233,7 @@ def test_localhost_on_the_allowlist_still_resolves_to_loopback_and_is_refused():
     assert egress.resolve("127.0.0.2", 8080, ("localhost", "127.0.0.2")) == "127.0.0.2"  # listed exactly
 
 
-class Site:
-    """A loopback HTTP service on an address of its own (a random 127.x.y.z, so that parallel runs don't meet),
-    on ``port`` (80 needs root): what a name that resolves to the host's loopback would reach."""
-
-    def __init__(self, port=0):
-        self.addr = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        self.paths: list[str] = []
-        site = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                site.paths.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Length", "20")
-                self.end_headers()
-                self.wfile.write(b"HOST-LOOPBACK-SECRET")
-
-        try:
-            self.server = ThreadingHTTPServer((self.addr, port), H)
-        except PermissionError:
-            pytest.skip("a loopback stand-in on port 80 needs root")
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+SECRET = b"HOST-LOOPBACK-SECRET"  # what a loopback-only service on agentd's host answers
 
 
 @pytest.fixture
@@ -310,7 +285,7 @@ def egress_only(tmp_path):
 def test_an_allowed_name_that_resolves_to_loopback_is_refused(egress_only, dns, monkeypatch, on):
     if not on:  # as before: connect to whatever the name resolves to
         monkeypatch.setattr(egress, "resolve", lambda host, port, allow: host)
-    site = Site(80)
+    site = Site(port=80, body=SECRET)
     dns.update({"internal.pypi.org": [site.addr]})
     plain = raw(egress_only, b"GET http://internal.pypi.org/admin HTTP/1.1\r\nHost: internal.pypi.org\r\n"
                         b"Connection: close\r\n\r\n")
@@ -331,7 +306,7 @@ def test_an_allowed_name_that_resolves_to_loopback_is_refused(egress_only, dns, 
 def test_the_proxy_connects_to_the_address_it_checked_not_to_the_name_again(tmp_path, dns, monkeypatch, on):
     if not on:  # as before: http.client looks the name up again when it connects
         monkeypatch.setattr(proxy, "_pinned", lambda conn, addr: conn)
-    listed, other = Site(80), Site(80)
+    listed, other = Site(port=80, body=SECRET), Site(port=80, body=SECRET)
     dns.update({"rebind.pypi.org": [listed.addr, other.addr]})  # the second answer: an address never checked
     with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org", listed.addr), tcp=True) as p:
         out = raw(p, b"GET http://rebind.pypi.org/x HTTP/1.1\r\nConnection: close\r\n\r\n")
@@ -345,7 +320,7 @@ def test_the_proxy_connects_to_the_address_it_checked_not_to_the_name_again(tmp_
 def test_a_name_is_reached_on_ports_80_and_443_only(tmp_path, dns, monkeypatch, on):
     if not on:  # as before: any port
         monkeypatch.setattr(egress, "port_allowed", lambda host, port, allow: True)
-    site = Site()  # a random port: "pypi.org:22"
+    site = Site(body=SECRET)  # a random port: "pypi.org:22"
     dns.update({"git.pypi.org": [site.addr]})
     with proxy.Proxy(tmp_path / "e.sock", None, None, allow=("pypi.org", site.addr), tcp=True) as p:
         tunnel = raw(p, f"CONNECT git.pypi.org:{site.port} HTTP/1.1\r\n\r\n".encode())
