@@ -25,6 +25,9 @@ OAI_KEY = "sk-test-openai-0123456789abcdef"
 TASK = Task(id="t1", title="count things", kind="task", priority="normal", status="open", attrs={}, line=3,
             source="worklog", text="- [ ] count things #t1")
 FAKEBIN = Path(__file__).parent / "fakebin_agents"
+# The stand-ins read their captures beside them (tests/captures/<cli>/). A checkout under /tmp is hidden
+# inside the sandbox but for the PATH dirs, which are bound one by one: the captures ride on PATH too.
+FAKE_PATH = ":".join(map(str, [FAKEBIN, *sorted((Path(__file__).parent / "captures").glob("*-*.*"))]))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -436,7 +439,7 @@ def test_the_reviewer_can_send_the_run_back_once(tmp_path, fake):
 
 def cli_cfg(tmp_path, name, capture, **values):
     log = tmp_path / "ws" / "t1" / "agent.log"  # in the task's workspace: the CLI runs in the sandbox, which sees only that
-    env = {"PATH": f"{FAKEBIN}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "FAKE_AGENT_LOG": str(log),
+    env = {"PATH": f"{FAKE_PATH}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "FAKE_AGENT_LOG": str(log),
            "TZ": "UTC", "ANTHROPIC_API_KEY": "sk-ant-api03-agent-test-key-000000000000"}
     return make_config(tmp_path, {"provider": name, **values}, env), log
 

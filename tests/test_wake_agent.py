@@ -97,17 +97,16 @@ def test_a_provider_that_refuses_the_key_blocks_the_task_naming_the_key(worklog,
 
 def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_run_dir_or_output(
         worklog, home, tmp_path):
-    from pathlib import Path
 
     secret = "hunter2-" + "s" * 20
-    fakebin = Path(__file__).parent / "fakebin_agents"
+    from test_agent import FAKE_PATH  # the stand-ins and their captures
     worklog.write_text("DIRECTIVE: look around {id: look}\n")
     r = run_cli("wake", "--now", env={"AGENTD_PROVIDER": "claude-cli", "MY_SERVICE_TOKEN": secret,
                                       "FAKE_AGENT_CAPTURE": "done",
                                       # the CLI's environment holds no secret: it puts one together
                                       "PART_A": secret[:8], "PART_B": secret[8:],
                                       "FAKE_AGENT_SAY": "found token ${PART_A}${PART_B} in the env\nSTATUS: done",
-                                      "PATH": f"{fakebin}:{os.environ['PATH']}"})
+                                      "PATH": f"{FAKE_PATH}:{os.environ['PATH']}"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert secret not in r.stdout + r.stderr
     assert "[REDACTED]" in worklog.read_text() and secret not in worklog.read_text()
