@@ -54,8 +54,10 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     if hold["kind"] == "auth" and hold["fingerprint"] == key_fingerprint(cfg, backend):
         return None, (f"{backend} refused its key at {hold['created_at']} ({hold['reason']}); agent tasks wait "
                       f"until the key changes")
-    until = parse_time(hold["until"])
-    if hold["kind"] == "deferred" and until is not None and now < until:
+    from agentd.clock import MAX_WAIT_S
+
+    until = parse_time(hold["until"])  # (re-based where the clock jumped: clock.rebase)
+    if hold["kind"] == "deferred" and until is not None and now < until <= now + MAX_WAIT_S:
         return None, f"{backend} is rate-limited until {hold['until']} ({hold['reason']})"
     return None
 

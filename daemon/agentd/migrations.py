@@ -72,6 +72,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("007_approval_dir", """
         ALTER TABLE approvals ADD COLUMN dir TEXT;
     """),
+    # deadlines kept as a start plus a length, by the wall clock and the boot's own (clock.py), the last
+    # wake's clocks (to see a jump), and what re-basing changed (for `agentd status`)
+    ("008_deadlines", """
+        CREATE TABLE deadlines (kind TEXT NOT NULL, key TEXT NOT NULL, start REAL NOT NULL, length REAL NOT NULL,
+                                boot_id TEXT NOT NULL, boot REAL NOT NULL, due TEXT NOT NULL,
+                                PRIMARY KEY (kind, key));
+        CREATE TABLE clock_seen (id INTEGER PRIMARY KEY, wall REAL NOT NULL, boot_id TEXT NOT NULL, boot REAL NOT NULL);
+        CREATE TABLE clock_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, text TEXT NOT NULL);
+    """),
 ]
 
 

@@ -20,7 +20,7 @@ from agentd.tasklist import TaskList, order_key
 from agentd.parse import State
 from agentd.recordtype import Factory, Record
 from agentd.taskstate import status
-from agentd.times import iso, parse as parse_time
+from agentd.times import iso
 
 
 EXPERIMENTS = ("health", "cuda-probe", "model-bench")
@@ -72,7 +72,7 @@ def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
 def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_backend: str | None,
           agent_reason: str, passovers: dict[str, int], first_seen: dict[str, float],
           now: float | None = None, wake_running: bool = False, cmd_seen: dict | None = None,
-          waits: dict | None = None) -> TaskList:
+          waits: dict | None = None, times: dict | None = None) -> TaskList:
     """Every known task, open ones first in the order the next wake would take them.
 
     The worklog's plain tasks (``tasktable``) keep their order in the table; the rest are worked
@@ -96,6 +96,8 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
     for tid, d in defs.items():
         if tid in latest or tid in commands or tid in fails:
             st, failures, run, until = status(d, state, max_attempts, wake_running, cmd_seen)
+            if until and times and ("run", run) in times:  # its start and length, not the entry's wall time
+                until = iso(times[("run", run)])
         else:  # no entry and no DONE/CANCEL/RETRY line: what ``status`` answers, without asking it
             st, failures, run, until = DONE if d.get("human_done") else OPEN, 0, None, None
         found[tid] = st
@@ -119,14 +121,15 @@ def build(cfg, state: State, extra_defs: list[Task], *, has_gpu: bool, agent_bac
             if key is not None:
                 scores[key] = sc
         t.score, t.parts = sc[0], sc[1]
-        reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after)
+        reason = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state, after,
+                             times=times or {})
         if t.status == WAITING:
             reason = (waits or {}).get(t.id) or reason
         t.eligible = reason is None
         t.why = sc[2] if reason is None else reason
         if reason is not None:
             t.held_by = _ineligible(t, statuses, now, backoff, has_gpu, agent_backend, agent_reason, state,
-                                    after, waits=False) or ""
+                                    after, waits=False, times=times or {}) or ""
             t.only_waits = not t.held_by
         if t.eligible and t.status == "interrupted":
             t.forced = "interrupted: the next wake resumes it before anything else"
@@ -189,7 +192,7 @@ def _task(d: dict, st: str, failures: int, run, until) -> Task:
 
 def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bool,
                 agent_backend: str | None, agent_reason: str, state: State, after: dict,
-                waits: bool = True) -> str | None:
+                waits: bool = True, times: dict | None = None) -> str | None:
     """Why t can't run now, or None.  ``waits=False`` leaves out the waits for a time (backoff,
     deferral), which a person may skip with `wake --task`."""
     if t.status not in RUNNABLE:
@@ -202,14 +205,18 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
             return f"blocked; write RETRY: {t.id} to try again"
         return t.status
     if t.status == "failed" and waits:
-        last_fail = parse_time((state.latest.get(t.id) or {}).get("at"))
-        wait = backoff * 2 ** max(0, t.attempts - 1)
-        if last_fail is not None and now < last_fail + wait:
-            return f"retry {t.attempts + 1} waits until {iso(last_fail + wait)} (backoff)"
+        from agentd.clock import backoff_left
+
+        left = backoff_left(times or {}, t.latest_run, (state.latest.get(t.id) or {}).get("at"), now,
+                            backoff * 2 ** max(0, t.attempts - 1))
+        if left > 0:
+            return f"retry {t.attempts + 1} waits until {iso(now + left)} (backoff)"
     if t.status == "deferred" and waits:
-        until = parse_time(t.defer_until)
+        from agentd.clock import defer_ends
+
+        until = defer_ends(times or {}, t.latest_run, t.defer_until, now)
         if until is not None and now < until:
-            return f"deferred until {t.defer_until}"
+            return f"deferred until {iso(until)}"
     for dep in t.attrs.get("after") or []:
         if dep not in statuses:
             return f"waits for {dep}, which no line or task file defines"
@@ -342,6 +349,14 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
     from agentd.lock import wake_running
 
     live = not in_wake and wake_running(cfg)
+    times = {}
+    if store is not None and not store.readonly:
+        from agentd import clock
+
+        if not in_wake:  # (a wake re-based them while settling)
+            with store.tx():
+                clock.rebase(store.db)
+        times = clock.for_queue(store.db)
     backend, reason = agents_wait(cfg, store, now)
     waits = {}
     unknown = []  # APPROVE/DENY lines for no request agentd has (a typo?): the first 20 of the last 1,000
@@ -355,6 +370,6 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
         waits = why_waiting(store, cfg.host, r.state.answers)
     tasks = build(cfg, r.state, defs, has_gpu=gpu, agent_backend=backend, agent_reason=reason,
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
-                  waits=waits)
+                  waits=waits, times=times)
     spent = len(lost) - len(store.restorable(lost)) if lost else 0
     return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown, spent)

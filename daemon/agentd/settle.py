@@ -77,7 +77,12 @@ class Leftovers(Record):
 
 
 def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
-    """All of it, in order: lost entries restored, killed runs settled, parked runs looked at."""
+    """All of it, in order: deadlines re-based where the clock jumped, lost entries restored, killed runs
+    settled, parked runs looked at."""
+    from agentd import clock
+
+    with store.tx():
+        clock.rebase(store.db)
     restore(cfg, store, lost, now)
     left = interrupted(cfg, store, read.state)
     waiting(cfg, store, read.state, left, now)
@@ -166,8 +171,10 @@ def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
         elif states and states[-1] == "answered":
             left.ready.append((task_id, run_id))
         elif not states:  # waiting for a usage limit to reset
-            reset = parse(run["defer_until"])
-            if reset is None or now >= reset:
+            from agentd.clock import MAX_WAIT_S
+
+            reset = parse(run["defer_until"])  # (re-based: see clock.rebase)
+            if reset is None or now >= reset or reset > now + MAX_WAIT_S:
                 left.ready.append((task_id, run_id))
 
 

@@ -207,6 +207,14 @@ class Store:
             raise ValueError(f"unknown run columns {bad}")
         sets = ",".join(f"{c}=?" for c in fields)
         self.db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", [*fields.values(), run_id])
+        if "defer_until" in fields or fields.get("status") == "failed":
+            from agentd import clock
+
+            at = clock.now()
+            if "defer_until" in fields:
+                clock.keep(self.db, "run", run_id, fields["defer_until"], at)
+            if fields.get("status") == "failed":  # where its retry's backoff starts
+                clock.keep(self.db, "failed", run_id, clock.iso(at.wall), at)
 
     def add_usage(self, run_id: str, input_tokens: int, output_tokens: int, cost_usd: float) -> None:
         self.db.execute("UPDATE runs SET input_tokens=input_tokens+?, output_tokens=output_tokens+?,"
@@ -216,7 +224,7 @@ class Store:
         sql, args = "SELECT * FROM runs", []
         if host is not None:
             sql, args = sql + " WHERE host=? OR host IS NULL", [host]
-        sql += " ORDER BY started_at DESC, rowid DESC"
+        sql += " ORDER BY rowid DESC"  # the order they started in, whatever the clock said
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [dict(r) for r in self.db.execute(sql, args)]
@@ -237,7 +245,7 @@ class Store:
     def interrupted_runs(self, host: str | None = None) -> list[dict]:
         return [dict(r) for r in self.db.execute(
             "SELECT * FROM runs WHERE status='running' AND (host=? OR host IS NULL OR ? IS NULL)"
-            " ORDER BY started_at", (host, host))]
+            " ORDER BY rowid", (host, host))]
 
     # -- LLM exchanges --------------------------------------------------------
     def add_exchange(self, run_id: str, **fields: Any) -> None:
@@ -281,13 +289,16 @@ class Store:
         """Runs parked as waiting (for an approval, or for a usage limit to reset), oldest first."""
         return [dict(r) for r in self.db.execute(
             "SELECT * FROM runs WHERE status='waiting' AND (host=? OR host IS NULL OR ? IS NULL)"
-            " ORDER BY started_at", (host, host))]
+            " ORDER BY rowid", (host, host))]
 
     # -- approval requests -------------------------------------------------------
     def add_approval(self, **fields: Any) -> None:
         cols = list(fields)
         self.db.execute(f"INSERT INTO approvals ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                         [fields[c] for c in cols])
+        from agentd import clock
+
+        clock.keep(self.db, "approval", fields["id"], fields["expires_at"])
 
     def approvals(self, run_id: str | None = None, pending: bool = False) -> list[dict]:
         sql, args = "SELECT * FROM approvals WHERE 1=1", []
@@ -317,9 +328,13 @@ class Store:
                  fingerprint: str | None = None) -> None:
         self.db.execute("INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?)",
                         (backend, kind, until, fingerprint, reason, now_iso()))
+        from agentd import clock
+
+        clock.keep(self.db, "hold", backend, until)
 
     def clear_hold(self, backend: str) -> None:
         self.db.execute("DELETE FROM holds WHERE backend=?", (backend,))
+        self.db.execute("DELETE FROM deadlines WHERE kind='hold' AND key=?", (backend,))
 
     def holds(self) -> dict[str, dict]:
         return {r["backend"]: dict(r) for r in self.db.execute("SELECT * FROM holds")}
