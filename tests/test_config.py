@@ -109,7 +109,7 @@ def test_every_top_level_key_can_be_set_from_the_environment(tmp_path):
 
 
 SAMPLE = {"str": "x", "path": "/tmp/x", "bool": "true", "duration": "7m", "time_range": "01:00-02:00",
-          "prices": "{m: {input: 1, output: 2}}", "map": "{}", "network": "[pypi.org]"}
+          "prices": "{m: {input: 1, output: 2}}", "map": "{}", "network": "[pypi.org]", "count": "20", "size": "1G"}
 
 
 @pytest.mark.parametrize("key", sorted(config.CONFIG_FIELDS))

@@ -83,6 +83,12 @@ CONFIG_FIELDS: dict[str, Field] = {
                              "its run blocked"),
     "wait_for_usage_reset": Field("bool", True, "a usage limit with a reset time parks the agent run and resumes "
                                   "it at the reset (off: the task is deferred and runs afresh)"),
+    "limit_pids": Field("count", 1024, "most processes and threads one agent shell command or CLI agent run "
+                        "may have at once (a cgroup's pids.max); 0 or none: no limit", lo=8, hi=100_000),
+    "limit_memory": Field("size", "auto", "memory one agent shell command or CLI agent run may use, without swap "
+                          "(512M, 4G, 25% of the RAM; auto: half the RAM, at most 8G); 0 or none: no limit"),
+    "limit_cpu_weight": Field("count", 50, "CPU weight of the agent's tools against the host's other work (1-10000; "
+                              "100 is a normal process's); 0 or none: no weight set", lo=1, hi=10_000),
     "max_limit_waits": Field("int", 3, "usage-limit windows one run may wait through (a task's "
                              "{limit_waits: N} sets its own)", lo=0, hi=1000),
 }

@@ -93,6 +93,7 @@ class RunDir:
             "gpu": [g.get("name") for g in gpus],
             "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
             "sandbox": _sandbox(cfg, task, workspace),
+            **({"limits": _limits(cfg)} if task.runner == "agent" else {}),
         })
 
     def read(self) -> dict | None:
@@ -128,6 +129,25 @@ def _sandbox(cfg, task, workspace) -> dict:
     policy = sandbox.policy_for(cfg, task.attrs, workspace or cfg.workspace,
                                 for_cli=cli if cli in CLI_EXES else False)
     return sandbox.describe(policy, cfg)
+
+
+def _limits(cfg) -> dict:
+    """The cgroup limits the run's model-driven processes get (cgroups.py)."""
+    from agentd import cgroups
+
+    return cgroups.describe(cfg)
+
+
+def note_limits(run_dir, limits: dict) -> None:
+    """A limit a command of the run hit: the manifest's ``limits`` take the group's, and its ``hits`` grow."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("limits") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    hits = list(old.get("hits") or [])
+    hits += [h for h in limits.get("hits", []) if h not in hits]
+    amend_manifest(run_dir, limits={**old, **limits, "hits": hits[-20:]})
 
 
 def amend_manifest(run_dir, **fields) -> None:

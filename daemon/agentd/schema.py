@@ -18,7 +18,7 @@ from agentd.recordtype import Record
 
 
 class Field(Record):
-    kind: str  # str int float bool path enum map ids strs time_range duration prices network
+    kind: str  # str int float bool path enum map ids strs time_range duration prices network count size
     default: object = None
     doc: str = ""
     choices: tuple = ()
@@ -137,6 +137,10 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
             return list(v), None
         return None, "must be a string or a list of strings"
+    if k in ("count", "size"):  # resource limits: a number or size, or 0/none for no limit
+        from agentd.limits import check_field
+
+        return check_field(f, v)
     if k == "network":  # true, false, or a list of host names (the CLI agents' egress allowlist)
         return _network(v)
     if k == "duration":

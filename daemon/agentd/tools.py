@@ -242,8 +242,19 @@ class Tools:
         p.write_text(content, encoding="utf-8")
         return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
 
+    @property
+    def run_id(self) -> str | None:
+        return (self._cfg.env if self._cfg is not None else self._source_env or {}).get("AGENTD_RUN_ID")
+
+    def _record_hits(self, cg) -> None:
+        """A limit the shell hit goes to the run's manifest (``limits.hits``)."""
+        if self._cfg is not None and self.run_id:
+            from agentd.rundir import note_limits
+
+            note_limits(self._cfg.runs_dir / self.run_id, cg.describe())
+
     def shell(self, command: str, timeout: float) -> ToolResult:
-        from agentd import relay, sandbox
+        from agentd import cgroups, relay, sandbox
 
         policy = self.policy()
         if policy is None:
@@ -262,9 +273,13 @@ class Tools:
         except sandbox.Unavailable as e:
             return ToolResult(f"shell: refused: agentd runs commands only inside its sandbox, and {e} "
                               "(only an explicit `sandbox: off` in the config runs them without it)", True)
-        rc, out, _, stopped = procs.run(argv, cwd=self.workspace, env=env,
-                                        timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
+        with cgroups.group(self._cfg, self.run_id) as cg:  # pids, memory and CPU weight (cgroups.py)
+            rc, out, _, stopped = procs.run(cg.wrap(argv), cwd=self.workspace, env=env,
+                                            timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
+        if cg.hits:
+            note += f"\n[{cgroups.note(cg.hits)}]"
+            self._record_hits(cg)
         if egress is not None and len(egress.refused) > refused:
             from agentd.escapes import safe
 
