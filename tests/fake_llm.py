@@ -85,6 +85,13 @@ def block() -> dict:
     return {"kind": "block"}
 
 
+def replay(path) -> dict:
+    """The reply a real server sent, as captured (tests/captures/capture_serve.py): a file of its status
+    line, headers, blank line and body, sent back as it is (its length counted again: a chunked body
+    was captured de-chunked)."""
+    return {"kind": "replay", "path": str(path)}
+
+
 class FakeLLM:
     def __init__(self):
         self.items: list = []
@@ -195,6 +202,8 @@ class FakeLLM:
             return self._send(h, 500, b'{"error": "released"}', {})
         if kind == "garbage":
             return self._send(h, item["status"], item["body"].encode(), {})
+        if kind == "replay":
+            return self._send_replay(h, item["path"])
         if kind == "error":
             if item.get("body") is not None:
                 body = item["body"]
@@ -357,6 +366,23 @@ class FakeLLM:
                           "completion_tokens": item["usage"][1],
                           "total_tokens": sum(item["usage"]) + item["cache"][0],
                           "prompt_tokens_details": {"cached_tokens": item["cache"][0]}}}
+
+    @staticmethod
+    def _send_replay(h, path: str) -> None:
+        with open(path, "rb") as f:
+            head, _, data = f.read().partition(b"\r\n\r\n")
+        status, *lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines)
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding")}
+        try:
+            h.send_response_only(int(status.split()[1]))
+            h.send_header("content-length", str(len(data)))
+            for k, v in headers.items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     @staticmethod
     def _send(h, status: int, data: bytes, headers: dict) -> None:
