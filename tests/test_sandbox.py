@@ -586,7 +586,9 @@ class Case:
         self.base = root / self.id
         self.mode = mode
         self.servers = servers
-        cfg = layout(self.base, sandbox=mode, _env={"ANTHROPIC_BASE_URL": model_url})
+        cfg = layout(self.base, sandbox=mode, _env={"ANTHROPIC_BASE_URL": model_url},
+                     **({"limit_pids": "none", "limit_memory": "none", "limit_cpu_weight": "none"} if mode == "off"
+                        else {}))  # all protection off, the cgroup limits too
         self.cfg = cfg
         home = self.base / "home"
         self.tokens = {name: f"MARKER-{name}-{self.tok}" for name in
