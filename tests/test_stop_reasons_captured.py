@@ -80,11 +80,14 @@ def test_a_real_servers_cut_replies_end_the_wakes_run_failed_with_the_stop_reaso
 
 
 def test_without_the_stop_reason_check_the_same_replies_would_be_recorded_done(home, worklog, fake, monkeypatch):
-    """The protection off: a run that ignores ``finish_reason`` takes the first cut reply for the answer."""
+    """The protection off: a run that ignores ``finish_reason`` takes the first cut reply for the answer.
+    (The cut replies' text is blank, so the empty-reply check is switched off too: without it, as when
+    these were captured, the run was ``done``.)"""
     from agentd import agent, config, wake
 
     setup(home, worklog, fake, monkeypatch, "length")
     monkeypatch.setattr(agent, "CUT_REASONS", frozenset())
+    monkeypatch.setattr(agent.ApiAgentRun, "empty", lambda self, last: None)
     wake.wake(config.load(), now=True)
     run = the_run()
     assert run["status"] == "done" and not run["reason"], run
@@ -109,3 +112,30 @@ def test_the_openai_provider_reads_the_real_servers_shape(tmp_path, fake, scenar
     assert (resp.usage.input, resp.usage.output, resp.usage.cache_read) == (u["prompt_tokens"],
                                                                              u["completion_tokens"], 0)
     assert resp.raw["choices"][0]["finish_reason"] == stop
+
+
+EMPTY_REASON = "the model's reply was empty: no text and no tool call (stop reason stop)"
+
+
+def test_a_real_servers_empty_reply_is_not_done(home, worklog, fake, monkeypatch):
+    """The "stop" capture: content "" and no tool call (the real wake recorded it done, with no summary)."""
+    assert made("stop")["run"]["status"] == "done"  # what agentd did with it when it was captured
+    body = json.loads(captured("stop")[0].read_bytes().partition(b"\r\n\r\n")[2])
+    assert body["choices"][0]["message"]["content"] == "" and body["choices"][0]["finish_reason"] == "stop"
+    setup(home, worklog, fake, monkeypatch, "stop")
+    r = run_cli("wake", "--now")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    run = the_run()
+    assert run["status"] == "failed" and run["reason"] == EMPTY_REASON, run
+    assert EMPTY_REASON in worklog.read_text()
+
+
+def test_without_the_empty_reply_check_the_same_reply_would_be_recorded_done(home, worklog, fake, monkeypatch):
+    """The protection off: an empty reply taken for the answer."""
+    from agentd import agent, config, wake
+
+    setup(home, worklog, fake, monkeypatch, "stop")
+    monkeypatch.setattr(agent.ApiAgentRun, "empty", lambda self, last: None)
+    wake.wake(config.load(), now=True)
+    run = the_run()
+    assert run["status"] == "done" and not run["summary"], run

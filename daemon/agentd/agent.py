@@ -107,6 +107,8 @@ class ApiAgentRun(AgentRun):
                 if last.stop in CUT_REASONS:
                     if out := self.cut_off(last):
                         return out
+                elif out := self.empty(last):
+                    return out
                 elif out := self.finish(statuses.DONE, last.text):
                     return out
             if reason := self.budget.check(self.steps()):  # max_steps, time, tokens, dollars
@@ -121,6 +123,13 @@ class ApiAgentRun(AgentRun):
             self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}"
                           + (f" (reply cut off: {resp.stop_reason})" if resp.cut else ""))
         return self.stopped(f"budget: max_steps {self.cfg['max_steps']} reached")
+
+    def empty(self, last: ModelStep) -> Outcome | None:
+        """A reply with no text and no tool call says nothing was done: the run fails, naming it."""
+        if last.text.strip():
+            return None
+        reason = f"the model's reply was empty: no text and no tool call (stop reason {last.stop or 'none'})"
+        return self.outcome(statuses.FAILED, f"Stopped after {self.steps()} model turns: {reason}.", reason)
 
     def cut_off(self, last: ModelStep) -> Outcome | None:
         """A reply cut off at the output limit with no tool call: tell the model and go on, or, when
