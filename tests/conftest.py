@@ -35,6 +35,13 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _drop_reserve(home):
+    """agentd's 64 MiB reserve in the default state dir (reserve.py) goes after each test: kept tmp dirs add up."""
+    yield
+    (home / ".local" / "state" / "agentd" / "reserve").unlink(missing_ok=True)
+
+
 @pytest.fixture
 def fake():
     """The loopback fake model server (tests/fake_llm.py): scripted replies, every request kept."""

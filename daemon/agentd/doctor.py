@@ -331,6 +331,31 @@ def check_disk(paths: dict[str, Path], warn_bytes: int = DISK_WARN, fail_bytes: 
     return checks
 
 
+def check_reserve(cfg: Any) -> list[Check]:
+    """agentd's reserve on the state dir's disk, and what fills a (nearly) full disk of the state dir or
+    the workspace (docs/reliability.md#a-full-disk)."""
+    from agentd import diskuse, reserve
+
+    size, have, where = reserve.RESERVE_BYTES, reserve.held(cfg), reserve.path(cfg)
+    full = diskuse.low(cfg)
+    if size <= 0:
+        checks = [Check(WARN, "reserve: off: a full disk stops agentd from recording runs", "")]
+    elif have >= size:
+        checks = [Check(OK, f"reserve: {diskuse.human(have)} kept at {where}; agentd frees it to record a run when "
+                            "the disk is full")]
+    elif not full:
+        checks = [Check(OK, f"reserve: none yet at {where}; the next wake makes it ({diskuse.human(size)})")]
+    else:
+        checks = [Check(WARN, f"reserve: none at {where}: the disk has no room for {diskuse.human(size)}",
+                        "free space (below); the next wake makes it again")]
+    for x in full:
+        lines = x.lines()
+        checks.append(Check(FAIL, f"disk of the {' and the '.join(x.names)} (nearly) full: {lines[0]}"
+                                  + "".join(f"\n       {ln}" for ln in lines[1:-1]),
+                            lines[-1].removeprefix("fix: ")))
+    return checks
+
+
 # -- all of them -------------------------------------------------------------------------
 def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = True,
                canary: bool = True) -> list[Check]:
@@ -347,6 +372,7 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
         checks += check_sandbox(cfg, canary)
         checks.append(check_network(cfg))
         checks += check_disk({"state dir": cfg.state_dir, "workspace": cfg.workspace, "worklog": cfg.worklog_dir})
+        checks += check_reserve(cfg)
     if torch:
         checks.append(check_torch())
     return checks

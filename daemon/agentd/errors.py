@@ -62,9 +62,14 @@ class WorklogError(AgentdError):
 
 class StateError(AgentdError):
     """agentd's own files (the state directory: store, index, run directories, lock, log) can't
-    be written: the disk is full, the file system is read-only, or permission is denied."""
+    be written: the disk is full, the file system is read-only, or permission is denied.  ``full``:
+    the disk (or the quota) is full, so freeing agentd's reserve may let the write through (reserve.py)."""
 
     exit_code = EX_IOERR
+
+    def __init__(self, message: str, full: bool = False):
+        self.full = full
+        super().__init__(message)
 
 
 # errno -> what to tell a person; an OSError with one of these is the machine's state, not a bug
@@ -86,7 +91,8 @@ def io_error(e: OSError, what: str = "") -> StateError | None:
     if name not in _IO_HINTS:
         return None
     where = e.filename or what or "agentd's state directory"
-    return StateError(f"cannot write {where}: {e.strerror or name} ({_IO_HINTS[name]})")
+    return StateError(f"cannot write {where}: {e.strerror or name} ({_IO_HINTS[name]})",
+                      full=name in ("ENOSPC", "EDQUOT"))
 
 
 class WorkspaceError(AgentdError):

@@ -2,7 +2,9 @@
 
 A person's ``--now`` skips the gates.  Without it (the timer's path) a wake
 does nothing during quiet hours or above ``max_load``, and holds back gpu
-tasks while the owner was active within ``min_idle``.
+tasks while the owner was active within ``min_idle``.  Whatever the path, agent
+tasks wait while the workspace's disk is (nearly) full: they would fill it again
+(``diskuse.workspace_full``); command tasks still run.
 """
 
 from __future__ import annotations
@@ -18,11 +20,28 @@ from agentd.schema import parse_time_range
 class Gate:
     skip: str | None = None  # the whole wake does nothing
     hold_gpu: str | None = None  # gpu tasks wait
+    hold_agents: str | None = None  # agent tasks wait (the disk is full)
 
 
 def check(cfg, snap: dict, forced: bool, local_now: time.struct_time | None = None) -> Gate:
-    if forced:
-        return Gate()
+    gate = Gate() if forced else _timer_gate(cfg, snap, local_now)
+    if not gate.skip:
+        gate.hold_agents = disk_hold(cfg)
+    return gate
+
+
+def disk_hold(cfg) -> str | None:
+    """Why agent tasks wait for disk space, or None."""
+    from agentd import diskuse
+
+    full = diskuse.workspace_full(cfg)
+    if full is None:
+        return None
+    return (f"disk full ({full.workspace}, {diskuse.human(full.free)} free; "
+            "`agentd status` says what fills it)")
+
+
+def _timer_gate(cfg, snap: dict, local_now: time.struct_time | None) -> Gate:
     gate = Gate()
     if cfg["quiet_hours"]:
         start, end = parse_time_range(cfg["quiet_hours"])
@@ -53,11 +72,15 @@ def choose(tasks, gate: Gate, task_id: str | None = None):
             raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
         if not t.eligible and not t.only_waits:  # a person asking may skip a backoff or a deferral
             raise UsageError(f"task {task_id} can't run now: {t.held_by or t.why}")
+        if gate.hold_agents and t.runner == "agent":
+            raise UsageError(f"task {task_id} can't run now: agent tasks wait: {gate.hold_agents}")
         return t
     for t in tasks:
         if not t.eligible:
             break
         if gate.hold_gpu and t.attrs.get("gpu"):
+            continue
+        if gate.hold_agents and t.runner == "agent":
             continue
         return t
     return None
@@ -65,7 +88,9 @@ def choose(tasks, gate: Gate, task_id: str | None = None):
 
 def nothing_line(tasks, gate: Gate) -> str:
     """Why ``choose`` found nothing (``tasks``: a ``TaskList``)."""
-    eligible = tasks.eligible_count() if gate.hold_gpu else 0
+    eligible = tasks.eligible_count() if gate.hold_gpu or gate.hold_agents else 0
+    if eligible and gate.hold_agents:
+        return f"agent tasks wait: {gate.hold_agents}"
     if eligible and gate.hold_gpu:
         return f"{eligible} gpu task(s) wait: {gate.hold_gpu}"
     counts = tasks.counts()

@@ -10,6 +10,10 @@ the finding entry, the runs row, progress.json, a backend hold and the notificat
 An exception from agentd's own code is recorded as ``failed`` (traceback.txt in the run
 directory); anything that stops the wake before an outcome (Ctrl-C) as ``interrupted``.
 Every text is redacted before it is written anywhere.
+
+A full disk does not stop the record: each write that fails for it is tried again after agentd's
+reserve is freed (``reserve``), a run that agentd could not record for it ends ``failed`` with the
+cause (``diskuse``), and so does an agent run that leaves the workspace's disk (nearly) full.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import time
 from contextlib import contextmanager
 
-from agentd import entries, statuses, worklog
+from agentd import entries, reserve, statuses, worklog
 from agentd.redact import redact
 from agentd.rundir import RunDir
 from agentd.runners.job import Job, Outcome
@@ -32,8 +36,9 @@ def append_entry(cfg, store, run_id: str, task_id: str, status: str, body: str, 
     e = entries.Entry(seq, run_id, task_id, status, now_iso(), {k: v for k, v in extra.items() if v},
                       body=redact(body, cfg.env))
     text = e.render()
+    reserve.release_if_low(cfg)  # save_entry records a write it could not make instead of raising
     store.save_entry(run_id, seq, task_id, status, text, worklog=str(cfg.worklog_path))
-    worklog.append(cfg.worklog_path, text)
+    reserve.retry(cfg, worklog.append, cfg.worklog_path, text)
     return e
 
 
@@ -49,17 +54,21 @@ class Recording:
         self.outcome: Outcome | None = None
         self.job = Job(cfg, store, run_id, task, snap, self.run_dir.path, lambda phase: self.run_dir.progress(phase))
 
+    def _room(self, fn, *args, **kw):
+        """One write of the record; again after freeing agentd's reserve when the disk was full."""
+        return reserve.retry(self.cfg, fn, *args, **kw)
+
     def start(self, resumed: bool, floor: int) -> None:
         t, cfg = self.task, self.cfg
         self.job.resume = resumed
+        reserve.release_if_low(cfg)
         if resumed:
-            self.run_dir.progress("resume", notes="resuming after an interrupted wake")
+            self._room(self.run_dir.progress, "resume", notes="resuming after an interrupted wake")
         else:
-            self.run_dir.write_manifest(cfg, self.run_id, t, self.snap, workspace=self._where())
-            self.run_dir.progress("start", notes=f"{t.kind} task {t.id}")
-            self.store.start_run(run_id=self.run_id, task_id=t.id, kind=t.kind, title=t.title,
-                                 status=statuses.RUNNING, host=cfg.host, started_at=now_iso(),
-                                 run_dir=str(self.run_dir.path))
+            self._room(self.run_dir.write_manifest, cfg, self.run_id, t, self.snap, workspace=self._where())
+            self._room(self.run_dir.progress, "start", notes=f"{t.kind} task {t.id}")
+            self._room(self.store.start_run, run_id=self.run_id, task_id=t.id, kind=t.kind, title=t.title,
+                       status=statuses.RUNNING, host=cfg.host, started_at=now_iso(), run_dir=str(self.run_dir.path))
         how = {"command": f"command `{t.attrs.get('run')}`", "experiment": f"experiment {t.title}",
                "agent": "the LLM agent"}[t.runner]
         body = (f"**{'resumed' if resumed else 'started'}** · {t.kind} `{t.id}` · {how}\n{t.title}\n"
@@ -85,10 +94,37 @@ class Recording:
         """agentd's own bug: keep the traceback in the run directory, record the run as failed."""
         import traceback
 
-        (self.run_dir.path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        self._room((self.run_dir.path / "traceback.txt").write_text, traceback.format_exc(), encoding="utf-8")
         e = __import__("sys").exc_info()[1]
         return Outcome(statuses.FAILED, f"agentd error: {type(e).__name__}: {e}",
                        reason="internal error; see traceback.txt in the run directory")
+
+    def disk_full(self, e: BaseException) -> Outcome:
+        """agentd could not write the run's record for a full disk: the run ends failed, with the cause."""
+        from agentd.escapes import safe
+
+        return self.disk_verdict(Outcome(statuses.FAILED, "the disk filled during the run: agentd could not write "
+                                         f"its record ({safe(str(e), 300)})"),
+                                 always=True)
+
+    def disk_verdict(self, o: Outcome, always: bool = False) -> Outcome:
+        """An agent run that leaves the workspace's disk (nearly) full is failed, and says what fills it
+        (``always``: say what fills the state dir's disk, whatever the run)."""
+        from agentd import diskuse
+
+        if not always and self.task.runner != "agent":
+            return o
+        full = [x for x in diskuse.low(self.cfg) if always or "workspace" in x.names]
+        if not full:
+            if always:
+                o.reason = "the disk is full"
+            return o
+        text = full[0].lines()
+        o.reason = text[0]
+        o.lines = [*o.lines, *(f"disk: {x}" for x in text)]
+        if o.status == statuses.DONE:
+            o.status = statuses.FAILED
+        return o
 
     def finish(self, o: Outcome) -> None:
         """Record the outcome everywhere; every text is redacted first (worklog, store, stdout, notify)."""
@@ -102,22 +138,23 @@ class Recording:
             from agentd.systemd import schedule_wake
 
             o.lines.append(schedule_wake(self.cfg, o.defer_until, self.run_id))
+        reserve.release_if_low(self.cfg)
         append_entry(self.cfg, self.store, self.run_id, t.id, o.status, "\n".join(self._body(o)),
                      until=o.defer_until if o.status in (statuses.DEFERRED, statuses.WAITING) else None)
-        self.store.update_run(self.run_id, status=o.status, duration_s=round(self.duration, 3),
-                              exit_code=o.exit_code, summary=o.summary, reason=o.reason,
-                              defer_until=o.defer_until, provider=o.provider)
+        self._room(self.store.update_run, self.run_id, status=o.status, duration_s=round(self.duration, 3),
+                   exit_code=o.exit_code, summary=o.summary, reason=o.reason,
+                   defer_until=o.defer_until, provider=o.provider)
         if o.input_tokens or o.output_tokens or o.cost_usd:
             run = self.store.run(self.run_id)
             if run and not run["input_tokens"] and not run["output_tokens"]:  # the runner did not charge it
-                self.store.add_usage(self.run_id, o.input_tokens, o.output_tokens, o.cost_usd)
+                self._room(self.store.add_usage, self.run_id, o.input_tokens, o.output_tokens, o.cost_usd)
         if t.runner == "agent" and o.provider:
-            self._hold_backend(o)
+            self._room(self._hold_backend, o)
         if o.status == statuses.WAITING:  # parked: the run goes on after the answer or the reset
-            self.run_dir.progress("waiting", status=statuses.BLOCKED, notes=o.summary[:500])
+            self._room(self.run_dir.progress, "waiting", status=statuses.BLOCKED, notes=o.summary[:500])
         else:
             final = {statuses.DEFERRED: statuses.BLOCKED, statuses.INTERRUPTED: statuses.FAILED}.get(o.status, o.status)
-            self.run_dir.progress("finished", status=final, notes=o.summary[:500], complete="finished")
+            self._room(self.run_dir.progress, "finished", status=final, notes=o.summary[:500], complete="finished")
         # Under systemd a failed wake exits 1 and OnFailure= runs `agentd notify`; a blocked
         # run exits 0, so the wake tells the notify command itself.
         under_systemd = bool(env.get("INVOCATION_ID"))
@@ -169,8 +206,13 @@ def recording(cfg, store, task, run_id: str, snap: dict, *, resumed: bool = Fals
     rec.start(resumed, floor)
     try:
         yield rec
-    except Exception:
-        rec.outcome = rec.failed_internally()
+        rec.outcome = rec.disk_verdict(rec.outcome) if rec.outcome else rec.outcome
+    except Exception as e:
+        if reserve.full_error(e):  # the disk, not a bug: free the reserve and say what fills the disk
+            reserve.release(cfg)
+            rec.outcome = rec.disk_full(e)
+        else:
+            rec.outcome = rec.failed_internally()
         if os.environ.get("AGENTD_DEBUG"):
             raise
     finally:

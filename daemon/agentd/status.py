@@ -13,7 +13,8 @@ def collect(cfg) -> dict:
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
                   "unreadable_lines": 0, "lost_entries": 0, "lost_entries_past_restores": 0, "agent_tasks_wait": None, "worklog_problem": None,
-                  "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None}
+                  "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None,
+                  "disk_full": disk_full(cfg)}
     store = None
     if cfg.store_path.exists():
         from agentd.store import Store
@@ -66,6 +67,14 @@ def collect(cfg) -> dict:
     return info
 
 
+def disk_full(cfg) -> list[dict]:
+    """The (nearly) full disks of the state dir and workspace: what fills each one, and the fix."""
+    from agentd import diskuse
+
+    return [{"holds": x.names, "mount": x.mount, "free": x.free, "lines": x.lines(),
+             "agents_wait": "workspace" in x.names} for x in diskuse.low(cfg)]
+
+
 def as_seen(cfg, store, runs: list[dict]) -> list[dict]:
     """The runs as `runs`, `status` and `show` all report them: a run recorded ``running`` while no wake
     holds the lock was cut off (its wake was killed) and is ``interrupted`` (the next wake records it so);
@@ -115,6 +124,11 @@ def text(info: dict) -> list[str]:
                       + (f" ({spent} saved over after 3 restores stay in agentd's copy only)" if spent else "")))
     if info.get("agent_tasks_wait"):
         out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
+    for d in info.get("disk_full") or []:
+        out.append(f"disk:      {safe(d['lines'][0])} (holds the {' and the '.join(d['holds'])})")
+        out += [f"           {safe(x)}" for x in d["lines"][1:]]
+        if d["agents_wait"]:
+            out.append("           agent tasks wait until it has room; command tasks still run")
     for w in info.get("waiting") or []:  # (never cut: it may hold an approval's `what`)
         out.append(f"waiting:   {safe(w['task_id'])}: {safe(w['why'], spaces=True)}")
     sb = info.get("sandbox")

@@ -28,11 +28,12 @@ def state_error(path: Path, e: Exception):
         full = st.f_bavail * st.f_frsize < 256 * 1024
     except OSError:
         full = False
-    hint = ("the disk is full: free some space" if full or "full" in text or "space" in text
+    full = full or "full" in text or "space" in text
+    hint = ("the disk is full: free some space" if full
             else "the file system is read-only or the file is not writable" if "read" in text or "write" in text
             else "another process holds it" if "locked" in text
             else "check the directory, its mode and the disk")
-    return StateError(f"cannot write {path}: {text} ({hint})")
+    return StateError(f"cannot write {path}: {text} ({hint})", full=full)
 
 
 class Conn(sqlite3.Connection):

@@ -1,4 +1,4 @@
-"""One wake, top to bottom: lock, health, settle, load, resume or choose, run, record.
+"""One wake, top to bottom: lock, reserve, health, settle, load, resume or choose, run, record.
 
 Each step is a call into its own module; this file only sequences them.  The worklog
 is read once: settling folds what it appends into that read, and the queue is built from it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from itertools import islice
 
-from agentd import gating, health, queue, runners, settle, statuses
+from agentd import gating, health, queue, reserve, runners, settle, statuses
 from agentd.errors import EX_FAILED, EX_OK
 from agentd.lock import wake_lock
 from agentd.recording import recording
@@ -24,7 +24,10 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
 
     cfg.ensure_state_dir()
     with wake_lock(cfg):
+        kept = reserve.at_wake(cfg)  # before agentd writes anything: a full disk gets the reserve's room
         log = logs.setup(cfg=cfg)
+        if kept == reserve.FREED:
+            log.warning("disk full: agentd freed its reserve to record", reserve=str(reserve.path(cfg)))
         snap = health.snapshot([cfg.worklog_dir, cfg.workspace, cfg.state_dir])
         if not cfg.worklog_path.exists():
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
