@@ -28,6 +28,10 @@ CODEX = BIN / "codex"
 API_KEY = "sk-ant-api03-contract-test-key-0000000000"
 OAUTH_TOKEN = "sk-ant-oat01-contract-test-token-0000000000"
 OPENAI_KEY = "sk-proj-contract-test-key-0000000000"
+# An older claude, not pinned (CI does not install it): `npm install --prefix /tmp/claude-old
+# @anthropic-ai/claude-code@2.1.197`, or AGENTD_OLD_CLAUDE_BIN=<its node_modules/.bin>.
+OLD_CLAUDE_VERSION = "2.1.197"
+OLD_CLAUDE_BIN = Path("/tmp/claude-old/node_modules/.bin")
 
 
 def pinned() -> dict[str, str]:
@@ -54,10 +58,31 @@ def missing(name: str) -> str | None:
     return None
 
 
-def claude_env(fake_url: str, home: Path, *, oauth: bool = False, sandbox: bool = True, **extra) -> dict:
-    """Environment for a headless ``claude -p`` against the fake at ``fake_url``."""
+def old_claude_bin() -> Path:
+    return Path(os.environ.get("AGENTD_OLD_CLAUDE_BIN") or OLD_CLAUDE_BIN)
+
+
+def old_claude_missing() -> str | None:
+    """Why the older claude (``OLD_CLAUDE_VERSION``) can't be run here, or None when it can."""
+    binary = old_claude_bin() / "claude"
+    how = (f"`npm install --prefix /tmp/claude-old @anthropic-ai/claude-code@{OLD_CLAUDE_VERSION}`, or point "
+           "AGENTD_OLD_CLAUDE_BIN at its node_modules/.bin; it is not in tests/cli/package.json, so CI skips this")
+    if not binary.exists():
+        return f"claude {OLD_CLAUDE_VERSION} is not installed at {binary} ({how})"
+    try:
+        have = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout.split()
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{binary} --version failed: {e}"
+    if not have or have[0] != OLD_CLAUDE_VERSION:
+        return f"{binary} is claude {' '.join(have) or '(unknown)'}, not {OLD_CLAUDE_VERSION} ({how})"
+    return None
+
+
+def claude_env(fake_url: str, home: Path, *, oauth: bool = False, sandbox: bool = True, bin_dir: Path = BIN,
+               **extra) -> dict:
+    """Environment for a headless ``claude -p`` against the fake at ``fake_url`` (``bin_dir`` first on PATH)."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TZ": "UTC", "LANG": "C.UTF-8",
+    env = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "TZ": "UTC", "LANG": "C.UTF-8",
            "ANTHROPIC_BASE_URL": fake_url, "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_ERROR_REPORTING": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            # 2.1.x retries 401s and 5xx about ten times with backoff (minutes); two keeps a test short
@@ -92,9 +117,10 @@ def codex_env(fake_url: str, home: Path, **extra) -> dict:
 
 
 def claude_argv(prompt: str, *, max_turns: int = 30, budget: str | None = "2.00", fmt: str = "json",
-                extra=()) -> list[str]:
-    """What daemon/agentd/providers/cli.py runs (``--output-format json``), or ``fmt='stream-json'``."""
-    argv = [str(CLAUDE), "-p", prompt, "--output-format", fmt]
+                extra=(), binary: Path = CLAUDE) -> list[str]:
+    """``claude -p`` with ``--output-format json``, or ``fmt='stream-json'`` (what
+    daemon/agentd/runners/cli_agent.py runs: it reads the tool calls from the stream)."""
+    argv = [str(binary), "-p", prompt, "--output-format", fmt]
     if fmt == "stream-json":
         argv.append("--verbose")
     argv += ["--max-turns", str(max_turns)]

@@ -453,7 +453,7 @@ def test_claude_cli_runs_in_the_sandbox_with_stdin_closed_caps_and_only_a_placeh
     call = json.loads(log.read_text())
     assert call["stdin"] == "" and call["cwd"] == str(cfg.workspace / "t1")
     argv = call["argv"]
-    assert argv[argv.index("--output-format") + 1] == "json" and argv[argv.index("--max-turns") + 1] == "7"
+    assert argv[argv.index("--output-format") + 1] == "stream-json" and argv[argv.index("--max-turns") + 1] == "7"
     assert argv[argv.index("--max-budget-usd") + 1] == "2.00"
     assert "IS_SANDBOX" in call["env"] and "ANTHROPIC_BASE_URL" in call["env"]
     assert call["key"].startswith("sk-ant-api03-agentd-proxy-")  # the real key stays with agentd's proxy

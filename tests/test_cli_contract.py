@@ -422,6 +422,63 @@ def test_agentd_codex_stream_failure_fails_provider_down(fake, tmp_path):
     assert out.status == "failed" and "provider down" in out.reason
 
 
+FAILING = ("cat /nonexistent/report.txt", "false")  # what the fake asks to run: each command fails
+
+
+@needs_claude
+def test_claude_raw_stream_json_marks_each_failed_tool_call_is_error(fake, tmp_path):
+    fake.script(*[reply(tools=[bash(c)]) for c in FAILING], reply("Checked.\nSTATUS: done"))
+    env = rc.claude_env(fake.url, tmp_path / "clihome")
+    p = rc.run(rc.claude_argv(PROMPT, fmt="stream-json"), env, tmp_path / "ws")
+    evs = rc.events(p.stdout)
+    uses = [b for e in evs if e["type"] == "assistant" for b in e["message"]["content"] if b["type"] == "tool_use"]
+    results = [b for e in evs if e["type"] == "user" for b in e["message"]["content"] if b["type"] == "tool_result"]
+    assert p.returncode == 0 and evs[-1]["type"] == "result" and evs[-1]["is_error"] is False
+    assert [u["input"]["command"] for u in uses] == list(FAILING)
+    assert [(r["tool_use_id"], r["is_error"]) for r in results] == [(u["id"], True) for u in uses]
+    assert results[0]["content"] == "Exit code 1\ncat: /nonexistent/report.txt: No such file or directory"
+
+
+@needs_codex
+def test_codex_raw_failed_commands_complete_with_their_exit_code_and_status_failed(fake, tmp_path):
+    fake.script(*[reply(tools=[exec_command(c)]) for c in FAILING], reply("Checked.\nSTATUS: done"))
+    p, evs = codex(fake, tmp_path)
+    done = [e["item"] for e in evs if e["type"] == "item.completed" and e["item"]["type"] == "command_execution"]
+    assert p.returncode == 0 and evs[-1]["type"] == "turn.completed"
+    assert [(i["exit_code"], i["status"]) for i in done] == [(1, "failed"), (1, "failed")]
+
+
+@needs_claude
+def test_agentd_claude_run_whose_every_tool_call_failed_is_failed_not_done(fake, tmp_path):
+    fake.script(*[reply(tools=[bash(c)]) for c in FAILING], reply("Checked the workspace.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "failed" and out.summary == "Checked the workspace."
+    assert out.reason.startswith("every tool call failed (2 of 2); the first: Bash `cat /nonexistent/report.txt`: "
+                                 "Exit code 1 cat: /nonexistent/report.txt: No such file or directory"), out.reason
+    (x,) = store.exchanges("r1")
+    assert json.loads(x["request"])["tool_calls"] == {"calls": 2, "failed": 2}
+
+
+@needs_codex
+def test_agentd_codex_run_whose_every_tool_call_failed_is_failed_not_done(fake, tmp_path):
+    fake.script(*[reply(tools=[exec_command(c)]) for c in FAILING], reply("Checked the workspace.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, "codex-cli")
+    assert out.status == "failed" and out.summary == "Checked the workspace."
+    assert out.reason.startswith("every tool call failed (2 of 2); the first: command `/bin/bash -lc 'cat "
+                                 "/nonexistent/report.txt'`: exit 1: cat: /nonexistent/report.txt: No such file"), out.reason
+    (x,) = store.exchanges("r1")
+    assert json.loads(x["request"])["tool_calls"] == {"calls": 2, "failed": 2}
+
+
+@needs_claude
+def test_agentd_claude_run_with_one_tool_call_that_worked_is_done(fake, tmp_path):
+    fake.script(reply(tools=[bash("false")]), reply(tools=[bash("echo hi > out.txt")]),
+                reply("The first command failed, the second wrote out.txt.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, "claude-cli")
+    assert out.status == "done" and out.reason is None
+    assert json.loads(store.exchanges("r1")[0]["request"])["tool_calls"] == {"calls": 2, "failed": 1}
+
+
 # -- the parsers over the saved captures (no binary needed) -------------------------------------
 
 def captured(directory: Path, name: str) -> tuple[str, str, int]:

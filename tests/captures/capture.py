@@ -2,13 +2,14 @@
 """Regenerate tests/captures/<cli>-<version>/: the real claude and codex CLIs' output per scenario.
 
 Runs each pinned CLI (tests/cli/node_modules/.bin, `make cli-deps`) headless against the loopback
-fake model server (tests/fake_llm.py) with the argv that daemon/agentd/providers/cli.py uses, and
+fake model server (tests/fake_llm.py) with the argv that daemon/agentd/runners/cli_agent.py uses, and
 writes <scenario>.stdout, .stderr, .rc and .cmd (the command line and the environment that
 differ from the defaults; paths, ports and ids are as they were).  Also writes requests.jsonl
 summaries in <scenario>.requests (what the CLI sent: path, model, stream, retry header).
 
     .venv/bin/python tests/captures/capture.py            # every scenario of both CLIs
     .venv/bin/python tests/captures/capture.py claude:done codex:tool
+    .venv/bin/python tests/captures/capture.py claude-old:ro_home_erofs   # claude 2.1.197, not pinned
 
 The workspace, home and fake URL are replaced in the saved files by $WORKSPACE, $HOME and
 $FAKE_URL so that a rerun only differs in ids, timings and dates.
@@ -44,6 +45,12 @@ def bash(cmd):
 def exec_command(cmd):
     return ("exec_command", {"cmd": cmd})
 
+
+FAILING_COMMANDS = ("cat /nonexistent/report.txt", "false")
+FAILING_CLAUDE = [*(reply(tools=[bash(c)]) for c in FAILING_COMMANDS),
+                  reply("Checked the workspace.\nSTATUS: done")]
+FAILING_CODEX = [*(reply(tools=[exec_command(c)]) for c in FAILING_COMMANDS),
+                 reply("Checked the workspace.\nSTATUS: done")]
 
 # name: (script, default item once the script is exhausted, options)
 CLAUDE = {
@@ -88,6 +95,21 @@ CLAUDE = {
                          {"fmt": "stream-json"}),
     "stream_json_429_then_done": ([error(429, "rate limited", type="rate_limit_error", headers={"retry-after": "1"}),
                                    reply("Recovered.\nSTATUS: done")], None, {"fmt": "stream-json"}),
+    # every shell command the model asks for fails, and the model still says done (agentd's argv: stream-json)
+    "all_tools_failed": (FAILING_CLAUDE, None, {"fmt": "stream-json"}),
+    "all_tools_failed_json": (FAILING_CLAUDE, None, {}),
+}
+
+# claude 2.1.197 (not pinned: rc.old_claude_missing() says how to install it), run as in the issue: a fresh,
+# read-only HOME (bwrap --ro-bind, as agentd's sandbox binds the host read-only); ``config_dir``: with a
+# writable CLAUDE_CONFIG_DIR besides, as agentd gives each run (clihome.RunHome)
+OLD_CLAUDE = {
+    "all_tools_failed": (FAILING_CLAUDE, None, {"fmt": "stream-json"}),
+    "ro_home_erofs": ([reply(tools=[bash("echo hello-from-tool")]), reply(tools=[bash("ls")]),
+                       reply("Checked the workspace.\nSTATUS: done")], None, {"fmt": "stream-json", "ro_home": True}),
+    "ro_home_config_dir_tool": ([reply(tools=[bash("echo hello-from-tool")]), reply(tools=[bash("ls")]),
+                                 reply("Checked the workspace.\nSTATUS: done")], None,
+                                {"fmt": "stream-json", "ro_home": True, "config_dir": True}),
 }
 
 CODEX = {
@@ -108,11 +130,12 @@ CODEX = {
                              type="server_error"), {}),
     "stream_failed": ([], stream_error("The server had an error processing your request.", code="server_error"),
                       {}),
+    "all_tools_failed": (FAILING_CODEX, None, {}),
 }
 
 
 def capture(cli: str, name: str, out_dir: Path) -> None:
-    script, default, opts = (CLAUDE if cli == "claude" else CODEX)[name]
+    script, default, opts = {"claude": CLAUDE, "claude-old": OLD_CLAUDE, "codex": CODEX}[cli][name]
     if opts.get("root_only") and not rc.is_root():
         print(f"  {cli}:{name}: skipped (only as root)")
         return
@@ -123,11 +146,19 @@ def capture(cli: str, name: str, out_dir: Path) -> None:
     ws, home = tmp / "workspace", tmp / "home"
     ws.mkdir()
     try:
-        if cli == "claude":
+        if cli.startswith("claude"):
+            bin_dir = rc.old_claude_bin() if cli == "claude-old" else rc.BIN
+            extra = dict(opts.get("env", {}))
+            if opts.get("config_dir"):
+                (tmp / "config").mkdir(mode=0o700)
+                extra["CLAUDE_CONFIG_DIR"] = str(tmp / "config")
             env = rc.claude_env(fake.url, home, oauth=opts.get("oauth", False), sandbox=opts.get("sandbox", True),
-                                **opts.get("env", {}))
+                                bin_dir=bin_dir, **extra)
             argv = rc.claude_argv(PROMPT, max_turns=opts.get("max_turns", 30), budget=opts.get("budget", "2.00"),
-                                  fmt=opts.get("fmt", "json"))
+                                  fmt=opts.get("fmt", "json"), binary=bin_dir / "claude")
+            if opts.get("ro_home"):
+                argv = ["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(home), str(home), "--die-with-parent",
+                        "--", *argv]
         else:
             env = rc.codex_env(fake.url, home, **opts.get("env", {}))
             argv = rc.codex_argv(PROMPT, ws)
@@ -144,7 +175,8 @@ def capture(cli: str, name: str, out_dir: Path) -> None:
 
     shown_env = {k: v for k, v in env.items() if k not in ("PATH", "LANG")}
     cmd = " ".join(f"{k}={shlex.quote(v)}" for k, v in shown_env.items()) + " " + shlex.join(
-        [Path(argv[0]).name, *argv[1:]])
+        [Path(a).name if a in (argv[0], str(rc.BIN / "claude"), str(rc.old_claude_bin() / "claude")) else a
+         for a in argv])
     (out_dir / f"{name}.cmd").write_text(clean(cmd) + "\n")
     (out_dir / f"{name}.stdout").write_text(clean(p.stdout))
     (out_dir / f"{name}.stderr").write_text(clean(p.stderr))
@@ -165,13 +197,14 @@ def _auth(headers: dict) -> str:
 
 def main(args: list[str]) -> int:
     wanted = [a.split(":", 1) for a in args] or [("claude", n) for n in CLAUDE] + [("codex", n) for n in CODEX]
-    for cli in ("claude", "codex"):
-        if why := rc.missing(cli):
+    for cli in ("claude", "codex", "claude-old"):
+        if why := (rc.old_claude_missing() if cli == "claude-old" else rc.missing(cli)):
             if any(c == cli for c, _ in wanted):
                 print(f"{cli}: {why}", file=sys.stderr)
                 return 1
     dirs = {"claude": HERE / f"claude-{rc.installed_version('@anthropic-ai/claude-code')}",
-            "codex": HERE / f"codex-{rc.installed_version('@openai/codex')}"}
+            "codex": HERE / f"codex-{rc.installed_version('@openai/codex')}",
+            "claude-old": HERE / f"claude-{rc.OLD_CLAUDE_VERSION}"}
     for cli, name in wanted:
         dirs[cli].mkdir(exist_ok=True)
         capture(cli, name, dirs[cli])

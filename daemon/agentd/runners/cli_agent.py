@@ -1,7 +1,7 @@
 """Coding-agent CLIs as a runner: ``claude -p`` (claude-cli) and ``codex exec`` (codex-cli).
 
 These run their own tool loop, so they replace the whole agent loop for a run:
-one prompt in, one JSON result out (``cli_output``; the shapes agentd reads are in
+one prompt in, JSON lines out (``cli_output``; the shapes agentd reads are in
 docs/agent.md).  The CLI runs inside agentd's sandbox (``sandbox.py``: bwrap, no network
 of its own unless the task says ``{network: true}``; claude is told so with
 ``IS_SANDBOX=1``, which it needs to bypass permissions as root), in its own session,
@@ -23,7 +23,9 @@ started.  The run is checkpointed as one tool step; if agentd dies while the CLI
 runs, the resumed run starts the CLI again with a note to check the workspace first
 (a CLI session can't be resumed from outside).  How it stopped maps to the outcome
 as for the API agents (``agentrun.AgentRun.failure``); a usage limit carries the reset
-time the CLI printed.
+time the CLI printed.  The CLI's own tool calls are read from its output: a run whose every
+call failed ends ``failed``, not ``done`` (``all_failed``; the counts go into the manifest, the
+exchange and the run's step, so a resumed wake records the same outcome).
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ from agentd.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
-from agentd.runners.cli_output import (USAGE_LIMIT, codex_session_model, parse_claude, parse_codex, reset_at,
-                                       split_status)
+from agentd.runners.cli_output import (USAGE_LIMIT, all_failed, codex_session_model, parse_claude, parse_codex,
+                                       reset_at, split_status)
 from agentd.runners.job import Job, Outcome
 
 _AUTH = re.compile(r"invalid api key|/login|not logged in|unauthori[sz]ed|authentication|\b401\b|\b403\b", re.I)
@@ -81,6 +83,24 @@ class CliAgentRun(AgentRun):
 
     def acted(self) -> bool:
         return self.did_act
+
+    def all_failed(self) -> str | None:
+        """Why the CLI's run is not done when every tool call it made (one at least) failed: the counts
+        its last run step keeps (``note_tools``, from its output)."""
+        ran = [s for s in self.cp.of(ToolStep) if s.name == self.provider_name]
+        return all_failed(ran[-1].args.get("tools")) if ran else None
+
+    def note_tools(self, n: int, step: ToolStep, tools: dict) -> None:
+        """The CLI's own tool calls, counted from its output: in its run step, the manifest, progress."""
+        from agentd.rundir import amend_manifest
+
+        counts = {"calls": tools["calls"], "failed": tools["failed"]}
+        step.args["tools"] = {**counts, "first_error": self.redact(tools["first_error"] or "") or None}
+        self.cp.update(n, step)
+        if self.run_dir is not None:
+            amend_manifest(self.run_dir, tool_calls=counts)
+        if counts["calls"]:
+            self.progress(f"{self.provider_name} made {counts['calls']} tool call(s), {counts['failed']} failed")
 
     def run(self) -> Outcome:
         name, cfg, budget = self.provider_name, self.cfg, self.budget
@@ -159,6 +179,7 @@ class CliAgentRun(AgentRun):
         step.is_error, step.status = bool(error), "done"
         self.cp.update(n, step)
         self.turns, self.did_act = parsed["turns"], parsed["acted"]
+        self.note_tools(n, step, parsed["tools"])
         if parsed["retries"]:
             self.progress(f"{name} retried its API {parsed['retries']} time(s)")
         if parsed["limit"] == "max_turns":
@@ -186,7 +207,8 @@ class CliAgentRun(AgentRun):
                                     health=health_text(self.snapshot),
                                     resume_note=RESUME_NOTE if interrupted else ""))
         if name == "claude-cli":
-            argv = ["claude", "-p", prompt, "--output-format", "json", "--max-turns", str(cfg["max_steps"]),
+            argv = ["claude", "-p", prompt, "--output-format", "stream-json", "--verbose",  # the tool calls too
+                    "--max-turns", str(cfg["max_steps"]),
                     "--max-budget-usd", f"{int(usd_left * 100) / 100:.2f}",
                     "--permission-mode", "bypassPermissions"]
         else:
@@ -206,7 +228,9 @@ class CliAgentRun(AgentRun):
         ran = parsed.get("model") or model
         priced = ran or self.priced_model()
         cost = parsed["cost"] if parsed["cost"] is not None else cost_usd(self.cfg, priced, usage)
-        request = {"argv": argv, "sandbox": which, "network": net}
+        tools = parsed["tools"]
+        request = {"argv": argv, "sandbox": which, "network": net,
+                   "tool_calls": {"calls": tools["calls"], "failed": tools["failed"]}}
         with self.store.tx():
             self.store.add_exchange(self.run_id, step=n, provider=self.provider_name,
                                     model=ran or f"(cli default: {priced})",

@@ -1,14 +1,16 @@
 """What the coding-agent CLIs print, read into one shape.
 
-``claude -p --output-format json`` prints one result object; ``codex exec --json``
-prints JSON lines of thread/turn/item events (the shapes, from the real programs, are
-in docs/agent.md and tests/captures/).  Each parser returns a dict with ``usage``,
-``text``, ``turns``, ``error``, ``cost``, ``acted``, ``limit``, ``retries``, ``model`` (the model
-that ran: claude's ``modelUsage`` names it; codex's ``--json`` stream does not, its session file
-does: ``codex_session_model``) and, for claude, ``api_error_status``, ``api_error`` and
-``terminal_reason``.  The final message
-should end with ``STATUS: done|blocked|failed`` (``split_status``).  ``reset_at`` reads
-the reset time out of either CLI's usage-limit text.
+``claude -p --output-format stream-json --verbose`` prints JSON lines of messages, the last a
+result object (``--output-format json``: that object alone); ``codex exec --json`` prints JSON
+lines of thread/turn/item events (the shapes, from the real programs, are in docs/agent.md and
+tests/captures/).  Each parser returns a dict with ``usage``, ``text``, ``turns``, ``error``,
+``cost``, ``acted``, ``limit``, ``retries``, ``model`` (the model that ran: claude's ``modelUsage``
+names it; codex's ``--json`` stream does not, its session file does: ``codex_session_model``),
+``tools`` (the CLI's own tool calls: ``calls``, ``failed`` and the ``first_error``, bounded and
+escaped; ``all_failed`` says why a run whose every call failed is not done) and, for claude,
+``api_error_status``, ``api_error`` and ``terminal_reason``.  The final message should end with
+``STATUS: done|blocked|failed`` (``split_status``).  ``reset_at`` reads the reset time out of
+either CLI's usage-limit text.
 """
 
 from __future__ import annotations
@@ -33,7 +35,80 @@ def split_status(text: str) -> tuple[str, str]:
 
 def _blank() -> dict:
     return {"usage": Usage(), "text": "", "turns": 0, "error": None, "cost": None, "acted": False, "limit": None,
-            "retries": 0, "model": None, "api_error_status": None, "api_error": None, "terminal_reason": None}
+            "retries": 0, "model": None, "api_error_status": None, "api_error": None, "terminal_reason": None,
+            "tools": {"calls": 0, "failed": 0, "first_error": None}}
+
+
+# -- the CLIs' own tool calls -------------------------------------------------------------
+ERROR_KEEP = 200  # characters of a tool's error kept in the reason
+WHAT_KEEP = 80  # of the command (or path) it was given
+
+
+def _tool_error(name: str, what, text) -> str:
+    """``name `what`: text``, on one line, each part cut, every hidden character escaped."""
+    from agentd.escapes import safe
+
+    what = " ".join(str(what).split()) if isinstance(what, str) and what.strip() else ""
+    text = " ".join(str(text or "").split()) or "(no output)"
+    head = f"{name} `{safe(what, WHAT_KEEP)}`" if what else name
+    return f"{safe(head, WHAT_KEEP + 40)}: {safe(text, ERROR_KEEP)}"
+
+
+def all_failed(tools: dict | None) -> str | None:
+    """Why a CLI run whose every tool call (one at least) failed is not done, or None."""
+    calls, failed = (tools or {}).get("calls") or 0, (tools or {}).get("failed") or 0
+    if not calls or failed < calls:
+        return None
+    return f"every tool call failed ({failed} of {calls}); the first: {tools.get('first_error') or '(no message)'}"
+
+
+def _claude_tools(events: list) -> dict:
+    """From stream-json: each ``tool_use`` block of an assistant message is a call; a ``tool_result``
+    block with ``is_error: true`` in a user message is its failure.  A call with no result (the run was
+    stopped) has an unknown outcome and does not count as failed."""
+    uses: dict[str, tuple[str, object]] = {}
+    failed: list[str] = []
+    first = None
+    for ev in events:
+        msg = ev.get("message") if isinstance(ev, dict) else None
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if not isinstance(content, list):
+            continue
+        for b in content:
+            if not isinstance(b, dict):
+                continue
+            if ev.get("type") == "assistant" and b.get("type") == "tool_use":
+                args = b.get("input") if isinstance(b.get("input"), dict) else {}
+                what = next((args[k] for k in ("command", "file_path", "path", "url", "pattern")
+                             if isinstance(args.get(k), str)), None)
+                uses[str(b.get("id"))] = (str(b.get("name") or "tool"), what)
+            elif ev.get("type") == "user" and b.get("type") == "tool_result" and b.get("is_error") is True:
+                tid = str(b.get("tool_use_id"))
+                if tid in failed:
+                    continue
+                failed.append(tid)
+                if first is None:
+                    body = b.get("content")
+                    if isinstance(body, list):
+                        body = " ".join(str(x.get("text") or "") for x in body if isinstance(x, dict))
+                    first = _tool_error(*uses.get(tid, ("tool", None)), body)
+    return {"calls": len(set(uses) | set(failed)), "failed": len(failed), "first_error": first}
+
+
+CODEX_TOOLS = ("command_execution", "file_change", "mcp_tool_call", "web_search")
+
+
+def _codex_tool_failed(item: dict) -> str | None:
+    """A finished codex tool item's error, or None when it worked: a command with a nonzero
+    ``exit_code``, any item whose ``status`` is ``failed`` or ``declined``."""
+    code, status = item.get("exit_code"), item.get("status")
+    if item.get("type") == "command_execution" and isinstance(code, int) and code != 0:
+        return _tool_error("command", item.get("command"), f"exit {code}: {item.get('aggregated_output') or ''}")
+    if status in ("failed", "declined"):
+        err = item.get("error") if isinstance(item.get("error"), dict) else {}
+        what = item.get("command") or item.get("tool") or item.get("query")
+        return _tool_error(str(item.get("type")), what, err.get("message") or status)
+    return None
 
 
 def _int(v) -> int:
@@ -44,7 +119,8 @@ def _int(v) -> int:
 
 
 def parse_claude(out: str) -> dict:
-    """``claude -p --output-format json``: one result object (``stream-json``: the last ``result`` line).
+    """``claude -p --output-format stream-json``: the last ``result`` line, and the tool calls of the
+    messages before it (``json``: the result object alone, which says nothing of the tool calls).
 
     Claude exits 1 whenever ``is_error`` is true, so the exit code says nothing the object doesn't.
     Its top-level ``usage`` leaves out the call that crossed a budget: the run's totals are the sum
@@ -69,6 +145,7 @@ def parse_claude(out: str) -> dict:
             return res
     if isinstance(data, list):
         res["retries"] = sum(1 for d in data if isinstance(d, dict) and d.get("subtype") == "api_retry")
+        res["tools"] = _claude_tools(data)
         data = next((d for d in reversed(data) if isinstance(d, dict) and d.get("type") == "result"), {})
     if not isinstance(data, dict) or not data:
         res["error"] = "unexpected JSON from claude (no result object)"
@@ -91,7 +168,7 @@ def parse_claude(out: str) -> dict:
     errors = [str(e) for e in (data.get("errors") or []) if e]
     res["text"] = str(data.get("result") or "")
     res["turns"] = _int(data.get("num_turns"))
-    res["acted"] = res["turns"] > 1  # a plain answer is one turn; each tool round trip adds one
+    res["acted"] = res["turns"] > 1 or res["tools"]["calls"] > 0  # a plain answer is one turn; each tool round trip adds one
     if data.get("total_cost_usd") is not None:
         res["cost"] = float(data["total_cost_usd"])
     elif per_model and all(m.get("costUSD") is not None for m in per_model):
@@ -110,7 +187,7 @@ def parse_claude(out: str) -> dict:
 
 
 def parse_codex(out: str) -> dict:
-    """``codex exec --json``: JSON lines of thread/turn/item events.
+    """``codex exec --json``: JSON lines of thread/turn/item events (its tool calls: ``CODEX_TOOLS`` items).
 
     Codex prints an ``error`` event for each retry ("Reconnecting... 1/5 (...)") and goes on:
     only ``turn.failed``, or a run that never reached ``turn.completed``, is a failure.
@@ -119,6 +196,8 @@ def parse_codex(out: str) -> dict:
     inp = cached = written = outp = 0
     completed = False
     last_error = None
+    calls: set = set()
+    failed: list[str] = []
     for line in out.splitlines():
         try:
             ev = json.loads(line)
@@ -130,9 +209,12 @@ def parse_codex(out: str) -> dict:
         item = ev.get("item") if isinstance(ev.get("item"), dict) else {}
         if kind == "item.completed" and item.get("type") == "agent_message":
             res["text"] = str(item.get("text") or "")
-        elif kind in ("item.started", "item.completed") and item.get("type") in (
-                "command_execution", "file_change", "mcp_tool_call", "web_search"):
+        elif kind in ("item.started", "item.completed") and item.get("type") in CODEX_TOOLS:
             res["acted"] = True
+            calls.add(str(item.get("id")))
+            if kind == "item.completed" and (why := _codex_tool_failed(item)) and str(item.get("id")) not in failed:
+                failed.append(str(item.get("id")))
+                res["tools"]["first_error"] = res["tools"]["first_error"] or why
         elif kind == "turn.completed":
             completed = True
             res["turns"] += 1
@@ -149,6 +231,7 @@ def parse_codex(out: str) -> dict:
             if msg.startswith("Reconnecting..."):
                 res["retries"] += 1
             last_error = msg
+    res["tools"].update(calls=len(calls), failed=len(failed))
     if res["error"] is None and not completed:
         res["error"] = last_error or ("codex printed no turn.completed" if out.strip() else None)
     # input_tokens includes the cached part; cache writes are reported besides it
