@@ -371,6 +371,9 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
         checks += check_backends(cfg) + check_api_keys(cfg)
         checks += check_sandbox(cfg, canary)
         checks.append(check_network(cfg))
+        from agentd import cgroups
+
+        checks.append(Check(*cgroups.doctor_line(cfg)))
         checks += check_disk({"state dir": cfg.state_dir, "workspace": cfg.workspace, "worklog": cfg.worklog_dir})
         checks += check_reserve(cfg)
     if torch:

@@ -54,6 +54,10 @@ def collect(cfg) -> dict:
         waiting = view.agent_backend is None and view.tasks.agents_open()
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
         info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks.dynamic if t.status == "waiting"]
+    if store is not None:  # (after the queue: its load re-based the deadlines a jumped clock left)
+        from agentd import clock
+
+        info["clock"] = clock.seen(store.db)
     from agentd.backends import sandbox_problem
 
     mode = cfg.values.get("sandbox") or "bwrap"
@@ -149,6 +153,10 @@ def text(info: dict) -> list[str]:
     if p:
         out.append(safe(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
                         f" · updated {p.get('last_update')}"))
+    if info.get("clock"):
+        from agentd.clock import status_lines
+
+        out += status_lines(info["clock"])
     if info["timer_installed"]:
         out.append(f"timer:     next wake {info['timer_next_elapse'] or 'unknown (systemctl did not say)'}")
     else:
