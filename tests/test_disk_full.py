@@ -248,3 +248,42 @@ def test_the_workspace_walk_is_bounded_and_says_at_least_when_cut_off(tmp_path):
     assert not whole.cut and whole.total >= 30 * 8192 and [n for n, _ in whole.dirs] != []
     cut = diskuse.measure(tmp_path, max_entries=5)
     assert cut.cut and cut.size(cut.total).startswith("at least ") and cut.total < whole.total
+
+
+@pytest.mark.parametrize("protected", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: the killed agent run is resumed onto the full disk"))])
+def test_an_interrupted_agent_run_is_not_resumed_while_the_disk_is_full(full_layout, fake, monkeypatch, protected):
+    import signal
+    import time
+
+    from conftest import AGENTD
+
+    disk = full_layout
+    ws = disk / "state" / "workspace" / "filler"
+    worklog = disk / "wl" / "testhost_worklog.txt"
+    worklog.write_text(WORKLOG)
+    fake.script(reply(tools=[("shell", {"command": "touch started; sleep 60"})]),
+                finish("done", "Resumed once there was room, and finished."))
+    env = {**os.environ, **anthropic_env(fake)}
+    if not protected:  # PROTECTION OFF, ON PURPOSE: settling resumes agent runs whatever the disk
+        site = disk.parent / "off"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text("import agentd.settle as s\ns.agents_held = lambda cfg: None\n")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    p = subprocess.Popen([*AGENTD, "wake", "--now"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (ws / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (ws / "started").exists()
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    fill(disk / "someone-elses-file")  # the disk fills up meanwhile
+    r = subprocess.run([*AGENTD, "wake", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert "after: done" in r.stdout, r.stdout + r.stderr
+    assert len(fake.requests) == 1  # the agent run waits for room: no model call
+    (disk / "someone-elses-file").unlink()
+    r = subprocess.run([*AGENTD, "wake", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert "filler: done" in r.stdout, r.stdout + r.stderr
+    runs = [x for x in json.loads(run_cli("runs", "--json").stdout) if x["task_id"] == "filler"]
+    assert len(runs) == 1  # the same run, resumed from its checkpoint

@@ -22,7 +22,7 @@ def env_for(fake) -> dict:
 def test_a_limit_that_resets_in_seconds_is_waited_out_and_the_run_resumes_with_no_step_repeated(
         worklog, fake, tmp_path):
     counter = tmp_path / "counter"
-    reset = int(time.time()) + 4
+    reset = int(time.time()) + 12  # room for two wakes on a loaded machine before the reset
     worklog.write_text("DIRECTIVE: count once, then report {id: job}\n- [ ] other {id: other, run: 'true', value: 1}\n")
     fake.script(reply(tools=[("shell", {"command": f"echo x >> {counter}"})]),
                 error(429, "You exceeded your current quota", code="insufficient_quota",

@@ -55,7 +55,10 @@ class Leftovers(Record):
             else:  # a person closed or reopened the task meanwhile: that says it all
                 store.update_run(run_id, status=statuses.CANCELLED,
                                  reason=f"its task was {t.status if t else 'removed'} while the run waited")
-        if self.agent_run:
+        held = agents_held(cfg) if self.agent_run or self.ready else None
+        if held:
+            print(f"agent runs wait to resume: {held}")
+        if self.agent_run and not held:
             task_id, run_id = self.agent_run
             t = by_id.get(task_id)
             if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN, statuses.RUNNING):
@@ -66,7 +69,7 @@ class Leftovers(Record):
             t = by_id.get(task_id)
             if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN):  # not blocked by its attempts
                 return Resume(t, new_run_id(store), False)
-        for task_id, run_id in self.ready:
+        for task_id, run_id in [] if held else self.ready:
             t = by_id.get(task_id)
             if t is not None and t.status == statuses.WAITING:
                 return Resume(t, run_id, True)
@@ -74,6 +77,13 @@ class Leftovers(Record):
             store.update_run(run_id, status=statuses.CANCELLED,
                              reason=f"its task was {t.status if t else 'removed'} while the run waited")
         return None
+
+
+def agents_held(cfg) -> str | None:
+    """Why agent runs can't go on now (the disk is full: they would fill it again), or None."""
+    from agentd.gating import disk_hold
+
+    return disk_hold(cfg)
 
 
 def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
