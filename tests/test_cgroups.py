@@ -212,3 +212,34 @@ def test_a_delegated_cgroup_v2_tree_gets_the_run_groups_and_their_limit_files(tm
     assert (d / "cpu.weight").read_text() == "30"
     assert g.wrap(["bwrap"])[-3:] == [str(d / "cgroup.procs"), "--", "bwrap"]
     assert g.describe() == {"mechanism": "cgroup-v2", "pids": 64, "memory": 2**30, "cpu_weight": 30}
+
+
+@needs_bwrap
+@needs_pids
+@needs_memory
+def test_a_limit_the_kernel_refuses_is_said_and_the_others_still_apply(tmp_path, monkeypatch):
+    """A memory cgroup's mkdir or a pids.max write can fail at run time (ENOSPC once leaked groups use up the
+    kernel's ids): the other limits still hold, and the shell's output and the manifest say which did not."""
+    import errno
+
+    cgroups.reset_cache()
+    cfg = make_config(tmp_path, {"limit_pids": 64, "limit_memory": "100M"}, {"AGENTD_RUN_ID": "rrefused"})
+    run_dir = cfg.runs_dir / "rrefused"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"limits": cgroups.describe(cfg)}))
+    real = cgroups._write
+
+    def refuse_pids(p, text):
+        if p.name == "pids.max":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(p, text)
+
+    monkeypatch.setattr(cgroups, "_write", refuse_pids)
+    hog = "python3 -c 'b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); print(\"allocated\", len(b))'"
+    r = Tools(cfg.workspace, cfg.env, cfg=cfg).run(ToolCall("c1", "shell", {"command": hog}), 60)
+    assert "limits not applied to this command: pids (No space left on device)" in r.text, r.text
+    assert "allocated" not in r.text and "the memory limit (100M) was reached" in r.text, r.text  # it still held
+    lim = json.loads((run_dir / "manifest.json").read_text())["limits"]
+    assert lim["pids"] is None and lim["memory"] == 100 * 2**20, lim
+    assert lim["not_applied"] == {"pids": "No space left on device"}, lim
+    assert groups_of("rrefused") == []

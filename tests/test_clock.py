@@ -195,23 +195,24 @@ def test_waits_set_by_a_clock_in_2099_end_after_their_length_once_the_clock_is_r
                        "DIRECTIVE: count, then report {id: job}\n"
                        "- [ ] later {id: later, run: 'echo later-ran', value: 0.1}\n")
     fake.script(error(429, "You exceeded your current quota", code="insufficient_quota",
-                      headers={"x-ratelimit-reset": str(t2099 + 6)}),
+                      headers={"x-ratelimit-reset": str(t2099 + 20)}),
                 finish("done", "Reported after the reset."))
     env = {"OPENAI_API_KEY": "sk-test-" + "o" * 24, "OPENAI_BASE_URL": fake.url + "/v1", "AGENTD_SANDBOX": "off",
            "AGENTD_CALL_TIMEOUT": "20s", "AGENTD_RETRY_BACKOFF": "1h", **({} if protected else off(tmp_path))}
     r = run_at("2099-01-02 00:00:00", "wake", "--now", "--task", "flaky", env=env)
     assert "flaky: failed" in r.stdout, r.stdout + r.stderr
     r = run_at("2099-01-02 00:00:01", "wake", "--now", "--task", "job", env=env)
-    assert "job: waiting" in r.stdout and "2099-01-02T00:00:06Z" in worklog.read_text(), r.stdout + r.stderr
+    assert "job: waiting" in r.stdout and "2099-01-02T00:00:20Z" in worklog.read_text(), r.stdout + r.stderr
     # the clock is set right
     started = time.time()
     q = {t["id"]: t for t in json.loads(run_at(None, "queue", "--json", env=env).stdout)["tasks"]}
     backoff = re.search(r"waits until (\S+) \(backoff\)", q["flaky"]["why"])
     assert backoff and parse(backoff.group(1)) <= started + 3600 + 5, q["flaky"]["why"]
     st = run_at(None, "status", env=env).stdout
-    assert "re-based: run" in st and "not 2099-01-02T00:00:06Z" in st, st
+    m = re.search(r"re-based: run r\S+ waits until (\S+), not 2099-01-02T00:00:20Z", st)
+    assert m and parse(m.group(1)) <= started + 20, st  # at most its 20 s of real time, not until 2099
     assert "recorded as started more than a day ahead of this clock" in st, st
-    while time.time() < started + 7:  # the usage wait's 6 s of real time pass
+    while time.time() < parse(m.group(1)) + 1:  # what is left of the usage wait passes
         time.sleep(0.2)
     r = run_at(None, "wake", "--now", env=env)
     assert "job: done" in r.stdout, r.stdout + r.stderr
@@ -233,3 +234,63 @@ def test_the_store_keeps_a_start_for_every_deadline_it_is_given(tmp_path):
     s.update_run("r3", status="done", defer_until=None)
     assert s.db.execute("SELECT COUNT(*) FROM deadlines").fetchone()[0] == 0
     assert clock.seen(s.db)["runs_ahead"] == 0 and clock.status_lines(clock.seen(s.db)) == []
+
+
+class _Read:
+    answers: dict = {}
+
+
+def _waiting_run(s: Store, started: float) -> None:
+    s.db.execute("INSERT INTO runs (kind, run_id, task_id, status, started_at, host) VALUES "
+                 "('directive', 'r1', 't', 'waiting', ?, 'testhost')", (iso(started),))
+
+
+@pytest.mark.parametrize("newer_asked_ago,expect", [(60, "waits"), (2 * 86400, "expired")])
+def test_the_newest_request_of_a_run_counts_whatever_the_clock_said_when_each_was_asked(tmp_path, newer_asked_ago,
+                                                                                        expect):
+    """Request A asked (and approved) while the clock said 2099, request B asked after NTP set it right:
+    B, the newer, decides: the run keeps waiting for it, or ends blocked when it expired."""
+    from agentd import config, settle
+
+    cfg = config.load()
+    s = store(tmp_path)
+    now = time.time()
+    _waiting_run(s, 4_070_995_200)
+    for aid, asked in (("ap-A", 4_070_995_200.0), ("ap-B", now - newer_asked_ago)):
+        s.add_approval(id=aid, run_id="r1", task_id="t", call_id="c-" + aid, kind="command", what="x", why="y",
+                       asked_at=iso(asked), expires_at=iso(asked + 86400))
+    s.answer_approval("ap-A", "approve", None, None)
+    left = settle.Leftovers()
+    settle.waiting(cfg, s, _Read(), left, now)
+    assert left.ready == []
+    assert [x[2]["id"] for x in left.expired] == ([] if expect == "waits" else ["ap-B"])
+
+
+def test_a_usage_reset_the_provider_gave_ten_days_ahead_is_waited_for(tmp_path):
+    """agentd believes a provider's reset up to 31 days ahead (providers.base); settling must not call it
+    suspect and resume the run at every wake."""
+    from agentd import config, settle
+    from agentd.providers.base import _iso
+
+    s = store(tmp_path)
+    now = time.time()
+    reset = _iso(now + 10 * 86400, now)
+    assert reset is not None
+    _waiting_run(s, now)
+    s.update_run("r1", defer_until=reset)
+    left = settle.Leftovers()
+    settle.waiting(config.load(), s, _Read(), left, now)
+    assert left.ready == []
+
+
+def test_runs_of_a_store_made_while_the_clock_said_1970_are_named_and_so_is_a_clock_in_1970(tmp_path):
+    s = store(tmp_path)
+    s.db.execute("UPDATE migrations SET applied_at='1970-01-02T00:00:00Z'")  # the store's own birth is wrong too
+    s.db.execute("INSERT INTO runs (kind, run_id, task_id, status, started_at) VALUES ('command', 'r70', 't', 'failed',"
+                 " '1970-01-02T00:00:05Z')")
+    lines = clock.status_lines(clock.seen(s.db))
+    assert any("1 run(s) recorded as started before agentd's store (or agentd) existed (earliest "
+               "1970-01-02T00:00:05Z)" in x for x in lines), lines
+    lines = clock.status_lines(clock.seen(s.db, wall=86400.0 + 60))
+    assert any("this host's clock says 1970-01-02T00:01:00Z, before agentd was written: it is wrong" in x
+               for x in lines), lines

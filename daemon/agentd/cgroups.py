@@ -238,6 +238,7 @@ class Group:
         self.applied: dict[str, int] = {}
         self.why_none: str | None = h.why_none
         self.hits: list[str] = []
+        self.failed: dict[str, str] = {}  # controller -> why its limit could not be set for this command
 
     def __enter__(self) -> "Group":
         wanted = self.limits.wanted()
@@ -247,14 +248,20 @@ class Group:
         if self.host.mechanism == "systemd-run":
             self.applied = dict(wanted)
             return self
-        try:
-            for c, n in wanted.items():
-                if c in self.host.dirs:
-                    self._make(c, n)
-        except OSError as e:
-            self._remove()
-            self.paths, self.applied = {}, {}
-            self.why_none = f"the run's cgroup could not be made ({e.strerror or e})"
+        for c, n in wanted.items():  # each limit on its own: one the kernel refuses leaves the others
+            if c not in self.host.dirs:
+                continue
+            try:
+                self._make(c, n)
+            except OSError as e:
+                self.failed[c] = e.strerror or str(e)
+                self.applied.pop(c, None)
+                d = self.paths.pop(c, None)
+                if d is not None and d not in self.paths.values():
+                    remove(d, self.host.mechanism)
+        if self.failed and not self.applied:
+            self.why_none = "the run's cgroup could not be made (" + "; ".join(
+                f"{c}: {why}" for c, why in self.failed.items()) + ")"
         if self.host.mechanism.startswith("cgroup") and not self.applied and self.why_none is None:
             self.why_none = f"no writable cgroup has the controllers of the limits asked ({', '.join(wanted)})"
         return self
@@ -315,9 +322,20 @@ class Group:
             remove(d, self.host.mechanism)
 
     def describe(self) -> dict:
-        """The limits as the run's manifest records them."""
-        return _describe(self.host.mechanism if self.applied else "none", self.applied,
-                         None if self.applied else self.why_none, self.hits)
+        """The limits as the run's manifest records them: those applied, and those that could not be."""
+        out = _describe(self.host.mechanism if self.applied else "none", self.applied,
+                        None if self.applied else self.why_none, self.hits)
+        if self.failed:
+            out["not_applied"] = dict(self.failed)
+        return out
+
+    def notes(self) -> list[str]:
+        """What a tool's output says: the limits hit, and the limits asked that could not be set."""
+        out = list(self.hits)
+        if self.failed:
+            out.append("limits not applied to this command: " + "; ".join(
+                f"{'cpu weight' if c == 'cpu' else c} ({why})" for c, why in self.failed.items()))
+        return out
 
 
 def _field(path: Path, key: str) -> int:

@@ -20,7 +20,7 @@ boot, and notes what it changed; `agentd status` shows the notes.  Every reader 
 store's times with the wall clock as before.
 
 Times with no length (a run's start, a failure's ``at``) are **suspect** when they lie more than a
-day ahead of now, or before the store existed: ``status`` says so; the queue waits on none of them.
+day ahead of now, or before the store existed (or before this code was written): ``status`` says so; the queue waits on none of them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from agentd.times import iso, parse
 
 SLACK_S = 60.0  # a deadline's wall time this far off is rewritten (and noted)
 AHEAD_S = 86400.0  # a recorded time more than this ahead of now is suspect
-MAX_WAIT_S = 8 * 86400  # the longest deferral agentd sets (a weekly usage limit) and a day
+# No run can have started before this code was written: a store made while the clock said 1970 has its
+# own birth time wrong, so the earliest believable time is the later of the two.
+WRITTEN = 1_764_547_200.0  # 2025-12-01T00:00:00Z
+MAX_WAIT_S = 32 * 86400  # the furthest deferral agentd sets (a usage reset it believes: providers.base.MAX_RESET_AHEAD) and a day
 MAX_NOTES = 50  # the notes kept (the newest)
 KINDS = ("run", "hold", "approval", "failed")  # failed: a failed run's start of backoff (length 0)
 
@@ -202,12 +205,13 @@ def seen(db, wall: float | None = None) -> dict:
     """For `agentd status`: the newest re-basing notes, and recorded run times this clock can't believe."""
     wall = time.time() if wall is None else wall
     born = parse(db.execute("SELECT MIN(applied_at) FROM migrations").fetchone()[0])
-    born = min(born, wall) if born is not None else None  # a store made while the clock was ahead
+    born = min(max(born or WRITTEN, WRITTEN), wall)  # made while the clock was behind, or ahead
     ahead = db.execute("SELECT COUNT(*), MAX(started_at) FROM runs WHERE started_at > ?",
                        (iso(wall + AHEAD_S),)).fetchone()
-    before = (db.execute("SELECT COUNT(*), MIN(started_at) FROM runs WHERE started_at < ?",
-                         (iso(born - AHEAD_S),)).fetchone() if born is not None else (0, None))
-    return {"notes": [{"at": at, "text": text} for at, text in notes(db)],
+    before = db.execute("SELECT COUNT(*), MIN(started_at) FROM runs WHERE started_at < ?",
+                        (iso(born - AHEAD_S),)).fetchone()
+    return {"notes": [{"at": at, "text": text} for at, text in notes(db)], "now_before_written": wall < WRITTEN,
+            "now": iso(wall),
             "runs_ahead": ahead[0], "latest_ahead": ahead[1], "runs_before_store": before[0],
             "earliest_before_store": before[1]}
 
@@ -216,11 +220,14 @@ def status_lines(info: dict) -> list[str]:
     from agentd.escapes import safe
 
     out = []
+    if info.get("now_before_written"):
+        out.append(f"clock:     this host's clock says {safe(info['now'])}, before agentd was written: it is wrong "
+                   "(no clock battery? NTP not synced yet?); deadlines count on the boot clock meanwhile")
     if info.get("runs_ahead"):
         out.append(f"clock:     {info['runs_ahead']} run(s) recorded as started more than a day ahead of this clock "
                    f"(latest {safe(info['latest_ahead'])}): the clock was wrong when they ran; nothing waits on them")
     if info.get("runs_before_store"):
-        out.append(f"clock:     {info['runs_before_store']} run(s) recorded as started before agentd's store existed "
+        out.append(f"clock:     {info['runs_before_store']} run(s) recorded as started before agentd's store (or agentd) existed "
                    f"(earliest {safe(info['earliest_before_store'])}): the clock was wrong when they ran")
     for n in info.get("notes") or []:
         out.append(f"clock:     {safe(n['at'])}: {safe(n['text'], 300)}")

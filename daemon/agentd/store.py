@@ -306,7 +306,7 @@ class Store:
             sql, args = sql + " AND run_id=?", [run_id]
         if pending:
             sql += " AND answer IS NULL"
-        return [dict(r) for r in self.db.execute(sql + " ORDER BY asked_at, rowid", args)]
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY rowid", args)]  # as asked, whatever the clock said
 
     def approval(self, approval_id: str) -> dict | None:
         row = self.db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()

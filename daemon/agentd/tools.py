@@ -277,8 +277,8 @@ class Tools:
             rc, out, _, stopped = procs.run(cg.wrap(argv), cwd=self.workspace, env=env,
                                             timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)
         note = f"[exit code {rc}]" if stopped is None else f"[killed: {stopped}]"
-        if cg.hits:
-            note += f"\n[{cgroups.note(cg.hits)}]"
+        if cg.notes():
+            note += f"\n[{cgroups.note(cg.notes())}]"
             self._record_hits(cg)
         if egress is not None and len(egress.refused) > refused:
             from agentd.escapes import safe

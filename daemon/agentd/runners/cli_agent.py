@@ -171,7 +171,7 @@ class CliAgentRun(AgentRun):
         parsed = parse_claude(out) if name == "claude-cli" else parse_codex(out)
         parsed["model"] = parsed["model"] or ran
         error = _error(Path(exe).name, rc, out, err, parsed, cfg)
-        if limit := cgroups.note(cg.hits):  # the finding says so, whatever else it says
+        if limit := cgroups.note(cg.notes()):  # the finding says so, whatever else it says
             self.progress(limit)
             error, parsed["text"] = (f"{error} [{limit}]" if error else error), f"{parsed['text']}\n[{limit}]".strip()
         self.record(n, argv, model, parsed, out, error, time.monotonic() - started, which, net)
@@ -246,9 +246,7 @@ class CliAgentRun(AgentRun):
         if self.provider_name == "codex-cli":
             src = clihome.codex_src(self.cfg.env) / "config.toml"
             try:
-                import tomllib
-
-                named = tomllib.loads(src.read_text()).get("model")
+                named = clihome.toml_table(src.read_bytes()).get("model")
                 if isinstance(named, str) and named:
                     return named
             except (OSError, ValueError):
