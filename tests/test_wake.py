@@ -734,3 +734,38 @@ def test_run_ids_carry_64_random_bits_sort_by_time_and_never_reuse_an_id_the_sto
     tokens = iter([m.group(2), "0" * 16])
     store = Store(config.load().store_path)
     assert new_run_id(store, now=second, token=lambda: next(tokens)) == f"r{m.group(1)}-{'0' * 16}"
+
+
+@pytest.mark.parametrize("protected", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: each refused wake leaves a run that never started"))])
+def test_a_wake_on_a_read_only_worklog_records_nothing_and_the_task_runs_once_when_it_is_writable(
+        tmp_path, monkeypatch, protected):
+    wl = tmp_path / "rodisk"
+    wl.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(wl)], capture_output=True, text=True)
+    if p.returncode:
+        pytest.skip(f"a read-only file system needs mount (root): {p.stderr.strip()}")
+    try:
+        monkeypatch.setenv("AGENTD_WORKLOG_DIR", str(wl))
+        worklog = wl / "testhost_worklog.txt"
+        worklog.write_text("- [ ] count {id: a, run: 'echo ran >> %s'}\n" % (tmp_path / "count"))
+        subprocess.run(["mount", "-o", "remount,ro", str(wl)], check=True)
+        env = {}
+        if not protected:  # PROTECTION OFF, ON PURPOSE: the wake does not check the worklog first
+            site = tmp_path / "off"
+            site.mkdir()
+            (site / "sitecustomize.py").write_text("import agentd.worklog as w\nw.check_writable = lambda p: None\n")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+        for _ in range(2):
+            r = run_cli("wake", "--now", env=env)
+            assert r.returncode != 0 and "cannot append to the worklog: Read-only file system" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr
+        assert not (tmp_path / "count").exists()
+        assert json.loads(run_cli("runs", "--json").stdout) == []  # no run that never started
+        subprocess.run(["mount", "-o", "remount,rw", str(wl)], check=True)
+        r = run_cli("wake", "--now")
+        assert "a: done" in r.stdout, r.stdout + r.stderr
+        assert (tmp_path / "count").read_text() == "ran\n"
+        assert "restored" not in worklog.read_text() and worklog.read_text().count("=== agentd entry") == 2
+    finally:
+        subprocess.run(["umount", "-l", str(wl)], capture_output=True)

@@ -32,6 +32,9 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         if not cfg.worklog_path.exists():
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
+        from agentd.worklog import check_writable
+
+        check_writable(cfg.worklog_path)  # (read-only: nothing is recorded, no run left that never started)
         store = Store(cfg.store_path)
         read, lost = queue.read(cfg, store)
         if task_id:

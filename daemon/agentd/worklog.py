@@ -250,6 +250,16 @@ def _append_once(path: Path, data: bytes) -> bool:
         os.close(fd)
 
 
+def check_writable(path: Path) -> None:
+    """Raise WorklogError when the worklog can't be appended to (a read-only mount, an immutable file, no
+    permission): a wake says so before it records anything, so no run is left that never started."""
+    try:
+        fd = open_worklog(path, os.O_RDWR | os.O_APPEND)
+    except OSError as e:
+        raise WorklogError(f"{path}: cannot append to the worklog: {e.strerror}") from None
+    os.close(fd)
+
+
 def append(path: Path, text: str) -> None:
     """Append a whole block of text, again if an editor replaced the file meanwhile."""
     data = text.encode("utf-8")
