@@ -617,7 +617,8 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
                               provider, run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not any("sleep 37" in cmd for _, cmd in _marked(run_id)):  # the CLI's tool call is running
+        while not (any("sleep 37" in cmd for _, cmd in _marked(run_id))  # the CLI's tool call is running,
+                   and (task_ws(tmp_path) / "started.txt").exists()):  # past its `touch` (not just started)
             assert child.poll() is None and time.monotonic() < deadline, child.communicate()
             time.sleep(0.1)
         assert any(("claude" if provider == "claude-cli" else "codex") in cmd for _, cmd in _marked(run_id))
