@@ -456,3 +456,36 @@ def test_show_and_runs_count_input_tokens_the_same_way_cache_reads_and_writes_in
     shown = cli("show", rid).stdout
     assert r["input_tokens"] == 3600
     assert "3600 input tokens (1000 read from cache, 200 written to it)" in shown, shown
+
+
+def _parsers():
+    import argparse
+
+    from agentd import cli as cli_mod
+
+    for name, (help_, add_args) in cli_mod.COMMANDS.items():
+        p = argparse.ArgumentParser(prog=f"agentd {name}", description=help_)
+        add_args(p)
+        yield name, help_, [a for a in p._actions if not isinstance(a, argparse._HelpAction)]
+
+
+def test_every_argument_of_every_command_has_help():
+    missing = [f"agentd {name} {a.option_strings or a.dest}" for name, help_, actions in _parsers()
+               for a in actions if not (a.help or "").strip()]
+    assert not missing, f"arguments without help: {missing}"
+    assert all(help_.strip() for _, help_, _ in _parsers())
+
+
+def test_docs_cli_md_lists_every_command_and_every_option_the_parsers_define():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1].split()[1]: line.split("`")[1] for line in doc.splitlines()
+            if line.startswith("| `agentd ") and len(line.split("`")[1].split()) > 1}
+    for name, _, actions in _parsers():
+        assert name in rows, f"docs/cli.md has no row for `agentd {name}`"
+        usage = rows[name]
+        for a in actions:
+            names = a.option_strings or [a.metavar or a.dest.upper()]
+            assert any(n in usage.replace("[", " ").replace("]", " ").replace("...", " ").split() for n in names), \
+                f"docs/cli.md's `agentd {name}` row does not show {names[0]}"

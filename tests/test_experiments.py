@@ -152,7 +152,7 @@ def test_model_bench_all_failed(tmp_path):
 
 def test_model_bench_needs_a_model(tmp_path):
     r = experiments.run("model-bench", {}, tmp_path, {}, Phases())
-    assert r.status == "failed" and "needs attr model" in r.summary
+    assert r.status == "blocked" and r.summary == "model-bench needs {model: <hf id or path>}"
 
 
 BLOCKER = """

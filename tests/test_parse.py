@@ -523,3 +523,28 @@ def test_approve_and_deny_lines_take_the_id_before_any_punctuation_and_the_rest_
     s = parse_bytes(b"APPROVE: ap-1a2b3c, go ahead\nDENY: ap-4d5e6f: not on my watch\n")
     assert s.answers == {"ap-1a2b3c": ["approve", "go ahead", 1, 0.5, ""],
                          "ap-4d5e6f": ["deny", "not on my watch", 2, 0.5, ""]}
+
+
+# -- lines agentd would misread or ignore (issue 19) -------------------------------------------------
+
+def test_a_task_line_whose_attrs_never_close_is_unreadable_not_a_task():
+    s = parse_bytes(b"- [ ] broken {value: eleven, colour: red\nDIRECTIVE: think {priority: high\n")
+    assert len(s.tasks) == 0
+    assert [line for line, _ in s.errors] == [1, 2]
+    assert "have no closing '}'" in s.errors[0][1]
+
+
+def test_braces_a_title_holds_in_other_forms_stay_in_the_title():
+    s = parse_bytes(b"- [ ] fix {foo} parsing\n- [ ] handle a { in JSON\n- [ ] x {value: 3}\n")
+    assert sorted(t["title"] for t in s.tasks.values()) == ["fix {foo} parsing", "handle a { in JSON", "x"]
+    assert not s.errors
+
+
+def test_a_prose_line_like_a_keyword_is_reported_with_a_did_you_mean_and_stays_prose():
+    s = parse_bytes(b"EXPRIMENT: health\n**DIRECTVE**: go\nDone: t-1\nNote: prose\nTODO: more prose\n"
+                    b"APPROVED: ap-1\n")
+    assert len(s.tasks) == 0 and not s.commands and not s.answers  # never guess-run
+    got = dict(s.errors)
+    assert sorted(got) == [1, 2, 3, 6]
+    assert got[1].endswith("did you mean EXPERIMENT:?") and got[2].endswith("did you mean DIRECTIVE:?")
+    assert got[3].endswith("did you mean DONE:?") and got[6].endswith("did you mean APPROVE:?")

@@ -34,28 +34,30 @@ def _json_only(p):
 
 def _runs(p):
     _json_only(p)
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)")
 
 
 def _show(p):
-    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)")
     _json_only(p)
 
 
 def _directive(p):
-    p.add_argument("text")
-    p.add_argument("--priority", choices=("critical", "high", "normal", "low"), default="normal")
+    p.add_argument("text", help="what the agent should do, one line")
+    p.add_argument("--priority", choices=("critical", "high", "normal", "low"), default="normal",
+                   help="critical writes a **CRITICAL DIRECTIVE** line; high and low go in its attrs (default normal)")
 
 
 def _add(p):
-    p.add_argument("title")
+    p.add_argument("title", help="what to do, one line (an agent task unless --run is given)")
     p.add_argument("--run", metavar="CMD", help="shell command: makes it a command task")
-    p.add_argument("--value", type=float)
-    p.add_argument("--certainty", type=float)
-    p.add_argument("--id")
-    p.add_argument("--gpu", action="store_true")
-    p.add_argument("--after", action="append", metavar="ID")
-    p.add_argument("--minutes", type=float)
+    p.add_argument("--value", type=float, help="how much it is worth, 0-10 (scoring: docs/scoring.md)")
+    p.add_argument("--certainty", type=float, help="how likely it succeeds, 0-1")
+    p.add_argument("--id", help="a stable id (letters, digits, . _ : -); default: one made from the title")
+    p.add_argument("--gpu", action="store_true", help="it needs a GPU: it waits on a host without one")
+    p.add_argument("--after", action="append", metavar="ID",
+                   help="it waits until task ID is done (give it again for more than one)")
+    p.add_argument("--minutes", type=float, help="how many minutes it should take (a longer task scores lower)")
 
 
 def _approve(p):
@@ -71,11 +73,11 @@ def _deny(p):
 def _install(p):
     p.add_argument("--every", metavar="INTERVAL", help="how often to wake, e.g. 30m, 6h, 1d (config: interval)")
     p.add_argument("--dry-run", action="store_true", help="write the units to --unit-dir; don't call systemctl")
-    p.add_argument("--unit-dir", metavar="DIR")
+    p.add_argument("--unit-dir", metavar="DIR", help="where to write the units (default: systemd's user unit dir)")
 
 
 def _logs(p):
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines as they come")
 
 
 def _notify(p):
@@ -84,6 +86,13 @@ def _notify(p):
 
 def _none(p):
     pass
+
+
+def _check(p):
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="check only this file: a worklog, or a task file (.yml/.yaml); default: this host's "
+                        "worklog and the task files")
+    _json_only(p)
 
 
 def _worktrees(p):
@@ -108,6 +117,8 @@ COMMANDS = {
     "install": ("install and start the systemd user timer", _install),
     "uninstall": ("stop and remove the systemd units (keeps the worklog, config and state)", _none),
     "logs": ("show agentd's logs (journal, or the log file where there is none)", _logs),
+    "check": ("list the lines agentd would ignore, misread or never run, with file:line and a did-you-mean; "
+              "runs nothing (exit 1 when there is one)", _check),
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _none),
     "notify": ("send the one-line summary of the last run to the notify command", _notify),
     "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",

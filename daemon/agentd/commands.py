@@ -89,7 +89,40 @@ def cmd_queue(args) -> int:
         lines = views.queue_text_lines(view, show_all=args.all)  # (an item may hold many lines)
         while chunk := list(islice(lines, 16)):
             _print(chunk)
+        _print(_notes_text(view))
     return 0
+
+
+def _notes_text(view) -> list[str]:
+    """The lines the whole worklog shows are ignored (as `agentd check` lists them), the first few."""
+    from agentd.escapes import safe
+
+    out = [f"line {line}: {safe(msg, 300)}" for line, msg in view.notes]
+    if view.note_count > len(view.notes):
+        out.append(f"… and {view.note_count - len(view.notes)} more (`agentd check` lists them all)")
+    return out
+
+
+def cmd_check(args) -> int:
+    """The lines agentd would ignore, misread or never run; reads, runs and writes nothing."""
+    from agentd import check
+    from agentd.escapes import safe
+
+    cfg = _cfg()
+    only = Path(args.file) if getattr(args, "file", None) else None
+    if only is None and not cfg.worklog_path.exists() and not cfg.tasks_dir.is_dir():
+        _print(_no_worklog(cfg))
+        return 0
+    found = check.check(cfg.worklog_path, cfg.tasks_dir, cfg.store_path, only=only)
+    if args.json:
+        _json({"problems": [p.to_json() for p in found], "count": len(found)})
+    elif found:
+        _print(safe(p.text(), 600) for p in found)
+        print(f"{len(found)} problem{'s' if len(found) != 1 else ''}")
+    else:
+        what = only if only is not None else f"{cfg.worklog_path} and the task files in {cfg.tasks_dir}"
+        print(f"no problems in {safe(str(what))}")
+    return 1 if found else 0
 
 
 def cmd_status(args) -> int:

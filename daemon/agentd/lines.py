@@ -75,6 +75,11 @@ _KEYWORD = lazy(
     r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
 FIRST_BYTES = frozenset(b" \t-*ACDBER")
 MAX_REASON = 500  # of a DENY line's reason, what the agent is told
+KEYWORDS = ("CRITICAL DIRECTIVE", "DIRECTIVE", "BLOCKER", "EXPERIMENT", "DONE", "CANCEL", "RETRY", "APPROVE", "DENY")
+# A prose line that starts like a keyword line: one or two words, maybe in **bold**, then ':'.
+_LIKE_KEYWORD = lazy(r"^[ \t]*(?:\*\*)?([A-Za-z]{2,12}(?: [A-Za-z]{2,12})?)(?:\*\*)?[ \t]*:")
+# attrs begun but never closed: '{key: ...' with no '}' after it
+_OPEN_ATTRS = lazy(r"\{[ \t]*[A-Za-z_][A-Za-z0-9_]*[ \t]*:(?:[ \t]|$)[^}]*$")
 
 
 def stable_id(kind: str, text: str) -> str:
@@ -102,6 +107,40 @@ def split_attrs(text: str) -> tuple[str, str | None]:
             if depth == 0:
                 return t[:i].rstrip(), t[i:]
     return t, None
+
+
+def near_keyword(text: str) -> str | None:
+    """Why a prose line that starts like a keyword line (``EXPRIMENT: health``, ``Done: t-1``) is not
+    one, with the keyword it was probably meant to be; None for any other line.  The line stays prose
+    (never guessed into a command): this only says so.  Cheap for lines that don't start with a
+    word and ':' (a regex match); difflib runs only on an upper-case word that is no keyword."""
+    m = _LIKE_KEYWORD.match(text)
+    if m is None:
+        return None
+    word = " ".join(m.group(1).split())
+    upper = word.upper()
+    if upper in KEYWORDS:
+        if word == upper:
+            return None  # a keyword (its line was read, or was unreadable on its own account)
+        return (f"'{word}:' is not a keyword (keywords are upper case), so this line is prose and ignored; "
+                f"did you mean {upper}:?")
+    if word != upper or len(word) < 3:
+        return None  # ordinary prose: "Note: ...", "Plan: ..."
+    import difflib
+
+    close = difflib.get_close_matches(word, KEYWORDS, 1, 0.75)
+    if not close:
+        return None
+    return f"'{word}:' is not a keyword, so this line is prose and ignored; did you mean {close[0]}:?"
+
+
+def unclosed_attrs(title: str) -> str | None:
+    """The text of attrs a line begins and never closes (``{value: 1, colour: red``), or None.
+    A brace in a title in any other form (``fix {foo} parsing``, ``a { in JSON``) is left alone."""
+    if "{" not in title:
+        return None
+    m = _OPEN_ATTRS.search(title)
+    return None if m is None else m.group(0)
 
 
 def parse_attrs(raw: str | None, where: str) -> dict:
@@ -161,13 +200,24 @@ def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, tex
                    text=text, human_done=human_done)
 
 
+def _split(text: str) -> tuple[str, str | None]:
+    """``split_attrs``, refusing attrs begun and never closed (the brace text would be the title)."""
+    title, raw = split_attrs(text)
+    if raw is None and "{" in title:
+        opened = unclosed_attrs(title)
+        if opened is not None:
+            shown = opened if len(opened) <= 80 else opened[:80] + "…"
+            raise LineError(f"attrs {shown!r} have no closing '}}': close them (the line is not read until then)")
+    return title, raw
+
+
 def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | Answer | None:
     """Parse one human line (without its newline).  Prose gives None."""
     m = _TASK.match(text)
     if m:
         if len(text) > MAX_LINE:
             raise LineError(f"line is {len(text)} characters long; a task line may have at most {MAX_LINE}")
-        title, raw = split_attrs(m.group(2))
+        title, raw = _split(m.group(2))
         attrs = parse_attrs(raw, f"{source}:{line}")
         return make_task("task", title.strip(), attrs, line=line, source=source, text=text.strip(),
                          human_done=m.group(1) != " ")
@@ -194,7 +244,7 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
                 raise LineError(f"APPROVE: {aid} in DIR: the directory must be an absolute path, not {where[:80]!r}")
             return Answer("approve", aid, "", line, where)
         return Answer(word.lower(), aid, reason[:MAX_REASON], line)
-    title, raw = split_attrs(rest)
+    title, raw = _split(rest)
     attrs = parse_attrs(raw, f"{source}:{line}")
     kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",
             "EXPERIMENT": "experiment"}[word]

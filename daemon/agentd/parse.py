@@ -15,15 +15,17 @@ from operator import lt
 
 from agentd import entries
 from agentd.recordtype import Factory, Record
-from agentd.lines import FIRST_BYTES, Answer, Command, LineError, parse_line
+from agentd.lines import FIRST_BYTES, Answer, Command, LineError, near_keyword, parse_line
 from agentd.markers import (ATTEMPTS as _ATTEMPTS, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END, FIELDS as _FIELDS,
                             NL_BEGIN as _NL_BEGIN, damaged as _damaged, hold_back as _hold_back, scan as _scan,
                             suspects as _suspects)
 from agentd.task import Task
 from agentd.tasktable import TaskTable
 
-PARSER_VERSION = 15  # 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 16  # 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
+# the first byte of a line that may start like a keyword (``near_keyword``): a letter, a space or '*'
+_WORD_BYTES = frozenset(b" \t*ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # A person's DONE / CANCEL / RETRY line for a task, as the state keeps it: ``order``, where it stands
 # among the entries (the highest seq above it, plus 0.5); ``verb`` (done | cancel | retry); ``line``.
 # (A namedtuple: typing.NamedTuple costs ~10 ms to import on the CLI's start-up path.)
@@ -111,7 +113,11 @@ class State(Record):
             raw = raw[:-1]
         while raw.startswith(BOM):  # the file's own, or those left where files were joined with cat
             raw = raw[3:]
-        if not raw or raw[0] not in FIRST_BYTES:
+        if not raw:
+            return
+        if raw[0] not in FIRST_BYTES:
+            if raw[0] in _WORD_BYTES and not suspect and b":" in raw[:48]:
+                self._near(raw, line)
             return
         bad = None
         if b"\0" in raw:
@@ -126,7 +132,13 @@ class State(Record):
         except LineError as e:
             self._error(line, f"{bad}; not read" if bad else str(e))
             return
-        if item is not None and bad:
+        if item is None:
+            if not bad and not suspect and ":" in text[:48]:
+                why = near_keyword(text)
+                if why is not None:
+                    self._error(line, why)
+            return
+        if bad:
             self._error(line, f"{bad}; not read")
             return
         if item is not None and suspect:
@@ -135,6 +147,15 @@ class State(Record):
             self.suspects.append((line, text, suspect[0], suspect[1]))
             return
         self._person(item, line, self.max_seq + 0.5)
+
+    def _near(self, raw: bytes, line: int) -> None:
+        """Report a prose line that starts like a keyword line (``EXPRIMENT: health``); it stays prose."""
+        try:
+            why = near_keyword(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return
+        if why is not None:
+            self._error(line, why)
 
     def _person(self, item, line: int, order: float) -> None:
         """Fold in a person's line: a task, a DONE/CANCEL/RETRY (ordered among the entries by

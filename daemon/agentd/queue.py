@@ -14,6 +14,7 @@ from pathlib import Path
 from agentd import lost_entries, scoring
 from agentd.statuses import DONE, OPEN, RUNNABLE, WAITING
 from agentd.backends import agents_wait
+from agentd.experiments import NAMES, problem as experiment_problem
 from agentd.lines import FILE_FIELDS, LineError, make_task
 from agentd.task import Task
 from agentd.tasklist import TaskList, order_key
@@ -23,7 +24,7 @@ from agentd.taskstate import status
 from agentd.times import iso
 
 
-EXPERIMENTS = ("health", "cuda-probe", "model-bench")
+EXPERIMENTS = NAMES
 
 
 def score_identity(key: tuple) -> tuple:
@@ -37,35 +38,44 @@ def score_identity(key: tuple) -> tuple:
 
 def load_task_files(tasks_dir: Path) -> tuple[list[Task], list[str]]:
     """YAML task files: one mapping or a list of them per file, same schema as inline attrs."""
-    from agentd.schema import validate
-    from agentd.yamlread import read_yaml_file
-
     defs: list[Task] = []
     problems: list[str] = []
     if not tasks_dir.is_dir():
         return defs, problems
     for path in sorted(tasks_dir.glob("*.y*ml")):
-        data, lines, errs = read_yaml_file(path, "task file")  # bounded: size, depth, aliases
+        more, errs = load_task_file(path)
+        defs += more
+        problems += errs
+    return defs, problems
+
+
+def load_task_file(path: Path) -> tuple[list[Task], list[str]]:
+    """One task file's Tasks, and its problems as ``path:line: message``."""
+    from agentd.schema import validate
+    from agentd.yamlread import read_yaml_file
+
+    defs: list[Task] = []
+    problems: list[str] = []
+    data, lines, errs = read_yaml_file(path, "task file")  # bounded: size, depth, aliases
+    if errs:
+        return defs, errs
+    items = data if isinstance(data, list) else [data] if data is not None else []
+    for i, item in enumerate(items):
+        prefix = (str(i),) if isinstance(data, list) else ()
+        sub_lines = {k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix}
+        clean, errs = validate(item, FILE_FIELDS, source=str(path), lines=sub_lines, fill_defaults=False)
         if errs:
             problems += errs
             continue
-        items = data if isinstance(data, list) else [data] if data is not None else []
-        for i, item in enumerate(items):
-            prefix = (str(i),) if isinstance(data, list) else ()
-            sub_lines = {k[len(prefix):]: v for k, v in lines.items() if k[:len(prefix)] == prefix}
-            clean, errs = validate(item, FILE_FIELDS, source=str(path), lines=sub_lines, fill_defaults=False)
-            if errs:
-                problems += errs
-                continue
-            title = clean.pop("title")
-            kind = clean.pop("kind", "task") or "task"
-            done = bool(clean.pop("done", False))
-            line = sub_lines.get((), 1)
-            try:
-                defs.append(make_task(kind, str(title), clean, line=line, source=str(path), text=str(title),
-                                      human_done=done))
-            except LineError as e:
-                problems.append(f"{path}:{line}: {e}")
+        title = clean.pop("title")
+        kind = clean.pop("kind", "task") or "task"
+        done = bool(clean.pop("done", False))
+        line = sub_lines.get((), 1)
+        try:
+            defs.append(make_task(kind, str(title), clean, line=line, source=str(path), text=str(title),
+                                  human_done=done))
+        except LineError as e:
+            problems.append(f"{path}:{line}: {e}")
     return defs, problems
 
 
@@ -170,7 +180,9 @@ class _Statuses:
 
 
 def _unknown_experiment(title: str) -> str | None:
-    return None if title in EXPERIMENTS else f"unknown experiment {title!r}; known: {', '.join(EXPERIMENTS)}"
+    """Why a plain experiment row can't run: an unknown name.  (``TaskTable`` keeps an experiment
+    missing a required attr out of the plain rows: ``_ineligible`` sees it with its attrs.)"""
+    return None if title in NAMES else experiment_problem(title, None)
 
 
 # A Task's fields past its definition, as Task() fills them in (``_task`` copies this).
@@ -195,6 +207,10 @@ def _ineligible(t: Task, statuses: dict, now: float, backoff: float, has_gpu: bo
                 waits: bool = True, times: dict | None = None) -> str | None:
     """Why t can't run now, or None.  ``waits=False`` leaves out the waits for a time (backoff,
     deferral), which a person may skip with `wake --task`."""
+    if t.kind == "experiment" and t.title in NAMES and t.status not in (DONE, "cancelled", "running"):
+        why = experiment_problem(t.title, t.attrs)
+        if why is not None:  # never runnable as written: no RETRY or wait would help
+            return f"{why}; fix the line (it can't run as written)"
     if t.status not in RUNNABLE:
         if t.status == "running":
             return "running now: a wake holds the lock"
@@ -276,6 +292,8 @@ class View(Record):
     agent_reason: str = ""  # why agent tasks can't run now, when agent_backend is None
     unknown_answers: list = Factory(list)  # (line, id) of APPROVE/DENY lines that answer no request agentd has
     lost_spent: int = 0  # of ``lost``, those restored 3 times already: they stay in agentd's copy
+    notes: list = Factory(list)  # (line, message): DONE/CANCEL/RETRY naming no task, ids defined again (``check``)
+    note_count: int = 0  # of which ``notes`` holds the first few
 
 
 def gpu_present() -> bool:
@@ -372,4 +390,8 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost) -> View:
                   passovers=passovers, first_seen=seen, now=now, wake_running=live, cmd_seen=cmd_seen,
                   waits=waits, times=times)
     spent = len(lost) - len(store.restorable(lost)) if lost else 0
-    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown, spent)
+    from agentd.linenotes import notes
+
+    found, count = notes(r.state, [d.id for d in defs])
+    return View(r, tasks, problems, backend, gpu, len(lost), "" if backend else reason, unknown, spent,
+                found, count)

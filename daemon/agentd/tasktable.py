@@ -10,8 +10,8 @@ Most tasks in a long list are *plain*: their place in the queue depends only on 
 store or other tasks, as long as no agentd entry or DONE/CANCEL/RETRY line names them.  The table
 keeps the plain tasks sorted that way (``order``), worked out once when the definitions change,
 so the queue merges them with the few it works out one by one instead of sorting them all
-(``tasklist``).  Directives (their score grows with age) and tasks with ``after`` or ``gpu`` are
-not plain (``special``).
+(``tasklist``).  Directives (their score grows with age), tasks with ``after`` or ``gpu``, and
+experiments missing an attr they need (the queue says which) are not plain (``special``).
 
 It behaves as the read-only mapping it replaces (id -> ``Task.to_dict()``); the parser adds to it.
 """
@@ -25,6 +25,7 @@ from bisect import bisect_left
 from itertools import compress
 
 from agentd import scoring
+from agentd.experiments import NAMES as EXPERIMENT_NAMES, problem as experiment_problem
 
 PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
 _VERSION = 4
@@ -144,7 +145,11 @@ class TaskTable:
         except ValueError:
             blob = dict(attrs)
         sh, v, c, m, total, run = -1, 0.0, 0.0, 0.0, 0.0, None
-        if t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu"):
+        # (an experiment of a known name missing an attr goes one by one; an unknown name stays a
+        # plain row, held back by its title alone)
+        if (t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu")
+                and not (t.kind == "experiment" and t.title in EXPERIMENT_NAMES
+                         and experiment_problem(t.title, attrs) is not None)):
             v, c, m = attrs.get("value"), attrs.get("certainty"), attrs.get("minutes")
             try:  # (the schema has checked the numbers; a table made from other definitions may hold anything)
                 key = scoring.Plain.shape(t.kind, t.priority, attrs)

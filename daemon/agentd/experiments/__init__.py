@@ -4,22 +4,34 @@ Each one measures something on this host and returns a ``Result``; ``run``
 also writes it to ``<run_dir>/result.json``.  torch and transformers are
 imported only inside the experiments; when they are missing the result is
 ``blocked`` and its summary names the pip command that fixes it.
+
+``problem`` says, without running anything, why an ``EXPERIMENT:`` line can never run (an
+unknown name, a required attr missing): the queue holds such a line back and `agentd check`
+lists it.  This module stays light (the queue imports it); ``result`` is imported in ``run``.
 """
 
 from __future__ import annotations
 
-import json
-import traceback
 from pathlib import Path
-from typing import Callable
-
-from agentd.errors import MissingDependency
-from agentd.experiments.result import GPU_EXTRA, TORCH_NOTE, Progress, Result
 
 NAMES = ("health", "cuda-probe", "model-bench")
+# name -> the attrs it can't run without, as the line would give them
+REQUIRED = {"model-bench": {"model": "{model: <hf id or path>}"}}
 
 
-def _impl(name: str) -> Callable[[dict, Path, dict, Progress], Result]:
+def problem(name: str, attrs: dict | None) -> str | None:
+    """Why ``EXPERIMENT: name {attrs}`` can never run as written, or None."""
+    if name not in NAMES:
+        return f"unknown experiment {name!r}; known: {', '.join(NAMES)}"
+    for key, example in REQUIRED.get(name, {}).items():
+        value = (attrs or {}).get(key)
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            return f"{name} needs {example}"
+    return None
+
+
+def _impl(name: str):
     if name == "health":
         from agentd.experiments.health import run as impl
     elif name == "cuda-probe":
@@ -30,13 +42,25 @@ def _impl(name: str) -> Callable[[dict, Path, dict, Progress], Result]:
 
 
 def run(name: str, attrs: dict | None, run_dir: Path, snap: dict | None, progress: Progress | None = None) -> Result:
-    """Run experiment ``name``; never raises for expected problems."""
+    """Run experiment ``name``; never raises for expected problems.  An experiment that can never
+    run as written is ``blocked`` (a retry would fail the same way) with a one-line summary; one
+    that crashes is ``failed`` with a one-line error, its traceback on stderr (the run's stderr.txt)
+    and never in the result, which the worklog entry and later prompts quote."""
+    import sys
+    import traceback
+
+    from agentd.errors import MissingDependency
+    from agentd.experiments.result import GPU_EXTRA, TORCH_NOTE, Result
+
     attrs = dict(attrs or {})
     if progress is None:
         progress = lambda phase: None  # noqa: E731
     run_dir = Path(run_dir)
+    why = problem(name, attrs)
     if name not in NAMES:
-        result = Result("failed", f"unknown experiment {name!r}; known: {', '.join(NAMES)}")
+        result = Result("failed", why)
+    elif why is not None:
+        result = Result("blocked", why, next_step=f"fix the EXPERIMENT: {name} line, then it runs as a new task")
     else:
         try:
             result = _impl(name)(attrs, run_dir, snap or {}, progress)
@@ -49,18 +73,22 @@ def run(name: str, attrs: dict | None, run_dir: Path, snap: dict | None, progres
                 next_step=f"run `{GPU_EXTRA}` in agentd's environment ({TORCH_NOTE})",
             )
         except Exception as e:  # an experiment crashing is a finding, not a daemon crash
+            traceback.print_exc(file=sys.stderr)
+            first = str(e).splitlines()[0][:300] if str(e).strip() else ""
             result = Result(
                 "failed",
-                f"{name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "),
-                lines=traceback.format_exc().splitlines()[-6:],
-                data={"error": f"{type(e).__name__}: {e}"},
+                f"{name} failed: {type(e).__name__}: {first}".rstrip(": "),
+                lines=[f"error: {type(e).__name__}: {first}".rstrip(": "), "traceback: the run's stderr.txt"],
+                data={"error": f"{type(e).__name__}: {first}"},
             )
     write_result(run_dir, name, result)
     return result
 
 
-def write_result(run_dir: Path, name: str, result: Result) -> Path:
+def write_result(run_dir: Path, name: str, result) -> Path:
     """``<run_dir>/result.json``: the Result with the experiment name."""
+    import json
+
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "result.json"
     path.write_text(json.dumps({"experiment": name, **result.to_dict()}, indent=2, default=str, ensure_ascii=False) + "\n")
