@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 TRANSFORMERS ?= transformers
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench soak clean cli-deps
+.PHONY: install run test bench soak clean cli-deps sysdeps
 
 install: $(STAMP)
 
@@ -32,8 +32,19 @@ run: install
 	sed -n '/^=== agentd entry/,$$p' "$$scratch/demo_worklog.txt"; \
 	echo; $(BIN)/agentd runs; echo; $(BIN)/agentd status; exit $$rc
 
-test: install cli-deps
+test: sysdeps install cli-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# The system packages the tests need (bubblewrap, faketime; nodejs+npm where it can), listed in
+# tests/sysdeps.sh: installed with apt-get where this user can (root, or sudo without a password).
+# One that is needed and still missing stops make at once, with one line naming it and the command.
+# All present: no apt-get runs. `make -n` runs nothing. `make run` needs none of them.
+sysdeps:
+ifeq (,$(findstring n,$(firstword -$(MAKEFLAGS))))
+	$(eval SYSDEPS_MISSING := $(shell sh tests/sysdeps.sh))
+	$(if $(SYSDEPS_MISSING),$(error $(SYSDEPS_MISSING)))
+endif
+	@:
 
 # The real claude and codex CLIs that tests/test_cli_contract.py runs, pinned in tests/cli/package.json.
 # Without npm their tests skip, saying so.

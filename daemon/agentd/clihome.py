@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def login_for(cli: str, env: dict) -> Login:
         token = placeholder("", "sk-ant-api03-")  # no login: the provider refuses it, and the run says so
         return Login(Upstream(base, {}), token, {"ANTHROPIC_API_KEY": token})
     src = codex_src(env)
-    conf = _toml(read_bounded(src / "config.toml"))
+    conf = toml_table(read_bounded(src / "config.toml"))
     model = conf.get("model") if isinstance(conf.get("model"), str) else None
     name = conf.get("model_provider")
     prov = (conf.get("model_providers") or {}).get(name) if isinstance(name, str) else None
@@ -125,14 +126,18 @@ def _json_get(data: bytes | None, *keys):
     return v if isinstance(v, str) and v else None
 
 
-def _toml(data: bytes | None) -> dict:
+def toml_table(data: bytes | None) -> dict:
+    """A TOML file's top table, {} when empty or not TOML: tomllib, or on Python 3.10 the same parser
+    from PyPI as tomli (pyproject's dependency for 3.10 only)."""
     if not data:
         return {}
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-
+    else:
+        import tomli as tomllib
+    try:
         return tomllib.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, ImportError):
+    except (ValueError, UnicodeDecodeError):
         return {}
 
 
