@@ -292,3 +292,13 @@ def test_a_mapping_set_by_environment_variable_keeps_the_other_keys(monkeypatch)
 def test_a_config_symlink_to_nothing_readable_is_an_error_not_no_config(config_file, target):
     config_file.symlink_to(target)
     assert any("is a symlink to nothing readable" in p and str(config_file) in p for p in problems(env()))
+
+
+def test_the_file_s_problems_are_listed_in_the_order_of_their_lines(config_file):
+    config_file.write_text("max_step: 3\nbudget:\n  wat: 1\n  usd_per_day: lots\n"
+                           "interval: 2h\ninterval: 3h\nprovider: nope\n")
+    listed = problems(env(AGENTD_MAX_STEPS="many"))
+    lines = [int(p.split(f"{config_file}:", 1)[1].split(":", 1)[0]) for p in listed if p.startswith(f"{config_file}:")]
+    assert lines == [1, 3, 4, 6, 7], listed
+    assert "given twice" in listed[3]
+    assert listed[-1].startswith("environment variable AGENTD_MAX_STEPS")  # after the file's, as before

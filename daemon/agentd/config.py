@@ -15,7 +15,7 @@ from pathlib import Path
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
-from agentd.schema import Field, validate
+from agentd.schema import Field, in_line_order, validate
 from agentd.yamlread import read_yaml_file, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
@@ -250,7 +250,7 @@ def load(env: dict | None = None) -> Config:
             else:
                 raw = data
     values, file_problems = validate(raw, CONFIG_FIELDS, source=str(config_file), lines=lines)
-    problems += file_problems
+    problems = in_line_order(problems + file_problems, str(config_file))  # the YAML's and the schema's
     for name in sorted(env):
         if not name.startswith("AGENTD_") or name in NON_KEY_ENV:
             continue

@@ -191,6 +191,18 @@ def _is_host(h: object) -> bool:
     return all(_HOST_LABEL.match(x) for x in labels) and not labels[-1].isdigit()
 
 
+def in_line_order(problems: list[str], source: str) -> list[str]:
+    """One file's problems (``<source>:<line>: ...``), from every check, in the order of their lines;
+    those that name no line of it first, as they came."""
+    def line(p: str) -> int:
+        if not p.startswith(source + ":"):
+            return 0
+        n = p[len(source) + 1:].split(":", 1)[0]
+        return int(n) if n.isdigit() else 0
+
+    return sorted(problems, key=line)
+
+
 def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict | None = None,
              prefix: tuple = (), fill_defaults: bool = True) -> tuple[dict, list[str]]:
     """Check ``data`` against ``fields``.  Returns (clean, problems)."""
