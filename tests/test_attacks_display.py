@@ -88,8 +88,8 @@ class Seen:
     def cli(self, name: str, *args: str) -> str:
         r = subprocess.run([*AGENTD, *args], capture_output=True, text=True, env=self.env, timeout=120)
         assert r.returncode == 0, (args, r.stdout, r.stderr)
-        self.out[name] = r.stdout
-        return r.stdout
+        self.out[name] = r.stderr if name == "notify" else r.stdout  # (notify by hand says it all on stderr)
+        return self.out[name]
 
 
 @pytest.fixture(scope="module", params=["on", "off"])

@@ -94,7 +94,7 @@ def test_console_lines_on_a_terminal(tmp_path):
     assert json.loads((tmp_path / "agentd.log").read_text())["event"] == "hello there"
 
 
-def test_setup_in_a_subprocess_writes_json_to_a_pipe(tmp_path):
+def test_setup_in_a_subprocess_writes_json_to_stderr_a_pipe(tmp_path):
     env = make_env(tmp_path)
     code = ("from agentd import logs\n"
             "log = logs.setup('r-sub')\n"
@@ -102,7 +102,8 @@ def test_setup_in_a_subprocess_writes_json_to_a_pipe(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    line = json.loads(p.stdout)
+    assert p.stdout == ""  # stdout carries results only
+    line = json.loads(p.stderr)
     assert line["event"] == "wake summary" and line["run_id"] == "r-sub"
     assert (line["task"], line["status"], line["tokens"], line["cost_usd"]) == ("T3", "done", 12345, 0.04)
     assert line["line"] == "task T3 done in 2m05s, 12,345 tokens, $0.0400"

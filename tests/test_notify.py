@@ -76,7 +76,7 @@ def test_a_hanging_command_is_killed_with_its_children(tmp_path, captured_log):
 
 
 def test_notify_from_unit_sends_the_last_run(tmp_path, capsys):
-    cfg = config.load(make_env(tmp_path, AGENTD_NOTIFY=recorder(tmp_path)))
+    cfg = config.load(make_env(tmp_path, AGENTD_NOTIFY=recorder(tmp_path), INVOCATION_ID="0123abcd"))  # under systemd
     store = Store(cfg.store_path)
     store.start_run(run_id="20260101-000000-aaaa", task_id="T1", kind="command", status="done",
                     started_at="2026-01-01T00:00:00Z", duration_s=5)
@@ -92,7 +92,7 @@ def test_notify_from_unit_sends_the_last_run(tmp_path, capsys):
 
 
 def test_notify_from_unit_without_runs_or_command(tmp_path, capsys):
-    cfg = config.load(make_env(tmp_path))
+    cfg = config.load(make_env(tmp_path, INVOCATION_ID="0123abcd"))  # under systemd
     assert notify.notify_from_unit(cfg, "agentd.service") == 0
     out = capsys.readouterr()
     assert out.out.strip() == "agentd@box: agentd.service failed before any run was recorded; see `agentd logs`"
@@ -106,7 +106,7 @@ def test_notify_from_unit_returns_1_when_the_command_fails(tmp_path, captured_lo
 
 
 def test_cli_notify(tmp_path, cli):
-    p = cli("notify", "--unit", "agentd.service", env={"AGENTD_NOTIFY": recorder(tmp_path)})
+    p = cli("notify", "--unit", "agentd.service", env={"AGENTD_NOTIFY": recorder(tmp_path), "INVOCATION_ID": "0123abcd"})
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == (tmp_path / "env.txt").read_text()
     assert "agentd.service failed before any run was recorded" in p.stdout

@@ -231,8 +231,12 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
     agents = cfg.values.get("provider") != "none"
     bad = FAIL if agents else WARN  # with provider: none no agent task runs anyway
     if (cfg.values.get("sandbox") or "bwrap") == "off":
-        checks = [Check(WARN, "sandbox: off (explicit in the config): the agent's shell runs unconfined, as you",
-                        "install bubblewrap and remove `sandbox: off` (see docs/security.md)")]
+        from agentd.provenance import sandbox_off_by
+
+        by = sandbox_off_by(cfg)
+        checks = [Check(WARN, f"sandbox: off ({by}): the agent's shell runs unconfined, as you",
+                        f"install bubblewrap and remove {'`sandbox: off`' if by.startswith('`') else by} "
+                        "(see docs/security.md)")]
     else:
         st = bwrap.status(cfg.env)
         if not st.ok:
@@ -384,8 +388,24 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
 def doctor(out: Callable[[str], None] = print, cfg_loader: Callable[[], Any] | None = None, *,
            torch: bool = True, canary: bool = True) -> int:
     checks = run_checks(cfg_loader, torch=torch, canary=canary)
-    for c in checks:
-        out(c.line())
     counts = {s: sum(c.status == s for c in checks) for s in (OK, WARN, FAIL)}
-    out(f"{counts[OK]} ok, {counts[WARN]} warnings, {counts[FAIL]} failed")
-    return 1 if counts[FAIL] else 0
+    rc = 1 if counts[FAIL] else 0
+    try:
+        for c in checks:
+            out(c.line())
+        out(f"{counts[OK]} ok, {counts[WARN]} warnings, {counts[FAIL]} failed")
+        if out is print:
+            sys.stdout.flush()
+    except BrokenPipeError:  # `agentd doctor | head -1`: the reader left early; the checks' result stands
+        _stdout_to_devnull()
+    return rc
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe: what is still buffered for stdout goes nowhere (Python's flush at exit
+    would otherwise fail again and change the exit status)."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(fd, sys.stdout.fileno())
+    finally:
+        os.close(fd)

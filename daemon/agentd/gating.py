@@ -74,6 +74,7 @@ def choose(tasks, gate: Gate, task_id: str | None = None):
             raise UsageError(f"task {task_id} can't run now: {t.held_by or t.why}")
         if gate.hold_agents and t.runner == "agent":
             raise UsageError(f"task {task_id} can't run now: agent tasks wait: {gate.hold_agents}")
+        t.why = by_hand(t)
         return t
     for t in tasks:
         if not t.eligible:
@@ -84,6 +85,15 @@ def choose(tasks, gate: Gate, task_id: str | None = None):
             continue
         return t
     return None
+
+
+def by_hand(t) -> str:
+    """Why a task a person named with ``--task`` runs: they asked, and what it would do otherwise (wait,
+    or its place in the queue), for its started entry and the log."""
+    head = f"run by hand: agentd wake --task {t.id}; "
+    if t.why.startswith(head):  # (the wake checks the task before settling, then chooses it)
+        return t.why
+    return head + (f"its score: {t.why}" if t.eligible else f"it would otherwise wait: {t.why}")
 
 
 def nothing_line(tasks, gate: Gate) -> str:

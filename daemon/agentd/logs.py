@@ -1,8 +1,9 @@
-"""Logging: structlog to stdout (the journal under systemd) and to a file.
+"""Logging: structlog to stderr (the journal under systemd) and to a file.
 
-``setup`` makes every log call write
+stdout carries a command's results only (``agentd wake --now > out.txt`` gets the result, not
+the log); under systemd both stdout and stderr go to the journal.  ``setup`` makes every log call write
 
-* to ``stream`` (stdout): a readable line when it is a terminal, else one
+* to ``stream`` (stderr): a readable line when it is a terminal, else one
   JSON object a line.  Under systemd (``$JOURNAL_STREAM`` names the stream,
   see systemd.exec(5)) each JSON line starts with ``<N>``, its syslog
   priority (error 3, warning 4, info 6, debug 7), which journald strips and
@@ -110,7 +111,7 @@ def setup(run_id: str | None = None, stream: IO[str] | None = None, *, cfg: Any 
     import structlog
 
     env = os.environ if env is None else env
-    stream = sys.stdout if stream is None else stream
+    stream = sys.stderr if stream is None else stream
     if log_file is None:
         if cfg is None:
             from agentd.config import load

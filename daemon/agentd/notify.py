@@ -26,6 +26,9 @@ NOTIFY_TIMEOUT = 30.0
 def _warn(event: str, **fields: Any) -> None:
     import structlog
 
+    if not structlog.is_configured():  # `agentd notify` on its own: one line on stderr, never on stdout
+        print(f"agentd: {event}: " + ", ".join(f"{k}={v}" for k, v in fields.items()), file=sys.stderr)
+        return
     structlog.get_logger("agentd.notify").warning(event, **fields)
 
 
@@ -99,13 +102,30 @@ def summary_of_last_run(cfg: Any, unit: str) -> str:
     return one_line(line + (f" — {why}" if why else ""))
 
 
-def notify_from_unit(cfg: Any, unit: str, out: Callable[[str], None] = print) -> int:
-    """``agentd notify --unit NAME``: summarise the last run, print it (to the
-    journal) and send it to the notify command.  1 if the command failed."""
+def notify_from_unit(cfg: Any, unit: str, out: Callable[[str], None] | None = None) -> int:
+    """``agentd notify [--unit NAME]``: summarise the last run and send it to the notify command.
+    1 if the command failed.
+
+    Under systemd (``$INVOCATION_ID`` set: the agentd-notify@ unit) the summary is printed to stdout,
+    which is the journal.  Run by hand, everything it says goes to stderr (stdout stays for results):
+    the summary and where it went, or that no notify command is configured and how to set one."""
+    by_hand = not cfg.env.get("INVOCATION_ID")
     line = summary_of_last_run(cfg, unit)
-    out(line)
-    if not cfg.values.get("notify"):
-        where = "the journal" if unit else "stdout"
-        print(f"agentd: no `notify` command in the config; the summary went to {where} only", file=sys.stderr)
+    say = out or (print if not by_hand else lambda s: print(s, file=sys.stderr))
+    say(line)
+    command = cfg.values.get("notify")
+    if not command:
+        if by_hand:
+            print("agentd: no `notify` command is configured, so it went to this terminal only; set one in "
+                  f"{cfg.config_file}, e.g. `notify: notify-send agentd \"$AGENTD_SUMMARY\"` "
+                  "(docs/operations.md, Notifications)", file=sys.stderr)
+        else:
+            print("agentd: no `notify` command in the config; the summary went to the journal only", file=sys.stderr)
         return 0
-    return 0 if notify(cfg, line) else 1
+    if notify(cfg, line):
+        if by_hand:
+            print(f"agentd: sent to the notify command ({command})", file=sys.stderr)
+        return 0
+    if by_hand:
+        print(f"agentd: the notify command failed ({command}): the warning above says how", file=sys.stderr)
+    return 1

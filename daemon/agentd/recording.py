@@ -181,9 +181,7 @@ class Recording:
 
     def _sandbox_note(self) -> str:
         """Every agent run's entries say so when the sandbox is off (docs/security.md)."""
-        if self.task.runner == "agent" and (self.cfg.values.get("sandbox") or "bwrap") == "off":
-            return "\nsandbox: OFF (`sandbox: off` in the config): the agent's tools ran unconfined"
-        return ""
+        return sandbox_off_note(self.cfg) if self.task.runner == "agent" else ""
 
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
@@ -198,6 +196,14 @@ class Recording:
             self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
         elif o.status == statuses.DONE:
             self.store.clear_hold(o.provider)
+
+
+def sandbox_off_note(cfg) -> str:
+    """The line an agent run's entries end with when the sandbox is off ("" when it is on)."""
+    from agentd.provenance import sandbox_off_by
+
+    by = sandbox_off_by(cfg)
+    return f"\nsandbox: OFF ({by}): the agent's tools ran unconfined" if by else ""
 
 
 @contextmanager

@@ -173,7 +173,12 @@ def not_now(why: str) -> str:
 
 
 def text_id(tid: str) -> str:
-    return tid.ljust(14) if len(tid) <= 14 and tid.isascii() and tid.isprintable() else f"{safe(tid, 14):<14}"
+    """A task's id in the queue's ID column, never cut (a person copies it into `DONE:`): one longer than
+    the column has its line to itself, and the row goes on under it, in its columns."""
+    if len(tid) <= 14 and tid.isascii() and tid.isprintable():
+        return tid.ljust(14)
+    tid = safe(tid)
+    return tid.ljust(14) if len(tid) <= 14 else f"{tid}\n{'':16}"
 
 
 def text_title(title: str) -> str:

@@ -25,7 +25,7 @@ def collect(cfg) -> dict:
             last = runs[0]
             info["last_run"] = {k: last[k] for k in ("run_id", "task_id", "kind", "status", "started_at",
                                                      "duration_s", "exit_code", "input_tokens", "output_tokens",
-                                                     "cost_usd", "provider", "summary", "run_dir")}
+                                                     "cost_usd", "provider", "summary", "reason", "run_dir")}
             info["progress"] = read_progress(last["run_dir"])
             seen = as_seen(cfg, store, [last])[0]
             if seen["status"] != last["status"]:
@@ -59,9 +59,10 @@ def collect(cfg) -> dict:
 
         info["clock"] = clock.seen(store.db)
     from agentd.backends import sandbox_problem
+    from agentd.provenance import sandbox_off_by
 
     mode = cfg.values.get("sandbox") or "bwrap"
-    info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg)}
+    info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg), "off_by": sandbox_off_by(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
     if unit.exists():
         info["timer_installed"] = True
@@ -105,8 +106,18 @@ def _unit_dir(cfg):
     return Path(base) / "systemd" / "user"
 
 
+def _waits_for(run: dict) -> str:
+    """What a parked run waits for: "waiting for approval ap-…: write access to `/srv`", "waiting for the
+    usage limit to reset at …" (its summary says it whole; never cut: it may hold an approval's `what`)."""
+    summary = " ".join((run.get("summary") or "").split())
+    if summary.startswith("Waiting "):
+        return "w" + summary[1:]
+    return f"waiting: {run.get('reason') or summary or 'for a person or a reset'}"
+
+
 def text(info: dict) -> list[str]:
     from agentd.escapes import safe
+    from agentd.views import wrapped
 
     out = [f"host:      {safe(info['host'])}",
            f"worklog:   {safe(info['worklog'])}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
@@ -127,7 +138,7 @@ def text(info: dict) -> list[str]:
                       else "a wake appends agentd's copy again once the file is still"
                       + (f" ({spent} saved over after 3 restores stay in agentd's copy only)" if spent else "")))
     if info.get("agent_tasks_wait"):
-        out.append(f"agents:    wait: {safe(info['agent_tasks_wait'], 200)}")
+        out += wrapped(info["agent_tasks_wait"], "agents:    wait: ", " " * 11)
     for d in info.get("disk_full") or []:
         out.append(f"disk:      {safe(d['lines'][0])} (holds the {' and the '.join(d['holds'])})")
         out += [f"           {safe(x)}" for x in d["lines"][1:]]
@@ -137,9 +148,9 @@ def text(info: dict) -> list[str]:
         out.append(f"waiting:   {safe(w['task_id'])}: {safe(w['why'], spaces=True)}")
     sb = info.get("sandbox")
     if sb and sb["mode"] == "off":
-        out.append("sandbox:   OFF (`sandbox: off` in the config): agents' tools run without it")
+        out.append(f"sandbox:   OFF ({safe(sb.get('off_by') or 'sandbox: off')}): agents' tools run without it")
     elif sb and sb["problem"]:
-        out.append(f"sandbox:   not usable: {safe(sb['problem'], 200)}; agent tasks wait (`agentd doctor`)")
+        out += wrapped(f"{sb['problem']}; agent tasks wait (`agentd doctor`)", "sandbox:   not usable: ", " " * 11)
     if info.get("next_task"):
         n = info["next_task"]
         out.append(f"next:      {safe(n['id'])} ({n['score']:.2f}) {safe(n['title'], 70)}")
@@ -150,7 +161,9 @@ def text(info: dict) -> list[str]:
         if r.get("summary"):
             out.append(f"           {safe(r['summary'], 100)}")
     p = info["progress"]
-    if p:
+    if p and r and r["status"] == "waiting":  # parked (progress.json says blocked): what it waits for
+        out.append(f"progress:  {safe(_waits_for(r), spaces=True)} · since {safe(p.get('phase_started'))}")
+    elif p:
         out.append(safe(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
                         f" · updated {p.get('last_update')}"))
     if info.get("clock"):

@@ -12,6 +12,7 @@ import os
 
 from agentd.parse import Mark, State
 from agentd.statuses import ATTEMPTS, BLOCKED, CANCELLED, DONE, INTERRUPTED, OPEN, RUNNING
+from agentd.task import AGENT_KINDS
 from agentd.times import parse as parse_time
 
 
@@ -105,7 +106,11 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
         return OPEN, failures, run, None
     st = latest["status"]
     if st == RUNNING:  # a "started" entry with no finding: running now, or its wake was killed
-        return (RUNNING if live else INTERRUPTED), failures, run, None
+        if live:
+            return RUNNING, failures, run, None
+        # killed: the next wake records a command's or experiment's run as an interrupted attempt
+        # (settle) before it runs it again, so the score shown now counts it as that wake's entry will
+        return INTERRUPTED, failures + (d.get("kind") not in AGENT_KINDS), run, None
     if st in ATTEMPTS and failures >= max_attempts:
         return BLOCKED, failures, run, None
     return st, failures, run, latest.get("until")

@@ -59,7 +59,7 @@ def queue_text_lines(view, show_all: bool = False):
     if r.state.error_count:
         yield f"could not read {r.state.error_count} line(s) of {r.path.name}:"
         for line, msg in errs[:50]:
-            yield f"  line {line}: {safe(msg, 200)}"
+            yield from wrapped(msg, f"  line {line}: ", " " * 4)
         if r.state.error_count > 50:
             yield f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)"
     if r.state.torn:
@@ -77,9 +77,52 @@ def queue_text_lines(view, show_all: bool = False):
         yield (f"line {line}: {safe(aid, 40)} answers no approval request agentd has (`agentd status` lists the "
                "open ones)")
     for p in view.problems:
-        yield f"task file: {safe(p, 300)}"
+        yield from wrapped(p, "task file: ", " " * 11)
     if view.agent_backend is None and agents:
-        yield f"agent tasks wait: {safe(view.agent_reason, 300)} (docs/agent.md)"
+        yield from wrapped(f"{view.agent_reason} (docs/agent.md)", "agent tasks wait: ", " " * 18)
+
+
+WIDTH = 100  # a reason's lines, at most (a longer clause is wrapped at its spaces)
+MOST = 4000  # a reason past this many characters (a hostile line's) ends at a clause: --json has it whole
+
+
+def wrapped(reason: str, first: str, indent: str, width: int = WIDTH) -> list[str]:
+    """``first`` and ``reason`` on lines of at most ``width`` characters, the next ones starting with
+    ``indent``: broken after a clause (``; `` or a sentence's end), never in one, unless a clause is
+    longer than a line (then at a space).  Never cut, but past ``MOST`` characters, at a clause's end."""
+    import re
+    import textwrap
+
+    text = safe(" ".join(str(reason).split()))
+    if len(first) + len(text) <= width:
+        return [first + text]
+    clauses = re.split(r"(?<=[;.])\s+", text)
+    if len(text) > MOST:
+        kept, n = [], 0
+        for c in clauses:
+            if n + len(c) > MOST:
+                if not kept:  # one clause past it all (a hostile line's): at its last space before
+                    kept.append(c[:MOST].rsplit(" ", 1)[0])
+                    n = len(kept[0]) + 1
+                break
+            kept.append(c)
+            n += len(c) + 1
+        clauses = kept + [f"… and {len(text) - n + 1} more characters (`agentd queue --json` has them whole)"]
+    lines, line, fresh = [], first, True
+    for c in clauses:
+        sep = "" if fresh else " "
+        if len(line) + len(sep) + len(c) > width and not fresh:
+            lines.append(line)
+            line, sep, fresh = indent, "", True
+        if len(line) + len(sep) + len(c) <= width:
+            line, fresh = line + sep + c, False
+            continue
+        *done, line = textwrap.wrap(c, width, initial_indent=line, subsequent_indent=indent,
+                                    break_on_hyphens=False) or [line]
+        lines += done
+        fresh = False
+    lines.append(line)
+    return lines
 
 
 def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
@@ -206,12 +249,14 @@ RUN_COLS = ("run_id", "task_id", "kind", "status", "started_at", "duration_s", "
 def runs_text(runs: list[dict]) -> list[str]:
     if not runs:
         return ["no runs yet."]
-    out = [f"{'RUN':<24} {'TASK':<14} {'KIND':<10} {'STATUS':<11} {'STARTED':<20} {'SECS':>7} {'EXIT':>4} "
+    ids = [safe(r["task_id"]) for r in runs]  # never cut (a person copies one into `DONE:`): the column widens
+    w, rw = max(14, *map(len, ids)), max(24, *(len(r["run_id"]) for r in runs))
+    out = [f"{'RUN':<{rw}} {'TASK':<{w}} {'KIND':<10} {'STATUS':<11} {'STARTED':<20} {'SECS':>7} {'EXIT':>4} "
            f"{'TOK IN':>8} {'TOK OUT':>8} {'USD':>7} PROVIDER"]
-    for r in runs:
+    for r, tid in zip(runs, ids):
         dur = f"{r['duration_s']:.1f}" if r["duration_s"] is not None else "-"
         ex = "-" if r["exit_code"] is None else str(r["exit_code"])
-        out.append(f"{r['run_id']:<24} {safe(r['task_id'], 14):<14} {r['kind']:<10} {r['status']:<11} "
+        out.append(f"{r['run_id']:<{rw}} {tid:<{w}} {r['kind']:<10} {r['status']:<11} "
                    f"{r['started_at']:<20} {dur:>7} {ex:>4} {r['input_tokens']:>8} {r['output_tokens']:>8} "
                    f"{r['cost_usd']:>7.4f} {r['provider'] or '-'}")
     return out
