@@ -58,7 +58,7 @@ W = [
     ("timestamp-value", "- [ ] x {value: 2026-01-01}\n", [3], "must be a number"),
     ("unknown-key", "- [ ] x {valeu: 3}\n", [3], "unknown key"),
     ("duplicate-key", "- [ ] x {id: a, id: b}\n", [3], "given twice"),
-    ("unbalanced", "- [ ] x {value: 1\n", [], "good"),
+    ("unbalanced", "- [ ] x {value: 1\n", [3], "no closing"),
     ("unbalanced-close", "- [ ] x value: 1}\n", [], "good"),
     ("flow-seq-not-map", "- [ ] x {[1, 2]: 3}\n", [3], "YAML"),
     ("empty-run", "- [ ] x {run: ''}\n", [3], "run"),
