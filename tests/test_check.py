@@ -80,6 +80,9 @@ def test_the_queue_shows_the_same_problems(worklog):
     assert "model-bench needs {model: <hf id or path>}" in out
     assert "line 5: DONE: nosuchtask names no task" in out
     assert "line 6: DONE: buld names no task; did you mean build?" in out
+    q = json.loads(agentd("queue", "--json").stdout)
+    assert {"line": 6, "message": "DONE: buld names no task; did you mean build? (this line is ignored)"} in q["notes"]
+    assert q["note_count"] == len(q["notes"]) >= 2
 
 
 def test_a_model_bench_line_without_a_model_is_not_runnable(worklog):

@@ -370,7 +370,10 @@ def env_for(policy: Policy, env: dict) -> dict[str, str]:
 def describe(policy: Policy, cfg=None) -> dict:
     """The policy as the run manifest records it."""
     if policy.mode == "off":
-        return {"sandbox": "off", "note": "explicit `sandbox: off` in the config: tools run unconfined"}
+        from agentd.provenance import sandbox_off_by
+
+        by = sandbox_off_by(cfg) if cfg is not None else None
+        return {"sandbox": "off", "note": f"explicit sandbox: off ({by or 'the config'}): tools run unconfined"}
     st = bwrap.status(cfg.env if cfg is not None else None)
     return {"sandbox": "bwrap", "bwrap": st.bwrap, "version": st.version, "usable": st.ok,
             "read_only": "/", "writable": [str(policy.workspace), *map(str, policy.writable)]

@@ -272,7 +272,7 @@ class Tools:
             argv = sandbox.wrap(argv, policy, self._cfg)
         except sandbox.Unavailable as e:
             return ToolResult(f"shell: refused: agentd runs commands only inside its sandbox, and {e} "
-                              "(only an explicit `sandbox: off` in the config runs them without it)", True)
+                              "(only an explicit `sandbox: off`, in the config or AGENTD_SANDBOX, runs them without it)", True)
         with cgroups.group(self._cfg, self.run_id) as cg:  # pids, memory and CPU weight (cgroups.py)
             rc, out, _, stopped = procs.run(cg.wrap(argv), cwd=self.workspace, env=env,
                                             timeout=max(timeout, 0.1), max_bytes=SHELL_MAX_BYTES, merge_stderr=True)

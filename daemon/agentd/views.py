@@ -147,7 +147,8 @@ def queue_json(view, tasks: bool = True) -> dict:
             "unreadable_count": r.state.error_count, "torn_entries": r.state.torn, "lost_entries": view.lost,
             "lost_entries_past_restores": view.lost_spent,
             "task_file_problems": view.problems, "agent_backend": view.agent_backend, "gpu": view.has_gpu,
-            "unknown_answers": [{"line": line, "id": aid} for line, aid in view.unknown_answers]}
+            "unknown_answers": [{"line": line, "id": aid} for line, aid in view.unknown_answers],
+            "notes": [{"line": line, "message": msg} for line, msg in view.notes], "note_count": view.note_count}
 
 
 def queue_json_text(view) -> str:
