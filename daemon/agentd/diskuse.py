@@ -132,8 +132,6 @@ class Low(Record):
 
 def low(cfg, measure_workspace: bool = True) -> list[Low]:
     """The (nearly) full file systems among the state dir's and the workspace's."""
-    import shutil
-
     from agentd import reserve
 
     size = reserve.RESERVE_BYTES
@@ -144,17 +142,18 @@ def low(cfg, measure_workspace: bool = True) -> list[Low]:
     out = []
     for mount, names in by_mount.items():
         try:
-            du = shutil.disk_usage(mount)
+            st = os.statvfs(mount)  # (what shutil.disk_usage reads, without importing shutil on status's path)
             free = reserve.free_bytes(Path(mount))
         except OSError:
             continue
+        total, used_all = st.f_blocks * st.f_frsize, (st.f_blocks - st.f_bfree) * st.f_frsize
         held_here = have if "state dir" in names else 0
         no_reserve = "state dir" in names and size > 0 and held_here < size
         if free >= max(size, reserve.RECORD_ROOM) and not (no_reserve and free < size + reserve.MARGIN):
             continue
-        used = du.used - held_here
+        used = used_all - held_here
         usage = measure(Path(cfg.workspace)) if "workspace" in names and measure_workspace else None
-        out.append(Low(names, mount, free, du.total, used, held_here, str(cfg.workspace), usage))
+        out.append(Low(names, mount, free, total, used, held_here, str(cfg.workspace), usage))
     return out
 
 
