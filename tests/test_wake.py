@@ -769,3 +769,20 @@ def test_a_wake_on_a_read_only_worklog_records_nothing_and_the_task_runs_once_wh
         assert "restored" not in worklog.read_text() and worklog.read_text().count("=== agentd entry") == 2
     finally:
         subprocess.run(["umount", "-l", str(wl)], capture_output=True)
+
+
+def test_ids_and_output_that_hold_a_key_prefix_inside_a_word_reach_the_worklog_whole(worklog):
+    """``sk-`` inside ``task-``, ``hf_`` inside ``shelf_``: not keys.  The entry names the id a person
+    copies into RETRY: whole (it came out ``nightly-ta[REDACTED]``)."""
+    from agentd.redact import redact
+
+    worklog.write_text("- [ ] fails {id: nightly-task-benchmark-suite-run, run: 'echo flask-application-server-"
+                       "restarted-ok; exit 2'}\n")
+    r = run_cli("wake", "--now")
+    text = worklog.read_text()
+    assert "RETRY: nightly-task-benchmark-suite-run" in text and "[REDACTED]" not in text, text
+    assert "flask-application-server-restarted-ok" in r.stdout + text
+    # keys are still keys, wherever a word ends before them
+    for key in ("sk-proj-" + "a1" * 12, "sk-ant-api03-" + "b2" * 10, "hf_" + "c3" * 12, "ghp_" + "d4" * 12):
+        for around in ("KEY={}", '"{}"', "token: {}", "_{}", "({})"):
+            assert key not in redact(around.format(key), {}), around.format(key)

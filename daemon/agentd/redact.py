@@ -16,15 +16,17 @@ MASK = "[REDACTED]"
 # agentd's own LLM credentials: kept out of the environment of everything agentd starts
 LLM_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.I)
+# A key's prefix starts a word: ``task-benchmark-suite-run``, ``flask-app-restarted``, ``shelf_...`` are not
+# keys (the lookbehind keeps ``sk-``, ``hf_``, ... from matching inside ordinary ids and output).
 _SHAPES = re.compile(
-    r"sk-ant-[A-Za-z0-9_\-]{8,}"
+    r"(?<![A-Za-z0-9])(?:sk-ant-[A-Za-z0-9_\-]{8,}"
     r"|sk-(?:proj-)?[A-Za-z0-9_\-]{16,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,}"
     r"|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|xox[baprs]-[A-Za-z0-9\-]{10,}"
     r"|hf_[A-Za-z0-9]{20,}"
     r"|github_pat_[A-Za-z0-9_]{20,}"
-    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,})"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,}"
     r"|(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"  # a URL's user:password (postgres://u:pass@host)
 )
 
