@@ -118,3 +118,38 @@ def test_a_wake_never_runs_a_model_bench_line_without_a_model(worklog):
     p = agentd("wake", "--now")
     assert "Traceback" not in worklog.read_text() and "agentd entry" not in worklog.read_text()
     assert "Traceback" not in p.stdout + p.stderr
+
+
+# -- issue 19: what a newcomer's first hour found -----------------------------------------------------
+
+def _many_bad_lines(worklog, n=2000):
+    long = "x" * 60
+    worklog.write_text("".join(f"- [ ] task {i} {{value: {long}{i}, colour: red\n" for i in range(n)), encoding="utf-8")
+
+
+def test_check_counts_every_unreadable_line_and_says_how_many_more_last(worklog):
+    _many_bad_lines(worklog)
+    p = agentd("check")
+    assert p.returncode == 1, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[-1] == "2000 problems", lines[-3:]
+    assert lines[-2].startswith(f"{worklog}: … and 1500 more unreadable lines"), lines[-3:]
+    assert lines[0].startswith(f"{worklog}:1: ")
+    data = json.loads(agentd("check", "--json").stdout)
+    assert data["count"] == 2000
+
+
+def test_check_keeps_its_exit_status_when_its_reader_leaves_after_one_line(worklog):
+    _many_bad_lines(worklog)
+    assert len(agentd("check").stdout) > 96 * 1024  # more than a pipe (64 KiB) and a read (8 KiB) hold: the writer meets the closed pipe
+    p = subprocess.Popen([*AGENTD, "check"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    first = p.stdout.readline()
+    p.stdout.close()  # as `| head -1` does
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 1, err
+    assert first.startswith(str(worklog).encode()) and b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_an_unknown_experiment_says_which_name_was_meant():
+    assert "did you mean health?" in experiments.problem("helth", {})
+    assert "did you mean" not in experiments.problem("zzzzzz", {})

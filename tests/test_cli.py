@@ -489,3 +489,46 @@ def test_docs_cli_md_lists_every_command_and_every_option_the_parsers_define():
             names = a.option_strings or [a.metavar or a.dest.upper()]
             assert any(n in usage.replace("[", " ").replace("]", " ").replace("...", " ").split() for n in names), \
                 f"docs/cli.md's `agentd {name}` row does not show {names[0]}"
+
+
+def test_each_command_s_help_states_its_own_exit_codes_as_docs_cli_md_does(cli):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    own = {"check": "problems found", "doctor": "a check FAILed", "wake": "the task failed"}
+    helps = {}
+    for name, meaning in own.items():
+        r = cli(name, "--help")
+        assert r.returncode == 0
+        helps[name] = " ".join(r.stdout.split())
+        assert f"1 {meaning}" in helps[name], helps[name]
+        assert f"| `{name}` | {meaning}" in doc, f"docs/cli.md does not say what 1 means for {name}"
+    assert "a task failed" not in helps["check"] and "problems found" not in helps["doctor"]
+    r = cli("queue", "--help")
+    assert "a task failed" not in r.stdout and "problems found" not in r.stdout
+
+
+def test_docs_cli_md_says_what_1_means_for_each_command_as_its_parser_does():
+    from pathlib import Path
+
+    from agentd import cli as cli_mod
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1]: line.split("|")[2].strip() for line in doc.splitlines()
+            if line.startswith("| `") and line.count("|") == 3 and " " not in line.split("`")[1]}
+    assert rows == cli_mod.EXIT_ONE
+    for name, meaning in cli_mod.EXIT_ONE.items():
+        assert f"1 {meaning}," in cli_mod.epilog(name)
+
+
+def test_queue_lists_the_lines_not_read_as_written_in_one_block_in_line_order(cli, worklog):
+    init(cli)
+    worklog.write_text('DONE: zzz-1\n- [ ] a {id: a, run: "true"}\nDIRECTIVE find it\n- [ ] a {id: a, run: "false"}\n'
+                       '- [ ] b {id: b, value: 99}\nDONE: xxx-3\nnote: all fine here\n', encoding="utf-8")
+    r = cli("queue")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "could not read" not in out
+    block = out[out.index("5 line(s) of testhost_worklog.txt not read as written:"):].splitlines()[1:]
+    numbers = [int(x.split()[1].rstrip(":")) for x in block if x.startswith("  line ")]
+    assert numbers == [1, 2, 3, 5, 6], out

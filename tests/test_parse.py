@@ -516,7 +516,7 @@ def test_a_same_size_edit_inside_an_entry_in_a_long_run_keeps_line_numbers_right
 def test_an_attr_given_twice_is_a_bad_line_not_a_silent_last_one_wins():
     s = parse_bytes(b"- [ ] t {id: dk, network: false, network: true}\n- [ ] ok {id: ok}\n")
     assert set(s.tasks) == {"ok"}
-    assert s.errors == [(1, "attrs: 'network' is given twice; keep one")]
+    assert s.errors == [(1, "the line is not read: attrs: 'network' is given twice; keep one")]
 
 
 def test_approve_and_deny_lines_take_the_id_before_any_punctuation_and_the_rest_as_the_reason():
@@ -548,3 +548,42 @@ def test_a_prose_line_like_a_keyword_is_reported_with_a_did_you_mean_and_stays_p
     assert sorted(got) == [1, 2, 3, 6]
     assert got[1].endswith("did you mean EXPERIMENT:?") and got[2].endswith("did you mean DIRECTIVE:?")
     assert got[3].endswith("did you mean DONE:?") and got[6].endswith("did you mean APPROVE:?")
+
+
+# -- issue 19: lines a newcomer wrote that looked read but were not ----------------------------------
+
+@pytest.mark.parametrize("line", ['- [ ] trailing text {run: "true"} and then some words',
+                                  '- [ ] two braces {run: "echo hi"} {value: 3}',
+                                  'DIRECTIVE: do it {priority: high} please'])
+def test_attrs_followed_by_more_text_make_an_unreadable_line_not_an_agent_task(line):
+    s = parse_bytes(f"{line}\n- [ ] fix {{foo}} parsing\n- [ ] a {{ in JSON\n".encode())
+    assert sorted(t["title"] for t in s.tasks.values()) == ["a { in JSON", "fix {foo} parsing"]
+    assert len(s.errors) == 1 and s.errors[0][0] == 1
+    assert "must end the line" in s.errors[0][1] and "not read" in s.errors[0][1]
+
+
+@pytest.mark.parametrize("line, meant", [("DIRECTIVE find the bug", "DIRECTIVE:"),
+                                         ("EXPERIMENT health", "EXPERIMENT:"),
+                                         ("**CRITICAL DIRECTIVE** stop", "CRITICAL DIRECTIVE"),
+                                         ('-[ ] no space task {run: "true"}', "- [ ] "),
+                                         ('- [] empty box {run: "true"}', "- [ ] "),
+                                         ('* [x]done {run: "true"}', "- [ ] ")])
+def test_a_keyword_without_its_colon_or_a_box_without_its_spaces_is_reported_and_stays_prose(line, meant):
+    s = parse_bytes(f"intro\n{line}\n".encode())
+    assert not s.tasks and not s.commands
+    assert len(s.errors) == 1 and s.errors[0][0] == 2, s.errors
+    assert meant in s.errors[0][1] and "prose" in s.errors[0][1]
+
+
+@pytest.mark.parametrize("line", ["- a bullet", "DONE with that, moving on? no", "Directive find it",
+                                  "- [link](http://x) text", "EXPERIMENTAL results", "* bold item",
+                                  "A DIRECTIVE from above"])
+def test_ordinary_prose_near_those_is_not_reported(line):
+    s = parse_bytes(f"{line}\n".encode())
+    assert not s.errors and not s.tasks
+
+
+@pytest.mark.parametrize("line", ["- [ ] x {value: 3, colour: red}", "- [ ] x {value: eleven}"])
+def test_a_bad_attr_says_the_whole_line_is_not_read(line):
+    s = parse_bytes(f"{line}\n".encode())
+    assert len(s.errors) == 1 and "the line is not read" in s.errors[0][1], s.errors

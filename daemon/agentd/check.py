@@ -23,6 +23,10 @@ class Problem(Record):
     path: str
     line: int
     message: str
+    more: int = 0  # a summary of this many problems not listed one by one ("… and N more")
+
+    def count(self) -> int:
+        return self.more or 1
 
     def text(self) -> str:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
@@ -88,19 +92,21 @@ def check_worklog(path: Path, file_tasks: list, store_path: Path | None = None, 
     where = str(path)
     found = [Problem(where, line, msg) for line, msg in state.errors]
     if state.error_count > len(state.errors):
-        found.append(Problem(where, 0, f"… and {state.error_count - len(state.errors)} more unreadable lines"))
+        more = state.error_count - len(state.errors)
+        found.append(Problem(where, 0, f"… and {more} more unreadable lines", more))
     file_ids = [t.id for t in file_tasks]
     lines, total = notes(state, file_ids, cap=500)
     found += [Problem(where, line, msg) for line, msg in lines]
     if total > len(lines):
-        found.append(Problem(where, 0, f"… and {total - len(lines)} more lines naming no task or defined again"))
+        found.append(Problem(where, 0, f"… and {total - len(lines)} more lines naming no task or defined again",
+                             total - len(lines)))
     table = state.tasks
     known = set(table.ids).union(file_ids)
     wanted = {*table.special, *compress(range(len(table.kinds)), map("experiment".__eq__, table.kinds))}
     defs = [table.definition(i) for i in sorted(wanted)]
     found += [Problem(where, line, msg) for line, msg in _never_runs(defs, known, _done_ids(state))]
     found += _unknown_answers(state, store_path, where)
-    return sorted(found, key=lambda p: p.line)
+    return sorted(found, key=lambda p: (p.more > 0, p.line))  # the summaries of those not listed last
 
 
 def _unknown_answers(state, store_path: Path | None, where: str) -> list[Problem]:

@@ -12,9 +12,26 @@ import sys
 from agentd.errors import EX_CONFIG, EX_OK, AgentdError
 
 
-EPILOG = ("Exit codes: 0 ok, 1 a task failed, 2 usage error, 74 agentd's state directory can't be written "
-          "(disk full, read-only), 75 another wake is running, 78 config error. "
-          "AGENTD_DEBUG=1 shows tracebacks.")
+# What exit status 1 means, by command (docs/cli.md, "Exit codes", says the same; a test checks)
+EXIT_ONE = {
+    "wake": "the task failed",
+    "check": "problems found",
+    "doctor": "a check FAILed",
+    "notify": "the notify command failed",
+    "install": "systemctl is missing or failed (the timer is not enabled)",
+    "logs": "no logs yet",
+}
+
+
+def epilog(command: str | None = None) -> str:
+    """The exit codes of ``command`` (of every command when None), for its --help."""
+    one = ("what failed (`agentd COMMAND --help` says)" if command is None else
+           f"{EXIT_ONE[command]}, " if command in EXIT_ONE else "")
+    if command is not None:
+        one += "the worklog can't be read or written, or an unexpected error"
+    return (f"Exit codes: 0 ok, 1 {one}, 2 usage error, 74 agentd's state directory can't be written "
+            "(disk full, read-only), 75 another wake is running, 78 config error. "
+            "AGENTD_DEBUG=1 shows tracebacks.")
 
 
 def _queue(p):
@@ -155,7 +172,7 @@ def _parse(argv: list[str]):
 
     if argv and argv[0] in COMMANDS:
         help_, add_args = COMMANDS[argv[0]]
-        p = argparse.ArgumentParser(prog=f"agentd {argv[0]}", description=help_, epilog=EPILOG)
+        p = argparse.ArgumentParser(prog=f"agentd {argv[0]}", description=help_, epilog=epilog(argv[0]))
         add_args(p)
         args = p.parse_args(argv[1:])
         args.command = argv[0]
@@ -173,7 +190,7 @@ def _top_help() -> str:
     return (f"{USAGE}\n\nA per-host agent that works through a plain-text worklog.\n\n"
             f"options:\n  -h, --help  show this help message and exit\n"
             f"  --version   show program's version number and exit\n\n"
-            f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{EPILOG}\n")
+            f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{epilog()}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +207,54 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{USAGE}\nagentd: error: a COMMAND is required (agentd --help lists them)\n")
         return 2
     args = _parse(argv)
+    out = sys.stdout
+    sys.stdout = _ReaderMayLeave(out)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = out
+
+
+class _ReaderMayLeave:
+    """stdout for a command: when its reader leaves early (`agentd check | head -1`), the rest goes to
+    /dev/null and the command goes on, so its exit status is still its result (check: 1 problems found;
+    wake: the task's), not a broken pipe's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _stdout_to_devnull(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _stdout_to_devnull(self._stream)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _stdout_to_devnull(stream) -> None:
+    """What is still buffered for stdout, and what comes after, goes nowhere (Python's flush at exit
+    would otherwise fail again and change the exit status)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a file (a test's capture): nothing to redirect
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _run(args) -> int:
     try:
         from agentd import commands
 
@@ -210,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("agentd: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # a pipe other than stdout (stdout's reader leaving is _ReaderMayLeave's)
         return EX_OK
     except OSError as e:  # a full disk, a read-only file system, a denied write: one line, not a traceback
         from agentd.errors import io_error

@@ -89,18 +89,7 @@ def cmd_queue(args) -> int:
         lines = views.queue_text_lines(view, show_all=args.all)  # (an item may hold many lines)
         while chunk := list(islice(lines, 16)):
             _print(chunk)
-        _print(_notes_text(view))
     return 0
-
-
-def _notes_text(view) -> list[str]:
-    """The lines the whole worklog shows are ignored (as `agentd check` lists them), the first few."""
-    from agentd.escapes import safe
-
-    out = [f"line {line}: {safe(msg, 300)}" for line, msg in view.notes]
-    if view.note_count > len(view.notes):
-        out.append(f"… and {view.note_count - len(view.notes)} more (`agentd check` lists them all)")
-    return out
 
 
 def cmd_check(args) -> int:
@@ -114,11 +103,12 @@ def cmd_check(args) -> int:
         _print(_no_worklog(cfg))
         return 0
     found = check.check(cfg.worklog_path, cfg.tasks_dir, cfg.store_path, only=only)
+    count = sum(p.count() for p in found)  # a "… and N more" line stands for N
     if args.json:
-        _json({"problems": [p.to_json() for p in found], "count": len(found)})
+        _json({"problems": [p.to_json() for p in found], "count": count})
     elif found:
         _print(safe(p.text(), 600) for p in found)
-        print(f"{len(found)} problem{'s' if len(found) != 1 else ''}")
+        print(f"{count} problem{'s' if count != 1 else ''}")
     else:
         what = only if only is not None else f"{cfg.worklog_path} and the task files in {cfg.tasks_dir}"
         print(f"no problems in {safe(str(what))}")

@@ -80,6 +80,14 @@ KEYWORDS = ("CRITICAL DIRECTIVE", "DIRECTIVE", "BLOCKER", "EXPERIMENT", "DONE", 
 _LIKE_KEYWORD = lazy(r"^[ \t]*(?:\*\*)?([A-Za-z]{2,12}(?: [A-Za-z]{2,12})?)(?:\*\*)?[ \t]*:")
 # attrs begun but never closed: '{key: ...' with no '}' after it
 _OPEN_ATTRS = lazy(r"\{[ \t]*[A-Za-z_][A-Za-z0-9_]*[ \t]*:(?:[ \t]|$)[^}]*$")
+# attrs closed, with more text after them: '{key: ...} and more' (they are read only at the end of a line)
+# (only with one of agentd's keys: ``render {x: 1}`` stays a title)
+_INNER_ATTRS = lazy(r"\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t][^}]*\}")
+# a keyword line missing its ':' (``DIRECTIVE find the bug``), or a checkbox missing a space
+# (``-[ ] x``, ``- [] x``, ``- [ ]x``): prose, reported by ``near_miss``
+_NO_COLON = lazy(r"^[ \t]*(\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY|APPROVE|DENY)"
+                 r"(?:\*\*)?[ \t]+(?![ \t]*(?:\*\*)?:)(\S+)")
+_LIKE_BOX = lazy(r"^[ \t]*[-*][ \t]*\[[ xX]?\]")
 
 
 def stable_id(kind: str, text: str) -> str:
@@ -132,6 +140,26 @@ def near_keyword(text: str) -> str | None:
     if not close:
         return None
     return f"'{word}:' is not a keyword, so this line is prose and ignored; did you mean {close[0]}:?"
+
+
+def near_miss(text: str) -> str | None:
+    """Why a prose line that starts like a keyword or task line, short of a ':' or a space, is not one
+    (``DIRECTIVE find the bug``, ``-[ ] x``, ``- [] x``); None for any other line.  It stays prose.
+    DONE/CANCEL/RETRY/APPROVE/DENY count only before an id-like word (``DONE t-1``, not ``DONE with``)."""
+    head = text.lstrip(" \t")[:2]
+    if head[:1] in ("-", "*") and head != "**":
+        if _LIKE_BOX.match(text) is None:
+            return None
+        return ("this looks like a task line but is not one, so it is prose and ignored: "
+                "a task line starts `- [ ] ` (a dash, a space, a box with a space or x in it, a space)")
+    m = _NO_COLON.match(text)
+    if m is None:
+        return None
+    word, nxt = m.group(2), m.group(3)
+    if word in ("DONE", "CANCEL", "RETRY", "APPROVE", "DENY") and not any(ch.isdigit() or ch == "-" for ch in nxt):
+        return None
+    meant = f"**{word}**:" if m.group(1) else f"{word}:"
+    return f"'{word}' without its ':' is not a keyword, so this line is prose and ignored; did you mean {meant}?"
 
 
 def unclosed_attrs(title: str) -> str | None:
@@ -208,6 +236,11 @@ def _split(text: str) -> tuple[str, str | None]:
         if opened is not None:
             shown = opened if len(opened) <= 80 else opened[:80] + "…"
             raise LineError(f"attrs {shown!r} have no closing '}}': close them (the line is not read until then)")
+    if "{" in title:
+        m = next((m for m in _INNER_ATTRS.finditer(title) if m.group(1) in ATTR_FIELDS), None)
+        if m is not None:
+            shown = m.group(0) if len(m.group(0)) <= 80 else m.group(0)[:79] + "…}"
+            raise LineError(f"attrs {shown!r} must end the line: put them last (the line is not read until then)")
     return title, raw
 
 

@@ -15,14 +15,14 @@ from operator import lt
 
 from agentd import entries
 from agentd.recordtype import Factory, Record
-from agentd.lines import FIRST_BYTES, Answer, Command, LineError, near_keyword, parse_line
+from agentd.lines import FIRST_BYTES, Answer, Command, LineError, near_keyword, near_miss, parse_line
 from agentd.markers import (ATTEMPTS as _ATTEMPTS, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END, FIELDS as _FIELDS,
                             NL_BEGIN as _NL_BEGIN, damaged as _damaged, hold_back as _hold_back, scan as _scan,
                             suspects as _suspects)
 from agentd.task import Task
 from agentd.tasktable import TaskTable
 
-PARSER_VERSION = 16  # 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 17  # 17: attrs with text after them, a keyword without its ':' and a box without its spaces are reported; 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 # the first byte of a line that may start like a keyword (``near_keyword``): a letter, a space or '*'
 _WORD_BYTES = frozenset(b" \t*ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -130,11 +130,13 @@ class State(Record):
         try:
             item = parse_line(text, line)
         except LineError as e:
-            self._error(line, f"{bad}; not read" if bad else str(e))
+            why = str(e)
+            self._error(line, f"{bad}; not read" if bad else why if "not read" in why else f"the line is not read: {why}")
             return
         if item is None:
-            if not bad and not suspect and ":" in text[:48]:
-                why = near_keyword(text)
+            if not bad and not suspect:
+                why = near_keyword(text) if ":" in text[:48] else None
+                why = near_miss(text) if why is None else why
                 if why is not None:
                     self._error(line, why)
             return

@@ -14,6 +14,22 @@ def queue_text(view, show_all: bool = False) -> list[str]:
     return "\n".join(queue_text_lines(view, show_all)).split("\n")
 
 
+def _not_read(r, view):
+    """One block, in line order: the lines not read (or read as prose) and those the whole worklog
+    shows are ignored (a DONE naming no task, a task defined again: ``view.notes``)."""
+    from heapq import nsmallest
+
+    count = r.state.error_count + view.note_count
+    if not count:
+        return
+    yield f"{count} line(s) of {r.path.name} not read as written:"
+    shown = nsmallest(50, [*r.state.errors, *view.notes])
+    for line, msg in shown:
+        yield from wrapped(msg, f"  line {line}: ", " " * 4)
+    if r.state.error_count > len(r.state.errors) or count > len(shown):
+        yield f"  … and {count - len(shown)} more (`agentd check` lists them all)"
+
+
 def queue_text_lines(view, show_all: bool = False):
     """``queue_text``, a line at a time, or many joined by newlines (`agentd queue` writes them as
     they come)."""
@@ -55,13 +71,7 @@ def queue_text_lines(view, show_all: bool = False):
         yield "nothing queued." + (f" ({hidden} done or cancelled; --all shows them)" if hidden else "")
     if hidden and shown:
         yield f"({hidden} done or cancelled tasks hidden; --all shows them)"
-    errs = r.state.errors
-    if r.state.error_count:
-        yield f"could not read {r.state.error_count} line(s) of {r.path.name}:"
-        for line, msg in errs[:50]:
-            yield from wrapped(msg, f"  line {line}: ", " " * 4)
-        if r.state.error_count > 50:
-            yield f"  … and {r.state.error_count - 50} more (agentd queue --json lists up to 500)"
+    yield from _not_read(r, view)
     if r.state.torn:
         yield (f"{r.state.torn} torn agentd entr{'y' if r.state.torn == 1 else 'ies'} ignored "
                    f"(cut short by a crash or an editor; the next wake restores agentd's copy)")

@@ -22,7 +22,11 @@ REQUIRED = {"model-bench": {"model": "{model: <hf id or path>}"}}
 def problem(name: str, attrs: dict | None) -> str | None:
     """Why ``EXPERIMENT: name {attrs}`` can never run as written, or None."""
     if name not in NAMES:
-        return f"unknown experiment {name!r}; known: {', '.join(NAMES)}"
+        import difflib
+
+        near = difflib.get_close_matches(name, NAMES, 1, 0.6)
+        meant = f"; did you mean {near[0]}?" if near else ""
+        return f"unknown experiment {name!r}{meant} (known: {', '.join(NAMES)})"
     for key, example in REQUIRED.get(name, {}).items():
         value = (attrs or {}).get(key)
         values = value if isinstance(value, list) else [value]
