@@ -165,7 +165,8 @@ def test_an_approval_asked_in_1970_does_not_expire_when_ntp_sets_the_clock(workl
                 finish("done", "The person approved; restarted."))
     env = {**anthropic_env(fake), **({} if protected else off(tmp_path))}
     r = run_at("1970-01-02 00:00:00", "wake", "--now", env=env)
-    assert r.returncode == 0 and "ask: waiting" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "ask: waiting" in r.stdout, (r.stdout + r.stderr + run_at(
+        "1970-01-02 00:00:00", "queue", env=env).stdout)  # (the queue says why, if the task was held)
     aid = re.findall(r"APPROVE: (ap-[0-9a-f]{16})\b", worklog.read_text())[-1]
     assert "expires at 1970-01-09" in worklog.read_text()
     # NTP sets the clock: the next wake must not call the request expired
