@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import sys
 
-from agentd.entries import Entry
+from agentd.worklog.entries import Entry
 
 STATUSES = ["done", "done", "done", "failed", "blocked", "running", "done"]
 

@@ -408,7 +408,7 @@ def _unzstd(raw: bytes) -> bytes:
 
 def make_config(tmp_path, values: dict | None = None, env: dict | None = None):
     """A Config built the real way (config file + environment) under ``tmp_path``."""
-    from agentd import config
+    from agentd.config import config
 
     home = tmp_path / "home"
     (home / ".config" / "agentd").mkdir(parents=True, exist_ok=True)

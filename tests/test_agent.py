@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from agentd import runners
-from agentd.checkpoints import UNKNOWN_OUTCOME, transcript_lines
-from agentd.task import Task
-from agentd.store import Store
+from agentd.agent.checkpoints import UNKNOWN_OUTCOME, transcript_lines
+from agentd.tasks.task import Task
+from agentd.store.store import Store
 from fake_llm import block, cut, error, finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
@@ -300,10 +300,10 @@ def test_run_timeout_stops_a_long_command_and_blocks(tmp_path, fake):
 CHILD = """
 import json, sys
 from pathlib import Path
-from agentd import config
+from agentd.config import config
 from agentd import runners
-from agentd.task import Task
-from agentd.store import Store
+from agentd.tasks.task import Task
+from agentd.store.store import Store
 cfg = config.load()
 store = Store(cfg.store_path)
 store.start_run(run_id="r1", task_id="t1", kind="task", status="running", started_at="2025-01-01T00:00:00Z")
@@ -550,7 +550,7 @@ def test_a_missing_cli_blocks_the_run_saying_so(tmp_path):
 
 
 def test_without_a_usable_sandbox_a_cli_agent_is_not_started(tmp_path, monkeypatch):
-    from agentd import bwrap, sandbox
+    from agentd.sandbox import bwrap, sandbox
 
     monkeypatch.setattr(bwrap, "status", lambda env=None: bwrap.Status(False, None, None, "bwrap is gone", "fix"))
     cfg, log = cli_cfg(tmp_path, "claude-cli", "done")
@@ -562,7 +562,7 @@ def test_without_a_usable_sandbox_a_cli_agent_is_not_started(tmp_path, monkeypat
 
 def test_tools_refuse_symlink_escapes_and_cut_long_output(tmp_path):
     from agentd.providers import ToolCall
-    from agentd.tools import Tools
+    from agentd.agent.tools import Tools
 
     ws = tmp_path / "ws"
     tools = Tools(ws, {"PATH": os.environ["PATH"]})
@@ -586,7 +586,7 @@ def test_prompts_are_rendered_strictly():
 
 
 def test_the_shell_tool_stops_a_command_that_floods_its_output(tmp_path):
-    from agentd.tools import Tools
+    from agentd.agent.tools import Tools
 
     result = Tools(tmp_path / "ws", {"PATH": os.environ["PATH"]}).shell("yes", timeout=60)
     assert result.is_error and "[killed: printed more than 8 MiB]" in result.text
@@ -641,7 +641,7 @@ def test_a_run_with_one_tool_call_that_worked_stays_done(tmp_path, fake):
 
 @pytest.mark.parametrize("cli", ["claude-cli", "codex-cli"])
 def test_a_cli_runs_login_dir_is_private_and_writable_before_the_sandbox_starts_whatever_the_umask(tmp_path, cli):
-    from agentd import clihome
+    from agentd.sandbox import clihome
 
     cfg = make_config(tmp_path)
     old = os.umask(0o277)  # a unit's UMask= may take the owner's write bit too

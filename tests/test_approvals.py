@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from agentd.parse import parse_bytes
+from agentd.worklog.parse import parse_bytes
 
 from conftest import AGENTD, run_cli
 from fake_llm import finish, reply
 
 
 def _bwrap_usable() -> str | None:
-    from agentd import bwrap
+    from agentd.sandbox import bwrap
 
     st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()

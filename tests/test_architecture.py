@@ -63,5 +63,5 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_module_imports_its_way_back_to_itself():
     graph = import_graph()
-    assert "agentd.wake" in graph and "agentd.runners.cli_agent" in graph["agentd.runners"]
+    assert "agentd.wake.wake" in graph and "agentd.runners.cli_agent" in graph["agentd.runners"]
     assert cycle(graph) is None

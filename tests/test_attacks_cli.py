@@ -37,8 +37,8 @@ def tool(provider: str, cmd: str):
 def run_cli(tmp_path, fake, provider, attrs=None, env=None, run_id="r1"):
     """agentd's runner for ``provider`` (the real CLI on PATH) with a task of ``attrs``; (outcome, store, cfg)."""
     from agentd import runners
-    from agentd.store import Store
-    from agentd.task import Task
+    from agentd.store.store import Store
+    from agentd.tasks.task import Task
 
     base = rc.claude_env(fake.url, tmp_path / "clihome") if provider == "claude-cli" else \
         rc.codex_env(fake.url, tmp_path / "clihome")
@@ -79,7 +79,7 @@ def tree(p: Path) -> dict:
 def protection(monkeypatch, request):
     """``protection(on)``: nothing, or the protection of ``request.param`` turned off by monkeypatching."""
     def off(what: str):
-        from agentd import clihome, egress, sandbox
+        from agentd.sandbox import clihome, egress, sandbox
 
         if what == "login dirs":  # as before issue 17: the person's dirs writable, codex's auth.json copied back
             real_policy = sandbox.policy_for
@@ -175,7 +175,7 @@ def test_a_claude_run_cannot_plant_hooks_mcp_servers_or_instructions_for_the_per
         assert not planted
         assert {**tree(home / ".claude"), **tree(home / ".claude.json")} == before  # nothing changed, nothing added
         assert (ws(tmp_path) / "seen-instructions.txt").read_text() == "my own instructions\n"  # copied in
-        from agentd import clihome
+        from agentd.sandbox import clihome
 
         assert clihome.leftovers(cfg) == []  # the run's own login dir is gone
     else:

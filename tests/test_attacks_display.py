@@ -27,7 +27,7 @@ from fake_llm import FakeLLM, finish, reply
 
 
 def _bwrap_usable() -> str | None:
-    from agentd import bwrap
+    from agentd.sandbox import bwrap
 
     st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()
@@ -263,7 +263,8 @@ PROTECTION = pytest.mark.parametrize("protection", ["on", "off"])
 def test_the_log_file_and_the_journal_get_no_raw_character_of_a_logged_model_text(tmp_path, monkeypatch, protection):
     import io
 
-    from agentd import escapes, logs
+    from agentd import escapes
+    from agentd.platform import logs
 
     if protection == "off":  # PROTECTION OFF, ON PURPOSE
         monkeypatch.setattr(escapes, "json_safe", lambda line: line)
@@ -281,7 +282,8 @@ def test_the_log_file_and_the_journal_get_no_raw_character_of_a_logged_model_tex
 
 @PROTECTION
 def test_agentd_logs_in_a_terminal_and_the_wakes_own_console_lines_escape_a_models_text(monkeypatch, protection):
-    from agentd import escapes, logs
+    from agentd import escapes
+    from agentd.platform import logs
 
     if protection == "off":  # PROTECTION OFF, ON PURPOSE
         monkeypatch.setattr(escapes, "visible", lambda text, spaces=False: text)

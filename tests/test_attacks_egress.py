@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from agentd import approvals
+from agentd.agent import approvals
 from conftest import Site, run_cli
 from fake_llm import finish, reply
 from test_approvals import _bwrap_usable, approval_id, ask, env_for, tool_results
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")
-ALLOW_ALL = ("import agentd.egress as p\np.allowed = lambda host, allow: True\n"
+ALLOW_ALL = ("import agentd.sandbox.egress as p\np.allowed = lambda host, allow: True\n"
              "p.port_allowed = lambda host, port, allow: True\np.resolve = lambda host, port, allow: host\n")
-GRANT_ALL = "import agentd.approvals as a\na.network_hosts = lambda what: ([], None)\n"
+GRANT_ALL = "import agentd.agent.approvals as a\na.network_hosts = lambda what: ([], None)\n"
 
 
 def site(tmp_path, code: str) -> dict:
@@ -162,7 +162,7 @@ def test_the_shells_proxy_starts_at_the_first_call_that_needs_it_and_stops_when_
     import socket
 
     from agentd.providers import ToolCall
-    from agentd.tools import Egress, Tools
+    from agentd.agent.tools import Egress, Tools
     from fake_llm import make_config
 
     allowed, _ = sites

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from agentd import bwrap, canary, doctor, sandbox
+from agentd.sandbox import bwrap, canary, sandbox
+from agentd.cli import doctor
 from agentd.providers import ToolCall
-from agentd.tools import Tools
+from agentd.agent.tools import Tools
 from test_sandbox import KEY, layout  # agentd's default layout, with a key in its environment
 
 HAVE_BWRAP = bwrap.status().ok
@@ -231,14 +232,14 @@ def keyed(base: Path):
 
 def _keys_let_in(monkeypatch) -> None:
     """PROTECTION OFF, ON PURPOSE: the tool environment as agentd's own, keys and all."""
-    from agentd import tools
+    from agentd.agent import tools
 
     monkeypatch.setattr(tools, "scrubbed_env", lambda env=None, *a: dict(env))
     monkeypatch.setattr(sandbox, "env_for", lambda policy, env: dict(env))
 
 
 def test_every_providers_key_variable_is_one_the_sandbox_takes_out():
-    from agentd.backends import KEY_VARS
+    from agentd.providers.choice import KEY_VARS
     from agentd.redact import LLM_KEYS
 
     assert set(KEY_VARS.values()) <= set(LLM_KEYS)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agentd import runners, worktrees
-from agentd.store import Store
-from agentd.task import Task
+from agentd import runners
+from agentd.workspace import worktrees
+from agentd.store.store import Store
+from agentd.tasks.task import Task
 from fake_llm import finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agentd import cgroups, config, limits
+from agentd.sandbox import cgroups
+from agentd.config import config, limits
 from agentd.providers import ToolCall
-from agentd.tools import Tools
+from agentd.agent.tools import Tools
 from conftest import run_cli
 from fake_llm import finish, make_config, reply
 from test_approvals import _bwrap_usable, env_for, tool_results

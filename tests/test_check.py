@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from agentd import config, experiments, queue
+from agentd.config import config
+from agentd import experiments
+from agentd.queue import queue
 
 AGENTD = [sys.executable, "-m", "agentd"]
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from agentd.entries import Entry
-from agentd.parse import parse_bytes
+from agentd.worklog.entries import Entry
+from agentd.worklog.parse import parse_bytes
 from conftest import AGENTD, run_cli
 
 HEAVY = ("anthropic", "openai", "torch", "transformers", "structlog", "psutil", "filelock")
@@ -319,7 +319,7 @@ def _imported_modules(*args: str, env: dict | None = None) -> set[str]:
     for line in r.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             mods.add(line.rsplit("|", 1)[1].strip())
-    assert "agentd.cli" in mods  # the check itself works
+    assert "agentd.cli.cli" in mods  # the check itself works
     return mods
 
 
@@ -341,7 +341,7 @@ def test_importing_for_queue_in_process_leaves_heavy_modules_out(worklog):
             "try:\n    runpy.run_module('agentd', run_name='__main__')\n"
             "except SystemExit as e:\n    assert e.code == 0, e.code\n"
             f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-            "assert 'agentd.queue' in sys.modules\n"
+            "assert 'agentd.queue.queue' in sys.modules\n"
             "print('HEAVY', bad)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -387,13 +387,13 @@ def test_top_level_help_version_and_bad_commands_answer_without_tracebacks(cli):
         assert r.returncode == 2 and "Traceback" not in r.stderr and "usage:" in r.stderr, args
 
 
-@pytest.mark.parametrize("command", sorted(__import__("agentd.cli").cli.FLAGS))
+@pytest.mark.parametrize("command", sorted(__import__("agentd.cli.cli").cli.cli.FLAGS))
 def test_the_flag_only_fast_path_parses_exactly_as_argparse_does(command):
     """FLAGS mirrors the argparse parsers: same options, same attributes, same values."""
     import argparse
     import itertools
 
-    from agentd import cli as cli_mod
+    from agentd.cli import cli as cli_mod
 
     flags = cli_mod.FLAGS[command]
     p = argparse.ArgumentParser()
@@ -415,7 +415,7 @@ def _one_run(cli, worklog):
     """A store holding one finished run (a command task's), and that store opened."""
     from pathlib import Path
 
-    from agentd.store import Store
+    from agentd.store.store import Store
 
     worklog.write_text("- [ ] a {id: a, run: 'true'}\n")
     assert cli("wake", "--now").returncode == 0
@@ -461,7 +461,7 @@ def test_show_and_runs_count_input_tokens_the_same_way_cache_reads_and_writes_in
 def _parsers():
     import argparse
 
-    from agentd import cli as cli_mod
+    from agentd.cli import cli as cli_mod
 
     for name, (help_, add_args) in cli_mod.COMMANDS.items():
         p = argparse.ArgumentParser(prog=f"agentd {name}", description=help_)
@@ -511,7 +511,7 @@ def test_each_command_s_help_states_its_own_exit_codes_as_docs_cli_md_does(cli):
 def test_docs_cli_md_says_what_1_means_for_each_command_as_its_parser_does():
     from pathlib import Path
 
-    from agentd import cli as cli_mod
+    from agentd.cli import cli as cli_mod
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
     rows = {line.split("`")[1]: line.split("|")[2].strip() for line in doc.splitlines()

@@ -210,8 +210,8 @@ def test_codex_raw_usage_limit_prints_the_reset_time(fake, tmp_path, plan, text)
 def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, run_id="r1", **values):
     """agentd's runner for ``provider`` with the real CLI on PATH, pointed at the fake."""
     from agentd import runners
-    from agentd.store import Store
-    from agentd.task import Task
+    from agentd.store.store import Store
+    from agentd.tasks.task import Task
 
     if provider == "claude-cli":
         env = rc.claude_env(fake.url, tmp_path / "clihome", oauth=oauth, sandbox=sandbox)
@@ -635,7 +635,7 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
             child.kill()
         child.wait()
     assert (task_ws(tmp_path) / "started.txt").exists() and not (task_ws(tmp_path) / "finished.txt").exists()
-    from agentd import clihome
+    from agentd.sandbox import clihome
 
     cfg = make_config(tmp_path, {"provider": provider})
     assert len(clihome.leftovers(cfg)) == 1  # the killed run's login dir, with its sessions

@@ -113,7 +113,7 @@ def cli_missing(name: str) -> str | None:
 @lru_cache(maxsize=None)
 def sandbox_unusable() -> str | None:
     """agentd's own sandbox probe, run as the user: bwrap needs unprivileged user namespaces there."""
-    code = ("import os, json; from agentd import bwrap; s = bwrap.status(dict(os.environ)); "
+    code = ("import os, json; from agentd.sandbox import bwrap; s = bwrap.status(dict(os.environ)); "
             "print(json.dumps([s.ok, s.message()]))")
     p = _as_user([_user_python()[0], "-c", code], {"PATH": "/usr/bin:/bin", "PYTHONPATH": _pythonpath(), "HOME": "/"})
     if p.returncode != 0:

@@ -40,8 +40,8 @@ def replay(tmp_path, provider: str, capture: str, run_id: str = "r1"):
     """agentd's runner with the stand-in that replays ``capture`` (a name under the stand-in's own
     version dir, or ``../<cli>-<version>/<name>``)."""
     from agentd import runners
-    from agentd.store import Store
-    from agentd.task import Task
+    from agentd.store.store import Store
+    from agentd.tasks.task import Task
 
     env = {"PATH": f"{FAKE_PATH}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "TZ": "UTC",
            "ANTHROPIC_API_KEY": "sk-ant-api03-agent-test-key-000000000000"}
@@ -165,8 +165,8 @@ def old_claude_run(tmp_path, fake, home: Path):
                 reply("Checked the workspace.\nSTATUS: done"))
     env = rc.claude_env(fake.url, tmp_path / "clihome", bin_dir=OLD_CLAUDE_BIN, HOME=str(home))
     from agentd import runners
-    from agentd.store import Store
-    from agentd.task import Task
+    from agentd.store.store import Store
+    from agentd.tasks.task import Task
 
     cfg = make_config(tmp_path, {"provider": "claude-cli", "call_timeout": "60s"}, env)
     store = Store(cfg.store_path)
@@ -204,7 +204,7 @@ def test_the_older_claudes_bash_calls_work_in_agentds_sandbox_with_its_per_run_l
 @needs_old_claude
 def test_without_the_per_run_login_dir_the_older_claudes_bash_calls_fail_with_erofs_and_the_run_is_failed(
         tmp_path, fake, ro_home, monkeypatch):
-    from agentd import clihome
+    from agentd.sandbox import clihome
 
     monkeypatch.setattr(clihome.RunHome, "config_env", lambda self: {})  # the protection off: no CLAUDE_CONFIG_DIR
     out, results = old_claude_run(tmp_path, fake, ro_home)

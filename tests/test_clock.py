@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from agentd import clock
-from agentd.store import Store
+from agentd.store import clock
+from agentd.store.store import Store
 from agentd.times import iso, parse
 
 from conftest import AGENTD, run_cli
@@ -120,7 +120,7 @@ needs_faketime = pytest.mark.skipif(FAKETIME is None, reason="needs libfaketime 
 
 
 def _bwrap_problem() -> str | None:
-    from agentd import bwrap
+    from agentd.sandbox import bwrap
 
     st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()
@@ -141,7 +141,7 @@ def off(tmp_path) -> dict:
     d = tmp_path / "off"
     d.mkdir(exist_ok=True)
     (d / "sitecustomize.py").write_text(textwrap.dedent("""
-        import agentd.clock as c
+        import agentd.store.clock as c
         c.rebase = lambda db, at=None: []
         c.for_queue = lambda db, at=None: {}
         c.AHEAD_S = c.MAX_WAIT_S = float("inf")
@@ -251,7 +251,8 @@ def test_the_newest_request_of_a_run_counts_whatever_the_clock_said_when_each_wa
                                                                                         expect):
     """Request A asked (and approved) while the clock said 2099, request B asked after NTP set it right:
     B, the newer, decides: the run keeps waiting for it, or ends blocked when it expired."""
-    from agentd import config, settle
+    from agentd.config import config
+    from agentd.wake import settle
 
     cfg = config.load()
     s = store(tmp_path)
@@ -270,7 +271,8 @@ def test_the_newest_request_of_a_run_counts_whatever_the_clock_said_when_each_wa
 def test_a_usage_reset_the_provider_gave_ten_days_ahead_is_waited_for(tmp_path):
     """agentd believes a provider's reset up to 31 days ahead (providers.base); settling must not call it
     suspect and resume the run at every wake."""
-    from agentd import config, settle
+    from agentd.config import config
+    from agentd.wake import settle
     from agentd.providers.base import _iso
 
     s = store(tmp_path)

@@ -1,4 +1,4 @@
-"""agentd.config: defaults, the file, AGENTD_<KEY> overrides, and every error at once."""
+"""agentd.config.config: defaults, the file, AGENTD_<KEY> overrides, and every error at once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config
+from agentd.config import config
 from agentd.errors import ConfigError
 
 
@@ -278,7 +278,7 @@ def test_xdg_paths_are_used(tmp_path):
 
 
 def test_a_mapping_set_by_environment_variable_keeps_the_other_keys(monkeypatch):
-    from agentd import config
+    from agentd.config import config
 
     monkeypatch.setenv("AGENTD_BUDGET", "{usd_per_run: 0.5}")
     cfg = config.load()

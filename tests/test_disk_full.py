@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, diskuse, reserve
+from agentd.config import config
+from agentd.wake import diskuse, reserve
 
 from conftest import run_cli
 from fake_llm import finish, reply
@@ -74,8 +75,8 @@ def wake(fake, reserve_bytes: int | None = None) -> subprocess.CompletedProcess:
     """`agentd wake --now` in a subprocess; ``reserve_bytes`` replaces reserve.RESERVE_BYTES in it."""
     if reserve_bytes is None:
         return run_cli("wake", "--now", env=anthropic_env(fake))
-    code = (f"import agentd.reserve as r; r.RESERVE_BYTES = {reserve_bytes}\n"
-            "from agentd.cli import main\nraise SystemExit(main(['wake', '--now']))\n")
+    code = (f"import agentd.wake.reserve as r; r.RESERVE_BYTES = {reserve_bytes}\n"
+            "from agentd.cli.cli import main\nraise SystemExit(main(['wake', '--now']))\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **anthropic_env(fake)})
 
@@ -127,7 +128,7 @@ def test_an_agent_that_fills_its_workspace_leaves_agentd_able_to_record_it_run_t
     assert "biggest in the workspace: filler" in st.stdout and f"remove {ws / 'filler'}" in st.stdout
     assert "agent tasks wait until it has room" in st.stdout
 
-    from agentd import doctor
+    from agentd.cli import doctor
 
     lines: list[str] = []
     doctor.doctor(lines.append, lambda: config.load(dict(os.environ)), torch=False, canary=False)
@@ -217,8 +218,8 @@ def test_without_a_reserve_the_same_write_fails_for_the_full_disk(disk_cfg):
 
 
 def test_sqlite_saying_the_disk_is_full_is_a_full_state_error_that_frees_the_reserve(disk_cfg):
-    from agentd.store import Store
-    from agentd.storedb import Tx
+    from agentd.store.store import Store
+    from agentd.store.storedb import Tx
 
     disk, cfg = disk_cfg
     store = Store(cfg.store_path)
@@ -268,7 +269,7 @@ def test_an_interrupted_agent_run_is_not_resumed_while_the_disk_is_full(full_lay
     if not protected:  # PROTECTION OFF, ON PURPOSE: settling resumes agent runs whatever the disk
         site = disk.parent / "off"
         site.mkdir()
-        (site / "sitecustomize.py").write_text("import agentd.settle as s\ns.agents_held = lambda cfg: None\n")
+        (site / "sitecustomize.py").write_text("import agentd.wake.settle as s\ns.agents_held = lambda cfg: None\n")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     p = subprocess.Popen([*AGENTD, "wake", "--now"], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from agentd.config import reference_markdown
+from agentd.config.config import reference_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -42,8 +42,8 @@ def _shape(text: str) -> list[str]:
 
 
 def test_the_entry_examples_are_whole_entries_as_agentd_reads_them():
-    from agentd.entries import parse_header
-    from agentd.parse import parse_bytes
+    from agentd.worklog.entries import parse_header
+    from agentd.worklog.parse import parse_bytes
 
     examples = _entry_examples((DOCS / "worklog.md").read_text())
     assert len(examples) >= 2

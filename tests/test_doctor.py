@@ -1,4 +1,4 @@
-"""agentd.doctor: OK/WARN/FAIL lines with fixes, exit 1 on any FAIL, no secrets printed."""
+"""agentd.cli.doctor: OK/WARN/FAIL lines with fixes, exit 1 on any FAIL, no secrets printed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, doctor, systemd
+from agentd.config import config
+from agentd.cli import doctor
+from agentd.platform import systemd
 
 FAKEBIN = Path(__file__).resolve().parent / "fakebin"
 
@@ -168,7 +170,7 @@ def test_torch_check_reads_the_probe(tmp_path):
 
 def test_doctor_in_a_subprocess(tmp_path):
     env = make_env(tmp_path, AGENTD_PROVIDER="codex-cli")
-    code = "import sys\nfrom agentd.doctor import doctor\nsys.exit(doctor(torch=False))\n"
+    code = "import sys\nfrom agentd.cli.doctor import doctor\nsys.exit(doctor(torch=False))\n"
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "FAIL provider codex-cli: `codex` is not on PATH" in p.stdout
@@ -231,7 +233,7 @@ def test_doctor_says_sandbox_off_is_the_full_network_for_every_task(tmp_path):
     assert "API agents' shell: full network, no egress filter" in text and "a task's own" not in text
 
 
-@pytest.mark.skipif(not __import__("agentd.bwrap").bwrap.status().ok, reason="bwrap unusable here")
+@pytest.mark.skipif(not __import__("agentd.sandbox.bwrap").sandbox.bwrap.status().ok, reason="bwrap unusable here")
 @pytest.mark.parametrize("network", ["true", "false"])
 def test_the_canary_reaching_the_network_the_config_grants_is_a_warning_not_a_failure(tmp_path, network):
     """With `network: true` the canary's shell reaches the loopback server outside, as the config asks:

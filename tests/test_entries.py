@@ -1,4 +1,4 @@
-"""agentd.entries: an entry agentd appends is inert for every reader that splits lines."""
+"""agentd.worklog.entries: an entry agentd appends is inert for every reader that splits lines."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentd import entries
-from agentd.entries import Entry, parse_header
-from agentd.parse import parse_bytes
+from agentd.worklog import entries
+from agentd.worklog.entries import Entry, parse_header
+from agentd.worklog.parse import parse_bytes
 
 # A line a person (or grep, or an editor) would take for one of the worklog's keywords or a checkbox.
 KEYWORD_LINE = re.compile(

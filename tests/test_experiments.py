@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from agentd import experiments  # noqa: E402
 from agentd.experiments.cuda_probe import peak_for  # noqa: E402
-from agentd.health import snapshot  # noqa: E402
+from agentd.platform.health import snapshot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = "pip install 'agentd-host[gpu]'"

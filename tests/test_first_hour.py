@@ -128,8 +128,8 @@ def test_status_names_the_environment_variable_that_turned_the_sandbox_off(workl
 
 
 def test_an_agent_run_entry_names_where_sandbox_off_came_from(tmp_path):
-    from agentd import config
-    from agentd.recording import sandbox_off_note
+    from agentd.config import config
+    from agentd.wake.recording import sandbox_off_note
 
     env = {**os.environ, "AGENTD_SANDBOX": "off"}
     assert "AGENTD_SANDBOX=off in the environment" in sandbox_off_note(config.load(env))
@@ -144,7 +144,7 @@ def test_an_agent_run_entry_names_where_sandbox_off_came_from(tmp_path):
 
 
 def _bwrap_problem() -> str | None:
-    from agentd import bwrap
+    from agentd.sandbox import bwrap
 
     st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()

@@ -1,4 +1,4 @@
-"""agentd.health against the real host (psutil, /proc, /dev), no mocks of agentd."""
+"""agentd.platform.health against the real host (psutil, /proc, /dev), no mocks of agentd."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd import health
+from agentd.platform import health
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_snapshot_shape_and_values(tmp_path):
 
 def test_snapshot_imports_neither_torch_nor_psutil_at_import():
     code = (
-        "import sys, agentd.health as h\n"
+        "import sys, agentd.platform.health as h\n"
         "before = 'psutil' in sys.modules\n"
         "h.snapshot([])\n"
         "print(before, 'torch' in sys.modules)\n"

@@ -196,7 +196,7 @@ def test_entries_are_never_restored_through_a_symlink(worklog, tmp_path):
 
 
 def test_the_worklog_swapped_for_a_symlink_between_check_and_append_is_not_written_through(worklog, tmp_path):
-    from agentd import worklog as wl
+    from agentd.worklog import worklog as wl
     from agentd.errors import WorklogError
 
     target = tmp_path / "target"
@@ -339,7 +339,7 @@ def test_a_command_that_ran_is_never_run_again_when_the_state_dir_fills_up_while
 
 
 def parse_state(worklog: Path):
-    from agentd.parse import parse_bytes
+    from agentd.worklog.parse import parse_bytes
 
     return parse_bytes(worklog.read_bytes())
 
@@ -381,7 +381,7 @@ def test_a_huge_line_without_a_newline_is_read_in_bounded_memory(tmp_path, first
         f.truncate(400 * 2**20)  # sparse: 400 MiB of NUL bytes, no newline
         f.seek(0, 2)
         f.write(b"x\n- [ ] after {id: after}\n")
-    code = (f"from pathlib import Path\nfrom agentd import worklog\nfrom agentd.index import Index\n"
+    code = (f"from pathlib import Path\nfrom agentd.worklog import worklog\nfrom agentd.worklog.index import Index\n"
             f"r = worklog.read(Path({str(big)!r}), Index(Path({str(tmp_path / 'i.sqlite3')!r})))\n"
             "print('TASKS', sorted(r.state.tasks), r.state.lines, [e[0] for e in r.state.errors])\n")
     peak, out = _peak_rss_of(code)
@@ -491,7 +491,7 @@ def test_the_corpus_has_at_least_100_cases():
 
 @pytest.mark.parametrize("case", CORPUS, ids=[f"{p.parent.name}/{p.stem}" for p in CORPUS])
 def test_corpus(case, worklog, tmp_path, home, capsys):
-    from agentd import cli
+    from agentd.cli import cli
 
     data = case.read_bytes()
     exp = _expectation(data.partition(b"\n")[0])
@@ -532,7 +532,7 @@ _trees = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\\\n\t\x00\u2028e+")), max_size=80))
 def test_any_attrs_text_is_read_or_refused_as_a_bad_line(raw):
-    from agentd.lines import LineError, parse_attrs
+    from agentd.worklog.lines import LineError, parse_attrs
 
     try:
         out = parse_attrs("{" + raw + "}", "w:1")
@@ -548,7 +548,7 @@ def test_any_yaml_tree_loads_as_itself_or_is_refused_with_a_line(tree):
 
     import yaml
 
-    from agentd.yamlread import load_yaml
+    from agentd.config.yamlread import load_yaml
 
     text = yaml.safe_dump({"k": tree})
     data, lines, problems = load_yaml(text, "f.yaml")
@@ -571,7 +571,7 @@ def test_any_yaml_tree_loads_as_itself_or_is_refused_with_a_line(tree):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\n\t%@`?~=<")), max_size=120))
 def test_any_yaml_text_gives_data_or_problems_never_an_exception(text):
-    from agentd.yamlread import load_yaml
+    from agentd.config.yamlread import load_yaml
 
     data, lines, problems = load_yaml(text, "f.yaml")
     assert isinstance(problems, list)

@@ -21,8 +21,8 @@ from agentd.errors import ConfigError, ContextOverflow, ProviderDown, ProviderEr
 from agentd.providers import Message, ToolSpec, classify, make_provider
 from agentd.providers.base import MESSAGE_LIMIT
 from agentd.redact import MASK, could_be_secret, redact
-from agentd.store import Store
-from agentd.task import Task
+from agentd.store.store import Store
+from agentd.tasks.task import Task
 from fake_llm import error, finish, make_config, reply
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -144,7 +144,7 @@ def test_max_tokens_from_config_caps_every_call_compaction_included(tmp_path, fa
 
 
 def test_max_tokens_is_checked_by_the_schema(tmp_path):
-    from agentd import config
+    from agentd.config import config
 
     cfg = make_config(tmp_path, {"max_tokens": 512})
     assert cfg["max_tokens"] == 512

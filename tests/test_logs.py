@@ -1,4 +1,4 @@
-"""agentd.logs: JSON lines, journald priority prefixes, the log file, `agentd logs`."""
+"""agentd.platform.logs: JSON lines, journald priority prefixes, the log file, `agentd logs`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, logs
+from agentd.config import config
+from agentd.platform import logs
 
 FAKEBIN = Path(__file__).resolve().parent / "fakebin"
 
@@ -96,7 +97,7 @@ def test_console_lines_on_a_terminal(tmp_path):
 
 def test_setup_in_a_subprocess_writes_json_to_stderr_a_pipe(tmp_path):
     env = make_env(tmp_path)
-    code = ("from agentd import logs\n"
+    code = ("from agentd.platform import logs\n"
             "log = logs.setup('r-sub')\n"
             "logs.summary(log, task='T3', status='done', duration_s=125.4, tokens=12345, cost_usd=0.04)\n")
     p = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,

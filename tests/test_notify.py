@@ -1,4 +1,4 @@
-"""agentd.notify: the notify command gets the summary on stdin and in $AGENTD_SUMMARY."""
+"""agentd.platform.notify: the notify command gets the summary on stdin and in $AGENTD_SUMMARY."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, logs, notify
-from agentd.store import Store
+from agentd.config import config
+from agentd.platform import logs, notify
+from agentd.store.store import Store
 
 
 def make_env(tmp_path: Path, **extra: str) -> dict:

@@ -1,4 +1,4 @@
-"""agentd.lines and agentd.parse: the human grammar, torn entries and messy files."""
+"""agentd.worklog.lines and agentd.worklog.parse: the human grammar, torn entries and messy files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import yaml
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from agentd.entries import Entry
-from agentd.lines import Command, LineError, fast_flow_mapping, parse_line, stable_id
-from agentd.parse import State, parse_bytes
+from agentd.worklog.entries import Entry
+from agentd.worklog.lines import Command, LineError, fast_flow_mapping, parse_line, stable_id
+from agentd.worklog.parse import State, parse_bytes
 
 
 def entry(seq=1, task="t-task", status="done", body="ok", run="r1", **extra) -> str:

@@ -213,7 +213,7 @@ def test_models_and_prices_come_from_config(tmp_path):
 
 
 def test_importing_the_agent_does_not_import_the_sdks():
-    code = ("import sys, agentd.providers, agentd.agent, agentd.tools, agentd.budget, agentd.checkpoints;"
+    code = ("import sys, agentd.providers, agentd.agent.agent, agentd.agent.tools, agentd.agent.budget, agentd.agent.checkpoints;"
             "print('anthropic' in sys.modules, 'openai' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""agentd's loopback proxy for the CLI agents (daemon/agentd/proxy.py), over real sockets: the provider
+"""agentd's loopback proxy for the CLI agents (daemon/agentd/sandbox/proxy.py), over real sockets: the provider
 path adds the real key only for the run's token, only to the CLI's inference endpoints, and streams SSE as it
 comes; plain HTTP and CONNECT reach only hosts on the allowlist, on ports 80 and 443 and public addresses (DNS is
 faked in-process by patching ``socket.getaddrinfo``); a body is read only up to its limit; the ``network`` attr
@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agentd import egress, proxy
-from agentd.schema import _network
+from agentd.sandbox import egress, proxy
+from agentd.config.schema import _network
 from conftest import Site
 
 
@@ -132,7 +132,7 @@ def test_the_network_attr_takes_true_false_or_host_names_and_says_what_is_wrong(
 
 
 def test_a_worklog_line_names_its_hosts_and_a_bad_one_is_an_error_naming_the_key():
-    from agentd import lines
+    from agentd.worklog import lines
 
     assert lines.parse_line("- [ ] fetch deps {network: [pypi.org, github.com]}", 3).attrs == {
         "network": ["pypi.org", "github.com"]}

@@ -83,7 +83,7 @@ def test_a_codex_config_toml_is_read_on_python_310(py310, tmp_path):
     codex.mkdir()
     (codex / "config.toml").write_text('model = "o4-mini"\nmodel_provider = "local"\n\n'
                                        '[model_providers.local]\nbase_url = "http://127.0.0.1:9/v1"\n')
-    code = ("import sys; from agentd import clihome\n"
+    code = ("import sys; from agentd.sandbox import clihome\n"
             "login = clihome.login_for('codex-cli', {'CODEX_HOME': sys.argv[1]})\n"
             "print(login.model, login.upstream.base)\n")
     r = _run(py310, "-c", code, str(codex))

@@ -1,4 +1,4 @@
-"""agentd.queue and agentd.scoring: task state from real worklogs, eligibility and the explained order."""
+"""agentd.queue.queue and agentd.tasks.scoring: task state from real worklogs, eligibility and the explained order."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentd import config, queue, scoring, taskstate
-from agentd.entries import Entry
-from agentd.parse import parse_bytes
+from agentd.config import config
+from agentd.queue import queue, taskstate
+from agentd.tasks import scoring
+from agentd.worklog.entries import Entry
+from agentd.worklog.parse import parse_bytes
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 MIN = 60.0
@@ -410,7 +412,7 @@ def test_queue_json_has_the_documented_keys(worklog):
 def test_a_retry_written_at_the_top_of_the_file_counts_once_agentd_has_seen_the_block(worklog, cli):
     import time as _time
 
-    from agentd.entries import Entry
+    from agentd.worklog.entries import Entry
 
     def entry(seq, status):
         at = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(_time.time() - 60))
@@ -429,7 +431,7 @@ def test_a_retry_written_at_the_top_of_the_file_counts_once_agentd_has_seen_the_
 
 
 def test_an_old_retry_above_later_failures_does_not_reopen_a_task_on_a_first_read(worklog, cli):
-    from agentd.entries import Entry
+    from agentd.worklog.entries import Entry
 
     e = [Entry(i, f"r{i}", "x", "failed", "2026-01-01T00:00:00Z", body="b").render() for i in range(1, 7)]
     worklog.write_text("- [ ] x {id: x, run: 'false'}\n" + "".join(e[:3]) + "RETRY: x\n" + "".join(e[3:]))

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from agentd import bwrap, canary, config, doctor, sandbox
+from agentd.sandbox import bwrap, canary, sandbox
+from agentd.config import config
+from agentd.cli import doctor
 from agentd.providers import ToolCall
-from agentd.tools import Tools
+from agentd.agent.tools import Tools
 from fake_llm import FakeLLM, finish, make_config, reply
 
 KEY = "sk-ant-api03-sandboxtest-0123456789abcdefXYZ"
@@ -497,12 +499,13 @@ assert len(CORPUS) >= 50 and len({c[0] for c in CORPUS}) == len(CORPUS)
 
 CHILD = r'''
 import json, os, sys
-from agentd import config, runners
+from agentd.config import config
+from agentd import runners
 try:
-    from agentd.task import Task
+    from agentd.tasks.task import Task
 except ImportError:
-    from agentd.queue import Task
-from agentd.store import Store
+    from agentd.queue.queue import Task
+from agentd.store.store import Store
 sys.argv[0] = "AGENTD-CHILD"
 for case in json.loads(sys.stdin.read()):
     cfg = config.load(case["env"])
@@ -621,7 +624,7 @@ class Case:
         (cfg.state_dir / "agentd.log").write_text(self.tokens["log"])
         (cfg.state_dir / "runs" / "r0").mkdir(parents=True)
         (cfg.state_dir / "runs" / "r0" / "manifest.json").write_text("{}")
-        from agentd.store import Store
+        from agentd.store.store import Store
 
         store = Store(cfg.store_path)
         store.ledger_add("2026-01-01", "r0", 1000, 0.5)
@@ -811,7 +814,7 @@ def test_the_relay_runs_inside_when_agentds_own_code_is_not_visible_there(base, 
     """A checkout under /tmp (or any dir the sandbox hides) holds agentd's code: the relay is run from its
     source text by a Python the sandbox can see, so it starts and runs its command; run as a file, the
     way it was before, it can't be opened inside."""
-    from agentd import relay
+    from agentd.sandbox import relay
 
     cfg = layout(base)
     code_dir = Path(relay.__file__).resolve().parent

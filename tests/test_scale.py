@@ -8,11 +8,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agentd import config, queue, views, worklog as wl
-from agentd.entries import Entry
-from agentd.index import Index
-from agentd.parse import parse_bytes
-from agentd.task import Task
+from agentd.config import config
+from agentd.queue import queue
+from agentd.cli import views
+from agentd.worklog import worklog as wl
+from agentd.worklog.entries import Entry
+from agentd.worklog.index import Index
+from agentd.worklog.parse import parse_bytes
+from agentd.tasks.task import Task
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -66,7 +69,7 @@ def _queue_ids(table) -> list:
 
 
 def test_a_cached_read_with_an_unfinished_tail_is_a_fresh_parse(worklog, tmp_path, monkeypatch):
-    from agentd.parse import State
+    from agentd.worklog.parse import State
 
     text = MIXED + "- [ ] no newline yet {id: tail"
     worklog.write_text(text, encoding="utf-8")

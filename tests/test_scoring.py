@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from agentd import scoring
-from agentd.lines import KINDS, PRIORITIES
+from agentd.tasks import scoring
+from agentd.worklog.lines import KINDS, PRIORITIES
 
 PLAIN_KINDS = [k for k in KINDS if k != "directive"]
 

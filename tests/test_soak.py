@@ -173,7 +173,7 @@ class Host:
         return row[0] if row else None
 
     def check(self) -> None:
-        from agentd.parse import parse_bytes
+        from agentd.worklog.parse import parse_bytes
 
         data = self.worklog.read_bytes()
         text = data.decode("utf-8", "replace")
@@ -222,7 +222,7 @@ class Host:
     def settle(self) -> None:
         """Wakes until nothing is left; every task must end done.  A task the kills blocked
         (each kill is an attempt) gets a RETRY line, as a person would write."""
-        from agentd.parse import parse_bytes
+        from agentd.worklog.parse import parse_bytes
 
         for round_ in range(3):
             for _ in range(4 * self.n + 10):

@@ -83,7 +83,9 @@ def test_without_the_stop_reason_check_the_same_replies_would_be_recorded_done(h
     """The protection off: a run that ignores ``finish_reason`` takes the first cut reply for the answer.
     (The cut replies' text is blank, so the empty-reply check is switched off too: without it, as when
     these were captured, the run was ``done``.)"""
-    from agentd import agent, config, wake
+    from agentd.agent import agent
+    from agentd.config import config
+    from agentd.wake import wake
 
     setup(home, worklog, fake, monkeypatch, "length")
     monkeypatch.setattr(agent, "CUT_REASONS", frozenset())
@@ -132,7 +134,9 @@ def test_a_real_servers_empty_reply_is_not_done(home, worklog, fake, monkeypatch
 
 def test_without_the_empty_reply_check_the_same_reply_would_be_recorded_done(home, worklog, fake, monkeypatch):
     """The protection off: an empty reply taken for the answer."""
-    from agentd import agent, config, wake
+    from agentd.agent import agent
+    from agentd.config import config
+    from agentd.wake import wake
 
     setup(home, worklog, fake, monkeypatch, "stop")
     monkeypatch.setattr(agent.ApiAgentRun, "empty", lambda self, last: None)

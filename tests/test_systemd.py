@@ -1,4 +1,4 @@
-"""agentd.systemd: rendered units pass systemd's own checks; install/uninstall
+"""agentd.platform.systemd: rendered units pass systemd's own checks; install/uninstall
 against stand-in systemctl/loginctl (tests/fakebin) and, where the sandbox
 allows, a real systemd user manager."""
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config, systemd
+from agentd.config import config
+from agentd.platform import systemd
 from agentd.errors import ConfigError, UsageError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,12 +77,12 @@ def verify(paths: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 # -- the templates ----------------------------------------------------------------
 def test_packaged_units_are_byte_identical_to_units_dir():
-    src, pkg = REPO / "units", REPO / "daemon" / "agentd" / "units"
+    src, pkg = REPO / "units", REPO / "daemon" / "agentd" / "platform" / "units"
     names = sorted(p.name for p in src.iterdir())
     assert names == sorted(systemd.UNITS)
     assert sorted(p.name for p in pkg.iterdir() if p.name != "__pycache__") == names
     for n in names:
-        assert filecmp.cmp(src / n, pkg / n, shallow=False), f"{n} differs between units/ and agentd/units/"
+        assert filecmp.cmp(src / n, pkg / n, shallow=False), f"{n} differs between units/ and agentd/platform/units/"
 
 
 @needs_analyze
@@ -313,7 +314,7 @@ def test_uninstall_removes_units_keeps_env_and_state(tmp_path):
 
 
 def _run_install_in_subprocess(env: dict, func: str = "install") -> subprocess.CompletedProcess:
-    code = ("import sys\nfrom agentd import config, systemd\n"
+    code = ("import sys\nfrom agentd.config import config\nfrom agentd.platform import systemd\n"
             f"sys.exit(systemd.{func}(config.load()))\n")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
 
@@ -401,7 +402,7 @@ def test_linger_from_loginctl_or_the_linger_file(tmp_path):
 # -- a real systemd user manager ---------------------------------------------------------
 # The driver runs as root inside `unshare -m --propagation private`: it hides the
 # host's /run/systemd behind an empty directory, moves itself into a fresh cgroup,
-# starts `systemd --user` with tmp HOME/XDG dirs, and then drives agentd.systemd
+# starts `systemd --user` with tmp HOME/XDG dirs, and then drives agentd.platform.systemd
 # against it.  It prints one JSON object of observations; exit 77 means "skip".
 E2E_SETUP = r'''
 import json, os, subprocess, sys, time
@@ -471,7 +472,7 @@ E2E_TEARDOWN = r'''finally:
 print(json.dumps(seen))
 '''
 
-E2E_DRIVER = E2E_SETUP + r'''    from agentd import config, systemd
+E2E_DRIVER = E2E_SETUP + r'''    from agentd.config import config; from agentd.platform import systemd
     stub = T / "bin" / "agentd"
     stub.parent.mkdir()
     stub.write_text(f"""#!/bin/sh
@@ -599,7 +600,8 @@ def test_cli_install_dry_run_install_uninstall(tmp_path, cli):
 
 
 E2E_WAKE = E2E_SETUP + r"""
-    from agentd import config, systemd
+    from agentd.config import config
+    from agentd.platform import systemd
     wl = T / "wl"
     wl.mkdir()
     (wl / "e2e_worklog.txt").write_text("- [ ] say hello {id: hello, run: 'echo hello-from-the-timer'}\n")
@@ -650,7 +652,7 @@ def test_settings_made_by_environment_variable_at_install_reach_the_service(tmp_
     assert (p.returncode, p.stderr, p.stdout) == (0, "", "")
 
 
-E2E_RESET_DRIVER = E2E_SETUP + r'''    from agentd import config, systemd
+E2E_RESET_DRIVER = E2E_SETUP + r'''    from agentd.config import config; from agentd.platform import systemd
     from agentd.times import iso
     stub = T / "bin" / "agentd"
     stub.parent.mkdir()

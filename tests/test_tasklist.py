@@ -13,10 +13,13 @@ from types import SimpleNamespace
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from agentd import config, queue, tasktable, views
-from agentd.entries import Entry
-from agentd.parse import parse_bytes
-from agentd.tasklist import Run
+from agentd.config import config
+from agentd.queue import queue
+from agentd.worklog import tasktable
+from agentd.cli import views
+from agentd.worklog.entries import Entry
+from agentd.worklog.parse import parse_bytes
+from agentd.queue.tasklist import Run
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 IDS = [f"t{i}" for i in range(12)] + ["a-task-id-longer-than-14"]
@@ -149,7 +152,7 @@ def test_values_that_are_equal_but_written_differently_keep_their_own_explanatio
 def _tasks_rows(index_path) -> list:
     import sqlite3
 
-    from agentd.index import TASKS
+    from agentd.worklog.index import TASKS
 
     with sqlite3.connect(index_path) as db:
         return db.execute(f"SELECT part, token FROM {TASKS} ORDER BY part").fetchall()
@@ -163,8 +166,8 @@ def test_a_table_kept_as_its_changes_reads_back_as_parsing_it_all(text, more):
     import tempfile
     from pathlib import Path
 
-    from agentd import worklog
-    from agentd.index import Index
+    from agentd.worklog import worklog
+    from agentd.worklog.index import Index
 
     with tempfile.TemporaryDirectory() as d:
         path, index = Path(d) / "w_worklog.txt", Path(d) / "index.sqlite3"
@@ -189,8 +192,8 @@ def test_a_table_kept_as_its_changes_reads_back_as_parsing_it_all(text, more):
 
 
 def test_a_table_changed_past_max_delta_is_written_whole(tmp_path, monkeypatch):
-    from agentd import index as index_mod, worklog
-    from agentd.index import Index
+    from agentd.worklog import index as index_mod, worklog
+    from agentd.worklog.index import Index
 
     path, idx = tmp_path / "w_worklog.txt", tmp_path / "index.sqlite3"
     path.write_text("".join(f"- [ ] t {{id: t{i}, run: 'true'}}\n" for i in range(20)))
@@ -218,8 +221,8 @@ def test_long_runs_read_back_from_the_index_render_as_one_by_one(seed, backend, 
     every task out one by one does."""
     import random
 
-    from agentd import worklog
-    from agentd.index import Index
+    from agentd.worklog import worklog
+    from agentd.worklog.index import Index
 
     rng = random.Random(seed)
     lines = []
@@ -269,8 +272,8 @@ def test_a_damaged_task_table_in_the_index_is_read_again_from_the_worklog(tmp_pa
     worklog be read again, never a crash (``marshal`` may crash on damaged bytes) or wrong scores."""
     import sqlite3
 
-    from agentd import worklog
-    from agentd.index import TASKS, Index
+    from agentd.worklog import worklog
+    from agentd.worklog.index import TASKS, Index
 
     path, idx = tmp_path / "w_worklog.txt", tmp_path / "index.sqlite3"
     path.write_text("".join(f"- [ ] t {{id: t{i}, run: 'true', value: {i % 10}.5}}\n" for i in range(40))
@@ -289,7 +292,7 @@ def test_a_damaged_task_table_in_the_index_is_read_again_from_the_worklog(tmp_pa
             r = worklog.read(path, Index(idx))
             assert r.state.to_dict() == want and r.mode == "full", (part, at)
             assert worklog.read(path, Index(idx)).mode == "cached"  # (written again, whole)
-    from agentd.index import FILES
+    from agentd.worklog.index import FILES
 
     damaged = 0
     for column in ("state", "rest", "whole"):  # the row that names the table: its documents too

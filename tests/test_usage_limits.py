@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agentd.parse import parse_bytes
+from agentd.worklog.parse import parse_bytes
 
 from conftest import run_cli
 from fake_llm import error, finish, reply

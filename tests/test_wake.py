@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agentd import config
-from agentd.parse import parse_bytes
+from agentd.config import config
+from agentd.worklog.parse import parse_bytes
 
 from conftest import AGENTD, run_cli, still
 
@@ -129,7 +129,7 @@ def test_timer_wakes_respect_quiet_hours_but_now_does_not(worklog):
 
 
 def test_timer_wakes_skip_when_the_load_is_above_max_load_and_hold_gpu_tasks_while_the_owner_is_active():
-    from agentd import gating
+    from agentd.wake import gating
 
     cfg = config.load()
     busy = gating.check(cfg, {"load_per_cpu": cfg["max_load"] + 0.5}, forced=False)
@@ -609,9 +609,10 @@ def test_an_old_time_only_retry_row_still_clears_the_failures_before_it(worklog)
 
 def test_a_wake_reads_the_worklog_once_while_it_restores_lost_entries_and_settles_a_killed_run(worklog,
                                                                                                 monkeypatch):
-    from agentd import wake, worklog as worklog_module
-    from agentd.recording import append_entry
-    from agentd.store import Store
+    from agentd.wake import wake
+    from agentd.worklog import worklog as worklog_module
+    from agentd.wake.recording import append_entry
+    from agentd.store.store import Store
 
     write(worklog, "- [ ] a {id: a, run: 'echo one'}\n- [ ] b {id: b, run: 'echo two', value: 1}\n")
     old_buffer = worklog.read_bytes()
@@ -644,7 +645,7 @@ def test_a_command_that_no_person_wrote_never_runs(tmp_path):
     """Only the worklog's human lines and task files in tasks_dir make command tasks; anything else that
     reached a runner (say, a task file an agent wrote somewhere else) is refused."""
     from agentd import runners
-    from agentd.task import Task
+    from agentd.tasks.task import Task
 
     cfg = config.load()
     marker = tmp_path / "ran"
@@ -719,8 +720,8 @@ def test_run_ids_carry_64_random_bits_sort_by_time_and_never_reuse_an_id_the_sto
     import calendar
     import re
 
-    from agentd.rundir import new_run_id
-    from agentd.store import Store
+    from agentd.workspace.rundir import new_run_id
+    from agentd.store.store import Store
 
     write(worklog, "- [ ] t {id: t, run: 'true'}\n")
     assert run_cli("wake", "--now").returncode == 0
@@ -754,7 +755,7 @@ def test_a_wake_on_a_read_only_worklog_records_nothing_and_the_task_runs_once_wh
         if not protected:  # PROTECTION OFF, ON PURPOSE: the wake does not check the worklog first
             site = tmp_path / "off"
             site.mkdir()
-            (site / "sitecustomize.py").write_text("import agentd.worklog as w\nw.check_writable = lambda p: None\n")
+            (site / "sitecustomize.py").write_text("import agentd.worklog.worklog as w\nw.check_writable = lambda p: None\n")
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
         for _ in range(2):
             r = run_cli("wake", "--now", env=env)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from agentd.parse import parse_bytes
+from agentd.worklog.parse import parse_bytes
 
 from conftest import AGENTD, run_cli
 from fake_llm import block, finish, reply

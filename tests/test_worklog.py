@@ -1,4 +1,4 @@
-"""agentd.worklog: the append protocol on real files, and incremental reading through the index."""
+"""agentd.worklog.worklog: the append protocol on real files, and incremental reading through the index."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentd import worklog as wl
-from agentd.entries import Entry
-from agentd.index import Index
-from agentd.parse import parse_bytes
+from agentd.worklog import worklog as wl
+from agentd.worklog.entries import Entry
+from agentd.worklog.index import Index
+from agentd.worklog.parse import parse_bytes
 
 
 def entry(seq=1, task="t", status="done", body="ok") -> str:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agentd import git, runners, worktrees
+from agentd.workspace import git, worktrees
+from agentd import runners
 from agentd.errors import WorkspaceError
-from agentd.store import Store
-from agentd.task import Task
+from agentd.store.store import Store
+from agentd.tasks.task import Task
 from conftest import run_cli
 from fake_llm import finish, make_config, reply
 
@@ -448,7 +449,7 @@ def test_a_write_approval_of_the_repo_granted_during_the_run_leaves_the_work_unc
 
 
 def test_a_write_approval_covering_a_repo_tasks_repository_is_refused(tmp_path, fake):
-    from agentd import approvals
+    from agentd.agent import approvals
 
     repo = make_repo(tmp_path / "proj")
     cfg = cfg_for(tmp_path, fake)

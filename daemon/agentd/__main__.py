@@ -1,3 +1,3 @@
-from agentd.cli import main
+from agentd.cli.cli import main
 
 raise SystemExit(main())

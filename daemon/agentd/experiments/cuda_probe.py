@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from agentd.experiments.result import Progress, Result, require
-from agentd.health import has_gpu
+from agentd.platform.health import has_gpu
 
 DTYPES = ("bf16", "fp16", "fp32")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentd.experiments.result import Progress, Result
-from agentd.health import has_gpu, snapshot, summary_lines
+from agentd.platform.health import has_gpu, snapshot, summary_lines
 
 
 def run(attrs: dict, run_dir: Path, snap: dict, progress: Progress) -> Result:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from agentd.experiments.result import Progress, Result, require
-from agentd.health import has_gpu
+from agentd.platform.health import has_gpu
 
 PROMPT = "Explain in two sentences why the sky is blue during the day and red at sunset."
 MIB = 1024**2

@@ -18,10 +18,26 @@ a second or two to import and most agentd commands never need them.
 
 from __future__ import annotations
 
-from agentd.backends import chosen
+from typing import TYPE_CHECKING
+
 from agentd.errors import AuthFailed, ProviderError
-from agentd.providers.base import (CUT_REASONS, Message, Provider, Response, ToolCall, ToolSpec, Usage,  # noqa: F401
-                                   classify, public_url, retry_after)
+from agentd.providers.choice import chosen
+
+if TYPE_CHECKING:
+    from agentd.providers.base import Provider, Usage
+
+# base's names, also importable from here; imported on first use, so that reading which provider is
+# chosen (``providers.choice``, on the CLI's start-up path) leaves dataclasses out
+_BASE = {"CUT_REASONS", "Message", "Provider", "Response", "ToolCall", "ToolSpec", "Usage", "classify",
+         "public_url", "retry_after"}
+
+
+def __getattr__(name: str):
+    if name in _BASE:
+        from agentd.providers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-6",
@@ -63,7 +79,7 @@ DEFAULT_CONTEXT = 32_000  # unknown (local) models: be conservative
 # -- choosing a provider ---------------------------------------------------------
 
 def resolve_provider_name(cfg, name: str | None = None) -> str:
-    """The configured provider with ``auto`` resolved (``backends.chosen``)."""
+    """The configured provider with ``auto`` resolved (``choice.chosen``)."""
     return chosen(cfg, name)
 
 

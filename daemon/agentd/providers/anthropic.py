@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from agentd.backends import KEY_VARS
+from agentd.providers.choice import KEY_VARS
 from agentd.errors import AuthFailed
 from agentd.providers.base import Message, Provider, Response, ToolCall, ToolSpec, Usage
 

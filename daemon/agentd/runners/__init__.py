@@ -2,7 +2,7 @@
 
     command     a shell command in its cwd (never an agent's workspace)   (runners/command.py)
     experiment  built-in health / cuda-probe / model-bench (runners/experiment.py)
-    agent       the LLM agent loop over a chat API         (runners/agent.py -> agentd.agent)
+    agent       the LLM agent loop over a chat API         (runners/agent.py -> agentd.agent.agent)
     cli agent   claude-cli / codex-cli, whole processes    (runners/cli_agent.py)
 
 An agent run works in a workspace of its own, or a new git worktree for a ``{repo: PATH}``
@@ -15,7 +15,7 @@ same output cap, wall-clock and idle-output limits, redaction and key-free envir
 
 from __future__ import annotations
 
-from agentd.runners.job import Job, Outcome
+from agentd.tasks.job import Job, Outcome
 
 CLI_AGENTS = ("claude-cli", "codex-cli")
 __all__ = ["CLI_AGENTS", "Job", "Outcome", "run"]
@@ -31,7 +31,7 @@ def run(job: Job) -> Outcome:
     elif kind == "experiment":
         from agentd.runners import experiment as mod
     else:
-        from agentd import worktrees
+        from agentd.workspace import worktrees
         from agentd.errors import WorkspaceError
 
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agentd.runners.job import Job, Outcome
+from agentd.tasks.job import Job, Outcome
 
 
 def run(job: Job) -> Outcome:
-    from agentd.agent import ApiAgentRun
+    from agentd.agent.agent import ApiAgentRun
 
     return ApiAgentRun(job).run()

@@ -40,15 +40,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentd import bwrap, cgroups, clihome, egress, escapes, procs, proxy, relay, sandbox, statuses
-from agentd.agentrun import AgentRun, health_text
-from agentd.checkpoints import FinalStep, ToolStep, UserStep
+from agentd.sandbox import bwrap, cgroups, clihome, egress, procs, proxy, relay, sandbox
+from agentd import escapes, statuses
+from agentd.agent.agentrun import AgentRun, health_text
+from agentd.agent.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
 from agentd.runners.cli_output import (USAGE_LIMIT, all_failed, codex_session_model, parse_claude, parse_codex,
                                        reset_at, split_status)
-from agentd.runners.job import Job, Outcome
+from agentd.tasks.job import Job, Outcome
 
 _AUTH = re.compile(r"invalid api key|/login|not logged in|unauthori[sz]ed|authentication|\b401\b|\b403\b", re.I)
 _RATE = re.compile(r"rate limit|too many requests|\b429\b|\b529\b|overloaded", re.I)
@@ -92,7 +93,7 @@ class CliAgentRun(AgentRun):
 
     def note_tools(self, n: int, step: ToolStep, tools: dict) -> None:
         """The CLI's own tool calls, counted from its output: in its run step, the manifest, progress."""
-        from agentd.rundir import amend_manifest
+        from agentd.workspace.rundir import amend_manifest
 
         counts = {"calls": tools["calls"], "failed": tools["failed"]}
         step.args["tools"] = {**counts, "first_error": self.redact(tools["first_error"] or "") or None}
@@ -164,7 +165,7 @@ class CliAgentRun(AgentRun):
                     net["refused"] = px.refused[:50]
                     self.progress(f"the proxy refused {len(px.refused)} request(s): " +
                                   escapes.safe(", ".join(px.refused[:5]))[:300])
-        from agentd.rundir import amend_manifest
+        from agentd.workspace.rundir import amend_manifest
 
         if self.run_dir is not None:
             amend_manifest(self.run_dir, network=net, limits=cg.describe())
@@ -319,12 +320,12 @@ def _inside_env(policy, env: dict, login, home, url: str, full: bool) -> dict[st
 def _key_names(cfg) -> list[str]:
     """Key variables agentd knows of (its providers' and its env file's)."""
     names = set()
-    from agentd.backends import KEY_VARS
+    from agentd.providers.choice import KEY_VARS
 
     for v in KEY_VARS.values():
         names.update([v] if isinstance(v, str) else list(v))
     try:
-        from agentd.config import read_env_file
+        from agentd.config.config import read_env_file
 
         names.update(read_env_file(cfg.config_dir / "env"))
     except Exception:  # noqa: BLE001 - an unreadable env file adds no names

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import sys
 
-from agentd import procs
+from agentd.sandbox import procs
 from agentd.redact import redact_file
-from agentd.runners.job import Job, Outcome
+from agentd.tasks.job import Job, Outcome
 from agentd.runners.command import child_env, timeouts
 
 

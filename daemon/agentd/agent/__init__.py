@@ -1,0 +1,1 @@
+"""An agent run: the loop, its tools, checkpoints, compaction, budget, approvals, and whether agent tasks can run now."""

@@ -1,0 +1,149 @@
+"""What every agent run has, whichever loop drives it (the API loop in ``agent.py``, the CLIs in
+``runners/cli_agent.py``): its checkpoints, its budget, the worklog context for the prompt, its
+workspace, and the mapping of how it stopped to the one ``runners.Outcome`` (``outcome``,
+``stopped``, ``failure``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agentd import statuses
+from agentd.workspace import worktrees
+from agentd.agent.budget import DAILY, Budget
+from agentd.agent.checkpoints import UNKNOWN_OUTCOME, Checkpoints, ModelStep, transcript_lines
+from agentd.errors import AuthFailed, ProviderError, RateLimited, UsageLimit
+from agentd.providers import resolve_provider_name
+from agentd.redact import redact
+from agentd.tasks.job import Job, Outcome
+from agentd.times import iso_in, next_utc_day
+
+DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
+TRIVIAL = 20  # a done summary shorter than this is flagged
+
+
+class AgentRun:
+    """One agent run (a job), whichever loop drives it."""
+
+    def __init__(self, job: Job):
+        cfg, store = job.cfg, job.store
+        self.cfg, self.store, self.run_id, self.task = cfg, store, job.run_id, job.task
+        self.snapshot, self.run_dir, self.progress = job.snapshot, job.run_dir, job.progress
+        self.cp = Checkpoints(store, job.run_id)
+        self.budget = Budget(cfg, store, job.run_id)
+        self.secrets_env = {**os.environ, **cfg.env}
+        self.provider_name = resolve_provider_name(cfg)
+        self.workspace = job.workspace or worktrees.prepare(job)  # the task's own (runners.run made it)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets_env)
+
+    def context(self) -> str:
+        return worklog_context(self.cfg, self.store, self.task)
+
+    def acted(self) -> bool:
+        return bool(self.cp.used_tools())
+
+    # -- how it ended ----------------------------------------------------------------
+    def outcome(self, status: str, summary: str, reason: str | None = None,
+                defer_until: str | None = None) -> Outcome:
+        flagged = None
+        if status == statuses.DONE and (why := self.all_failed()):
+            status, reason = statuses.FAILED, why
+        if status == statuses.DONE:
+            if not self.acted():
+                flagged = "finished without doing anything"
+            elif len(summary.strip()) < TRIVIAL:
+                flagged = "trivial summary"
+        elif reason is None and status in (statuses.BLOCKED, statuses.FAILED):
+            reason = (summary.strip().splitlines() or [status])[0][:200]
+        if self.run_dir is not None:
+            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+            lines = transcript_lines(self.store, self.run_id)
+            (Path(self.run_dir) / "transcript.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        b, steps = self.budget, self.steps()
+        provider = self.provider_name
+        lines = [f"steps {steps}, tokens {b.input_tokens} in / {b.output_tokens} out, ${b.usd:.4f}"
+                 + (f" ({provider})" if provider else "")]
+        if flagged:
+            lines.append(f"flagged: {flagged}")
+        return Outcome(status, summary, lines, reason=reason, defer_until=defer_until, input_tokens=b.input_tokens,
+                       output_tokens=b.output_tokens, cost_usd=b.usd, provider=provider, steps=steps,
+                       flagged=flagged)
+
+    def steps(self) -> int:
+        return len(self.cp.of(ModelStep))
+
+    def all_failed(self) -> str | None:
+        """Why a run whose every tool call (one at least, ``finish`` aside) failed is not done, or None.
+        A call a crash left with an unknown outcome may have worked: it is not counted as failed."""
+        used = self.cp.used_tools()
+        if not used or not all(s.is_error and s.result != UNKNOWN_OUTCOME for s in used):
+            return None
+        last = ((used[-1].result or "").strip().splitlines() or ["(no output)"])[0][:150]
+        return f"every tool call failed ({len(used)} of {len(used)}); the last: {used[-1].name}: {last}"
+
+    def stopped(self, reason: str, verb: str | None = None) -> Outcome:
+        """A budget stopped the run: the day's budget defers it to the next UTC day, any other blocks it."""
+        summary = f"{verb or f'Stopped after {self.steps()} model turns'}: {reason}."
+        if reason.startswith(DAILY):
+            return self.outcome(statuses.DEFERRED, summary, reason, next_utc_day())
+        return self.outcome(statuses.BLOCKED, summary, reason)
+
+    def failure(self, e: ProviderError) -> Outcome:
+        """Map a provider failure to the outcome that decides the next wake."""
+        reason = str(e)
+        summary = f"Stopped after {self.steps()} model turns: {reason}"
+        if isinstance(e, AuthFailed):
+            return self.outcome(statuses.BLOCKED, summary, reason)
+        if isinstance(e, UsageLimit):
+            if e.reset_at and self.may_wait_for_reset():
+                self.store.update_run(self.run_id, limit_waits=self.limit_waits() + 1)
+                out = self.outcome(statuses.WAITING, f"Waiting for the usage limit to reset at {e.reset_at}: {reason}",
+                                   f"waiting for usage reset at {e.reset_at}", e.reset_at)
+                return out
+            if e.reset_at:
+                return self.outcome(statuses.DEFERRED, summary, reason, e.reset_at)
+            return self.outcome(statuses.BLOCKED, summary, reason)
+        if isinstance(e, RateLimited):
+            wait = e.retry_after if e.retry_after is not None else DEFAULT_DEFER
+            return self.outcome(statuses.DEFERRED, summary, reason, iso_in(wait))
+        if self.budget.time_left() <= 0:
+            return self.stopped(f"budget: run_timeout {self.cfg['run_timeout']} reached")
+        return self.outcome(statuses.FAILED, summary, reason)
+
+
+    def limit_waits(self) -> int:
+        return int((self.store.run(self.run_id) or {}).get("limit_waits") or 0)
+
+    def may_wait_for_reset(self) -> bool:
+        """Park for a usage limit's reset, unless waiting is off or the run has waited out its windows
+        (the task's ``limit_waits``, else config ``max_limit_waits``)."""
+        cap = self.task.attrs.get("limit_waits")
+        cap = self.cfg["max_limit_waits"] if cap is None else cap
+        return bool(self.cfg["wait_for_usage_reset"]) and self.limit_waits() < cap
+
+
+def worklog_context(cfg, store, task, limit: int = 5) -> str:
+    """Worklog context for an agent: the task's own line, its dependencies' results, recent findings."""
+    rows = store.entries(worklog=str(cfg.worklog_path))
+    parts = [f"The task as written (line {task.line} of {task.source}):\n{task.text}"]
+    for dep in task.attrs.get("after") or []:
+        mine = [r for r in rows if r["task_id"] == dep]
+        if mine:
+            parts.append(f"Result of dependency {dep}:\n{mine[-1]['text']}")
+    recent = [r for r in rows if r["task_id"] != task.id and r["status"] != statuses.RUNNING][-limit:]
+    if recent:
+        parts.append("Recent findings:\n" + "\n".join(r["text"] for r in recent))
+    return "\n\n".join(parts)
+
+
+def health_text(snapshot: dict | None, limit: int = 3000) -> str:
+    if not snapshot:
+        return "(no health snapshot)"
+    if isinstance(snapshot.get("summary"), str):
+        return snapshot["summary"][:limit]
+    lines = [f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in snapshot.items()]
+    return "\n".join(lines)[:limit]

@@ -1,0 +1,287 @@
+"""The command line: parse arguments, call one module, turn errors into messages.
+
+This is the only place exceptions become text and exit codes.  Heavy
+libraries are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from agentd.errors import EX_CONFIG, EX_OK, AgentdError
+
+
+# What exit status 1 means, by command (docs/cli.md, "Exit codes", says the same; a test checks)
+EXIT_ONE = {
+    "wake": "the task failed",
+    "check": "problems found",
+    "doctor": "a check FAILed",
+    "notify": "the notify command failed",
+    "install": "systemctl is missing or failed (the timer is not enabled)",
+    "logs": "no logs yet",
+}
+
+
+def epilog(command: str | None = None) -> str:
+    """The exit codes of ``command`` (of every command when None), for its --help."""
+    one = ("what failed (`agentd COMMAND --help` says)" if command is None else
+           f"{EXIT_ONE[command]}, " if command in EXIT_ONE else "")
+    if command is not None:
+        one += "the worklog can't be read or written, or an unexpected error"
+    return (f"Exit codes: 0 ok, 1 {one}, 2 usage error, 74 agentd's state directory can't be written "
+            "(disk full, read-only), 75 another wake is running, 78 config error. "
+            "AGENTD_DEBUG=1 shows tracebacks.")
+
+
+def _queue(p):
+    p.add_argument("--json", action="store_true", help="machine-readable output (see docs/cli.md)")
+    p.add_argument("--all", action="store_true", help="also list done and cancelled tasks")
+
+
+def _wake(p):
+    p.add_argument("--now", action="store_true", help="a person asked: skip quiet hours, idle and load gating")
+    p.add_argument("--dry-run", action="store_true", help="print what would run and why; run and spend nothing")
+    p.add_argument("--task", metavar="ID", help="run this task instead of the top one")
+
+
+def _json_only(p):
+    p.add_argument("--json", action="store_true", help="machine-readable output (see docs/cli.md)")
+
+
+def _runs(p):
+    _json_only(p)
+    p.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)")
+
+
+def _show(p):
+    p.add_argument("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)")
+    _json_only(p)
+
+
+def _directive(p):
+    p.add_argument("text", help="what the agent should do, one line")
+    p.add_argument("--priority", choices=("critical", "high", "normal", "low"), default="normal",
+                   help="critical writes a **CRITICAL DIRECTIVE** line; high and low go in its attrs (default normal)")
+
+
+def _add(p):
+    p.add_argument("title", help="what to do, one line (an agent task unless --run is given)")
+    p.add_argument("--run", metavar="CMD", help="shell command: makes it a command task")
+    p.add_argument("--value", type=float, help="how much it is worth, 0-10 (scoring: docs/scoring.md)")
+    p.add_argument("--certainty", type=float, help="how likely it succeeds, 0-1")
+    p.add_argument("--id", help="a stable id (letters, digits, . _ : -); default: one made from the title")
+    p.add_argument("--gpu", action="store_true", help="it needs a GPU: it waits on a host without one")
+    p.add_argument("--after", action="append", metavar="ID",
+                   help="it waits until task ID is done (give it again for more than one)")
+    p.add_argument("--minutes", type=float, help="how many minutes it should take (a longer task scores lower)")
+
+
+def _approve(p):
+    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
+    p.add_argument("--dir", metavar="PATH", help="an approved command runs in PATH (default: a new empty directory)")
+
+
+def _deny(p):
+    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
+    p.add_argument("reason", nargs="*", help="why: the agent reads it")
+
+
+def _install(p):
+    p.add_argument("--every", metavar="INTERVAL", help="how often to wake, e.g. 30m, 6h, 1d (config: interval)")
+    p.add_argument("--dry-run", action="store_true", help="write the units to --unit-dir; don't call systemctl")
+    p.add_argument("--unit-dir", metavar="DIR", help="where to write the units (default: systemd's user unit dir)")
+
+
+def _logs(p):
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines as they come")
+
+
+def _notify(p):
+    p.add_argument("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)")
+
+
+def _none(p):
+    pass
+
+
+def _check(p):
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="check only this file: a worklog, or a task file (.yml/.yaml); default: this host's "
+                        "worklog and the task files")
+    _json_only(p)
+
+
+def _worktrees(p):
+    _json_only(p)
+    p.add_argument("--prune", action="store_true",
+                   help="remove the worktrees whose runs ended (their branches stay)")
+
+
+# name -> (help, function adding its arguments)
+COMMANDS = {
+    "init": ("create the config and this host's worklog", _none),
+    "queue": ("list every task, in the order the next wake would take them, and why", _queue),
+    "wake": ("take the lock, check health, then resume or choose one task, run it and record it", _wake),
+    "status": ("host, worklog, state directory, current or last run, next timer elapse", _json_only),
+    "runs": ("list runs, newest first", _runs),
+    "show": ("show one run: record, progress, finding and transcript", _show),
+    "directive": ("append a DIRECTIVE line to the worklog", _directive),
+    "add": ("append a task line to the worklog", _add),
+    "approve": ("append APPROVE: ID to the worklog: the waiting agent run goes on with what it asked for", _approve),
+    "deny": ("append DENY: ID REASON to the worklog: the waiting agent run goes on without it", _deny),
+    "reindex": ("rebuild the worklog index (a cache) from the worklog", _none),
+    "install": ("install and start the systemd user timer", _install),
+    "uninstall": ("stop and remove the systemd units (keeps the worklog, config and state)", _none),
+    "logs": ("show agentd's logs (journal, or the log file where there is none)", _logs),
+    "check": ("list the lines agentd would ignore, misread or never run, with file:line and a did-you-mean; "
+              "runs nothing (exit 1 when there is one)", _check),
+    "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _none),
+    "notify": ("send the one-line summary of the last run to the notify command", _notify),
+    "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",
+                  _worktrees),
+}
+
+
+def _parser():
+    """The top-level parser, for an unknown command or misplaced options."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="agentd", usage=USAGE[len("usage: "):], add_help=False)
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    p.add_argument("command", metavar="COMMAND", choices=list(COMMANDS))
+    return p
+
+
+# Commands whose options are all on/off flags: option -> attribute.  `agentd status --json`, run
+# by monitoring every minute, then skips importing argparse (~5 ms); a test checks these
+# against the argparse parsers, which still handle everything else (--help, mistakes).
+FLAGS = {"queue": {"--json": "json", "--all": "all"}, "status": {"--json": "json"}, "init": {}, "reindex": {},
+         "doctor": {}, "uninstall": {}, "worktrees": {"--json": "json", "--prune": "prune"}}
+
+
+def _parse(argv: list[str]):
+    """Build only the parser of the command being run: argparse costs ~2 ms per subparser."""
+    flags = FLAGS.get(argv[0]) if argv else None
+    if flags is not None and all(a in flags for a in argv[1:]):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(command=argv[0], **{dest: opt in argv[1:] for opt, dest in flags.items()})
+    import argparse
+
+    if argv and argv[0] in COMMANDS:
+        help_, add_args = COMMANDS[argv[0]]
+        p = argparse.ArgumentParser(prog=f"agentd {argv[0]}", description=help_, epilog=epilog(argv[0]))
+        add_args(p)
+        args = p.parse_args(argv[1:])
+        args.command = argv[0]
+        return args
+    args = _parser().parse_args(argv)  # exits with a usage error for an unknown command
+    raise AssertionError(f"unreachable: {args}")
+
+
+USAGE = "usage: agentd [-h] [--version] COMMAND ..."
+
+
+def _top_help() -> str:
+    """`agentd --help` without argparse (whose import, with re and enum, costs more than Python's start-up)."""
+    listing = "\n".join(f"  {name:<11} {help_}" for name, (help_, _) in COMMANDS.items())
+    return (f"{USAGE}\n\nA per-host agent that works through a plain-text worklog.\n\n"
+            f"options:\n  -h, --help  show this help message and exit\n"
+            f"  --version   show program's version number and exit\n\n"
+            f"commands:\n{listing}\n\n`agentd COMMAND --help` describes one command.\n{epilog()}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        sys.stdout.write(_top_help())
+        return EX_OK
+    if argv == ["--version"]:
+        from agentd import __version__
+
+        sys.stdout.write(f"agentd {__version__}\n")
+        return EX_OK
+    if not argv:
+        sys.stderr.write(f"{USAGE}\nagentd: error: a COMMAND is required (agentd --help lists them)\n")
+        return 2
+    args = _parse(argv)
+    out = sys.stdout
+    sys.stdout = _ReaderMayLeave(out)
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = out
+
+
+class _ReaderMayLeave:
+    """stdout for a command: when its reader leaves early (`agentd check | head -1`), the rest goes to
+    /dev/null and the command goes on, so its exit status is still its result (check: 1 problems found;
+    wake: the task's), not a broken pipe's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _stdout_to_devnull(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _stdout_to_devnull(self._stream)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _stdout_to_devnull(stream) -> None:
+    """What is still buffered for stdout, and what comes after, goes nowhere (Python's flush at exit
+    would otherwise fail again and change the exit status)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a file (a test's capture): nothing to redirect
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def _run(args) -> int:
+    try:
+        from agentd.cli import commands
+
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+    except AgentdError as e:
+        if os.environ.get("AGENTD_DEBUG"):
+            raise
+        lines = str(e).splitlines() or [type(e).__name__]
+        if e.exit_code == EX_CONFIG:
+            print("agentd: config error:", file=sys.stderr)
+            for line in lines:
+                print(f"  {line}", file=sys.stderr)
+        else:
+            print(f"agentd: {lines[0]}", file=sys.stderr)
+            for line in lines[1:]:
+                print(f"  {line}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("agentd: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # a pipe other than stdout (stdout's reader leaving is _ReaderMayLeave's)
+        return EX_OK
+    except OSError as e:  # a full disk, a read-only file system, a denied write: one line, not a traceback
+        from agentd.errors import io_error
+
+        err = io_error(e)
+        if err is None or os.environ.get("AGENTD_DEBUG"):
+            raise
+        print(f"agentd: {err}", file=sys.stderr)
+        return err.exit_code

@@ -1,0 +1,384 @@
+"""One function per CLI command.  Each loads the config and calls into its module."""
+
+from __future__ import annotations
+
+import json
+import sys
+from itertools import islice
+from pathlib import Path
+
+from agentd.config import config as config_mod
+from agentd.errors import UsageError
+
+
+def _cfg():
+    cfg = config_mod.load()
+    config_mod.print_warnings(cfg)
+    return cfg
+
+
+def _print(lines) -> None:
+    lines = lines if isinstance(lines, list) else list(lines)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _no_worklog(cfg) -> list[str]:
+    return [f"no worklog at {cfg.worklog_path}",
+            "`agentd init` makes one (or set worklog_dir / AGENTD_WORKLOG_DIR, and AGENTD_HOST)."]
+
+
+CONFIG_TEMPLATE = """\
+# agentd config. Every key can also be set with AGENTD_<KEY> in the environment.
+# All keys, their defaults and meaning: docs/configuration.md
+worklog_dir: {worklog_dir}
+# workspace: ~/agentd/workspace     # where tasks run (default: <state_dir>/workspace)
+provider: auto                      # auto, anthropic, openai, none, claude-cli, codex-cli
+# model: claude-sonnet-4-6
+max_steps: 30
+interval: 6h                        # how often the timer wakes agentd
+# quiet_hours: "22:00-07:00"        # timer wakes do nothing then
+# notify: notify-send agentd "$AGENTD_SUMMARY"
+budget:
+  usd_per_run: 2.0
+  usd_per_day: 10.0
+"""
+
+
+def cmd_init(args) -> int:
+    from agentd.worklog import worklog
+
+    cfg = _cfg()
+    if cfg.config_file.exists():
+        print(f"config:   {cfg.config_file} (exists, left as is)")
+    else:
+        cfg.config_file.parent.mkdir(parents=True, exist_ok=True)
+        cfg.config_file.write_text(CONFIG_TEMPLATE.format(worklog_dir=cfg.values["worklog_dir"]), encoding="utf-8")
+        print(f"config:   {cfg.config_file} (created)")
+    made = worklog.init(cfg.worklog_path, cfg.host)
+    if made and cfg.store_path.exists():
+        from agentd.store.store import Store
+
+        # a new file at this path starts a new history; the old entries are not restored into it
+        from agentd.queue.taskstate import worklog_scope
+
+        Store(cfg.store_path).archive_entries(str(cfg.worklog_path), worklog_scope(cfg.worklog_path))
+    print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")
+    cfg.ensure_state_dir()
+    print(f"state:    {cfg.state_dir}")
+    print("next: add a task (`agentd add 'check the GPU' --run nvidia-smi`), then `agentd queue` and "
+          "`agentd wake --now`.")
+    return 0
+
+
+def cmd_queue(args) -> int:
+    from agentd.cli import views
+    from agentd.queue import queue
+    from agentd.wake.lock import wake_running
+
+    cfg = _cfg()
+    view = queue.load(cfg, wake_running=wake_running(cfg))
+    if args.json:  # in pieces: a long queue is never held as one string
+        for chunk in views.queue_json_chunks(view):
+            sys.stdout.write(chunk)
+    elif not view.read.exists:
+        _print(_no_worklog(cfg))
+    else:
+        lines = views.queue_text_lines(view, show_all=args.all)  # (an item may hold many lines)
+        while chunk := list(islice(lines, 16)):
+            _print(chunk)
+    return 0
+
+
+def cmd_check(args) -> int:
+    """The lines agentd would ignore, misread or never run; reads, runs and writes nothing."""
+    from agentd.cli import check
+    from agentd.escapes import safe
+
+    cfg = _cfg()
+    only = Path(args.file) if getattr(args, "file", None) else None
+    if only is None and not cfg.worklog_path.exists() and not cfg.tasks_dir.is_dir():
+        _print(_no_worklog(cfg))
+        return 0
+    found = check.check(cfg.worklog_path, cfg.tasks_dir, cfg.store_path, only=only)
+    count = sum(p.count() for p in found)  # a "… and N more" line stands for N
+    if args.json:
+        _json({"problems": [p.to_json() for p in found], "count": count})
+    elif found:
+        _print(safe(p.text(), 600) for p in found)
+        print(f"{count} problem{'s' if count != 1 else ''}")
+    else:
+        what = only if only is not None else f"{cfg.worklog_path} and the task files in {cfg.tasks_dir}"
+        print(f"no problems in {safe(str(what))}")
+    return 1 if found else 0
+
+
+def cmd_status(args) -> int:
+    from agentd.cli import status
+
+    cfg = _cfg()
+    info = status.collect(cfg)
+    if args.json:
+        _json(info)
+    else:
+        _print(status.text(info))
+    return 0
+
+
+def cmd_wake(args) -> int:
+    from agentd.wake import wake
+
+    return wake.wake(_cfg(), now=args.now, dry_run=args.dry_run, task_id=args.task)
+
+
+def _store(cfg):
+    from agentd.store.store import Store
+
+    return Store(cfg.store_path) if cfg.store_path.exists() else None
+
+
+def cmd_runs(args) -> int:
+    from agentd.cli import views
+
+    cfg = _cfg()
+    store = _store(cfg)
+    from agentd.cli.status import as_seen
+
+    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host)) if store else []
+    if args.json:
+        _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "defer_until", "run_dir")}
+               for r in runs])
+    else:
+        _print(views.runs_text(runs))
+    return 0
+
+
+def cmd_worktrees(args) -> int:
+    """The worktrees of `{repo: PATH}` tasks; --prune removes those whose runs ended, keeping the branches."""
+    from agentd.workspace import worktrees
+    from agentd.escapes import safe
+
+    cfg = _cfg()
+    store = _store(cfg)
+    rows = worktrees.prune(cfg, store) if args.prune else worktrees.listing(cfg, store)
+    if args.json:
+        _json(rows)
+        return 0
+    if not rows:
+        _print(["no worktree to remove" if args.prune else "no worktrees: a task with {repo: PATH} makes one"])
+        return 0
+    out = []
+    for w in rows:
+        ahead = "?" if w["ahead"] is None else w["ahead"]
+        out.append(f"{safe(w['task'])}  {w['run']}  {safe(w['branch'])}  +{ahead}  {w['state']}  {safe(w['path'])}")
+        if args.prune:
+            out.append(f"  removed; kept branch {safe(w['branch'])} in {safe(w['repo'])} "
+                       f"(git -C {safe(w['repo'])} branch -D {safe(w['branch'])} deletes it)")
+    _print(out)
+    return 0
+
+
+def cmd_show(args) -> int:
+    from agentd.cli import show
+
+    cfg = _cfg()
+    store = _store(cfg)
+    matches = store.matching_runs(args.run_id) if store else []
+    if not matches:
+        raise UsageError(f"no run {args.run_id!r}; `agentd runs` lists them")
+    if len(matches) > 1:
+        ids = ", ".join(r["run_id"] for r in matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise UsageError(f"{args.run_id!r} is ambiguous: it matches {len(matches)} runs ({ids})")
+    from agentd.cli.status import as_seen
+
+    run = as_seen(cfg, store, matches)[0]
+    info = show.describe(store, run)
+    if args.json:
+        _json(info)
+    else:
+        _print(show.describe_text(info))
+    return 0
+
+
+def _append_human(cfg, line: str) -> None:
+    from agentd.worklog import lines, worklog
+
+    if not cfg.worklog_path.exists():
+        raise UsageError("\n".join(_no_worklog(cfg)))
+    try:
+        item = lines.parse_line(line, 0)
+    except lines.LineError as e:
+        raise UsageError(f"that would not be a valid line: {e}") from None
+    worklog.append(cfg.worklog_path, line + "\n")
+    from agentd.escapes import safe
+
+    print(f"appended to {cfg.worklog_path}: {safe(line)}")  # (the file has the line as typed)
+    if item is not None and hasattr(item, "id"):
+        print(f"task id: {safe(item.id)}")
+
+
+def _one_line(text: str, what: str) -> str:
+    if any(c in text for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        raise UsageError(f"the {what} must be one line")
+    if any(ord(c) < 32 and c != "\t" or 0x7f <= ord(c) < 0xa0 for c in text):
+        raise UsageError(f"the {what} contains control characters (e.g. terminal escape sequences)")
+    if not text.strip():
+        raise UsageError(f"the {what} is empty")
+    return text.strip()
+
+
+def _yaml_value(v) -> str:
+    from agentd.worklog.lines import fast_flow_mapping
+
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_yaml_value(x) for x in v) + "]"
+    if isinstance(v, str) and fast_flow_mapping("{k: " + v + "}") == {"k": v}:
+        return v  # plain scalar that reads back as itself
+    return json.dumps(v)
+
+
+def _attrs(pairs: dict) -> str:
+    items = [f"{k}: {_yaml_value(v)}" for k, v in pairs.items() if v is not None and v is not False and v != []]
+    return " {" + ", ".join(items) + "}" if items else ""
+
+
+def cmd_directive(args) -> int:
+    cfg = _cfg()
+    text = _one_line(args.text, "directive")
+    if args.priority == "critical":
+        line = f"**CRITICAL DIRECTIVE**: {text}"
+    else:
+        line = f"DIRECTIVE: {text}" + _attrs({"priority": args.priority if args.priority != "normal" else None})
+    if line.endswith(text) and text.endswith("}"):
+        line += " {}"  # keep a trailing {...} in the text from being read as attrs
+    _append_human(cfg, line)
+    return 0
+
+
+def cmd_add(args) -> int:
+    cfg = _cfg()
+    title = _one_line(args.title, "title")
+    if args.run is not None:
+        _one_line(args.run, "command")
+    attrs = _attrs({"id": args.id, "run": args.run, "value": args.value, "certainty": args.certainty,
+                    "gpu": args.gpu, "after": args.after, "minutes": args.minutes})
+    if title.endswith("}") and not attrs:
+        attrs = " {}"
+    _append_human(cfg, f"- [ ] {title}{attrs}")
+    return 0
+
+
+def cmd_approve(args) -> int:
+    return _answer("approve", args.approval_id, "", getattr(args, "dir", None) or "")
+
+
+def cmd_deny(args) -> int:
+    from agentd.worklog.lines import MAX_REASON
+
+    reason = _one_line(" ".join(args.reason), "reason") if args.reason else ""
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"the reason is {len(reason)} characters long; the agent reads at most {MAX_REASON}: "
+                         "shorten it")
+    return _answer("deny", args.approval_id, reason)
+
+
+def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
+    """Append the answer line (the worklog stays the one mailbox); say which request it answers, whole.
+    ``where``: the directory an approved command runs in (refused if an agent can write it)."""
+    from agentd.agent.approvals import answer_to, answered_line, bound_path, describe
+    from agentd.store.store import Store
+
+    approval_id = approval_id.lower()
+    cfg = _cfg()
+    row = Store(cfg.store_path).approval(approval_id) if cfg.store_path.exists() else None
+    if row is None:
+        raise UsageError(f"no approval request {approval_id!r}; `agentd status` lists the open ones")
+    if row["answer"] is not None:
+        raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
+    from agentd.queue import queue
+
+    store = Store(cfg.store_path)
+    if where:
+        import os
+
+        if row["kind"] != "command":
+            raise UsageError(f"--dir is for a command to run; {approval_id} asks for {row['kind']}")
+        real, why = bound_path(cfg, store, cfg.workspace, os.path.abspath(where))
+        if why is None and not os.path.isdir(real):
+            why = f"{real} is not a directory"
+        if why:
+            raise UsageError(f"--dir {where}: {why}; name a directory no agent can write")
+        where, row = real, {**row, "dir": real}
+    earlier = answer_to(store, queue.read(cfg)[0].state.answers, row)
+    if earlier is not None:  # answered in the worklog; no wake has taken it in yet
+        raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
+                         f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")
+    _append_human(cfg, answered_line(verb, approval_id, reason, where).rstrip("\n"))
+    from agentd.escapes import safe
+
+    # (the model's `what`, whole: every control, bidi and invisible character and each run of spaces shown)
+    print(f"{'approved' if verb == 'approve' else 'denied'} {safe(describe(row), spaces=True)}; the next wake "
+          f"resumes run {row['run_id']} (`agentd wake --now` to do it now)")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    from agentd.worklog import worklog
+    from agentd.worklog.index import Index
+
+    cfg = _cfg()
+    idx = Index(cfg.index_path)
+    idx.drop()
+    r = worklog.read(cfg.worklog_path, idx)
+    if not r.exists:
+        _print(_no_worklog(cfg))
+        return 0
+    if Index(cfg.index_path).get(cfg.worklog_path) is None:  # the index swallows a write it could not make
+        from agentd.errors import StateError
+
+        raise StateError(f"cannot write {cfg.index_path}: the state dir is read-only or full; the worklog was "
+                         "read, but nothing was reindexed")
+    s = r.state
+    print(f"reindexed {r.path}: {r.size} bytes, {s.lines} lines, {len(s.tasks)} tasks, {s.entry_count} entries, "
+          f"{s.error_count} unreadable lines, {s.torn} torn entries")
+    return 0
+
+
+def cmd_install(args) -> int:
+    from agentd.platform import systemd
+
+    cfg = _cfg()
+    if args.dry_run and not args.unit_dir:
+        raise UsageError("--dry-run needs --unit-dir DIR to write the units to")
+    return systemd.install(cfg, every=args.every, dry_run=args.dry_run,
+                           unit_dir=Path(args.unit_dir) if args.unit_dir else None)
+
+
+def cmd_uninstall(args) -> int:
+    from agentd.platform import systemd
+
+    return systemd.uninstall(_cfg())
+
+
+def cmd_logs(args) -> int:
+    from agentd.platform import logs
+
+    return logs.follow_logs(_cfg(), follow=args.follow)
+
+
+def cmd_doctor(args) -> int:
+    from agentd.cli import doctor
+
+    return doctor.doctor()
+
+
+def cmd_notify(args) -> int:
+    from agentd.platform import notify
+
+    return notify.notify_from_unit(_cfg(), args.unit)

@@ -1,0 +1,1 @@
+"""The host: systemd and its units, logs, notifications, the health snapshot."""

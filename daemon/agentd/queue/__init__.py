@@ -1,0 +1,1 @@
+"""Every known task's status, eligibility and order."""

@@ -1,0 +1,1 @@
+"""One wake, top to bottom: lock, settle, gates, choose, record the run."""

@@ -1,0 +1,1 @@
+"""The worklog file: its lines, agentd's entries, the parse and its index."""

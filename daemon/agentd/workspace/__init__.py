@@ -1,0 +1,1 @@
+"""Where work lands: run directories, workspaces and worktrees, git."""
