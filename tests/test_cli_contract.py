@@ -448,24 +448,19 @@ def test_codex_raw_failed_commands_complete_with_their_exit_code_and_status_fail
     assert [(i["exit_code"], i["status"]) for i in done] == [(1, "failed"), (1, "failed")]
 
 
-@needs_claude
-def test_agentd_claude_run_whose_every_tool_call_failed_is_failed_not_done(fake, tmp_path):
-    fake.script(*[reply(tools=[bash(c)]) for c in FAILING], reply("Checked the workspace.\nSTATUS: done"))
-    out, store = agentd(tmp_path, fake, "claude-cli")
-    assert out.status == "failed" and out.summary == "Checked the workspace."
-    assert out.reason.startswith("every tool call failed (2 of 2); the first: Bash `cat /nonexistent/report.txt`: "
-                                 "Exit code 1 cat: /nonexistent/report.txt: No such file or directory"), out.reason
-    (x,) = store.exchanges("r1")
-    assert json.loads(x["request"])["tool_calls"] == {"calls": 2, "failed": 2}
+FIRST_FAILED = {  # how each CLI names the first failed call in the run's reason
+    "claude-cli": "Bash `cat /nonexistent/report.txt`: Exit code 1 cat: /nonexistent/report.txt: No such file or directory",
+    "codex-cli": "command `/bin/bash -lc 'cat /nonexistent/report.txt'`: exit 1: cat: /nonexistent/report.txt: No such file"}
 
 
-@needs_codex
-def test_agentd_codex_run_whose_every_tool_call_failed_is_failed_not_done(fake, tmp_path):
-    fake.script(*[reply(tools=[exec_command(c)]) for c in FAILING], reply("Checked the workspace.\nSTATUS: done"))
-    out, store = agentd(tmp_path, fake, "codex-cli")
+@pytest.mark.parametrize("provider", [pytest.param("claude-cli", marks=needs_claude),
+                                      pytest.param("codex-cli", marks=needs_codex)])
+def test_agentd_cli_run_whose_every_tool_call_failed_is_failed_not_done(fake, tmp_path, provider):
+    call = bash if provider == "claude-cli" else exec_command
+    fake.script(*[reply(tools=[call(c)]) for c in FAILING], reply("Checked the workspace.\nSTATUS: done"))
+    out, store = agentd(tmp_path, fake, provider)
     assert out.status == "failed" and out.summary == "Checked the workspace."
-    assert out.reason.startswith("every tool call failed (2 of 2); the first: command `/bin/bash -lc 'cat "
-                                 "/nonexistent/report.txt'`: exit 1: cat: /nonexistent/report.txt: No such file"), out.reason
+    assert out.reason.startswith(f"every tool call failed (2 of 2); the first: {FIRST_FAILED[provider]}"), out.reason
     (x,) = store.exchanges("r1")
     assert json.loads(x["request"])["tool_calls"] == {"calls": 2, "failed": 2}
 
