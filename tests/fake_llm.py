@@ -421,3 +421,19 @@ def make_config(tmp_path, values: dict | None = None, env: dict | None = None):
             "XDG_CONFIG_HOME": str(home / ".config"), "XDG_STATE_HOME": str(home / ".local" / "state"),
             "AGENTD_CONFIG": str(cfg_file), "AGENTD_HOST": "testhost", **(env or {})}
     return config.load(full)
+
+
+def disk_task_job(cfg, run_id: str, run_dir, progress):
+    """A runner Job for the agent task "check the disk" (t1), its run row started in the store: how the CLI
+    tests run agentd's runner by itself.  Returns (job, store)."""
+    from agentd import runners
+    from agentd.store.store import Store
+    from agentd.tasks.task import Task
+
+    store = Store(cfg.store_path)
+    if not store.run(run_id):
+        store.start_run(run_id=run_id, task_id="t1", kind="task", title="check the disk", status="running",
+                        started_at="2025-01-01T00:00:00Z")
+    task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
+                source="worklog", text="- [ ] check the disk #t1")
+    return runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, run_dir, progress), store

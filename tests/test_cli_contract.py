@@ -210,8 +210,7 @@ def test_codex_raw_usage_limit_prints_the_reset_time(fake, tmp_path, plan, text)
 def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, run_id="r1", **values):
     """agentd's runner for ``provider`` with the real CLI on PATH, pointed at the fake."""
     from agentd import runners
-    from agentd.store.store import Store
-    from agentd.tasks.task import Task
+    from fake_llm import disk_task_job
 
     if provider == "claude-cli":
         env = rc.claude_env(fake.url, tmp_path / "clihome", oauth=oauth, sandbox=sandbox)
@@ -219,14 +218,8 @@ def agentd(tmp_path, fake, provider, oauth=False, sandbox=True, run_id="r1", **v
         env = rc.codex_env(fake.url, tmp_path / "clihome")
     cfg = make_config(tmp_path, {"provider": provider, "call_timeout": "60s", **values}, env)
     cfg.env["AGENTD_RUN_ID"] = run_id  # as recording.py sets it: every process of the run carries it
-    store = Store(cfg.store_path)
-    if not store.run(run_id):
-        store.start_run(run_id=run_id, task_id="t1", kind="task", title="check the disk", status="running",
-                        started_at="2025-01-01T00:00:00Z")
-    task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
-                source="worklog", text="- [ ] check the disk #t1")
     lines: list[str] = []
-    job = runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, cfg.state_dir / "runs" / run_id, lines.append)
+    job, store = disk_task_job(cfg, run_id, cfg.state_dir / "runs" / run_id, lines.append)
     return runners.run(job), store
 
 

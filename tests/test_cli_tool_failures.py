@@ -40,22 +40,15 @@ def replay(tmp_path, provider: str, capture: str, run_id: str = "r1"):
     """agentd's runner with the stand-in that replays ``capture`` (a name under the stand-in's own
     version dir, or ``../<cli>-<version>/<name>``)."""
     from agentd import runners
-    from agentd.store.store import Store
-    from agentd.tasks.task import Task
+    from fake_llm import disk_task_job
 
     env = {"PATH": f"{FAKE_PATH}:{os.environ['PATH']}", "FAKE_AGENT_CAPTURE": capture, "TZ": "UTC",
            "ANTHROPIC_API_KEY": "sk-ant-api03-agent-test-key-000000000000"}
     cfg = make_config(tmp_path, {"provider": provider}, env)
-    store = Store(cfg.store_path)
-    if not store.run(run_id):
-        store.start_run(run_id=run_id, task_id="t1", kind="task", title="check the disk", status="running",
-                        started_at="2025-01-01T00:00:00Z")
-    task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
-                source="worklog", text="- [ ] check the disk #t1")
     run_dir = cfg.state_dir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "manifest.json").write_text("{}")
-    job = runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, run_dir, lambda line: None)
+    job, store = disk_task_job(cfg, run_id, run_dir, lambda line: None)
     return runners.run(job), store, run_dir
 
 
