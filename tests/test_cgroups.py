@@ -1,4 +1,4 @@
-"""cgroup limits around the agent's tools (cgroups.py): a fork bomb and a memory hog in the agent's real
+"""cgroup limits around the agent's tools (sandbox/cgroups.py and its cgroup_* parts): a fork bomb and a memory hog in the agent's real
 shell are stopped by the run's pids and memory limits and the run says so; the manifest records the
 limits; the group is removed and nothing is left running; with no writable cgroup the run and doctor
 say why.  Real bwrap and the host's real cgroups (v1 here: /sys/fs/cgroup/pids, memory as root); each
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd.sandbox import cgroups
+from agentd.sandbox import cgroup_files, cgroups
 from agentd.config import config, limits
 from agentd.providers import ToolCall
 from agentd.agent.tools import Tools
@@ -228,14 +228,14 @@ def test_a_limit_the_kernel_refuses_is_said_and_the_others_still_apply(tmp_path,
     run_dir = cfg.runs_dir / "rrefused"
     run_dir.mkdir(parents=True)
     (run_dir / "manifest.json").write_text(json.dumps({"limits": cgroups.describe(cfg)}))
-    real = cgroups._write
+    real = cgroup_files.write
 
     def refuse_pids(p, text):
         if p.name == "pids.max":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(p, text)
 
-    monkeypatch.setattr(cgroups, "_write", refuse_pids)
+    monkeypatch.setattr(cgroup_files, "write", refuse_pids)  # where every cgroup file write goes
     hog = "python3 -c 'b = bytearray(300 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); print(\"allocated\", len(b))'"
     r = Tools(cfg.workspace, cfg.env, cfg=cfg).run(ToolCall("c1", "shell", {"command": hog}), 60)
     assert "limits not applied to this command: pids (No space left on device)" in r.text, r.text
