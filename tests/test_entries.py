@@ -204,3 +204,75 @@ def test_property_arbitrary_text_never_yields_a_keyword_line(body, task):
         assert line.startswith(b">")
     s = parse_bytes(data)
     assert (s.entry_count, s.torn, s.tasks, s.commands, s.errors) == (1, 0, {}, {}, [])
+
+
+# -- one header grammar: the fast path and the careful one are built from it ----------------------------------
+
+odd_statuses = st.sampled_from(entries.STATUSES) | st.sampled_from(["weird", "DONE", "done2", "", "note "])
+edge_seqs = st.sampled_from([0, 1, 9, 10, entries.MAX_SEQ - 1, entries.MAX_SEQ, entries.MAX_SEQ + 1, 10**20, -1]) \
+    | st.integers(1, entries.MAX_SEQ - 1)
+extras = st.dictionaries(st.sampled_from(["until", "restored", "why", "x_y"]), st.text(max_size=12), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seq=edge_seqs, run=st.text(max_size=20), task=st.text(max_size=20), status=odd_statuses,
+       at=st.text(max_size=25), extra=extras, body=st.text(max_size=40))
+def test_property_the_fast_path_and_the_careful_one_agree_on_every_header(seq, run, task, status, at, extra, body):
+    from agentd.worklog import markers
+    from agentd.worklog.parse import State
+
+    data = Entry(seq, run, task, status, at, extra, body=body).render().encode()
+    careful = parse_header(data.split(b"\n", 1)[0])
+    fast = markers.HEAD.match(data)
+    if fast is not None:  # what the fast path takes, the careful one reads the same, with nothing extra
+        assert careful is not None and careful.extra == {}
+        assert fast.groups() == (str(careful.seq).encode(), careful.run_id.encode(), careful.task_id.encode(),
+                                 careful.status.encode(), careful.at.encode(), str(careful.bytes).encode())
+    else:  # it leaves only extras to the careful way, or a header neither reads
+        assert careful is None or careful.extra
+    if careful is None:
+        assert not 0 < seq < entries.MAX_SEQ or status not in entries.STATUSES
+    # the whole read: the fast path (parse_bytes) and the careful one alone fold in the same state
+    quick = parse_bytes(data * 2)
+    slow = State()
+    slow._careful(data * 2, 0, len(data) * 2, 0)
+    assert (quick.entry_count, quick.max_seq, quick.latest, quick.failures, quick.errors) == \
+           (slow.entry_count, slow.max_seq, slow.latest, slow.failures, slow.errors)
+
+
+def test_the_fast_path_and_the_careful_one_are_built_from_the_one_grammar(monkeypatch):
+    from agentd.worklog import markers
+
+    assert markers.HEAD.pattern == entries.header_pattern(exact=True)
+    assert entries.HEADER_RE.pattern == entries.header_pattern(exact=False)
+    # change the grammar in one place (task= becomes job=, and "note" is no status any more) ...
+    grammar = tuple(("job",) + f[1:] if f[0] == "task" else
+                    f[:3] + (f[3].replace(b"|note", b""),) + f[4:] if f[0] == "status" else f
+                    for f in entries.GRAMMAR)
+    exact = re.compile(entries.header_pattern(exact=True, grammar=grammar))
+    careful = re.compile(entries.header_pattern(exact=False, grammar=grammar))
+    monkeypatch.setattr(entries, "GRAMMAR", grammar)
+    text = make("b").render()
+    header = text.split("\n", 1)[0]
+    # ... and what agentd writes, the fast path and the careful one all follow it
+    assert " job=bench-qwen " in header and " task=" not in header
+    assert exact.match(text.encode()) and careful.match(header.encode())
+    old = header.replace(" job=", " task=")
+    assert not exact.match((old + "\n").encode()) and not careful.match(old.encode())
+    note = make("b", status="note").render()
+    assert not exact.match(note.encode()) and careful.match(note.split("\n")[0].encode())  # careful: [a-z]+
+
+
+def test_a_tasks_latest_entry_has_one_shape_whichever_way_it_was_read():
+    from agentd.worklog.parse import State
+
+    e = make("b", status="deferred", extra={"until": "2030-01-02T03:04:05Z"})
+    plain = make("b", seq=8)
+    for data in (e.render(), plain.render()):
+        s = parse_bytes(data.encode())
+        added = State()
+        added.add_entry(e if data == e.render() else plain)
+        assert s.latest == added.latest
+        assert set(s.latest["bench-qwen"]) == {"seq", "status", "run", "at", "until"}
+    assert parse_bytes(e.render().encode()).latest["bench-qwen"] == entries.latest_entry(
+        7, "deferred", "r20261122-124501-3f2a", "2026-11-22T12:45:09Z", "2030-01-02T03:04:05Z")

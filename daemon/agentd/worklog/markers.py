@@ -3,6 +3,7 @@ and what a line that only looks like a marker is (``parse`` reads the rest)."""
 
 from __future__ import annotations
 
+from agentd import statuses
 from agentd.worklog import entries
 from agentd.lazyre import lazy
 from agentd.worklog.lines import FIRST_BYTES
@@ -11,13 +12,15 @@ BEGIN = entries.BEGIN.encode()
 BLEN = len(BEGIN)
 NL_BEGIN = b"\n" + BEGIN
 END = entries.END.encode()
-# A begin marker exactly as agentd writes it; anything else goes the careful way.  seq
-# stays below entries.MAX_SEQ, and values are printable ASCII, as entries.field makes them.
-HEAD = lazy(rb"=== agentd entry seq=([1-9][0-9]{0,14}) run=([!-~]+) task=([!-~]+) status=("
-             + "|".join(entries.STATUSES).encode() + rb") at=([!-~]+) lines=[0-9]{1,12} bytes=([0-9]{1,12}) ===\n")
-FIELDS = 6  # seq, run, task, status, at, bytes
+# A begin marker exactly as agentd writes it (no extras), built from entries.GRAMMAR; anything else
+# goes the careful way (entries.parse_header).  Its groups: the grammar's fields, then the bytes.
+HEAD = lazy(entries.header_pattern(exact=True))
+FIELDS = len(entries.GRAMMAR) + 1
+SEQ, RUN, TASK, STATUS, AT = (next(i for i, f in enumerate(entries.GRAMMAR) if f[0] == name)
+                              for name in ("seq", "run", "task", "status", "at"))
+BYTES = FIELDS - 1
 END_SEQ, END_RUN, END_CLOSE = END + b"seq=", b" run=", b" ===\n"
-ATTEMPTS = frozenset((b"failed", b"interrupted"))  # attempts that did not finish
+ATTEMPTS = frozenset(s.encode() for s in statuses.ATTEMPTS)  # attempts that did not finish
 BOM = b"\xef\xbb\xbf"
 
 
@@ -73,7 +76,7 @@ def scan(data: bytes, pos: int, n: int, heads: list, regions: list) -> int:
     """Walk data[pos:n] over whole entries exactly as agentd writes them (no extra
     fields) and the human regions between them, without looking inside a body.
 
-    Appends each entry's header fields (``HEAD``'s six groups) to the flat list
+    Appends each entry's header fields (``HEAD``'s ``FIELDS`` groups) to the flat list
     ``heads`` and each human region as (len(heads) before it, start, end) to ``regions``.  Returns where
     it stopped: ``n``, or the start of an entry it cannot take whole in one step.
     """
@@ -90,8 +93,8 @@ def scan(data: bytes, pos: int, n: int, heads: list, regions: list) -> int:
             continue
         g = m.groups()
         body = m.end()
-        stop = body + int(g[5])
-        endm = b"".join((END_SEQ, g[0], END_RUN, g[1], END_CLOSE))
+        stop = body + int(g[BYTES])
+        endm = b"".join((END_SEQ, g[SEQ], END_RUN, g[RUN], END_CLOSE))
         if stop > n or stop - len(endm) < body or data[stop - len(endm):stop] != endm:
             return pos
         add(g)

@@ -13,12 +13,14 @@ from itertools import accumulate, compress, islice
 from collections import namedtuple
 from operator import lt
 
+from agentd import statuses
 from agentd.worklog import entries
 from agentd.recordtype import Factory, Record
 from agentd.worklog.lines import FIRST_BYTES, Answer, Command, LineError, near_keyword, near_miss, parse_line
-from agentd.worklog.markers import (ATTEMPTS as _ATTEMPTS, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END, FIELDS as _FIELDS,
-                            NL_BEGIN as _NL_BEGIN, damaged as _damaged, hold_back as _hold_back, scan as _scan,
-                            suspects as _suspects)
+from agentd.worklog.markers import (ATTEMPTS as _ATTEMPTS, AT as _AT, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END,
+                                    FIELDS as _FIELDS, NL_BEGIN as _NL_BEGIN, RUN as _RUN, SEQ as _SEQ,
+                                    STATUS as _STATUS, TASK as _TASK, damaged as _damaged, hold_back as _hold_back,
+                                    scan as _scan, suspects as _suspects)
 from agentd.tasks.task import Task
 from agentd.worklog.tasktable import TaskTable
 
@@ -44,7 +46,7 @@ class State(Record):
     # approval id -> [verb, reason, line, order, dir]: a person's APPROVE/DENY (``order`` as a Mark's: it
     # counts only for a request whose waiting entry's seq is below it; ``dir``: APPROVE: <id> in <dir>)
     answers: dict = Factory(dict)
-    latest: dict = Factory(dict)  # task id -> entry summary of the highest seq
+    latest: dict = Factory(dict)  # task id -> its entry of the highest seq, as ``entries.latest_entry``
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
     errors: list = Factory(list)  # [(line, message)]
     error_count: int = 0
@@ -171,25 +173,24 @@ class State(Record):
         elif isinstance(item, Answer):
             self.answers[item.approval_id] = [item.verb, item.reason, line, order, item.dir]
 
-    def _entry_fast(self, seq: int, run: str, task: str, status: str, at: str, until: str | None = None) -> None:
+    def _entry(self, h) -> None:
+        """Fold in an entry read the careful way (an ``entries.Header``)."""
         self.entry_count += 1
-        self.present.append(present_key(run, seq))
-        if seq > self.max_seq:
-            self.max_seq = seq
+        self.present.append(present_key(h.run_id, h.seq))
+        if h.seq > self.max_seq:
+            self.max_seq = h.seq
+        task = h.task_id
         if task == "-":
             return
-        if status == "failed" or status == "interrupted":  # both are attempts that did not finish
-            self.failures.setdefault(task, []).append(seq)
+        if h.status in statuses.ATTEMPTS:  # attempts that did not finish
+            self.failures.setdefault(task, []).append(h.seq)
         cur = self.latest.get(task)
-        if cur is None or seq > cur["seq"]:
-            self.latest[task] = {"seq": seq, "status": status, "run": run, "at": at, "until": until}
+        if cur is None or h.seq > cur["seq"]:
+            self.latest[task] = h.as_latest()
 
     def add_entry(self, e) -> None:
         """Fold in an entry agentd has just appended (an ``entries.Entry``), as a read of it would."""
-        self._entry_fast(e.seq, e.run_id, e.task_id, e.status, e.at, e.extra.get("until"))
-
-    def _entry(self, h: dict) -> None:
-        self._entry_fast(h.seq, h.run_id, h.task_id, h.status, h.at, h.extra.get("until"))
+        self._entry(e)
 
     def feed(self, data: bytes, final: bool = True, end: int | None = None) -> int:
         """Fold ``data[:end]`` (starting at a line start) in.  Returns the bytes consumed.
@@ -236,7 +237,7 @@ class State(Record):
         person may have edited a body without changing its size."""
         n = len(heads) // _FIELDS
         if n:
-            seq_col, run_col, task_col, status_col, at_col = (heads[i::_FIELDS] for i in range(5))
+            seq_col, run_col, task_col, status_col, at_col = (heads[i::_FIELDS] for i in (_SEQ, _RUN, _TASK, _STATUS, _AT))
             seqs = list(map(int, seq_col))
             tops = list(accumulate(seqs, max))
         count = data.count
@@ -265,13 +266,13 @@ class State(Record):
             order = sorted(range(n), key=lambda i: (seqs[i], -i))  # of equal seqs, the first in the file wins
             last = dict(zip(map(task_col.__getitem__, order), order))
         last.pop(b"-", None)
-        latest = self.latest
+        latest, entry = self.latest, entries.latest_entry
         for t, i in last.items():
             task = t.decode("ascii")
             cur = latest.get(task)
             if cur is None or seqs[i] > cur["seq"]:
-                latest[task] = {"seq": seqs[i], "status": status_col[i].decode("ascii"),
-                                "run": run_col[i].decode("ascii"), "at": at_col[i].decode("ascii"), "until": None}
+                latest[task] = entry(seqs[i], status_col[i].decode("ascii"), run_col[i].decode("ascii"),
+                                     at_col[i].decode("ascii"))
         return line
 
     def _careful(self, data: bytes, pos: int, n: int, line: int) -> int:
