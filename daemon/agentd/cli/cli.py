@@ -34,112 +34,75 @@ def epilog(command: str | None = None) -> str:
             "AGENTD_DEBUG=1 shows tracebacks.")
 
 
-def _queue(p):
-    p.add_argument("--json", action="store_true", help="machine-readable output (see docs/cli.md)")
-    p.add_argument("--all", action="store_true", help="also list done and cancelled tasks")
+def _arg(*names: str, **kw) -> tuple:
+    """One argument of a command: what ``add_argument`` is given."""
+    return names, kw
 
 
-def _wake(p):
-    p.add_argument("--now", action="store_true", help="a person asked: skip quiet hours, idle and load gating")
-    p.add_argument("--dry-run", action="store_true", help="print what would run and why; run and spend nothing")
-    p.add_argument("--task", metavar="ID", help="run this task instead of the top one")
+def _adds(*args: tuple):
+    """The function that adds ``args`` to a command's parser (COMMANDS' second item)."""
+    def add(p) -> None:
+        for names, kw in args:
+            p.add_argument(*names, **kw)
+    return add
 
 
-def _json_only(p):
-    p.add_argument("--json", action="store_true", help="machine-readable output (see docs/cli.md)")
-
-
-def _runs(p):
-    _json_only(p)
-    p.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)")
-
-
-def _show(p):
-    p.add_argument("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)")
-    _json_only(p)
-
-
-def _directive(p):
-    p.add_argument("text", help="what the agent should do, one line")
-    p.add_argument("--priority", choices=("critical", "high", "normal", "low"), default="normal",
-                   help="critical writes a **CRITICAL DIRECTIVE** line; high and low go in its attrs (default normal)")
-
-
-def _add(p):
-    p.add_argument("title", help="what to do, one line (an agent task unless --run is given)")
-    p.add_argument("--run", metavar="CMD", help="shell command: makes it a command task")
-    p.add_argument("--value", type=float, help="how much it is worth, 0-10 (scoring: docs/scoring.md)")
-    p.add_argument("--certainty", type=float, help="how likely it succeeds, 0-1")
-    p.add_argument("--id", help="a stable id (letters, digits, . _ : -); default: one made from the title")
-    p.add_argument("--gpu", action="store_true", help="it needs a GPU: it waits on a host without one")
-    p.add_argument("--after", action="append", metavar="ID",
-                   help="it waits until task ID is done (give it again for more than one)")
-    p.add_argument("--minutes", type=float, help="how many minutes it should take (a longer task scores lower)")
-
-
-def _approve(p):
-    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
-    p.add_argument("--dir", metavar="PATH", help="an approved command runs in PATH (default: a new empty directory)")
-
-
-def _deny(p):
-    p.add_argument("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
-    p.add_argument("reason", nargs="*", help="why: the agent reads it")
-
-
-def _install(p):
-    p.add_argument("--every", metavar="INTERVAL", help="how often to wake, e.g. 30m, 6h, 1d (config: interval)")
-    p.add_argument("--dry-run", action="store_true", help="write the units to --unit-dir; don't call systemctl")
-    p.add_argument("--unit-dir", metavar="DIR", help="where to write the units (default: systemd's user unit dir)")
-
-
-def _logs(p):
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines as they come")
-
-
-def _notify(p):
-    p.add_argument("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)")
-
-
-def _none(p):
-    pass
-
-
-def _check(p):
-    p.add_argument("file", nargs="?", metavar="FILE",
-                   help="check only this file: a worklog, or a task file (.yml/.yaml); default: this host's "
-                        "worklog and the task files")
-    _json_only(p)
-
-
-def _worktrees(p):
-    _json_only(p)
-    p.add_argument("--prune", action="store_true",
-                   help="remove the worktrees whose runs ended (their branches stay)")
-
+FLAG = {"action": "store_true"}
+JSON = _arg("--json", **FLAG, help="machine-readable output (see docs/cli.md)")
+APPROVAL_ID = _arg("approval_id", metavar="ID", help="the id the agent's waiting entry names (ap-...)")
 
 # name -> (help, function adding its arguments)
 COMMANDS = {
-    "init": ("create the config and this host's worklog", _none),
-    "queue": ("list every task, in the order the next wake would take them, and why", _queue),
-    "wake": ("take the lock, check health, then resume or choose one task, run it and record it", _wake),
-    "status": ("host, worklog, state directory, current or last run, next timer elapse", _json_only),
-    "runs": ("list runs, newest first", _runs),
-    "show": ("show one run: record, progress, finding and transcript", _show),
-    "directive": ("append a DIRECTIVE line to the worklog", _directive),
-    "add": ("append a task line to the worklog", _add),
-    "approve": ("append APPROVE: ID to the worklog: the waiting agent run goes on with what it asked for", _approve),
-    "deny": ("append DENY: ID REASON to the worklog: the waiting agent run goes on without it", _deny),
-    "reindex": ("rebuild the worklog index (a cache) from the worklog", _none),
-    "install": ("install and start the systemd user timer", _install),
-    "uninstall": ("stop and remove the systemd units (keeps the worklog, config and state)", _none),
-    "logs": ("show agentd's logs (journal, or the log file where there is none)", _logs),
+    "init": ("create the config and this host's worklog", _adds()),
+    "queue": ("list every task, in the order the next wake would take them, and why",
+              _adds(JSON, _arg("--all", **FLAG, help="also list done and cancelled tasks"))),
+    "wake": ("take the lock, check health, then resume or choose one task, run it and record it", _adds(
+        _arg("--now", **FLAG, help="a person asked: skip quiet hours, idle and load gating"),
+        _arg("--dry-run", **FLAG, help="print what would run and why; run and spend nothing"),
+        _arg("--task", metavar="ID", help="run this task instead of the top one"))),
+    "status": ("host, worklog, state directory, current or last run, next timer elapse", _adds(JSON)),
+    "runs": ("list runs, newest first", _adds(
+        JSON, _arg("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)"))),
+    "show": ("show one run: record, progress, finding and transcript", _adds(
+        _arg("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)"), JSON)),
+    "directive": ("append a DIRECTIVE line to the worklog", _adds(
+        _arg("text", help="what the agent should do, one line"),
+        _arg("--priority", choices=("critical", "high", "normal", "low"), default="normal",
+             help="critical writes a **CRITICAL DIRECTIVE** line; high and low go in its attrs (default normal)"))),
+    "add": ("append a task line to the worklog", _adds(
+        _arg("title", help="what to do, one line (an agent task unless --run is given)"),
+        _arg("--run", metavar="CMD", help="shell command: makes it a command task"),
+        _arg("--value", type=float, help="how much it is worth, 0-10 (scoring: docs/scoring.md)"),
+        _arg("--certainty", type=float, help="how likely it succeeds, 0-1"),
+        _arg("--id", help="a stable id (letters, digits, . _ : -); default: one made from the title"),
+        _arg("--gpu", **FLAG, help="it needs a GPU: it waits on a host without one"),
+        _arg("--after", action="append", metavar="ID",
+             help="it waits until task ID is done (give it again for more than one)"),
+        _arg("--minutes", type=float, help="how many minutes it should take (a longer task scores lower)"))),
+    "approve": ("append APPROVE: ID to the worklog: the waiting agent run goes on with what it asked for", _adds(
+        APPROVAL_ID,
+        _arg("--dir", metavar="PATH", help="an approved command runs in PATH (default: a new empty directory)"))),
+    "deny": ("append DENY: ID REASON to the worklog: the waiting agent run goes on without it", _adds(
+        APPROVAL_ID, _arg("reason", nargs="*", help="why: the agent reads it"))),
+    "reindex": ("rebuild the worklog index (a cache) from the worklog", _adds()),
+    "install": ("install and start the systemd user timer", _adds(
+        _arg("--every", metavar="INTERVAL", help="how often to wake, e.g. 30m, 6h, 1d (config: interval)"),
+        _arg("--dry-run", **FLAG, help="write the units to --unit-dir; don't call systemctl"),
+        _arg("--unit-dir", metavar="DIR", help="where to write the units (default: systemd's user unit dir)"))),
+    "uninstall": ("stop and remove the systemd units (keeps the worklog, config and state)", _adds()),
+    "logs": ("show agentd's logs (journal, or the log file where there is none)",
+             _adds(_arg("-f", "--follow", **FLAG, help="keep printing new lines as they come"))),
     "check": ("list the lines agentd would ignore, misread or never run, with file:line and a did-you-mean; "
-              "runs nothing (exit 1 when there is one)", _check),
-    "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _none),
-    "notify": ("send the one-line summary of the last run to the notify command", _notify),
+              "runs nothing (exit 1 when there is one)", _adds(
+                  _arg("file", nargs="?", metavar="FILE",
+                       help="check only this file: a worklog, or a task file (.yml/.yaml); default: this host's "
+                            "worklog and the task files"), JSON)),
+    "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _adds()),
+    "notify": ("send the one-line summary of the last run to the notify command",
+               _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),
     "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",
-                  _worktrees),
+                  _adds(JSON, _arg("--prune", **FLAG,
+                                   help="remove the worktrees whose runs ended (their branches stay)"))),
 }
 
 
