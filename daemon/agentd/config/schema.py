@@ -143,15 +143,9 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         return check_field(f, v)
     if k == "network":  # true, false, or a list of host names (the CLI agents' egress allowlist)
         return _network(v)
-    if k == "duration":
+    if k in ("duration", "time_range"):  # kept as written, once its parse accepts it
         try:
-            parse_duration(v)
-        except ValueError as e:
-            return None, str(e)
-        return str(v).strip(), None
-    if k == "time_range":
-        try:
-            parse_time_range(v)
+            (parse_duration if k == "duration" else parse_time_range)(v)
         except ValueError as e:
             return None, str(e)
         return str(v).strip(), None
