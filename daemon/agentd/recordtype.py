@@ -3,7 +3,10 @@
 Importing and applying ``dataclasses`` costs ~30 ms per process (it pulls in
 ``inspect`` and generates code with ``exec``), more than Python's own start-up.
 A Record subclass lists its fields as annotations, with plain defaults or
-``Factory(list)`` for mutable ones; it gets ``__init__``, ``__eq__`` and ``__repr__``.
+``Factory(list)`` for mutable ones (a ``ClassVar[...]`` annotation is a class constant,
+not a field); it gets ``__init__``, ``__eq__``, ``__repr__`` and ``to_dict()`` (what
+``dataclasses.asdict`` gives).  It is agentd's one record mechanism: no module imports
+``dataclasses`` (tests/test_records.py).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ class Record:
         names: list = []
         defaults: dict = {}
         for klass in reversed(cls.__mro__):
-            for name in klass.__dict__.get("__annotations__", {}):
-                if name.startswith("_") or name in names:
+            for name, kind in klass.__dict__.get("__annotations__", {}).items():
+                if name.startswith("_") or name in names or _classvar(kind):
                     continue
                 names.append(name)
             for name in names:
@@ -63,6 +66,10 @@ class Record:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(set(kw) - set(fields))}")
         self.__dict__.update(values)
 
+    def to_dict(self) -> dict:
+        """The fields as a dict, records inside lists, tuples and dicts turned into dicts too (a copy)."""
+        return {k: _plain(self.__dict__[k]) for k in self._fields}
+
     def __eq__(self, other):
         return type(self) is type(other) and self.__dict__ == other.__dict__
 
@@ -71,3 +78,19 @@ class Record:
     def __repr__(self):
         inner = ", ".join(f"{k}={self.__dict__.get(k)!r}" for k in self._fields if k != "env")
         return f"{type(self).__name__}({inner})"
+
+
+def _classvar(annotation) -> bool:
+    return str(annotation).startswith(("ClassVar", "typing.ClassVar"))
+
+
+def _plain(value):
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -1,4 +1,4 @@
-"""The agent's conversation as a list of dataclass steps, checkpointed in the store.
+"""The agent's conversation as a list of steps (records), checkpointed in the store.
 
 Each step is one row of the store's ``steps`` table, written (SQLite WAL,
 synchronous=FULL) before the loop takes its next action.  A tool call is
@@ -12,10 +12,10 @@ renders them for ``agentd show``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 from agentd.providers import CUT_REASONS, Message, ToolCall
+from agentd.recordtype import Factory, Record
 
 UNKNOWN_OUTCOME = "unknown outcome: agentd was interrupted while this ran; check before re-running"
 CLEARED = "[output cleared to save context: {n} characters]"
@@ -33,7 +33,7 @@ def _labelled(label: str, text: str) -> list[str]:
     return [label + x if i == 0 else "    " + x for i, x in enumerate(_snip(text))]
 
 
-class Step:
+class Step(Record):
     """What every step can do: render itself as messages for the model (``to_messages``), as lines
     of ``agentd show`` (``transcript``), and as text for the compaction summary (``plain``)."""
     kind: ClassVar[str] = ""
@@ -48,7 +48,6 @@ class Step:
         return []
 
 
-@dataclass
 class SystemStep(Step):
     kind: ClassVar[str] = "system"
     text: str
@@ -57,7 +56,6 @@ class SystemStep(Step):
         return [f"#{n} system prompt ({len(self.text)} characters)"]
 
 
-@dataclass
 class UserStep(Step):
     kind: ClassVar[str] = "user"
     text: str
@@ -72,11 +70,10 @@ class UserStep(Step):
         return [f"user: {self.text}"]
 
 
-@dataclass
 class ModelStep(Step):
     kind: ClassVar[str] = "model"
     text: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = Factory(list)
     provider: str = ""
     model: str = ""
     stop: str = ""  # the API's stop reason ("length" / "max_tokens": the reply was cut off)
@@ -98,7 +95,6 @@ class ModelStep(Step):
                                               for c in self.tool_calls]
 
 
-@dataclass
 class ToolStep(Step):
     kind: ClassVar[str] = "tool"
     call_id: str
@@ -123,7 +119,6 @@ class ToolStep(Step):
         return [f"{self.name} result: {(self.result or '')[:2000]}"]
 
 
-@dataclass
 class CompactStep(Step):
     kind: ClassVar[str] = "compact"
     clear_before: int = 0  # tool results of steps before this one are cleared
@@ -136,7 +131,6 @@ class CompactStep(Step):
         return [f"#{n} compacted: {', '.join(done)}"]
 
 
-@dataclass
 class ReviewStep(Step):
     kind: ClassVar[str] = "review"
     verdict: str  # approve | object
@@ -149,7 +143,6 @@ class ReviewStep(Step):
         return [f"#{n} review: {self.verdict}: {self.text.splitlines()[0][:200] if self.text else ''}"]
 
 
-@dataclass
 class FinalStep(Step):
     kind: ClassVar[str] = "final"
     status: str  # done | blocked | failed, as the model ended the run
@@ -185,7 +178,7 @@ class Checkpoints:
         self.steps = [(m, step if m == n else s) for m, s in self.steps]
 
     def _put(self, n: int, step) -> None:
-        self.store.put_step(self.run_id, n, step.kind, asdict(step), getattr(step, "status", "done"))
+        self.store.put_step(self.run_id, n, step.kind, step.to_dict(), getattr(step, "status", "done"))
 
     @property
     def next_n(self) -> int:

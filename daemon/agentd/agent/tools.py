@@ -25,11 +25,11 @@ from __future__ import annotations
 import os
 import secrets
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 
 from agentd.sandbox import procs
 from agentd.providers import ToolCall, ToolSpec
+from agentd.recordtype import Record
 from agentd.redact import scrubbed_env
 
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
@@ -65,8 +65,7 @@ SPECS = [
 NAMES = [s.name for s in SPECS]
 
 
-@dataclass
-class ToolResult:
+class ToolResult(Record):
     text: str
     is_error: bool = False
 

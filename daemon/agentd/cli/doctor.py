@@ -13,9 +13,10 @@ import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from agentd.recordtype import Record
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 GiB, MiB = 1024 ** 3, 1024 ** 2
@@ -29,8 +30,7 @@ TORCH_PROBE = ("import json, torch\n"
                "  'device': torch.cuda.get_device_name(0) if cuda else None}))\n")
 
 
-@dataclass
-class Check:
+class Check(Record):
     status: str  # OK WARN FAIL
     what: str
     fix: str = ""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from agentd.errors import MissingDependency
+from agentd.recordtype import Factory, Record
 
 GPU_EXTRA = "pip install 'agentd-host[gpu]'"
 TORCH_NOTE = (
@@ -17,16 +17,13 @@ TORCH_NOTE = (
 Progress = Callable[[str], None]
 
 
-@dataclass
-class Result:
+class Result(Record):
     status: str  # "done" | "blocked" | "failed"
     summary: str
-    lines: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = Factory(list)
+    data: dict[str, Any] = Factory(dict)
     next_step: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def require(module: str):

@@ -1,7 +1,7 @@
 """LLM providers behind one small interface.
 
-The conversation is kept provider-neutral in our own dataclasses
-(``Message``, ``ToolCall``); each provider module converts it to its wire
+The conversation is kept provider-neutral in our own records
+(``Message``, ``ToolCall``: ``recordtype.Record``); each provider module converts it to its wire
 format and back.  A provider does one thing::
 
     Provider.complete(system, messages, tools, max_tokens) -> Response
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from agentd.providers.base import Provider, Usage
 
 # base's names, also importable from here; imported on first use, so that reading which provider is
-# chosen (``providers.choice``, on the CLI's start-up path) leaves dataclasses out
+# chosen (``providers.choice``, on the CLI's start-up path) leaves base's
+# imports (email.utils, random) out
 _BASE = {"CUT_REASONS", "Message", "Provider", "Response", "ToolCall", "ToolSpec", "Usage", "classify",
          "public_url", "retry_after"}
 

@@ -7,41 +7,37 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
                            UsageLimit)
+from agentd.recordtype import Factory, Record
 
 MAX_ATTEMPTS = 4
 
 
-@dataclass
-class ToolCall:
+class ToolCall(Record):
     id: str
     name: str
     args: dict
     error: str | None = None  # set when the model sent arguments that are not a JSON object
 
 
-@dataclass
-class Message:
+class Message(Record):
     role: str  # user | assistant | tool
     text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = Factory(list)
     call_id: str | None = None  # role == tool: the call this answers
     is_error: bool = False
 
 
-@dataclass
-class ToolSpec:
+class ToolSpec(Record):
     name: str
     description: str
     parameters: dict  # JSON schema of the arguments
 
 
-@dataclass
-class Usage:
+class Usage(Record):
     input: int = 0  # uncached prompt tokens
     output: int = 0
     cache_read: int = 0
@@ -62,8 +58,7 @@ class Usage:
 CUT_REASONS = ("length", "max_tokens")
 
 
-@dataclass
-class Response:
+class Response(Record):
     text: str
     tool_calls: list[ToolCall]
     stop_reason: str  # as the API sent it ("" when it sent none)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from agentd.recordtype import Factory, Record
 
-@dataclass
-class Job:
+
+class Job(Record):
     cfg: object
     store: object
     run_id: str
@@ -20,11 +20,10 @@ class Job:
     workspace: Path | None = None  # where it works: set by runners.run (worktrees.prepare), never shared
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     status: str  # statuses.OUTCOMES
     summary: str
-    lines: list[str] = field(default_factory=list)
+    lines: list[str] = Factory(list)
     exit_code: int | None = None
     next_step: str | None = None
     reason: str | None = None

@@ -10,14 +10,13 @@ tasks wait while the workspace's disk is (nearly) full: they would fill it again
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from agentd.errors import UsageError
 from agentd.config.schema import parse_time_range
+from agentd.recordtype import Record
 
 
-@dataclass
-class Gate:
+class Gate(Record):
     skip: str | None = None  # the whole wake does nothing
     hold_gpu: str | None = None  # gpu tasks wait
     hold_agents: str | None = None  # agent tasks wait (the disk is full)
