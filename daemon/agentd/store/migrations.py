@@ -81,6 +81,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE clock_seen (id INTEGER PRIMARY KEY, wall REAL NOT NULL, boot_id TEXT NOT NULL, boot REAL NOT NULL);
         CREATE TABLE clock_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, text TEXT NOT NULL);
     """),
+    # every run's numbers, as series (store/metrics.py): one row per run, name and source (measured, or
+    # claimed by an agent); read by task and name (a task's series, its baseline) and by name alone
+    ("009_metrics", """
+        CREATE TABLE metrics (
+            run TEXT NOT NULL, task TEXT NOT NULL, host TEXT, name TEXT NOT NULL, value REAL NOT NULL,
+            unit TEXT NOT NULL DEFAULT '', source TEXT NOT NULL, at TEXT NOT NULL);
+        CREATE UNIQUE INDEX metrics_run ON metrics (run, name, source);
+        CREATE INDEX metrics_task ON metrics (task, name, at);
+        CREATE INDEX metrics_name ON metrics (name, at);
+    """),
 ]
 
 
