@@ -66,12 +66,29 @@ def test_check_of_one_file_reads_a_task_file_by_its_extension(worklog, tmp_path)
     p = agentd("check", str(f))
     assert p.returncode == 1
     assert f"{f}:1: model-bench needs {{model: <hf id or path>}}" in p.stdout
-    assert f"{f}:3: after: nope names no task" in p.stdout
+    assert f"{f}:4: after: nope names no task" in p.stdout  # the line of the `after` key
     other = tmp_path / "other.md"
     other.write_text("DIRECTVE: do it\n", encoding="utf-8")
     p = agentd("check", str(other))
     assert p.returncode == 1 and f"{other}:1: 'DIRECTVE:' is not a keyword" in p.stdout
     assert "did you mean DIRECTIVE:?" in p.stdout
+
+
+def test_an_after_problem_in_a_task_file_names_the_line_of_its_after(worklog):
+    worklog.write_text("- [ ] build it {id: build, run: \"true\"}\n", encoding="utf-8")
+    f = worklog.parent / "tasks" / "t.yaml"
+    f.parent.mkdir()
+    f.write_text("- title: waits\n  id: w\n  run: \"true\"\n  after: biuld\n"
+                 "- title: many\n  id: m\n  after:\n    - build\n    - nope\n"
+                 "- title: me\n  id: me\n  run: \"true\"\n  after: [me]\n"
+                 "- title: bad\n  id: b\n  after: {x: 1}\n", encoding="utf-8")
+    p = agentd("check")
+    assert p.returncode == 1
+    out = p.stdout
+    assert f"{f}:4: after: biuld names no task, so w waits for ever; did you mean build?" in out, out
+    assert f"{f}:9: after: nope names no task" in out, out  # the line of the id in the list
+    assert f"{f}:13: the `after` links go round in a loop (me → me)" in out, out
+    assert f"{f}:16: 'after': must be an id or a list of ids" in out, out
 
 
 def test_the_queue_shows_the_same_problems(worklog):

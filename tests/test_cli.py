@@ -140,9 +140,9 @@ def test_add_appends_a_well_formed_task_line(cli, worklog):
     added = after[len(before):].decode()
     assert added.startswith("- [ ] check the GPU {") and added.endswith("}\n") and added.count("\n") == 1
     t = parse_bytes(after).tasks["gpu-check"]
-    assert t["kind"] == "command" and t["title"] == "check the GPU"
-    assert t["attrs"]["run"] == "nvidia-smi -L | head" and t["attrs"]["value"] == 7
-    assert t["attrs"]["certainty"] == 0.8 and t["attrs"]["after"] == ["other"] and t["attrs"]["minutes"] == 3
+    assert t.kind == "command" and t.title == "check the GPU"
+    assert t.attrs["run"] == "nvidia-smi -L | head" and t.attrs["value"] == 7
+    assert t.attrs["certainty"] == 0.8 and t.attrs["after"] == ["other"] and t.attrs["minutes"] == 3
     assert "gpu-check" in r.stdout
 
 
@@ -151,7 +151,7 @@ def test_add_keeps_a_title_ending_in_braces_as_the_title(cli, worklog):
     r = cli("add", "render {x: 1}")
     assert r.returncode == 0, r.stderr
     (t,) = parse_bytes(worklog.read_bytes()).tasks.values()
-    assert t["title"] == "render {x: 1}" and t["attrs"] == {}
+    assert t.title == "render {x: 1}" and t.attrs == {}
 
 
 @pytest.mark.parametrize("priority, kind_check", [("normal", "normal"), ("high", "high"), ("critical", "critical")])
@@ -163,7 +163,7 @@ def test_directive_appends_a_well_formed_directive_line(cli, worklog, priority, 
     after = worklog.read_bytes()
     assert after.startswith(before) and after[len(before):].count(b"\n") == 1
     (t,) = parse_bytes(after).tasks.values()
-    assert (t["kind"], t["priority"], t["title"]) == ("directive", kind_check, "look at the logs: all of them")
+    assert (t.kind, t.priority, t.title) == ("directive", kind_check, "look at the logs: all of them")
 
 
 @pytest.mark.parametrize("args", [

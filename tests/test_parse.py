@@ -145,8 +145,8 @@ def test_an_explicit_id_wins():
 
 def test_crlf_is_stripped_from_human_lines():
     s = parse_bytes(b"- [ ] a task {id: a, run: make}\r\nDIRECTIVE: do it\r\nDONE: a\r\n")
-    assert s.tasks["a"]["title"] == "a task" and s.tasks["a"]["attrs"]["run"] == "make"
-    assert not any(t["text"].endswith("\r") for t in s.tasks.values())
+    assert s.tasks["a"].title == "a task" and s.tasks["a"].attrs["run"] == "make"
+    assert not any(t.text.endswith("\r") for t in s.tasks.values())
     assert s.commands["a"][0][1:] == ("done", 3)
     assert s.lines == 3 and s.errors == []
 
@@ -154,10 +154,10 @@ def test_crlf_is_stripped_from_human_lines():
 @pytest.mark.parametrize("sep", ["\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"])
 def test_a_lone_cr_or_unicode_separator_does_not_split_a_human_line(sep):
     s = parse_bytes(f"- [ ] first half{sep}DIRECTIVE: second half\n- [ ] next\n".encode())
-    titles = sorted(t["title"] for t in s.tasks.values())
+    titles = sorted(t.title for t in s.tasks.values())
     assert titles == sorted([f"first half{sep}DIRECTIVE: second half", "next"])
     assert s.lines == 2
-    assert all(t["kind"] == "task" for t in s.tasks.values())
+    assert all(t.kind == "task" for t in s.tasks.values())
 
 
 # -- entries in the file -----------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_a_torn_entry_whose_end_a_crash_cut_off_is_ignored_at_every_cut_point():
         assert set(s.tasks) == {"b", "a"}, (k, s.tasks.keys())
         assert list(s.commands) == ["b"], k
         assert s.entry_count == 0 and "victim" not in s.latest, k
-        assert s.tasks["a"]["line"] == data.count("\n") - 1, k
+        assert s.tasks["a"].line == data.count("\n") - 1, k
 
 
 def test_a_torn_entry_whose_start_was_cut_off_at_a_line_boundary_is_ignored():
@@ -237,7 +237,7 @@ def test_a_persons_edit_inside_an_entry_keeps_it_whole():
     assert (s.entry_count, s.torn) == (1, 0)
     assert s.latest["kept"]["status"] == "failed"
     assert set(s.tasks) == {"h", "after"}
-    assert s.tasks["after"]["line"] == 1 + edited.count("\n") + 1
+    assert s.tasks["after"].line == 1 + edited.count("\n") + 1
 
 
 def test_line_numbers_stay_right_after_an_edit_that_keeps_an_entrys_byte_count():
@@ -303,12 +303,12 @@ def test_a_byte_order_mark_does_not_hide_the_first_task():
 
 def test_a_byte_order_mark_left_mid_file_by_joining_files_hides_nothing():
     s = parse_bytes("- [ ] first {id: first}\n\ufeff- [ ] second {id: second}\n".encode())
-    assert set(s.tasks) == {"first", "second"} and s.tasks["second"]["line"] == 2
+    assert set(s.tasks) == {"first", "second"} and s.tasks["second"].line == 2
 
 
 def test_a_duplicate_task_keeps_the_last_definition_and_records_the_earlier_line():
     s = parse_bytes(b"- [ ] a {id: x, value: 1}\n- [ ] b {id: x, value: 2}\n")
-    assert s.tasks["x"]["attrs"]["value"] == 2 and s.dup_lines == {"x": [1]}
+    assert s.tasks["x"].attrs["value"] == 2 and s.dup_lines == {"x": [1]}
 
 
 # -- property tests ----------------------------------------------------------------------------------
@@ -536,7 +536,7 @@ def test_a_task_line_whose_attrs_never_close_is_unreadable_not_a_task():
 
 def test_braces_a_title_holds_in_other_forms_stay_in_the_title():
     s = parse_bytes(b"- [ ] fix {foo} parsing\n- [ ] handle a { in JSON\n- [ ] x {value: 3}\n")
-    assert sorted(t["title"] for t in s.tasks.values()) == ["fix {foo} parsing", "handle a { in JSON", "x"]
+    assert sorted(t.title for t in s.tasks.values()) == ["fix {foo} parsing", "handle a { in JSON", "x"]
     assert not s.errors
 
 
@@ -557,7 +557,7 @@ def test_a_prose_line_like_a_keyword_is_reported_with_a_did_you_mean_and_stays_p
                                   'DIRECTIVE: do it {priority: high} please'])
 def test_attrs_followed_by_more_text_make_an_unreadable_line_not_an_agent_task(line):
     s = parse_bytes(f"{line}\n- [ ] fix {{foo}} parsing\n- [ ] a {{ in JSON\n".encode())
-    assert sorted(t["title"] for t in s.tasks.values()) == ["a { in JSON", "fix {foo} parsing"]
+    assert sorted(t.title for t in s.tasks.values()) == ["a { in JSON", "fix {foo} parsing"]
     assert len(s.errors) == 1 and s.errors[0][0] == 1
     assert "must end the line" in s.errors[0][1] and "not read" in s.errors[0][1]
 

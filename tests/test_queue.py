@@ -280,8 +280,8 @@ def test_open_tasks_come_first_then_waiting_ones_then_closed_ones(worklog):
 
 def _build(text: str, passovers: dict, first_seen: dict | None = None, **env):
     state = parse_bytes(text.encode())
-    return queue.build(cfg_with(**env), state, [], has_gpu=False, agent_backend="anthropic", agent_reason="",
-                       passovers=passovers, first_seen=first_seen or {}, now=NOW)
+    return queue.build(cfg_with(**env), state, [], queue.Facts(now=NOW, has_gpu=False, agent_backend="anthropic",
+                                                               passovers=passovers, first_seen=first_seen or {}))
 
 
 CRIT = "**CRITICAL DIRECTIVE**: CUDA must work {id: crit, value: 4}\n- [ ] big {id: big, run: 'true', value: 10}\n"
@@ -465,3 +465,15 @@ def test_a_title_with_a_newline_prints_no_line_of_its_own(worklog, tmp_path, cli
     assert p.returncode == 0, p.stderr
     assert not any(line.startswith("\u2714") for line in p.stdout.splitlines()), p.stdout
     assert "line one\\x0a\u2714 all checks passed\tdone" in p.stdout
+
+
+# -- one kind -> runner mapping -------------------------------------------------------------------------
+
+def test_every_kind_a_line_may_name_has_a_runner_and_the_agent_kinds_are_those_the_agent_runs():
+    from agentd.tasks.task import AGENT_KINDS, RUNNER_OF, Task, runner_of
+    from agentd.worklog.maketask import KINDS  # (the grammar's kinds: worklog/lines.py before its split)
+
+    assert set(RUNNER_OF) == set(KINDS)  # a kind added to the grammar needs a runner here
+    assert set(RUNNER_OF.values()) == {"agent", "command", "experiment"}
+    assert set(AGENT_KINDS) == {k for k in KINDS if runner_of(k) == "agent"} == {"task", "directive", "blocker"}
+    assert all(Task(id="x", title="x", kind=k).runner == RUNNER_OF[k] for k in KINDS)

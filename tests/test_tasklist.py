@@ -81,8 +81,8 @@ def _view(text: str, backend: str | None, gpu: bool, one_by_one: bool, monkeypat
     finally:
         monkeypatch.undo()
     cfg = config.load(dict(os.environ))
-    tasks = queue.build(cfg, state, [], has_gpu=gpu, agent_backend=backend, agent_reason="no key",
-                        passovers={"t1": 5}, first_seen={"t2": NOW - 3 * 86400}, now=NOW)
+    tasks = queue.build(cfg, state, [], queue.Facts(now=NOW, has_gpu=gpu, agent_backend=backend, agent_reason="no key",
+                                                    passovers={"t1": 5}, first_seen={"t2": NOW - 3 * 86400}))
     read = SimpleNamespace(path=cfg.worklog_path, exists=True, state=state)
     return queue.View(read, tasks, [], backend, gpu, 0, "" if backend else "no key")
 
@@ -253,8 +253,8 @@ def test_long_runs_read_back_from_the_index_render_as_one_by_one(seed, backend, 
             monkeypatch.setattr(tasktable, "PLAIN_KINDS", frozenset())
             st_ = parse_bytes(text.encode())
             monkeypatch.undo()
-        tasks = queue.build(cfg, st_, [], has_gpu=False, agent_backend=backend, agent_reason="no key",
-                            passovers={}, first_seen={}, now=NOW)
+        tasks = queue.build(cfg, st_, [], queue.Facts(now=NOW, has_gpu=False, agent_backend=backend,
+                                                      agent_reason="no key"))
         views_.append(queue.View(SimpleNamespace(path=path, exists=True, state=st_), tasks, [], backend, False, 0,
                                  "" if backend else "no key"))
     kept, ref = views_

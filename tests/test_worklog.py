@@ -48,7 +48,7 @@ def test_appends_never_change_the_bytes_already_there(worklog):
         before = now
     s = parse_bytes(worklog.read_bytes())
     assert s.entry_count == 5 and s.torn == 0
-    assert sorted(t["kind"] for t in s.tasks.values()) == ["directive", "task"]
+    assert sorted(t.kind for t in s.tasks.values()) == ["directive", "task"]
 
 
 def test_an_append_to_a_file_not_ending_in_newline_starts_on_a_new_line(worklog):
@@ -147,7 +147,7 @@ def test_a_rewritten_prefix_is_parsed_again_in_full(worklog, idx):
     worklog.write_bytes(b"- [x] a {id: a}\n- [ ] b {id: b}\n- [ ] c {id: c}\n")  # history edited, then grown
     r = wl.read(worklog, idx)
     assert r.mode == "full"
-    assert r.state.tasks["a"]["human_done"] is True and "c" in r.state.tasks
+    assert r.state.tasks["a"].human_done is True and "c" in r.state.tasks
 
 
 def test_a_file_that_shrank_is_parsed_again_in_full(worklog, idx):
@@ -162,10 +162,10 @@ def test_an_edit_in_the_middle_of_a_large_file_is_not_missed(worklog, idx):
     filler = "".join(f"prose line {i} about nothing in particular\n" for i in range(3000))
     text = filler + "- [ ] mid task {id: mid}\n" + filler
     worklog.write_text(text)
-    assert wl.read(worklog, idx).state.tasks["mid"]["human_done"] is False
+    assert wl.read(worklog, idx).state.tasks["mid"].human_done is False
     worklog.write_text(text.replace("- [ ] mid task", "- [x] mid task"))
     r = wl.read(worklog, idx)
-    assert r.state.tasks["mid"]["human_done"] is True
+    assert r.state.tasks["mid"].human_done is True
 
 
 def test_a_same_size_edit_with_its_mtime_set_back_is_not_missed(worklog, idx):
@@ -173,12 +173,12 @@ def test_a_same_size_edit_with_its_mtime_set_back_is_not_missed(worklog, idx):
     text = "- [ ] a {id: a, value: 1}\n" + "".join(f"prose {i}\n" for i in range(100))
     worklog.write_text(text)
     st = os.stat(worklog)
-    assert wl.read(worklog, idx).state.tasks["a"]["attrs"]["value"] == 1
+    assert wl.read(worklog, idx).state.tasks["a"].attrs["value"] == 1
     worklog.write_text(text.replace("value: 1}", "value: 7}"))
     os.utime(worklog, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (os.stat(worklog).st_size, os.stat(worklog).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     r = wl.read(worklog, idx)
-    assert r.mode == "full" and r.state.tasks["a"]["attrs"]["value"] == 7
+    assert r.mode == "full" and r.state.tasks["a"].attrs["value"] == 7
 
 
 def test_deleting_the_index_loses_nothing(worklog, idx):
@@ -205,13 +205,13 @@ def test_a_partial_last_line_is_read_now_and_read_whole_once_finished(worklog, i
     # (a last whole line that could be read waits too, see the next test: "# notes" can't)
     worklog.write_bytes(b"- [ ] a {id: a}\n# notes\n- [ ] half")
     r = wl.read(worklog, idx)
-    assert {t["title"] for t in r.state.tasks.values()} == {"a", "half"}
+    assert {t.title for t in r.state.tasks.values()} == {"a", "half"}
     with open(worklog, "ab") as f:
         f.write(b" and the rest {id: whole, value: 3}\n")
     r = wl.read(worklog, idx)
     assert r.mode == "incremental"
     assert set(r.state.tasks) == {"a", "whole"}
-    assert r.state.tasks["whole"]["title"] == "half and the rest"
+    assert r.state.tasks["whole"].title == "half and the rest"
     assert same(r.state) == same(parse_bytes(worklog.read_bytes()))
 
 

@@ -40,31 +40,35 @@ def _located(text: str, default: str) -> Problem:
     return Problem(m.group(1), int(m.group(2)), m.group(3)) if m else Problem(default, 0, text)
 
 
-def _never_runs(tasks, known: set, done: set) -> list[tuple[int, str]]:
+def _never_runs(tasks, known: set, done: set, key_lines: dict | None = None) -> list[tuple[int, str]]:
     """(line, why) of the tasks that can never run as written: an experiment of an unknown name or
-    missing an attr, an ``after`` naming no task, ``after`` links that go round in a loop."""
+    missing an attr, an ``after`` naming no task, ``after`` links that go round in a loop.  A
+    problem with ``after`` names its line where ``key_lines`` (a task file's, ``load_task_file``)
+    has it: that of the id in the list, or of the ``after`` key."""
     from agentd.experiments import problem
-    from agentd.queue.queue import _loop
+    from agentd.queue.order import after_loop
 
     out = []
-    after = {t["id"]: t["attrs"].get("after") for t in tasks if t["attrs"].get("after")}
+    after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     statuses = {tid: "done" if tid in done else "open" for tid in known}
     for t in tasks:
-        if t["id"] in done:
+        if t.id in done:
             continue
-        if t["kind"] == "experiment":
-            why = problem(t["title"], t["attrs"])
+        if t.kind == "experiment":
+            why = problem(t.title, t.attrs)
             if why is not None:
-                out.append((t["line"], f"{why}; the queue holds it back"))
-        for dep in t["attrs"].get("after") or ():
+                out.append((t.line, f"{why}; the queue holds it back"))
+        lines = (key_lines or {}).get(t.id) or {}
+        for n, dep in enumerate(t.attrs.get("after") or ()):
             if dep not in known:
-                out.append((t["line"], f"after: {dep} names no task, so {t['id']} waits for ever"
-                                       f"{_did_you_mean(dep, sorted(known))}"))
-        if t["id"] in after:
-            loop = _loop(t["id"], after, statuses)
+                line = lines.get(("after", str(n))) or lines.get(("after",)) or t.line
+                out.append((line, f"after: {dep} names no task, so {t.id} waits for ever"
+                                     f"{_did_you_mean(dep, sorted(known))}"))
+        if t.id in after:
+            loop = after_loop(t.id, after, statuses)
             if loop:
-                out.append((t["line"], f"the `after` links go round in a loop ({' → '.join(loop)}): "
-                                       "none of them can start"))
+                out.append((lines.get(("after",)) or t.line,
+                            f"the `after` links go round in a loop ({' → '.join(loop)}): none of them can start"))
     return out
 
 
@@ -103,8 +107,8 @@ def check_worklog(path: Path, file_tasks: list, store_path: Path | None = None, 
     table = state.tasks
     known = set(table.ids).union(file_ids)
     wanted = {*table.special, *compress(range(len(table.kinds)), map("experiment".__eq__, table.kinds))}
-    defs = [table.definition(i) for i in sorted(wanted)]
-    found += [Problem(where, line, msg) for line, msg in _never_runs(defs, known, _done_ids(state))]
+    tasks = [table.task(i) for i in sorted(wanted)]
+    found += [Problem(where, line, msg) for line, msg in _never_runs(tasks, known, _done_ids(state))]
     found += _unknown_answers(state, store_path, where)
     return sorted(found, key=lambda p: (p.more > 0, p.line))  # the summaries of those not listed last
 
@@ -134,12 +138,12 @@ def check_task_file(path: Path, worklog_ids=()) -> tuple[list[Problem], list]:
     """(problems, Tasks) of one YAML task file."""
     from agentd.queue.queue import load_task_file
 
-    tasks, problems = load_task_file(path)
+    key_lines: dict = {}
+    tasks, problems = load_task_file(path, key_lines)
     found = [_located(p, str(path)) for p in problems]
     known = {*worklog_ids, *(t.id for t in tasks)}
-    defs = [t.to_dict() for t in tasks]
     done = {t.id for t in tasks if t.human_done}
-    found += [Problem(str(path), line, msg) for line, msg in _never_runs(defs, known, done)]
+    found += [Problem(str(path), line, msg) for line, msg in _never_runs(tasks, known, done, key_lines)]
     return found, tasks
 
 

@@ -301,7 +301,7 @@ def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
         raise UsageError(f"no approval request {approval_id!r}; `agentd status` lists the open ones")
     if row["answer"] is not None:
         raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
-    from agentd.queue import queue
+    from agentd.worklog.worklog import read_with_lost
 
     store = Store(cfg.store_path)
     if where:
@@ -315,7 +315,7 @@ def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
         if why:
             raise UsageError(f"--dir {where}: {why}; name a directory no agent can write")
         where, row = real, {**row, "dir": real}
-    earlier = answer_to(store, queue.read(cfg)[0].state.answers, row)
+    earlier = answer_to(store, read_with_lost(cfg)[0].state.answers, row)
     if earlier is not None:  # answered in the worklog; no wake has taken it in yet
         raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
                          f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")

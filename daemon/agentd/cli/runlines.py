@@ -17,6 +17,7 @@ from itertools import chain, repeat, tee
 from operator import mod
 
 from agentd.tasks import scoring
+from agentd.tasks.task import runner_of
 from agentd.escapes import safe
 
 _SPECS = (*scoring.Plain.SPECS, "s", "s", "d", "s", "s")
@@ -108,10 +109,6 @@ class _Templates(dict):
     def __missing__(self, shape: int) -> str:
         t = self[shape] = self.make(shape)
         return t
-
-
-def _runner(kind: str) -> str:
-    return kind if kind in ("command", "experiment") else "agent"
 
 
 def _columns(rows, table, *names):
@@ -212,6 +209,6 @@ def _plain_json(plain, status: str, eligible: bool, takes: tuple) -> str:
     return _template([
         (f'{{"id": {m[ID]}, "title": {m[TITLE]}, "kind": {string(plain.kind)}, "status": {string(status)}, '
          f'"score": {m[R]}, "eligible": {"true" if eligible else "false"}, "why": ', m), explained,
-        (f', "priority": {string(plain.priority)}, "runner": {string(_runner(plain.kind))}, "attempts": 0, '
+        (f', "priority": {string(plain.priority)}, "runner": {string(runner_of(plain.kind))}, "attempts": 0, '
          f'"line": {m[LINE]}, "source": "worklog", "after": [], "run": {m[RUN]}, "gpu": false, '
          f'"defer_until": null, "latest_run": null, "parts": [{parts}]}}', m)], takes)

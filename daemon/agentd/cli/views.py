@@ -137,7 +137,7 @@ def wrapped(reason: str, first: str, indent: str, width: int = WIDTH) -> list[st
 
 def _shared(t, middles: dict, whys: dict) -> tuple[str, str]:
     """A task's " KIND STATUS SCORE  " and its why line, each made once for the tasks that share it."""
-    kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind  # (t: a Task or Shared)
+    kind = "directive!" if t.kind == "directive" and t.priority == "critical" else t.kind
     key = (kind, t.status, repr(t.score))  # (0.0 and -0.0 are equal, but written apart)
     middle = middles.get(key)
     if middle is None:

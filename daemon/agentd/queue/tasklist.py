@@ -15,20 +15,18 @@ from collections import namedtuple
 from itertools import compress, islice, repeat
 
 from agentd.statuses import DONE, OPEN, RUNNABLE
-from agentd.tasks.task import AGENT_KINDS, Task
+from agentd.tasks.task import AGENT_KINDS, Task, runner_of
 
-# A plain task as the queue lists it: ``i``, its row in the table; ``status`` (open or done);
+# Views of the table's plain rows, for the fast path that renders a long queue a column at a time
+# (``views``, ``runlines``) without making a Task per row; ``TaskList.task`` makes the Task a Row
+# stands for.
+# A plain row as the queue lists it: ``i``, its row in the table; ``status`` (open or done);
 # ``why``: why it can't run now, or None when it can.
 Row = namedtuple("Row", "i status why")
 # Plain rows next to each other in the queue, of one status: ``rows``, their rows in the table (an
 # array); ``why``: why they can't run now, None when they can, or a list with each one's why (the
 # rows held back, when they are held for different reasons: unknown experiments).
 Run = namedtuple("Run", "rows status why")
-# What the queue shows of a plain row but its id, title, line and command (``TaskList.shared``).
-Shared = namedtuple("Shared", "kind priority runner status score eligible why parts")
-
-# A Task's fields past its definition, as Task() fills them in.
-_FILLED = {k: v for k, v in Task._defaults.items() if k not in Task.DEFINITION and k != "parts"}
 
 
 def order_key(t: Task) -> tuple:
@@ -128,7 +126,7 @@ class TaskList:
         if t.done[i]:
             return Row(i, DONE, DONE)
         why = self.unknown_experiment(t.titles[i]) if t.kinds[i] == "experiment" else None
-        if why is None and self.agents_wait is not None and t.kinds[i] not in ("command", "experiment"):
+        if why is None and self.agents_wait is not None and runner_of(t.kinds[i]) == "agent":
             why = self.agents_wait
         return Row(i, OPEN, why)
 
@@ -161,7 +159,7 @@ class TaskList:
         now_out, done_out = (set(compress(range(len(rows)), map(self.shadowed.__contains__, map(ids.__getitem__, rows))))
                              if self.shadowed else set() for rows in (now, done))
         later, whys = array("L"), []
-        maybe = {"experiment", *(("task", "blocker") if self.agents_wait is not None else ())}
+        maybe = {"experiment", *(AGENT_KINDS if self.agents_wait is not None else ())}
         for n in compress(range(len(now)), map(maybe.__contains__, map(kinds.__getitem__, now))):
             i = now[n]
             why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else self.agents_wait
@@ -193,18 +191,8 @@ class TaskList:
 
     def task(self, r: Row) -> Task:
         """A plain row as the Task the queue would have made of it."""
-        d = self.table.definition(r.i)
-        s = self.shared(r)
-        t = Task.__new__(Task)
-        t.__dict__ = {**_FILLED, **d, "status": r.status, "score": s.score, "parts": s.parts, "eligible": s.eligible,
-                      "why": s.why, "held_by": r.why or ""}
+        t = self.table.task(r.i)
+        t.score, t.parts, explain = self.table.score(r.i)
+        t.status, t.eligible, t.held_by = r.status, r.why is None, r.why or ""
+        t.why = explain if r.why is None else r.why
         return t
-
-    def shared(self, r: Row) -> "Shared":
-        """What the queue shows of a plain row but its id, title, line and command."""
-        table = self.table
-        kind, priority = table.kinds[r.i], table.priorities[r.i]
-        total, parts, explain = table.score(r.i)
-        runner = kind if kind in ("command", "experiment") else "agent"
-        return Shared(kind, priority, runner, r.status, total, r.why is None, explain if r.why is None else r.why,
-                      parts)

@@ -12,7 +12,7 @@ import os
 
 from agentd.worklog.parse import Mark, State
 from agentd.statuses import ATTEMPTS, BLOCKED, CANCELLED, DONE, INTERRUPTED, OPEN, RUNNING
-from agentd.tasks.task import AGENT_KINDS
+from agentd.tasks.task import Task, runner_of
 from agentd.times import parse as parse_time
 
 
@@ -65,7 +65,7 @@ def first_sight(names: dict, before: dict, fresh: bool, max_seq: int, now: float
     return when, seqs
 
 
-def status(d: dict, state: State, max_attempts: int, live: bool = False,
+def status(t: Task, state: State, max_attempts: int, live: bool = False,
             cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
     """(status, failed attempts since the last RETRY, latest run id, defer until).
 
@@ -73,7 +73,7 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
     that entry in the file, or when agentd first saw it after the entry was written (for people
     who add lines at the top).
     """
-    tid = d["id"]
+    tid = t.id
     latest = state.latest.get(tid)
     cmds = state.commands.get(tid, [])
     seen = cmd_seen or {}
@@ -98,7 +98,7 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
     retry_key = max((boundary(m) for m in cmds if m.verb == "retry"), default=0)  # failures before it don't count
     failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
     run = latest["run"] if latest else None
-    if d.get("human_done"):
+    if t.human_done:
         return DONE, failures, run, None
     if last_cmd:
         return {"done": DONE, "cancel": CANCELLED, "retry": OPEN}[last_cmd.verb], failures, run, None
@@ -110,7 +110,7 @@ def status(d: dict, state: State, max_attempts: int, live: bool = False,
             return RUNNING, failures, run, None
         # killed: the next wake records a command's or experiment's run as an interrupted attempt
         # (settle) before it runs it again, so the score shown now counts it as that wake's entry will
-        return INTERRUPTED, failures + (d.get("kind") not in AGENT_KINDS), run, None
+        return INTERRUPTED, failures + (runner_of(t.kind) != "agent"), run, None
     if st in ATTEMPTS and failures >= max_attempts:
         return BLOCKED, failures, run, None
     return st, failures, run, latest.get("until")

@@ -2,15 +2,24 @@
 
 The definition (id, title, kind, priority, attrs and where it was written) comes
 from ``lines.make_task``; the queue fills in the rest (status, score, why) when it
-builds the queue, and the wake hands the same object to a runner.  A parsed
-worklog keeps each definition as ``to_dict()`` (the parse index stores it as JSON).
+builds the queue, and the wake hands the same object to a runner.  A worklog keeps its
+tasks' definitions as columns (``worklog.tasktable.TaskTable``), a typed view that gives
+each row as a Task (``Task.defined``); ``to_dict()`` is only the parse index's serialized form.
 """
 
 from __future__ import annotations
 
 from agentd.recordtype import Factory, Record
 
-AGENT_KINDS = ("task", "directive", "blocker")
+# Which runner runs a task of each kind (worklog/lines.py KINDS): the one place it is written.
+RUNNER_OF = {"task": "agent", "directive": "agent", "blocker": "agent", "command": "command",
+             "experiment": "experiment"}
+AGENT_KINDS = tuple(k for k, r in RUNNER_OF.items() if r == "agent")
+
+
+def runner_of(kind: str) -> str:
+    """The runner of a task of ``kind``: command, experiment or agent."""
+    return RUNNER_OF.get(kind, "agent")
 
 
 class Task(Record):
@@ -24,7 +33,7 @@ class Task(Record):
     source: str = "worklog"
     text: str = ""
     human_done: bool = False  # a checked box: done by a person
-    # what the queue found (queue.build)
+    # what the queue found (queue.order.build)
     status: str = "open"
     attempts: int = 0
     eligible: bool = False
@@ -39,17 +48,25 @@ class Task(Record):
 
     DEFINITION = ("id", "title", "kind", "priority", "attrs", "line", "source", "text", "human_done")
 
+    @classmethod
+    def defined(cls, id: str, title: str, kind: str, priority: str, attrs: dict, line: int, source: str,
+                text: str, human_done: bool) -> "Task":
+        """``Task(id, title, ..., human_done)`` with what the queue finds at its defaults, without
+        the general constructor's per-field work: a queue of a million tasks makes a million of
+        them.  The one fast way to make a Task (``TaskTable.task``)."""
+        t = cls.__new__(cls)
+        t.__dict__ = {"id": id, "title": title, "kind": kind, "priority": priority, "attrs": attrs,
+                      "line": line, "source": source, "text": text, "human_done": human_done,
+                      **_FOUND, "parts": []}
+        return t
+
     def to_dict(self) -> dict:
         """The definition, as the parse index stores it."""
         return {k: self.__dict__[k] for k in self.DEFINITION}
 
     @property
     def runner(self) -> str:
-        if self.kind == "command":
-            return "command"
-        if self.kind == "experiment":
-            return "experiment"
-        return "agent"
+        return runner_of(self.kind)
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "kind": self.kind, "status": self.status,
@@ -59,3 +76,7 @@ class Task(Record):
                 "gpu": bool(self.attrs.get("gpu")), "defer_until": self.defer_until,
                 "latest_run": self.latest_run,
                 "parts": [{"part": label, "effect": effect} for label, effect in self.parts]}
+
+
+# what the queue finds, at its defaults, in field order (``Task.defined`` gives ``parts`` a list of its own)
+_FOUND = {k: v for k, v in Task._defaults.items() if k not in Task.DEFINITION}

@@ -35,11 +35,11 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         if not cfg.worklog_path.exists():
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
-        from agentd.worklog.worklog import check_writable
+        from agentd.worklog.worklog import check_writable, read_with_lost
 
         check_writable(cfg.worklog_path)  # (read-only: nothing is recorded, no run left that never started)
         store = Store(cfg.store_path)
-        read, lost = queue.read(cfg, store)
+        read, lost = read_with_lost(cfg, store)
         if task_id:
             queue.known(cfg, read, task_id)  # an unknown --task is a usage error before anything is written
         leftovers = settle.settle(cfg, store, read, lost, time.time())

@@ -40,7 +40,7 @@ def present_key(run: str, seq: int) -> bytes:
 
 
 class State(Record):
-    tasks: TaskTable = Factory(TaskTable)  # id -> Task.to_dict(), kept as columns
+    tasks: TaskTable = Factory(TaskTable)  # id -> Task, kept as columns
     dup_lines: dict = Factory(dict)  # id -> [lines]
     commands: dict = Factory(dict)  # task id -> [Mark]
     # approval id -> [verb, reason, line, order, dir]: a person's APPROVE/DENY (``order`` as a Mark's: it
@@ -65,7 +65,7 @@ class State(Record):
         d.pop("present")
         if plain:
             d["commands"] = {tid: [tuple(m) for m in marks] for tid, marks in self.commands.items()}
-        d["tasks"] = None if not tasks else self.tasks.to_doc() if plain else dict(self.tasks.items())
+        d["tasks"] = None if not tasks else self.tasks.to_doc() if plain else self.tasks.definitions()
         return d
 
     @classmethod

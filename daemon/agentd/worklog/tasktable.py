@@ -13,7 +13,10 @@ so the queue merges them with the few it works out one by one instead of sorting
 (``tasklist``).  Directives (their score grows with age), tasks with ``after`` or ``gpu``, and
 experiments missing an attr they need (the queue says which) are not plain (``special``).
 
-It behaves as the read-only mapping it replaces (id -> ``Task.to_dict()``); the parser adds to it.
+The columns are the tasks' storage, not a second model of them: the table is a typed view that
+gives each row as a ``Task`` (``task(i)``, made by ``Task.defined``), and it behaves as a
+read-only mapping id -> Task; the parser adds to it.  ``definition(i)`` is a row as the parse
+index serializes it (``Task.to_dict()``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from bisect import bisect_left
 from itertools import compress
 
 from agentd.tasks import scoring
+from agentd.tasks.task import Task
 from agentd.experiments import NAMES as EXPERIMENT_NAMES, problem as experiment_problem
 
-PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))
+PLAIN_KINDS = frozenset(("task", "command", "experiment", "blocker"))  # (directives' scores grow with age)
 _VERSION = 4
 CHUNK_ROWS = 131072  # the rows of a list column the index keeps in one piece (``parts``)
 _LISTS = 9  # the columns kept as lists; the rest are arrays (``_ARRAYS``)
@@ -84,15 +88,15 @@ class TaskTable:
     def __contains__(self, tid) -> bool:
         return self.find(tid) is not None
 
-    def __getitem__(self, tid: str) -> dict:
+    def __getitem__(self, tid: str) -> Task:
         i = self.find(tid)
         if i is None:
             raise KeyError(tid)
-        return self.definition(i)
+        return self.task(i)
 
     def get(self, tid: str, default=None):
         i = self.find(tid)
-        return default if i is None else self.definition(i)
+        return default if i is None else self.task(i)
 
     def find(self, tid: str) -> int | None:
         """The row of task ``tid``, or None.  The first few lookups scan the ids (~15 ms for a
@@ -106,15 +110,20 @@ class TaskTable:
         return self.pos.get(tid)
 
     def values(self):
-        return map(self.definition, range(len(self.ids)))
+        return map(self.task, range(len(self.ids)))
 
     def items(self):
         return zip(self.ids, self.values())
 
+    def definitions(self) -> dict:
+        """{id: definition}, as ``State.to_dict`` gives the tasks (builtins, which ``from_doc`` takes)."""
+        return dict(zip(self.ids, map(self.definition, range(len(self.ids)))))
+
     def __eq__(self, other) -> bool:
+        """Equal to a table, or to {id: definition}, holding the same definitions."""
         if isinstance(other, TaskTable):
-            other = dict(other.items())
-        return isinstance(other, dict) and dict(self.items()) == other
+            other = other.definitions()
+        return isinstance(other, dict) and self.definitions() == other
 
     __hash__ = None
 
@@ -127,12 +136,16 @@ class TaskTable:
             self._pos = dict(zip(self.ids, range(len(self.ids))))
         return self._pos
 
-    def definition(self, i: int) -> dict:
-        """Row i as ``Task.to_dict()``."""
+    def task(self, i: int) -> Task:
+        """Row i as a Task, with what the queue finds at its defaults (each call makes a new one)."""
         a = self.attrs[i]
-        return {"id": self.ids[i], "title": self.titles[i], "kind": self.kinds[i], "priority": self.priorities[i],
-                "attrs": marshal.loads(a) if type(a) is bytes else dict(a), "line": self.lines[i],
-                "source": "worklog", "text": self.texts[i], "human_done": self.done[i]}
+        return Task.defined(self.ids[i], self.titles[i], self.kinds[i], self.priorities[i],
+                            marshal.loads(a) if type(a) is bytes else dict(a), self.lines[i], "worklog",
+                            self.texts[i], self.done[i])
+
+    def definition(self, i: int) -> dict:
+        """Row i as the parse index serializes it (``Task.to_dict()``)."""
+        return self.task(i).to_dict()
 
     # -- adding -----------------------------------------------------------
     def add(self, t, row=-1) -> int | None:
@@ -318,10 +331,8 @@ class TaskTable:
         return {self.ids[i]: i for i in compress(range(len(self.ids)), map(wanted.__contains__, self.ids))}
 
     def apply(self, definitions: list) -> None:
-        """Add ``definitions`` (``Task.to_dict()``s of distinct ids), as ``add`` each, finding their
-        rows in one pass over the ids."""
-        from agentd.tasks.task import Task
-
+        """Add ``definitions`` (``Task.to_dict()``s of distinct ids, as the index keeps them), as
+        ``add`` each, finding their rows in one pass over the ids."""
         rows = self._rows_of({d["id"] for d in definitions})
         for d in definitions:
             i = rows.get(d["id"])
@@ -336,8 +347,6 @@ class TaskTable:
     def from_doc(cls, doc) -> "TaskTable":
         if isinstance(doc, dict):  # {id: definition}, as ``State.to_dict`` gives it
             t = cls()
-            from agentd.tasks.task import Task
-
             for d in doc.values():
                 t.add(Task(**d))
             return t

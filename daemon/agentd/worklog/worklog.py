@@ -38,6 +38,22 @@ def read(path: Path, index: Index) -> Read:
     return r  # rewritten again and again while being read: this read is not cached
 
 
+def read_with_lost(cfg, store=None) -> tuple[Read, list]:
+    """The worklog, read once (incrementally through the index), and what a wake and the queue
+    need folded in: (read, lost), where ``lost`` are agentd's entries the worklog lost, counted in
+    the read as if they were there (``lost_entries``), and suspect lines resolved against agentd's
+    copy of its entries (``store``: agentd's store, or None)."""
+    from agentd.worklog import lost_entries
+
+    r = read(cfg.worklog_path, Index(cfg.index_path))
+    if r.state.suspects:
+        r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
+    lost: list = []
+    if store is not None and r.exists:
+        r, lost = lost_entries.folded_in(cfg, store, r)
+    return r, lost
+
+
 def _stamp(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
