@@ -532,7 +532,8 @@ _trees = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet=st.sampled_from(list("{}[]:,&*!|>'\"#- ab1.\\\n\t\x00\u2028e+")), max_size=80))
 def test_any_attrs_text_is_read_or_refused_as_a_bad_line(raw):
-    from agentd.worklog.lines import LineError, parse_attrs
+    from agentd.worklog.attrs import parse_attrs
+    from agentd.worklog.lineerror import LineError
 
     try:
         out = parse_attrs("{" + raw + "}", "w:1")

@@ -8,7 +8,10 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from agentd.worklog.entries import Entry
-from agentd.worklog.lines import Command, LineError, fast_flow_mapping, parse_line, stable_id
+from agentd.worklog.attrs import fast_flow_mapping
+from agentd.worklog.lineerror import LineError
+from agentd.worklog.lines import Command, parse_line
+from agentd.worklog.maketask import stable_id
 from agentd.worklog.parse import State, parse_bytes
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 
 from agentd.tasks import scoring
-from agentd.worklog.lines import KINDS, PRIORITIES
+from agentd.worklog.attrs import PRIORITIES
+from agentd.worklog.maketask import KINDS
 
 PLAIN_KINDS = [k for k in KINDS if k != "directive"]
 

@@ -16,7 +16,8 @@ from operator import lt
 from agentd import statuses
 from agentd.worklog import entries
 from agentd.recordtype import Factory, Record
-from agentd.worklog.lines import FIRST_BYTES, Answer, Command, LineError, near_keyword, near_miss, parse_line
+from agentd.worklog.lineerror import LineError
+from agentd.worklog.lines import FIRST_BYTES, Answer, Command, near_keyword, near_miss, parse_line
 from agentd.worklog.markers import (ATTEMPTS as _ATTEMPTS, AT as _AT, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END,
                                     FIELDS as _FIELDS, NL_BEGIN as _NL_BEGIN, RUN as _RUN, SEQ as _SEQ,
                                     STATUS as _STATUS, TASK as _TASK, damaged as _damaged, hold_back as _hold_back,
