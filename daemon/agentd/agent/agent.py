@@ -23,10 +23,12 @@ from agentd.agent import approvals, compaction
 from agentd import statuses
 from agentd.workspace import worktrees
 from agentd.agent.agentrun import AgentRun, health_text
+from agentd.agent.budget import Limit
 from agentd.agent.checkpoints import FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep
 from agentd.errors import ContextOverflow, ProviderDown, ProviderError, RateLimited
 from agentd.prompts import render
 from agentd.providers import CUT_REASONS, Message, Provider, Response, ToolCall, cost_usd, make_provider
+from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
 from agentd.agent.tools import SPECS, Tools, check_args
 
@@ -113,8 +115,8 @@ class ApiAgentRun(AgentRun):
                     return out
                 elif out := self.finish(statuses.DONE, last.text):
                     return out
-            if reason := self.budget.check(self.steps()):  # max_steps, time, tokens, dollars
-                return self.stopped(reason)
+            if limit := self.budget.check(self.steps()):  # max_steps, time, tokens, dollars
+                return self.stopped(limit)
             try:
                 resp = self.call_model()
             except ProviderError as e:
@@ -124,7 +126,7 @@ class ApiAgentRun(AgentRun):
                                       resp.stop_reason or ""))
             self.progress(f"step {n}: model asked for {', '.join(c.name for c in resp.tool_calls) or 'nothing'}"
                           + (f" (reply cut off: {resp.stop_reason})" if resp.cut else ""))
-        return self.stopped(f"budget: max_steps {self.cfg['max_steps']} reached")
+        return self.stopped(Limit(f"budget: max_steps {self.cfg['max_steps']} reached"))
 
     def empty(self, last: ModelStep) -> Outcome | None:
         """A reply with no text and no tool call says nothing was done: the run fails, naming it."""
@@ -197,7 +199,7 @@ class ApiAgentRun(AgentRun):
         n = self.cp.add(ToolStep(call.id, call.name, call.args, status=statuses.WAITING))
         self.progress(f"step {n}: waiting for a person to answer {row['id']}")
         out = self.outcome(statuses.WAITING, f"Waiting for approval {approvals.describe(row)}",
-                           f"waiting for approval {row['id']}")
+                           f"waiting for approval {row['id']}", cause=Cause.APPROVAL)
         out.lines[:0] = approvals.entry_lines(row)
         return out
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from agentd import statuses
 from agentd.workspace import worktrees
-from agentd.agent.budget import DAILY, Budget
+from agentd.agent.budget import Budget, Limit
 from agentd.agent.checkpoints import UNKNOWN_OUTCOME, Checkpoints, ModelStep, transcript_lines
 from agentd.errors import AuthFailed, ProviderError, RateLimited, UsageLimit
 from agentd.providers import resolve_provider_name
 from agentd.redact import redact
+from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
 from agentd.times import iso_in, next_utc_day
 
@@ -48,10 +49,10 @@ class AgentRun:
 
     # -- how it ended ----------------------------------------------------------------
     def outcome(self, status: str, summary: str, reason: str | None = None,
-                defer_until: str | None = None) -> Outcome:
+                defer_until: str | None = None, cause: str | None = None) -> Outcome:
         flagged = None
         if status == statuses.DONE and (why := self.all_failed()):
-            status, reason = statuses.FAILED, why
+            status, reason, cause = statuses.FAILED, why, None
         if status == statuses.DONE:
             if not self.acted():
                 flagged = "finished without doing anything"
@@ -71,7 +72,7 @@ class AgentRun:
             lines.append(f"flagged: {flagged}")
         return Outcome(status, summary, lines, reason=reason, defer_until=defer_until, input_tokens=b.input_tokens,
                        output_tokens=b.output_tokens, cost_usd=b.usd, provider=provider, steps=steps,
-                       flagged=flagged)
+                       flagged=flagged, cause=cause)
 
     def steps(self) -> int:
         return len(self.cp.of(ModelStep))
@@ -85,33 +86,32 @@ class AgentRun:
         last = ((used[-1].result or "").strip().splitlines() or ["(no output)"])[0][:150]
         return f"every tool call failed ({len(used)} of {len(used)}); the last: {used[-1].name}: {last}"
 
-    def stopped(self, reason: str, verb: str | None = None) -> Outcome:
+    def stopped(self, limit: Limit, verb: str | None = None) -> Outcome:
         """A budget stopped the run: the day's budget defers it to the next UTC day, any other blocks it."""
-        summary = f"{verb or f'Stopped after {self.steps()} model turns'}: {reason}."
-        if reason.startswith(DAILY):
-            return self.outcome(statuses.DEFERRED, summary, reason, next_utc_day())
-        return self.outcome(statuses.BLOCKED, summary, reason)
+        summary = f"{verb or f'Stopped after {self.steps()} model turns'}: {limit.reason}."
+        if limit.cause == Cause.DAILY_LIMIT:
+            return self.outcome(statuses.DEFERRED, summary, limit.reason, next_utc_day(), limit.cause)
+        return self.outcome(statuses.BLOCKED, summary, limit.reason, cause=limit.cause)
 
     def failure(self, e: ProviderError) -> Outcome:
         """Map a provider failure to the outcome that decides the next wake."""
         reason = str(e)
         summary = f"Stopped after {self.steps()} model turns: {reason}"
         if isinstance(e, AuthFailed):
-            return self.outcome(statuses.BLOCKED, summary, reason)
+            return self.outcome(statuses.BLOCKED, summary, reason, cause=Cause.AUTH)
         if isinstance(e, UsageLimit):
             if e.reset_at and self.may_wait_for_reset():
                 self.store.update_run(self.run_id, limit_waits=self.limit_waits() + 1)
-                out = self.outcome(statuses.WAITING, f"Waiting for the usage limit to reset at {e.reset_at}: {reason}",
-                                   f"waiting for usage reset at {e.reset_at}", e.reset_at)
-                return out
+                return self.outcome(statuses.WAITING, f"Waiting for the usage limit to reset at {e.reset_at}: {reason}",
+                                    f"waiting for usage reset at {e.reset_at}", e.reset_at, Cause.USAGE_LIMIT)
             if e.reset_at:
-                return self.outcome(statuses.DEFERRED, summary, reason, e.reset_at)
-            return self.outcome(statuses.BLOCKED, summary, reason)
+                return self.outcome(statuses.DEFERRED, summary, reason, e.reset_at, Cause.USAGE_LIMIT)
+            return self.outcome(statuses.BLOCKED, summary, reason, cause=Cause.USAGE_LIMIT)
         if isinstance(e, RateLimited):
             wait = e.retry_after if e.retry_after is not None else DEFAULT_DEFER
-            return self.outcome(statuses.DEFERRED, summary, reason, iso_in(wait))
+            return self.outcome(statuses.DEFERRED, summary, reason, iso_in(wait), Cause.RATE_LIMIT)
         if self.budget.time_left() <= 0:
-            return self.stopped(f"budget: run_timeout {self.cfg['run_timeout']} reached")
+            return self.stopped(Limit(f"budget: run_timeout {self.cfg['run_timeout']} reached"))
         return self.outcome(statuses.FAILED, summary, reason)
 
 

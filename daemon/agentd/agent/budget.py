@@ -8,14 +8,17 @@ Tokens are prompt tokens (cached ones included) plus output tokens.  A run
 stopped by a per-run limit ends ``blocked`` with a reason such as
 ``budget: usd_per_run 2.0 reached``; one stopped by a daily limit ends
 ``deferred`` until the next UTC midnight, and until then the queue holds every
-agent task back (``daily_reason``), as it does for a rate limit.
+agent task back (``daily_reason``), as it does for a rate limit.  ``Budget.check`` says
+which (``Limit.cause``: ``Cause.BUDGET`` or ``Cause.DAILY_LIMIT``).
 """
 
 from __future__ import annotations
 
 import time
-
 from typing import TYPE_CHECKING
+
+from agentd.recordtype import Record
+from agentd.statuses import Cause
 
 if TYPE_CHECKING:
     from agentd.providers.base import Usage
@@ -23,9 +26,6 @@ if TYPE_CHECKING:
 
 def utc_day(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(t))
-
-
-DAILY = ("budget: tokens_per_day", "budget: usd_per_day")
 
 
 def daily_reason(cfg, store) -> str | None:
@@ -37,6 +37,12 @@ def daily_reason(cfg, store) -> str | None:
     if day_usd > 0 and day_usd >= lim["usd_per_day"]:
         return f"budget: usd_per_day {lim['usd_per_day']} reached (${day_usd:.4f} spent today, UTC)"
     return None
+
+
+class Limit(Record):
+    """A limit a run has reached: its reason (text, for people) and its cause (for agentd)."""
+    reason: str
+    cause: str = Cause.BUDGET  # or Cause.DAILY_LIMIT
 
 
 class Budget:
@@ -59,18 +65,19 @@ class Budget:
     def time_left(self) -> float:
         return self.deadline - self.clock()
 
-    def check(self, turns: int) -> str | None:
-        """The limit this run has reached, as a reason, or None."""
+    def check(self, turns: int) -> Limit | None:
+        """The limit this run has reached, or None."""
         lim = self.limits
         if turns >= self.max_steps:
-            return f"budget: max_steps {self.max_steps} reached"
+            return Limit(f"budget: max_steps {self.max_steps} reached")
         if self.time_left() <= 0:
-            return f"budget: run_timeout {self.cfg['run_timeout']} reached"
+            return Limit(f"budget: run_timeout {self.cfg['run_timeout']} reached")
         if self.tokens >= lim["tokens_per_run"]:
-            return f"budget: tokens_per_run {lim['tokens_per_run']} reached ({self.tokens} used)"
+            return Limit(f"budget: tokens_per_run {lim['tokens_per_run']} reached ({self.tokens} used)")
         if self.usd > 0 and self.usd >= lim["usd_per_run"]:
-            return f"budget: usd_per_run {lim['usd_per_run']} reached (${self.usd:.4f} spent)"
-        return daily_reason(self.cfg, self.store)
+            return Limit(f"budget: usd_per_run {lim['usd_per_run']} reached (${self.usd:.4f} spent)")
+        daily = daily_reason(self.cfg, self.store)
+        return Limit(daily, Cause.DAILY_LIMIT) if daily else None
 
     def charge(self, usage: Usage, cost: float) -> None:
         """Record one call's use on the run row and in the daily ledger."""

@@ -43,6 +43,7 @@ from pathlib import Path
 from agentd.sandbox import bwrap, cgroups, clihome, egress, procs, proxy, relay, sandbox
 from agentd import escapes, statuses
 from agentd.agent.agentrun import AgentRun, health_text
+from agentd.agent.budget import Limit
 from agentd.agent.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
@@ -108,13 +109,13 @@ class CliAgentRun(AgentRun):
         interrupted = bool(self.cp.recover())
         if final := self.cp.accepted():  # it had ended; agentd died before the wake recorded it
             return self.outcome(final.status, final.summary)
-        if reason := budget.check(0):
-            return self.stopped(reason, verb="Not started")
+        if limit := budget.check(0):
+            return self.stopped(limit, verb="Not started")
         usd_left = budget.limits["usd_per_run"] - budget.usd
         if name == "claude-cli" and usd_left < MIN_CLAUDE_USD:
-            return self.stopped(f"budget: usd_per_run {budget.limits['usd_per_run']} has ${max(usd_left, 0):.4f} "
-                                f"left, under the ${MIN_CLAUDE_USD} claude can be given (--max-budget-usd)",
-                                verb="Not started")
+            return self.stopped(Limit(f"budget: usd_per_run {budget.limits['usd_per_run']} has "
+                                      f"${max(usd_left, 0):.4f} left, under the ${MIN_CLAUDE_USD} claude can be "
+                                      "given (--max-budget-usd)"), verb="Not started")
         workspace = Path(self.workspace)  # the task's own (worktrees.prepare made it)
         argv, model, prompt = self.argv(workspace, interrupted, usd_left)
         env = dict(cfg.env)
@@ -184,11 +185,11 @@ class CliAgentRun(AgentRun):
         if parsed["retries"]:
             self.progress(f"{name} retried its API {parsed['retries']} time(s)")
         if parsed["limit"] == "max_turns":
-            return self.stopped(f"budget: max_steps {cfg['max_steps']} reached", verb="Stopped")
+            return self.stopped(Limit(f"budget: max_steps {cfg['max_steps']} reached"), verb="Stopped")
         if parsed["limit"] == "max_budget":
-            return self.stopped(f"budget: usd_per_run {budget.limits['usd_per_run']} reached", verb="Stopped")
+            return self.stopped(Limit(f"budget: usd_per_run {budget.limits['usd_per_run']} reached"), verb="Stopped")
         if rc is None:
-            return self.stopped(f"budget: run_timeout {cfg['run_timeout']} reached", verb="Stopped")
+            return self.stopped(Limit(f"budget: run_timeout {cfg['run_timeout']} reached"), verb="Stopped")
         if error:
             return self.failure(self.classify(parsed, error))
         status, summary = split_status(self.redact(parsed["text"]))

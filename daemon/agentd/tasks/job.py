@@ -34,3 +34,4 @@ class Outcome(Record):
     provider: str | None = None
     steps: int = 0  # agent runs: model turns
     flagged: str | None = None  # agent runs: a done that did nothing, or a trivial summary
+    cause: str | None = None  # statuses.Cause: why it ended so, where the wake acts on it (``reason`` is text)

@@ -26,6 +26,7 @@ from agentd.worklog import entries, worklog
 from agentd.wake import reserve
 from agentd import statuses
 from agentd.redact import redact
+from agentd.statuses import Cause
 from agentd.workspace.rundir import RunDir
 from agentd.tasks.job import Job, Outcome
 from agentd.times import now_iso
@@ -119,10 +120,10 @@ class Recording:
         full = [x for x in diskuse.low(self.cfg) if always or "workspace" in x.names]
         if not full:
             if always:
-                o.reason = "the disk is full"
+                o.reason, o.cause = "the disk is full", Cause.DISK_FULL
             return o
         text = full[0].lines()
-        o.reason = text[0]
+        o.reason, o.cause = text[0], Cause.DISK_FULL
         o.lines = [*o.lines, *(f"disk: {x}" for x in text)]
         if o.status == statuses.DONE:
             o.status = statuses.FAILED
@@ -160,7 +161,7 @@ class Recording:
         # Under systemd a failed wake exits 1 and OnFailure= runs `agentd notify`; a blocked
         # run exits 0, so the wake tells the notify command itself.
         under_systemd = bool(env.get("INVOCATION_ID"))
-        asks = o.status == statuses.WAITING and (o.reason or "").startswith("waiting for approval")
+        asks = o.status == statuses.WAITING and o.cause == Cause.APPROVAL
         if o.status == statuses.BLOCKED or asks or (o.status == statuses.FAILED and not under_systemd):
             from agentd.platform import notify
 
@@ -188,12 +189,12 @@ class Recording:
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
         from agentd.agent.backends import key_fingerprint
-        from agentd.agent.budget import DAILY
 
         reason = o.reason or ""
-        if o.status == statuses.BLOCKED and reason.startswith("auth"):
+        if o.status == statuses.BLOCKED and o.cause == Cause.AUTH:
             self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
-        elif o.status in (statuses.DEFERRED, statuses.WAITING) and o.defer_until and not reason.startswith(DAILY):
+        elif o.status in (statuses.DEFERRED, statuses.WAITING) and o.defer_until and \
+                o.cause in (Cause.RATE_LIMIT, Cause.USAGE_LIMIT):
             # (a spent daily budget holds agent tasks back by itself: see backends.spent)
             self.store.set_hold(o.provider, "deferred", reason[:200], until=o.defer_until)
         elif o.status == statuses.DONE:
