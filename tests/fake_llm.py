@@ -104,24 +104,7 @@ class FakeLLM:
         self.get_replies: dict[str, object] = {}
         self.log_path = None
         self.default = None  # served once the script is exhausted (None: a 500 "script exhausted")
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                fake._handle(self)
-
-            def do_GET(self):
-                fake._get(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self.server = loopback_server(self._handle, self._get)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     # -- test API ---------------------------------------------------------------
@@ -328,17 +311,7 @@ class FakeLLM:
                         for name, e in events)
         if done:
             data += b"data: [DONE]\n\n"
-        try:
-            h.send_response(200)
-            h.send_header("content-type", "text/event-stream")
-            h.send_header("cache-control", "no-cache")
-            h.send_header("content-length", str(len(data)))
-            for k, v in headers.items():
-                h.send_header(k, str(v))
-            h.end_headers()
-            h.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        FakeLLM._send(h, 200, data, {"content-type": "text/event-stream", "cache-control": "no-cache", **headers})
 
     def _anthropic(self, req: dict, item: dict) -> dict:
         content = [{"type": "text", "text": item["text"]}] if item["text"] else []
@@ -374,21 +347,18 @@ class FakeLLM:
         status, *lines = head.decode("latin-1").split("\r\n")
         headers = dict(line.split(": ", 1) for line in lines)
         headers = {k: v for k, v in headers.items() if k.lower() not in ("content-length", "transfer-encoding")}
-        try:
-            h.send_response_only(int(status.split()[1]))
-            h.send_header("content-length", str(len(data)))
-            for k, v in headers.items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        FakeLLM._send(h, int(status.split()[1]), data, headers, as_recorded=True)
 
     @staticmethod
-    def _send(h, status: int, data: bytes, headers: dict) -> None:
+    def _send(h, status: int, data: bytes, headers: dict, as_recorded: bool = False) -> None:
+        """One whole reply: JSON unless ``headers`` say otherwise; ``as_recorded``: exactly the headers given
+        (no Server and Date added) and no content-type of ours."""
         try:
-            h.send_response(status)
-            h.send_header("content-type", "application/json")
+            if as_recorded:
+                h.send_response_only(status)
+            else:
+                h.send_response(status)
+                headers = {"content-type": "application/json", **headers}
             h.send_header("content-length", str(len(data)))
             for k, v in headers.items():
                 h.send_header(k, str(v))
@@ -396,6 +366,28 @@ class FakeLLM:
             h.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def loopback_server(post, get=None) -> ThreadingHTTPServer:
+    """A quiet HTTP/1.1 server on a free loopback port, serving in a daemon thread: each POST (and GET,
+    when ``get`` is given; else 501) is handed to ``post(handler)`` / ``get(handler)``."""
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            post(self)
+
+        if get is not None:
+            def do_GET(self):
+                get(self)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
 
 
 def _unzstd(raw: bytes) -> bytes:

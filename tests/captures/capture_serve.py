@@ -36,14 +36,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # tests/: the fakes' loopback server
+from fake_llm import loopback_server  # noqa: E402
+
 PY = sys.executable
 MAX_TOKENS = 8
 TASK = "DIRECTIVE: Check the disk usage of the workspace and report it. {id: disk}\n"
@@ -124,35 +125,27 @@ class Recorder:
 
     def __init__(self, upstream: int):
         self.exchanges: list[tuple[bytes, bytes]] = []
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                skip = {"host", "content-length", "connection", "accept-encoding"}
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-                up = http.client.HTTPConnection("127.0.0.1", upstream, timeout=600)
-                up.request("POST", self.path, body=body, headers={**headers, "Accept-Encoding": "identity"})
-                r = up.getresponse()
-                data = r.read()
-                head = f"HTTP/1.1 {r.status} {r.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in r.getheaders())
-                rec.exchanges.append((body, head.encode() + b"\r\n" + data))
-                self.send_response(r.status)
-                for k, v in r.getheaders():
-                    if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
-                        self.send_header(k, v)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.upstream = upstream
+        self.server = loopback_server(self._forward)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _forward(self, h) -> None:
+        body = h.rfile.read(int(h.headers.get("content-length") or 0))
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in skip}
+        up = http.client.HTTPConnection("127.0.0.1", self.upstream, timeout=600)
+        up.request("POST", h.path, body=body, headers={**headers, "Accept-Encoding": "identity"})
+        r = up.getresponse()
+        data = r.read()
+        head = f"HTTP/1.1 {r.status} {r.reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in r.getheaders())
+        self.exchanges.append((body, head.encode() + b"\r\n" + data))
+        h.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
+                h.send_header(k, v)
+        h.send_header("content-length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
     def close(self):
         self.server.shutdown()
