@@ -232,7 +232,7 @@ def _one_line(text: str, what: str) -> str:
 
 
 def _yaml_value(v) -> str:
-    from agentd.worklog.lines import fast_flow_mapping
+    from agentd.worklog.attrs import fast_flow_mapping
 
     if isinstance(v, float) and v.is_integer():
         v = int(v)

@@ -17,7 +17,9 @@ from agentd.agent.backends import agents_wait
 from agentd.queue.order import Facts, build
 from agentd.recordtype import Factory, Record
 from agentd.tasks.task import Task
-from agentd.worklog.lines import FILE_FIELDS, LineError, make_task
+from agentd.worklog.attrs import FILE_FIELDS
+from agentd.worklog.lineerror import LineError
+from agentd.worklog.maketask import make_task
 
 __all__ = ["Facts", "View", "build", "gpu_present", "known", "load", "load_task_file", "load_task_files", "pick",
            "update_passovers"]

@@ -17,7 +17,6 @@ from agentd.worklog.attrs import ATTR_FIELDS, parse_attrs, split_attrs, unclosed
 from agentd.worklog.lineerror import LineError
 from agentd.worklog.maketask import ID_RE, make_task
 # not used here: kept for queue/queue.py and cli/commands.py until they import them from worklog.attrs
-from agentd.worklog.attrs import FILE_FIELDS, fast_flow_mapping  # noqa: F401
 
 MAX_LINE = 64 * 1024
 
