@@ -20,6 +20,7 @@ EXIT_ONE = {
     "notify": "the notify command failed",
     "install": "systemctl is missing or failed (the timer is not enabled)",
     "logs": "no logs yet",
+    "metrics": "the metric NAME is unknown",
 }
 
 
@@ -97,6 +98,15 @@ COMMANDS = {
                   _arg("file", nargs="?", metavar="FILE",
                        help="check only this file: a worklog, or a task file (.yml/.yaml); default: this host's "
                             "worklog and the task files"), JSON)),
+    "metrics": ("list the metrics runs kept (names, point counts, last values), or one metric's series, "
+                "oldest first; reads the store, writes nothing", _adds(
+                    _arg("name", nargs="?", metavar="NAME", help="show this metric's series (default: list the names)"),
+                    _arg("--task", metavar="ID", help="only this task's points"),
+                    _arg("--host", metavar="H", help="only points from host H (default: every host the store holds)"),
+                    JSON, _arg("--csv", **FLAG, help="a header line, then one CSV row per name or point "
+                                                     "(values as Python floats: they read back exactly)"),
+                    _arg("-n", "--limit", type=int, metavar="N",
+                         help="at most N names, or the last N points (default: all)"))),
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _adds()),
     "notify": ("send the one-line summary of the last run to the notify command",
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),

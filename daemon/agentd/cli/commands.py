@@ -372,6 +372,40 @@ def cmd_logs(args) -> int:
     return logs.follow_logs(_cfg(), follow=args.follow)
 
 
+def cmd_metrics(args) -> int:
+    """The metric names kept, or NAME's series; opens the store read-only (never migrates it)."""
+    # lazy: only `agentd metrics` needs it (store/metrics, csv, difflib); keeps queue's and status's start-up
+    from agentd.cli import metrics
+
+    if args.json and args.csv:
+        raise UsageError("--json and --csv: give one of them")
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    cfg = _cfg()
+    db = metrics.open_read_only(cfg.store_path)
+    if db is None:
+        rows, keys = [], (metrics.POINT_KEYS if args.name else metrics.NAME_KEYS)
+        text = [f"no metrics yet: no store at {cfg.store_path}" if not cfg.store_path.exists() else
+                "no metrics yet: a run keeps them from METRIC lines, a metrics: file or an experiment"]
+    else:
+        try:
+            if args.name is None:
+                rows, keys = metrics.listing(db, args.task, args.host, args.limit), metrics.NAME_KEYS
+                text = metrics.listing_text(rows)
+            else:
+                rows, keys = metrics.points(db, args.name, args.task, args.host, args.limit), metrics.POINT_KEYS
+                text = metrics.points_text(args.name, rows)
+        finally:
+            db.close()
+    if args.json:
+        sys.stdout.write(metrics.as_json(rows))
+    elif args.csv:
+        sys.stdout.write(metrics.as_csv(rows, keys))
+    else:
+        _print(text)
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from agentd.cli import doctor
 
