@@ -211,4 +211,4 @@ def _plain_json(plain, status: str, eligible: bool, takes: tuple) -> str:
          f'"score": {m[R]}, "eligible": {"true" if eligible else "false"}, "why": ', m), explained,
         (f', "priority": {string(plain.priority)}, "runner": {string(runner_of(plain.kind))}, "attempts": 0, '
          f'"line": {m[LINE]}, "source": "worklog", "after": [], "run": {m[RUN]}, "gpu": false, '
-         f'"defer_until": null, "latest_run": null, "parts": [{parts}]}}', m)], takes)
+         f'"defer_until": null, "latest_run": null, "next_due": null, "parts": [{parts}]}}', m)], takes)

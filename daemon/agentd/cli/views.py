@@ -46,7 +46,7 @@ def queue_text_lines(view, show_all: bool = False):
     shown = hidden = 0
     agents = False
     for x in tasks.runs():
-        if not show_all and x.status in ("done", "cancelled"):
+        if not show_all and x.status in ("done", "cancelled") and not getattr(x, "next_due", None):
             hidden += len(x.rows) if type(x) is Run else 1
             continue
         if type(x) is Run:
@@ -230,7 +230,8 @@ def task_pieces(items, tasks=None):
                 and type(t.priority) is str and type(t.eligible) is bool
                 and (run is None or type(run) is str) and type(after) is list
                 and (t.defer_until is None or type(t.defer_until) is str)
-                and (t.latest_run is None or type(t.latest_run) is str)):
+                and (t.latest_run is None or type(t.latest_run) is str)
+                and (t.next_due is None or type(t.next_due) is str)):
             yield enc(t.to_json())
             continue
         p = parts_json.get(id(parts))
@@ -250,7 +251,8 @@ def task_pieces(items, tasks=None):
                f'"after": {enc(after) if after else "[]"}, "run": {"null" if run is None else string(run)}, '
                f'"gpu": {"true" if a.get("gpu") else "false"}, '
                f'"defer_until": {"null" if t.defer_until is None else string(t.defer_until)}, '
-               f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, "parts": {p[1]}}}')
+               f'"latest_run": {"null" if t.latest_run is None else string(t.latest_run)}, '
+               f'"next_due": {"null" if t.next_due is None else string(t.next_due)}, "parts": {p[1]}}}')
 
 
 RUN_COLS = ("run_id", "task_id", "kind", "status", "started_at", "duration_s", "exit_code", "input_tokens",

@@ -18,7 +18,7 @@ from agentd.recordtype import Record
 
 
 class Field(Record):
-    kind: str  # str int float bool path enum map ids strs time_range duration prices network count size
+    kind: str  # str int float bool path enum map ids strs time_range duration prices network count size checked
     default: object = None
     doc: str = ""
     choices: tuple = ()
@@ -26,6 +26,9 @@ class Field(Record):
     hi: float | None = None
     fields: dict | None = None  # sub-schema for kind == "map"
     required: bool = False
+    # kind == "checked": ``check(value)`` -> (clean value, problem or None), for a field whose grammar
+    # lives in a layer above config (an ``expect:`` gate, an ``every:`` interval: ``worklog.attrs``)
+    check: object = None
 
 
 _DURATION = lazy(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
@@ -143,6 +146,8 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         return check_field(f, v)
     if k == "network":  # true, false, or a list of host names (the CLI agents' egress allowlist)
         return _network(v)
+    if k == "checked":
+        return f.check(v)
     if k in ("duration", "time_range"):  # kept as written, once its parse accepts it
         try:
             (parse_duration if k == "duration" else parse_time_range)(v)

@@ -44,6 +44,7 @@ def _limited_loader():
                 if not hasattr(node, "_agentd_size"):  # an alias inside its own anchor: a loop
                     self._limit(f"the alias *{event.anchor} is used inside its own anchor (a loop)",
                                 event.start_mark)
+                self._aliased = True
                 self._add(node._agentd_size, event.start_mark)
                 return node
             self._depth += 1
@@ -63,11 +64,13 @@ def _limited_loader():
             return node
 
         def compose_document(self):
-            self._count = 0
+            self._count, self._aliased = 0, False
             return super().compose_document()
 
         def _add(self, n: int, mark) -> None:
             self._count += n
+            if self._count > MAX_YAML_NODES and not self._aliased:
+                self._limit(f"too many values: more than {MAX_YAML_NODES}", mark)
             if self._count > MAX_YAML_NODES:
                 self._limit(f"too many values: aliases (*name) expand it past {MAX_YAML_NODES} values "
                             "(an alias bomb?); write the values out, or use fewer aliases", mark)

@@ -11,7 +11,8 @@ out here one by one: any task an entry or a DONE/CANCEL/RETRY line names, direct
 from __future__ import annotations
 
 from agentd.experiments import NAMES, problem as experiment_problem
-from agentd.queue.taskstate import status
+from agentd.queue import recurring
+from agentd.queue.taskstate import decide
 from agentd.queue.tasklist import TaskList, order_key
 from agentd.recordtype import Factory, Record
 from agentd.statuses import DONE, INTERRUPTED, OPEN, RUNNABLE, WAITING
@@ -60,6 +61,8 @@ def build(cfg, state: State, extra: list[Task], facts: Facts) -> TaskList:
         reason = (facts.waits.get(t.id) or held) if t.status == WAITING else wait or held
         t.eligible = reason is None
         t.why = explain if reason is None else reason
+        if t.recurs:
+            t.why = t.recurs if t.status == DONE else f"{t.recurs} · {t.why}"
         if reason is not None:
             t.held_by = held or ""
             t.only_waits = not t.held_by
@@ -87,13 +90,15 @@ def _worked_out(state: State, extra: list[Task], max_attempts: int, facts: Facts
     for t in tasks:
         tid = t.id
         if tid in latest or tid in commands or tid in fails:
-            t.status, t.attempts, t.latest_run, until = status(t, state, max_attempts, facts.wake_running,
-                                                               facts.cmd_seen)
+            t.status, t.attempts, t.latest_run, until, done_at = decide(t, state, max_attempts, facts.wake_running,
+                                                                        facts.cmd_seen)
             if until and ("run", t.latest_run) in facts.times:  # its start and length, not the entry's wall time
                 until = iso(facts.times[("run", t.latest_run)])
             t.defer_until = until
         else:  # no entry and no DONE/CANCEL/RETRY line: what ``status`` answers, without asking it
-            t.status = DONE if t.human_done else OPEN
+            t.status, done_at = DONE if t.human_done else OPEN, None
+        if t.attrs.get("every"):
+            recurring.fill(t, done_at, facts.now)
     return shadowed, tasks
 
 

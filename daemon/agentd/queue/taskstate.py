@@ -8,18 +8,17 @@ highest seq at that moment: ``first_sight`` decides what to record, ``status`` r
 
 from __future__ import annotations
 
+import hashlib
 import os
 
-from agentd.worklog.parse import Mark, State
 from agentd.statuses import ATTEMPTS, BLOCKED, CANCELLED, DONE, INTERRUPTED, OPEN, RUNNING
 from agentd.tasks.task import Task, runner_of
 from agentd.times import parse as parse_time
+from agentd.worklog.parse import Mark, State
 
 
 def worklog_scope(path) -> str:
     """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
-    import hashlib
-
     real = os.path.realpath(path)  # the same file through a symlinked directory is the same worklog
     return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
@@ -66,8 +65,16 @@ def first_sight(names: dict, before: dict, fresh: bool, max_seq: int, now: float
 
 
 def status(t: Task, state: State, max_attempts: int, live: bool = False,
-            cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
-    """(status, failed attempts since the last RETRY, latest run id, defer until).
+           cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None]:
+    """(status, failed attempts since the last RETRY or done run, latest run id, defer until)."""
+    return decide(t, state, max_attempts, live, cmd_seen)[:4]
+
+
+def decide(t: Task, state: State, max_attempts: int, live: bool = False,
+           cmd_seen: dict | None = None) -> tuple[str, int, str | None, str | None, float | None]:
+    """``status``'s answer, and when the task was last done (seconds since the epoch) where that
+    decided it: its latest entry's time, or when agentd first saw a person's DONE line (0 when that
+    line predates agentd's first read of the worklog); None when it is not done or has no time.
 
     A person's DONE/CANCEL/RETRY counts as newer than the task's latest entry when it sits below
     that entry in the file, or when agentd first saw it after the entry was written (for people
@@ -95,25 +102,25 @@ def status(t: Task, state: State, max_attempts: int, live: bool = False,
 
     newer = [m for m in cmds if latest is None or boundary(m) > latest["seq"]]
     last_cmd = max(newer, key=when) if newer else None
-    retry_key = max((boundary(m) for m in cmds if m.verb == "retry"), default=0)  # failures before it don't count
+    # failures before the last RETRY, or before a done run (a recurring task's earlier rounds), don't count
+    retry_key = max((boundary(m) for m in cmds if m.verb == "retry"), default=0)
+    retry_key = max(retry_key, state.last_done.get(tid, 0))
     failures = sum(1 for s in state.failures.get(tid, []) if s > retry_key)
     run = latest["run"] if latest else None
     if t.human_done:
-        return DONE, failures, run, None
+        return DONE, failures, run, None, None
     if last_cmd:
-        return {"done": DONE, "cancel": CANCELLED, "retry": OPEN}[last_cmd.verb], failures, run, None
+        done_at = ((seen.get((tid, *last_cmd)) or (0.0,))[0] or 0.0) if last_cmd.verb == "done" else None
+        return {"done": DONE, "cancel": CANCELLED, "retry": OPEN}[last_cmd.verb], failures, run, None, done_at
     if latest is None:
-        return OPEN, failures, run, None
+        return OPEN, failures, run, None, None
     st = latest["status"]
     if st == RUNNING:  # a "started" entry with no finding: running now, or its wake was killed
         if live:
-            return RUNNING, failures, run, None
+            return RUNNING, failures, run, None, None
         # killed: the next wake records a command's or experiment's run as an interrupted attempt
         # (settle) before it runs it again, so the score shown now counts it as that wake's entry will
-        return INTERRUPTED, failures + (runner_of(t.kind) != "agent"), run, None
+        return INTERRUPTED, failures + (runner_of(t.kind) != "agent"), run, None, None
     if st in ATTEMPTS and failures >= max_attempts:
-        return BLOCKED, failures, run, None
-    return st, failures, run, latest.get("until")
-
-
-
+        return BLOCKED, failures, run, None, None
+    return st, failures, run, latest.get("until"), latest_at if st == DONE else None

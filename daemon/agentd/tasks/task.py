@@ -45,6 +45,8 @@ class Task(Record):
     defer_until: str | None = None
     only_waits: bool = False  # ineligible only until a time (backoff, deferred): `wake --task` may run it
     held_by: str = ""  # what else keeps it from running, past any wait for a time
+    next_due: str | None = None  # a recurring task ({every: 6h}): when it is due again (``queue.recurring``)
+    recurs: str = ""  # a recurring task: the note its why begins with
 
     DEFINITION = ("id", "title", "kind", "priority", "attrs", "line", "source", "text", "human_done")
 
@@ -74,7 +76,7 @@ class Task(Record):
                 "runner": self.runner, "attempts": self.attempts, "line": self.line, "source": self.source,
                 "after": self.attrs.get("after") or [], "run": self.attrs.get("run"),
                 "gpu": bool(self.attrs.get("gpu")), "defer_until": self.defer_until,
-                "latest_run": self.latest_run,
+                "latest_run": self.latest_run, "next_due": self.next_due,
                 "parts": [{"part": label, "effect": effect} for label, effect in self.parts]}
 
 

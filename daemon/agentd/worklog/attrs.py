@@ -3,13 +3,42 @@ with task files) and reading them, without YAML for the plain ones (``fast_flow_
 
 from __future__ import annotations
 
-from agentd.lazyre import lazy
-
 from agentd.config.schema import Field, validate
-from agentd.config.yamlread import MAX_NUMBER_CHARS
+from agentd.config.yamlread import MAX_NUMBER_CHARS, yaml_limited
+from agentd.lazyre import lazy
+from agentd.metrics import every, gates
+from agentd.metrics.extract import attr_problem
 from agentd.worklog.lineerror import LineError
 
 PRIORITIES = ("critical", "high", "normal", "low")
+
+
+def _expect(v) -> tuple[object, str | None]:
+    """``expect:``: metric name -> condition, each read by ``metrics.gates`` (every problem, each naming
+    its key; a map of more than ``gates.MAX_GATES`` keys is refused before any is read)."""
+    _, problems = gates.parse_expect(v)
+    if problems:
+        return None, "; ".join(p.removeprefix("expect: ") for p in problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+    return {str(k): c for k, c in v.items()}, None
+
+
+def _every(v) -> tuple[object, str | None]:
+    try:
+        every.seconds(v)
+    except ValueError as e:
+        return None, str(e).removeprefix("every: ")
+    return v.strip(), None
+
+
+def _metrics_file(v) -> tuple[object, str | None]:
+    why = attr_problem(v)
+    return (None, why.removeprefix("metrics: ")) if why else (v, None)
+
+
+def _window(v) -> tuple[object, str | None]:
+    why = gates.window_problem(v)
+    return (None, why.removeprefix("baseline_window: ")) if why else (v, None)
 
 # The attrs of a line (inline ``{...}``) and of a YAML task file share this schema.
 ATTR_FIELDS: dict[str, Field] = {
@@ -32,6 +61,14 @@ ATTR_FIELDS: dict[str, Field] = {
     "prompt": Field("str", None, "model-bench: prompt text"),
     "device": Field("enum", None, "model-bench: auto, cuda or cpu", choices=("auto", "cuda", "cpu")),
     "trust_remote_code": Field("bool", None, "model-bench: let transformers run the model's own code"),
+    "expect": Field("checked", None, "QC gates: metric -> condition, like {tflops: \">= 100\"}", check=_expect),
+    "metrics": Field("checked", None, "a JSON file of metrics the command writes (relative to its directory)",
+                     check=_metrics_file),
+    "baseline_window": Field("checked", None, "passing runs a gate's baseline is the median of (3..1000, 10)",
+                             check=_window),
+    "every": Field("checked", None, "a recurring task: run again this long after its last run (30m, 6h, 1d, 2w)",
+                   check=_every),
+    "accept_claimed": Field("bool", None, "gates may decide on metrics an agent only claimed"),
 }
 FILE_FIELDS: dict[str, Field] = {
     **ATTR_FIELDS,
@@ -80,8 +117,6 @@ def parse_attrs(raw: str | None, where: str) -> dict:
     data = fast_flow_mapping(raw)
     if data is not None:
         return _check_attrs(data, where)
-    from agentd.config.yamlread import yaml_limited
-
     data, node, problems = yaml_limited(raw, "attrs")  # bounded: depth, aliases, number length
     keys = [k.value for k, _ in node.value] if not problems and isinstance(getattr(node, "value", None), list) \
         and all(isinstance(p, tuple) for p in node.value) else []

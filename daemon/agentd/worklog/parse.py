@@ -25,7 +25,9 @@ from agentd.worklog.markers import (ATTEMPTS as _ATTEMPTS, AT as _AT, BEGIN as _
 from agentd.tasks.task import Task
 from agentd.worklog.tasktable import TaskTable
 
-PARSER_VERSION = 17  # 17: attrs with text after them, a keyword without its ':' and a box without its spaces are reported; 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+_DONE = statuses.DONE.encode()
+
+PARSER_VERSION = 18  # 18: the issue-20 attrs (expect, metrics, baseline_window, every, accept_claimed), a recurring task is not plain, the seq of each task's last done entry; 17: attrs with text after them, a keyword without its ':' and a box without its spaces are reported; 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 # the first byte of a line that may start like a keyword (``near_keyword``): a letter, a space or '*'
 _WORD_BYTES = frozenset(b" \t*ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -49,6 +51,7 @@ class State(Record):
     answers: dict = Factory(dict)
     latest: dict = Factory(dict)  # task id -> its entry of the highest seq, as ``entries.latest_entry``
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
+    last_done: dict = Factory(dict)  # task id -> the highest seq of its `done` entries (a recurring task's failures count after it)
     errors: list = Factory(list)  # [(line, message)]
     error_count: int = 0
     torn: int = 0
@@ -185,6 +188,8 @@ class State(Record):
             return
         if h.status in statuses.ATTEMPTS:  # attempts that did not finish
             self.failures.setdefault(task, []).append(h.seq)
+        elif h.status == statuses.DONE and h.seq > self.last_done.get(task, -1):
+            self.last_done[task] = h.seq
         cur = self.latest.get(task)
         if cur is None or h.seq > cur["seq"]:
             self.latest[task] = h.as_latest()
@@ -261,6 +266,13 @@ class State(Record):
         failed.pop(b"-", None)
         for t, qs in failed.items():
             self.failures.setdefault(t.decode("ascii"), []).extend(qs)
+        last_done = self.last_done
+        dones = list(map(_DONE.__eq__, status_col))
+        for t, q in zip(compress(task_col, dones), compress(seqs, dones)):
+            if t != b"-":
+                t = t.decode("ascii")
+                if q > last_done.get(t, -1):
+                    last_done[t] = q
         if all(map(lt, seqs, islice(seqs, 1, None))):  # in seq order, as agentd writes them
             last = dict(zip(task_col, range(n)))
         else:

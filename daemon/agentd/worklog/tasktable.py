@@ -10,8 +10,8 @@ Most tasks in a long list are *plain*: their place in the queue depends only on 
 store or other tasks, as long as no agentd entry or DONE/CANCEL/RETRY line names them.  The table
 keeps the plain tasks sorted that way (``order``), worked out once when the definitions change,
 so the queue merges them with the few it works out one by one instead of sorting them all
-(``tasklist``).  Directives (their score grows with age), tasks with ``after`` or ``gpu``, and
-experiments missing an attr they need (the queue says which) are not plain (``special``).
+(``tasklist``).  Directives (their score grows with age), tasks with ``after``, ``gpu`` or ``every``
+(a recurring task's status depends on the time), and experiments missing an attr they need (the queue says which) are not plain (``special``).
 
 The columns are the tasks' storage, not a second model of them: the table is a typed view that
 gives each row as a ``Task`` (``task(i)``, made by ``Task.defined``), and it behaves as a
@@ -160,7 +160,7 @@ class TaskTable:
         sh, v, c, m, total, run = -1, 0.0, 0.0, 0.0, 0.0, None
         # (an experiment of a known name missing an attr goes one by one; an unknown name stays a
         # plain row, held back by its title alone)
-        if (t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu")
+        if (t.kind in PLAIN_KINDS and not attrs.get("after") and not attrs.get("gpu") and not attrs.get("every")
                 and not (t.kind == "experiment" and t.title in EXPERIMENT_NAMES
                          and experiment_problem(t.title, attrs) is not None)):
             v, c, m = attrs.get("value"), attrs.get("certainty"), attrs.get("minutes")
