@@ -85,7 +85,7 @@ _IO_HINTS = {"ENOSPC": "the disk is full: free some space",
 
 def io_error(e: OSError, what: str = "") -> StateError | None:
     """The StateError an OSError from writing agentd's files stands for, or None (then it is a bug)."""
-    import errno
+    import errno  # lazy: only to name an OSError's errno; keeps --help's start-up
 
     name = errno.errorcode.get(e.errno or 0, "")
     if name not in _IO_HINTS:

@@ -55,7 +55,7 @@ class _Table(dict):
         self.spaces, self.form = spaces, form
 
     def __missing__(self, c: int) -> str:
-        import unicodedata
+        import unicodedata  # lazy: only for a character not met before; keeps status' start-up
 
         if len(self) > 65536:  # (a text of every code point must not keep them all)
             self.clear()

@@ -21,7 +21,7 @@ class LazyPattern:
 
     def __getattr__(self, name):  # only for what is not set yet: before the first compile, or a rare attribute
         if self._pattern is None:
-            import re
+            import re  # lazy: the point of this module: re is compiled on first use
 
             self._pattern = re.compile(*self._args)
             for m in _METHODS:

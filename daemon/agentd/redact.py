@@ -82,8 +82,6 @@ def without_llm_keys(env: dict) -> dict[str, str]:
 
 def redact_file(path, env: dict | None = None) -> None:
     """Redact a file agentd wrote (captured output) in place, line by line."""
-    import os
-
     secrets = secret_values(env)
     tmp = f"{path}.redacting"
     changed = False

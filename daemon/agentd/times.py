@@ -7,6 +7,7 @@ deferrals all use it.  ``parse`` reads it back (and any ISO time with an offset)
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -34,8 +35,6 @@ def parse(text: str | None) -> float | None:
     """Epoch seconds of an ISO time, or None if it is empty or not one."""
     if not text:
         return None
-    from datetime import datetime
-
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:

@@ -8,15 +8,18 @@ through the schema in ``CONFIG_FIELDS``; every problem is reported at once.
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import sys
 from pathlib import Path
 
+from agentd.config.schema import Field, in_line_order, validate
+from agentd.config.schema import parse_duration
+from agentd.config.yamlread import read_yaml_file, yaml_scalar
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
-from agentd.config.schema import Field, in_line_order, validate
-from agentd.config.yamlread import read_yaml_file, yaml_scalar
 
 PROVIDERS = ("auto", "anthropic", "openai", "none", "claude-cli", "codex-cli")
 
@@ -135,8 +138,6 @@ class Config(Record):
         return self.state_dir / "wake.lock"
 
     def duration(self, key: str) -> float:
-        from agentd.config.schema import parse_duration
-
         return parse_duration(self.values[key])
 
     def ensure_state_dir(self) -> Path:
@@ -164,10 +165,6 @@ def _read_config(path: Path, cache_dir: Path) -> tuple:
     Importing yaml costs ~30 ms, more than the rest of `agentd queue`; the cache in
     $XDG_CACHE_HOME/agentd holds the parsed data and key lines of a file that parsed cleanly.
     """
-    import json
-
-    import stat
-
     try:
         st = path.stat()
     except OSError as e:
@@ -256,7 +253,7 @@ def load(env: dict | None = None) -> Config:
             continue
         key = name[len("AGENTD_"):].lower()
         if key not in CONFIG_FIELDS:
-            import difflib
+            import difflib  # lazy: difflib only for a misspelt key's hint; keeps queue's start-up
 
             close = difflib.get_close_matches(key, list(CONFIG_FIELDS), n=1)
             hint = f" (did you mean AGENTD_{close[0].upper()}?)" if close else ""

@@ -4,6 +4,8 @@ set), or the config file.  Light on imports: ``agentd status`` says it."""
 
 from __future__ import annotations
 
+from agentd.config.config import read_env_file
+
 
 def set_by(cfg, key: str) -> str:
     """``AGENTD_SANDBOX=off in the environment``, ``AGENTD_SANDBOX=off in ~/.config/agentd/env`` or
@@ -12,8 +14,6 @@ def set_by(cfg, key: str) -> str:
     value = (cfg.env.get(name) or "").strip()
     if not value:
         return f"`{key}: {cfg.values.get(key)}` in {cfg.config_file}"
-    from agentd.config.config import read_env_file
-
     env_file = cfg.config_dir / "env"
     if read_env_file(env_file).get(name, "").strip() == value:
         return f"{name}={value} in {env_file}"

@@ -119,7 +119,7 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
         if v is False and "off" in f.choices:  # YAML 1.1 reads a bare `off` as false
             return "off", None
         if not isinstance(v, str) or v not in f.choices:
-            import difflib
+            import difflib  # lazy: difflib only for a misspelt value's hint; keeps queue's start-up
 
             close = difflib.get_close_matches(str(v), [str(c) for c in f.choices], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -141,6 +141,7 @@ def _check(f: Field, v: object) -> tuple[object, str | None]:
             return list(v), None
         return None, "must be a string or a list of strings"
     if k in ("count", "size"):  # resource limits: a number or size, or 0/none for no limit
+        # lazy: only the resource-limit keys need it; keeps queue's start-up
         from agentd.config.limits import check_field
 
         return check_field(f, v)
@@ -223,7 +224,7 @@ def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict
         name = ".".join(path)
         f = fields.get(key) if isinstance(key, str) else None
         if f is None:
-            import difflib
+            import difflib  # lazy: difflib only for a misspelt key's hint; keeps queue's start-up
 
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""

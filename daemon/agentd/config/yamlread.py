@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 from agentd.lazyre import lazy
 
 
@@ -23,8 +26,8 @@ def _limited_loader():
     counting as the whole anchored node) is summed as it is composed, and composing stops
     at the first node past a limit, with that node's line.
     """
-    import yaml
-    from yaml.error import MarkedYAMLError
+    import yaml  # lazy: yaml stays off the start-up path (tests/test_records.py)
+    from yaml.error import MarkedYAMLError  # lazy: yaml stays off the start-up path (tests/test_records.py)
 
     class LimitError(MarkedYAMLError):
         pass
@@ -91,7 +94,7 @@ _LOADER: tuple | None = None
 def yaml_limited(text: str, source: str) -> tuple[object, object, list[str]]:
     """Parse YAML text within the limits above: (data, composed node, problems)."""
     global _LOADER
-    import yaml
+    import yaml  # lazy: yaml stays off the start-up path (tests/test_records.py)
 
     if len(text) > MAX_YAML_BYTES:
         return None, None, [f"{source}: {len(text.encode('utf-8', 'replace'))} bytes; a YAML file may have at "
@@ -121,7 +124,7 @@ def yaml_limited(text: str, source: str) -> tuple[object, object, list[str]]:
 
 def load_yaml(text: str, source: str) -> tuple[object, dict, list[str]]:
     """Parse YAML text (within ``yaml_limited``'s limits); return (data, {key path: line}, problems)."""
-    import yaml
+    import yaml  # lazy: yaml stays off the start-up path (tests/test_records.py)
 
     data, node, problems = yaml_limited(text, source)
     if problems:
@@ -153,9 +156,6 @@ def load_yaml(text: str, source: str) -> tuple[object, dict, list[str]]:
 def read_yaml_file(path, what: str = "file") -> tuple[object, dict, list[str]]:
     """Read and parse one YAML file (config or task file), refusing what is not a regular file
     (a directory, a FIFO that would block, a device) and reading at most ``MAX_YAML_BYTES``+1."""
-    import os
-    import stat
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:

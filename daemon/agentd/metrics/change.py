@@ -15,6 +15,10 @@ Below ``MIN_POINTS`` earlier values (``MIN_DRIFT_POINTS`` for a drift) it says n
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections import Counter
+
 from agentd.recordtype import Record
 
 MIN_POINTS = 5
@@ -68,8 +72,6 @@ def better(name: str, op: str | None = None) -> str | None:
 
 
 def _median(xs):
-    import statistics
-
     return statistics.median(xs)
 
 
@@ -93,8 +95,6 @@ def _way(delta: float, want: str | None) -> bool | None:
 def z_step(n: int) -> float:
     """The robust z a single new value must reach against ``n`` earlier ones: higher for few, whose MAD
     is a rough guess of the noise (``Z_STEP`` × sqrt(1 + 8/n): 8.1 at 5 runs, 6.7 at 10, 5.9 at 20)."""
-    import math
-
     return Z_STEP * math.sqrt(1 + 8 / n)
 
 
@@ -129,9 +129,6 @@ def step(history, new: float, want: str | None, name: str = "value") -> Change |
 
 def mann_kendall(xs) -> tuple[int, float]:
     """The Mann–Kendall S statistic of ``xs`` and its normal-approximation z (ties accounted for)."""
-    import math
-    from collections import Counter
-
     n = len(xs)
     s = sum((xs[j] > xs[i]) - (xs[j] < xs[i]) for i in range(n - 1) for j in range(i + 1, n))
     ties = sum(t * (t - 1) * (2 * t + 5) for t in Counter(xs).values() if t > 1)
@@ -148,8 +145,6 @@ def theil_sen(xs) -> float:
 
 
 def drift(history, new: float, want: str | None, name: str = "value") -> Change | None:
-    import math
-
     if len(history) < MIN_DRIFT_POINTS:
         return None
     xs = list(history)[-(DRIFT_WINDOW - 1):] + [new]

@@ -10,6 +10,9 @@ with a hash of the id.  A model that failed gives no metrics.
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from agentd.metrics.extract import Extracted
 from agentd.metrics.metric import MEASURED, Metric, value_problem
 
@@ -21,9 +24,6 @@ MODEL_BENCH = (("tok_per_s", "tokens_per_s", "tok/s"), ("first_token_s", "ttft_s
 
 def model_key(model: str, base: str) -> str:
     """``<base>.<model>``: the metric name for one model's figure, at most 64 characters."""
-    import hashlib
-    import re
-
     slug = re.sub(r"[^A-Za-z0-9_]", "_", model) or "_"
     room = 64 - len(base) - 1
     if len(slug) > room:

@@ -16,6 +16,8 @@ with fewer than ``MIN_BASELINE`` runs behind it, or a peak agentd doesn't know: 
 
 from __future__ import annotations
 
+import math
+
 from agentd.lazyre import lazy
 from agentd.metrics.metric import CLAIMED, MEASURED, name_problem, number
 from agentd.recordtype import Record
@@ -136,7 +138,7 @@ def _tokens(rest: str, key: str, cond: str) -> list:
         elif word == "x":
             out.append(("t", word))
         else:
-            import difflib
+            import difflib  # lazy: difflib only for a misspelt word's hint; keeps queue's start-up
 
             close = difflib.get_close_matches(word.lower(), REFS, 1, 0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -174,8 +176,6 @@ def window_problem(value) -> str | None:
 
 def compare(op: str, value: float, threshold: float) -> bool:
     """``value op threshold``; within a relative 1e-9 the two count as equal (0.9 × 47.0 is 42.300000000000004)."""
-    import math
-
     close = math.isclose(value, threshold, rel_tol=1e-9, abs_tol=1e-12)
     if op == "==":
         return close
@@ -207,6 +207,7 @@ def pick(name: str, metrics, allow_claimed: bool = False) -> tuple[float | None,
 def baseline_of(values, window: int = WINDOW) -> tuple[float | None, int]:
     """The median of the last ``window`` values (oldest first), or None when fewer than MIN_BASELINE; and
     how many there were."""
+    # lazy: statistics (fractions, decimal, random) only when a gate is evaluated; keeps queue's start-up
     import statistics
 
     recent = list(values)[-window:]

@@ -202,6 +202,7 @@ def _not_runnable(t: Task) -> str:
 def _waits(t: Task, backoff: float, state: State, facts: Facts) -> str | None:
     now, times = facts.now, facts.times
     if t.status == "failed":
+        # lazy: the store only where a task failed; keeps queue's start-up without a store
         from agentd.store.clock import backoff_left
 
         left = backoff_left(times, t.latest_run, (state.latest.get(t.id) or {}).get("at"), now,
@@ -209,6 +210,7 @@ def _waits(t: Task, backoff: float, state: State, facts: Facts) -> str | None:
         if left > 0:
             return f"retry {t.attempts + 1} waits until {iso(now + left)} (backoff)"
     if t.status == "deferred":
+        # lazy: the store only where a task is deferred; keeps queue's start-up without a store
         from agentd.store.clock import defer_ends
 
         until = defer_ends(times, t.latest_run, t.defer_until, now)

@@ -8,18 +8,24 @@ run (agent tasks also ask ``backends``).
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from itertools import islice
 from pathlib import Path
 
 from agentd.agent.backends import agents_wait
+from agentd.config.schema import validate
+from agentd.config.yamlread import read_yaml_file
+from agentd.errors import UsageError
 from agentd.queue.order import Facts, build
 from agentd.recordtype import Factory, Record
 from agentd.tasks.task import Task
 from agentd.worklog.attrs import FILE_FIELDS
 from agentd.worklog.lineerror import LineError
+from agentd.worklog.linenotes import notes
 from agentd.worklog.maketask import make_task
+from agentd.worklog.worklog import read_with_lost
 
 __all__ = ["Facts", "View", "build", "gpu_present", "known", "load", "load_task_file", "load_task_files", "pick",
            "update_passovers"]
@@ -42,9 +48,6 @@ def load_task_file(path: Path, key_lines: dict | None = None) -> tuple[list[Task
     """One task file's Tasks, and its problems as ``path:line: message``.  ``key_lines``, when
     given, gets each Task's id -> {key: line} of its mapping (``("after", "1")``: the second id of
     its ``after``), so a problem found later names the line it is on."""
-    from agentd.config.schema import validate
-    from agentd.config.yamlread import read_yaml_file
-
     defs: list[Task] = []
     problems: list[str] = []
     data, lines, errs = read_yaml_file(path, "task file")  # bounded: size, depth, aliases
@@ -114,8 +117,6 @@ def known(cfg, read, task_id: str) -> None:
     """Raise a UsageError unless a worklog line or a task file defines ``task_id``."""
     if task_id in read.state.tasks or any(d.id == task_id for d in load_task_files(cfg.tasks_dir)[0]):
         return
-    from agentd.errors import UsageError
-
     raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
 
 
@@ -128,8 +129,6 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
 
     The cyclic garbage collector is off meanwhile: reading and building make a few objects per
     task and no cycles, and its passes over them all cost ~40 % of building 100,000 tasks."""
-    import gc
-
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -142,20 +141,16 @@ def load(cfg, store=None, has_gpu: bool | None = None, now: float | None = None,
 def _load(cfg, store, has_gpu, now, in_wake, read_and_lost, wake_running) -> View:
     defs, problems = load_task_files(cfg.tasks_dir)
     if store is None and cfg.store_path.exists():
-        from agentd.store.store import Store
+        from agentd.store.store import Store  # lazy: the store (sqlite3) only when the state dir has one
 
         store = Store(cfg.store_path)
     if read_and_lost is None:
-        from agentd.worklog.worklog import read_with_lost
-
         read_and_lost = read_with_lost(cfg, store)
     r, lost = read_and_lost
     facts = _facts(cfg, store, r.state, defs, has_gpu, time.time() if now is None else now,
                    not in_wake and wake_running, in_wake)
     tasks = build(cfg, r.state, defs, facts)
     spent = len(lost) - len(store.restorable(lost)) if lost else 0
-    from agentd.worklog.linenotes import notes
-
     found, count = notes(r.state, [d.id for d in defs])
     return View(r, tasks, problems, facts.agent_backend, facts.has_gpu, len(lost),
                 "" if facts.agent_backend else facts.agent_reason, _unknown_answers(store, r.state), spent,
@@ -169,13 +164,13 @@ def _facts(cfg, store, state, defs: list[Task], has_gpu: bool | None, now: float
     facts = Facts(now=now, has_gpu=gpu_present() if has_gpu is None else has_gpu, agent_backend=None,
                   wake_running=live)
     if store is not None:
-        from agentd.agent.approvals import why_waiting
-        from agentd.queue.seen import sight
+        from agentd.agent.approvals import why_waiting  # lazy: approvals (and what they import) only with a store
+        from agentd.queue.seen import sight  # lazy: only with a store
 
         facts.passovers = store.passovers()
         facts.first_seen, facts.cmd_seen = sight(cfg, store, state, defs, now)
         if not store.readonly:
-            from agentd.store import clock
+            from agentd.store import clock  # lazy: only with a store
 
             if not in_wake:  # (a wake re-based them while settling)
                 with store.tx():

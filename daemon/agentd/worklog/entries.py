@@ -21,8 +21,8 @@ reader skip a whole entry at once and tell a torn one from a whole one.
 from __future__ import annotations
 
 from agentd import statuses
+from agentd.escapes import visible
 from agentd.lazyre import lazy
-
 from agentd.recordtype import Factory, Record
 
 BEGIN = "=== agentd entry "
@@ -78,8 +78,6 @@ HEADER_RE = lazy(header_pattern(exact=False))
 
 def inert_lines(text: str) -> list[str]:
     """Split text into body lines that are safe to write after the quote marker."""
-    from agentd.escapes import visible
-
     return [visible(line) for line in _BREAKS.sub("\n", text).split("\n")]
 
 

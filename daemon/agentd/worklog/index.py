@@ -15,6 +15,7 @@ It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import marshal
 import os
@@ -23,8 +24,10 @@ import sys
 import zlib
 from pathlib import Path
 
-from agentd.worklog.parse import PARSER_VERSION, State, present_key
 from agentd.recordtype import Record
+from agentd.tasks.task import Task
+from agentd.worklog.parse import PARSER_VERSION, State, present_key
+from agentd.worklog.tasktable import TaskTable
 
 CHUNK = 64 * 1024
 MAX_PARTS = 64
@@ -54,8 +57,6 @@ class Cached(Record):
         without parsing the tail again; None when there is no such document."""
         if not isinstance(self.whole, bytes):
             return None
-        from agentd.tasks.task import Task
-
         try:
             doc, tail = marshal.loads(self.whole)
             state = State.from_dict(doc)
@@ -125,8 +126,6 @@ def encode(state: State) -> bytes | None:
 
 
 def fingerprint(f, offset: int) -> tuple[str, str]:
-    import hashlib
-
     f.seek(0)
     head = hashlib.sha256(f.read(min(CHUNK, offset))).hexdigest()
     f.seek(max(0, offset - CHUNK))
@@ -136,8 +135,6 @@ def fingerprint(f, offset: int) -> tuple[str, str]:
 
 def _fid(worklog: Path) -> int:
     """A 56-bit number for a worklog path (the present table's key)."""
-    import hashlib
-
     return int.from_bytes(hashlib.sha1(str(worklog).encode("utf-8", "surrogateescape")).digest()[:7], "big")
 
 
@@ -198,8 +195,6 @@ class Index:
 
         A table is kept whole, or as the changes since a table kept whole: a row with part -1
         holding (that table's token, the definitions changed since it)."""
-        from agentd.worklog.tasktable import TaskTable
-
         def load(db):
             db.execute("BEGIN")  # (one snapshot: a writer may replace the whole table meanwhile)
             try:

@@ -13,7 +13,7 @@ _MAX_CANDIDATES = 2000  # the ids difflib compares an unknown id with
 
 def closest_id(tid: str, ids) -> str | None:
     """The defined id most like ``tid`` (a typo), or None; bounded for a list of a million ids."""
-    import difflib
+    import difflib  # lazy: difflib only for a 'did you mean'; keeps queue's start-up
 
     ids = list(ids) if not isinstance(ids, list) else ids
     if len(ids) > _MAX_CANDIDATES:  # those sharing its first characters, then any

@@ -72,7 +72,7 @@ def near_keyword(text: str) -> str | None:
                 f"did you mean {upper}:?")
     if word != upper or len(word) < 3:
         return None  # ordinary prose: "Note: ...", "Plan: ..."
-    import difflib
+    import difflib  # lazy: difflib only for a line that nearly is a keyword; keeps queue's start-up
 
     close = difflib.get_close_matches(word, KEYWORDS, 1, 0.75)
     if not close:

@@ -6,6 +6,10 @@ counts them as there until ``settle.restore`` appends them again.
 
 from __future__ import annotations
 
+import sqlite3
+
+from agentd.worklog import entries
+from agentd.worklog.index import Index
 from agentd.worklog.parse import State
 
 
@@ -16,9 +20,6 @@ def folded_in(cfg, store, r):
     them again (``settle.restore``).  Until then the queue counts them as if they
     were there, so ``queue``, ``status`` and ``wake --dry-run`` say what the wake will do.
     """
-    from agentd.worklog import entries
-    from agentd.worklog.index import Index
-
     # the answer is kept for this version of the worklog (as read, so it matches the index's list of
     # the entries that read saw) and of the store; a read that was not cached is not kept either
     stamp = f"{r.stamp}:{store.last_seq()}" if r.stamp else ""
@@ -44,8 +45,6 @@ def newer_in_store(store, worklog: str, state: State, known: set) -> list[tuple[
     and the wake appends it again once the file is still.  The parse cache's list of what was lost
     only answers for a read it recorded (an editor saving while the worklog is read, or a cache that
     can't be written, leaves it none); this asks the store, by seq, and needs no cache."""
-    import sqlite3
-
     try:
         rows = store.latest_entries(worklog)
     except sqlite3.Error:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agentd.lazyre import lazy
+import hashlib
 
+from agentd.lazyre import lazy
 from agentd.tasks.task import Task
 from agentd.worklog.lineerror import LineError
 
@@ -12,8 +13,6 @@ KINDS = ("task", "command", "experiment", "directive", "blocker")
 
 
 def stable_id(kind: str, text: str) -> str:
-    import hashlib
-
     norm = " ".join(text.lower().split())
     return "t-" + hashlib.sha1(f"{kind}\0{norm}".encode("utf-8", "replace")).hexdigest()[:8]
 

@@ -82,7 +82,7 @@ class State(Record):
 
     def fork(self) -> "State":
         """A copy to fold more entries into; it shares the task definitions (entries don't change them)."""
-        import copy
+        import copy  # lazy: copy only when a wake forks the state; keeps queue's start-up
 
         tasks, self.tasks = self.tasks, TaskTable()
         try:

@@ -14,9 +14,10 @@ import stat
 from pathlib import Path
 
 from agentd.errors import WorklogError
+from agentd.recordtype import Factory, Record
+from agentd.worklog import lost_entries
 from agentd.worklog.index import Cached, Index, encode, fingerprint, fold
 from agentd.worklog.parse import State
-from agentd.recordtype import Factory, Record
 
 
 class Read(Record):
@@ -43,8 +44,6 @@ def read_with_lost(cfg, store=None) -> tuple[Read, list]:
     need folded in: (read, lost), where ``lost`` are agentd's entries the worklog lost, counted in
     the read as if they were there (``lost_entries``), and suspect lines resolved against agentd's
     copy of its entries (``store``: agentd's store, or None)."""
-    from agentd.worklog import lost_entries
-
     r = read(cfg.worklog_path, Index(cfg.index_path))
     if r.state.suspects:
         r.state.resolve_suspects(store.entry_text if store is not None else (lambda run, seq: None))
