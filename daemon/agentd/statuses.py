@@ -36,4 +36,5 @@ class Cause:
     DAILY_LIMIT = "daily-limit"  # agentd's tokens_per_day / usd_per_day (deferred to the next UTC day)
     BUDGET = "budget"  # one of the run's own limits: max_steps, run_timeout, tokens or usd per run
     DISK_FULL = "disk-full"  # the disk filled (agentd could not write, or the run left it full)
-    ALL = (APPROVAL, AUTH, USAGE_LIMIT, RATE_LIMIT, DAILY_LIMIT, BUDGET, DISK_FULL)
+    QC = "qc"  # a run that succeeded failed one of its task's ``expect:`` gates (wake/results.py)
+    ALL = (APPROVAL, AUTH, USAGE_LIMIT, RATE_LIMIT, DAILY_LIMIT, BUDGET, DISK_FULL, QC)

@@ -30,7 +30,7 @@ from agentd.prompts import render
 from agentd.providers import CUT_REASONS, Message, Provider, Response, ToolCall, cost_usd, make_provider
 from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
-from agentd.agent.tools import SPECS, Tools, check_args
+from agentd.agent.tools import SPECS, Tools, check_args, claimed
 
 MAX_CUT = 3  # replies cut off at the output limit in a row that fail the run
 CUT_NOTE = ("[agentd] Your last reply was cut off at the output limit (stop reason {stop}, max_tokens {limit}) "
@@ -62,7 +62,9 @@ class ApiAgentRun(AgentRun):
         policy = sandbox.policy_for(self.cfg, attrs, self.workspace, writable=writable)
         if getattr(self, "tools", None) is not None:
             self.close_tools()
-        return Tools(self.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
+        tools = Tools(self.workspace, self.cfg.env, cfg=self.cfg, attrs=attrs, policy=policy)
+        tools.recorded = {m.name: m for m in claimed(self.cp.of(ToolStep))}  # a resumed run's, for the cap
+        return tools
 
     def close_tools(self) -> None:
         """Stop the shell's egress proxy; what it refused goes to the progress log and the manifest."""

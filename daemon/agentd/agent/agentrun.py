@@ -13,7 +13,8 @@ from pathlib import Path
 from agentd import statuses
 from agentd.workspace import worktrees
 from agentd.agent.budget import Budget, Limit
-from agentd.agent.checkpoints import UNKNOWN_OUTCOME, Checkpoints, ModelStep, transcript_lines
+from agentd.agent.checkpoints import UNKNOWN_OUTCOME, Checkpoints, ModelStep, ToolStep, transcript_lines
+from agentd.agent.tools import claimed
 from agentd.errors import AuthFailed, ProviderError, RateLimited, UsageLimit
 from agentd.providers import resolve_provider_name
 from agentd.redact import redact
@@ -72,7 +73,7 @@ class AgentRun:
             lines.append(f"flagged: {flagged}")
         return Outcome(status, summary, lines, reason=reason, defer_until=defer_until, input_tokens=b.input_tokens,
                        output_tokens=b.output_tokens, cost_usd=b.usd, provider=provider, steps=steps,
-                       flagged=flagged, cause=cause)
+                       flagged=flagged, cause=cause, metrics=claimed(self.cp.of(ToolStep)))
 
     def steps(self) -> int:
         return len(self.cp.of(ModelStep))

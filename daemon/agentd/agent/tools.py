@@ -1,4 +1,4 @@
-"""The agent's tools: shell, read_file, write_file, request_approval and finish.
+"""The agent's tools: shell, read_file, write_file, record_metric, request_approval and finish.
 
 Tools run in the workspace.  The shell runs inside the OS sandbox
 (``sandbox.py``: bubblewrap; the root read-only, agentd's files and the usual
@@ -7,6 +7,9 @@ closed: without a usable sandbox, and without an explicit ``sandbox: off``, it
 refuses to run.  It gets an environment without API keys
 (``redact.scrubbed_env``), a timeout that kills its whole process group, and
 an output cap; read_file and write_file refuse paths outside the workspace.
+``record_metric`` keeps a number the agent says it measured, as a *claimed* metric (``claimed``: at most
+``MAX_CLAIMED`` names a run, each name and value checked as a ``METRIC`` line's are); the wake's gates
+decide on measured values only, unless the task says ``accept_claimed: true``.
 A model's mistake (unknown tool, bad arguments, a failing command) comes back
 as a ``ToolResult`` with ``is_error`` set, for the model to read; it never
 raises.  ``finish`` and ``request_approval`` are handled by the agent loop, not here
@@ -27,6 +30,8 @@ import secrets
 import weakref
 from pathlib import Path
 
+from agentd.metrics.extract import MAX_CLAIMED
+from agentd.metrics.metric import CLAIMED, UNIT, Metric, name_problem, number, value_problem
 from agentd.sandbox import procs
 from agentd.providers import ToolCall, ToolSpec
 from agentd.recordtype import Record
@@ -47,6 +52,15 @@ SPECS = [
     ToolSpec("write_file", "Create or overwrite a text file inside the workspace.",
              {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
               "required": ["path", "content"]}),
+    ToolSpec("record_metric", "Record a number you measured for this task (e.g. name tokens_per_s, value 41.2, "
+             "unit tok/s), so it is kept with the run's series. It is kept as claimed: agentd's QC gates use "
+             "the numbers agentd itself measured unless the task accepts claimed ones. Once per name "
+             f"(again replaces it); at most {MAX_CLAIMED} names a run.",
+             {"type": "object", "properties": {
+                 "name": {"type": "string", "description": "a letter or _, then letters, digits, _ or ., at most 64"},
+                 "value": {"type": "number", "description": "a finite number"},
+                 "unit": {"type": "string", "description": "optional: s, MiB, tok/s, %, ..."}},
+              "required": ["name", "value"]}),
     ToolSpec("request_approval", "Ask a person for what the sandbox denies: network access for your shell "
              "(kind network, what: the host names you need, separated by spaces, e.g. `pypi.org "
              "files.pythonhosted.org`, each with its subdomains; empty for the whole network), write access "
@@ -77,6 +91,8 @@ def check_args(call: ToolCall) -> str | None:
     spec = next((s for s in SPECS if s.name == call.name), None)
     if spec is None:
         return f"unknown tool {call.name!r}; the tools are {', '.join(NAMES)}"
+    if call.name == "record_metric":
+        return metric_problem(call.args)[1]
     for key in spec.parameters["required"]:
         if not isinstance(call.args.get(key), str):
             return f"{call.name}: argument {key!r} is required and must be a string"
@@ -87,6 +103,37 @@ def check_args(call: ToolCall) -> str | None:
 
         return approval_problem(call.args)
     return None
+
+
+def metric_problem(args: dict) -> tuple[Metric | None, str | None]:
+    """A record_metric call's arguments as a claimed Metric, or (None, the model's mistake)."""
+    name, value, unit = args.get("name"), args.get("value"), args.get("unit")
+    why = name_problem(name)
+    if why:
+        return None, f"record_metric: {why}"
+    if isinstance(value, str):  # "41.2" is taken; "fast", "nan" and "1e999" are not
+        value, why = number(value.strip())
+    else:
+        why = value_problem(value)
+    if why:
+        return None, f"record_metric: {name}: the value {why}"
+    if unit is not None and (not isinstance(unit, str) or (unit and not UNIT.fullmatch(unit))):
+        return None, (f"record_metric: {name}: {str(unit)[:40]!r} is not a unit "
+                      "(letters, digits, % / _ . * ^ -, at most 32)")
+    return Metric(name, float(value), unit or "", CLAIMED), None
+
+
+def claimed(steps) -> list[Metric]:
+    """The metrics a run's record_metric calls kept (its ``ToolStep``s, so a resumed run keeps them too):
+    one per name, the last call's value, the first ``MAX_CLAIMED`` names."""
+    out: dict[str, Metric] = {}
+    for s in steps:
+        if s.name != "record_metric" or s.is_error or s.status != "done":
+            continue
+        m, _ = metric_problem(s.args)
+        if m is not None and (m.name in out or len(out) < MAX_CLAIMED):
+            out[m.name] = m
+    return list(out.values())
 
 
 class Egress:
@@ -155,6 +202,7 @@ class Tools:
         self._refusal: str | None = None
         self.egress: Egress | None = None
         self._closer = None
+        self.recorded: dict[str, Metric] = {}  # record_metric's, by name (seeded from a resumed run's steps)
 
     def __enter__(self) -> "Tools":
         return self
@@ -213,6 +261,8 @@ class Tools:
                 return self.read_file(call.args["path"])
             if call.name == "write_file":
                 return self.write_file(call.args["path"], call.args["content"])
+            if call.name == "record_metric":
+                return self.record_metric(call.args)
         except OSError as e:
             return ToolResult(f"{call.name}: {e.strerror or e}", True)
         except ValueError as e:  # a NUL byte in a command or path, a lone surrogate in content
@@ -240,6 +290,18 @@ class Tools:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content, encoding="utf-8")
         return ToolResult(f"wrote {len(content.encode())} bytes to {p.relative_to(self.root)}")
+
+    def record_metric(self, args: dict) -> ToolResult:
+        m, why = metric_problem(args)
+        if m is None:
+            return ToolResult(why, True)
+        if m.name not in self.recorded and len(self.recorded) >= MAX_CLAIMED:
+            return ToolResult(f"record_metric: this run has recorded {MAX_CLAIMED} metrics, the most agentd keeps "
+                              "for one run; record again one of those names to change its value", True)
+        self.recorded[m.name] = m
+        unit = f" {m.unit}" if m.unit else ""
+        return ToolResult(f"recorded {m.name} = {m.value:.6g}{unit} (claimed: agentd's gates use what it measured "
+                          "itself, unless the task accepts claimed values)")
 
     @property
     def run_id(self) -> str | None:

@@ -10,6 +10,10 @@ exception: a bad line or file costs its own metrics and nothing else.
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import stat
 from pathlib import Path
 
 from agentd.escapes import safe
@@ -17,6 +21,7 @@ from agentd.metrics.metric import MEASURED, UNIT, Metric, name_problem, number, 
 from agentd.recordtype import Factory, Record
 
 MAX_METRICS = 1000  # per run, from every source together
+MAX_CLAIMED = 50  # an agent's record_metric calls kept per run (agent/tools.py refuses more)
 MAX_LINE = 4096  # bytes of one stdout line looked at; a longer METRIC line is refused
 MAX_NOTES = 20
 MAX_FILE = 1024 * 1024  # a metrics file's size
@@ -107,8 +112,6 @@ def parse_line(text: str) -> tuple[Metric | None, str | None]:
 
 def from_stdout(source, into: Extracted | None = None) -> Extracted:
     """The METRIC lines of a command's stdout: ``source`` is its file (``stdout.txt``) or its bytes."""
-    import io
-
     out = into if into is not None else Extracted()
     if isinstance(source, (bytes, bytearray, memoryview)):
         f = io.BytesIO(source)
@@ -176,9 +179,6 @@ def resolve(attr: str, workspace: Path) -> Path:
 def _read_bounded(path: Path) -> bytes:
     """The file's bytes, or OSError/ValueError saying why not: a regular file (a FIFO would hang the
     wake, /dev/zero never ends) of at most MAX_FILE bytes."""
-    import os
-    import stat
-
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
@@ -201,8 +201,6 @@ def from_file(attr: str, workspace: Path, into: Extracted | None = None) -> Extr
     """The top-level numbers of the JSON object in the file a task's ``metrics:`` attr names.  Booleans,
     strings, lists and nested objects are not metrics and are passed over; NaN, Infinity and numbers
     too large for a float are refused with a note naming the file and the key."""
-    import json
-
     out = into if into is not None else Extracted()
     path = resolve(attr, workspace)
     where = f"metrics file {safe(attr, 200)}"

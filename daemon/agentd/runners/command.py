@@ -75,6 +75,7 @@ def run(job: Job) -> Outcome:
     except WorkspaceError as e:
         return Outcome("blocked", f"`{cmd}` not run: {e}", reason=f"cwd: {e}"[:200],
                        next_step=f"give the task a `cwd:` outside {cfg.workspace}, then RETRY: {job.task.id}")
+    job.workspace = ws  # what a ``metrics:`` file is relative to (wake/results.py)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     wall, idle = timeouts(cfg, job.task.attrs)
     job.progress("run command")
@@ -101,14 +102,14 @@ def run(job: Job) -> Outcome:
     if killed_for:
         return Outcome("failed", f"`{cmd}` {killed_for}; killed its process group", lines, exit_code=code,
                        reason=killed_for, next_step=f"{_limit_hint(cfg, job.task.attrs, killed_for)}; "
-                       f"{_retry_hint(cfg, job.task)}")
+                       f"{retry_hint(cfg, job.task)}")
     if code == 0:
         return Outcome("done", f"`{cmd}` exited 0 in {dur:.1f} s", lines, exit_code=0)
     look = ("read the stderr tail above" if tail(err_path, 1) else
             "it printed nothing on stderr: see its stdout above" if tail(out_path, 1) else
             f"it printed nothing at all: try it by hand in {ws}")
     return Outcome("failed", f"`{cmd}` exited {code} after {dur:.1f} s", lines, exit_code=code,
-                   reason=f"exit code {code}", next_step=f"{look}; {_retry_hint(cfg, job.task)}")
+                   reason=f"exit code {code}", next_step=f"{look}; {retry_hint(cfg, job.task)}")
 
 
 def _limit_hint(cfg, attrs: dict, killed_for: str) -> str:
@@ -126,7 +127,7 @@ def _limit_hint(cfg, attrs: dict, killed_for: str) -> str:
     return f"raise command_timeout in the config (now {cfg['command_timeout']}), or split the work"
 
 
-def _retry_hint(cfg, task) -> str:
+def retry_hint(cfg, task) -> str:
     """Whether it will be tried again by itself: this failure is attempt task.attempts + 1."""
     if task.attempts + 1 >= cfg["max_attempts"]:
         return (f"that was attempt {task.attempts + 1} of {cfg['max_attempts']} (max_attempts), so it is blocked "

@@ -1,7 +1,8 @@
 """Built-in experiments as a runner: a child process (``python -m agentd.experiments``), watched
 exactly like a command (``procs.watch``): the same wall-clock and idle-output limits, output cap,
 redacted stdout.txt and stderr.txt, and an environment without LLM keys.  Its ``PHASE`` lines
-become the run's progress; its result is the run directory's result.json.
+become the run's progress; its result is the run directory's result.json, whose numbers are the
+outcome's measured metrics (``metrics/experiments.py``) and the device's peak, for ``peak`` gates.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
+from agentd.metrics.experiments import from_experiment, peaks
 from agentd.sandbox import procs
 from agentd.redact import redact_file
 from agentd.tasks.job import Job, Outcome
@@ -45,5 +47,7 @@ def run(job: Job) -> Outcome:
         return Outcome("failed", f"experiment {name} {why}", reason=why, exit_code=code,
                        lines=[f"stderr: {err_path}"],
                        next_step="raise command_timeout, or `minutes` on the line, if it needs longer")
+    data = r.get("data") or {}
     return Outcome(status=r["status"], summary=r["summary"], lines=list(r.get("lines") or []),
-                   next_step=r.get("next_step"), reason=r["summary"] if r["status"] != "done" else None)
+                   next_step=r.get("next_step"), reason=r["summary"] if r["status"] != "done" else None,
+                   metrics=from_experiment(name, data).metrics, peaks=peaks(name, data))

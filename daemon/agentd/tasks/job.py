@@ -17,7 +17,8 @@ class Job(Record):
     run_dir: Path
     progress: Callable[[str], None]
     resume: bool = False
-    workspace: Path | None = None  # where it works: set by runners.run (worktrees.prepare), never shared
+    workspace: Path | None = None  # where it works: an agent's (runners.run: worktrees.prepare), never shared,
+    # or a command's cwd (runners/command.py), what a task's ``metrics:`` file is relative to
 
 
 class Outcome(Record):
@@ -35,3 +36,5 @@ class Outcome(Record):
     steps: int = 0  # agent runs: model turns
     flagged: str | None = None  # agent runs: a done that did nothing, or a trivial summary
     cause: str | None = None  # statuses.Cause: why it ended so, where the wake acts on it (``reason`` is text)
+    metrics: list = Factory(list)  # metrics.metric.Metric: measured (an experiment's result) or claimed (record_metric)
+    peaks: dict = Factory(dict)  # metric name -> the device's spec figure, what an ``expect:`` gate's ``peak`` means

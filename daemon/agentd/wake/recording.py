@@ -5,8 +5,9 @@
     with recording(cfg, store, task, run_id, snap, resumed=False, floor=max_seq) as rec:
         rec.outcome = runners.run(rec.job)
 
-On entry: the manifest, progress.json, the runs row and the "started" entry.  On exit:
-the finding entry, the runs row, progress.json, a backend hold and the notification.
+On entry: the manifest, progress.json, the runs row and the "started" entry.  On exit: the
+run's metrics kept and its ``expect:`` gates decided (``results.judge``: a done run that fails one
+is failed for QC), the finding entry, the runs row, progress.json, a backend hold and the notification.
 An exception from agentd's own code is recorded as ``failed`` (traceback.txt in the run
 directory); anything that stops the wake before an outcome (Ctrl-C) as ``interrupted``.
 Every text is redacted before it is written anywhere.
@@ -23,7 +24,7 @@ import time
 from contextlib import contextmanager
 
 from agentd.worklog import entries, worklog
-from agentd.wake import reserve
+from agentd.wake import reserve, results
 from agentd import statuses
 from agentd.redact import redact
 from agentd.statuses import Cause
@@ -216,6 +217,7 @@ def recording(cfg, store, task, run_id: str, snap: dict, *, resumed: bool = Fals
     try:
         yield rec
         rec.outcome = rec.disk_verdict(rec.outcome) if rec.outcome else rec.outcome
+        rec.outcome = results.judge(rec, rec.outcome)  # its metrics kept, its expect: gates decided
     except Exception as e:
         if reserve.full_error(e):  # the disk, not a bug: free the reserve and say what fills the disk
             reserve.release(cfg)
