@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
-from agentd.agent import approvals, compaction
 from agentd import statuses
-from agentd.workspace import worktrees
+from agentd.agent import approvals, compaction
 from agentd.agent.agentrun import AgentRun, health_text
 from agentd.agent.budget import Limit
 from agentd.agent.checkpoints import FinalStep, ModelStep, ReviewStep, SystemStep, ToolStep, UserStep
+from agentd.agent.tools import cap, check_args, claimed, SHELL_MAX_BYTES, SPECS, Tools
 from agentd.errors import ContextOverflow, ProviderDown, ProviderError, RateLimited
+from agentd.escapes import safe
 from agentd.prompts import render
 from agentd.providers import CUT_REASONS, Message, Provider, Response, ToolCall, cost_usd, make_provider
+from agentd.sandbox import egress, procs, sandbox
 from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
-from agentd.agent.tools import SPECS, Tools, check_args, claimed
+from agentd.workspace import worktrees
+from agentd.workspace.rundir import amend_manifest
 
 MAX_CUT = 3  # replies cut off at the output limit in a row that fail the run
 CUT_NOTE = ("[agentd] Your last reply was cut off at the output limit (stop reason {stop}, max_tokens {limit}) "
@@ -51,8 +55,6 @@ class ApiAgentRun(AgentRun):
         """The tools, their shell sandboxed by the task's attrs widened by what a person approved: the
         whole network, or hosts added to the task's (or the config's) list (``egress.allowlist``).  The
         tools they replace are closed (their egress proxy stopped)."""
-        from agentd.sandbox import egress, sandbox
-
         network, writable, self.refused_grants = approvals.grants(self.cfg, self.store, self.run_id,
                                                                   self.cfg.workspace)
         for aid, why in self.refused_grants.items():
@@ -71,9 +73,6 @@ class ApiAgentRun(AgentRun):
         self.tools.close()
         egress = self.tools.egress
         if egress is not None and egress.refused:
-            from agentd.escapes import safe
-            from agentd.workspace.rundir import amend_manifest
-
             self.progress(f"the proxy refused {len(egress.refused)} request(s) of the shell: "
                           + safe(", ".join(egress.refused[:5]))[:300])
             if self.run_dir is not None:
@@ -188,8 +187,6 @@ class ApiAgentRun(AgentRun):
         through a place an agent can write, is refused at once; the person is shown the resolved path."""
         what = None
         if call.args["kind"] == "write":
-            from agentd.sandbox import sandbox
-
             conflicts = sandbox.policy_for(self.cfg, self.task.attrs, self.cfg.workspace,
                                            writable=[call.args["what"]]).conflicts
             what, why = approvals.bound_path(self.cfg, self.store, self.cfg.workspace, call.args["what"])
@@ -223,9 +220,6 @@ class ApiAgentRun(AgentRun):
             n_answered += 1
         if n_answered:
             self.tools = self.make_tools()  # an approval widens the sandbox for the rest of this run
-            from agentd.sandbox import sandbox
-            from agentd.workspace.rundir import amend_manifest
-
             amend_manifest(self.run_dir, sandbox=sandbox.describe(self.tools.policy(), self.cfg),
                            approvals=[{k: r[k] for k in ("id", "kind", "what", "answer", "answered_at")}
                                       for r in self.store.approvals(self.run_id)])
@@ -235,11 +229,6 @@ class ApiAgentRun(AgentRun):
         """A command a person approved, run once outside the sandbox, without agentd's keys or any name
         of its env file: in a new empty directory (removed after), never where an agent could have left
         code, or in ``where``, the directory the person's answer named, unless an agent can write it."""
-        import shutil
-
-        from agentd.sandbox import procs
-        from agentd.agent.tools import SHELL_MAX_BYTES, cap
-
         if where:
             real, why = approvals.bound_path(self.cfg, self.store, self.cfg.workspace, where)
             if why is None and not os.path.isdir(real):

@@ -26,7 +26,19 @@ What a person approves is what is done (docs/security.md#approvals):
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from agentd.config.config import read_env_file
+from agentd.config.schema import _network
+from agentd.escapes import safe
+from agentd.redact import LLM_KEYS, scrubbed_env
+from agentd.sandbox import sandbox
 from agentd.times import iso, parse
+from agentd.workspace.worktrees import records
 
 KINDS = ("network", "write", "command")
 ID_BYTES = 8  # 64 random bits: an id can't be guessed, nor drawn again by chance
@@ -34,8 +46,6 @@ MAX_WHAT = 2000  # characters of a request's ``what``: it is always shown whole
 
 
 def new_id() -> str:
-    import secrets
-
     return "ap-" + secrets.token_hex(ID_BYTES)
 
 
@@ -43,8 +53,6 @@ def request(cfg, store, run_id: str, task_id: str, call_id: str, args: dict, now
             what: str | None = None) -> dict:
     """Record the request; returns its row (``id`` is what a person answers).  ``what``: the resolved
     path of a ``write`` (what the person is shown and what is bound)."""
-    import time
-
     now = time.time() if now is None else now
     row = {"id": new_id(), "run_id": run_id, "task_id": task_id, "call_id": call_id,
            "kind": args["kind"], "what": what if what is not None else args.get("what") or "",
@@ -59,16 +67,12 @@ def shown(text: str) -> str:
     function with its spaces mode (``escapes.safe(spaces=True)``): controls, bidi and zero-width
     characters escaped, and each run of 4 or more spaces written ``\\x20{N}`` so no padding pushes the
     rest out of sight.  Escaping is idempotent, so the views that escape it again show the same."""
-    from agentd.escapes import safe
-
     return f"`{safe(text, spaces=True)}`"
 
 
 def network_hosts(what: str) -> tuple[list[str] | None, str | None]:
     """The hosts a ``network`` request's ``what`` names (separated by blanks or commas; checked like the
     ``network`` attr), and None; ``[]`` for an empty ``what``: the whole network; or None and why not."""
-    from agentd.config.schema import _network
-
     names = str(what or "").replace(",", " ").split()
     if not names:
         return [], None
@@ -146,8 +150,6 @@ def grants(cfg, store, run_id: str, workspace) -> tuple[bool | list[str], list[s
     approval binds nothing}).  ``network`` is True (a request with an empty ``what``: the whole
     network), the hosts the approved requests named, or False.  A path is bound only if it still
     resolves to the real path the person approved, through no place an agent can write."""
-    import os
-
     rows = [r for r in store.approvals(run_id) if r["answer"] == "approve"]
     paths, refused = [], {}
     for r in rows:
@@ -169,8 +171,6 @@ def grants(cfg, store, run_id: str, workspace) -> tuple[bool | list[str], list[s
 def result_text(row: dict, refused: str | None = None) -> str:
     """What the model is told, as the result of its request_approval call (``refused``: why an
     approved write binds nothing)."""
-    import os
-
     if row["answer"] == "approve":
         writable = (f"{row['what']} is writable now" if os.path.lexists(row["what"]) else
                     f"{row['what']} does not exist, so nothing was made writable: ask for a directory that exists")
@@ -195,8 +195,6 @@ def answered_line(verb: str, approval_id: str, reason: str = "", where: str = ""
 def empty_dir(cfg) -> str:
     """A new empty directory for an approved command (in the state dir, which no sandbox shows): never
     one where an agent could have left code (a ``.git/config`` with ``core.fsmonitor``, a ``Makefile``)."""
-    import tempfile
-
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     return tempfile.mkdtemp(prefix="approved-", dir=cfg.state_dir)
 
@@ -204,9 +202,6 @@ def empty_dir(cfg) -> str:
 def command_env(cfg) -> dict[str, str]:
     """An approved command's environment: agentd's, without a secret-looking name, an LLM key, or any
     name the env file sets."""
-    from agentd.config.config import read_env_file
-    from agentd.redact import LLM_KEYS, scrubbed_env
-
     drop = set(LLM_KEYS) | set(read_env_file(cfg.config_dir / "env"))
     return {k: v for k, v in scrubbed_env(cfg.env).items() if k not in drop}
 
@@ -216,10 +211,6 @@ def agent_writable(cfg, store, workspace) -> list:
     """Every place an agent could have written: the workspaces, every path a person ever approved
     for writing, and the CLI agents' own login dirs.  (Its ``/tmp`` is its own; the host's, like
     every directory anyone may write, is checked by ``_walk``: a link there is refused.)"""
-    from pathlib import Path
-
-    from agentd.sandbox import sandbox
-
     home = sandbox._home(cfg)
     places = [Path(os_real(p)) for p in (workspace, cfg.workspace, *(home / rel for rels in sandbox.CLI_OWN.values()
                                                                       for rel in rels)) if p]
@@ -229,8 +220,6 @@ def agent_writable(cfg, store, workspace) -> list:
 
 
 def os_real(p) -> str:
-    import os
-
     return os.path.realpath(os.path.expanduser(str(p)))
 
 
@@ -238,9 +227,6 @@ def _walk(path: str, unsafe: list, links: list) -> str:
     """``path`` resolved one component at a time (each link followed likewise); raises ValueError
     when a component lies in a place of ``unsafe``, where an agent could have made or swapped it, or
     is a link in a directory anyone can write (``/tmp``)."""
-    import os
-    from pathlib import Path
-
     cur = "/"
     for name in path.split("/"):
         if name in ("", "."):
@@ -268,11 +254,6 @@ def bound_path(cfg, store, workspace, what: str, own: str | None = None) -> tupl
     """The real path a ``write`` of ``what`` binds, and None; or None and why it can't be asked for
     or bound: it lies in or passes through a place an agent can write (``own``, the path being
     bound, excepted), or it is (or is inside) a hidden secret reached other than by its own name."""
-    import os
-    from pathlib import Path
-
-    from agentd.sandbox import sandbox
-
     unsafe = [u for u in agent_writable(cfg, store, workspace) if str(u) != own]
     links: list = []
     try:
@@ -281,8 +262,6 @@ def bound_path(cfg, store, workspace, what: str, own: str | None = None) -> tupl
         return None, str(e)
     if inside := next((u for u in unsafe if Path(real) == u or u in Path(real).parents), None):
         return None, f"{real} lies in {inside}, which an agent can write (a path in the workspace is writable already)"
-    from agentd.workspace.worktrees import records
-
     for rec in (r for r in records(cfg) if not r.get("removed_at")):  # a `repo:` task's repository: agentd runs git there
         for repo in (Path(os_real(rec["repo"])), Path(os_real(rec["common_dir"]))):
             if Path(real) == repo or repo in Path(real).parents or Path(real) in repo.parents:

@@ -3,10 +3,13 @@ or a rate limit, and today's budget not spent.  Command tasks and experiments do
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import time
 
 from agentd.providers.choice import CLI_EXES, KEY_VARS, chosen
-from agentd.times import parse as parse_time
+from agentd.times import next_utc_day, parse as parse_time
 
 
 def agent_backend(cfg) -> tuple[str | None, str]:
@@ -27,8 +30,6 @@ def agent_backend(cfg) -> tuple[str | None, str]:
 
 def key_fingerprint(cfg, backend: str) -> str:
     """A short hash of the backend's key, to notice when a person has changed it (never the key)."""
-    import hashlib
-
     value = cfg.env.get(KEY_VARS.get(backend, ""), "")
     return hashlib.sha256(f"agentd:{backend}:{value}".encode()).hexdigest()[:12]
 
@@ -41,6 +42,7 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     if hold["kind"] == "auth" and hold["fingerprint"] == key_fingerprint(cfg, backend):
         return None, (f"{backend} refused its key at {hold['created_at']} ({hold['reason']}); agent tasks wait "
                       f"until the key changes")
+    # lazy: the store's clock only when a hold is read; keeps queue's and status's start-up
     from agentd.store.clock import MAX_WAIT_S
 
     until = parse_time(hold["until"])  # (re-based where the clock jumped: clock.rebase)
@@ -51,9 +53,8 @@ def held(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
 
 def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     """(None, why) when today's runs have used up a daily budget (UTC day)."""
+    # lazy: the budget only when a daily limit is asked about; keeps queue's and status's start-up
     from agentd.agent.budget import daily_reason
-    from agentd.times import next_utc_day
-
     reason = daily_reason(cfg, store)
     if reason is None:
         return None
@@ -74,9 +75,6 @@ def sandbox_problem(cfg, now: float | None = None) -> str | None:
     for ten minutes, keyed by what it depends on: the config, the bwrap binary, the boot and the
     kernel's user-namespace switches.  ``sandbox: off`` needs no check.
     """
-    import json
-    import time
-
     if (cfg.values.get("sandbox") or "bwrap") == "off":
         return None
     now = time.time() if now is None else now
@@ -88,6 +86,7 @@ def sandbox_problem(cfg, now: float | None = None) -> str | None:
             return d["problem"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    # lazy: the sandbox only for a CLI agent's check; keeps queue's and status's start-up
     from agentd.sandbox.sandbox import unavailable
 
     problem = unavailable(cfg)

@@ -27,15 +27,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import weakref
 from pathlib import Path
 
+from agentd.agent.approvals import check_args as approval_problem
+from agentd.config import config
+from agentd.errors import ConfigError
+from agentd.escapes import safe
 from agentd.metrics.extract import MAX_CLAIMED
 from agentd.metrics.metric import CLAIMED, UNIT, Metric, name_problem, number, value_problem
-from agentd.sandbox import procs
 from agentd.providers import ToolCall, ToolSpec
 from agentd.recordtype import Record
 from agentd.redact import scrubbed_env
+from agentd.sandbox import cgroups, procs, proxy, relay, sandbox
+from agentd.sandbox.egress import allowlist
+from agentd.workspace.rundir import note_limits
 
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 OUTPUT_CAP = 16_000  # characters of shell output the model sees
@@ -99,8 +107,6 @@ def check_args(call: ToolCall) -> str | None:
     if call.name == "finish" and call.args["status"] not in ("done", "blocked", "failed"):
         return "finish: status must be done, blocked or failed"
     if call.name == "request_approval":
-        from agentd.agent.approvals import check_args as approval_problem
-
         return approval_problem(call.args)
     return None
 
@@ -154,10 +160,6 @@ class Egress:
         return self.dir / "proxy.sock"
 
     def start(self) -> "Egress":
-        import tempfile
-
-        from agentd.sandbox import proxy
-
         if self.proxy is None:
             _remove_leftovers(Path(tempfile.gettempdir()), self.PREFIX)
             self.dir = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-"))
@@ -166,8 +168,6 @@ class Egress:
         return self
 
     def close(self) -> None:
-        import shutil
-
         p, self.proxy = self.proxy, None
         if p is not None:
             p.__exit__(None, None, None)
@@ -177,8 +177,6 @@ class Egress:
 
 def _remove_leftovers(tmp: Path, prefix: str) -> None:
     """Egress dirs whose agentd is gone (its pid, in the name, runs no more)."""
-    import shutil
-
     for d in tmp.glob(prefix + "*"):
         pid = d.name[len(prefix):].split("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
@@ -222,8 +220,6 @@ class Tools:
         if self._cfg is None:
             net = (self._attrs or {}).get("network")
             return tuple(net) if isinstance(net, list) else ()
-        from agentd.sandbox.egress import allowlist
-
         return allowlist(self._cfg, self._attrs) or ()
 
     def _egress(self) -> Egress:
@@ -235,13 +231,8 @@ class Tools:
     def policy(self):
         """The shell's sandbox policy, or None with ``self._refusal`` set (fail closed)."""
         if self._policy is None and self._refusal is None:
-            from agentd.sandbox import sandbox
-
             cfg = self._cfg
             if cfg is None:
-                from agentd.config import config
-                from agentd.errors import ConfigError
-
                 try:
                     cfg = self._cfg = config.load(self._source_env)
                 except ConfigError as e:
@@ -310,13 +301,9 @@ class Tools:
     def _record_hits(self, cg) -> None:
         """A limit the shell hit goes to the run's manifest (``limits.hits``)."""
         if self._cfg is not None and self.run_id:
-            from agentd.workspace.rundir import note_limits
-
             note_limits(self._cfg.runs_dir / self.run_id, cg.describe())
 
     def shell(self, command: str, timeout: float) -> ToolResult:
-        from agentd.sandbox import cgroups, relay, sandbox
-
         policy = self.policy()
         if policy is None:
             return ToolResult(self._refusal, True)
@@ -342,8 +329,6 @@ class Tools:
             note += f"\n[{cgroups.note(cg.notes())}]"
             self._record_hits(cg)
         if egress is not None and len(egress.refused) > refused:
-            from agentd.escapes import safe
-
             note += (f"\n[agentd's proxy refused, not on this task's network allowlist "
                      f"({', '.join(egress.allow)}): {safe(', '.join(egress.refused[refused:refused + 5]))[:500]}]")
         text = cap(out.decode("utf-8", "replace"))

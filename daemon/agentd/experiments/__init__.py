@@ -12,7 +12,11 @@ lists it.  This module stays light (the queue imports it); ``result`` is importe
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+
+from agentd.errors import MissingDependency
 
 NAMES = ("health", "cuda-probe", "model-bench")
 # name -> the attrs it can't run without, as the line would give them
@@ -22,7 +26,7 @@ REQUIRED = {"model-bench": {"model": "{model: <hf id or path>}"}}
 def problem(name: str, attrs: dict | None) -> str | None:
     """Why ``EXPERIMENT: name {attrs}`` can never run as written, or None."""
     if name not in NAMES:
-        import difflib
+        import difflib  # lazy: only an unknown experiment's name needs it
 
         near = difflib.get_close_matches(name, NAMES, 1, 0.6)
         meant = f"; did you mean {near[0]}?" if near else ""
@@ -37,10 +41,12 @@ def problem(name: str, attrs: dict | None) -> str | None:
 
 def _impl(name: str):
     if name == "health":
-        from agentd.experiments.health import run as impl
+        from agentd.experiments.health import run as impl  # lazy: each experiment loaded only when it runs
     elif name == "cuda-probe":
+        # lazy: each experiment loaded only when it runs
         from agentd.experiments.cuda_probe import run as impl
     else:
+        # lazy: each experiment loaded only when it runs
         from agentd.experiments.model_bench import run as impl
     return impl
 
@@ -50,10 +56,10 @@ def run(name: str, attrs: dict | None, run_dir: Path, snap: dict | None, progres
     run as written is ``blocked`` (a retry would fail the same way) with a one-line summary; one
     that crashes is ``failed`` with a one-line error, its traceback on stderr (the run's stderr.txt)
     and never in the result, which the worklog entry and later prompts quote."""
-    import sys
+    # lazy: only a crashed experiment needs it; queue and status import this package for its names
     import traceback
 
-    from agentd.errors import MissingDependency
+    # lazy: only running one needs it; queue and status import this package for its names
     from agentd.experiments.result import GPU_EXTRA, TORCH_NOTE, Result
 
     attrs = dict(attrs or {})
@@ -91,8 +97,6 @@ def run(name: str, attrs: dict | None, run_dir: Path, snap: dict | None, progres
 
 def write_result(run_dir: Path, name: str, result) -> Path:
     """``<run_dir>/result.json``: the Result with the experiment name."""
-    import json
-
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "result.json"
     path.write_text(json.dumps({"experiment": name, **result.to_dict()}, indent=2, default=str, ensure_ascii=False) + "\n")

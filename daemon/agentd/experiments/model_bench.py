@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 from agentd.experiments.result import Progress, Result, require
 from agentd.platform.health import has_gpu
 
@@ -26,8 +27,6 @@ class _RssPeak:
     """Highest RSS of this process seen by a 20 ms sampler thread."""
 
     def __init__(self) -> None:
-        import psutil
-
         self._proc = psutil.Process()
         self.peak = self._proc.memory_info().rss
         self._stop = threading.Event()

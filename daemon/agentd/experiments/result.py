@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable
 
 from agentd.errors import MissingDependency
@@ -28,8 +29,6 @@ class Result(Record):
 
 def require(module: str):
     """Import an optional heavy module or raise MissingDependency naming the fix."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as e:

@@ -34,6 +34,7 @@ _BASE = {"CUT_REASONS", "Message", "Provider", "Response", "ToolCall", "ToolSpec
 
 def __getattr__(name: str):
     if name in _BASE:
+        # lazy: the SDK-facing base (email.utils, random) only when a name of it is asked for
         from agentd.providers import base
 
         return getattr(base, name)
@@ -123,9 +124,11 @@ def make_provider(cfg, name: str | None = None, model: str | None = None, primar
     name = resolve_provider_name(cfg, name)
     model = model or model_for(cfg, name, primary)
     if name == "anthropic":
+        # lazy: the provider module (and its SDK) only when it is used
         from agentd.providers.anthropic import AnthropicProvider
         return AnthropicProvider(cfg, model)
     if name == "openai":
+        # lazy: the provider module (and its SDK) only when it is used
         from agentd.providers.openai import OpenAIProvider
         return OpenAIProvider(cfg, model)
     if name == "none":

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from agentd.errors import (AuthFailed, ContextOverflow, ProviderDown, ProviderError, RateLimited,
                            UsageLimit)
 from agentd.recordtype import Factory, Record
+from agentd.times import iso, parse
 
 MAX_ATTEMPTS = 4
 
@@ -243,8 +244,6 @@ MAX_RESET_AHEAD = 31 * 86400  # a reset further away than this is not believed
 def _iso(value, now: float | None = None) -> str | None:
     """A reset header (epoch seconds or an ISO time) as UTC ISO, or None when it is not a time that
     is still to come within a month (a server's garbage must not park a run for years)."""
-    from agentd.times import iso, parse
-
     if not value:
         return None
     text = str(value).strip()[:64]

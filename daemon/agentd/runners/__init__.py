@@ -15,7 +15,11 @@ same output cap, wall-clock and idle-output limits, redaction and key-free envir
 
 from __future__ import annotations
 
+from agentd.errors import WorkspaceError
+from agentd.providers import resolve_provider_name
+from agentd.runners import agent, cli_agent, command, experiment
 from agentd.tasks.job import Job, Outcome
+from agentd.workspace import worktrees
 
 CLI_AGENTS = ("claude-cli", "codex-cli")
 __all__ = ["CLI_AGENTS", "Job", "Outcome", "run"]
@@ -27,27 +31,17 @@ def run(job: Job) -> Outcome:
         return Outcome("blocked", f"not run: `repo:` is for agent tasks; a {job.task.kind} runs where a person "
                        "says (a command task's `cwd:`)", reason="repo: on a task that is not an agent's")
     if kind == "command":
-        from agentd.runners import command as mod
-    elif kind == "experiment":
-        from agentd.runners import experiment as mod
-    else:
-        from agentd.workspace import worktrees
-        from agentd.errors import WorkspaceError
-
-        try:
-            job.workspace = worktrees.prepare(job)
-        except WorkspaceError as e:
-            return Outcome("blocked", f"not started: {e}", reason=f"workspace: {e}"[:200])
-        from agentd.providers import resolve_provider_name
-
-        if resolve_provider_name(job.cfg) in CLI_AGENTS:
-            from agentd.runners import cli_agent as mod
-        else:
-            from agentd.runners import agent as mod
-        try:
-            out = mod.run(job)
-        except BaseException:  # agentd's own error, or stopped: what the run left is committed all the same
-            worktrees.land(job, Outcome("interrupted", "agentd stopped before the run ended"))
-            raise
-        return worktrees.land(job, out)
-    return mod.run(job)
+        return command.run(job)
+    if kind == "experiment":
+        return experiment.run(job)
+    try:
+        job.workspace = worktrees.prepare(job)
+    except WorkspaceError as e:
+        return Outcome("blocked", f"not started: {e}", reason=f"workspace: {e}"[:200])
+    mod = cli_agent if resolve_provider_name(job.cfg) in CLI_AGENTS else agent
+    try:
+        out = mod.run(job)
+    except BaseException:  # agentd's own error, or stopped: what the run left is committed all the same
+        worktrees.land(job, Outcome("interrupted", "agentd stopped before the run ended"))
+        raise
+    return worktrees.land(job, out)

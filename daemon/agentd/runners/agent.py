@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from agentd.agent.agent import ApiAgentRun
 from agentd.tasks.job import Job, Outcome
 
 
 def run(job: Job) -> Outcome:
-    from agentd.agent.agent import ApiAgentRun
-
     return ApiAgentRun(job).run()

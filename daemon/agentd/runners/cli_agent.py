@@ -30,6 +30,8 @@ exchange and the run's step, so a resumed wake records the same outcome).
 
 from __future__ import annotations
 
+import ctypes
+import io
 import json
 import os
 import re
@@ -40,7 +42,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentd.sandbox import bwrap, cgroups, clihome, egress, procs, proxy, relay, sandbox
 from agentd import escapes, statuses
 from agentd.agent.agentrun import AgentRun, health_text
 from agentd.agent.budget import Limit
@@ -48,9 +49,14 @@ from agentd.agent.checkpoints import FinalStep, ToolStep, UserStep
 from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
+from agentd.config.config import read_env_file
+from agentd.providers.choice import KEY_VARS
 from agentd.runners.cli_output import (USAGE_LIMIT, all_failed, codex_session_model, parse_claude, parse_codex,
                                        reset_at, split_status)
+from agentd.sandbox import bwrap, cgroups, clihome, egress, procs, proxy, relay, sandbox
 from agentd.tasks.job import Job, Outcome
+from agentd.times import iso
+from agentd.workspace.rundir import amend_manifest
 
 _AUTH = re.compile(r"invalid api key|/login|not logged in|unauthori[sz]ed|authentication|\b401\b|\b403\b", re.I)
 _RATE = re.compile(r"rate limit|too many requests|\b429\b|\b529\b|overloaded", re.I)
@@ -94,8 +100,6 @@ class CliAgentRun(AgentRun):
 
     def note_tools(self, n: int, step: ToolStep, tools: dict) -> None:
         """The CLI's own tool calls, counted from its output: in its run step, the manifest, progress."""
-        from agentd.workspace.rundir import amend_manifest
-
         counts = {"calls": tools["calls"], "failed": tools["failed"]}
         step.args["tools"] = {**counts, "first_error": self.redact(tools["first_error"] or "") or None}
         self.cp.update(n, step)
@@ -166,8 +170,6 @@ class CliAgentRun(AgentRun):
                     net["refused"] = px.refused[:50]
                     self.progress(f"the proxy refused {len(px.refused)} request(s): " +
                                   escapes.safe(", ".join(px.refused[:5]))[:300])
-        from agentd.workspace.rundir import amend_manifest
-
         if self.run_dir is not None:
             amend_manifest(self.run_dir, network=net, limits=cg.describe())
         parsed = parse_claude(out) if name == "claude-cli" else parse_codex(out)
@@ -273,8 +275,6 @@ def classify(name: str, parsed: dict, error: str, tz: str | None = None):
         when = reset_at(text, tz)
         if when is None:
             return UsageLimit(f"usage limit ({name}): {short} (no reset time given)")
-        from agentd.times import iso
-
         return UsageLimit(f"usage limit ({name}): {short}", reset_at=iso(when.timestamp()))
     if _QUOTA.search(text):
         return UsageLimit(f"usage limit ({name}): {short} (no reset time given)")
@@ -321,13 +321,9 @@ def _inside_env(policy, env: dict, login, home, url: str, full: bool) -> dict[st
 def _key_names(cfg) -> list[str]:
     """Key variables agentd knows of (its providers' and its env file's)."""
     names = set()
-    from agentd.providers.choice import KEY_VARS
-
     for v in KEY_VARS.values():
         names.update([v] if isinstance(v, str) else list(v))
     try:
-        from agentd.config.config import read_env_file
-
         names.update(read_env_file(cfg.config_dir / "env"))
     except Exception:  # noqa: BLE001 - an unreadable env file adds no names
         pass
@@ -355,16 +351,12 @@ def _first_line(err: str) -> str:
 
 def _die_with_parent() -> None:
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
 def _run(argv, cwd, env, timeout) -> tuple[int | None, str, str]:
-    import io
-
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent)

@@ -18,7 +18,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from agentd.escapes import safe
 from agentd.providers import Usage
 
 _STATUS = re.compile(r"^\s*\**STATUS:?\**\s*(done|blocked|failed)\b.*$", re.I | re.M)
@@ -46,8 +49,6 @@ WHAT_KEEP = 80  # of the command (or path) it was given
 
 def _tool_error(name: str, what, text) -> str:
     """``name `what`: text``, on one line, each part cut, every hidden character escaped."""
-    from agentd.escapes import safe
-
     what = " ".join(str(what).split()) if isinstance(what, str) and what.strip() else ""
     text = " ".join(str(text or "").split()) or "(no output)"
     head = f"{name} `{safe(what, WHAT_KEEP)}`" if what else name
@@ -242,8 +243,6 @@ def parse_codex(out: str) -> dict:
 def codex_session_model(codex_home) -> str | None:
     """The model codex ran, from the last ``turn_context`` of its session file(s) under
     ``CODEX_HOME/sessions`` (``--json`` prints no model name; codex 0.171.0)."""
-    from pathlib import Path
-
     model = None
     for f in sorted((Path(codex_home) / "sessions").glob("**/rollout-*.jsonl")):
         try:
@@ -281,8 +280,6 @@ def _zone(name: str | None):
     if name.upper() in ("UTC", "GMT", "Z"):
         return timezone.utc
     try:
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo(name)
     except Exception:  # noqa: BLE001 - an unknown zone name is read as local time
         return None

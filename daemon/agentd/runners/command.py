@@ -17,9 +17,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agentd.sandbox import procs
+from agentd.errors import WorkspaceError
 from agentd.redact import redact, redact_file, without_llm_keys
+from agentd.sandbox import procs
 from agentd.tasks.job import Job, Outcome
+from agentd.workspace import worktrees
 
 
 def tail(path: Path, n: int, max_bytes: int = 64 * 1024) -> list[str]:
@@ -67,9 +69,6 @@ def run(job: Job) -> Outcome:
     if not written_by_a_person(cfg, job.task):
         return Outcome("blocked", f"not run: the command came from {job.task.source}, not a person's line of the "
                        f"worklog or a task file in {cfg.tasks_dir}", reason="command of unknown provenance")
-    from agentd.workspace import worktrees
-    from agentd.errors import WorkspaceError
-
     try:
         ws = worktrees.command_cwd(cfg, job.task, job.store)
     except WorkspaceError as e:

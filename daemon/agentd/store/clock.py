@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 
+from agentd.escapes import safe
 from agentd.recordtype import Record
 from agentd.times import iso, parse
 
@@ -217,8 +218,6 @@ def seen(db, wall: float | None = None) -> dict:
 
 
 def status_lines(info: dict) -> list[str]:
-    from agentd.escapes import safe
-
     out = []
     if info.get("now_before_written"):
         out.append(f"clock:     this host's clock says {safe(info['now'])}, before agentd was written: it is wrong "

@@ -8,6 +8,9 @@ on a host: ``runs.status`` is ``done``), and the names kept.  A metric here is a
 
 from __future__ import annotations
 
+import math
+
+from agentd.store.storedb import Tx
 from agentd.times import now_iso
 
 PASSING = "done"
@@ -16,8 +19,6 @@ SERIES_LIMIT = 10_000
 
 def _db(store):
     """(connection, transaction maker) of a Store or of a bare sqlite3 connection."""
-    from agentd.store.storedb import Tx
-
     db = getattr(store, "db", store)
     return db, (store.tx if hasattr(store, "tx") else (lambda: Tx(db)))
 
@@ -29,8 +30,6 @@ def _dicts(cursor) -> list[dict]:
 
 
 def _row(m) -> tuple:
-    import math
-
     name, value, unit, source = (m if isinstance(m, tuple) else (m.name, m.value, m.unit, m.source))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"metric {name!r}: {value!r} is not a finite number")

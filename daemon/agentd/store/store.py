@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from agentd.errors import StateError, WorklogError
+from agentd.store import clock
+from agentd.store.migrations import migrate
 from agentd.store.storedb import Conn, Tx, state_error, uri_path
 from agentd.times import now_iso
 from pathlib import Path
@@ -34,8 +37,6 @@ class Store:
     opened for reading, so read-only commands still answer, and writes raise StateError."""
 
     def __init__(self, path: Path):
-        from agentd.errors import StateError
-
         self.path = path
         self.readonly = False
         self.write_failed: Exception | None = None  # a write skipped so that the worklog still gets an entry
@@ -72,8 +73,6 @@ class Store:
                 if db.execute("SELECT 1 FROM sqlite_master WHERE name='migrations'").fetchone() is None:
                     db.close()
                     db = self._connect("file::memory:", path)
-                    from agentd.store.migrations import migrate
-
                     migrate(db, lambda: Tx(db))
                     db.execute("PRAGMA query_only=1")  # a write fails as on the read-only file, naming it
                 db.execute("SELECT count(*) FROM migrations").fetchone()
@@ -83,8 +82,6 @@ class Store:
         raise err from None
 
     def _migrate(self) -> None:
-        from agentd.store.migrations import migrate
-
         migrate(self.db, self.tx)
 
     def tx(self):
@@ -99,8 +96,6 @@ class Store:
         recording it (``write_failed`` says why), so the entry still reaches the worklog, whose
         highest seq is the next floor.  A finding must never be lost because the state dir is full:
         without it the next wake would run the task again."""
-        from agentd.errors import StateError
-
         try:
             seq = self._next_seq(floor)
         except StateError as e:
@@ -113,8 +108,6 @@ class Store:
         """A sequence number above every one used so far and above ``floor`` (the worklog's
         highest seq), which is taken only while it leaves room (``MAX_FLOOR``): the store never
         adopts a seq it could not write above."""
-        from agentd.errors import WorklogError
-
         with self.tx():
             row = self.db.execute("SELECT value FROM counters WHERE name='seq'").fetchone()
             counter = row[0] if row else 0
@@ -131,8 +124,6 @@ class Store:
     def save_entry(self, run_id: str, seq: int, task_id: str, status: str, text: str, worklog: str = "") -> None:
         """agentd's copy of an entry.  When the store can't be written the copy is skipped
         (``write_failed``): the entry itself must still reach the worklog."""
-        from agentd.errors import StateError
-
         try:
             self._save_entry(run_id, seq, task_id, status, text, worklog)
         except StateError as e:
@@ -208,8 +199,6 @@ class Store:
         sets = ",".join(f"{c}=?" for c in fields)
         self.db.execute(f"UPDATE runs SET {sets} WHERE run_id=?", [*fields.values(), run_id])
         if "defer_until" in fields or fields.get("status") == "failed":
-            from agentd.store import clock
-
             at = clock.now()
             if "defer_until" in fields:
                 clock.keep(self.db, "run", run_id, fields["defer_until"], at)
@@ -296,8 +285,6 @@ class Store:
         cols = list(fields)
         self.db.execute(f"INSERT INTO approvals ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                         [fields[c] for c in cols])
-        from agentd.store import clock
-
         clock.keep(self.db, "approval", fields["id"], fields["expires_at"])
 
     def approvals(self, run_id: str | None = None, pending: bool = False) -> list[dict]:
@@ -328,8 +315,6 @@ class Store:
                  fingerprint: str | None = None) -> None:
         self.db.execute("INSERT OR REPLACE INTO holds VALUES (?,?,?,?,?,?)",
                         (backend, kind, until, fingerprint, reason, now_iso()))
-        from agentd.store import clock
-
         clock.keep(self.db, "hold", backend, until)
 
     def clear_hold(self, backend: str) -> None:
@@ -372,8 +357,6 @@ class Store:
         """Record first sights, (id, when, seq) each (an id recorded before keeps its own); with
         ``token``: every task id of worklog ``scope``'s table of that version is now recorded.
         A full or read-only state dir: nothing is recorded now (``write_failed``), the next call tries again."""
-        from agentd.errors import StateError
-
         try:
             with self.tx():
                 self.db.executemany("INSERT OR IGNORE INTO first_seen (task_id, at, seq) VALUES (?,?,?)", rows)

@@ -4,7 +4,9 @@ denied, locked) is a ``StateError`` naming the file, and transactions are paired
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from agentd.errors import io_error, StateError
 from pathlib import Path
 
 # What SQLite says when the disk, not agentd, is the problem (all sqlite3.OperationalError).
@@ -14,16 +16,12 @@ _IO_WORDS = ("disk is full", "readonly", "read-only", "unable to open", "disk i/
 
 def state_error(path: Path, e: Exception):
     """The StateError for a write to the store at ``path`` that failed, or None (a bug: re-raise)."""
-    from agentd.errors import StateError, io_error
-
     if isinstance(e, OSError):
         return io_error(e, str(path))
     text = str(e)
     if not isinstance(e, sqlite3.OperationalError) or not any(w in text.lower() for w in _IO_WORDS):
         return None
     try:
-        import os
-
         st = os.statvfs(path.parent)
         full = st.f_bavail * st.f_frsize < 256 * 1024
     except OSError:

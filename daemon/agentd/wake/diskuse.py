@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from agentd.recordtype import Factory, Record
+from agentd.wake import reserve
 
 WALK_ENTRIES = 200_000
 WALK_SECONDS = 3.0
@@ -132,8 +133,6 @@ class Low(Record):
 
 def low(cfg, measure_workspace: bool = True) -> list[Low]:
     """The (nearly) full file systems among the state dir's and the workspace's."""
-    from agentd.wake import reserve
-
     size = reserve.RESERVE_BYTES
     have = reserve.held(cfg)
     by_mount: dict[str, list[str]] = {}

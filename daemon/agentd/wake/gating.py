@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 
-from agentd.errors import UsageError
 from agentd.config.schema import parse_time_range
+from agentd.errors import UsageError
 from agentd.recordtype import Record
+from agentd.wake import diskuse
 
 
 class Gate(Record):
@@ -31,8 +32,6 @@ def check(cfg, snap: dict, forced: bool, local_now: time.struct_time | None = No
 
 def disk_hold(cfg) -> str | None:
     """Why agent tasks wait for disk space, or None."""
-    from agentd.wake import diskuse
-
     full = diskuse.workspace_full(cfg)
     if full is None:
         return None

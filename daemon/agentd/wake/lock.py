@@ -7,12 +7,14 @@ process dies, so a killed wake never leaves a stale lock and there is no PID fil
 from __future__ import annotations
 
 import contextlib
+import os
 
 from agentd.errors import BusyError
 
 
 @contextlib.contextmanager
 def wake_lock(cfg):
+    # lazy: only the wake takes the lock; keeps queue's and status's start-up
     from filelock import FileLock, Timeout
 
     cfg.ensure_state_dir()
@@ -33,8 +35,6 @@ def wake_running(cfg) -> bool:
     Read from /proc/locks, so that asking never takes the lock itself (a probe that
     did could make a wake starting at that instant exit 75).
     """
-    import os
-
     try:
         st = os.stat(cfg.lock_path)
         with open("/proc/locks", encoding="ascii", errors="replace") as f:

@@ -21,16 +21,24 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from contextlib import contextmanager
 
-from agentd.worklog import entries, worklog
-from agentd.wake import reserve, results
 from agentd import statuses
+from agentd.agent.backends import key_fingerprint
+from agentd.config.provenance import sandbox_off_by
+from agentd.errors import WorkspaceError
+from agentd.escapes import safe
+from agentd.platform import notify
+from agentd.platform.systemd import schedule_wake
 from agentd.redact import redact
 from agentd.statuses import Cause
-from agentd.workspace.rundir import RunDir
 from agentd.tasks.job import Job, Outcome
 from agentd.times import now_iso
+from agentd.wake import diskuse, reserve, results
+from agentd.worklog import entries, worklog
+from agentd.workspace import worktrees
+from agentd.workspace.rundir import RunDir
 
 
 def append_entry(cfg, store, run_id: str, task_id: str, status: str, body: str, floor: int = 0,
@@ -82,9 +90,6 @@ class Recording:
     def _where(self):
         """Where the run works, for its manifest: the agent task's own workspace (or worktree), a
         command's cwd (None when it can't run there: the runner says why)."""
-        from agentd.workspace import worktrees
-        from agentd.errors import WorkspaceError
-
         if self.task.runner == "agent":
             return worktrees.planned(self.cfg, self.task, self.run_id)
         if self.task.runner == "command":
@@ -96,8 +101,6 @@ class Recording:
 
     def failed_internally(self) -> Outcome:
         """agentd's own bug: keep the traceback in the run directory, record the run as failed."""
-        import traceback
-
         self._room((self.run_dir.path / "traceback.txt").write_text, traceback.format_exc(), encoding="utf-8")
         e = __import__("sys").exc_info()[1]
         return Outcome(statuses.FAILED, f"agentd error: {type(e).__name__}: {e}",
@@ -105,8 +108,6 @@ class Recording:
 
     def disk_full(self, e: BaseException) -> Outcome:
         """agentd could not write the run's record for a full disk: the run ends failed, with the cause."""
-        from agentd.escapes import safe
-
         return self.disk_verdict(Outcome(statuses.FAILED, "the disk filled during the run: agentd could not write "
                                          f"its record ({safe(str(e), 300)})"),
                                  always=True)
@@ -114,8 +115,6 @@ class Recording:
     def disk_verdict(self, o: Outcome, always: bool = False) -> Outcome:
         """An agent run that leaves the workspace's disk (nearly) full is failed, and says what fills it
         (``always``: say what fills the state dir's disk, whatever the run)."""
-        from agentd.wake import diskuse
-
         if not always and self.task.runner != "agent":
             return o
         full = [x for x in diskuse.low(self.cfg) if always or "workspace" in x.names]
@@ -139,8 +138,6 @@ class Recording:
         o.next_step = redact(o.next_step, env) if o.next_step else o.next_step
         self.duration = time.monotonic() - self.t0
         if o.status == statuses.WAITING and o.defer_until:  # a usage limit: wake at its reset
-            from agentd.platform.systemd import schedule_wake
-
             o.lines.append(schedule_wake(self.cfg, o.defer_until, self.run_id))
         reserve.release_if_low(self.cfg)
         append_entry(self.cfg, self.store, self.run_id, t.id, o.status, "\n".join(self._body(o)),
@@ -164,8 +161,6 @@ class Recording:
         under_systemd = bool(env.get("INVOCATION_ID"))
         asks = o.status == statuses.WAITING and o.cause == Cause.APPROVAL
         if o.status == statuses.BLOCKED or asks or (o.status == statuses.FAILED and not under_systemd):
-            from agentd.platform import notify
-
             notify.notify(self.cfg, f"agentd {self.cfg.host}: {t.id} {o.status}: {o.summary}", limit=0 if asks else 300)
 
     def _body(self, o: Outcome) -> list[str]:
@@ -189,8 +184,6 @@ class Recording:
 
     def _hold_backend(self, o: Outcome) -> None:
         """A refused key or a rate limit holds back every agent task, not just this one."""
-        from agentd.agent.backends import key_fingerprint
-
         reason = o.reason or ""
         if o.status == statuses.BLOCKED and o.cause == Cause.AUTH:
             self.store.set_hold(o.provider, "auth", reason[:200], fingerprint=key_fingerprint(self.cfg, o.provider))
@@ -204,8 +197,6 @@ class Recording:
 
 def sandbox_off_note(cfg) -> str:
     """The line an agent run's entries end with when the sandbox is off ("" when it is on)."""
-    from agentd.config.provenance import sandbox_off_by
-
     by = sandbox_off_by(cfg)
     return f"\nsandbox: OFF ({by}): the agent's tools ran unconfined" if by else ""
 

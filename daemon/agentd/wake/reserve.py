@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+from agentd.errors import StateError, WorklogError
 from pathlib import Path
 
 MiB = 1024**2
@@ -111,8 +112,6 @@ def full_error(e: BaseException) -> bool:
         return True
     if getattr(e, "full", False):
         return True
-    from agentd.errors import StateError, WorklogError
-
     return isinstance(e, (StateError, WorklogError)) and any(w in str(e).lower() for w in _FULL_WORDS)
 
 

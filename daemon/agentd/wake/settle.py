@@ -20,10 +20,19 @@ from that one read of the worklog.
 
 from __future__ import annotations
 
+import os
+
 from agentd import statuses
-from agentd.worklog import worklog
-from agentd.wake.recording import append_entry
+from agentd.agent import approvals
 from agentd.recordtype import Factory, Record
+from agentd.sandbox.procs import kill_orphan
+from agentd.store import clock
+from agentd.store.clock import MAX_WAIT_S
+from agentd.tasks.task import AGENT_KINDS
+from agentd.times import parse
+from agentd.wake.gating import disk_hold
+from agentd.wake.recording import append_entry
+from agentd.worklog import worklog
 from agentd.workspace.rundir import RunDir, new_run_id
 
 
@@ -82,16 +91,12 @@ class Leftovers(Record):
 
 def agents_held(cfg) -> str | None:
     """Why agent runs can't go on now (the disk is full: they would fill it again), or None."""
-    from agentd.wake.gating import disk_hold
-
     return disk_hold(cfg)
 
 
 def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
     """All of it, in order: deadlines re-based where the clock jumped, lost entries restored, killed runs
     settled, parked runs looked at."""
-    from agentd.store import clock
-
     with store.tx():
         clock.rebase(store.db)
     restore(cfg, store, lost, now)
@@ -112,8 +117,6 @@ def restore(cfg, store, lost: list, now: float) -> int:
     one copy back each time a finished save dropped it, up to ``store.MAX_RESTORES`` times (a person
     who deletes agentd's entries on purpose sees them come back that often, then no more).  Until
     then the queue counts agentd's copy, so nothing runs twice."""
-    import os
-
     due = store.restorable(lost) if lost else []  # those restored 3 times already stay in the store
     if not due:
         return 0
@@ -143,9 +146,6 @@ def restore(cfg, store, lost: list, now: float) -> int:
 
 def interrupted(cfg, store, state) -> Leftovers:
     """Settle the runs killed wakes left ``running``, up to the first agent run (resumed first)."""
-    from agentd.sandbox.procs import kill_orphan
-    from agentd.tasks.task import AGENT_KINDS
-
     left = Leftovers()
     for run in store.interrupted_runs(host=cfg.host):
         run_id, task_id = run["run_id"], run["task_id"]
@@ -171,9 +171,6 @@ def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
     """Parked runs: take people's APPROVE/DENY lines into the store; a run whose answer or usage reset
     has come is ready to resume; one whose request expired unanswered ends blocked (``resume`` decides,
     once the queue says whether a person closed its task meanwhile)."""
-    from agentd.agent import approvals
-    from agentd.times import parse
-
     for run in store.waiting_runs(host=cfg.host):
         run_id, task_id = run["run_id"], run["task_id"]
         states = [approvals.settle(store, state.answers, row, now) for row in store.approvals(run_id)]
@@ -182,8 +179,6 @@ def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
         elif states and states[-1] == "answered":
             left.ready.append((task_id, run_id))
         elif not states:  # waiting for a usage limit to reset
-            from agentd.store.clock import MAX_WAIT_S
-
             reset = parse(run["defer_until"])  # (re-based: see clock.rebase)
             if reset is None or now >= reset or reset > now + MAX_WAIT_S:
                 left.ready.append((task_id, run_id))
@@ -191,8 +186,6 @@ def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
 
 def record_expired(cfg, store, run_id: str, task_id: str, row: dict, state) -> None:
     """An approval request nobody answered in time: its run ends blocked, saying what it asked."""
-    from agentd.agent import approvals
-
     reason = f"approval request {row['id']} expired unanswered at {row['expires_at']}"
     store.update_run(run_id, status=statuses.BLOCKED, reason=reason)
     state.add_entry(append_entry(cfg, store, run_id, task_id, statuses.BLOCKED,

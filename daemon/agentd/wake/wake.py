@@ -9,22 +9,22 @@ from __future__ import annotations
 import time
 from itertools import islice
 
-from agentd.wake import gating, reserve, settle
-from agentd.platform import health
-from agentd.queue import queue
 from agentd import runners, statuses
 from agentd.errors import EX_FAILED, EX_OK
-from agentd.wake.lock import wake_lock
-from agentd.wake.recording import recording
-from agentd.workspace.rundir import new_run_id
+from agentd.escapes import safe
+from agentd.platform import health, logs
+from agentd.queue import queue
 from agentd.store.store import Store
+from agentd.wake import gating, reserve, settle
+from agentd.wake.lock import wake_lock, wake_running
+from agentd.wake.recording import recording
+from agentd.worklog.worklog import check_writable, read_with_lost
+from agentd.workspace.rundir import new_run_id
 
 
 def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = None) -> int:
     if dry_run:
         return _dry_run(cfg, now, task_id)
-    from agentd.platform import logs
-
     cfg.ensure_state_dir()
     with wake_lock(cfg):
         kept = reserve.at_wake(cfg)  # before agentd writes anything: a full disk gets the reserve's room
@@ -35,8 +35,6 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         if not cfg.worklog_path.exists():
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
-        from agentd.worklog.worklog import check_writable, read_with_lost
-
         check_writable(cfg.worklog_path)  # (read-only: nothing is recorded, no run left that never started)
         store = Store(cfg.store_path)
         read, lost = read_with_lost(cfg, store)
@@ -55,8 +53,6 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             if task is None:
                 line = gate.skip or gating.nothing_line(view.tasks, gate)
-                from agentd.escapes import safe
-
                 print(f"nothing to do: {safe(line)}")
                 logs.summary(log, status="skipped" if gate.skip else "idle", reason=line)
                 return EX_OK
@@ -69,8 +65,6 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         o = rec.outcome
         logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,
                      tokens=o.input_tokens + o.output_tokens, cost_usd=o.cost_usd)
-        from agentd.escapes import safe
-
         print(f"{safe(pick.task.id)}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")
         print(f"run {pick.run_id}: {rec.run_dir.path}")
         return EX_FAILED if o.status == statuses.FAILED else EX_OK
@@ -90,13 +84,9 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
     if not cfg.worklog_path.exists():
         print(f"dry run: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
         return EX_OK
-    from agentd.wake.lock import wake_running
-
     running_now = wake_running(cfg)
     view = queue.load(cfg, has_gpu=health.has_gpu(snap), wake_running=running_now)
     print("dry run: nothing is run, appended or spent")
-    from agentd.escapes import safe
-
     if running_now:
         running = [t for t in view.tasks.dynamic if t.status == statuses.RUNNING]  # plain tasks never run
         print("a wake is running now" + (f" ({safe(running[0].id)})" if running else "")
