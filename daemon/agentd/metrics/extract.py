@@ -204,27 +204,24 @@ def from_file(attr: str, workspace: Path, into: Extracted | None = None) -> Extr
     out = into if into is not None else Extracted()
     path = resolve(attr, workspace)
     where = f"metrics file {safe(attr, 200)}"
+    problem = None
     try:
-        raw = _read_bounded(path)
+        data = json.loads(_read_bounded(path).decode("utf-8"), parse_constant=_constant, parse_float=_float,
+                          parse_int=_int)
     except FileNotFoundError:
-        out.note(f"{where}: not found ({safe(str(path), 200)}): did the command write it?")
-        return out.finish()
+        problem = f"not found ({safe(str(path), 200)}): did the command write it?"
     except OSError as e:
-        out.note(f"{where}: can't be read: {e.strerror or e}")
-        return out.finish()
-    except ValueError as e:
-        out.note(f"{where}: {e}")
-        return out.finish()
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_constant, parse_float=_float, parse_int=_int)
-    except UnicodeDecodeError:
-        out.note(f"{where}: is not UTF-8 text")
-        return out.finish()
+        problem = f"can't be read: {e.strerror or e}"
+    except UnicodeDecodeError:  # (before ValueError, which it is)
+        problem = "is not UTF-8 text"
     except RecursionError:
-        out.note(f"{where}: is not JSON agentd reads (nested too deep)")
-        return out.finish()
-    except ValueError as e:
-        out.note(f"{where}: is not JSON ({e})")
+        problem = "is not JSON agentd reads (nested too deep)"
+    except json.JSONDecodeError as e:
+        problem = f"is not JSON ({e})"
+    except ValueError as e:  # _read_bounded's bounds, and the numbers refused while parsing
+        problem = str(e)
+    if problem is not None:
+        out.note(f"{where}: {problem}")
         return out.finish()
     if not isinstance(data, dict):
         out.note(f"{where}: must hold a JSON object ({{\"name\": number, ...}}), not a {type(data).__name__}")
