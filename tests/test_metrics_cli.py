@@ -166,3 +166,16 @@ def test_a_store_in_a_directory_it_cannot_write_is_read_and_nothing_is_written(h
             subprocess.run(["umount", "-l", str(state)])
         else:
             state.chmod(0o755)
+
+
+def test_a_real_wake_of_a_command_printing_metric_lines_is_listed_and_read_back(home, worklog):
+    worklog.write_text("- [ ] bench {id: bench, run: 'echo METRIC tflops=80.5 TFLOP/s; echo METRIC ttft_s=0.125'}\n",
+                       encoding="utf-8")
+    r = run_cli("wake", "--now")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(ok("tflops", "--json").stdout)
+    assert [(p["value"], p["unit"], p["source"], p["task"]) for p in rows] == [(80.5, "TFLOP/s", "measured", "bench")]
+    run = json.loads(run_cli("runs", "--json").stdout)[0]["run_id"]
+    assert rows[0]["run"] == run and rows[0]["status"] == "done"
+    names = {n["name"]: n for n in json.loads(ok("--json").stdout)}
+    assert names["ttft_s"]["last_value"] == 0.125 and "run.duration_s" in names

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from types import SimpleNamespace
 
-from agentd.errors import EX_CONFIG, EX_OK, AgentdError
+from agentd import __version__
+from agentd.errors import EX_CONFIG, EX_OK, AgentdError, io_error
 
 
 # What exit status 1 means, by command (docs/cli.md, "Exit codes", says the same; a test checks)
@@ -118,6 +120,7 @@ COMMANDS = {
 
 def _parser():
     """The top-level parser, for an unknown command or misplaced options."""
+    # lazy: argparse costs more than Python's start-up; --help and flag-only commands (queue, status) parse without it
     import argparse
 
     p = argparse.ArgumentParser(prog="agentd", usage=USAGE[len("usage: "):], add_help=False)
@@ -138,9 +141,8 @@ def _parse(argv: list[str]):
     """Build only the parser of the command being run: argparse costs ~2 ms per subparser."""
     flags = FLAGS.get(argv[0]) if argv else None
     if flags is not None and all(a in flags for a in argv[1:]):
-        from types import SimpleNamespace
-
         return SimpleNamespace(command=argv[0], **{dest: opt in argv[1:] for opt, dest in flags.items()})
+    # lazy: argparse costs more than Python's start-up; only a command with more than on/off flags needs it
     import argparse
 
     if argv and argv[0] in COMMANDS:
@@ -172,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(_top_help())
         return EX_OK
     if argv == ["--version"]:
-        from agentd import __version__
-
         sys.stdout.write(f"agentd {__version__}\n")
         return EX_OK
     if not argv:
@@ -229,6 +229,7 @@ def _stdout_to_devnull(stream) -> None:
 
 def _run(args) -> int:
     try:
+        # lazy: the commands load the config (and its schema); `agentd --help` and `--version` answer without it
         from agentd.cli import commands
 
         return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
@@ -251,8 +252,6 @@ def _run(args) -> int:
     except BrokenPipeError:  # a pipe other than stdout (stdout's reader leaving is _ReaderMayLeave's)
         return EX_OK
     except OSError as e:  # a full disk, a read-only file system, a denied write: one line, not a traceback
-        from agentd.errors import io_error
-
         err = io_error(e)
         if err is None or os.environ.get("AGENTD_DEBUG"):
             raise

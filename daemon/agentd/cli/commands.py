@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from itertools import islice
 from pathlib import Path
 
+from agentd.cli import views
 from agentd.config import config as config_mod
-from agentd.errors import UsageError
+from agentd.errors import StateError, UsageError
+from agentd.escapes import safe
+from agentd.queue import queue
+from agentd.queue.taskstate import worklog_scope
+from agentd.wake.lock import wake_running
+from agentd.worklog import lines, worklog
+from agentd.worklog.attrs import fast_flow_mapping
+from agentd.worklog.index import Index
+from agentd.worklog.lines import MAX_REASON
+from agentd.worklog.worklog import read_with_lost
 
 
 def _cfg():
@@ -50,8 +61,6 @@ budget:
 
 
 def cmd_init(args) -> int:
-    from agentd.worklog import worklog
-
     cfg = _cfg()
     if cfg.config_file.exists():
         print(f"config:   {cfg.config_file} (exists, left as is)")
@@ -61,11 +70,10 @@ def cmd_init(args) -> int:
         print(f"config:   {cfg.config_file} (created)")
     made = worklog.init(cfg.worklog_path, cfg.host)
     if made and cfg.store_path.exists():
+        # lazy: only `agentd init` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
         from agentd.store.store import Store
 
         # a new file at this path starts a new history; the old entries are not restored into it
-        from agentd.queue.taskstate import worklog_scope
-
         Store(cfg.store_path).archive_entries(str(cfg.worklog_path), worklog_scope(cfg.worklog_path))
     print(f"worklog:  {cfg.worklog_path} ({'created' if made else 'exists, left as is'})")
     cfg.ensure_state_dir()
@@ -76,10 +84,6 @@ def cmd_init(args) -> int:
 
 
 def cmd_queue(args) -> int:
-    from agentd.cli import views
-    from agentd.queue import queue
-    from agentd.wake.lock import wake_running
-
     cfg = _cfg()
     view = queue.load(cfg, wake_running=wake_running(cfg))
     if args.json:  # in pieces: a long queue is never held as one string
@@ -96,8 +100,8 @@ def cmd_queue(args) -> int:
 
 def cmd_check(args) -> int:
     """The lines agentd would ignore, misread or never run; reads, runs and writes nothing."""
+    # lazy: only `agentd check` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.cli import check
-    from agentd.escapes import safe
 
     cfg = _cfg()
     only = Path(args.file) if getattr(args, "file", None) else None
@@ -118,6 +122,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_status(args) -> int:
+    # lazy: only `agentd status` needs it; keeps it off `agentd queue`'s start-up
     from agentd.cli import status
 
     cfg = _cfg()
@@ -130,22 +135,23 @@ def cmd_status(args) -> int:
 
 
 def cmd_wake(args) -> int:
+    # lazy: only `agentd wake` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.wake import wake
 
     return wake.wake(_cfg(), now=args.now, dry_run=args.dry_run, task_id=args.task)
 
 
 def _store(cfg):
+    # lazy: only the commands that read runs need it (runs, show, worktrees); keeps queue's start-up
     from agentd.store.store import Store
 
     return Store(cfg.store_path) if cfg.store_path.exists() else None
 
 
 def cmd_runs(args) -> int:
-    from agentd.cli import views
-
     cfg = _cfg()
     store = _store(cfg)
+    # lazy: only `agentd runs` needs it; keeps it off `agentd queue`'s start-up
     from agentd.cli.status import as_seen
 
     runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host)) if store else []
@@ -159,8 +165,8 @@ def cmd_runs(args) -> int:
 
 def cmd_worktrees(args) -> int:
     """The worktrees of `{repo: PATH}` tasks; --prune removes those whose runs ended, keeping the branches."""
+    # lazy: only `agentd worktrees` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.workspace import worktrees
-    from agentd.escapes import safe
 
     cfg = _cfg()
     store = _store(cfg)
@@ -183,6 +189,7 @@ def cmd_worktrees(args) -> int:
 
 
 def cmd_show(args) -> int:
+    # lazy: only `agentd show` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.cli import show
 
     cfg = _cfg()
@@ -193,6 +200,7 @@ def cmd_show(args) -> int:
     if len(matches) > 1:
         ids = ", ".join(r["run_id"] for r in matches[:5]) + (", …" if len(matches) > 5 else "")
         raise UsageError(f"{args.run_id!r} is ambiguous: it matches {len(matches)} runs ({ids})")
+    # lazy: only `agentd show` needs it; keeps it off `agentd queue`'s start-up
     from agentd.cli.status import as_seen
 
     run = as_seen(cfg, store, matches)[0]
@@ -205,8 +213,6 @@ def cmd_show(args) -> int:
 
 
 def _append_human(cfg, line: str) -> None:
-    from agentd.worklog import lines, worklog
-
     if not cfg.worklog_path.exists():
         raise UsageError("\n".join(_no_worklog(cfg)))
     try:
@@ -214,7 +220,6 @@ def _append_human(cfg, line: str) -> None:
     except lines.LineError as e:
         raise UsageError(f"that would not be a valid line: {e}") from None
     worklog.append(cfg.worklog_path, line + "\n")
-    from agentd.escapes import safe
 
     print(f"appended to {cfg.worklog_path}: {safe(line)}")  # (the file has the line as typed)
     if item is not None and hasattr(item, "id"):
@@ -232,8 +237,6 @@ def _one_line(text: str, what: str) -> str:
 
 
 def _yaml_value(v) -> str:
-    from agentd.worklog.attrs import fast_flow_mapping
-
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if isinstance(v, list):
@@ -279,8 +282,6 @@ def cmd_approve(args) -> int:
 
 
 def cmd_deny(args) -> int:
-    from agentd.worklog.lines import MAX_REASON
-
     reason = _one_line(" ".join(args.reason), "reason") if args.reason else ""
     if len(reason) > MAX_REASON:
         raise UsageError(f"the reason is {len(reason)} characters long; the agent reads at most {MAX_REASON}: "
@@ -291,7 +292,9 @@ def cmd_deny(args) -> int:
 def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
     """Append the answer line (the worklog stays the one mailbox); say which request it answers, whole.
     ``where``: the directory an approved command runs in (refused if an agent can write it)."""
+    # lazy: only `agentd approve` and `agentd deny` need it; keeps it off queue's and status's start-up
     from agentd.agent.approvals import answer_to, answered_line, bound_path, describe
+    # lazy: only `agentd approve` and `agentd deny` need it; keeps it off `agentd queue`'s start-up
     from agentd.store.store import Store
 
     approval_id = approval_id.lower()
@@ -301,12 +304,9 @@ def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
         raise UsageError(f"no approval request {approval_id!r}; `agentd status` lists the open ones")
     if row["answer"] is not None:
         raise UsageError(f"{approval_id} was already answered ({row['answer']} at {row['answered_at']})")
-    from agentd.worklog.worklog import read_with_lost
 
     store = Store(cfg.store_path)
     if where:
-        import os
-
         if row["kind"] != "command":
             raise UsageError(f"--dir is for a command to run; {approval_id} asks for {row['kind']}")
         real, why = bound_path(cfg, store, cfg.workspace, os.path.abspath(where))
@@ -320,7 +320,6 @@ def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
         raise UsageError(f"{approval_id} is already answered: {earlier[0].upper()} on line {earlier[2]} of "
                          f"{cfg.worklog_path} (until a wake takes it in, edit that line to change the answer)")
     _append_human(cfg, answered_line(verb, approval_id, reason, where).rstrip("\n"))
-    from agentd.escapes import safe
 
     # (the model's `what`, whole: every control, bidi and invisible character and each run of spaces shown)
     print(f"{'approved' if verb == 'approve' else 'denied'} {safe(describe(row), spaces=True)}; the next wake "
@@ -329,9 +328,6 @@ def _answer(verb: str, approval_id: str, reason: str, where: str = "") -> int:
 
 
 def cmd_reindex(args) -> int:
-    from agentd.worklog import worklog
-    from agentd.worklog.index import Index
-
     cfg = _cfg()
     idx = Index(cfg.index_path)
     idx.drop()
@@ -340,7 +336,6 @@ def cmd_reindex(args) -> int:
         _print(_no_worklog(cfg))
         return 0
     if Index(cfg.index_path).get(cfg.worklog_path) is None:  # the index swallows a write it could not make
-        from agentd.errors import StateError
 
         raise StateError(f"cannot write {cfg.index_path}: the state dir is read-only or full; the worklog was "
                          "read, but nothing was reindexed")
@@ -351,6 +346,7 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_install(args) -> int:
+    # lazy: only `agentd install` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.platform import systemd
 
     cfg = _cfg()
@@ -361,12 +357,14 @@ def cmd_install(args) -> int:
 
 
 def cmd_uninstall(args) -> int:
+    # lazy: only `agentd uninstall` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.platform import systemd
 
     return systemd.uninstall(_cfg())
 
 
 def cmd_logs(args) -> int:
+    # lazy: only `agentd logs` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.platform import logs
 
     return logs.follow_logs(_cfg(), follow=args.follow)
@@ -407,12 +405,14 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_doctor(args) -> int:
+    # lazy: only `agentd doctor` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.cli import doctor
 
     return doctor.doctor()
 
 
 def cmd_notify(args) -> int:
+    # lazy: only `agentd notify` needs it; keeps it off `agentd queue` and `agentd status`'s start-up
     from agentd.platform import notify
 
     return notify.notify_from_unit(_cfg(), args.unit)

@@ -17,10 +17,12 @@ from typing import Any, Callable
 
 from agentd.cli.doctor_backends import check_api_keys, check_backends, check_torch
 from agentd.cli.doctor_check import FAIL, OK, WARN, Check
-from agentd.cli.doctor_files import (check_config, check_disk, check_reserve, check_state_dir,
-                                     check_worklog)
+from agentd.cli.doctor_files import check_config, check_disk, check_reserve, check_state_dir, check_worklog
 from agentd.cli.doctor_sandbox import check_network, check_sandbox
 from agentd.cli.doctor_service import check_linger, check_timer, check_units
+from agentd.config.config import load as load_config
+from agentd.sandbox import cgroups
+
 
 __all__ = ["OK", "WARN", "FAIL", "Check", "check_api_keys", "check_backends", "check_config", "check_disk",
            "check_linger", "check_network", "check_reserve", "check_sandbox", "check_state_dir", "check_timer",
@@ -30,7 +32,7 @@ __all__ = ["OK", "WARN", "FAIL", "Check", "check_api_keys", "check_backends", "c
 def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = True,
                canary: bool = True) -> list[Check]:
     if cfg_loader is None:
-        from agentd.config.config import load as cfg_loader
+        cfg_loader = load_config
     cfg, checks = check_config(cfg_loader)
     if cfg is not None:
         checks += [check_worklog(cfg), check_state_dir(cfg)]
@@ -41,7 +43,6 @@ def run_checks(cfg_loader: Callable[[], Any] | None = None, *, torch: bool = Tru
         checks += check_backends(cfg) + check_api_keys(cfg)
         checks += check_sandbox(cfg, canary)
         checks.append(check_network(cfg))
-        from agentd.sandbox import cgroups
 
         checks.append(Check(*cgroups.doctor_line(cfg)))
         checks += check_disk({"state dir": cfg.state_dir, "workspace": cfg.workspace, "worklog": cfg.worklog_dir})

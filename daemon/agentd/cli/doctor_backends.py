@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from agentd.cli.doctor_check import FAIL, OK, WARN, Check
+from agentd.config.config import read_env_file
+from agentd.platform import systemd
+from agentd.providers import public_url
+
 
 CLI_BACKENDS = {"claude-cli": "claude", "codex-cli": "codex"}
 KEY_OF = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -46,9 +50,6 @@ def check_backends(cfg: Any) -> list[Check]:
 
 
 def check_api_keys(cfg: Any) -> list[Check]:
-    from agentd.platform import systemd
-    from agentd.config.config import read_env_file
-
     env_path = systemd.env_file(cfg)
     in_file = read_env_file(env_path)
     checks = []
@@ -78,8 +79,6 @@ def check_api_keys(cfg: Any) -> list[Check]:
             if where(key):
                 checks.append(Check(OK, f"provider {provider}: {key} set in {where(key)}"))
             elif provider == "openai" and cfg.values.get("base_url"):
-                from agentd.providers import public_url
-
                 checks.append(Check(OK, f"provider openai at {public_url(cfg.values['base_url'])}: no OPENAI_API_KEY "
                                     "(fine for a local server)"))
             else:

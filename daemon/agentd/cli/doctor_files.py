@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agentd.cli.doctor_check import FAIL, OK, WARN, Check
+from agentd.errors import ConfigError
+from agentd.queue import queue
+from agentd.wake import diskuse, reserve
+from agentd.wake.lock import wake_running
+
 
 GiB, MiB = 1024 ** 3, 1024 ** 2
 DISK_WARN = 5 * GiB
@@ -17,8 +22,6 @@ DISK_FAIL = 500 * MiB
 
 
 def check_config(cfg_loader: Callable[[], Any]) -> tuple[Any, list[Check]]:
-    from agentd.errors import ConfigError
-
     try:
         cfg = cfg_loader()
     except ConfigError as e:
@@ -43,9 +46,6 @@ def check_worklog(cfg: Any) -> Check:
         return Check(FAIL, f"worklog {path} is not {' and '.join(missing)}",
                      f"chmod u+rw {path}; chmod u+rwx {path.parent}")
     try:
-        from agentd.queue import queue
-        from agentd.wake.lock import wake_running
-
         view = queue.load(cfg, wake_running=wake_running(cfg))
     except Exception as e:  # doctor reports; it does not crash
         return Check(WARN, f"worklog {path} could not be parsed: {e}", "run `agentd queue` to see why")
@@ -100,8 +100,6 @@ def check_disk(paths: dict[str, Path], warn_bytes: int = DISK_WARN, fail_bytes: 
 def check_reserve(cfg: Any) -> list[Check]:
     """agentd's reserve on the state dir's disk, and what fills a (nearly) full disk of the state dir or
     the workspace (docs/reliability.md#a-full-disk)."""
-    from agentd.wake import diskuse, reserve
-
     size, have, where = reserve.RESERVE_BYTES, reserve.held(cfg), reserve.path(cfg)
     full = diskuse.low(cfg)
     if size <= 0:

@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from agentd.cli.doctor_check import FAIL, OK, WARN, Check
+from agentd.config.provenance import sandbox_off_by
+from agentd.sandbox import bwrap, egress, sandbox
+from agentd.sandbox.canary import canary as run_canary
 
 
 def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
     """The OS sandbox of the agent's tools: which, whether it works, how to fix it, and its canary."""
-    from agentd.sandbox import bwrap, sandbox
-
     agents = cfg.values.get("provider") != "none"
     bad = FAIL if agents else WARN  # with provider: none no agent task runs anyway
     if (cfg.values.get("sandbox") or "bwrap") == "off":
-        from agentd.config.provenance import sandbox_off_by
-
         by = sandbox_off_by(cfg)
         checks = [Check(WARN, f"sandbox: off ({by}): the agent's shell runs unconfined, as you",
                         f"install bubblewrap and remove {'`sandbox: off`' if by.startswith('`') else by} "
@@ -36,7 +35,6 @@ def check_sandbox(cfg: Any, canary: bool = True) -> list[Check]:
                             f"namespace".replace("  ", " "))]
     if not canary:
         return checks
-    from agentd.sandbox.canary import canary as run_canary
 
     r = run_canary(cfg)
     if r["error"]:
@@ -66,8 +64,6 @@ FULL = "full network, no egress filter"
 def check_network(cfg: Any) -> Check:
     """Which network each kind of task gets under this config (docs/security.md#network): WARN where it is
     the full network with no egress filter for every agent task (``network: true``, ``sandbox: off``)."""
-    from agentd.sandbox import egress
-
     allow = egress.allowlist(cfg, {})
     off = (cfg.values.get("sandbox") or "bwrap") == "off"
     hosts = f"{', '.join(allow)} (and their subdomains), through agentd's proxy" if allow else ""

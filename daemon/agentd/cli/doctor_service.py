@@ -7,11 +7,10 @@ import shutil
 from typing import Any
 
 from agentd.cli.doctor_check import OK, WARN, Check
+from agentd.platform import systemd
 
 
 def check_units(cfg: Any) -> tuple[bool, Check]:
-    from agentd.platform import systemd
-
     try:
         ok, message = systemd.units_match(cfg)
     except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
@@ -24,8 +23,6 @@ def check_units(cfg: Any) -> tuple[bool, Check]:
 
 
 def check_linger(cfg: Any) -> Check:
-    from agentd.platform import systemd
-
     linger = systemd.linger_enabled(cfg.env)
     if linger:
         return Check(OK, "linger is on: the timer runs while you are logged out and after boot")
@@ -35,8 +32,6 @@ def check_linger(cfg: Any) -> Check:
 
 
 def check_timer(cfg: Any) -> Check:
-    from agentd.platform import systemd
-
     if not shutil.which("systemctl", path=cfg.env.get("PATH", os.defpath)):
         return Check(WARN, "no systemctl: nothing wakes agentd on a timer", "run `agentd wake` from cron")
     nxt, unreachable = systemd.timer_state(cfg.env)

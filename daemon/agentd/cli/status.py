@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from agentd.agent.backends import sandbox_problem
+from agentd.cli.views import wrapped
+from agentd.config.provenance import sandbox_off_by
+from agentd.errors import WorklogError
+from agentd.escapes import safe
+from agentd.queue import queue
+from agentd.wake import diskuse
+from agentd.wake.lock import wake_running
+from agentd.workspace.rundir import read_progress
 
 
 def collect(cfg) -> dict:
-    from agentd.queue import queue
-    from agentd.workspace.rundir import read_progress
-
     info: dict = {"host": cfg.host, "worklog": str(cfg.worklog_path), "worklog_exists": cfg.worklog_path.exists(),
                   "config_file": str(cfg.config_file), "config_exists": cfg.config_file.exists(),
                   "state_dir": str(cfg.state_dir), "workspace": str(cfg.workspace),
@@ -17,6 +25,7 @@ def collect(cfg) -> dict:
                   "disk_full": disk_full(cfg)}
     store = None
     if cfg.store_path.exists():
+        # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
         from agentd.store.store import Store
 
         store = Store(cfg.store_path)
@@ -37,9 +46,6 @@ def collect(cfg) -> dict:
                                         "notes": "the wake running it was killed; the next wake records it"}
     view = None
     if info["worklog_exists"] or cfg.worklog_path.is_symlink():
-        from agentd.errors import WorklogError
-        from agentd.wake.lock import wake_running
-
         try:
             view = queue.load(cfg, store, wake_running=wake_running(cfg))
         except WorklogError as e:  # status still says where things are and what ran
@@ -56,17 +62,17 @@ def collect(cfg) -> dict:
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
         info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks.dynamic if t.status == "waiting"]
     if store is not None:  # (after the queue: its load re-based the deadlines a jumped clock left)
+        # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
         from agentd.store import clock
 
         info["clock"] = clock.seen(store.db)
-    from agentd.agent.backends import sandbox_problem
-    from agentd.config.provenance import sandbox_off_by
 
     mode = cfg.values.get("sandbox") or "bwrap"
     info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg), "off_by": sandbox_off_by(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
     if unit.exists():
         info["timer_installed"] = True
+        # lazy: only where the timer is installed (systemctl is asked for its next elapse)
         from agentd.platform import systemd
 
         info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
@@ -75,8 +81,6 @@ def collect(cfg) -> dict:
 
 def disk_full(cfg) -> list[dict]:
     """The (nearly) full disks of the state dir and workspace: what fills each one, and the fix."""
-    from agentd.wake import diskuse
-
     return [{"holds": x.names, "mount": x.mount, "free": x.free, "lines": x.lines(),
              "agents_wait": "workspace" in x.names} for x in diskuse.low(cfg)]
 
@@ -87,7 +91,6 @@ def as_seen(cfg, store, runs: list[dict]) -> list[dict]:
     one that finished while we looked is read again."""
     if not any(r["status"] == "running" for r in runs):
         return runs
-    from agentd.wake.lock import wake_running
 
     if wake_running(cfg):
         return runs
@@ -101,8 +104,6 @@ def as_seen(cfg, store, runs: list[dict]) -> list[dict]:
 
 
 def _unit_dir(cfg):
-    from pathlib import Path
-
     base = cfg.env.get("XDG_CONFIG_HOME") or str(Path(cfg.env.get("HOME", "~")).expanduser() / ".config")
     return Path(base) / "systemd" / "user"
 
@@ -117,9 +118,6 @@ def _waits_for(run: dict) -> str:
 
 
 def text(info: dict) -> list[str]:
-    from agentd.escapes import safe
-    from agentd.cli.views import wrapped
-
     out = [f"host:      {safe(info['host'])}",
            f"worklog:   {safe(info['worklog'])}" + ("" if info["worklog_exists"] else "  (missing: `agentd init` makes one)"),
            f"config:    {safe(info['config_file'])}" + ("" if info["config_exists"] else "  (none; defaults in use)"),
@@ -168,6 +166,7 @@ def text(info: dict) -> list[str]:
         out.append(safe(f"progress:  {p.get('status')} · phase {p.get('current_phase')} since {p.get('phase_started')}"
                         f" · updated {p.get('last_update')}"))
     if info.get("clock"):
+        # lazy: only where a store exists and saw the clock jump (store/ stays off a first status's start-up)
         from agentd.store.clock import status_lines
 
         out += status_lines(info["clock"])

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+
 GIB = 1024**3
 SMI_QUERY = "name,memory.used,memory.free,memory.total,utilization.gpu,driver_version"
 SMI_TIMEOUT = 10.0
@@ -30,7 +31,7 @@ SMI_TIMEOUT = 10.0
 
 def snapshot(paths: Iterable[Path] = (), use_torch: bool = False) -> dict[str, Any]:
     """Measure this host now; ``paths`` get a free-disk entry each."""
-    import psutil
+    import psutil  # lazy: ~10 ms of start-up; only a wake's health snapshot and doctor measure the host
 
     cpus = psutil.cpu_count() or os.cpu_count() or 1
     try:
@@ -75,7 +76,7 @@ def _iso(ts: float) -> str:
 
 def disk_entry(path: Path) -> dict[str, Any]:
     """Free disk of the filesystem ``path`` is (or will be) on."""
-    import psutil
+    import psutil  # lazy: ~10 ms of start-up; only a wake's health snapshot and doctor measure the host
 
     probe = Path(os.path.abspath(os.path.expanduser(str(path))))
     while not probe.exists() and probe != probe.parent:

@@ -27,6 +27,11 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from agentd.config.config import load
+from agentd.errors import AgentdError
+from agentd.escapes import json_safe, safe
+
+
 LOG_NAME = "agentd.log"
 MAX_LOG_BYTES = 10 * 1024 * 1024
 PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4,
@@ -71,8 +76,6 @@ def _open_log(path: Path) -> IO[str] | None:
 
 def _visible_values(event: dict) -> dict:
     """``event`` with each text made visible (``escapes.safe``); a traceback a line at a time."""
-    from agentd.escapes import safe
-
     return {k: "\n".join(map(safe, v.split("\n"))) if type(v) is str and k in ("exception", "stack")
             else safe(v) if type(v) is str else v for k, v in event.items()}
 
@@ -84,8 +87,6 @@ class _Tee:
         self.file, self.console, self.journal = file, console, journal
 
     def __call__(self, logger: Any, method: str, event: dict) -> str:
-        from agentd.escapes import json_safe
-
         line = json_safe(json.dumps(event, default=str, ensure_ascii=False))  # (no bidi or C1 byte in a log)
         if self.file is not None:
             try:
@@ -114,9 +115,6 @@ def setup(run_id: str | None = None, stream: IO[str] | None = None, *, cfg: Any 
     stream = sys.stderr if stream is None else stream
     if log_file is None:
         if cfg is None:
-            from agentd.config.config import load
-            from agentd.errors import AgentdError
-
             try:
                 cfg = load(dict(env))
             except AgentdError:
@@ -239,10 +237,6 @@ def follow_logs(cfg: Any, follow: bool = False, *, out: Callable[[str], None] | 
 def readable_lines(text: str) -> str:
     """The log file's JSON lines as a person reads them in a terminal:
     ``2026-11-22T15:32:09Z info  run started  task=ok kind=command run_id=…``; other lines as they are."""
-    import json
-
-    from agentd.escapes import safe
-
     out = []
     for line in text.splitlines(keepends=True):
         try:

@@ -20,6 +20,13 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from agentd.escapes import safe
+from agentd.platform.logs import format_summary
+from agentd.redact import without_llm_keys
+from agentd.sandbox import procs
+from agentd.store.store import Store
+
+
 NOTIFY_TIMEOUT = 30.0
 
 
@@ -35,8 +42,6 @@ def _warn(event: str, **fields: Any) -> None:
 def one_line(text: str, limit: int = 300) -> str:
     """``text`` on one line, made visible (``escapes.safe``: a model's text can't drive the terminal or
     the desktop that shows it), cut to ``limit``."""
-    from agentd.escapes import safe
-
     return safe(" ".join(str(text).split()), limit)
 
 
@@ -51,10 +56,8 @@ def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT, limit: int = 30
     if not command:
         return False
     line = one_line(line, limit)
-    from agentd.redact import without_llm_keys
 
     env = {**without_llm_keys(cfg.env), "AGENTD_SUMMARY": line}
-    from agentd.sandbox import procs
 
     try:
         rc, out, _, stopped = procs.run(["/bin/sh", "-c", command], env=env, input=(line + "\n").encode(),
@@ -76,14 +79,10 @@ def notify(cfg: Any, line: str, timeout: float = NOTIFY_TIMEOUT, limit: int = 30
 
 def summary_of_last_run(cfg: Any, unit: str) -> str:
     """'agentd@host: agentd.service failed; last run ab12 (started ...): task T3 failed in 1m02s, ... — reason'."""
-    from agentd.platform.logs import format_summary
-
     head = f"agentd@{cfg.host}: {unit} failed" if unit else f"agentd@{cfg.host}"
     run = None
     if cfg.store_path.exists():
         try:
-            from agentd.store.store import Store
-
             store = Store(cfg.store_path)
             try:
                 runs = store.runs(limit=1, host=cfg.host)

@@ -20,6 +20,9 @@ from typing import Callable
 from agentd.errors import AgentdError, UsageError
 from agentd.platform.unitfiles import (PASSED_ENV, TEMPLATE_DIR, UNITS, _home, default_agentd_exe, env_file,  # noqa: F401
                               _interval, installed_interval, on_calendar, render)
+import pwd
+import time
+from agentd.times import parse
 
 TIMER = "agentd.timer"
 SERVICE = "agentd.service"
@@ -75,7 +78,6 @@ def _user(env: dict) -> str:
     name = env.get("USER") or env.get("LOGNAME")
     if name:
         return name
-    import pwd
 
     return pwd.getpwuid(os.getuid()).pw_name
 
@@ -257,12 +259,10 @@ def schedule_wake(cfg, when_iso: str, run_id: str) -> str:
     env = cfg.env
     if not (user_unit_dir(env) / TIMER).exists():
         return f"the timer is not installed: `agentd wake` after {when_iso} resumes it"
-    from agentd.times import parse
 
     t = parse(when_iso)
     if t is None:
         return f"no wake scheduled: {when_iso!r} is not a time"
-    import time
 
     spec = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     unit = "agentd-reset-" + "".join(c if c.isalnum() or c == "-" else "_" for c in run_id)

@@ -12,8 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from agentd.errors import AgentdError, ConfigError, UsageError
+from agentd.config.config import CONFIG_FIELDS, read_env_file
 from agentd.config.schema import parse_duration
+from agentd.errors import AgentdError, ConfigError, UsageError
+
 
 TEMPLATE_DIR = Path(__file__).parent / "units"
 UNITS = ("agentd.service", "agentd.timer", "agentd-notify@.service")
@@ -132,7 +134,6 @@ def render(cfg, every: str | None = None, agentd_exe: str | None = None,
             assignments.append(f"{name}={value}")
     # Settings made with AGENTD_<KEY> in the installing shell hold for the timer's wakes too
     # (those in the env file reach the service through EnvironmentFile= instead).
-    from agentd.config.config import CONFIG_FIELDS, read_env_file
 
     in_file = read_env_file(env_file(cfg))
     for key in CONFIG_FIELDS:

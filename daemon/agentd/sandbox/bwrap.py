@@ -8,8 +8,11 @@ covers over /proc that follow its ``--proc`` (``proc_args``), and whether it can
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 from agentd.recordtype import Factory, Record
+
 
 PROBE_TIMEOUT = 10.0
 INSTALL_FIX = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install "
@@ -18,8 +21,6 @@ INSTALL_FIX = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewr
 
 
 def bwrap_path(env: dict | None = None) -> str | None:
-    import shutil
-
     env = os.environ if env is None else env
     return shutil.which("bwrap", path=env.get("PATH") or os.defpath) or (
         "/usr/bin/bwrap" if os.access("/usr/bin/bwrap", os.X_OK) else None)
@@ -135,8 +136,6 @@ def status(env: dict | None = None) -> Status:
 
 
 def _probe(exe: str | None) -> Status:
-    import subprocess
-
     if exe is None:
         return Status(False, None, None, "bwrap (bubblewrap) is not installed", INSTALL_FIX)
     version = None

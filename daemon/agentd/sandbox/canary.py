@@ -5,10 +5,22 @@ processes), without changing anything.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
 
+from agentd.providers.choice import KEY_VARS
+from agentd.redact import _SECRET_NAME, _SHAPES, LLM_KEYS, could_be_secret
 from agentd.sandbox import sandbox
 from agentd.sandbox.sandbox import Policy, Unavailable, _home, _real, agentd_paths, policy_for, python_inside, wrap
+
 
 # Run inside the sandbox by ``canary``: each probe tries to reach something it must not, without
 # changing anything (writes are asked of access(2), which answers EROFS on a read-only mount),
@@ -134,11 +146,6 @@ def key_probe(cfg, policy: Policy) -> dict:
     """What the canary looks for in every environment inside: key names (the providers', agentd's
     env file's, any secret-looking one), key shapes (sk-..., ghp_...) and agentd's key values, as a
     SHA-256 per length (never the key itself)."""
-    import hashlib
-
-    from agentd.providers.choice import KEY_VARS
-    from agentd.redact import _SECRET_NAME, _SHAPES, LLM_KEYS, could_be_secret
-
     names = sorted({*KEY_VARS.values(), *LLM_KEYS, *policy.env_file_vars})
     values = {v for k, v in cfg.env.items() if (k in names or _SECRET_NAME.search(k)) and could_be_secret(v)}
     hashes: dict[str, list[str]] = {}
@@ -154,15 +161,6 @@ def canary(cfg, timeout: float = 30) -> dict:
     Returns {"mode", "ok" (nothing reached), "probes": [{"name", "reached", "detail"}], "error"}.
     With ``sandbox: off`` the same probes run unconfined, to show what an agent could reach.
     """
-    import json
-    import secrets
-    import signal
-    import socket
-    import subprocess
-    import tempfile
-    import threading
-    import time
-
 
     mode = cfg.values.get("sandbox") or "bwrap"
     result: dict = {"mode": mode, "ok": False, "probes": [], "error": None}

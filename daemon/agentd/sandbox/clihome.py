@@ -38,6 +38,11 @@ from pathlib import Path
 
 from agentd.sandbox.proxy import Upstream, placeholder
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (pyproject's dependency for 3.10 only)
+    import tomli as tomllib
+
 MAX_COPY = 256 * 1024
 COPIED = {"claude-cli": ("CLAUDE.md",), "codex-cli": ("AGENTS.md",)}
 ANTHROPIC_BASE = "https://api.anthropic.com"
@@ -131,10 +136,6 @@ def toml_table(data: bytes | None) -> dict:
     from PyPI as tomli (pyproject's dependency for 3.10 only)."""
     if not data:
         return {}
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):

@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
+
 
 PORTS = (80, 443)
 _ID = r"/[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}"  # a model id: one segment, never "." or ".."
@@ -60,8 +62,6 @@ def _is_ip(h: str) -> bool:
 
 
 def _ip(h: str):
-    import ipaddress
-
     try:
         a = ipaddress.ip_address(h.strip("[]"))
     except ValueError:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 import os
+import selectors
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
@@ -36,8 +38,6 @@ def pump(proc: subprocess.Popen, sinks: dict, *, wall: float, idle: float | None
     ``sinks`` maps a pipe to a writable binary file.  Bytes past ``max_bytes`` (all pipes
     together) are dropped and the child is stopped.  Returns why it was stopped, or None.
     """
-    import selectors
-
     start = time.monotonic() if start is None else start
     sel = selectors.DefaultSelector()
     for pipe in sinks:
@@ -156,7 +156,6 @@ def kill_orphan(run_id: str) -> str | None:
     """
     marker = f"AGENTD_RUN_ID={run_id}".encode()
     groups = set()
-    from pathlib import Path
 
     for proc in Path("/proc").glob("[0-9]*"):
         try:

@@ -56,12 +56,14 @@ import re
 import secrets
 import socket
 import socketserver
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from agentd.sandbox import egress
 from agentd.sandbox.relay import pipe
+
 
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te",
        "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
@@ -178,8 +180,6 @@ class _Quiet:
     """A handler's unexpected error is one line in agentd's log, never a traceback on its stderr."""
 
     def handle_error(self, request, client_address) -> None:
-        import sys
-
         e = sys.exc_info()[1]
         self.RequestHandlerClass.proxy.log(f"proxy: a request failed: {type(e).__name__}: {e}"[:300])
 

@@ -39,11 +39,19 @@ API for runners::
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import stat
+import sys
 from pathlib import Path
 
-from agentd.sandbox import bwrap
+from agentd.config.config import read_env_file
+from agentd.config.provenance import sandbox_off_by
 from agentd.recordtype import Record
+from agentd.redact import LLM_KEYS, scrubbed_env
+from agentd.sandbox import bwrap
+
 
 MODES = ("bwrap", "off")
 
@@ -74,7 +82,6 @@ CLI_LOGIN_VARS = ("CLAUDE_CONFIG_DIR", "CODEX_HOME")
 SESSION_VARS = ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "DISPLAY",
                 "WAYLAND_DISPLAY", "XAUTHORITY", "DOCKER_HOST", "SYSTEMD_EXEC_PID", "INVOCATION_ID",
                 "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "MANAGERPID", "TMPDIR")
-
 
 
 class Unavailable(RuntimeError):
@@ -124,7 +131,6 @@ def agentd_paths(cfg) -> dict[str, Path]:
 
 def _protected_only(cfg) -> dict[str, Path]:
     """Not hidden (read-only is enough), but a writable path must not hold them."""
-    import sys
 
     config_home = cfg.env.get("XDG_CONFIG_HOME")
     config_home = Path(config_home) if config_home and os.path.isabs(config_home) else _home(cfg) / ".config"
@@ -158,7 +164,6 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
         if os.path.lexists(p):
             hidden.append(_real(p))
     hidden += cli_login_dirs(cfg.env)
-    import glob
 
     for p in list(SYSTEM_SECRETS) + [g for pat in SYSTEM_SECRET_GLOBS for g in glob.glob(pat)]:
         if os.path.lexists(p):
@@ -177,7 +182,6 @@ def policy_for(cfg, task_attrs: dict | None = None, workspace=None, for_cli: boo
                     conflicts.append(f"the {which} {w} holds {what} {rp}: the agent could rename or replace it "
                                      "from inside; use a workspace that holds none of agentd's files (the default "
                                      "is <state_dir>/workspace)")
-    from agentd.config.config import read_env_file
 
     return Policy(mode=mode, workspace=ws, network=network, gpu=bool(attrs.get("gpu")),
                   writable=tuple(dict.fromkeys(extra)), hidden=tuple(hidden), conflicts=tuple(conflicts),
@@ -249,8 +253,6 @@ def _runtime_dir(p: Path) -> bool:
 
 
 def _safe_to_show(src: Path, seen: Path, hidden) -> bool:
-    import stat
-
     for p in (src, seen):
         if p in MASKED or any(_inside(m, p) for m in MASKED) or _runtime_dir(p):
             return False
@@ -266,8 +268,6 @@ def _safe_to_show(src: Path, seen: Path, hidden) -> bool:
 def python_inside(policy: Policy) -> str:
     """A Python the sandbox can see, for stdlib-only programs agentd runs inside (the canary, the relay):
     agentd's own may live in /tmp or a hidden dir."""
-    import shutil
-    import sys
 
     covered = [*policy.hidden, *([Path("/tmp")] if policy.private_tmp else []), Path("/run")]
     # a venv's python run by its real path is the base interpreter: enough for stdlib-only probes
@@ -291,8 +291,6 @@ def bwrap_args(policy: Policy) -> list[str]:
     if not policy.network:
         args.append("--unshare-net")
     if policy.gpu:
-        import glob
-
         for dev in sorted(glob.glob("/dev/nvidia*")) + ["/dev/dri"]:
             if os.path.exists(dev):
                 args += ["--dev-bind", dev, dev]
@@ -354,8 +352,6 @@ def env_for(policy: Policy, env: dict) -> dict[str, str]:
     inside holds none.  Out go the providers' key variables (``redact.LLM_KEYS``), every name in agentd's env file, every
     secret-looking name, and every value that is or holds a key (``redact.scrubbed_env``); then the
     session sockets and agents that lead outside."""
-    from agentd.redact import LLM_KEYS, scrubbed_env
-
     names = {*LLM_KEYS, *policy.env_file_vars}  # LLM_KEYS holds every provider's (providers.choice.KEY_VARS)
     out = scrubbed_env(env, names, [env.get(k) for k in names])
     if policy.mode == "off":
@@ -370,8 +366,6 @@ def env_for(policy: Policy, env: dict) -> dict[str, str]:
 def describe(policy: Policy, cfg=None) -> dict:
     """The policy as the run manifest records it."""
     if policy.mode == "off":
-        from agentd.config.provenance import sandbox_off_by
-
         by = sandbox_off_by(cfg) if cfg is not None else None
         return {"sandbox": "off", "note": f"explicit sandbox: off ({by or 'the config'}): tools run unconfined"}
     st = bwrap.status(cfg.env if cfg is not None else None)

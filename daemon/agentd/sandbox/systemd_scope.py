@@ -5,6 +5,8 @@ was hit)."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from agentd.config.limits import Limits
@@ -13,9 +15,6 @@ from agentd.config.limits import Limits
 def systemd_run_missing(env: dict) -> str | None:
     """None when ``systemd-run --user`` can make a scope here, else why not (no process is started
     unless the user manager's socket is there)."""
-    import shutil
-    import subprocess
-
     exe = shutil.which("systemd-run", path=env.get("PATH") or os.defpath)
     if exe is None:
         return "systemd-run is not installed"

@@ -28,7 +28,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from agentd.config.config import _xdg, read_env_file
 from agentd.errors import WorkspaceError
+from agentd.redact import LLM_KEYS, scrubbed_env
+
 
 HARDENING = (
     ("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"), ("core.untrackedCache", "false"),
@@ -78,9 +81,6 @@ class Where:
 def scrubbed(env: dict) -> dict[str, str]:
     """``env`` without a key: the providers' key variables, every name in agentd's env file, every
     secret-looking name or value (``redact.scrubbed_env``, as ``sandbox.env_for`` does for the sandbox)."""
-    from agentd.config.config import _xdg, read_env_file
-    from agentd.redact import LLM_KEYS, scrubbed_env
-
     in_file = read_env_file(_xdg(env, "XDG_CONFIG_HOME", ".config") / "agentd" / "env")
     names = {*LLM_KEYS, *in_file}
     return scrubbed_env(env, names, [*(env.get(k) for k in names), *in_file.values()])

@@ -8,13 +8,17 @@ blocked), ``notes`` and ``phases_completed``.  It is rewritten atomically
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 from agentd import __version__
+from agentd.errors import WorkspaceError
+from agentd.providers.choice import CLI_EXES, chosen
 from agentd.redact import redact
+from agentd.sandbox import sandbox
 from agentd.times import now_iso
 
 
@@ -23,6 +27,7 @@ def new_run_id(store=None, now: float | None = None, token=None) -> str:
     bits so two wakes in one second, or a clock set back, don't make the same id; one the store
     already has is never used (``token`` stands in for the random bits in tests).  Ids made before
     had 4 hex digits; they stay valid (nothing parses an id's shape)."""
+    # lazy: only a wake makes a run id; secrets (and random) stay off `agentd status`'s start-up
     import secrets
 
     token = token or (lambda: secrets.token_hex(8))
@@ -40,8 +45,6 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def config_hash(values: dict) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -50,8 +53,8 @@ def _git_commit(path: Path) -> str | None:
     agent's: its .git may hold hooks, an fsmonitor, filters)."""
     if not (path / ".git").exists():
         return None
+    # lazy: only a wake's manifest asks git; keeps it off `agentd status`'s start-up
     from agentd.workspace import git
-    from agentd.errors import WorkspaceError
 
     try:
         out = git.git("rev-parse", "--verify", "HEAD", cwd=path, timeout=10).strip()
@@ -61,6 +64,7 @@ def _git_commit(path: Path) -> str | None:
 
 
 def _dist_version(name: str) -> str | None:
+    # lazy: importlib.metadata (email, zipfile...) only for a wake's manifest; keeps `agentd status`'s start-up
     from importlib import metadata
 
     try:
@@ -77,6 +81,7 @@ class RunDir:
 
     def write_manifest(self, cfg, run_id: str, task, snapshot: dict, workspace: Path | None = None) -> None:
         """``workspace``: where the run works (the task's own workspace, its worktree, a command's cwd)."""
+        # lazy: only a wake's manifest names the platform; keeps it off `agentd status`'s start-up
         import platform
 
         gpus = snapshot.get("gpu") or []
@@ -116,14 +121,10 @@ class RunDir:
         write_json(self.progress_path, p)
 
 
-
-
 def _sandbox(cfg, task, workspace) -> dict:
     """Which sandbox the run's model-driven processes get, and its policy (docs/security.md)."""
     if task.runner != "agent":
         return {"sandbox": "none", "note": f"a {task.kind} a person wrote runs as written, like their own shell"}
-    from agentd.sandbox import sandbox
-    from agentd.providers.choice import CLI_EXES, chosen
 
     cli = chosen(cfg)
     policy = sandbox.policy_for(cfg, task.attrs, workspace or cfg.workspace,
@@ -133,6 +134,7 @@ def _sandbox(cfg, task, workspace) -> dict:
 
 def _limits(cfg) -> dict:
     """The cgroup limits the run's model-driven processes get (cgroups.py)."""
+    # lazy: only a wake's manifest reads the cgroup limits; keeps it off `agentd status`'s start-up
     from agentd.sandbox import cgroups
 
     return cgroups.describe(cfg)

@@ -29,10 +29,14 @@ import shutil
 import stat
 from pathlib import Path
 
-from agentd.workspace import git
 from agentd.errors import WorkspaceError
+from agentd.escapes import safe
 from agentd.lazyre import lazy
+from agentd.redact import redact
 from agentd.times import now_iso
+from agentd.workspace import git
+from agentd.workspace.rundir import amend_manifest
+
 
 _UNSAFE = lazy(r"[^A-Za-z0-9._-]|\.{2,}")
 ACTIVE = ("running", "waiting")  # a run in these states may still write its worktree
@@ -126,7 +130,6 @@ def prepare(job) -> Path:
     write_record(cfg, {"task": task.id, "run": job.run_id, "repo": str(repo), "common_dir": str(common),
                        "admin_dir": str(admin), "branch": branch, "base": base, "path": str(path),
                        "created_at": now_iso(), "removed_at": None})
-    from agentd.workspace.rundir import amend_manifest
 
     amend_manifest(job.run_dir, worktree={"repo": str(repo), "branch": branch, "base": base, "path": str(path)})
     return path
@@ -175,8 +178,6 @@ def uncommittable(path) -> str | None:
     its filters), or a ``.gitattributes``, ``.gitignore``, ``.gitmodules`` or ``.mailmap`` that is not a regular
     file (a FIFO hangs git), or more than ``MAX_WALK`` entries, or a directory it could not read; else None.
     Links are never followed."""
-    from agentd.escapes import safe
-
     root = str(path)
     nested, odd, errors, seen, stack = [], [], [], 0, [root]
     while stack:
@@ -220,8 +221,6 @@ def uncommittable(path) -> str | None:
 def commit(cfg, rec: dict, status: str, summary: str) -> str | None:
     """Commit everything the run left in its worktree (if anything changed) on its branch; or, running no
     git there, why it left the work uncommitted (``uncommittable``)."""
-    from agentd.redact import redact
-
     _restore_dot_git(rec)
     if why := uncommittable(rec["path"]):
         return why
@@ -238,8 +237,6 @@ def commit(cfg, rec: dict, status: str, summary: str) -> str | None:
 
 def summary_lines(rec: dict) -> list[str]:
     """The branch, its commits (short sha + subject) and a diff summary against the base."""
-    from agentd.escapes import safe
-
     where = git.Where(rec["common_dir"])
     rng = f"{rec['base']}..refs/heads/{rec['branch']}"
     log = git.git("log", "--format=%h %s", *git.NO_DRIVERS, rng, "--", where=where).splitlines()
