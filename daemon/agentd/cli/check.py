@@ -9,10 +9,16 @@ defined twice); the queue lists them too (``queue.load``).
 
 from __future__ import annotations
 
+import sqlite3
 from itertools import compress
 from pathlib import Path
 
+from agentd.errors import UsageError
+from agentd.experiments import problem
 from agentd.lazyre import lazy
+from agentd.queue.order import after_loop
+from agentd.queue.queue import load_task_file
+from agentd.worklog.parse import parse_bytes
 from agentd.worklog.linenotes import _did_you_mean, notes
 from agentd.recordtype import Record
 
@@ -45,9 +51,6 @@ def _never_runs(tasks, known: set, done: set, key_lines: dict | None = None) -> 
     missing an attr, an ``after`` naming no task, ``after`` links that go round in a loop.  A
     problem with ``after`` names its line where ``key_lines`` (a task file's, ``load_task_file``)
     has it: that of the id in the list, or of the ``after`` key."""
-    from agentd.experiments import problem
-    from agentd.queue.order import after_loop
-
     out = []
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     statuses = {tid: "done" if tid in done else "open" for tid in known}
@@ -84,8 +87,6 @@ def _done_ids(state) -> set:
 
 
 def _parse(path: Path):
-    from agentd.worklog.parse import parse_bytes
-
     return parse_bytes(path.read_bytes())
 
 
@@ -117,8 +118,6 @@ def _unknown_answers(state, store_path: Path | None, where: str) -> list[Problem
     """APPROVE/DENY lines for an id no request in agentd's store has (read-only; no store: all)."""
     if not state.answers:
         return []
-    import sqlite3
-
     ids = set()
     if store_path is not None and store_path.exists():
         try:
@@ -136,8 +135,6 @@ def _unknown_answers(state, store_path: Path | None, where: str) -> list[Problem
 
 def check_task_file(path: Path, worklog_ids=()) -> tuple[list[Problem], list]:
     """(problems, Tasks) of one YAML task file."""
-    from agentd.queue.queue import load_task_file
-
     key_lines: dict = {}
     tasks, problems = load_task_file(path, key_lines)
     found = [_located(p, str(path)) for p in problems]
@@ -154,8 +151,6 @@ def is_task_file(path: Path) -> bool:
 def check(worklog: Path | None, tasks_dir: Path | None, store_path: Path | None = None,
           only: Path | None = None) -> list[Problem]:
     """Every problem of the worklog and the task files (or of ``only``, a worklog or a task file)."""
-    from agentd.errors import UsageError
-
     if only is not None:
         if not only.is_file():
             raise UsageError(f"no file {only}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import chain, repeat, tee
+from json.encoder import encode_basestring_ascii as string
 from operator import mod
 
 from agentd.tasks import scoring
@@ -64,8 +65,6 @@ def _template(pieces, takes: tuple) -> str:
 def _values(rows, table, takes: tuple, whys=None) -> list:
     """For each value ``takes`` names, the rows' values as strings (an iterator); ``whys``, the rows'
     whys (an iterator, as the template writes them)."""
-    from json.encoder import encode_basestring_ascii as string
-
     column = _column(rows, table)
     made = {WHY: lambda: whys, V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
             F: lambda: scoring.Plain.factors(column("mins")), T: lambda: column("totals"),
@@ -88,8 +87,6 @@ class _JsonRuns(dict):
         super().__init__({None: "null"})
 
     def __missing__(self, run: str) -> str:
-        from json.encoder import encode_basestring_ascii as string
-
         if len(self) > 4096:
             self.clear()
             self[None] = "null"
@@ -184,8 +181,6 @@ def text_title(title: str) -> str:
 
 def json_lines(run, table, templates: dict):
     """The JSON line of each row of a plain ``run`` (``json.dumps(Task.to_json())``)."""
-    from json.encoder import encode_basestring_ascii as string
-
     status, why = run.status, run.why
     made = templates.get((status, why is None))
     if made is None:
@@ -200,8 +195,6 @@ def json_lines(run, table, templates: dict):
 def _plain_json(plain, status: str, eligible: bool, takes: tuple) -> str:
     """The template of the JSON line of a plain row of ``plain``'s shape and ``status``, that can run
     now (``eligible``) or not (then its why is a value the template takes)."""
-    from json.encoder import encode_basestring_ascii as string
-
     m = _JSON_MARKS
     explained = (string(plain.explain(_MARKS)), m) if eligible else (m[WHY], m)
     parts = ", ".join(f'{{"part": {string(label)}, "effect": {string(effect)}}}'

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+import textwrap
+from heapq import nsmallest
 from itertools import islice
+from json.encoder import encode_basestring_ascii as string
 
 from agentd.cli import runlines
 from agentd.escapes import safe
@@ -17,8 +22,6 @@ def queue_text(view, show_all: bool = False) -> list[str]:
 def _not_read(r, view):
     """One block, in line order: the lines not read (or read as prose) and those the whole worklog
     shows are ignored (a DONE naming no task, a task defined again: ``view.notes``)."""
-    from heapq import nsmallest
-
     count = r.state.error_count + view.note_count
     if not count:
         return
@@ -100,9 +103,6 @@ def wrapped(reason: str, first: str, indent: str, width: int = WIDTH) -> list[st
     """``first`` and ``reason`` on lines of at most ``width`` characters, the next ones starting with
     ``indent``: broken after a clause (``; `` or a sentence's end), never in one, unless a clause is
     longer than a line (then at a space).  Never cut, but past ``MOST`` characters, at a clause's end."""
-    import re
-    import textwrap
-
     text = safe(" ".join(str(reason).split()))
     if len(first) + len(text) <= width:
         return [first + text]
@@ -170,8 +170,6 @@ def queue_json_chunks(view, batch: int = 4096):
     per task (and per item of the other lists).  The whole document through ``json.dumps(indent=2)``
     takes Python's pure-Python encoder, ~1 s for 10,000 tasks; each line here is one call to the C
     one, or is written directly (``task_lines``), and a long queue is never held as one string."""
-    import json
-
     enc = json.JSONEncoder(default=str).encode
     items = list(queue_json(view, tasks=False).items())
     items.insert(2, ("tasks", view.tasks or []))  # after "worklog" and "exists", as in queue_json
@@ -209,9 +207,6 @@ def task_pieces(items, tasks=None):
     TaskList's ``runs()`` or ``rows()`` (``tasks``), whose plain rows are written from the table's
     columns (``_json_lines``), a run of them as an iterator of its lines.  A task's value of a type the fast way does not expect goes through
     ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
-    import json
-    from json.encoder import encode_basestring_ascii as string
-
     enc = json.JSONEncoder(default=str).encode
     shared: dict = {}
     parts_json: dict = {}
