@@ -46,14 +46,14 @@ ifeq (,$(findstring n,$(firstword -$(MAKEFLAGS))))
 endif
 	@:
 
-# The real claude and codex CLIs that tests/test_cli_contract.py runs, pinned in tests/cli/package.json.
+# The real claude and codex CLIs that tests/runners/test_cli_contract.py runs, pinned in tests/agent_clis/package.json.
 # Without npm their tests skip, saying so.
-CLI_STAMP := tests/cli/node_modules/.installed
+CLI_STAMP := tests/agent_clis/node_modules/.installed
 cli-deps: $(CLI_STAMP)
 
-$(CLI_STAMP): tests/cli/package.json tests/cli/package-lock.json
+$(CLI_STAMP): tests/agent_clis/package.json tests/agent_clis/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-	  cd tests/cli && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	  cd tests/agent_clis && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: skipping the real claude/codex CLIs (their contract tests will skip)"; fi
 
 # bench/scale.py: the queue with SCALE_TASKS tasks (first read, warm, one line appended), whose
@@ -73,4 +73,4 @@ soak: install
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/test_soak.py --seconds $(SOAK_SECONDS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info daemon/*.egg-info tests/cli/node_modules
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info tests/agent_clis/node_modules

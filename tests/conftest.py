@@ -125,3 +125,11 @@ def still(path: Path, seconds: float = 60) -> None:
     only into a worklog that has been still for a while (``settle.RESTORE_QUIET_S``)."""
     t = time.time() - seconds
     os.utime(path, (t, t))
+
+
+def _bwrap_usable() -> str | None:
+    from agentd.sandbox import bwrap  # lazy: only the tests that need bwrap ask
+
+    st = bwrap.status(dict(os.environ))
+    return None if st.ok else st.message()
+

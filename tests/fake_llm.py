@@ -3,7 +3,7 @@ OpenAI Responses API, each plain or streamed (SSE) as the request asks.
 
 Tests point the real SDKs at it (``ANTHROPIC_BASE_URL=fake.url``,
 ``base_url: fake.url + "/v1"``), and the real ``claude`` and ``codex`` CLIs too
-(tests/test_cli_contract.py: ``claude -p`` streams ``/v1/messages?beta=true``;
+(tests/runners/test_cli_contract.py: ``claude -p`` streams ``/v1/messages?beta=true``;
 ``codex exec`` streams ``/v1/responses``), and script it per scenario with a list of
 replies, served in order to whichever API asks::
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -429,3 +430,50 @@ def disk_task_job(cfg, run_id: str, run_dir, progress):
     task = Task(id="t1", title="check the disk", kind="task", priority="normal", status="open", attrs={}, line=3,
                 source="worklog", text="- [ ] check the disk #t1")
     return runners.Job(cfg, store, run_id, task, {"disk": "50% used"}, run_dir, progress), store
+
+
+# -- shared by the approval and attack tests --------------------------------------------------
+
+def env_for(fake, **more) -> dict:
+    return {"ANTHROPIC_API_KEY": "sk-ant-test-" + "k" * 24, "ANTHROPIC_BASE_URL": fake.url,
+            "AGENTD_CALL_TIMEOUT": "20s", **more}
+
+
+def ask(kind: str, what: str, why: str = "the report belongs there") -> dict:
+    return reply(tools=[("request_approval", {"kind": kind, "what": what, "why": why})])
+
+
+def approval_id(worklog) -> str:
+    ids = re.findall(r"APPROVE: (ap-[0-9a-f]{16})\b", worklog.read_text())
+    assert ids, worklog.read_text()
+    return ids[-1]
+
+
+def tool_results(request: dict) -> list[str]:
+    """The tool results the model was sent in one Anthropic request."""
+    out = []
+    for m in request["body"]["messages"]:
+        for part in m["content"] if isinstance(m["content"], list) else []:
+            if part.get("type") == "tool_result":
+                c = part["content"]
+                out.append(c if isinstance(c, str) else " ".join(x.get("text", "") for x in c))
+    return out
+
+
+# -- agentd's default layout, for the sandbox tests ----------------------------------------
+
+KEY = "sk-ant-api03-sandboxtest-0123456789abcdefXYZ"
+
+
+def layout(base: Path, **values) -> "Config":
+    """agentd's default layout under ``base`` (outside /tmp, so the private /tmp hides nothing of it):
+    config and env file in ~/.config/agentd, state in ~/.local/state/agentd, the workspace inside
+    the state dir, the worklog in ~/agentd."""
+    home = base / "home"
+    state = home / ".local" / "state" / "agentd"
+    env = values.pop("_env", {})
+    cfg = make_config(base, {"workspace": str(state / "workspace"), **values}, {"ANTHROPIC_API_KEY": KEY, **env})
+    for d in (cfg.state_dir, cfg.workspace, cfg.worklog_dir, cfg.tasks_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    return cfg
+

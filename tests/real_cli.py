@@ -1,5 +1,5 @@
-"""The real ``claude`` and ``codex`` CLIs (pinned in tests/cli/package.json), run headless against
-tests/fake_llm.py.  Shared by tests/test_cli_contract.py and tests/captures/capture.py.
+"""The real ``claude`` and ``codex`` CLIs (pinned in tests/agent_clis/package.json), run headless against
+tests/fake_llm.py.  Shared by tests/runners/test_cli_contract.py and tests/captures/capture.py.
 
 Claude Code: ``ANTHROPIC_BASE_URL`` points at the fake, telemetry, autoupdate and other traffic off.
 It streams ``POST /v1/messages?beta=true``.  An ``ANTHROPIC_API_KEY`` makes it an API-billed user;
@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-CLI_DIR = Path(__file__).resolve().parent / "cli"
+CLI_DIR = Path(__file__).resolve().parent / "agent_clis"
 BIN = CLI_DIR / "node_modules" / ".bin"
 CLAUDE = BIN / "claude"
 CODEX = BIN / "codex"
@@ -54,7 +54,7 @@ def missing(name: str) -> str | None:
         return f"the real {name} CLI is not installed in {BIN} ({how}; CI installs it)"
     want, have = pinned()[package], installed_version(package)
     if have != want:
-        return f"{package} {have} is installed but tests/cli/package.json pins {want}: run `make cli-deps`"
+        return f"{package} {have} is installed but tests/agent_clis/package.json pins {want}: run `make cli-deps`"
     return None
 
 
@@ -66,7 +66,7 @@ def old_claude_missing() -> str | None:
     """Why the older claude (``OLD_CLAUDE_VERSION``) can't be run here, or None when it can."""
     binary = old_claude_bin() / "claude"
     how = (f"`npm install --prefix /tmp/claude-old @anthropic-ai/claude-code@{OLD_CLAUDE_VERSION}`, or point "
-           "AGENTD_OLD_CLAUDE_BIN at its node_modules/.bin; it is not in tests/cli/package.json, so CI skips this")
+           "AGENTD_OLD_CLAUDE_BIN at its node_modules/.bin; it is not in tests/agent_clis/package.json, so CI skips this")
     if not binary.exists():
         return f"claude {OLD_CLAUDE_VERSION} is not installed at {binary} ({how})"
     try:

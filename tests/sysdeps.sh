@@ -12,9 +12,9 @@ set -u
 
 # command  packages           need|want   what uses it
 DEPS='
-bwrap     bubblewrap          need        the agent sandbox (tests/test_sandbox.py and every agent test)
-faketime  faketime            need        clock jumps (tests/test_clock.py)
-npm       nodejs,npm          want        the pinned claude/codex CLIs (tests/test_cli_contract.py)
+bwrap     bubblewrap          need        the agent sandbox (tests/sandbox/test_sandbox.py and every agent test)
+faketime  faketime            need        clock jumps (tests/store/test_clock.py)
+npm       nodejs,npm          want        the pinned claude/codex CLIs (tests/runners/test_cli_contract.py)
 '
 
 missing() {  # the packages of the entries whose command is missing; $1: need, want or all

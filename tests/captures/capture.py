@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate tests/captures/<cli>-<version>/: the real claude and codex CLIs' output per scenario.
 
-Runs each pinned CLI (tests/cli/node_modules/.bin, `make cli-deps`) headless against the loopback
+Runs each pinned CLI (tests/agent_clis/node_modules/.bin, `make cli-deps`) headless against the loopback
 fake model server (tests/fake_llm.py) with the argv that daemon/agentd/runners/cli_agent.py uses, and
 writes <scenario>.stdout, .stderr, .rc and .cmd (the command line and the environment that
 differ from the defaults; paths, ports and ids are as they were).  Also writes requests.jsonl

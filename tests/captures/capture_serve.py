@@ -222,7 +222,7 @@ def main(argv: list[str]) -> int:
              "The serving extras came from PyPI: `pip install 'transformers[serving]==5.25.0'`.", "",
              "Per scenario: `NN.request.json` (agentd's request body), `NN.response` (the raw reply), "
              "`wake.json` (the wake's exit code and run).  agentd does not stream, so nothing streamed is "
-             "captured.  Replayed by tests/test_stop_reasons_captured.py (`fake_llm.replay`).", "",
+             "captured.  Replayed by tests/providers/test_stop_reasons_captured.py (`fake_llm.replay`).", "",
              "| scenario | model | finish_reason of each reply | wake's run |", "|---|---|---|---|"]
     for r in (json.loads(w.read_text()) for w in sorted(out.glob("*/wake.json"))):
         run = r["run"]

@@ -7,7 +7,7 @@ A run is written a column at a time: each line by a ``%`` template made once per
 the command (JSON) and why the row can't run now; the templates of one kind take them in one order
 (``_JSON``, ``_JSON_HELD``, ``_WHY``).  Their stand-ins in the text a template is made from are
 private-use characters: no label holds one, ``safe`` keeps them, and JSON writes them as \\ue00N.
-tests/test_tasklist.py checks the lines are those of each task worked out one by one.
+tests/queue/test_tasklist.py checks the lines are those of each task worked out one by one.
 """
 
 from __future__ import annotations

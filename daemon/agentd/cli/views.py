@@ -206,7 +206,7 @@ def task_pieces(items, tasks=None):
     status, the score's parts and explanation) are encoded once.  ``items`` are Tasks, or a
     TaskList's ``runs()`` or ``rows()`` (``tasks``), whose plain rows are written from the table's
     columns (``_json_lines``), a run of them as an iterator of its lines.  A task's value of a type the fast way does not expect goes through
-    ``to_json`` and the encoder.  (tests/test_scale.py checks both agree.)"""
+    ``to_json`` and the encoder.  (tests/queue/test_scale.py checks both agree.)"""
     enc = json.JSONEncoder(default=str).encode
     shared: dict = {}
     parts_json: dict = {}

@@ -4,7 +4,7 @@ with the plain rows of the worklog's ``TaskTable`` in the order the table keeps 
 Iterating gives ``Task`` objects, made as they are reached, so a queue of a million tasks is never
 held as a million objects.  ``rows()`` gives the same sequence with each plain task as a
 ``Row`` (its table row, status and, when it can't run, why), which the views render without
-making a Task (``views``; tests/test_scale.py checks both renderings agree).
+making a Task (``views``; tests/queue/test_scale.py checks both renderings agree).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class Plain:
     A million tasks may each score differently; the task table keeps each one's numbers, and the
     queue writes its score by putting them into what the shape fixes (``parts`` and ``explain``
     with stand-ins, made once; each number formatted with its ``SPECS``), not from a Score per
-    task.  tests/test_scoring.py checks this is ``score``."""
+    task.  tests/queue/test_scoring.py checks this is ``score``."""
 
     __slots__ = ("kind", "priority", "has_value", "has_certainty", "has_minutes", "dv", "dc", "pf")
     # how each number is written (``%`` formatting): value, certainty, minutes, the cost factor,

@@ -17,7 +17,7 @@ from agentd import experiments  # noqa: E402
 from agentd.experiments.cuda_probe import peak_for  # noqa: E402
 from agentd.platform.health import snapshot  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIX = "pip install 'agentd-host[gpu]'"
 WORDS = "explain in two sentences why the sky is blue during day and red at sunset".split()
 

@@ -12,7 +12,7 @@ from agentd.config import config
 from agentd.cli import doctor
 from agentd.platform import systemd
 
-FAKEBIN = Path(__file__).resolve().parent / "fakebin"
+FAKEBIN = Path(__file__).resolve().parents[1] / "fakebin"
 
 
 def make_env(tmp_path: Path, **extra: str) -> dict:

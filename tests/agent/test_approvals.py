@@ -13,49 +13,16 @@ import pytest
 
 from agentd.worklog.parse import parse_bytes
 
-from conftest import AGENTD, run_cli
-from fake_llm import finish, reply
-
-
-def _bwrap_usable() -> str | None:
-    from agentd.sandbox import bwrap
-
-    st = bwrap.status(dict(os.environ))
-    return None if st.ok else st.message()
+from conftest import AGENTD, _bwrap_usable, run_cli
+from fake_llm import approval_id, ask, env_for, finish, reply, tool_results
 
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")
 
 
-def env_for(fake, **more) -> dict:
-    return {"ANTHROPIC_API_KEY": "sk-ant-test-" + "k" * 24, "ANTHROPIC_BASE_URL": fake.url,
-            "AGENTD_CALL_TIMEOUT": "20s", **more}
-
-
-def ask(kind: str, what: str, why: str = "the report belongs there") -> dict:
-    return reply(tools=[("request_approval", {"kind": kind, "what": what, "why": why})])
-
-
-def approval_id(worklog) -> str:
-    ids = re.findall(r"APPROVE: (ap-[0-9a-f]{16})\b", worklog.read_text())
-    assert ids, worklog.read_text()
-    return ids[-1]
-
-
 def rep_runs_id(run_cli, env) -> str:
     return next(x["run_id"] for x in json.loads(run_cli("runs", "--json", env=env).stdout) if x["task_id"] == "rep")
-
-
-def tool_results(request: dict) -> list[str]:
-    """The tool results the model was sent in one Anthropic request."""
-    out = []
-    for m in request["body"]["messages"]:
-        for part in m["content"] if isinstance(m["content"], list) else []:
-            if part.get("type") == "tool_result":
-                c = part["content"]
-                out.append(c if isinstance(c, str) else " ".join(x.get("text", "") for x in c))
-    return out
 
 
 def test_an_approved_write_resumes_the_run_from_its_checkpoint_with_the_path_writable(worklog, fake, tmp_path):

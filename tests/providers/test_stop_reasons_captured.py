@@ -17,7 +17,7 @@ import pytest
 from conftest import run_cli
 from fake_llm import replay
 
-CAPTURES = Path(__file__).resolve().parent / "captures" / "transformers-serve-5.25.0"
+CAPTURES = Path(__file__).resolve().parents[1] / "captures" / "transformers-serve-5.25.0"
 CUT_REASON = "reply cut off at the output limit (stop reason length) 3 times in a row"
 
 

@@ -24,10 +24,10 @@ ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
 TASK = Task(id="t1", title="count things", kind="task", priority="normal", status="open", attrs={}, line=3,
             source="worklog", text="- [ ] count things #t1")
-FAKEBIN = Path(__file__).parent / "fakebin_agents"
+FAKEBIN = Path(__file__).resolve().parents[1] / "fakebin_agents"
 # The stand-ins read their captures beside them (tests/captures/<cli>/). A checkout under /tmp is hidden
 # inside the sandbox but for the PATH dirs, which are bound one by one: the captures ride on PATH too.
-FAKE_PATH = ":".join(map(str, [FAKEBIN, *sorted((Path(__file__).parent / "captures").glob("*-*.*"))]))
+FAKE_PATH = ":".join(map(str, [FAKEBIN, *sorted((Path(__file__).resolve().parents[1] / "captures").glob("*-*.*"))]))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -435,7 +435,7 @@ def test_the_reviewer_can_send_the_run_back_once(tmp_path, fake):
 
 # -- CLI agents ---------------------------------------------------------------------------
 # The stand-ins in tests/fakebin_agents replay the real CLIs' output (tests/captures/, see its README);
-# tests/test_cli_contract.py runs the real binaries.
+# tests/runners/test_cli_contract.py runs the real binaries.
 
 def cli_cfg(tmp_path, name, capture, **values):
     log = tmp_path / "ws" / "t1" / "agent.log"  # in the task's workspace: the CLI runs in the sandbox, which sees only that

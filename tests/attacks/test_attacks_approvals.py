@@ -14,7 +14,8 @@ import pytest
 
 from conftest import run_cli
 from fake_llm import finish, reply
-from test_approvals import _bwrap_usable, ask, env_for, tool_results
+from conftest import _bwrap_usable
+from fake_llm import ask, env_for, tool_results
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")

@@ -20,7 +20,8 @@ import pytest
 from agentd.agent import approvals
 from conftest import Site, run_cli
 from fake_llm import finish, reply
-from test_approvals import _bwrap_usable, approval_id, ask, env_for, tool_results
+from conftest import _bwrap_usable
+from fake_llm import approval_id, ask, env_for, tool_results
 
 pytestmark = pytest.mark.skipif(_bwrap_usable() is not None,
                                 reason=f"needs a usable bwrap (.ci/run installs it): {_bwrap_usable()}")

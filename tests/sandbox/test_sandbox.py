@@ -33,9 +33,8 @@ from agentd.config import config
 from agentd.cli import doctor
 from agentd.providers import ToolCall
 from agentd.agent.tools import Tools
-from fake_llm import FakeLLM, finish, make_config, reply
+from fake_llm import KEY, FakeLLM, finish, layout, make_config, reply
 
-KEY = "sk-ant-api03-sandboxtest-0123456789abcdefXYZ"
 HAVE_BWRAP = bwrap.status().ok
 needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {bwrap.status().message()}")
 ROOT = os.geteuid() == 0
@@ -46,19 +45,6 @@ def fresh_probe():
     bwrap.reset_cache()
     yield
     bwrap.reset_cache()
-
-
-def layout(base: Path, **values) -> config.Config:
-    """agentd's default layout under ``base`` (outside /tmp, so the private /tmp hides nothing of it):
-    config and env file in ~/.config/agentd, state in ~/.local/state/agentd, the workspace inside
-    the state dir, the worklog in ~/agentd."""
-    home = base / "home"
-    state = home / ".local" / "state" / "agentd"
-    env = values.pop("_env", {})
-    cfg = make_config(base, {"workspace": str(state / "workspace"), **values}, {"ANTHROPIC_API_KEY": KEY, **env})
-    for d in (cfg.state_dir, cfg.workspace, cfg.worklog_dir, cfg.tasks_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    return cfg
 
 
 @pytest.fixture

@@ -479,7 +479,7 @@ def test_every_argument_of_every_command_has_help():
 def test_docs_cli_md_lists_every_command_and_every_option_the_parsers_define():
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     rows = {line.split("`")[1].split()[1]: line.split("`")[1] for line in doc.splitlines()
             if line.startswith("| `agentd ") and len(line.split("`")[1].split()) > 1}
     for name, _, actions in _parsers():
@@ -494,7 +494,7 @@ def test_docs_cli_md_lists_every_command_and_every_option_the_parsers_define():
 def test_each_command_s_help_states_its_own_exit_codes_as_docs_cli_md_does(cli):
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     own = {"check": "problems found", "doctor": "a check FAILed", "wake": "the task failed"}
     helps = {}
     for name, meaning in own.items():
@@ -513,7 +513,7 @@ def test_docs_cli_md_says_what_1_means_for_each_command_as_its_parser_does():
 
     from agentd.cli import cli as cli_mod
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     rows = {line.split("`")[1]: line.split("|")[2].strip() for line in doc.splitlines()
             if line.startswith("| `") and line.count("|") == 3 and " " not in line.split("`")[1]}
     assert rows == cli_mod.EXIT_ONE

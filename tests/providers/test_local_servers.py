@@ -25,7 +25,7 @@ from agentd.store.store import Store
 from agentd.tasks.task import Task
 from fake_llm import error, finish, make_config, reply
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 TASK = Task(id="t1", title="look around", kind="task", priority="normal", status="open", attrs={}, line=3,
             source="worklog", text="- [ ] look around #t1")
 SHELL = ToolSpec("shell", "run a command", {"type": "object", "properties": {"command": {"type": "string"}},

@@ -56,7 +56,7 @@ HUMAN = (f"DIRECTIVE: ask for something {{id: rep}}\n"
          f"- [ ] {TITLE} {{id: t3, value: 0.1}}\n")
 
 OFF = """\
-import agentd.escapes as e  # PROTECTION OFF, ON PURPOSE (tests/test_attacks_display.py)
+import agentd.escapes as e  # PROTECTION OFF, ON PURPOSE (tests/attacks/test_attacks_display.py)
 e.visible = lambda text, spaces=False: text
 e.json_safe = lambda line: line
 """

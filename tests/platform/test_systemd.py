@@ -21,8 +21,8 @@ from agentd.config import config
 from agentd.platform import systemd
 from agentd.errors import ConfigError, UsageError
 
-REPO = Path(__file__).resolve().parent.parent
-FAKEBIN = Path(__file__).resolve().parent / "fakebin"
+REPO = Path(__file__).resolve().parents[2]
+FAKEBIN = Path(__file__).resolve().parents[1] / "fakebin"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 

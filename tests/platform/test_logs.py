@@ -15,7 +15,7 @@ import pytest
 from agentd.config import config
 from agentd.platform import logs
 
-FAKEBIN = Path(__file__).resolve().parent / "fakebin"
+FAKEBIN = Path(__file__).resolve().parents[1] / "fakebin"
 
 
 def make_env(tmp_path: Path, **extra: str) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from agentd.platform import health
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_SMI = """#!/bin/sh
 if [ "$1" = "--query-gpu=name,memory.used,memory.free,memory.total,utilization.gpu,driver_version" ]; then

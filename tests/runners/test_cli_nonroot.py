@@ -1,13 +1,13 @@
 """The real claude and codex CLIs run by ``agentd wake`` as a normal (non-root) user.
 
-tests/test_cli_contract.py runs them as whoever runs the tests (root on CI and GPU pods).  Here a
+tests/runners/test_cli_contract.py runs them as whoever runs the tests (root on CI and GPU pods).  Here a
 root test process drops to ``nobody`` (``setpriv --reuid --regid --clear-groups``) and runs the
 real ``agentd wake --now`` with ``AGENTD_PROVIDER=claude-cli`` / ``codex-cli`` against the loopback
 fake model server (tests/fake_llm.py, served from the test process): the CLI runs inside agentd's
 bwrap sandbox, which then needs unprivileged user namespaces.
 
 Everything the user touches lives in a throwaway directory it owns (HOME, worklog dir, state,
-workspace, CODEX_HOME); the checkout, the venv's site-packages and tests/cli/node_modules must be
+workspace, CODEX_HOME); the checkout, the venv's site-packages and tests/agent_clis/node_modules must be
 readable by it.  What can't be had here is a skip that says why: not root (can't switch users), no
 setpriv, a checkout or CLI the user can't read, no Python the user can run, or a sandbox that
 doesn't start unprivileged.
@@ -22,7 +22,7 @@ are gone), and ran a pyenv binary with Debian's libpython and stdlib.
 The whole contract suite also passes run as a user (not part of ``make test``)::
 
     setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin:/bin HOME=/tmp \
-        PYTHONPATH=daemon:tests:<venv site-packages> /usr/bin/python3.11 -m pytest tests/test_cli_contract.py
+        PYTHONPATH=daemon:tests:<venv site-packages> /usr/bin/python3.11 -m pytest tests/runners/test_cli_contract.py
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import pytest
 import real_cli as rc
 from fake_llm import FakeLLM, error, reply
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UID = GID = 65534  # nobody / nogroup
 PROMPT_DONE = "The workspace is empty.\nSTATUS: done"
 
@@ -106,7 +106,7 @@ def cli_missing(name: str) -> str | None:
     binary = rc.BIN / name
     p = _sh('test -x "$0" && test -r "$(readlink -f "$0")"', str(binary))
     if p.returncode != 0:
-        return f"{binary} is not readable and executable by uid {UID} (check the modes of tests/cli/node_modules)"
+        return f"{binary} is not readable and executable by uid {UID} (check the modes of tests/agent_clis/node_modules)"
     return None
 
 

@@ -23,7 +23,7 @@ from agentd.sandbox import bwrap, canary, sandbox
 from agentd.cli import doctor
 from agentd.providers import ToolCall
 from agentd.agent.tools import Tools
-from test_sandbox import KEY, layout  # agentd's default layout, with a key in its environment
+from fake_llm import KEY, layout  # agentd's default layout, with a key in its environment
 
 HAVE_BWRAP = bwrap.status().ok
 needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {bwrap.status().message()}")

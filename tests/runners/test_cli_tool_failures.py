@@ -21,7 +21,7 @@ import pytest
 import real_cli as rc
 from fake_llm import make_config, reply
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]
 CAPTURES = HERE / "captures"
 FAKEBIN = HERE / "fakebin_agents"
 CLAUDE, OLD_CLAUDE, CODEX = (CAPTURES / "claude-2.1.332", CAPTURES / "claude-2.1.197", CAPTURES / "codex-0.171.0")

@@ -1,4 +1,4 @@
-"""Contract tests: the REAL claude and codex CLIs (pinned in tests/cli/package.json) against the
+"""Contract tests: the REAL claude and codex CLIs (pinned in tests/agent_clis/package.json) against the
 loopback fake model server, and what agentd makes of them.
 
 Three layers:
@@ -27,7 +27,7 @@ import pytest
 import real_cli as rc
 from fake_llm import FakeLLM, error, make_config, reply, stream_error
 
-CAPTURES = Path(__file__).parent / "captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 CLAUDE_CAPTURES = CAPTURES / "claude-2.1.332"
 CODEX_CAPTURES = CAPTURES / "codex-0.171.0"
 RESET = 1900000000  # 2030-03-17T17:46:40Z
@@ -563,7 +563,7 @@ def test_codex_stdout_is_pure_json_lines():
 
 _CHILD = """
 import sys, json
-sys.path[:0] = [sys.argv[1]]
+sys.path[:0] = sys.argv[1].split(':')
 import test_cli_contract as t
 from fake_llm import FakeLLM
 from pathlib import Path
@@ -601,7 +601,7 @@ def test_agentd_killed_mid_run_leaves_no_cli_behind_and_the_resumed_run_checks_f
     cmd = "touch started.txt && sleep 37 && touch finished.txt"  # claude refuses a standalone sleep
     tool = bash(cmd) if provider == "claude-cli" else exec_command(cmd)
     fake.script(reply(tools=[tool]), reply("Checked the workspace: nothing to redo.\nSTATUS: done"))
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(Path(__file__).parent), str(tmp_path), fake.url,
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, f"{Path(__file__).resolve().parent}:{Path(__file__).resolve().parents[1]}", str(tmp_path), fake.url,
                               provider, run_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

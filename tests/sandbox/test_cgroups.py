@@ -19,7 +19,8 @@ from agentd.providers import ToolCall
 from agentd.agent.tools import Tools
 from conftest import run_cli
 from fake_llm import finish, make_config, reply
-from test_approvals import _bwrap_usable, env_for, tool_results
+from conftest import _bwrap_usable
+from fake_llm import env_for, tool_results
 
 PIDS = Path("/sys/fs/cgroup/pids")
 
