@@ -133,3 +133,17 @@ def _bwrap_usable() -> str | None:
     st = bwrap.status(dict(os.environ))
     return None if st.ok else st.message()
 
+
+def can_mount() -> bool:
+    """Whether this process may mount a tmpfs (root, outside a container that forbids it): the tests
+    that fill or freeze a real file system need it."""
+    import tempfile  # lazy: only the mounting tests ask
+
+    if os.geteuid() != 0:
+        return False
+    d = tempfile.mkdtemp()
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", d])
+    os.rmdir(d)
+    return ok

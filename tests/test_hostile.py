@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, still
+from conftest import can_mount, run_cli, still
 
 BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -209,21 +209,7 @@ def test_the_worklog_swapped_for_a_symlink_between_check_and_append_is_not_writt
 
 # -- e. a full, read-only or unwritable state directory ---------------------------------------
 
-def _can_mount() -> bool:
-    import subprocess
-    import tempfile
-
-    if os.geteuid() != 0:
-        return False
-    d = tempfile.mkdtemp()
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True).returncode == 0
-    if ok:
-        subprocess.run(["umount", d])
-    os.rmdir(d)
-    return ok
-
-
-CAN_MOUNT = _can_mount()
+CAN_MOUNT = can_mount()
 needs_mount = pytest.mark.skipif(not CAN_MOUNT, reason="needs root and mount -t tmpfs")
 
 

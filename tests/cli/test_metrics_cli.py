@@ -9,14 +9,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from agentd.store import metrics as store_metrics
 from agentd.store.store import Store
-from conftest import run_cli
+from conftest import can_mount, run_cli
 
 
 def store_path(home: Path) -> Path:
@@ -126,22 +125,12 @@ def test_a_store_from_before_the_metrics_table_is_read_as_empty_and_never_migrat
     assert _has_009(path)
 
 
-def _can_mount() -> bool:
-    if os.geteuid() != 0:
-        return False
-    d = tempfile.mkdtemp()
-    good = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True).returncode == 0
-    if good:
-        subprocess.run(["umount", d])
-    os.rmdir(d)
-    return good
-
 
 def test_a_store_in_a_directory_it_cannot_write_is_read_and_nothing_is_written(home, tmp_path, monkeypatch):
     """As root (who ignores modes) the state dir is a tmpfs remounted read-only; otherwise 0555/0444."""
     state = tmp_path / "state"
     state.mkdir()
-    mounted = _can_mount()
+    mounted = can_mount()
     if mounted:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(state)], check=True)
     elif os.geteuid() == 0:
