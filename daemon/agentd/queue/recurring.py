@@ -9,7 +9,6 @@ so a recurring task never waits more than one interval.  ``CANCEL:`` and a check
 
 from __future__ import annotations
 
-from agentd.metrics.every import seconds
 from agentd.statuses import DONE, OPEN
 from agentd.tasks.task import Task
 from agentd.times import iso
@@ -24,6 +23,9 @@ def fill(t: Task, done_at: float | None, now: float) -> None:
         return
     if t.status != DONE or t.human_done:
         return
+    # lazy: only a recurring task needs the interval grammar; keeps the queue's start-up free of it
+    from agentd.metrics.every import seconds
+
     interval = seconds(every)
     if not done_at:  # a DONE line agentd met on its first read of the worklog: when is not known
         t.status, t.recurs = OPEN, f"recurs every {every}: due again (when it was last done is not known)"

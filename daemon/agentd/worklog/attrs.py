@@ -6,8 +6,6 @@ from __future__ import annotations
 from agentd.config.schema import Field, validate
 from agentd.config.yamlread import MAX_NUMBER_CHARS, yaml_limited
 from agentd.lazyre import lazy
-from agentd.metrics import every, gates
-from agentd.metrics.extract import attr_problem
 from agentd.worklog.lineerror import LineError
 
 PRIORITIES = ("critical", "high", "normal", "low")
@@ -16,6 +14,9 @@ PRIORITIES = ("critical", "high", "normal", "low")
 def _expect(v) -> tuple[object, str | None]:
     """``expect:``: metric name -> condition, each read by ``metrics.gates`` (every problem, each naming
     its key; a map of more than ``gates.MAX_GATES`` keys is refused before any is read)."""
+    # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
+    from agentd.metrics import gates
+
     _, problems = gates.parse_expect(v)
     if problems:
         return None, "; ".join(p.removeprefix("expect: ") for p in problems[:5]) + (
@@ -24,6 +25,9 @@ def _expect(v) -> tuple[object, str | None]:
 
 
 def _every(v) -> tuple[object, str | None]:
+    # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
+    from agentd.metrics import every
+
     try:
         every.seconds(v)
     except ValueError as e:
@@ -32,11 +36,17 @@ def _every(v) -> tuple[object, str | None]:
 
 
 def _metrics_file(v) -> tuple[object, str | None]:
+    # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
+    from agentd.metrics.extract import attr_problem
+
     why = attr_problem(v)
     return (None, why.removeprefix("metrics: ")) if why else (v, None)
 
 
 def _window(v) -> tuple[object, str | None]:
+    # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
+    from agentd.metrics import gates
+
     why = gates.window_problem(v)
     return (None, why.removeprefix("baseline_window: ")) if why else (v, None)
 
