@@ -183,47 +183,31 @@ def test_seed_001s_pilot_thresholds_pass_and_fail_on_its_qc_summary():
 
 # -- each check switched off once: the tests above are able to fail ----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="the comparison switched off: every gate passes")
-def test_the_fail_test_fails_with_the_comparison_switched_off(monkeypatch):
-    monkeypatch.setattr(gates, "compare", lambda op, value, threshold: True)
-    test_a_number_gate_that_fails_shows_its_working()
+_real_baseline_of, _real_pick = gates.baseline_of, gates.pick
+SWITCHED_OFF = [  # (what is switched off, (attribute, stand-in), the test that must then fail)
+    ("the comparison: every gate passes", ("compare", lambda op, value, threshold: True),
+     "test_a_number_gate_that_fails_shows_its_working"),
+    ("the comparison: every baseline gate passes", ("compare", lambda op, value, threshold: True),
+     "test_a_baseline_gate_that_fails_shows_its_working_as_the_issue_writes_it"),
+    ("the minimum of runs: a baseline of 2 runs decides", ("MIN_BASELINE", 1),
+     "test_a_baseline_with_too_few_runs_is_inconclusive_and_says_how_many_of_how_many"),
+    ("the window: every earlier run counts in the baseline",
+     ("baseline_of", lambda values, window=10: _real_baseline_of(values, 10**6)),
+     "test_the_baseline_is_the_median_of_the_last_window_runs_only"),
+    ("measured-only: a claim decides",
+     ("pick", lambda name, metrics, allow_claimed=False: _real_pick(name, metrics, True)),
+     "test_a_claimed_value_is_not_decided_on_unless_the_task_allows_it"),
+    ("a missing value read as 0: the gate passes",
+     ("pick", lambda name, metrics, allow_claimed=False: (_real_pick(name, metrics, allow_claimed)[0] or 0.0, "")),
+     "test_a_missing_metric_is_inconclusive_never_pass"),
+    ("the peak check: an unknown peak reads as 0", ("peak_of", lambda peaks, name: peaks.get(name, 0.0)),
+     "test_a_peak_gate_uses_the_devices_peak_and_is_inconclusive_without_one"),
+]
 
 
-@pytest.mark.xfail(strict=True, reason="the comparison switched off: every baseline gate passes")
-def test_the_baseline_fail_test_fails_with_the_comparison_switched_off(monkeypatch):
-    monkeypatch.setattr(gates, "compare", lambda op, value, threshold: True)
-    test_a_baseline_gate_that_fails_shows_its_working_as_the_issue_writes_it()
-
-
-@pytest.mark.xfail(strict=True, reason="the minimum of runs switched off: a baseline of 2 runs decides")
-def test_the_too_few_runs_test_fails_with_the_minimum_switched_off(monkeypatch):
-    monkeypatch.setattr(gates, "MIN_BASELINE", 1)
-    test_a_baseline_with_too_few_runs_is_inconclusive_and_says_how_many_of_how_many()
-
-
-@pytest.mark.xfail(strict=True, reason="the window switched off: every earlier run counts in the baseline")
-def test_the_window_test_fails_with_the_window_switched_off(monkeypatch):
-    real = gates.baseline_of
-    monkeypatch.setattr(gates, "baseline_of", lambda values, window=10: real(values, 10**6))
-    test_the_baseline_is_the_median_of_the_last_window_runs_only()
-
-
-@pytest.mark.xfail(strict=True, reason="measured-only switched off: a claim decides")
-def test_the_claimed_test_fails_with_measured_only_switched_off(monkeypatch):
-    real = gates.pick
-    monkeypatch.setattr(gates, "pick", lambda name, metrics, allow_claimed=False: real(name, metrics, True))
-    test_a_claimed_value_is_not_decided_on_unless_the_task_allows_it()
-
-
-@pytest.mark.xfail(strict=True, reason="a missing value read as 0: the gate passes")
-def test_the_missing_test_fails_when_a_missing_value_reads_as_zero(monkeypatch):
-    real = gates.pick
-    monkeypatch.setattr(gates, "pick", lambda name, metrics, allow_claimed=False:
-                        (real(name, metrics, allow_claimed)[0] or 0.0, ""))
-    test_a_missing_metric_is_inconclusive_never_pass()
-
-
-@pytest.mark.xfail(strict=True, reason="the peak check switched off: an unknown peak reads as 0")
-def test_the_peak_test_fails_with_the_unknown_peak_switched_off(monkeypatch):
-    monkeypatch.setattr(gates, "peak_of", lambda peaks, name: peaks.get(name, 0.0))
-    test_a_peak_gate_uses_the_devices_peak_and_is_inconclusive_without_one()
+@pytest.mark.parametrize("off, patch, test", [
+    pytest.param(off, patch, test, id=test.removeprefix("test_")[:40],
+                 marks=pytest.mark.xfail(strict=True, reason=f"switched off: {off}")) for off, patch, test in SWITCHED_OFF])
+def test_each_gate_test_fails_with_its_check_switched_off(monkeypatch, off, patch, test):
+    monkeypatch.setattr(gates, *patch)
+    globals()[test]()
