@@ -56,10 +56,12 @@ def secret_values(env: dict | None = None) -> list[str]:
     return sorted(vals, key=len, reverse=True)
 
 
-def redact(text: str, env: dict | None = None) -> str:
+def redact(text: str, env: dict | None = None, secrets: list | None = None) -> str:
+    """``text`` with every secret value of ``env`` (``secrets``, when the caller worked them out once)
+    and every key-shaped string masked."""
     if not text:
         return text
-    for v in secret_values(env):
+    for v in secret_values(env) if secrets is None else secrets:
         if v in text:
             text = text.replace(v, MASK)
     return _SHAPES.sub(MASK, text)
@@ -88,7 +90,7 @@ def redact_file(path, env: dict | None = None) -> None:
     with open(path, "rb") as src, open(tmp, "wb") as dst:
         for raw in src:
             text = raw.decode("utf-8", "surrogateescape")
-            clean = (redact(text, env) if (secrets or "sk-" in text or "earer" in text or "_" in text
+            clean = (redact(text, env, secrets) if (secrets or "sk-" in text or "earer" in text or "_" in text
                                           or "glpat-" in text or "://" in text) else text)
             changed |= clean != text
             dst.write(clean.encode("utf-8", "surrogateescape"))

@@ -17,10 +17,12 @@ import stat
 from pathlib import Path
 
 from agentd.escapes import safe
+from agentd.redact import redact
 from agentd.metrics.metric import MEASURED, UNIT, Metric, name_problem, number, value_problem
 from agentd.recordtype import Factory, Record
 
-MAX_METRICS = 1000  # per run, from every source together
+MAX_METRICS = 1000  # per run, from every source together (a name a gate uses is kept past it)
+OWN = "run."  # the prefix of agentd's own figures of a run (``from_run``)
 MAX_CLAIMED = 50  # an agent's record_metric calls kept per run (agent/tools.py refuses more)
 MAX_LINE = 4096  # bytes of one stdout line looked at; a longer METRIC line is refused
 MAX_NOTES = 20
@@ -34,16 +36,26 @@ class Extracted(Record):
     by_name: dict = Factory(dict)  # name -> its index in metrics
     over: int = 0  # metrics past MAX_METRICS, not kept
     unsaid: int = 0  # notes past MAX_NOTES, not written
+    keep: frozenset = frozenset()  # names a gate decides on: kept past MAX_METRICS
 
-    def add(self, m: Metric, where: str = "") -> None:
-        """Keep ``m``; a name given again replaces the earlier value (said once per name)."""
+    def add(self, m: Metric, where: str = "", own: bool = False) -> None:
+        """Keep ``m``; a name given again replaces the earlier value (said once per name).  ``run.*``
+        names are agentd's own figures (``own``): nothing a run prints or writes may give or replace one.
+        A name shaped like a key (``ghp_…``, ``sk-…``) is not kept: names reach the store and
+        ``agentd metrics`` unredacted."""
+        if m.name.startswith(OWN) and not own:
+            self.note(f"{where}{m.name}: names starting {OWN!r} are agentd's own figures; not kept")
+            return
+        if redact(m.name, {}) != m.name:
+            self.note(f"{where}a name shaped like a secret key: not kept")
+            return
         at = self.by_name.get(m.name)
         if at is not None:
             if self.metrics[at].value != m.value:
                 self.note(f"{where}{m.name} given again: the later value {m.value:g} is kept")
             self.metrics[at] = m
             return
-        if len(self.metrics) >= MAX_METRICS:
+        if len(self.metrics) >= MAX_METRICS and m.name not in self.keep:
             self.over += 1
             return
         self.by_name[m.name] = len(self.metrics)
@@ -257,5 +269,5 @@ def from_run(row: dict, into: Extracted | None = None) -> Extracted:
     for column, name, unit in RUN_FIGURES:
         value = row.get(column)
         if value is not None and not value_problem(value):
-            out.add(Metric(name, float(value), unit, MEASURED))
+            out.add(Metric(name, float(value), unit, MEASURED), own=True)
     return out.finish()

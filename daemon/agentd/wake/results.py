@@ -83,7 +83,9 @@ def judge(rec, o):
 
 
 def collect(rec, o, j: Judged) -> None:
-    """Every source of the run's metrics into ``j`` (measured ones deduplicated by name, capped)."""
+    """Every source of the run's metrics into ``j`` (measured ones deduplicated by name, capped; the
+    names a gate uses are kept past the cap)."""
+    j.read.keep = frozenset(str(k) for k in (rec.task.attrs.get("expect") or {}))
     for m in o.metrics:
         if m.source == MEASURED:
             j.read.add(m)
@@ -137,7 +139,7 @@ def decide(rec, o, j: Judged) -> None:
     o.status, o.cause = statuses.FAILED, Cause.QC
     o.reason = reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
     o.summary = f"QC failed ({len(blocking)} of {len(j.verdicts) + len(j.problems)} gates): {o.summary}"
-    o.next_step = f"see the gates below; {retry_hint(rec.cfg, rec.task)}"
+    o.next_step = f"see the gates above; {retry_hint(rec.cfg, rec.task)}"
 
 
 def entry_lines(rec, j: Judged, own, gated: bool) -> list[str]:
