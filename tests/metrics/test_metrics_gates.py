@@ -211,3 +211,8 @@ SWITCHED_OFF = [  # (what is switched off, (attribute, stand-in), the test that 
 def test_each_gate_test_fails_with_its_check_switched_off(monkeypatch, off, patch, test):
     monkeypatch.setattr(gates, *patch)
     globals()[test]()
+
+
+def test_a_value_is_shown_with_every_digit_it_was_read_with():
+    assert gates.plain(123456789.0) == "123456789" and gates.plain(100000.4) == "100000.4"
+    assert gates.plain(80.0) == "80" and gates.plain(0.05) == "0.05"

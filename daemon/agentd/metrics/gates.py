@@ -223,8 +223,12 @@ def peak_of(peaks: dict, name: str) -> float | None:
 
 
 def plain(x: float) -> str:
-    """A number as written: 80, 41.2, 0.05."""
-    return f"{x:.6g}"
+    """A number as written, every digit kept (what was measured is shown as it was read, never
+    rounded): 80, 41.2, 0.05, 123456789, 100000.4."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return repr(x)
 
 
 def derived(x: float) -> str:

@@ -301,7 +301,8 @@ HEADER = """\
 #   DONE: ID   CANCEL: ID   RETRY: ID
 #   APPROVE: AP-ID   DENY: AP-ID reason   (answers to an agent's approval request)
 # {{attrs}} is an optional YAML flow mapping: id, value (0-10), certainty (0-1),
-# run, gpu, network, after, minutes, priority, limit_waits.  Lines starting with "> " and the blocks
+# run, gpu, network, after, minutes, priority, limit_waits; QC gates and series: expect, metrics,
+# baseline_window, every, accept_claimed (docs/metrics.md).  Lines starting with "> " and the blocks
 # between "=== agentd" markers are agentd's own entries.
 # `agentd queue` shows what the next wake would do and why.  Docs: docs/worklog.md
 
