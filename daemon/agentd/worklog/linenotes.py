@@ -31,12 +31,20 @@ def _did_you_mean(tid: str, ids) -> str:
 
 def notes(state, file_ids=(), cap: int = MAX_NOTES) -> tuple[list[tuple[int, str]], int]:
     """(the first notes by line, how many in all): DONE/CANCEL/RETRY lines naming no task a line or
-    task file (``file_ids``) defines, and lines whose task a later line with the same id replaces."""
+    task file (``file_ids``) defines (a DONE/CANCEL may name a RULE; a RETRY of one is noted), and lines whose task a later line with the same id replaces."""
     out: list = []
     total = 0
     table = state.tasks
     if state.commands:
-        unknown = set(state.commands).difference(table.ids).difference(file_ids)
+        rules = {sid for sid, (_, kind, _) in state.standing.items() if kind == "rule"}
+        unknown = set(state.commands).difference(table.ids).difference(file_ids).difference(rules)
+        for tid in rules.intersection(state.commands).difference(table.ids):
+            for mark in state.commands[tid]:
+                if mark.verb == "retry":
+                    total += 1
+                    if len(out) < cap:
+                        out.append((mark.line, f"RETRY: {tid} names a rule, which is never run (DONE: or "
+                                               f"CANCEL: {tid} ends it); this line is ignored"))
         if unknown:
             candidates = None
             for tid in sorted(unknown, key=lambda t: state.commands[t][0].line):
@@ -44,7 +52,7 @@ def notes(state, file_ids=(), cap: int = MAX_NOTES) -> tuple[list[tuple[int, str
                     total += 1
                     if len(out) < cap:
                         if candidates is None:
-                            candidates = [*table.ids, *file_ids]
+                            candidates = [*table.ids, *file_ids, *sorted(rules)]
                         out.append((mark.line, f"{mark.verb.upper()}: {tid} names no task"
                                     f"{_did_you_mean(tid, candidates)} (this line is ignored)"))
     for tid, olds in islice(state.dup_lines.items(), 10 * cap) if state.dup_lines else ():

@@ -15,7 +15,7 @@ from agentd.recordtype import Record
 from agentd.tasks.task import Task
 from agentd.worklog.attrs import ATTR_FIELDS, parse_attrs, split_attrs, unclosed_attrs
 from agentd.worklog.lineerror import LineError
-from agentd.worklog.maketask import ID_RE, make_task
+from agentd.worklog.maketask import ID_RE, make_task, rule_id
 # not used here: kept for queue/queue.py and cli/commands.py until they import them from worklog.attrs
 
 MAX_LINE = 64 * 1024
@@ -24,6 +24,13 @@ MAX_LINE = 64 * 1024
 class Command(Record):
     verb: str  # done, cancel, retry
     task_id: str
+    line: int
+
+
+class Rule(Record):
+    """A person's ``RULE: <text>``: a constraint in force until a DONE/CANCEL line names its id; never a task."""
+    id: str
+    text: str
     line: int
 
 
@@ -38,11 +45,11 @@ class Answer(Record):
 
 _TASK = lazy(r"^[ \t]*[-*] \[([ xX])\][ \t]+(.*)$")
 _KEYWORD = lazy(
-    r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY|APPROVE|DENY)"
+    r"^[ \t]*(?:\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|RULE|DONE|CANCEL|RETRY|APPROVE|DENY)"
     r"(?:\*\*:|:\*\*|:)[ \t]*(.*)$")
 FIRST_BYTES = frozenset(b" \t-*ACDBER")
 MAX_REASON = 500  # of a DENY line's reason, what the agent is told
-KEYWORDS = ("CRITICAL DIRECTIVE", "DIRECTIVE", "BLOCKER", "EXPERIMENT", "DONE", "CANCEL", "RETRY", "APPROVE", "DENY")
+KEYWORDS = ("CRITICAL DIRECTIVE", "DIRECTIVE", "BLOCKER", "EXPERIMENT", "RULE", "DONE", "CANCEL", "RETRY", "APPROVE", "DENY")
 # A prose line that starts like a keyword line: one or two words, maybe in **bold**, then ':'.
 _LIKE_KEYWORD = lazy(r"^[ \t]*(?:\*\*)?([A-Za-z]{2,12}(?: [A-Za-z]{2,12})?)(?:\*\*)?[ \t]*:")
 # attrs closed, with more text after them: '{key: ...} and more' (they are read only at the end of a line)
@@ -50,7 +57,7 @@ _LIKE_KEYWORD = lazy(r"^[ \t]*(?:\*\*)?([A-Za-z]{2,12}(?: [A-Za-z]{2,12})?)(?:\*
 _INNER_ATTRS = lazy(r"\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t][^}]*\}")
 # a keyword line missing its ':' (``DIRECTIVE find the bug``), or a checkbox missing a space
 # (``-[ ] x``, ``- [] x``, ``- [ ]x``): prose, reported by ``near_miss``
-_NO_COLON = lazy(r"^[ \t]*(\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|DONE|CANCEL|RETRY|APPROVE|DENY)"
+_NO_COLON = lazy(r"^[ \t]*(\*\*)?(CRITICAL DIRECTIVE|DIRECTIVE|BLOCKER|EXPERIMENT|RULE|DONE|CANCEL|RETRY|APPROVE|DENY)"
                  r"(?:\*\*)?[ \t]+(?![ \t]*(?:\*\*)?:)(\S+)")
 _LIKE_BOX = lazy(r"^[ \t]*[-*][ \t]*\[[ xX]?\]")
 
@@ -116,7 +123,7 @@ def _split(text: str) -> tuple[str, str | None]:
     return title, raw
 
 
-def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | Answer | None:
+def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command | Answer | Rule | None:
     """Parse one human line (without its newline).  Prose gives None."""
     m = _TASK.match(text)
     if m:
@@ -151,6 +158,8 @@ def parse_line(text: str, line: int, source: str = "worklog") -> Task | Command 
         return Answer(word.lower(), aid, reason[:MAX_REASON], line)
     title, raw = _split(rest)
     attrs = parse_attrs(raw, f"{source}:{line}")
+    if word == "RULE":
+        return Rule(rule_id(title.strip(), attrs), title.strip(), line)
     kind = {"CRITICAL DIRECTIVE": "directive", "DIRECTIVE": "directive", "BLOCKER": "blocker",
             "EXPERIMENT": "experiment"}[word]
     return make_task(kind, title.strip(), attrs, line=line, source=source, text=text.strip(),

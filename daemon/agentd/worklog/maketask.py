@@ -17,6 +17,23 @@ def stable_id(kind: str, text: str) -> str:
     return "t-" + hashlib.sha1(f"{kind}\0{norm}".encode("utf-8", "replace")).hexdigest()[:8]
 
 
+def rule_id(text: str, attrs: dict) -> str:
+    """A RULE line's id: its ``{id: ...}``, else a stable one from its text (as a task's from its title).
+    A rule takes no other attr: it is never queued or run."""
+    if not text:
+        raise LineError("RULE: needs the rule's text, e.g. RULE: never delete anything under /data")
+    other = sorted(k for k in attrs if k != "id")
+    if other:
+        raise LineError(f"a RULE takes only an id attr, not {', '.join(other)}: a rule is never run as a task")
+    tid = attrs.get("id")
+    if tid is None:
+        return stable_id("rule", text)
+    tid = str(tid)
+    if not ID_RE.match(tid):
+        raise LineError(f"id {tid!r} must be letters, digits, '.', '_', ':' or '-' (at most 80)")
+    return tid
+
+
 def make_task(kind: str, title: str, attrs: dict, *, line: int, source: str, text: str,
               priority: str = "normal", human_done: bool = False) -> Task:
     if "run" in attrs and not str(attrs["run"] or "").strip():

@@ -17,7 +17,7 @@ from agentd import statuses
 from agentd.worklog import entries
 from agentd.recordtype import Factory, Record
 from agentd.worklog.lineerror import LineError
-from agentd.worklog.lines import FIRST_BYTES, Answer, Command, near_keyword, near_miss, parse_line
+from agentd.worklog.lines import FIRST_BYTES, Answer, Command, Rule, near_keyword, near_miss, parse_line
 from agentd.worklog.markers import (ATTEMPTS as _ATTEMPTS, AT as _AT, BEGIN as _BEGIN, BLEN as _BLEN, BOM, END as _END,
                                     FIELDS as _FIELDS, NL_BEGIN as _NL_BEGIN, RUN as _RUN, SEQ as _SEQ,
                                     STATUS as _STATUS, TASK as _TASK, damaged as _damaged, hold_back as _hold_back,
@@ -27,7 +27,7 @@ from agentd.worklog.tasktable import TaskTable
 
 _DONE = statuses.DONE.encode()
 
-PARSER_VERSION = 18  # 18: the issue-20 attrs (expect, metrics, baseline_window, every, accept_claimed), a recurring task is not plain, the seq of each task's last done entry; 17: attrs with text after them, a keyword without its ':' and a box without its spaces are reported; 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
+PARSER_VERSION = 19  # 19: RULE lines, and the rules and critical directives a person wrote (``State.standing``); 18: the issue-20 attrs (expect, metrics, baseline_window, every, accept_claimed), a recurring task is not plain, the seq of each task's last done entry; 17: attrs with text after them, a keyword without its ':' and a box without its spaces are reported; 16: attrs never closed make a bad line; a prose line like a keyword (EXPRIMENT:) is reported; an experiment missing its required attrs is not plain; 15: an answer keeps its order among the entries and its dir; 13, 14: plain scores as per-row numbers, the rows kept in the queue's order, a checksum per task table document; 11, 12: tasks as a TaskTable kept apart, the tail kept as bytes and as its folded state; 10: APPROVE/DENY lines, status=waiting; 8: the network attr; 9: seqs from 10**15 up are bad lines
 MAX_ERRORS = 500
 # the first byte of a line that may start like a keyword (``near_keyword``): a letter, a space or '*'
 _WORD_BYTES = frozenset(b" \t*ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -52,6 +52,9 @@ class State(Record):
     latest: dict = Factory(dict)  # task id -> its entry of the highest seq, as ``entries.latest_entry``
     failures: dict = Factory(dict)  # task id -> [seq of failed entries]
     last_done: dict = Factory(dict)  # task id -> the highest seq of its `done` entries (a recurring task's failures count after it)
+    # id -> [line, kind, text]: the standing directives a person wrote, ``rule`` (a RULE line) or ``directive``
+    # (a critical directive), in force until a DONE/CANCEL line names them (``worklog.standing``)
+    standing: dict = Factory(dict)
     errors: list = Factory(list)  # [(line, message)]
     error_count: int = 0
     torn: int = 0
@@ -166,12 +169,18 @@ class State(Record):
             self._error(line, why)
 
     def _person(self, item, line: int, order: float) -> None:
-        """Fold in a person's line: a task, a DONE/CANCEL/RETRY (ordered among the entries by
+        """Fold in a person's line: a task, a RULE, a DONE/CANCEL/RETRY (ordered among the entries by
         ``order``), or an APPROVE/DENY (the last answer to an id counts until agentd acts on it)."""
         if isinstance(item, Task):
             old = self.tasks.add(item)
             if old is not None:
                 self.dup_lines.setdefault(item.id, []).append(old)
+            if item.priority == "critical" and item.kind == "directive":
+                self.standing[item.id] = [line, "directive", item.title]
+            elif item.id in self.standing:  # the later line wins
+                del self.standing[item.id]
+        elif isinstance(item, Rule):  # (the same rule written again: the later line counts)
+            self.standing[item.id] = [line, "rule", item.text]
         elif isinstance(item, Command):
             self.commands.setdefault(item.task_id, []).append(Mark(order, item.verb, line))
         elif isinstance(item, Answer):
