@@ -24,9 +24,10 @@ from agentd.escapes import safe
 _SPECS = (*scoring.Plain.SPECS, "s", "s", "d", "s", "s")
 _MARKS = tuple(chr(0xE000 + n) for n in range(len(_SPECS)))
 _JSON_MARKS = tuple(f"\\u{0xE000 + n:04x}" for n in range(len(_SPECS)))
-V, C, M, F, T, R, ID, TITLE, LINE, RUN, WHY = range(len(_SPECS))  # WHY: why it can't run now
-_JSON = (ID, TITLE, R, V, C, F, M, T, LINE, RUN, V, C, M, F)  # a JSON line: score, why, parts
-_JSON_HELD = (ID, TITLE, R, WHY, LINE, RUN, V, C, M, F)  # a JSON line of a row held back
+# WHY: why it can't run now; CR: the certainty, as JSON writes it
+V, C, M, F, T, R, CR, ID, TITLE, LINE, RUN, WHY = range(len(_SPECS))
+_JSON = (ID, TITLE, R, CR, CR, V, C, F, M, T, LINE, RUN, V, C, M, F)  # a JSON line: score, certainty, why, parts
+_JSON_HELD = (ID, TITLE, R, CR, CR, WHY, LINE, RUN, V, C, M, F)  # a JSON line of a row held back
 _WHY = (V, C, F, M, T)  # an explanation
 
 
@@ -35,7 +36,7 @@ def _takes(takes: tuple, table) -> tuple:
     takes as they are): the value, the certainty, the minutes and their cost factor."""
     given = {V: any(p.has_value for p in table.plains), C: any(p.has_certainty for p in table.plains),
              M: any(p.has_minutes for p in table.plains)}
-    given[F] = given[M]
+    given[F], given[CR] = given[M], given[C]
     return tuple(n for n in takes if given.get(n, True))
 
 
@@ -68,7 +69,7 @@ def _values(rows, table, takes: tuple, whys=None) -> list:
     column = _column(rows, table)
     made = {WHY: lambda: whys, V: lambda: column("vals"), C: lambda: column("certs"), M: lambda: column("mins"),
             F: lambda: scoring.Plain.factors(column("mins")), T: lambda: column("totals"),
-            R: lambda: column("totals"), ID: lambda: map(string, column("ids")),
+            R: lambda: column("totals"), CR: lambda: column("certs"), ID: lambda: map(string, column("ids")),
             TITLE: lambda: map(string, column("titles")), LINE: lambda: column("lines"),
             RUN: lambda: map(_JsonRuns(), column("runs"))}
     copies = {n: iter(tee(_written(n, made[n]()), takes.count(n))) for n in set(takes)}
@@ -201,7 +202,7 @@ def _plain_json(plain, status: str, eligible: bool, takes: tuple) -> str:
                       for label, effect in plain.parts(_MARKS))
     return _template([
         (f'{{"id": {m[ID]}, "title": {m[TITLE]}, "kind": {string(plain.kind)}, "status": {string(status)}, '
-         f'"score": {m[R]}, "eligible": {"true" if eligible else "false"}, "why": ', m), explained,
+         f'"score": {m[R]}, {plain.certainty_json(m)}, "eligible": {"true" if eligible else "false"}, "why": ', m), explained,
         (f', "priority": {string(plain.priority)}, "runner": {string(runner_of(plain.kind))}, "attempts": 0, '
          f'"line": {m[LINE]}, "source": "worklog", "after": [], "run": {m[RUN]}, "gpu": false, '
          f'"defer_until": null, "latest_run": null, "next_due": null, "parts": [{parts}]}}', m)], takes)

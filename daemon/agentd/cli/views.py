@@ -226,12 +226,17 @@ def task_pieces(items, tasks=None):
                 and (run is None or type(run) is str) and type(after) is list
                 and (t.defer_until is None or type(t.defer_until) is str)
                 and (t.latest_run is None or type(t.latest_run) is str)
-                and (t.next_due is None or type(t.next_due) is str)):
+                and (t.next_due is None or type(t.next_due) is str)
+                and type(t.certainty) is float and type(t.certainty_evidence) is dict):
             yield enc(t.to_json())
             continue
         p = parts_json.get(id(parts))
         if p is None or p[0] is not parts:
             p = parts_json[id(parts)] = (parts, enc([{"part": label, "effect": effect} for label, effect in parts]))
+        ce = t.certainty_evidence
+        ev = parts_json.get(id(ce))
+        if ev is None or ev[0] is not ce:
+            ev = parts_json[id(ce)] = (ce, enc(ce))
         why = shared.get(t.why)
         if why is None:
             why = shared[t.why] = string(t.why)
@@ -241,7 +246,8 @@ def task_pieces(items, tasks=None):
             c = shared[common] = (string(t.kind), string(t.status), string(t.priority), string(t.runner),
                                   string(t.source), "true" if t.eligible else "false")
         yield (f'{{"id": {string(t.id)}, "title": {string(t.title)}, "kind": {c[0]}, "status": {c[1]}, '
-               f'"score": {score!r}, "eligible": {c[5]}, "why": {why}, "priority": {c[2]}, "runner": {c[3]}, '
+               f'"score": {score!r}, "certainty": {t.certainty!r}, "certainty_evidence": {ev[1]}, '
+               f'"eligible": {c[5]}, "why": {why}, "priority": {c[2]}, "runner": {c[3]}, '
                f'"attempts": {t.attempts}, "line": {t.line}, "source": {c[4]}, '
                f'"after": {enc(after) if after else "[]"}, "run": {"null" if run is None else string(run)}, '
                f'"gpu": {"true" if a.get("gpu") else "false"}, '

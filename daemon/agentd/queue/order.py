@@ -11,7 +11,7 @@ out here one by one: any task an entry or a DONE/CANCEL/RETRY line names, direct
 from __future__ import annotations
 
 from agentd.experiments import NAMES, problem as experiment_problem
-from agentd.queue import recurring
+from agentd.queue import learned, recurring
 from agentd.queue.taskstate import decide
 from agentd.queue.tasklist import TaskList, order_key
 from agentd.recordtype import Factory, Record
@@ -34,6 +34,8 @@ class Facts(Record):
     cmd_seen: dict = Factory(dict)  # a DONE/CANCEL/RETRY line's key -> (when, seq) first seen (``taskstate``)
     waits: dict = Factory(dict)  # task id -> why its waiting run waits (an approval's request)
     times: dict = Factory(dict)  # ("run", run id) -> its deadline's start and length (``store.clock``)
+    history: "object" = None  # this host's finished runs, counted (``store.history.History``); None: no store
+    budget: tuple | None = None  # (dollars left of today's budget, usd_per_day, spent today, when it resets)
 
 
 def score_identity(key: tuple) -> tuple:
@@ -50,7 +52,9 @@ def build(cfg, state: State, extra: list[Task], facts: Facts) -> TaskList:
     the task files' Tasks (those the worklog defines too are its own); the Tasks worked out are
     filled in (status, score, why) and kept in the answer."""
     table = state.tasks
-    shadowed, tasks = _worked_out(state, extra, cfg["max_attempts"], facts)
+    if learned.learns(table, facts.history):  # (only with history: a fresh host keeps the table's order)
+        table = learned.LearnedTable(table, facts.history)
+    shadowed, tasks = _worked_out(state, extra, cfg["max_attempts"], facts, table)
     statuses = _Statuses({t.id: t.status for t in tasks}, table)
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}
     scores = _Scores(cfg["directive_age_bonus"])
@@ -68,20 +72,22 @@ def build(cfg, state: State, extra: list[Task], facts: Facts) -> TaskList:
             t.only_waits = not t.held_by
         _force(t, facts.passovers, cfg["critical_max_passovers"])
     tasks.sort(key=order_key)
+    kind_waits = {k: w for k in set(table.kinds) if (w := _over_budget(None, k, facts))} if facts.budget else {}
     return TaskList(tasks, table, shadowed,
                     None if facts.agent_backend else f"needs an LLM backend: {facts.agent_reason}",
-                    unknown_experiment)
+                    unknown_experiment, kind_waits)
 
 
-def _worked_out(state: State, extra: list[Task], max_attempts: int, facts: Facts) -> tuple[set, list[Task]]:
+def _worked_out(state: State, extra: list[Task], max_attempts: int, facts: Facts,
+                table) -> tuple[set, list[Task]]:
     """(the ids of the table's plain rows that are worked out one by one, the Tasks worked out one
     by one with their status): those an entry or a DONE/CANCEL/RETRY line names, the table's
-    special rows, and the task files' tasks the worklog does not define."""
-    table = state.tasks
+    special rows, those the history scores row by row (``LearnedTable.per_row``), and the task
+    files' tasks the worklog does not define."""
     latest, commands, fails = state.latest, state.commands, state.failures
     named = set(latest).union(commands, fails)
     named = named.intersection(table.ids) if named else named  # one pass over the ids, no id -> row dict
-    shadowed = named | set(table.special_ids())
+    shadowed = named | set(table.special_ids()) | set(getattr(table, "per_row", ()))
     by_id = {tid: table.task(i) for tid, i in zip(shadowed, table.rows_of(list(shadowed)))}
     for t in extra:
         if t.id not in table:
@@ -114,18 +120,20 @@ class _Scores:
         age = (0.0 if t.kind != "directive" or t.priority == "critical"
                else max(0.0, (now - facts.first_seen.get(t.id, now)) / 86400))
         a = t.attrs
+        ev = learned.evidence(facts.history, t.id, t.kind)
         try:
             key = (score_identity((t.kind, t.priority, a.get("value"), a.get("certainty"), a.get("minutes"))),
-                   t.attempts, age)
+                   t.attempts, age, None if ev is None else tuple(map(ev.__dict__.get, ev._fields)))
             sc = self.known.get(key)
         except TypeError:  # an unhashable attr: score it on its own
             key, sc = None, None
         if sc is None:
-            s = scoring.score(t.kind, t.priority, a, failures=t.attempts, age_days=age, age_bonus=self.age_bonus)
-            sc = (s.total, s.parts, s.explain())
+            s = scoring.score(t.kind, t.priority, a, failures=t.attempts, age_days=age, age_bonus=self.age_bonus,
+                              evidence=ev)
+            sc = (s.total, s.parts, s.explain(), s.certainty, s.evidence)
             if key is not None:
                 self.known[key] = sc
-        t.score, t.parts = sc[0], sc[1]
+        t.score, t.parts, t.certainty, t.certainty_evidence = sc[0], sc[1], sc[3], sc[4]
         return sc[2]
 
 
@@ -233,9 +241,22 @@ def _held(t: Task, statuses, after: dict, facts: Facts) -> str | None:
         return "needs a GPU and none is present"
     if t.runner == "agent" and facts.agent_backend is None:
         return f"needs an LLM backend: {facts.agent_reason}"
+    if facts.budget and (over := _over_budget(t.id, t.kind, facts)):
+        return over
     if t.kind == "experiment":
         return unknown_experiment(t.title)
     return None
+
+
+def _over_budget(tid: str | None, kind: str, facts: Facts) -> str | None:
+    """Why an agent task waits for tomorrow's budget: its expected cost is more than what is left of
+    today's, naming both; None when it isn't (or nothing says what it costs)."""
+    cost = learned.expected_cost(facts.history, tid, kind)
+    left, per_day, spent, resets = facts.budget
+    if cost is None or cost[0] <= left:
+        return None
+    return (f"expected cost ${cost[0]:.2f} ({cost[1]}) is more than the ${max(left, 0):.2f} left of today's "
+            f"budget (usd_per_day {per_day:g}, ${spent:.2f} spent today, UTC); waits until {resets}")
 
 
 def after_loop(start: str, after: dict, statuses) -> list[str] | None:

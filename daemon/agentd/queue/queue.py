@@ -21,6 +21,7 @@ from agentd.errors import UsageError
 from agentd.queue.order import Facts, build
 from agentd.recordtype import Factory, Record
 from agentd.tasks.task import Task
+from agentd.times import next_utc_day
 from agentd.worklog.attrs import FILE_FIELDS
 from agentd.worklog.lineerror import LineError
 from agentd.worklog.linenotes import notes
@@ -178,7 +179,14 @@ def _facts(cfg, store, state, defs: list[Task], has_gpu: bool | None, now: float
             facts.times = clock.for_queue(store.db)
     facts.agent_backend, facts.agent_reason = agents_wait(cfg, store, now)
     if store is not None:
+        from agentd.agent.budget import utc_day  # lazy: only with a store
+        from agentd.store.history import gather  # lazy: only with a store
+
         facts.waits = why_waiting(store, cfg.host, state.answers)
+        facts.history = gather(store, cfg.host)  # this host's finished runs, counted once per load
+        per_day = float(cfg["budget"]["usd_per_day"])
+        spent = store.ledger_day(utc_day(now))[1]
+        facts.budget = (per_day - spent, per_day, spent, next_utc_day(now))
     return facts
 
 

@@ -55,12 +55,14 @@ def _between(rows, out: set, status: str, why):
 
 class TaskList:
     def __init__(self, dynamic: list[Task], table, shadowed: set, agents_wait: str | None,
-                 unknown_experiment):
+                 unknown_experiment, kind_waits: dict | None = None):
         """``dynamic``: the tasks worked out one by one, sorted by ``order_key``; ``table``: the
-        worklog's TaskTable, whose plain rows named in ``shadowed`` are among ``dynamic``;
-        ``agents_wait``: why agent tasks can't run now, or None; ``unknown_experiment(title)``:
-        why an experiment can't run, or None."""
+        worklog's TaskTable (or ``learned.LearnedTable``), whose plain rows named in ``shadowed`` are
+        among ``dynamic``; ``agents_wait``: why agent tasks can't run now, or None;
+        ``unknown_experiment(title)``: why an experiment can't run, or None; ``kind_waits``: kind ->
+        why its plain rows can't run now (an agent task's expected cost over today's budget)."""
         self.dynamic = dynamic
+        self.kind_waits = kind_waits or {}
         self.table = table
         self.shadowed = shadowed
         self.agents_wait = agents_wait
@@ -128,7 +130,7 @@ class TaskList:
         why = self.unknown_experiment(t.titles[i]) if t.kinds[i] == "experiment" else None
         if why is None and self.agents_wait is not None and runner_of(t.kinds[i]) == "agent":
             why = self.agents_wait
-        return Row(i, OPEN, why)
+        return Row(i, OPEN, why or self.kind_waits.get(t.kinds[i]))
 
     def rows(self):
         """The queue in order: each dynamic task as itself, each plain one as a ``Row``."""
@@ -159,10 +161,13 @@ class TaskList:
         now_out, done_out = (set(compress(range(len(rows)), map(self.shadowed.__contains__, map(ids.__getitem__, rows))))
                              if self.shadowed else set() for rows in (now, done))
         later, whys = array("L"), []
-        maybe = {"experiment", *(AGENT_KINDS if self.agents_wait is not None else ())}
+        maybe = {"experiment", *(AGENT_KINDS if self.agents_wait is not None else ()), *self.kind_waits}
         for n in compress(range(len(now)), map(maybe.__contains__, map(kinds.__getitem__, now))):
             i = now[n]
-            why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else self.agents_wait
+            why = self.unknown_experiment(table.titles[i]) if kinds[i] == "experiment" else None
+            if why is None and kinds[i] != "experiment":
+                why = (self.agents_wait if self.agents_wait is not None and kinds[i] in AGENT_KINDS
+                       else self.kind_waits.get(kinds[i]))
             if why is not None and n not in now_out:
                 later.append(i)
                 whys.append(why)
@@ -192,7 +197,7 @@ class TaskList:
     def task(self, r: Row) -> Task:
         """A plain row as the Task the queue would have made of it."""
         t = self.table.task(r.i)
-        t.score, t.parts, explain = self.table.score(r.i)
+        t.score, t.parts, explain, t.certainty, t.certainty_evidence = self.table.score(r.i)
         t.status, t.eligible, t.held_by = r.status, r.why is None, r.why or ""
         t.why = explain if r.why is None else r.why
         return t

@@ -47,6 +47,8 @@ class Task(Record):
     held_by: str = ""  # what else keeps it from running, past any wait for a time
     next_due: str | None = None  # a recurring task ({every: 6h}): when it is due again (``queue.recurring``)
     recurs: str = ""  # a recurring task: the note its why begins with
+    certainty: float = 0.0  # the certainty its score used (a posterior, with this host's history)
+    certainty_evidence: dict | None = None  # {prior, prior_weight, done, attempts} (``scoring.Score.evidence``)
 
     DEFINITION = ("id", "title", "kind", "priority", "attrs", "line", "source", "text", "human_done")
 
@@ -72,7 +74,8 @@ class Task(Record):
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "kind": self.kind, "status": self.status,
-                "score": self.score, "eligible": self.eligible, "why": self.why, "priority": self.priority,
+                "score": self.score, "certainty": self.certainty, "certainty_evidence": self.certainty_evidence,
+                "eligible": self.eligible, "why": self.why, "priority": self.priority,
                 "runner": self.runner, "attempts": self.attempts, "line": self.line, "source": self.source,
                 "after": self.attrs.get("after") or [], "run": self.attrs.get("run"),
                 "gpu": bool(self.attrs.get("gpu")), "defer_until": self.defer_until,

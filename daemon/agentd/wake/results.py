@@ -79,6 +79,12 @@ def judge(rec, o):
                                     allow_claimed=bool(attrs.get("accept_claimed")))
     decide(rec, o, j)
     o.lines = [*o.lines, *entry_lines(rec, j, own, expect is not None)]
+    if attrs.get("every"):  # a recurring task: pass^3 and the median duration, this run counted
+        from agentd.store.history import of_task, reliability_line  # lazy: only for a recurring task
+
+        st = of_task(rec.store, rec.cfg.host, task.id, before=rec.run_id)
+        st.attempts, st.done = st.attempts + (o.status in ("done", "failed")), st.done + (o.status == "done")
+        o.lines = [*o.lines, reliability_line(st)]
     return o
 
 

@@ -228,9 +228,9 @@ class TaskTable:
         return self.vals[i], self.certs[i], self.mins[i]
 
     def score(self, i: int) -> tuple:
-        """(total, parts, explanation) of plain row i (no failures, no age)."""
+        """(total, parts, explanation, certainty, its evidence) of plain row i (no failures, no age)."""
         sc = self.plains[self.shapes[i]].score(*self.numbers(i))
-        return sc.total, sc.parts, sc.explain()
+        return sc.total, sc.parts, sc.explain(), sc.certainty, sc.evidence
 
     @property
     def order(self) -> array:
