@@ -147,3 +147,11 @@ def can_mount() -> bool:
         subprocess.run(["umount", d])
     os.rmdir(d)
     return ok
+
+
+# The stand-ins for the claude and codex CLIs, and the captures of the real ones they replay
+# (tests/agent/test_agent.py, tests/wake/test_wake_agent.py): put first on PATH.  The stand-ins read
+# their captures beside them (tests/captures/<cli>/). A checkout under /tmp is hidden inside the
+# sandbox but for the PATH dirs, which are bound one by one: the captures ride on PATH too.
+FAKE_PATH = ":".join(map(str, [Path(__file__).resolve().parent / "fakebin_agents",
+                               *sorted((Path(__file__).resolve().parent / "captures").glob("*-*.*"))]))

@@ -10,7 +10,6 @@ import sys
 import time
 import types
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -18,17 +17,13 @@ from agentd import runners
 from agentd.agent.checkpoints import UNKNOWN_OUTCOME, transcript_lines
 from agentd.tasks.task import Task
 from agentd.store.store import Store
+from conftest import FAKE_PATH
 from fake_llm import block, cut, error, finish, make_config, reply
 
 ANT_KEY = "sk-ant-test-0123456789abcdef"
 OAI_KEY = "sk-test-openai-0123456789abcdef"
 TASK = Task(id="t1", title="count things", kind="task", priority="normal", status="open", attrs={}, line=3,
             source="worklog", text="- [ ] count things #t1")
-FAKEBIN = Path(__file__).resolve().parents[1] / "fakebin_agents"
-# The stand-ins read their captures beside them (tests/captures/<cli>/). A checkout under /tmp is hidden
-# inside the sandbox but for the PATH dirs, which are bound one by one: the captures ride on PATH too.
-FAKE_PATH = ":".join(map(str, [FAKEBIN, *sorted((Path(__file__).resolve().parents[1] / "captures").glob("*-*.*"))]))
-
 
 @pytest.fixture(scope="module", autouse=True)
 def sdks_imported():

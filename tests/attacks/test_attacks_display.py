@@ -263,11 +263,10 @@ PROTECTION = pytest.mark.parametrize("protection", ["on", "off"])
 def test_the_log_file_and_the_journal_get_no_raw_character_of_a_logged_model_text(tmp_path, monkeypatch, protection):
     import io
 
-    from agentd import escapes
     from agentd.platform import logs
 
     if protection == "off":  # PROTECTION OFF, ON PURPOSE
-        monkeypatch.setattr(escapes, "json_safe", lambda line: line)
+        monkeypatch.setattr(logs, "json_safe", lambda line: line)  # (where logs looks it up)
     stream = io.StringIO()
     log = logs.setup(stream=stream, log_file=tmp_path / "agentd.log", env={"JOURNAL_STREAM": "1:1"})
     log.warning("tool output", output=HOSTILE)

@@ -99,7 +99,7 @@ def test_a_cli_agent_that_prints_a_secret_never_gets_it_into_the_worklog_store_r
         worklog, home, tmp_path):
 
     secret = "hunter2-" + "s" * 20
-    from test_agent import FAKE_PATH  # the stand-ins and their captures
+    from conftest import FAKE_PATH  # the stand-ins and their captures
     worklog.write_text("DIRECTIVE: look around {id: look}\n")
     r = run_cli("wake", "--now", env={"AGENTD_PROVIDER": "claude-cli", "MY_SERVICE_TOKEN": secret,
                                       "FAKE_AGENT_CAPTURE": "done",
