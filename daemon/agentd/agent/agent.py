@@ -163,6 +163,7 @@ class ApiAgentRun(AgentRun):
             return
         t = self.task
         system = render("system.md", host=self.cfg.host, task_id=t.id, kind=t.kind, title=t.title, text=t.text,
+                        rules=self.rules_text(),
                         context=self.context().strip() or "(none)", health=health_text(self.snapshot),
                         workspace=worktrees.prompt_text(self.cfg, self.run_id, self.workspace),
                         max_steps=self.cfg["max_steps"])

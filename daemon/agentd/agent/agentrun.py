@@ -18,12 +18,17 @@ from agentd.agent.tools import claimed
 from agentd.errors import AuthFailed, ProviderError, RateLimited, UsageLimit
 from agentd.providers import resolve_provider_name
 from agentd.redact import redact
+from agentd.escapes import safe
+from agentd.prompts import render
 from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
 from agentd.times import iso_in, next_utc_day
 
 DEFAULT_DEFER = 900  # seconds to wait out a rate limit that named no time
 TRIVIAL = 20  # a done summary shorter than this is flagged
+MAX_RULES = 20  # the rules in force a prompt holds at most
+MAX_CHARS = 4000  # and at most this many characters of their text
+MAX_ONE = 1000  # of one rule's text
 
 
 class AgentRun:
@@ -38,12 +43,16 @@ class AgentRun:
         self.secrets_env = {**os.environ, **cfg.env}
         self.provider_name = resolve_provider_name(cfg)
         self.workspace = job.workspace or worktrees.prepare(job)  # the task's own (runners.run made it)
+        self.rules = job.rules  # the rules in force the wake gives this run (worklog.standing)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets_env)
 
     def context(self) -> str:
         return worklog_context(self.cfg, self.store, self.task)
+
+    def rules_text(self) -> str:
+        return rules_text(self.rules)
 
     def acted(self) -> bool:
         return bool(self.cp.used_tools())
@@ -139,6 +148,35 @@ def worklog_context(cfg, store, task, limit: int = 5) -> str:
     if recent:
         parts.append("Recent findings:\n" + "\n".join(r["text"] for r in recent))
     return "\n\n".join(parts)
+
+
+def bounded(rules: list, max_rules: int = MAX_RULES, max_chars: int = MAX_CHARS,
+            max_one: int = MAX_ONE) -> tuple[list, int]:
+    """(the rules a prompt holds, as (rule, its text cut at ``max_one``); how many were left out): the
+    first by line, up to ``max_rules`` of them and ``max_chars`` of their text in all."""
+    kept, used = [], 0
+    for r in rules:
+        text = r.text if len(r.text) <= max_one else r.text[:max_one - 1] + "…"
+        if len(kept) >= max_rules or used + len(text) > max_chars:
+            break
+        kept.append((r, text))
+        used += len(text)
+    return kept, len(rules) - len(kept)
+
+
+def rules_text(rules: list) -> str:
+    """The prompt's block of the rules in force (``prompts/rules.md``), or "" for none: the person's words,
+    one a line between the fence's markers.  Each text is made visible (``escapes.safe``: every line
+    break, control and format character written as an escape), so no rule can end its line or the
+    fence, and bounded (``bounded``), saying how many were left out."""
+    if not rules:
+        return ""
+    kept, left = bounded(rules)
+    lines = [f"- {safe(r.id)} (line {r.line}{', a critical directive' if r.kind == 'directive' else ''}): "
+             f"{safe(text)}" for r, text in kept]
+    note = (f"({left} more rule(s) in force were left out: a prompt holds at most {MAX_RULES} rules and "
+            f"{MAX_CHARS} characters of them)\n" if left else "")
+    return "\n" + render("rules.md", rules="\n".join(lines), left_out=note)
 
 
 def health_text(snapshot: dict | None, limit: int = 3000) -> str:

@@ -12,7 +12,12 @@ from agentd.escapes import safe
 from agentd.queue import queue
 from agentd.wake import diskuse
 from agentd.wake.lock import wake_running
+from agentd.worklog import standing
 from agentd.workspace.rundir import read_progress
+
+MAX_RULES_LISTED = 100  # of the rules in force, those `status --json` lists (``rules_total`` counts them all)
+MAX_RULE_TEXT = 1000  # characters of each one's text there
+SHOWN_RULES = 10  # and those the text lists, each on one line
 
 
 def collect(cfg) -> dict:
@@ -22,7 +27,7 @@ def collect(cfg) -> dict:
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
                   "unreadable_lines": 0, "lost_entries": 0, "lost_entries_past_restores": 0, "agent_tasks_wait": None, "worklog_problem": None,
                   "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None,
-                  "disk_full": disk_full(cfg)}
+                  "disk_full": disk_full(cfg), "rules": [], "rules_total": 0}
     store = None
     if cfg.store_path.exists():
         # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
@@ -61,6 +66,10 @@ def collect(cfg) -> dict:
         waiting = view.agent_backend is None and view.tasks.agents_open()
         info["agent_tasks_wait"] = view.agent_reason if waiting else None
         info["waiting"] = [{"task_id": t.id, "why": t.why} for t in view.tasks.dynamic if t.status == "waiting"]
+        rules = standing.in_force(view.read.state)
+        info["rules_total"] = len(rules)
+        info["rules"] = [{"id": r.id, "line": r.line, "kind": r.kind, "text": r.text[:MAX_RULE_TEXT]}
+                         for r in rules[:MAX_RULES_LISTED]]
     if store is not None:  # (after the queue: its load re-based the deadlines a jumped clock left)
         # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
         from agentd.store import clock
@@ -143,6 +152,13 @@ def text(info: dict) -> list[str]:
         out += [f"           {safe(x)}" for x in d["lines"][1:]]
         if d["agents_wait"]:
             out.append("           agent tasks wait until it has room; command tasks still run")
+    rules = info.get("rules") or []
+    for r in rules[:SHOWN_RULES]:  # the person's words: made visible, cut to a line
+        what = "critical directive" if r["kind"] == "directive" else "rule"
+        out.append(f"rule:      {safe(r['id'])} (line {r['line']}, {what}): {safe(r['text'], 80)}")
+    if info.get("rules_total", 0) > min(len(rules), SHOWN_RULES):
+        out.append(f"           … and {info['rules_total'] - min(len(rules), SHOWN_RULES)} more rules in force "
+                   "(`agentd status --json` lists them)")
     for w in info.get("waiting") or []:  # (never cut: it may hold an approval's `what`)
         out.append(f"waiting:   {safe(w['task_id'])}: {safe(w['why'], spaces=True)}")
     sb = info.get("sandbox")

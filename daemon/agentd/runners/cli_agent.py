@@ -207,7 +207,8 @@ class CliAgentRun(AgentRun):
         name, cfg, t = self.provider_name, self.cfg, self.task
         model = model_for(cfg, name)
         prompt = self.redact(render("cli.md", host=cfg.host, workspace=workspace, task_id=t.id, kind=t.kind,
-                                    title=t.title, text=t.text, context=self.context().strip() or "(none)",
+                                    title=t.title, text=t.text, rules=self.rules_text(),
+                                    context=self.context().strip() or "(none)",
                                     health=health_text(self.snapshot),
                                     resume_note=RESUME_NOTE if interrupted else ""))
         if name == "claude-cli":

@@ -19,6 +19,7 @@ class Job(Record):
     resume: bool = False
     workspace: Path | None = None  # where it works: an agent's (runners.run: worktrees.prepare), never shared,
     # or a command's cwd (runners/command.py), what a task's ``metrics:`` file is relative to
+    rules: list = Factory(list)  # worklog.standing.Standing: the rules in force an agent run is given
 
 
 class Outcome(Record):

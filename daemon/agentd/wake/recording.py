@@ -36,7 +36,7 @@ from agentd.statuses import Cause
 from agentd.tasks.job import Job, Outcome
 from agentd.times import now_iso
 from agentd.wake import diskuse, reserve, results
-from agentd.worklog import entries, worklog
+from agentd.worklog import entries, standing, worklog
 from agentd.workspace import worktrees
 from agentd.workspace.rundir import RunDir
 
@@ -57,7 +57,7 @@ def append_entry(cfg, store, run_id: str, task_id: str, status: str, body: str, 
 class Recording:
     """One run between its start and its finish; ``outcome`` is set by the caller."""
 
-    def __init__(self, cfg, store, task, run_id: str, snap: dict):
+    def __init__(self, cfg, store, task, run_id: str, snap: dict, rules: list = ()):
         self.cfg, self.store, self.task, self.run_id, self.snap = cfg, store, task, run_id, snap
         self.run_dir = RunDir(cfg, run_id)
         cfg.env["AGENTD_RUN_ID"] = run_id  # every process the run starts carries it (see procs.kill_orphan)
@@ -65,6 +65,7 @@ class Recording:
         self.duration = 0.0
         self.outcome: Outcome | None = None
         self.job = Job(cfg, store, run_id, task, snap, self.run_dir.path, lambda phase: self.run_dir.progress(phase))
+        self.job.rules = list(rules) if task.runner == "agent" else []  # the rules in force it is given
 
     def _room(self, fn, *args, **kw):
         """One write of the record; again after freeing agentd's reserve when the disk was full."""
@@ -77,14 +78,16 @@ class Recording:
         if resumed:
             self._room(self.run_dir.progress, "resume", notes="resuming after an interrupted wake")
         else:
-            self._room(self.run_dir.write_manifest, cfg, self.run_id, t, self.snap, workspace=self._where())
+            self._room(self.run_dir.write_manifest, cfg, self.run_id, t, self.snap, workspace=self._where(),
+                       rules=[r.id for r in self.job.rules] if t.runner == "agent" else None)
             self._room(self.run_dir.progress, "start", notes=f"{t.kind} task {t.id}")
             self._room(self.store.start_run, run_id=self.run_id, task_id=t.id, kind=t.kind, title=t.title,
                        status=statuses.RUNNING, host=cfg.host, started_at=now_iso(), run_dir=str(self.run_dir.path))
         how = {"command": f"command `{t.attrs.get('run')}`", "experiment": f"experiment {t.title}",
                "agent": "the LLM agent"}[t.runner]
         body = (f"**{'resumed' if resumed else 'started'}** · {t.kind} `{t.id}` · {how}\n{t.title}\n"
-                f"why this one: {t.why}\nrun directory: {self.run_dir.path}") + self._sandbox_note()
+                f"why this one: {t.why}\nrun directory: {self.run_dir.path}") + standing.ids_line(self.job.rules) \
+            + self._sandbox_note()
         append_entry(cfg, self.store, self.run_id, t.id, statuses.RUNNING, body, floor)
 
     def _where(self):
@@ -202,8 +205,10 @@ def sandbox_off_note(cfg) -> str:
 
 
 @contextmanager
-def recording(cfg, store, task, run_id: str, snap: dict, *, resumed: bool = False, floor: int = 0):
-    rec = Recording(cfg, store, task, run_id, snap)
+def recording(cfg, store, task, run_id: str, snap: dict, *, resumed: bool = False, floor: int = 0,
+              rules: list = ()):
+    """``rules``: the rules in force (``worklog.standing``) an agent run is given and its record names."""
+    rec = Recording(cfg, store, task, run_id, snap, rules)
     rec.start(resumed, floor)
     try:
         yield rec

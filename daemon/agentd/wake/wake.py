@@ -18,6 +18,7 @@ from agentd.store.store import Store
 from agentd.wake import gating, reserve, settle
 from agentd.wake.lock import wake_lock, wake_running
 from agentd.wake.recording import recording
+from agentd.worklog import standing
 from agentd.worklog.worklog import check_writable, read_with_lost
 from agentd.workspace.rundir import new_run_id
 
@@ -59,8 +60,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             pick = settle.Resume(task, new_run_id(store), False)
         logs.bind(run_id=pick.run_id)
         log.info("run started", task=pick.task.id, kind=pick.task.kind, why=pick.task.why, resumed=pick.resumed)
-        with recording(cfg, store, pick.task, pick.run_id, snap, resumed=pick.resumed,
-                       floor=read.state.max_seq) as rec:
+        with recording(cfg, store, pick.task, pick.run_id, snap, resumed=pick.resumed, floor=read.state.max_seq,
+                       rules=standing.in_force(read.state, skip=pick.task.id)) as rec:
             rec.outcome = runners.run(rec.job)
         o = rec.outcome
         logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,

@@ -79,8 +79,10 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.progress_path = self.path / "progress.json"
 
-    def write_manifest(self, cfg, run_id: str, task, snapshot: dict, workspace: Path | None = None) -> None:
-        """``workspace``: where the run works (the task's own workspace, its worktree, a command's cwd)."""
+    def write_manifest(self, cfg, run_id: str, task, snapshot: dict, workspace: Path | None = None,
+                       rules: list | None = None) -> None:
+        """``workspace``: where the run works (the task's own workspace, its worktree, a command's cwd);
+        ``rules``: the ids of the rules in force an agent run was given (``worklog.standing``)."""
         # lazy: only a wake's manifest names the platform; keeps it off `agentd status`'s start-up
         import platform
 
@@ -99,6 +101,7 @@ class RunDir:
             "config_sha256": config_hash(cfg.values), "started_at": now_iso(),
             "sandbox": _sandbox(cfg, task, workspace),
             **({"limits": _limits(cfg)} if task.runner == "agent" else {}),
+            **({"rules": list(rules)} if rules is not None else {}),
         })
 
     def read(self) -> dict | None:
