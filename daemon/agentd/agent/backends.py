@@ -3,7 +3,6 @@ or a rate limit, and today's budget not spent.  Command tasks and experiments do
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -30,6 +29,9 @@ def agent_backend(cfg) -> tuple[str | None, str]:
 
 def key_fingerprint(cfg, backend: str) -> str:
     """A short hash of the backend's key, to notice when a person has changed it (never the key)."""
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     value = cfg.env.get(KEY_VARS.get(backend, ""), "")
     return hashlib.sha256(f"agentd:{backend}:{value}".encode()).hexdigest()[:12]
 

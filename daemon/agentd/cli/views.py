@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from heapq import nsmallest
 from itertools import islice
 from json.encoder import encode_basestring_ascii as string
 
@@ -22,6 +21,9 @@ def queue_text(view, show_all: bool = False) -> list[str]:
 def _not_read(r, view):
     """One block, in line order: the lines not read (or read as prose) and those the whole worklog
     shows are ignored (a DONE naming no task, a task defined again: ``view.notes``)."""
+    # lazy: heapq only when there are lines to list; keeps status's start-up
+    from heapq import nsmallest
+
     count = r.state.error_count + view.note_count
     if not count:
         return

@@ -12,8 +12,8 @@ attempts, are worked out one by one (``Plain.per_row``).
 from __future__ import annotations
 
 from array import array
-from statistics import median
 
+from agentd.store.history import median
 from agentd.tasks import scoring
 from agentd.tasks.task import runner_of
 

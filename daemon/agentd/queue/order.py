@@ -11,7 +11,7 @@ out here one by one: any task an entry or a DONE/CANCEL/RETRY line names, direct
 from __future__ import annotations
 
 from agentd.experiments import NAMES, problem as experiment_problem
-from agentd.queue import learned, recurring
+from agentd.queue import recurring
 from agentd.queue.taskstate import decide
 from agentd.queue.tasklist import TaskList, order_key
 from agentd.recordtype import Factory, Record
@@ -47,12 +47,23 @@ def score_identity(key: tuple) -> tuple:
     return key
 
 
+def _learned(history):
+    """``queue.learned``, where there is history to learn from; None on a host with no finished run."""
+    if history is None or not history.runs:
+        return None
+    # lazy: only a host with finished runs learns; a fresh host's queue and status load none of it
+    from agentd.queue import learned
+
+    return learned
+
+
 def build(cfg, state: State, extra: list[Task], facts: Facts) -> TaskList:
     """Every known task, open ones first in the order the next wake would take them.  ``extra``:
     the task files' Tasks (those the worklog defines too are its own); the Tasks worked out are
     filled in (status, score, why) and kept in the answer."""
     table = state.tasks
-    if learned.learns(table, facts.history):  # (only with history: a fresh host keeps the table's order)
+    learned = _learned(facts.history)
+    if learned is not None and learned.learns(table, facts.history):  # (a fresh host keeps the table's order)
         table = learned.LearnedTable(table, facts.history)
     shadowed, tasks = _worked_out(state, extra, cfg["max_attempts"], facts, table)
     statuses = _Statuses({t.id: t.status for t in tasks}, table)
@@ -120,7 +131,8 @@ class _Scores:
         age = (0.0 if t.kind != "directive" or t.priority == "critical"
                else max(0.0, (now - facts.first_seen.get(t.id, now)) / 86400))
         a = t.attrs
-        ev = learned.evidence(facts.history, t.id, t.kind)
+        learned = _learned(facts.history)
+        ev = None if learned is None else learned.evidence(facts.history, t.id, t.kind)
         try:
             key = (score_identity((t.kind, t.priority, a.get("value"), a.get("certainty"), a.get("minutes"))),
                    t.attempts, age, None if ev is None else tuple(map(ev.__dict__.get, ev._fields)))
@@ -251,7 +263,8 @@ def _held(t: Task, statuses, after: dict, facts: Facts) -> str | None:
 def _over_budget(tid: str | None, kind: str, facts: Facts) -> str | None:
     """Why an agent task waits for tomorrow's budget: its expected cost is more than what is left of
     today's, naming both; None when it isn't (or nothing says what it costs)."""
-    cost = learned.expected_cost(facts.history, tid, kind)
+    learned = _learned(facts.history)
+    cost = None if learned is None else learned.expected_cost(facts.history, tid, kind)
     left, per_day, spent, resets = facts.budget
     if cost is None or cost[0] <= left:
         return None

@@ -8,7 +8,6 @@ highest seq at that moment: ``first_sight`` decides what to record, ``status`` r
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from agentd.statuses import ATTEMPTS, BLOCKED, CANCELLED, DONE, INTERRUPTED, OPEN, RUNNING
@@ -19,6 +18,9 @@ from agentd.worklog.parse import Mark, State
 
 def worklog_scope(path) -> str:
     """A short name for a worklog path, so that lines of two worklogs sharing a store stay apart."""
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     real = os.path.realpath(path)  # the same file through a symlinked directory is the same worklog
     return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 

@@ -17,9 +17,16 @@ time, and writes where each came from.
 from __future__ import annotations
 
 from math import comb
-from statistics import median
 
 from agentd.recordtype import Factory, Record
+
+
+def median(xs) -> float:
+    """The median of a non-empty list of numbers (``statistics.median``, without importing statistics:
+    it pulls in decimal, fractions and random, ~6 ms of every queue's start-up)."""
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 ATTEMPTS = ("done", "failed")
 

@@ -15,7 +15,6 @@ It is only a cache: deleting or damaging it loses nothing (``agentd reindex``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import os
@@ -126,6 +125,9 @@ def encode(state: State) -> bytes | None:
 
 
 def fingerprint(f, offset: int) -> tuple[str, str]:
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     f.seek(0)
     head = hashlib.sha256(f.read(min(CHUNK, offset))).hexdigest()
     f.seek(max(0, offset - CHUNK))
@@ -135,6 +137,9 @@ def fingerprint(f, offset: int) -> tuple[str, str]:
 
 def _fid(worklog: Path) -> int:
     """A 56-bit number for a worklog path (the present table's key)."""
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     return int.from_bytes(hashlib.sha1(str(worklog).encode("utf-8", "surrogateescape")).digest()[:7], "big")
 
 

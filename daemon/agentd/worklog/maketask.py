@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 
 from agentd.lazyre import lazy
 from agentd.tasks.task import Task
@@ -13,6 +12,9 @@ KINDS = ("task", "command", "experiment", "directive", "blocker")
 
 
 def stable_id(kind: str, text: str) -> str:
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     norm = " ".join(text.lower().split())
     return "t-" + hashlib.sha1(f"{kind}\0{norm}".encode("utf-8", "replace")).hexdigest()[:8]
 

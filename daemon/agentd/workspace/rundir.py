@@ -8,7 +8,6 @@ blocked), ``notes`` and ``phases_completed``.  It is rewritten atomically
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -18,7 +17,6 @@ from agentd import __version__
 from agentd.errors import WorkspaceError
 from agentd.providers.choice import CLI_EXES, chosen
 from agentd.redact import redact
-from agentd.sandbox import sandbox
 from agentd.times import now_iso
 
 
@@ -45,6 +43,9 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def config_hash(values: dict) -> str:
+    # lazy: hashlib loads OpenSSL (~5 ms); most runs of queue and status never hash
+    import hashlib
+
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -128,6 +129,10 @@ def _sandbox(cfg, task, workspace) -> dict:
     """Which sandbox the run's model-driven processes get, and its policy (docs/security.md)."""
     if task.runner != "agent":
         return {"sandbox": "none", "note": f"a {task.kind} a person wrote runs as written, like their own shell"}
+
+    # status reads progress.json from here, and needs no sandbox policy (subprocess, shutil):
+    # lazy: only a wake's manifest needs the sandbox policy; keeps status's start-up
+    from agentd.sandbox import sandbox
 
     cli = chosen(cfg)
     policy = sandbox.policy_for(cfg, task.attrs, workspace or cfg.workspace,
