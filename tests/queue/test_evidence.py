@@ -203,3 +203,30 @@ def test_a_recurring_tasks_finding_gives_pass_k_and_the_median_duration(worklog)
     assert r.returncode == 0, r.stderr
     text = worklog.read_text(encoding="utf-8")
     assert "reliability: pass^3 n/a (fewer than 3 runs) from 1 of 1 runs done; median duration n/a" in text
+
+
+def test_the_learned_order_is_kept_in_the_index_and_read_back_the_same(worklog):
+    """A million plain rows re-scored with their kind's evidence take seconds: the index keeps the learned
+    order under the table's copy and the evidence, and the next `queue` reads it back, the same queue."""
+    text = "".join(f"- [ ] plain task {i} {{value: {1 + i % 9}, minutes: {5 * (i % 7)}}}\n" for i in range(60))
+    history = [("task", "done", 30.0, 0.0), ("task", "failed", 30.0, 0.0), ("task", "done", 90.0, 0.0)]
+    view(worklog, text, history)  # (a first read: the index keeps the table, numbered in the queue's order)
+    cfg = config.load(dict(os.environ, **KEY))
+
+    def load():  # the same worklog, not written again: its table read back from the index
+        store = Store(cfg.store_path)
+        try:
+            v = queue.load(cfg, store, has_gpu=False, now=NOW)
+            return {t.id: t for t in v.tasks}, v
+        finally:
+            store.close()
+
+    first_tasks, first = load()
+    again_tasks, again = load()
+    assert first.tasks.table.from_cache is False and again.tasks.table.from_cache is True
+    assert [(t.id, t.score, t.why) for t in again_tasks.values()] == [(t.id, t.score, t.why)
+                                                                     for t in first_tasks.values()]
+    assert [t.id for t in again.tasks] == [t.id for t in first.tasks]
+    worklog.write_text(text + "- [ ] one more {value: 9}\n", encoding="utf-8")  # a new table: worked out again
+    _, changed = view(worklog, text + "- [ ] one more {value: 9}\n", history)
+    assert changed.tasks.table.from_cache is False

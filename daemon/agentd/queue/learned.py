@@ -12,6 +12,8 @@ attempts, are worked out one by one (``Plain.per_row``).
 from __future__ import annotations
 
 from array import array
+from itertools import compress
+from operator import not_
 
 from agentd.store.history import median
 from agentd.tasks import scoring
@@ -54,7 +56,9 @@ class LearnedTable:
     are the learned ones, every other column the table's own.  ``per_row``: the ids of plain rows to
     work out one by one."""
 
-    def __init__(self, table, history):
+    def __init__(self, table, history, cached: tuple | None = None):
+        """``cached``: (totals, order) as ``kept()`` gave them for the same ``signature``: taken as
+        they are when they fit the table (the index keeps them, ``queue.load``)."""
         self._table = table
         kinds = {key[0] for key in table.shape_keys}
         evs = {k: evidence(history, None, k) for k in kinds}
@@ -62,21 +66,45 @@ class LearnedTable:
         learned = [p.ev is not None for p in self.plains]
         per_row = {n for n, p in enumerate(self.plains) if p.per_row}
         shapes, vals, certs, mins = table.shapes, table.vals, table.certs, table.mins
+        self.from_cache = False
+        if cached is not None:
+            totals, order = array("d"), array("L")
+            try:
+                totals.frombytes(cached[0])
+                order.frombytes(cached[1])
+            except (ValueError, TypeError):
+                pass
+            else:
+                if len(totals) == len(table.totals) and len(order) == len(table.order):
+                    self.totals, self.order, self.from_cache = totals, order, True
+                    self.per_row = ([table.ids[i] for i in compress(order, map(per_row.__contains__,
+                                                                                map(shapes.__getitem__, order)))]
+                                    if per_row else [])
+                    return
         rows = list(table.order)
         totals = array("d", table.totals)
-        plains = self.plains
-        for i in rows:
-            sh = shapes[i]
-            if learned[sh]:
-                totals[i] = plains[sh].total(vals[i], certs[i], mins[i])
+        for sh in (n for n, is_learned in enumerate(learned) if is_learned):  # a shape's rows a column at a time
+            mine = list(compress(rows, map(sh.__eq__, map(shapes.__getitem__, rows))))
+            if mine:
+                got = self.plains[sh].totals(map(vals.__getitem__, mine), map(certs.__getitem__, mine),
+                                        map(mins.__getitem__, mine))
+                for i, x in zip(mine, got):
+                    totals[i] = x
         self.totals = totals
         self.per_row = [table.ids[i] for i in rows if shapes[i] in per_row] if per_row else []
-        ids, lines, done = table.ids, table.lines, table.done
-        rows.sort(key=ids.__getitem__)  # (as ``TaskTable.order``: stable sorts from the last key to the first)
+        lines, done = table.lines, table.done
+        # the order of (done, -score, line, id), as ``TaskTable.order`` has it: a plain task is a worklog
+        # line, one task per line, so line order is the (line, id) order; then by score, stable (equal
+        # scores stay in line order); then the open rows before the checked ones, kept in that order
         rows.sort(key=lines.__getitem__)
         rows.sort(key=totals.__getitem__, reverse=True)
-        rows.sort(key=done.__getitem__)
+        checked = list(map(done.__getitem__, rows))
+        rows = [*compress(rows, map(not_, checked)), *compress(rows, checked)]
         self.order = array("L", rows)
+
+    def kept(self) -> tuple[bytes, bytes]:
+        """(totals, order) as the index keeps them."""
+        return self.totals.tobytes(), self.order.tobytes()
 
     def __getattr__(self, name):
         return getattr(self._table, name)
@@ -91,6 +119,22 @@ class LearnedTable:
         """As ``TaskTable.score``, with the kind's evidence."""
         sc = self.plains[self.shapes[i]].score(*self.numbers(i))
         return sc.total, sc.parts, sc.explain(), sc.certainty, sc.evidence
+
+
+def signature(table, history) -> str | None:
+    """What the learned order depends on: the table's copy in the index (its token), how its rows are
+    numbered (the order of its ids: a copy read back may number them otherwise) and each kind's
+    evidence; None when the table has no copy in the index (nothing is kept then)."""
+    token = getattr(table, "token", None)
+    if not token:
+        return None
+    # lazy: zlib only where a learned order is kept
+    from zlib import crc32
+
+    rows = crc32("\n".join(table.ids).encode("utf-8", "surrogateescape"))  # (the rows as this copy numbers them)
+    kinds = sorted({key[0] for key in table.shape_keys})
+    evs = [(k, None if (ev := evidence(history, None, k)) is None else sorted(ev.__dict__.items())) for k in kinds]
+    return f"{token}:{len(table.ids)}:{rows:08x}:{history.runs}:{evs!r}"
 
 
 def learns(table, history) -> bool:

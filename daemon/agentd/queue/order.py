@@ -35,6 +35,7 @@ class Facts(Record):
     waits: dict = Factory(dict)  # task id -> why its waiting run waits (an approval's request)
     times: dict = Factory(dict)  # ("run", run id) -> its deadline's start and length (``store.clock``)
     history: "object" = None  # this host's finished runs, counted (``store.history.History``); None: no store
+    learned_cache: tuple | None = None  # the plain rows' learned (totals, order) the index kept for this history
     budget: tuple | None = None  # (dollars left of today's budget, usd_per_day, spent today, when it resets)
 
 
@@ -64,7 +65,7 @@ def build(cfg, state: State, extra: list[Task], facts: Facts) -> TaskList:
     table = state.tasks
     learned = _learned(facts.history)
     if learned is not None and learned.learns(table, facts.history):  # (a fresh host keeps the table's order)
-        table = learned.LearnedTable(table, facts.history)
+        table = learned.LearnedTable(table, facts.history, facts.learned_cache)
     shadowed, tasks = _worked_out(state, extra, cfg["max_attempts"], facts, table)
     statuses = _Statuses({t.id: t.status for t in tasks}, table)
     after = {t.id: t.attrs.get("after") for t in tasks if t.attrs.get("after")}

@@ -23,6 +23,7 @@ from agentd.recordtype import Factory, Record
 from agentd.tasks.task import Task
 from agentd.times import next_utc_day
 from agentd.worklog.attrs import FILE_FIELDS
+from agentd.worklog.index import Index
 from agentd.worklog.lineerror import LineError
 from agentd.worklog.linenotes import notes
 from agentd.worklog.maketask import make_task
@@ -150,7 +151,10 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost, wake_running) -> Vie
     r, lost = read_and_lost
     facts = _facts(cfg, store, r.state, defs, has_gpu, time.time() if now is None else now,
                    not in_wake and wake_running, in_wake)
+    sig = _learned_cache(cfg, r.state.tasks, facts)
     tasks = build(cfg, r.state, defs, facts)
+    if sig is not None and facts.learned_cache is None and getattr(tasks.table, "from_cache", True) is False:
+        Index(cfg.index_path).keep_learned(cfg.worklog_path, sig, *tasks.table.kept())
     spent = len(lost) - len(store.restorable(lost)) if lost else 0
     found, count = notes(r.state, [d.id for d in defs])
     return View(r, tasks, problems, facts.agent_backend, facts.has_gpu, len(lost),
@@ -188,6 +192,21 @@ def _facts(cfg, store, state, defs: list[Task], has_gpu: bool | None, now: float
         spent = store.ledger_day(utc_day(now))[1]
         facts.budget = (per_day - spent, per_day, spent, next_utc_day(now))
     return facts
+
+
+def _learned_cache(cfg, table, facts) -> str | None:
+    """Where this host has history, the learned order the index kept for it (into ``facts``); returns
+    the signature it is kept under, or None (no history, or a table the index has no copy of)."""
+    history = facts.history
+    if history is None or not history.runs:
+        return None
+    # lazy: only a host with finished runs learns; a fresh host's queue and status load none of it
+    from agentd.queue.learned import signature
+
+    sig = signature(table, history)
+    if sig is not None:
+        facts.learned_cache = Index(cfg.index_path).learned(cfg.worklog_path, sig)
+    return sig
 
 
 def _unknown_answers(store, state) -> list:

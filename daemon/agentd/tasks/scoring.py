@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from itertools import repeat
 from math import log, sqrt
-from operator import add, truediv
+from operator import add, mul, truediv
 
 from agentd.recordtype import Factory, Record
 
@@ -207,6 +207,24 @@ class Plain:
         if self.bonus:
             total += self.bonus
         return round(total, 4)
+
+    def totals(self, values, certainties, minutes):
+        """``total`` of each row (three iterables), the same sums in the same order made a column at a
+        time, without a Python call per row (a million rows re-scored with their kind's evidence)."""
+        if self.cert is not None:
+            certainties = repeat(self.cert)
+        elif self.per_row:
+            certainties = map(self.ev.certainty, certainties)
+        out = map(mul, values, certainties)
+        if self.pf != 1.0:
+            out = map(mul, out, repeat(self.pf))
+        if self.has_minutes:
+            out = map(mul, out, self.factors(minutes))
+        elif self.hist_cf is not None:
+            out = map(mul, out, repeat(self.hist_cf))
+        if self.bonus:
+            out = map(add, out, repeat(self.bonus))
+        return map(round, out, repeat(4))
 
     def slots(self, value: float, certainty: float, minutes: float, total: float) -> tuple:
         """The numbers in ``SPECS`` order."""

@@ -36,6 +36,7 @@ CODEC = f"marshal{marshal.version}:{sys.implementation.cache_tag}"  # marshal's 
 TASKS = f"tasks_v{PARSER_VERSION}"
 PRESENT = f"present_v{PARSER_VERSION}"
 LOST = f"lost_v{PARSER_VERSION}"
+LEARNED = f"learned_v{PARSER_VERSION}"
 
 
 class Cached(Record):
@@ -167,6 +168,9 @@ class Index:
                        " PRIMARY KEY (fid, part))")
             # the last answer to "which of agentd's entries has this worklog lost", and what it held for
             db.execute(f"CREATE TABLE IF NOT EXISTS {LOST} (fid INTEGER PRIMARY KEY, stamp TEXT, keys TEXT)")
+            # the plain rows' scores and order with this host's history (``queue.learned``), worked out
+            # once per change of the tasks or the history, not on every `queue` (a million rows: ~2 s)
+            db.execute(f"CREATE TABLE IF NOT EXISTS {LEARNED} (path TEXT PRIMARY KEY, sig TEXT, totals BLOB, ord BLOB)")
             self.db = db
         return self.db
 
@@ -283,6 +287,18 @@ class Index:
             self._safely(write, None)
         except ValueError:  # a value marshal can't keep: this read is not cached
             pass
+
+    def learned(self, worklog: Path, sig: str) -> tuple[bytes, bytes] | None:
+        """(totals, order) kept for this worklog under ``sig`` (``queue.learned.signature``), or None."""
+        if not self.path.exists():
+            return None
+        row = self._safely(lambda db: db.execute(f"SELECT totals, ord FROM {LEARNED} WHERE path=? AND sig=?",
+                                                 (str(worklog), sig)).fetchone(), None)
+        return (row[0], row[1]) if row and isinstance(row[0], bytes) and isinstance(row[1], bytes) else None
+
+    def keep_learned(self, worklog: Path, sig: str, totals: bytes, order: bytes) -> None:
+        self._safely(lambda db: db.execute(f"INSERT OR REPLACE INTO {LEARNED} (path, sig, totals, ord) "
+                                           "VALUES (?, ?, ?, ?)", (str(worklog), sig, totals, order)), None)
 
     def missing(self, worklog: Path, keys: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """Which of these (run id, seq) entries the worklog's last read did not see.
