@@ -155,3 +155,24 @@ def can_mount() -> bool:
 # sandbox but for the PATH dirs, which are bound one by one: the captures ride on PATH too.
 FAKE_PATH = ":".join(map(str, [Path(__file__).resolve().parent / "fakebin_agents",
                                *sorted((Path(__file__).resolve().parent / "captures").glob("*-*.*"))]))
+
+
+@pytest.fixture
+def fresh_bwrap_probe():
+    """bwrap's cached probe forgotten before and after a test (the sandbox tests switch it)."""
+    from agentd.sandbox import bwrap  # lazy: only the sandbox tests ask
+
+    bwrap.reset_cache()
+    yield
+    bwrap.reset_cache()
+
+
+@pytest.fixture
+def base():
+    """A scratch dir outside /tmp (the sandbox's private /tmp would hide it), removed after."""
+    import shutil  # lazy: only the sandbox tests ask
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="agentd-sbx-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -33,17 +33,8 @@ PROTECTION = pytest.mark.parametrize("protection", ["on", "off"])
 
 
 @pytest.fixture(autouse=True)
-def fresh_probe():
-    bwrap.reset_cache()
+def fresh_probe(fresh_bwrap_probe):
     yield
-    bwrap.reset_cache()
-
-
-@pytest.fixture
-def base():
-    d = Path(tempfile.mkdtemp(prefix="agentd-atk-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def sh(cfg, command: str, timeout: float = 60) -> str:

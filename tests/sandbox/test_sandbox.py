@@ -33,7 +33,7 @@ from agentd.config import config
 from agentd.cli import doctor
 from agentd.providers import ToolCall
 from agentd.agent.tools import Tools
-from fake_llm import KEY, FakeLLM, finish, layout, make_config, reply
+from fake_llm import KEY, FakeLLM, finish, layout, reply
 
 HAVE_BWRAP = bwrap.status().ok
 needs_bwrap = pytest.mark.skipif(not HAVE_BWRAP, reason=f"bwrap unusable here: {bwrap.status().message()}")
@@ -41,17 +41,8 @@ ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(autouse=True)
-def fresh_probe():
-    bwrap.reset_cache()
+def fresh_probe(fresh_bwrap_probe):
     yield
-    bwrap.reset_cache()
-
-
-@pytest.fixture
-def base():
-    d = Path(tempfile.mkdtemp(prefix="agentd-sbx-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def sh(cfg, command: str, attrs: dict | None = None, timeout: float = 30) -> tuple[str, bool]:
