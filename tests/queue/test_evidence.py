@@ -230,3 +230,15 @@ def test_the_learned_order_is_kept_in_the_index_and_read_back_the_same(worklog):
     worklog.write_text(text + "- [ ] one more {value: 9}\n", encoding="utf-8")  # a new table: worked out again
     _, changed = view(worklog, text + "- [ ] one more {value: 9}\n", history)
     assert changed.tasks.table.from_cache is False
+
+
+def test_runs_task_lists_the_history_a_learned_score_counts(worklog):
+    """`agentd runs --task ID`: the runs of that task only, so a person can check the counts in its why."""
+    from conftest import run_cli
+
+    view(worklog, "- [ ] something {id: something}\n", [("task", "done", 30.0, 0.0), ("task", "failed", 30.0, 0.0)])
+    every = json.loads(run_cli("runs", "--json", env=KEY).stdout)
+    one = json.loads(run_cli("runs", "--task", "old-1", "--json", env=KEY).stdout)
+    assert {r["task_id"] for r in every} == {"old-0", "old-1"}
+    assert [(r["task_id"], r["status"]) for r in one] == [("old-1", "failed")]
+    assert json.loads(run_cli("runs", "--task", "nothing-like-it", "--json", env=KEY).stdout) == []

@@ -65,7 +65,8 @@ COMMANDS = {
         _arg("--task", metavar="ID", help="run this task instead of the top one"))),
     "status": ("host, worklog, state directory, current or last run, next timer elapse", _adds(JSON)),
     "runs": ("list runs, newest first", _adds(
-        JSON, _arg("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)"))),
+        JSON, _arg("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)"),
+        _arg("--task", metavar="ID", help="only this task's runs: the history its learned score counts"))),
     "show": ("show one run: record, progress, finding and transcript", _adds(
         _arg("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)"), JSON)),
     "directive": ("append a DIRECTIVE line to the worklog", _adds(

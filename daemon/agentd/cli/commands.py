@@ -154,7 +154,7 @@ def cmd_runs(args) -> int:
     # lazy: only `agentd runs` needs it; keeps it off `agentd queue`'s start-up
     from agentd.cli.status import as_seen
 
-    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host)) if store else []
+    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host, task=args.task)) if store else []
     if args.json:
         _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "defer_until", "run_dir")}
                for r in runs])

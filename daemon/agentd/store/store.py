@@ -209,10 +209,14 @@ class Store:
         self.db.execute("UPDATE runs SET input_tokens=input_tokens+?, output_tokens=output_tokens+?,"
                         " cost_usd=cost_usd+? WHERE run_id=?", (input_tokens, output_tokens, cost_usd, run_id))
 
-    def runs(self, limit: int | None = None, host: str | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM runs", []
+    def runs(self, limit: int | None = None, host: str | None = None, task: str | None = None) -> list[dict]:
+        sql, where, args = "SELECT * FROM runs", [], []
         if host is not None:
-            sql, args = sql + " WHERE host=? OR host IS NULL", [host]
+            where, args = ["(host=? OR host IS NULL)"], [host]
+        if task is not None:
+            where, args = [*where, "task_id=?"], [*args, task]
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC"  # the order they started in, whatever the clock said
         if limit:
             sql += f" LIMIT {int(limit)}"
