@@ -228,12 +228,20 @@ def _stdout_to_devnull(stream) -> None:
         os.close(null)
 
 
+APPENDING = ("directive", "add", "approve", "deny")  # their functions are in cli/append.py
+
+
 def _run(args) -> int:
     try:
-        # lazy: the commands load the config (and its schema); `agentd --help` and `--version` answer without it
-        from agentd.cli import commands
+        name = "cmd_" + args.command.replace("-", "_")
+        if args.command in APPENDING:
+            # lazy: a command's own module: only the commands that append a line load approvals and the store
+            from agentd.cli import append as module
+        else:
+            # lazy: the commands load the config (and its schema); `agentd --help` and `--version` answer without it
+            from agentd.cli import commands as module
 
-        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args)
+        return getattr(module, name)(args)
     except AgentdError as e:
         if os.environ.get("AGENTD_DEBUG"):
             raise
