@@ -34,12 +34,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def reply(text: str = "", tools=(), usage=(100, 20), cache=(0, 0), stop: str | None = None) -> dict:
+def reply(text: str = "", tools=(), usage=(100, 20), cache=(0, 0), stop: str | None = None,
+          headers: dict | None = None) -> dict:
     """``stop``: the stop reason as sent, in place of the usual one (``tool_use``/``end_turn``,
     ``tool_calls``/``stop``); ``"cut"`` is each API's own word for a reply cut at the output limit
     (Messages ``stop_reason: "max_tokens"``, Chat Completions ``finish_reason: "length"``, Responses
-    ``status: "incomplete"`` with ``incomplete_details.reason: "max_output_tokens"``)."""
-    return {"kind": "reply", "text": text, "tools": list(tools), "usage": usage, "cache": cache, "stop": stop}
+    ``status: "incomplete"`` with ``incomplete_details.reason: "max_output_tokens"``).  ``headers``: sent
+    with the reply (a subscriber's usage-window headers, say)."""
+    return {"kind": "reply", "text": text, "tools": list(tools), "usage": usage, "cache": cache, "stop": stop,
+            "headers": headers or {}}
 
 
 def cut(text: str = "I will now", tools=(), **kw) -> dict:
@@ -201,17 +204,18 @@ class FakeLLM:
             return self._serve(h, api, req, {**item, "kind": "error"})
         if kind == "stream_error":
             return self._send_sse(h, self._stream_error_events(api, req, item), item["headers"])
+        extra = item.get("headers") or {}
         if api == "responses":
             resp = self._responses(req, item)
             if stream:
-                return self._send_sse(h, self._responses_events(resp), {})
-            return self._send(h, 200, json.dumps(resp).encode(), {})
+                return self._send_sse(h, self._responses_events(resp), extra)
+            return self._send(h, 200, json.dumps(resp).encode(), extra)
         body = self._anthropic(req, item) if api == "anthropic" else self._openai(req, item)
         if stream and api == "anthropic":
-            return self._send_sse(h, self._anthropic_events(body), {})
+            return self._send_sse(h, self._anthropic_events(body), extra)
         if stream:
-            return self._send_sse(h, self._openai_chunks(body), {}, done=True)
-        self._send(h, 200, json.dumps(body).encode(), {})
+            return self._send_sse(h, self._openai_chunks(body), extra, done=True)
+        self._send(h, 200, json.dumps(body).encode(), extra)
 
     # -- streaming ---------------------------------------------------------------
     @staticmethod
