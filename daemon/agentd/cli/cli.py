@@ -66,7 +66,10 @@ COMMANDS = {
     "status": ("host, worklog, state directory, current or last run, next timer elapse", _adds(JSON)),
     "runs": ("list runs, newest first", _adds(
         JSON, _arg("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)"),
-        _arg("--task", metavar="ID", help="only this task's runs: the history its learned score counts"))),
+        _arg("--task", metavar="ID", help="only this task's runs: the history its learned score counts"),
+        _arg("--status", metavar="STATUS", help="only runs that ended so: done, failed, blocked, deferred, "
+                                                "waiting, interrupted or running"),
+        _arg("--since", metavar="SPAN", help="only runs started in the last SPAN: 12h, 7d, 2w"))),
     "show": ("show one run: record, progress, finding and transcript", _adds(
         _arg("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)"), JSON)),
     "directive": ("append a DIRECTIVE line to the worklog", _adds(
@@ -110,6 +113,11 @@ COMMANDS = {
                                                      "(values as Python floats: they read back exactly)"),
                     _arg("-n", "--limit", type=int, metavar="N",
                          help="at most N names, or the last N points (default: all)"))),
+    "report": ("write one self-contained HTML page of runs, spend, results, reliability and the queue "
+               "(plots inline, nothing loaded from the network), and print its path", _adds(
+                   _arg("-o", "--output", metavar="FILE", help="write the page here (default: <state_dir>/report.html)"),
+                   _arg("--since", metavar="SPAN", default="30d", help="cover the last SPAN: 30d, 2w, 12h (default 30d)"),
+                   _arg("--json", **FLAG, help="print the numbers behind every plot instead (docs/report.md)"))),
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _adds()),
     "notify": ("send the one-line summary of the last run to the notify command",
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from itertools import islice
 from pathlib import Path
 
+from agentd import statuses
 from agentd.cli import views
+from agentd.cli.since import since_seconds
 from agentd.config import config as config_mod
 from agentd.errors import StateError, UsageError
 from agentd.escapes import safe
 from agentd.queue import queue
 from agentd.queue.taskstate import worklog_scope
+from agentd.times import iso
 from agentd.wake.lock import wake_running
 from agentd.worklog import worklog
 from agentd.worklog.index import Index
@@ -150,13 +154,36 @@ def cmd_runs(args) -> int:
     # lazy: only `agentd runs` needs it; keeps it off `agentd queue`'s start-up
     from agentd.cli.status import as_seen
 
-    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host, task=args.task)) if store else []
+    status, since = run_filters(args)
+    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host, task=args.task, status=status,
+                                          since=since)) if store else []
     if args.json:
         _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "defer_until", "run_dir")}
                for r in runs])
     else:
         _print(views.runs_text(runs))
     return 0
+
+
+RUN_STATUSES = (*statuses.OUTCOMES, statuses.RUNNING)  # what a run row can say
+
+
+def run_filters(args) -> tuple[str | None, str | None]:
+    """`runs`' --status (checked against the statuses a run can have) and --since (as an ISO time)."""
+    status = getattr(args, "status", None)
+    if status is not None and status not in RUN_STATUSES:
+        raise UsageError(f"--status {status!r}: a run's status is one of {', '.join(RUN_STATUSES)}")
+    if getattr(args, "since", None) is None:
+        return status, None
+    return status, iso(time.time() - since_seconds(args.since))
+
+
+def cmd_report(args) -> int:
+    """One self-contained HTML page of what agentd did, or its numbers (--json); docs/report.md."""
+    # lazy: only `agentd report` needs it (the queue, the store, the page)
+    from agentd.cli import report
+
+    return report.run(_cfg(), args)
 
 
 def cmd_worktrees(args) -> int:

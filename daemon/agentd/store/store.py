@@ -56,6 +56,15 @@ class Store:
             self.readonly, self.write_failed = True, err
             self.db = self._read_only(path, err)
 
+    @classmethod
+    def read_only(cls, path: Path) -> "Store":
+        """The store at ``path`` opened for reading only: never created, written or migrated (`agentd report`)."""
+        self = cls.__new__(cls)
+        self.path, self.readonly, self._seq_memo = path, True, 0
+        self.write_failed = StateError(f"{path} is open for reading only")
+        self.db = self._read_only(path, self.write_failed)
+        return self
+
     @staticmethod
     def _connect(uri: str, path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True, factory=Conn)
@@ -209,12 +218,14 @@ class Store:
         self.db.execute("UPDATE runs SET input_tokens=input_tokens+?, output_tokens=output_tokens+?,"
                         " cost_usd=cost_usd+? WHERE run_id=?", (input_tokens, output_tokens, cost_usd, run_id))
 
-    def runs(self, limit: int | None = None, host: str | None = None, task: str | None = None) -> list[dict]:
+    def runs(self, limit: int | None = None, host: str | None = None, task: str | None = None,
+             status: str | None = None, since: str | None = None) -> list[dict]:
+        """Runs, newest first (``since``: those started at or after that ISO time)."""
         sql, where, args = "SELECT * FROM runs", [], []
-        if host is not None:
-            where, args = ["(host=? OR host IS NULL)"], [host]
-        if task is not None:
-            where, args = [*where, "task_id=?"], [*args, task]
+        for clause, value in (("(host=? OR host IS NULL)", host), ("task_id=?", task), ("status=?", status),
+                              ("started_at>=?", since)):
+            if value is not None:
+                where, args = [*where, clause], [*args, value]
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC"  # the order they started in, whatever the clock said
