@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from agentd.agent.backends import sandbox_problem
@@ -27,7 +28,7 @@ def collect(cfg) -> dict:
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
                   "unreadable_lines": 0, "lost_entries": 0, "lost_entries_past_restores": 0, "agent_tasks_wait": None, "worklog_problem": None,
                   "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None,
-                  "disk_full": disk_full(cfg), "rules": [], "rules_total": 0}
+                  "disk_full": disk_full(cfg), "rules": [], "rules_total": 0, "spend_today": None}
     store = None
     if cfg.store_path.exists():
         # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
@@ -76,6 +77,7 @@ def collect(cfg) -> dict:
 
         info["clock"] = clock.seen(store.db)
 
+    info["spend_today"] = spend_today(cfg, store)
     mode = cfg.values.get("sandbox") or "bwrap"
     info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg), "off_by": sandbox_off_by(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
@@ -86,6 +88,22 @@ def collect(cfg) -> dict:
 
         info["timer_next_elapse"] = systemd.timer_next_elapse(cfg.env)
     return info
+
+
+def spend_today(cfg, store, now: float | None = None) -> dict:
+    """Today's spend (UTC day) against ``budget.usd_per_day``: the dollars from the budget's ledger (what
+    the limit is checked against), the tokens in and out of this host's runs started today."""
+    t = time.time() if now is None else now
+    day = time.strftime("%Y-%m-%d", time.gmtime(t))
+    out = {"day": day, "usd": 0.0, "usd_per_day": float(cfg["budget"]["usd_per_day"]), "input_tokens": 0,
+           "output_tokens": 0}
+    if store is not None:
+        out["usd"] = store.ledger_day(day)[1]
+        tin, tout = store.db.execute(
+            "SELECT COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0) FROM runs WHERE started_at >= ?"
+            " AND started_at < ? AND (host = ? OR host IS NULL)", (day, f"{day}T99", cfg.host)).fetchone()
+        out["input_tokens"], out["output_tokens"] = int(tin), int(tout)
+    return out
 
 
 def disk_full(cfg) -> list[dict]:
@@ -152,6 +170,10 @@ def text(info: dict) -> list[str]:
         out += [f"           {safe(x)}" for x in d["lines"][1:]]
         if d["agents_wait"]:
             out.append("           agent tasks wait until it has room; command tasks still run")
+    sp = info.get("spend_today")
+    if sp:
+        out.append(f"spend:     today ${sp['usd']:.2f} of ${sp['usd_per_day']:.2f} (usd_per_day), UTC day; "
+                   f"{sp['input_tokens']:,} tokens in, {sp['output_tokens']:,} out")
     rules = info.get("rules") or []
     for r in rules[:SHOWN_RULES]:  # the person's words: made visible, cut to a line
         what = "critical directive" if r["kind"] == "directive" else "rule"

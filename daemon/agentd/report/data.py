@@ -67,11 +67,13 @@ def gather(cfg, store, since_s: float, now: float, view=None) -> dict:
     out = empty(cfg, since, now)
     if view is not None:
         _from_queue(out, view)
+    out["days"] = days = day_list(since, now)
+    out["runs_per_day"] = [{"day": d, "done": 0, "failed": 0, "blocked": 0, "other": 0} for d in days]
+    out["spend_per_day"] = [{"day": d, "usd": 0.0, "input_tokens": 0, "output_tokens": 0} for d in days]
     if store is None:
         return out
     db, host = store.db, cfg.host
     lo, hi = iso(since), iso(now)
-    out["days"] = days = day_list(since, now)
     _per_day(out, db, host, lo, hi, days)
     _providers(out, db, host, lo, hi)
     out["attention"]["approvals"] = approvals(db, host)
