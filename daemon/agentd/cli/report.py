@@ -58,12 +58,9 @@ def run(cfg, args) -> int:
     since_s = since_seconds(args.since or DEFAULT_SINCE)
     if args.json and args.output:
         raise UsageError("--json prints the numbers; -o writes the page: give one of them")
-    data = gather(cfg, since_s)
     if args.json:
-        sys.stdout.write(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(gather(cfg, since_s), indent=1, ensure_ascii=False) + "\n")
         return 0
-    from agentd.report.page import render  # lazy: the page only for HTML
-
     path = Path(args.output).expanduser() if args.output else cfg.state_dir / "report.html"
     if path.is_dir():
         raise UsageError(f"-o {path}: is a directory; give a file name")
@@ -71,6 +68,8 @@ def run(cfg, args) -> int:
         cfg.ensure_state_dir()
     elif not path.parent.is_dir():
         raise UsageError(f"-o {path}: its directory {path.parent} does not exist")
-    write(path, render(data))
+    from agentd.report.page import render  # lazy: the page only for HTML
+
+    write(path, render(gather(cfg, since_s)))
     print(path)
     return 0

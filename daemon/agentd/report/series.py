@@ -84,6 +84,7 @@ def changes(db, name: str, rows) -> list[dict]:
                 f"SELECT run_id, text FROM entries WHERE run_id IN ({','.join('?' * len(part))})"
                 " AND instr(text, ?) > 0 ORDER BY seq", [*part, CHANGE + name + " "]):
             for line in text.splitlines():
+                line = line[2:] if line.startswith("> ") else line  # (an entry's body lines are quoted)
                 if line.startswith(CHANGE + name + " "):
                     out.append({"at": at_of[run], "run": run, "text": line[len(CHANGE):]})
     out.sort(key=lambda c: c["at"])

@@ -1,0 +1,72 @@
+"""`agentd runs --status STATUS --since SPAN`: only the runs with that status, started in the last SPAN;
+combined with each other, with --task and -n, in text and --json; an unknown status or a bad span is a
+usage error that names the flag (and lists the statuses)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from agentd.store.store import Store
+from conftest import run_cli
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def ok(*args) -> str:
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def state(home: Path, worklog: Path) -> None:
+    """Two real wakes (a done and a failed command task), and older runs put straight in the store."""
+    ok("init")
+    worklog.write_text(worklog.read_text() + "- [ ] fine {id: fine, run: 'true', value: 9}\n"
+                       "- [ ] broken {id: broken, run: 'false', value: 1}\n")
+    ok("wake", "--now")
+    run_cli("wake", "--now")  # (exits 1: its task failed)
+    s = Store(home / ".local" / "state" / "agentd" / "agentd.sqlite3")
+    for i in range(5):
+        s.start_run(run_id=f"old-{i}", task_id="fine", kind="command", title="fine", status="done",
+                    started_at=iso(time.time() - (10.5 + 3 * i) * 86400), host="testhost")
+    s.start_run(run_id="old-failed", task_id="broken", kind="command", title="broken", status="failed",
+                started_at=iso(time.time() - 20 * 86400), host="testhost")
+    s.close()
+
+
+def ids(*args) -> list[str]:
+    return [r["run_id"] for r in json.loads(ok("runs", "--json", *args))]
+
+
+def test_status_and_since_filter_the_runs_and_combine_with_task_and_limit(home, worklog):
+    state(home, worklog)
+    assert len(ids()) == 8
+    failed = ids("--status", "failed")
+    assert len(failed) == 2 and "old-failed" in failed
+    assert {r["status"] for r in json.loads(ok("runs", "--json", "--status", "failed"))} == {"failed"}
+    recent = ids("--since", "2d")
+    assert len(recent) == 2 and not any(r.startswith("old-") for r in recent)
+    assert ids("--status", "failed", "--since", "2d") == [r for r in failed if r != "old-failed"]
+    # (newest first by when they were recorded: the old rows were put in after the wakes)
+    assert ids("--status", "done", "--task", "fine", "--since", "2w") == [
+        "old-1", "old-0", ids("--status", "done", "--since", "1d")[0]]
+    assert ids("--status", "done", "--task", "fine", "-n", "2") == ids("--status", "done", "--task", "fine")[:2]
+    assert ids("--status", "blocked") == []
+    text = ok("runs", "--status", "failed", "--since", "2d").splitlines()
+    assert len(text) == 2 and " broken " in text[1] and " failed " in text[1]
+    assert ok("runs", "--status", "blocked").strip() == "no runs yet."
+
+
+def test_an_unknown_status_or_a_bad_span_is_a_usage_error_naming_the_flag(home, worklog):
+    state(home, worklog)
+    r = run_cli("runs", "--status", "succeeded")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--status 'succeeded'" in r.stderr and "done, failed, blocked" in r.stderr and "running" in r.stderr
+    for bad in ("7", "7y", "-3d", "0d", "soon"):
+        r = run_cli("runs", f"--since={bad}")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (bad, r.stderr)
+        assert f"--since {bad!r}" in r.stderr and "30d, 2w, 12h" in r.stderr, r.stderr
