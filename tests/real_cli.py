@@ -152,6 +152,30 @@ def unified_limit_headers(reset_epoch: int, claim: str = "five_hour") -> dict:
             "anthropic-ratelimit-unified-representative-claim": claim, "retry-after": "3600"}
 
 
+def claude_window_headers(reset_epoch: int, five_hour: float = 0.8, seven_day: float = 0.3) -> dict:
+    """Headers of a subscriber's ordinary reply that say how much of each window is used (0-1), which
+    claude 2.1.332 reports as a ``rate_limit_event`` line in stream-json (only on a subscription login)."""
+    status = "allowed_warning" if five_hour >= 0.75 else "allowed"
+    h = {"anthropic-ratelimit-unified-status": status, "anthropic-ratelimit-unified-reset": str(reset_epoch),
+         "anthropic-ratelimit-unified-representative-claim": "five_hour",
+         "anthropic-ratelimit-unified-5h-utilization": str(five_hour),
+         "anthropic-ratelimit-unified-5h-reset": str(reset_epoch), "anthropic-ratelimit-unified-5h-status": status,
+         "anthropic-ratelimit-unified-7d-utilization": str(seven_day),
+         "anthropic-ratelimit-unified-7d-reset": str(reset_epoch + 3 * 86400),
+         "anthropic-ratelimit-unified-7d-status": "allowed"}
+    if status == "allowed_warning":
+        h["anthropic-ratelimit-unified-5h-surpassed-threshold"] = "0.75"
+    return h
+
+
+def codex_window_headers(reset_epoch: int, primary: float = 80.0, secondary: float = 30.0) -> dict:
+    """Headers of an ordinary reply that say how much of each window is used (percent), which codex
+    0.171.0 writes to its session file as ``rate_limits`` (``codex exec --json`` prints none)."""
+    return {"x-codex-primary-used-percent": str(primary), "x-codex-primary-window-minutes": "300",
+            "x-codex-primary-reset-at": str(reset_epoch), "x-codex-secondary-used-percent": str(secondary),
+            "x-codex-secondary-window-minutes": "10080", "x-codex-secondary-reset-at": str(reset_epoch + 3 * 86400)}
+
+
 def codex_usage_limit_body(reset_epoch: int, plan_type: str | None = "plus") -> dict:
     """The 429 body that makes codex print "You've hit your usage limit … try again at …"."""
     err = {"type": "usage_limit_reached", "message": "The usage limit has been reached", "resets_at": reset_epoch}

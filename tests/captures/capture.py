@@ -98,6 +98,12 @@ CLAUDE = {
     # every shell command the model asks for fails, and the model still says done (agentd's argv: stream-json)
     "all_tools_failed": (FAILING_CLAUDE, None, {"fmt": "stream-json"}),
     "all_tools_failed_json": (FAILING_CLAUDE, None, {}),
+    "window_80": ([lambda req: reply("The workspace uses 4.0K.\nSTATUS: done", headers=rc.claude_window_headers(soon()))],
+                  None, {"fmt": "stream-json", "oauth": True}),
+    "window_80_far_reset": ([reply("The workspace uses 4.0K.\nSTATUS: done", headers=rc.claude_window_headers(RESET))],
+                            None, {"fmt": "stream-json", "oauth": True}),
+    "window_80_api_key": ([reply("The workspace uses 4.0K.\nSTATUS: done", headers=rc.claude_window_headers(RESET))],
+                          None, {"fmt": "stream-json"}),
 }
 
 # claude 2.1.197 (not pinned: rc.old_claude_missing() says how to install it), run as in the issue: a fresh,
@@ -131,6 +137,8 @@ CODEX = {
     "stream_failed": ([], stream_error("The server had an error processing your request.", code="server_error"),
                       {}),
     "all_tools_failed": (FAILING_CODEX, None, {}),
+    "window_80": ([lambda req: reply("The workspace uses 4.0K.\nSTATUS: done", headers=rc.codex_window_headers(soon()))],
+                  None, {"session": True}),
 }
 
 
@@ -181,6 +189,9 @@ def capture(cli: str, name: str, out_dir: Path) -> None:
     (out_dir / f"{name}.stdout").write_text(clean(p.stdout))
     (out_dir / f"{name}.stderr").write_text(clean(p.stderr))
     (out_dir / f"{name}.rc").write_text(f"{p.returncode}\n")
+    if opts.get("session"):  # codex's session file (what it writes of the run besides --json)
+        files = sorted((home / ".codex" / "sessions").glob("**/rollout-*.jsonl"))
+        (out_dir / f"{name}.session").write_text(clean("".join(f.read_text() for f in files)))
     reqs = [{"path": r["path"], "query": r["query"], "model": r["body"].get("model"), "stream": r["body"].get("stream"),
              "retry": r["headers"].get("x-stainless-retry-count"), "auth": _auth(r["headers"])}
             for r in fake.requests]

@@ -1,5 +1,6 @@
 """Whether agent tasks can run now: a backend configured, not holding back after a refused key
-or a rate limit, and today's budget not spent.  Command tasks and experiments don't care."""
+or a rate limit, today's budget not spent, and a CLI's subscription window not past agentd's share
+(``window``).  Command tasks and experiments don't care."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import time
 
+from agentd.agent import window
 from agentd.providers.choice import CLI_EXES, KEY_VARS, chosen
 from agentd.times import next_utc_day, parse as parse_time
 
@@ -124,7 +126,8 @@ def agents_wait(cfg, store, now: float) -> tuple[str | None, str]:
     """(the backend agent tasks would use, "") or (None, why they wait)."""
     backend, reason = agent_backend(cfg)
     if store is not None and backend is not None:
-        backend, reason = held(cfg, store, backend, now) or spent(cfg, store, backend, now) or (backend, reason)
+        backend, reason = (held(cfg, store, backend, now) or spent(cfg, store, backend, now)
+                           or window.wait(cfg, store, backend, now) or (backend, reason))
     if backend is not None and (problem := sandbox_problem(cfg, now)):
         return None, f"{problem} (`agentd doctor` says how to fix it)"
     return backend, reason

@@ -30,6 +30,12 @@ BUDGET_FIELDS = {
     "usd_per_day": Field("float", 10.0, "dollars all runs of one UTC day may spend", lo=0),
 }
 
+WINDOW_FIELDS = {
+    "max_percent": Field("float", 75.0, "most of a subscription window's use (percent) at which a CLI agent task "
+                         "may still start", lo=0, hi=100),
+    "reserve_percent": Field("float", 10.0, "share of each window (percent) always left to the person", lo=0, hi=100),
+}
+
 MODELS_FIELDS = {p: Field("str", None, f"model for {p} (default: agentd's)")
                  for p in PROVIDERS if p not in ("auto", "none")}
 
@@ -70,6 +76,8 @@ CONFIG_FIELDS: dict[str, Field] = {
     "interval": Field("duration", "6h", "how often the timer wakes agentd"),
     "notify": Field("str", None, "command that gets a one-line summary when a run fails or blocks"),
     "budget": Field("map", None, "token and USD limits", fields=BUDGET_FIELDS),
+    "window": Field("map", None, "how much of the claude/codex CLIs' subscription windows agentd may use "
+                    "(docs/agent.md#the-subscription-window)", fields=WINDOW_FIELDS),
     "context_share": Field("float", 0.8, "compact the conversation past this share of the context", lo=0.1, hi=1),
     "review": Field("map", None, "second-model review before done", fields=REVIEW_FIELDS),
     "nice": Field("int", 10, "CPU niceness of the service", lo=-20, hi=19),

@@ -104,6 +104,7 @@ class View(Record):
     lost_spent: int = 0  # of ``lost``, those restored 3 times already: they stay in agentd's copy
     notes: list = Factory(list)  # (line, message): DONE/CANCEL/RETRY naming no task, ids defined again (``check``)
     note_count: int = 0  # of which ``notes`` holds the first few
+    history: "object" = None  # this host's finished runs, counted (``store.history``); None: no store
 
 
 def gpu_present() -> bool:
@@ -159,7 +160,7 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost, wake_running) -> Vie
     found, count = notes(r.state, [d.id for d in defs])
     return View(r, tasks, problems, facts.agent_backend, facts.has_gpu, len(lost),
                 "" if facts.agent_backend else facts.agent_reason, _unknown_answers(store, r.state), spent,
-                found, count)
+                found, count, facts.history)
 
 
 def _facts(cfg, store, state, defs: list[Task], has_gpu: bool | None, now: float, live: bool,

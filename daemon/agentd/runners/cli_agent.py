@@ -46,13 +46,15 @@ from agentd import escapes, statuses
 from agentd.agent.agentrun import AgentRun, health_text
 from agentd.agent.budget import Limit
 from agentd.agent.checkpoints import FinalStep, ToolStep, UserStep
-from agentd.errors import AuthFailed, ProviderDown, RateLimited, UsageLimit
+from agentd.errors import AuthFailed, ProviderDown, RateLimited, StateError, UsageLimit
 from agentd.prompts import render
 from agentd.providers import cost_usd, model_for
 from agentd.config.config import read_env_file
 from agentd.providers.choice import KEY_VARS
+from agentd.runners import cli_windows
 from agentd.runners.cli_output import (USAGE_LIMIT, all_failed, codex_session_model, parse_claude, parse_codex,
                                        reset_at, split_status)
+from agentd.store import windows
 from agentd.sandbox import bwrap, cgroups, clihome, egress, procs, proxy, relay, sandbox
 from agentd.tasks.job import Job, Outcome
 from agentd.times import iso
@@ -166,12 +168,14 @@ class CliAgentRun(AgentRun):
                 with cgroups.group(cfg, self.run_id) as cg:  # pids, memory, CPU weight
                     rc, out, err = _run(cg.wrap(wrapped), workspace, env, max(1.0, budget.time_left()))
                 ran = codex_session_model(home.home) if name == "codex-cli" else None
+                readings = cli_windows.codex(home.home) if name == "codex-cli" else cli_windows.claude(out)
                 if px.refused:
                     net["refused"] = px.refused[:50]
                     self.progress(f"the proxy refused {len(px.refused)} request(s): " +
                                   escapes.safe(", ".join(px.refused[:5]))[:300])
         if self.run_dir is not None:
             amend_manifest(self.run_dir, network=net, limits=cg.describe())
+        self.note_window(readings)
         parsed = parse_claude(out) if name == "claude-cli" else parse_codex(out)
         parsed["model"] = parsed["model"] or ran
         error = _error(Path(exe).name, rc, out, err, parsed, cfg)
@@ -197,6 +201,20 @@ class CliAgentRun(AgentRun):
         status, summary = split_status(self.redact(parsed["text"]))
         self.cp.add(FinalStep(status, summary))
         return self.outcome(status, summary)
+
+    def note_window(self, readings: list) -> None:
+        """Keep what the CLI said of its subscription's windows (``agent.window`` decides on it), in the
+        store, the manifest and the progress."""
+        if not readings:
+            return
+        said = "; ".join(f"{r.window} {r.used_percent:.3g}% used, resets {iso(r.resets_at)}" for r in readings)
+        self.progress(f"{self.provider_name} window: {said}")
+        try:
+            windows.add(self.store, self.provider_name, self.run_id, readings, time.time())
+        except StateError as e:  # a full state dir: the run goes on; the next run reads the window again
+            self.progress(f"the window figures were not kept: {e}")
+        if self.run_dir is not None:
+            amend_manifest(self.run_dir, window=[r.to_dict() for r in readings])
 
     def not_run(self, why: str) -> Outcome:
         self.turns = 0

@@ -91,6 +91,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX metrics_task ON metrics (task, name, at);
         CREATE INDEX metrics_name ON metrics (name, at);
     """),
+    # what a CLI agent said of its subscription's usage windows after each run (store/windows.py)
+    ("010_windows", """
+        CREATE TABLE windows (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL, window TEXT NOT NULL,
+            used_percent REAL NOT NULL, resets_at REAL NOT NULL, minutes INTEGER, run TEXT, at REAL NOT NULL);
+        CREATE INDEX windows_provider ON windows (provider, window, id);
+    """),
 ]
 
 

@@ -49,7 +49,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         pick = leftovers.resume(cfg, store, view)
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
-            task = None if gate.skip else gating.choose(view.tasks, gate, task_id)
+            task = None if gate.skip else gating.choose(view.tasks, gate, task_id, view.history)
             if not gate.skip:
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             if task is None:
@@ -98,7 +98,9 @@ def _dry_run(cfg, now: bool, task_id: str | None) -> int:
     if gate.skip:
         print(f"would skip: {safe(gate.skip)}")
         return EX_OK
-    task = gating.choose(view.tasks, gate, task_id)
+    task = gating.choose(view.tasks, gate, task_id, view.history)
+    for tid, why in gate.passed[:3]:
+        print(f"passed over: {safe(tid)}: {safe(why)}")
     if task is None:
         print(f"would do nothing: {safe(gating.nothing_line(view.tasks, gate))}")
         return EX_OK

@@ -1,0 +1,1 @@
+HOME=$HOME CODEX_HOME=$HOME/.codex TMPDIR=$HOME-tmp TZ=UTC FAKE_OPENAI_API_KEY=sk-proj-contract-test-key-0000000000 codex exec --json --skip-git-repo-check --sandbox workspace-write -C $WORKSPACE 'Check the disk usage of the workspace and report it. End with STATUS: done|blocked|failed.'
