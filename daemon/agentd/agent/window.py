@@ -14,8 +14,6 @@ since) nothing waits here and the budgets apply, as ``describe`` says.
 from __future__ import annotations
 
 from agentd.recordtype import Record
-from agentd.store import windows as stored
-from agentd.store.history import median
 from agentd.times import iso
 
 CLIS = ("claude-cli", "codex-cli")
@@ -57,6 +55,9 @@ def _rises(readings: list[tuple]) -> list[float]:
 
 def windows(store, provider: str, now: float) -> tuple[list[Window], list[Window]]:
     """(the windows that have not reset yet, those whose last reading has reset since), each latest."""
+    from agentd.store import windows as stored  # lazy: only for a CLI backend with a store (queue's start-up)
+    from agentd.store.history import median  # lazy: as above
+
     live, reset = [], []
     for name, readings in sorted(stored.history(store, provider).items()):
         used, resets_at, at, _run, minutes = readings[-1]
@@ -112,13 +113,13 @@ def describe(cfg, store, backend: str | None, now: float) -> dict | None:
 
 
 def lines(d: dict) -> list[str]:
-    """``describe``'s dict as status prints it."""
-    head = f"window ({d['provider']}): agentd may use {d['share_percent']:g}% of each"
+    """``describe``'s dict as status prints it (the first line after ``window:``, the rest indented)."""
+    head = f"{d['provider']} may use {d['share_percent']:g}% of each subscription window"
     if d["note"]:
         return [f"{head}; {d['note']}"]
     out = [head]
     for w in d["windows"]:
         run = f", about {w['per_run_percent']:.3g}% a run" if w["per_run_percent"] is not None else ""
-        out.append(f"  {w['label']}: {w['used_percent']:.3g}% used{run}, resets {w['resets_at']}"
+        out.append(f"{w['label']}: {w['used_percent']:.3g}% used{run}, resets {w['resets_at']}"
                    + (" (CLI agent tasks wait for it)" if w["waits"] else ""))
     return out

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from agentd.agent import window
 from agentd.agent.backends import sandbox_problem
 from agentd.cli.views import wrapped
 from agentd.config.provenance import sandbox_off_by
 from agentd.errors import WorklogError
 from agentd.escapes import safe
+from agentd.providers.choice import chosen
 from agentd.queue import queue
 from agentd.wake import diskuse
 from agentd.wake.lock import wake_running
@@ -28,7 +30,8 @@ def collect(cfg) -> dict:
                   "progress": None, "last_run": None, "next_task": None, "counts": {},
                   "unreadable_lines": 0, "lost_entries": 0, "lost_entries_past_restores": 0, "agent_tasks_wait": None, "worklog_problem": None,
                   "timer_next_elapse": None, "timer_installed": False, "waiting": [], "sandbox": None,
-                  "disk_full": disk_full(cfg), "rules": [], "rules_total": 0, "spend_today": None}
+                  "disk_full": disk_full(cfg), "rules": [], "rules_total": 0, "spend_today": None,
+                  "window": None}
     store = None
     if cfg.store_path.exists():
         # lazy: only where a store exists: a host's first `agentd status` loads none of store/'s modules
@@ -78,6 +81,7 @@ def collect(cfg) -> dict:
         info["clock"] = clock.seen(store.db)
 
     info["spend_today"] = spend_today(cfg, store)
+    info["window"] = window.describe(cfg, store, chosen(cfg), time.time())
     mode = cfg.values.get("sandbox") or "bwrap"
     info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg), "off_by": sandbox_off_by(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
@@ -174,6 +178,9 @@ def text(info: dict) -> list[str]:
     if sp:
         out.append(f"spend:     today ${sp['usd']:.2f} of ${sp['usd_per_day']:.2f} (usd_per_day), UTC day; "
                    f"{sp['input_tokens']:,} tokens in, {sp['output_tokens']:,} out")
+    if info.get("window"):
+        got = window.lines(info["window"])
+        out += [f"window:    {got[0]}", *(f"           {x}" for x in got[1:])]
     rules = info.get("rules") or []
     for r in rules[:SHOWN_RULES]:  # the person's words: made visible, cut to a line
         what = "critical directive" if r["kind"] == "directive" else "rule"
