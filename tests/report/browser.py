@@ -11,6 +11,7 @@ loopback proxy that records every request the browser makes, and read back what 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -158,6 +159,46 @@ def colours(rows: list[bytes]) -> dict[bytes, int]:
             px = row[i:i + 3]
             seen[px] = seen.get(px, 0) + 1
     return seen
+
+
+# -- reading what the page drew ---------------------------------------------------------------------
+
+def marks(node) -> list:
+    """The drawn marks in ``node``: each rect, circle, path or polyline of class ``mark``."""
+    return [n for tag in ("rect", "circle", "path", "polyline") for n in node.all(tag)
+            if "mark" in n.attrs.get("class", "").split()]
+
+
+def blank(rows: list[bytes]) -> bool:
+    """A screenshot nearly all one colour, or of very few colours."""
+    c = colours(rows)
+    return len(c) < 16 or max(c.values()) > 0.995 * sum(c.values())
+
+
+def read_table(dom, name: str) -> list[dict]:
+    """A page table as rows of {column: value}: a cell's ``data-v`` read as JSON, else its text."""
+    (t,) = dom.all("table", data_table=name)
+    cols = [th.attrs["data-col"] for th in t.all("th")]
+    return [{c: json.loads(td.attrs["data-v"]) if "data-v" in td.attrs else td.text()
+             for c, td in zip(cols, tr.all("td"))} for tr in t.all("tbody")[0].all("tr")]
+
+
+def get(row: dict, key: str):
+    """``row[a][b]`` for the key ``a.b``."""
+    for part in key.split("."):
+        row = row[part]
+    return row
+
+
+def same(dom, name: str, rows: list[dict], skip: tuple = ()) -> None:
+    """The page table ``name`` shows ``rows``, cell by cell (a number by its data-v; None as a dash)."""
+    shown = read_table(dom, name)
+    assert len(shown) == len(rows), name
+    for s, r in zip(shown, rows):
+        for col, v in s.items():
+            want = get(r, col)
+            if col not in skip:
+                assert v == want or v == "—" and want is None, (name, col, v, want)
 
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
