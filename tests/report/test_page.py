@@ -1,0 +1,44 @@
+"""report/page.py without a browser: the page stays bounded whatever the data holds, and every text in it is
+escaped, terminal escapes and controls included."""
+
+from __future__ import annotations
+
+import re
+
+import reportdata
+
+from agentd.report import page, svg
+
+
+def test_the_page_is_bounded_whatever_the_data_holds():
+    d = reportdata.full()
+    pts = d["metrics"][0]["points"]
+    d["metrics"] = [{**d["metrics"][0], "name": f"m{i}", "points": (pts * 200)[:4000]} for i in range(60)]
+    d["last_runs"] = [{**d["last_runs"][0], "run": f"r{i}", "entry": "x" * 100_000} for i in range(1000)]
+    d["queue"] = d["queue"] * 5000
+    d["attention"]["blocked"] = d["attention"]["blocked"] * 5000
+    d["days"] = [f"d{i}" for i in range(3000)]
+    d["runs_per_day"] = [{**d["runs_per_day"][1], "day": f"d{i}"} for i in range(3000)]
+    html = page.render(d)
+    assert html.count("<svg") == 3 + page.MAX_SERIES  # runs, spend, tokens; 20 series of the 60
+    plots = re.findall(r"<svg.*?</svg>", html)
+    assert max(p.count("<circle") for p in plots) == page.MAX_POINTS  # the newest 500 of 4,000 points
+    assert html.count('<article id="entry-') == page.MAX_RUNS
+    assert "… and 9,800 more tasks, not shown." in html and "… and 40 more series, not shown." in html
+    assert len(re.findall(r'<tr><td class="wrap">d\d+</td>', html)) == page.MAX_DAYS
+    assert len(html) < 6_000_000, len(html)
+
+
+def test_every_text_is_escaped_for_html_and_for_the_terminal():
+    assert svg.esc('<b a="1">\x1b[31m\x07\u202e') == "&lt;b a=&quot;1&quot;&gt;\\x1b[31m\\x07\\u202e"
+    d = reportdata.full('<script>alert(1)</script>\x1b]0;t\x07')
+    d["last_runs"][0]["entry"] = "line one\n<img src=x onerror=alert(1)>\x1b[2J\nline three"
+    html = page.render(d)
+    assert "<script" not in html and "<img" not in html and "\x1b" not in html and "\x07" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\x1b]0;t\\x07" in html
+    assert "line one\n&lt;img src=x onerror=alert(1)&gt;\\x1b[2J\nline three" in html
+
+
+def test_a_host_with_no_runs_gets_no_plot_but_says_so():
+    html = page.render(reportdata.empty())
+    assert "<svg" not in html and "No runs yet" in html and "No runs in this range." in html
