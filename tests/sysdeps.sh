@@ -14,6 +14,7 @@ set -u
 DEPS='
 bwrap     bubblewrap          need        the agent sandbox (tests/sandbox/test_sandbox.py and every agent test)
 faketime  faketime            need        clock jumps (tests/store/test_clock.py)
+chromium  chromium            need        headless Chromium for the report page (tests/report/test_page_browser.py)
 npm       nodejs,npm          want        the pinned claude/codex CLIs (tests/runners/test_cli_contract.py)
 '
 

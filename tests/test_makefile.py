@@ -4,7 +4,7 @@ with one line that names the package and the command.
 Each test runs the real Makefile with the real make and sh, on a PATH that is only a temp dir: links to
 the few real tools the script uses, plus stand-ins, tiny scripts, for the programs a test must never
 really run (apt-get, sudo) or whose answer it must choose (id: a user who is not root; bwrap, faketime,
-npm: present or not).  The stand-ins write what they were asked to a log.
+chromium, npm: present or not).  The stand-ins write what they were asked to a log.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ REAL = ("sh", "tr", "sed", "wc", "env", "true")
 CHMOD = shutil.which("chmod")
 
 
-def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "npm"), uid=0, apt="fail", sudo="refuse",
+def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "chromium", "npm"), uid=0, apt="fail", sudo="refuse",
          has_apt=True) -> Path:
     """A PATH dir: the real tools, then the stand-ins.  apt: fail, or install (creates the stand-ins of
-    the packages it is asked for, as apt-get would put bwrap, faketime, npm on PATH)."""
+    the packages it is asked for, as apt-get would put bwrap, faketime, chromium, npm on PATH)."""
     d = tmp_path / "bin"
     d.mkdir()
     for name in REAL:
@@ -42,7 +42,7 @@ def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "npm"), uid=0, apt="fa
         stand_in(cmd, "exit 0")
     stand_in("id", f'[ "$1" = -u ] && echo {uid}')
     if has_apt:
-        installs = {"bubblewrap": "bwrap", "faketime": "faketime", "npm": "npm"}
+        installs = {"bubblewrap": "bwrap", "faketime": "faketime", "chromium": "chromium", "npm": "npm"}
         make_cmd = " ".join(f'[ "$p" = {pkg} ] && printf "#!/bin/sh\\nexit 0\\n" > {d}/{cmd} && {CHMOD} +x {d}/{cmd};'
                             for pkg, cmd in installs.items())
         body = ("exit 100" if apt == "fail" else
@@ -84,7 +84,7 @@ def _apt_calls(tmp_path: Path) -> list[str]:
 
 
 def test_without_bwrap_and_no_way_to_install_make_test_stops_at_once_with_one_line(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "npm"), uid=1000, sudo="refuse")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=1000, sudo="refuse")
     r = _make(bindir, "test")
     assert r.returncode != 0
     lines = (r.stdout + r.stderr).splitlines()
@@ -95,7 +95,7 @@ def test_without_bwrap_and_no_way_to_install_make_test_stops_at_once_with_one_li
 
 
 def test_as_root_an_apt_get_that_fails_still_ends_in_the_one_line(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "npm"), uid=0, apt="fail")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=0, apt="fail")
     r = _make(bindir, "sysdeps")
     assert r.returncode != 0
     assert _apt_calls(tmp_path) == ["apt-get update -qq"]
@@ -107,14 +107,14 @@ def test_as_root_the_missing_packages_are_installed_and_make_test_goes_on(tmp_pa
     bindir = _bin(tmp_path, present=("npm",), uid=0, apt="install")
     r = _make(bindir, "test")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert _apt_calls(tmp_path) == ["apt-get update -qq", "apt-get install -y -qq bubblewrap faketime"]
+    assert _apt_calls(tmp_path) == ["apt-get update -qq", "apt-get install -y -qq bubblewrap faketime chromium"]
     assert _calls(tmp_path)[-1] == "python -m pytest"
-    assert (bindir / "bwrap").exists() and (bindir / "faketime").exists()
+    assert (bindir / "bwrap").exists() and (bindir / "faketime").exists() and (bindir / "chromium").exists()
     assert "needed by the tests" not in r.stdout + r.stderr
 
 
 def test_with_passwordless_sudo_they_are_installed_through_sudo(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "npm"), uid=1000, apt="install", sudo="allow")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=1000, apt="install", sudo="allow")
     r = _make(bindir, "sysdeps")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap" in _calls(tmp_path)
@@ -130,14 +130,14 @@ def test_with_everything_present_no_apt_get_runs(tmp_path):
 
 
 def test_npm_is_installed_where_it_can_be_and_its_absence_only_noted(tmp_path):
-    bindir = _bin(tmp_path, present=("bwrap", "faketime"), uid=1000, sudo="refuse")
+    bindir = _bin(tmp_path, present=("bwrap", "faketime", "chromium"), uid=1000, sudo="refuse")
     r = _make(bindir, "sysdeps")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "note: nodejs npm not installed: the tests that need it skip, saying so" in r.stderr
 
 
 def test_a_host_without_apt_get_gets_the_one_line_naming_the_packages(tmp_path):
-    bindir = _bin(tmp_path, present=("npm",), uid=0, has_apt=False)
+    bindir = _bin(tmp_path, present=("chromium", "npm"), uid=0, has_apt=False)
     r = _make(bindir, "sysdeps")
     assert r.returncode != 0
     lines = (r.stdout + r.stderr).splitlines()
