@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python bench/bench.py
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py $(SCALE_TASKS)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/scale.py --distinct $(SCALE_TASKS)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/report.py 100000
 
 # Kill -9 loops and editor races for SOAK_SECONDS (docs/reliability.md); prints trials and failures.
 SOAK_SECONDS ?= 600

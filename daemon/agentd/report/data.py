@@ -146,15 +146,17 @@ def reliability(db, host, lo: str, hi: str, recurring: dict) -> list[dict]:
         " FROM runs WHERE started_at >= ? AND started_at <= ? AND (host = ? OR host IS NULL)"
         " GROUP BY task_id", (lo, hi, host)).fetchall()
     rows.sort(key=lambda r: (r[0] not in recurring, -r[2], r[0]))
-    out = []
-    for task, title, n, done, attempts in rows[:MAX_RELIABILITY]:
-        durations = [d for (d,) in db.execute(
-            "SELECT duration_s FROM runs WHERE task_id = ? AND status IN ('done', 'failed') AND duration_s >= 0"
-            " AND started_at >= ? AND started_at <= ? AND (host = ? OR host IS NULL)", (task, lo, hi, host))]
-        out.append({"task": task, "title": title or "", "every": recurring.get(task), "runs": n, "done": done,
-                    "pass_k": {"k": PASS_K, "value": pass_k(attempts, done, PASS_K)},
-                    "median_s": float(median(durations)) if durations else None})
-    return out
+    rows = rows[:MAX_RELIABILITY]
+    durations: dict = {r[0]: [] for r in rows}
+    for task, d in db.execute(  # (one read for all of them: a query per task would scan the range each time)
+            "SELECT task_id, duration_s FROM runs WHERE status IN ('done', 'failed') AND duration_s >= 0"
+            " AND started_at >= ? AND started_at <= ? AND (host = ? OR host IS NULL)", (lo, hi, host)):
+        if task in durations:
+            durations[task].append(d)
+    return [{"task": task, "title": title or "", "every": recurring.get(task), "runs": n, "done": done,
+             "pass_k": {"k": PASS_K, "value": pass_k(attempts, done, PASS_K)},
+             "median_s": float(median(durations[task])) if durations[task] else None}
+            for task, title, n, done, attempts in rows]
 
 
 def last_runs(db, host, lo: str, hi: str) -> list[dict]:
