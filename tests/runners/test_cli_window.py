@@ -208,3 +208,19 @@ def test_a_codex_run_reporting_80_percent_is_kept_and_holds_the_next_cli_task(fa
     assert stored.history(store, "codex-cli")["primary"][-1][:2] == (80.0, reset)
     backend, why = backends.agents_wait(cfg, store, time.time())
     assert backend is None and "codex-cli's subscription primary (5h) window 80% used, past the 75%" in why
+
+
+def test_a_store_from_before_the_windows_table_gets_it_and_one_read_only_reads_none(tmp_path, monkeypatch):
+    from agentd.store import migrations
+
+    path = tmp_path / "agentd.sqlite3"
+    names = [name for name, _ in migrations.MIGRATIONS]
+    with monkeypatch.context() as m:
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:names.index("010_windows")])
+        old = Store(path)
+        assert stored.history(old, "claude-cli") == {}  # no table: no readings, no error
+        old.close()
+    assert stored.history(Store.read_only(path), "claude-cli") == {}
+    s = Store(path)  # migrated on opening
+    _keep(s, "claude-cli", 80)
+    assert stored.history(s, "claude-cli")["five_hour"][0][:2] == (80.0, RESET)

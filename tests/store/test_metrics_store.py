@@ -39,9 +39,9 @@ def test_a_new_store_has_the_metrics_table_and_its_indexes(store):
 
 def test_a_store_from_before_the_metrics_migration_gets_the_table_and_keeps_its_runs(tmp_path, monkeypatch):
     path = tmp_path / "agentd.sqlite3"
-    assert migrations.MIGRATIONS[-1][0] == "009_metrics"
+    names = [name for name, _ in migrations.MIGRATIONS]
     with monkeypatch.context() as m:
-        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:-1])
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:names.index("009_metrics")])
         old = Store(path)
         old.start_run(run_id="r1", task_id="bench", kind="command", status="done", started_at="2026-01-01T00:00:00Z")
         assert old.db.execute("SELECT 1 FROM sqlite_master WHERE name='metrics'").fetchone() is None
