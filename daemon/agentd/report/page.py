@@ -36,7 +36,7 @@ nav a { margin-right: .8rem; } .muted { color: #555; } .empty { font-size: 1.1re
 table { border-collapse: collapse; margin: .4rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; vertical-align: top; }
 td[data-v] { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f3f3f3; } .why { max-width: 36rem; } .wrap { overflow-wrap: anywhere; }
+th { background: #f3f3f3; } td.word { white-space: nowrap; } .why { max-width: 36rem; } .wrap { overflow-wrap: anywhere; }
 details { margin: .3rem 0 1rem; } summary { cursor: pointer; color: #1565c0; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f7f7; padding: .6rem; font-size: .85rem; }
 .st-done { color: #2e7d32; } .st-failed { color: #c62828; } .st-blocked { color: #ef6c00; }
@@ -82,6 +82,8 @@ def cell(kind: str, v) -> str:
         return '<td class="none">—</td>'
     if kind == "text":
         return f'<td class="wrap">{esc(v, MAX_TEXT)}</td>'
+    if kind == "word":
+        return f'<td class="word">{esc(v, 40)}</td>'
     if kind == "why":
         return f'<td class="why">{esc(v, MAX_WHY)}</td>'
     if kind == "time":
@@ -272,11 +274,12 @@ def _metrics(d: dict) -> str:
 
 def _reliability(d: dict) -> str:
     rows = d.get("reliability") or []
-    out = ['<section id="reliability"><h2>Reliability of recurring tasks</h2>']
+    out = ['<section id="reliability"><h2>Reliability per task</h2>']
     if not rows:
-        return out[0] + "<p>No recurring task (<code>{every: …}</code>) has run in this range.</p></section>"
+        return out[0] + "<p>No task has run in this range.</p></section>"
     k = (rows[0].get("pass_k") or {}).get("k", 3)
-    out.append(f"<p>pass^{k}: the chance that {k} runs in a row all end done, from the runs so far.</p>")
+    out.append(f"<p>Recurring tasks (<code>{{every: …}}</code>) first. pass^{k}: the chance that {k} runs in a row "
+               "all end done, from the runs so far.</p>")
     out.append(table("reliability", [("task", "task", "text"), ("title", "title", "text"), ("every", "every", "text"),
                                      ("runs", "runs", "n"), ("done", "done", "n"),
                                      ("pass_k.value", f"pass^{k}", "rate"), ("median_s", "median duration", "s")],
@@ -289,7 +292,7 @@ def _queue(d: dict) -> str:
     out = ['<section id="queue"><h2>The queue, as the next wake sees it</h2>']
     if not rows:
         return out[0] + "<p>The queue is empty: no task is waiting to run.</p></section>"
-    out.append(table("queue", [("id", "id", "text"), ("title", "title", "text"), ("kind", "kind", "text"),
+    out.append(table("queue", [("id", "id", "text"), ("title", "title", "text"), ("kind", "kind", "word"),
                                ("score", "score", "n"), ("why", "why", "why"), ("waits", "waits", "why")],
                      rows[:MAX_ROWS]) + more(rows, MAX_ROWS, "tasks"))
     return "".join(out) + "</section>"

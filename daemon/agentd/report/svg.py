@@ -88,10 +88,14 @@ class Frame:
 
     def yaxis(self, unit: str = "") -> str:
         out = [f'<line x1="{LEFT}" y1="{self.h - BOTTOM}" x2="{W - RIGHT}" y2="{self.h - BOTTOM}" stroke="#444"/>']
-        for t in ticks(self.y0, self.y1):
+        ts = ticks(self.y0, self.y1)
+        step = ts[1] - ts[0] if len(ts) > 1 else 1
+        places = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0  # one form for every label
+        for t in ts:
             y = self.y(t)
             out.append(f'<line x1="{LEFT}" y1="{y}" x2="{W - RIGHT}" y2="{y}" stroke="#ddd"/>'
-                       f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" font-size="11">{esc(fmt(t, unit))}</text>')
+                       f'<text x="{LEFT - 6}" y="{y + 4}" text-anchor="end" font-size="11">'
+                       f'{"$" if unit == "usd" else ""}{t:,.{places if unit != "usd" else max(places, 2)}f}</text>')
         return "".join(out)
 
     def xlabels(self, labels: list[tuple[float, str]]) -> str:
