@@ -35,7 +35,7 @@ run: install
 test: sysdeps install cli-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
-# The system packages the tests need (bubblewrap, faketime; nodejs+npm where it can), listed in
+# The system packages the tests need (bubblewrap, faketime, chromium; nodejs+npm where it can), listed in
 # tests/sysdeps.sh: installed with apt-get where this user can (root, or sudo without a password).
 # One that is needed and still missing stops make at once, with one line naming it and the command.
 # All present: no apt-get runs. `make -n` runs nothing. `make run` needs none of them.
