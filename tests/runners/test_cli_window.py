@@ -9,6 +9,7 @@ the real binaries against the loopback fake, which sends the headers a subscribe
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -224,3 +225,60 @@ def test_a_store_from_before_the_windows_table_gets_it_and_one_read_only_reads_n
     s = Store(path)  # migrated on opening
     _keep(s, "claude-cli", 80)
     assert stored.history(s, "claude-cli")["five_hour"][0][:2] == (80.0, RESET)
+
+
+def test_a_rise_past_half_the_share_is_not_taken_for_what_a_run_takes(tmp_path):
+    """The person's own use between two runs (or a forged figure) would otherwise hold every later window
+    to one run: 0.5 % used, 'a run takes 58 %'."""
+    cfg = _cfg(tmp_path, max_percent=50)
+    store = Store(cfg.store_path)
+    _keep(store, "claude-cli", 2, 60, reset=BEFORE - 60)  # a rise of 58 in a window since reset
+    _keep(store, "claude-cli", 0.5)
+    assert window.wait(cfg, store, "claude-cli", BEFORE) is None
+    assert window.describe(cfg, store, "claude-cli", BEFORE)["windows"][0]["per_run_percent"] is None
+
+
+def test_a_share_of_100_percent_holds_nothing_back(tmp_path):
+    cfg = _cfg(tmp_path, max_percent=100, reserve_percent=0)
+    store = Store(cfg.store_path)
+    _keep(store, "claude-cli", 80, 95)
+    assert window.wait(cfg, store, "claude-cli", BEFORE) is None
+
+
+def test_would_pass_is_said_of_a_window_under_the_share(tmp_path):
+    cfg = _cfg(tmp_path)
+    store = Store(cfg.store_path)
+    _keep(store, "claude-cli", 52, 60, 68)
+    assert "68% used and a run takes about 8% (median of 2), would pass the 75%" in \
+        window.wait(cfg, store, "claude-cli", BEFORE)[1]
+
+
+def test_a_session_file_that_is_a_fifo_or_nested_too_deep_is_skipped(tmp_path):
+    """The CLI's model can write its session dir: a FIFO would hang the wake, deep JSON would raise."""
+    from agentd.runners.cli_output import codex_session_model
+
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    os.mkfifo(sessions / "rollout-a.jsonl")
+    deep = '{"payload": {"rate_limits": ' + "[" * 5000 + "]" * 5000 + ', "model": ' + "[" * 5000 + "]" * 5000 + "}}"
+    (sessions / "rollout-b.jsonl").write_text(deep + '\n{"turn_context": 1, "rate_limits": 1}\n')
+    assert cli_windows.codex(tmp_path, now=BEFORE) == []  # (returns: the FIFO is not opened for reading)
+    assert codex_session_model(tmp_path) is None
+    assert cli_windows.claude('{"type": "rate_limit_event", "x": ' + "[" * 5000 + "]" * 5000 + "}") == []
+
+
+def test_an_empty_window_key_is_its_defaults(tmp_path, home, worklog):
+    (home / ".config" / "agentd").mkdir(parents=True)
+    (home / ".config" / "agentd" / "config.yaml").write_text("window:\n  # max_percent: 50\nbudget:\n")
+    worklog.write_text("DIRECTIVE: look {id: d1}\n")
+    r = run_cli("status", "--json", env={"AGENTD_PROVIDER": "codex-cli"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["window"]["share_percent"] == 75
+
+
+def test_a_read_only_store_keeps_no_figure_and_says_nothing_wrong(tmp_path):
+    path = tmp_path / "agentd.sqlite3"
+    Store(path).close()
+    ro = Store.read_only(path)
+    stored.add(ro, "claude-cli", "r1", [cli_windows.Reading(window="five_hour", used_percent=1, resets_at=RESET)], 0)
+    assert stored.history(ro, "claude-cli") == {}

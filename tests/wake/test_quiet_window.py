@@ -90,3 +90,16 @@ def test_the_dry_run_says_what_it_passed_over(worklog, home):
     assert r.returncode == 0, r.stderr
     assert "passed over: long: expected 60 min (its minutes) would run past the start of quiet hours" in r.stdout
     assert "would run: short" in r.stdout
+
+
+def test_a_critical_directive_that_must_go_first_is_not_passed_over(worklog):
+    from agentd.store.store import Store as S
+
+    text = "**CRITICAL DIRECTIVE**: make CUDA work {id: cuda, minutes: 60}\n" + SHORT
+    worklog.write_text(text)
+    cfg = config.load(dict(os.environ, AGENTD_QUIET_HOURS=QUIET, ANTHROPIC_API_KEY="sk-test-not-used"))
+    store = S(cfg.store_path)
+    store.set_passovers({"cuda": 2})  # passed over critical_max_passovers wakes in a row: it goes first
+    view = queue.load(cfg, store, has_gpu=False)
+    gate = gating.check(cfg, {}, forced=False, local_now=at(8, 30))
+    assert gating.choose(view.tasks, gate, None, view.history).id == "cuda" and gate.passed == []

@@ -44,24 +44,27 @@ def share(cfg) -> float:
     return min(float(w["max_percent"]), 100.0 - float(w["reserve_percent"]))
 
 
-def _rises(readings: list[tuple]) -> list[float]:
-    """How much the window rose from each reading to the next within one window (not across a reset)."""
+def _rises(readings: list[tuple], cap: float) -> list[float]:
+    """How much the window rose from each reading to the next within one window (not across a reset),
+    leaving out rises past half the share: no run takes that much, the person's own use (or a forged
+    figure) does, and counting it would hold every later window to one run."""
     rises = []
     for (u0, r0, *_), (u1, r1, *_) in zip(readings, readings[1:]):
-        if abs(r1 - r0) < SAME_WINDOW_S and u1 >= u0:
+        if abs(r1 - r0) < SAME_WINDOW_S and 0 <= u1 - u0 <= cap / 2:
             rises.append(u1 - u0)
     return rises[-PER_RUN_RUNS:]
 
 
-def windows(store, provider: str, now: float) -> tuple[list[Window], list[Window]]:
-    """(the windows that have not reset yet, those whose last reading has reset since), each latest."""
+def windows(store, provider: str, now: float, cap: float = 100.0) -> tuple[list[Window], list[Window]]:
+    """(the windows that have not reset yet, those whose last reading has reset since), each latest
+    (``cap``: the share, which bounds the rises counted)."""
     from agentd.store import windows as stored  # lazy: only for a CLI backend with a store (queue's start-up)
     from agentd.store.history import median  # lazy: as above
 
     live, reset = [], []
     for name, readings in sorted(stored.history(store, provider).items()):
         used, resets_at, at, _run, minutes = readings[-1]
-        rises = _rises(readings)
+        rises = _rises(readings, cap)
         w = Window(name=name, used=used, resets_at=resets_at, seen_at=at, minutes=minutes,
                    per_run=median(rises) if rises else None, per_run_n=len(rises))
         (live if resets_at > now else reset).append(w)
@@ -69,13 +72,16 @@ def windows(store, provider: str, now: float) -> tuple[list[Window], list[Window
 
 
 def _over(w: Window, cap: float) -> bool:
-    return w.used >= cap or w.used + (w.per_run or 0.0) > cap
+    """Whether the window is at the share or past it, or would pass it with one more run; never with
+    a share of 100 % (the CLI itself says when the limit is reached, and that is waited out)."""
+    return cap < 100 and (w.used >= cap or w.used + (w.per_run or 0.0) > cap)
 
 
 def _why(w: Window, cap: float, cfg) -> str:
     run = (f" and a run takes about {w.per_run:.3g}% (median of {w.per_run_n})" if w.per_run is not None else "")
     c = cfg["window"]
-    return (f"{w.label()} window {w.used:.3g}% used{run}, past the {cap:g}% agentd may use "
+    verb = "past" if w.used >= cap else "would pass"
+    return (f"{w.label()} window {w.used:.3g}% used{run}, {verb} the {cap:g}% agentd may use "
             f"(window: max_percent {c['max_percent']:g}, reserve_percent {c['reserve_percent']:g})")
 
 
@@ -84,7 +90,7 @@ def wait(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     if backend not in CLIS or store is None:
         return None
     cap = share(cfg)
-    over = [w for w in windows(store, backend, now)[0] if _over(w, cap)]
+    over = [w for w in windows(store, backend, now, cap)[0] if _over(w, cap)]
     if not over:
         return None
     until = max(w.resets_at for w in over)
@@ -97,7 +103,7 @@ def describe(cfg, store, backend: str | None, now: float) -> dict | None:
     if backend not in CLIS:
         return None
     cap = share(cfg)
-    live, reset = windows(store, backend, now) if store is not None else ([], [])
+    live, reset = windows(store, backend, now, cap) if store is not None else ([], [])
     got = {"provider": backend, "share_percent": cap, "max_percent": float(cfg["window"]["max_percent"]),
            "reserve_percent": float(cfg["window"]["reserve_percent"]),
            "windows": [{"window": w.name, "label": w.label(), "used_percent": w.used, "resets_at": iso(w.resets_at),
@@ -114,7 +120,7 @@ def describe(cfg, store, backend: str | None, now: float) -> dict | None:
 
 def lines(d: dict) -> list[str]:
     """``describe``'s dict as status prints it (the first line after ``window:``, the rest indented)."""
-    head = f"{d['provider']} may use {d['share_percent']:g}% of each subscription window"
+    head = f"agentd may use {d['share_percent']:g}% of each of {d['provider']}'s subscription windows"
     if d["note"]:
         return [f"{head}; {d['note']}"]
     out = [head]

@@ -230,8 +230,8 @@ def validate(data: object, fields: dict[str, Field], *, source: str, lines: dict
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"{where(path)}: '{name}': unknown key{hint}")
             continue
-        if f.kind == "map" and v is not None:
-            sub, sub_problems = validate(v, f.fields or {}, source=source, lines=lines, prefix=path,
+        if f.kind == "map":  # (an empty `budget:` is no settings of it: its defaults)
+            sub, sub_problems = validate({} if v is None else v, f.fields or {}, source=source, lines=lines, prefix=path,
                                          fill_defaults=fill_defaults)
             problems += sub_problems
             clean[key] = sub

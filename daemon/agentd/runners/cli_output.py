@@ -16,7 +16,9 @@ either CLI's usage-limit text.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -131,13 +133,13 @@ def parse_claude(out: str) -> dict:
     data = None
     try:
         data = json.loads(out)
-    except ValueError:
+    except (ValueError, RecursionError):
         lines = [ln for ln in out.splitlines() if ln.strip().startswith("{")]
         events = []
         for ln in lines:
             try:
                 events.append(json.loads(ln))
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         if events:
             data = events
@@ -202,7 +204,7 @@ def parse_codex(out: str) -> dict:
     for line in out.splitlines():
         try:
             ev = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not isinstance(ev, dict):
             continue
@@ -240,25 +242,52 @@ def parse_codex(out: str) -> dict:
     return res
 
 
+SESSION_TAIL = 4 << 20  # bytes read from the end of each codex session file
+SESSION_FILES = 8  # the newest session files read
+
+
+def session_lines(codex_home, marker: str):
+    """The lines holding ``marker`` of codex's session files under ``CODEX_HOME/sessions``, oldest file
+    first.  The sandboxed CLI (and so its model) can write there: only regular files are read (a FIFO
+    would hang the wake; a link is not followed), the last ``SESSION_FILES`` of them, and of each its
+    last ``SESSION_TAIL`` bytes."""
+    files = sorted((Path(codex_home) / "sessions").glob("**/rollout-*.jsonl"))[-SESSION_FILES:]
+    for f in files:
+        try:
+            fd = os.open(f, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            os.lseek(fd, max(0, st.st_size - SESSION_TAIL), os.SEEK_SET)
+            text = os.read(fd, SESSION_TAIL).decode("utf-8", "replace")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        yield from (line for line in text.splitlines() if marker in line)
+
+
+def json_line(line: str):
+    """A JSON line, or None: not JSON, or nested too deep to read (``RecursionError``)."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
 def codex_session_model(codex_home) -> str | None:
     """The model codex ran, from the last ``turn_context`` of its session file(s) under
     ``CODEX_HOME/sessions`` (``--json`` prints no model name; codex 0.171.0)."""
     model = None
-    for f in sorted((Path(codex_home) / "sessions").glob("**/rollout-*.jsonl")):
-        try:
-            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if '"turn_context"' not in line:
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            named = (ev.get("payload") or {}).get("model") if isinstance(ev, dict) else None
-            if isinstance(named, str) and named:
-                model = named
+    for line in session_lines(codex_home, '"turn_context"'):
+        ev = json_line(line)
+        payload = ev.get("payload") if isinstance(ev, dict) else None
+        named = payload.get("model") if isinstance(payload, dict) else None
+        if isinstance(named, str) and named:
+            model = named
     return model
 
 

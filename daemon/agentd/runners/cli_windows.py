@@ -14,22 +14,22 @@ tests/captures/claude-2.1.332/window_80.stdout, tests/captures/codex-0.171.0/win
 
 The last report of each window counts.  Every figure is bounded (a percentage in 0-100, a reset
 within ``MAX_AHEAD`` of now, a name of a few plain characters), since the session file lies in a
-directory the sandboxed CLI, and so its model, can write: a forged figure can make agentd wait
-(at most until that bounded reset) or spend no more than it would with no figure at all.
+directory the sandboxed CLI, and so its model, can write (``cli_output.session_lines`` reads only
+regular files, bounded): a forged figure can make agentd wait (at most until that bounded reset) or
+spend no more than it would with no figure at all.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
-from pathlib import Path
 
 from agentd.recordtype import Record
+from agentd.runners.cli_output import json_line, session_lines
 
 MAX_AHEAD = 8 * 86400  # a reset further ahead than this is not believed (the longest window is a week)
-READ_TAIL = 4 << 20  # bytes read from the end of a codex session file
+MAX_BEHIND = 3600  # nor one further back (a run reads its windows as it ends: their resets are ahead)
 _NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 CLAUDE_MINUTES = {"five_hour": 300, "seven_day": 10080, "seven_day_opus": 10080, "seven_day_sonnet": 10080}
 
@@ -43,13 +43,14 @@ class Reading(Record):
 
 
 def _reading(name, used, reset, minutes, now: float) -> Reading | None:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.match(name) or isinstance(used, bool) or isinstance(reset, bool):
         return None
     try:
         used, reset = float(used), float(reset)
     except (TypeError, ValueError):
         return None
-    if not (math.isfinite(used) and math.isfinite(reset)) or not 0 <= used <= 100 or reset > now + MAX_AHEAD:
+    if not (math.isfinite(used) and math.isfinite(reset)) or not 0 <= used <= 100 \
+            or not now - MAX_BEHIND < reset <= now + MAX_AHEAD:
         return None
     mins = minutes if isinstance(minutes, int) and not isinstance(minutes, bool) and 0 < minutes <= 60 * 24 * 31 \
         else None
@@ -63,21 +64,19 @@ def claude(out: str, now: float | None = None) -> list[Reading]:
     for line in (out or "").splitlines():
         if '"rate_limit_event"' not in line:
             continue
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
+        ev = json_line(line)
         if isinstance(ev, dict) and ev.get("type") == "rate_limit_event" and isinstance(ev.get("rate_limit_info"), dict):
             last = ev["rate_limit_info"]
     if last is None:
         return []
     windows = last.get("unifiedWindows")
-    if not isinstance(windows, dict):  # an older claude: only the window that binds
+    if not isinstance(windows, dict):  # a reset far ahead: only the window that binds
         windows = {last.get("rateLimitType"): last}
     got = []
     for name, w in windows.items():
-        if isinstance(w, dict) and isinstance(w.get("utilization"), (int, float)):
-            r = _reading(name, float(w["utilization"]) * 100, w.get("resetsAt"), CLAUDE_MINUTES.get(name), now)
+        u = w.get("utilization") if isinstance(w, dict) else None
+        if isinstance(u, (int, float)) and not isinstance(u, bool):
+            r = _reading(name, float(u) * 100, w.get("resetsAt"), CLAUDE_MINUTES.get(name), now)
             if r is not None:
                 got.append(r)
     return got
@@ -87,25 +86,12 @@ def codex(codex_home, now: float | None = None) -> list[Reading]:
     """The windows of the last ``rate_limits`` in codex's session file(s) under ``codex_home``."""
     now = time.time() if now is None else now
     last = None
-    for f in sorted((Path(codex_home) / "sessions").glob("**/rollout-*.jsonl")):
-        try:
-            with open(f, "rb") as fh:
-                fh.seek(0, 2)
-                fh.seek(max(0, fh.tell() - READ_TAIL))
-                text = fh.read(READ_TAIL).decode("utf-8", "replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if '"rate_limits"' not in line:
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            payload = ev.get("payload") if isinstance(ev, dict) else None
-            limits = payload.get("rate_limits") if isinstance(payload, dict) else None
-            if isinstance(limits, dict):
-                last = limits
+    for line in session_lines(codex_home, '"rate_limits"'):
+        ev = json_line(line)
+        payload = ev.get("payload") if isinstance(ev, dict) else None
+        limits = payload.get("rate_limits") if isinstance(payload, dict) else None
+        if isinstance(limits, dict):
+            last = limits
     if last is None:
         return []
     got = []

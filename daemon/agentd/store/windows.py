@@ -15,7 +15,7 @@ KEEP = 500  # rows kept per provider
 
 def add(store, provider: str, run: str | None, readings, at: float) -> None:
     """Keep a run's readings (one transaction), dropping the provider's oldest past ``KEEP``."""
-    if not readings:
+    if not readings or store.readonly:  # (read-only: a full disk, maybe an old store without the table)
         return
     with store.tx():
         store.db.executemany(

@@ -6,7 +6,8 @@ tasks while the owner was active within ``min_idle``.  Outside quiet hours, a
 task expected to run past their start (its typed ``minutes``, else the median of
 its runs, or of its kind's, on this host) is passed over for one that fits, as
 long as it would fit a whole free window (one longer than that never would: it
-waits for nothing).  Idleness has no known end, so only quiet hours bound a window.  Whatever the path, agent
+waits for nothing) and is not a critical directive passed over enough to go first.
+Idleness has no known end, so only quiet hours bound a window.  Whatever the path, agent
 tasks wait while the workspace's disk is (nearly) full: they would fill it again
 (``diskuse.workspace_full``); command tasks still run.
 """
@@ -87,14 +88,14 @@ def expected_minutes(t, history) -> tuple[float, str] | None:
 def past_window(t, gate: Gate, history) -> str | None:
     """Why ``t`` waits for a longer window: it would run past the start of quiet hours, and would fit a
     whole free window; None when it fits, nothing says how long it takes, or no window is set."""
-    if gate.window is None:
+    if gate.window is None or t.forced:  # (a critical directive past its passovers goes first all the same)
         return None
     left, whole, quiet = gate.window
     exp = expected_minutes(t, history)
     if exp is None or exp[0] * 60 <= left or exp[0] * 60 > whole:
         return None
     return (f"expected {exp[0]:.3g} min ({exp[1]}) would run past the start of quiet hours ({quiet}) in "
-            f"{left / 60:.0f} min; waits for the next window")
+            f"{int(left // 60)} min; waits for the next window")
 
 
 def choose(tasks, gate: Gate, task_id: str | None = None, history=None):

@@ -52,6 +52,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             task = None if gate.skip else gating.choose(view.tasks, gate, task_id, view.history)
             if not gate.skip:
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
+            for tid, why in gate.passed[:3]:
+                log.info("passed over", task=tid, why=why)
             if task is None:
                 line = gate.skip or gating.nothing_line(view.tasks, gate)
                 print(f"nothing to do: {safe(line)}")
