@@ -45,6 +45,11 @@ REVIEW_FIELDS = {
     "model": Field("str", None, "model of the reviewer"),
 }
 
+FLEET_FIELDS = {
+    "timeout": Field("duration", "30s", "longest one git fetch or push with the fleet's remote may take; past it the "
+                     "wake goes on and the next one retries (docs/fleet.md)"),
+}
+
 CONFIG_FIELDS: dict[str, Field] = {
     "worklog_dir": Field("path", "~/agentd", "directory holding <host>_worklog.txt"),
     "workspace": Field("path", None, "parent of each agent task's own workspace, <workspace>/<task id>, and of "
@@ -100,6 +105,8 @@ CONFIG_FIELDS: dict[str, Field] = {
                           "(512M, 4G, 25% of the RAM; auto: half the RAM, at most 8G); 0 or none: no limit"),
     "limit_cpu_weight": Field("count", 50, "CPU weight of the agent's tools against the host's other work (1-10000; "
                               "100 is a normal process's); 0 or none: no weight set", lo=1, hi=10_000),
+    "fleet": Field("map", None, "the fleet repository the worklog dir is a clone of (`agentd fleet init|join`)",
+                   fields=FLEET_FIELDS),
     "max_limit_waits": Field("int", 3, "usage-limit windows one run may wait through (a task's "
                              "{limit_waits: N} sets its own)", lo=0, hi=1000),
 }
