@@ -13,6 +13,7 @@ expected ones too, so the traceback is there when you need it.
     ├── StateError                exit 74  the state directory can't be written (full, read-only, denied)
     ├── MissingDependency         exit 1   an optional package is not installed
     ├── WorkspaceError            exit 1   a task's workspace, worktree or cwd can't be used -> blocked
+    ├── FleetError                exit 1   the fleet repository can't be set up or synced (a wake warns, goes on)
     └── ProviderError             exit 1   an LLM provider call failed
         ├── AuthFailed                     key missing or refused  -> blocked
         ├── RateLimited                    429/529 after retries   -> deferred
@@ -98,6 +99,11 @@ def io_error(e: OSError, what: str = "") -> StateError | None:
 class WorkspaceError(AgentdError):
     """Where a task would run can't be used safely: a workspace that is a link, a `repo:` that is not a
     git repository, a command's `cwd:` an agent could write, a git call that failed."""
+
+
+class FleetError(AgentdError):
+    """The fleet repository (the worklog dir as a git clone) can't be set up or synced: the remote is
+    unreachable or rejected a push, its history was rewritten, a commit would carry another host's worklog."""
 
 
 class MissingDependency(AgentdError):

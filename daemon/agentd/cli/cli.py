@@ -121,6 +121,12 @@ COMMANDS = {
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _adds()),
     "notify": ("send the one-line summary of the last run to the notify command",
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),
+    "fleet": ("make the worklog dir a clone of the fleet's git repository: init starts a fleet on an empty "
+              "remote, join clones one (docs/fleet.md)", _adds(
+                  _arg("action", choices=("init", "join"), help="init: start a fleet; join: join one"),
+                  _arg("url", nargs="?", metavar="REPO_URL",
+                       help="the repository: a bare repository's path, an ssh or https URL"))),
+    "sync": ("commit this host's worklog, pull the fleet's worklogs and push (what each wake does)", _adds(JSON)),
     "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",
                   _adds(JSON, _arg("--prune", **FLAG,
                                    help="remove the worktrees whose runs ended (their branches stay)"))),
@@ -237,6 +243,7 @@ def _stdout_to_devnull(stream) -> None:
 
 
 APPENDING = ("directive", "add", "approve", "deny")  # their functions are in cli/append.py
+FLEET = ("fleet", "sync")  # theirs in cli/fleet.py
 
 
 def _run(args) -> int:
@@ -245,6 +252,9 @@ def _run(args) -> int:
         if args.command in APPENDING:
             # lazy: a command's own module: only the commands that append a line load approvals and the store
             from agentd.cli import append as module
+        elif args.command in FLEET:
+            # lazy: the fleet's commands load git's and the fleet's modules, which no other command needs
+            from agentd.cli import fleet as module
         else:
             # lazy: the commands load the config (and its schema); `agentd --help` and `--version` answer without it
             from agentd.cli import commands as module

@@ -11,6 +11,7 @@ from agentd.cli.views import wrapped
 from agentd.config.provenance import sandbox_off_by
 from agentd.errors import WorklogError
 from agentd.escapes import safe
+from agentd.fleet import state as fleet_state
 from agentd.providers.choice import chosen
 from agentd.queue import queue
 from agentd.wake import diskuse
@@ -82,6 +83,7 @@ def collect(cfg) -> dict:
 
     info["spend_today"] = spend_today(cfg, store)
     info["window"] = window.describe(cfg, store, chosen(cfg), time.time())
+    info["fleet"] = fleet_state.describe(cfg)  # the last fleet sync (None: the worklog dir is no fleet clone)
     mode = cfg.values.get("sandbox") or "bwrap"
     info["sandbox"] = {"mode": mode, "problem": sandbox_problem(cfg), "off_by": sandbox_off_by(cfg)}
     unit = _unit_dir(cfg) / "agentd.timer"
@@ -174,6 +176,7 @@ def text(info: dict) -> list[str]:
         out += [f"           {safe(x)}" for x in d["lines"][1:]]
         if d["agents_wait"]:
             out.append("           agent tasks wait until it has room; command tasks still run")
+    out += fleet_state.status_lines(info.get("fleet"))
     sp = info.get("spend_today")
     if sp:
         out.append(f"spend:     today ${sp['usd']:.2f} of ${sp['usd_per_day']:.2f} (usd_per_day), UTC day; "

@@ -12,6 +12,7 @@ from itertools import islice
 from agentd import runners, statuses
 from agentd.errors import EX_FAILED, EX_OK
 from agentd.escapes import safe
+from agentd.fleet import sync as fleet
 from agentd.platform import health, logs
 from agentd.queue import queue
 from agentd.store.store import Store
@@ -37,6 +38,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
             print(f"nothing to do: no worklog at {cfg.worklog_path} (`agentd init` makes one)")
             return EX_OK
         check_writable(cfg.worklog_path)  # (read-only: nothing is recorded, no run left that never started)
+        synced = fleet.for_wake(cfg, log)  # a fleet clone: commit, pull, push; a fault is a warning, never in the way
         store = Store(cfg.store_path)
         read, lost = read_with_lost(cfg, store)
         if task_id:
@@ -66,6 +68,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                        rules=standing.in_force(read.state, skip=pick.task.id)) as rec:
             rec.outcome = runners.run(rec.job)
         o = rec.outcome
+        fleet.for_wake(cfg, log, pick.run_id, synced)  # the run's entries committed and pushed
         logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,
                      tokens=o.input_tokens + o.output_tokens, cost_usd=o.cost_usd)
         print(f"{safe(pick.task.id)}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")

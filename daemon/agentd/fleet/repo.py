@@ -1,0 +1,347 @@
+"""The fleet repository: the worklog dir as a clone of the repository the hosts share, and every git call
+agentd makes on it.
+
+agentd's other git (``workspace/git.py``) has no transport at all.  The fleet's git talks to a remote, so
+it uses the person's own way there: their git config files (``~/.gitconfig``, ``$XDG_CONFIG_HOME/git/config``,
+``/etc/gitconfig``: a credential helper, ``core.sshCommand``, ``url.<base>.insteadOf``, a proxy) and their
+environment (``SSH_AUTH_SOCK``, ``GIT_SSH_COMMAND``, ``GIT_SSH``, ``GIT_ASKPASS``).  Nothing that arrives
+with the repository runs, and nothing in it chooses how git reaches the remote:
+
+- hooks, fsmonitor, pagers, editors and signing are off (command-line config, which beats every file);
+- every filter, diff and merge driver any config names is emptied, so a ``.gitattributes`` another host
+  pushed can't start the person's git-lfs or any other program (the worklogs' ``merge=union`` is git's own);
+- the ``ext::`` and ``fd::`` transports are off: no URL runs a command;
+- the clone's own config (``.git/config``) may hold only what a clone writes (remote URLs and refspecs,
+  branch upstreams, core's plain settings, user.name and user.email): anything else (a credential helper,
+  an ssh command, an include) is refused with a message, so it counts only from the person's own files;
+- ``core.symlinks`` is false (a link another host committed is checked out as a plain file holding its
+  target) and ``transfer.fsckObjects`` true (malformed objects are refused);
+- agentd's commits are its own (``agentd on <host>``); it never forces a push, rebases or amends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from agentd.config.schema import parse_duration
+from agentd.errors import FleetError
+from agentd.recordtype import Record
+from agentd.sandbox import procs
+from agentd.workspace.git import DROP, config_env, scrubbed
+
+WORKLOG_SUFFIX = "_worklog.txt"
+FLEET_WORKLOG = "fleet_worklog.txt"  # the worklog every host reads (issue 23, part 3): not a host's own
+ATTRIBUTES = "*_worklog.txt merge=union\n"
+SEEN = "refs/agentd/remote"  # the remote's head as agentd last saw it: a new head must descend from it
+FETCHED = "refs/agentd/fetched"  # what the last fetch brought
+LOCAL_TIMEOUT = 120.0  # a git call that does not talk to the remote
+MAX_OUT = 16 * 2**20
+
+# The person's environment the fleet's git keeps: how they reach a remote.  Every other GIT_* goes.
+KEEP_ENV = ("GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT", "GIT_ASKPASS", "SSH_AUTH_SOCK", "SSH_AGENT_PID")
+ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_NO_REPLACE_OBJECTS": "1", "GIT_ATTR_NOSYSTEM": "1", "GIT_NO_LAZY_FETCH": "1",
+       "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "false", "GIT_MERGE_AUTOEDIT": "no", "LC_ALL": "C"}
+HARDENING = (
+    ("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"), ("core.untrackedCache", "false"),
+    ("core.pager", "cat"), ("core.editor", "false"), ("sequence.editor", "false"), ("core.attributesFile", "/dev/null"),
+    ("diff.external", ""), ("protocol.ext.allow", "never"), ("protocol.fd.allow", "never"),
+    ("commit.gpgSign", "false"), ("tag.gpgSign", "false"), ("log.showSignature", "false"), ("gpg.program", "false"),
+    ("submodule.recurse", "false"), ("fetch.recurseSubmodules", "false"), ("push.recurseSubmodules", "no"),
+    ("uploadpack.packObjectsHook", ""), ("core.alternateRefsCommand", ""), ("gc.auto", "0"),
+    ("maintenance.auto", "false"), ("core.symlinks", "false"), ("core.autocrlf", "false"),
+    ("transfer.fsckObjects", "true"), ("merge.renames", "false"), ("pull.rebase", "false"),
+    ("advice.detachedHead", "false"), ("init.templateDir", ""),
+)
+DRIVERS = {"filter": ("clean", "smudge", "process"), "diff": ("command", "textconv"), "merge": ("driver",),
+           "difftool": ("cmd",), "mergetool": ("cmd",)}
+# What the clone's own config may hold (lower-cased key, with a remote's or branch's name as ``*``).
+LOCAL_KEYS = re.compile(r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode"
+                        r"|symlinks)|remote\.[^\n]*\.(url|pushurl|fetch|tagopt|prune)|branch\.[^\n]*\.(remote|merge)"
+                        r"|user\.(name|email)|extensions\.objectformat|gc\.auto|maintenance\.auto|init\.defaultbranch")
+
+
+class Result(Record):
+    """One git call: its exit code (None when it ran past its time and was stopped), output and error."""
+    argv: list
+    rc: int | None
+    out: str
+    err: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def said(self) -> str:
+        """git's last line of error, one line (or why it was stopped)."""
+        if self.rc is None:
+            return "no answer"
+        lines = [x.strip() for x in self.err.splitlines() if x.strip() and not x.startswith("hint:")]
+        return (lines[-1] if lines else f"exit {self.rc}")[:300]
+
+
+class Pushed(Record):
+    """A push's outcome.  ``status``: ``pushed``; ``up-to-date``; ``rejected``, the branch moved since this
+    host last fetched (git's compare-and-swap on the branch lost: fetch, merge, look again); ``declined``,
+    the remote refused it (a hook, permissions, a protected branch); ``unreachable`` (no answer within the
+    timeout, or no connection); ``failed``."""
+    status: str
+    detail: str = ""
+    head: str = ""
+
+
+def is_fleet(cfg) -> bool:
+    """Whether the worklog dir is a fleet clone (it has a ``.git`` directory, not a link or a file)."""
+    git_dir = cfg.worklog_dir / ".git"
+    return git_dir.is_dir() and not git_dir.is_symlink()
+
+
+def person_env(env: dict) -> dict[str, str]:
+    """The person's environment without a key, with how they reach a remote, plus git's hardening."""
+    base = scrubbed(dict(env))
+    out = {k: v for k, v in base.items() if not k.startswith("GIT_") and k not in DROP}
+    out.update({k: env[k] for k in KEEP_ENV if env.get(k)})
+    out.update(ENV)
+    return out
+
+
+def host_of(path: str) -> str | None:
+    """The host whose worklog ``path`` (relative to the clone) is, or None (not a worklog; the fleet's)."""
+    if "/" in path or not path.endswith(WORKLOG_SUFFIX) or path == FLEET_WORKLOG:
+        return None
+    return path[:-len(WORKLOG_SUFFIX)] or None
+
+
+def other_worklogs(cfg) -> dict[str, Path]:
+    """The other hosts' worklogs in the clone: host -> path (regular files only; agentd reads them through
+    ``worklog.read``, with the limits of its own)."""
+    out = {}
+    try:
+        names = sorted(os.listdir(cfg.worklog_dir))
+    except OSError:
+        return out
+    for name in names:
+        host = host_of(name)
+        p = cfg.worklog_dir / name
+        if host and name != cfg.worklog_path.name and p.is_file() and not p.is_symlink():
+            out[host] = p
+    return out
+
+
+def redacted_url(url: str) -> str:
+    """A remote's URL without a user's password or token in it (``https://user:tok@host`` -> ``https://***@host``)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", url.strip(), flags=re.I)
+
+
+class Repo:
+    """The clone in the worklog dir, and git run on it the fleet's way."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.dir = Path(cfg.worklog_dir)
+        self.own = cfg.worklog_path.name
+        self.timeout = parse_duration(cfg["fleet"]["timeout"])
+        self._env: dict | None = None
+
+    # -- running git -------------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """The environment of every call: the person's transport, agentd's identity and hardening, the
+        drivers every config names emptied.  Raises FleetError when the clone's own config holds more
+        than a clone writes."""
+        if self._env is None:
+            base = {**person_env(self.cfg.env), **config_env(list(HARDENING))}
+            if (self.dir / ".git").is_dir():
+                for key, _ in self._config(base, "--local", "--no-includes"):
+                    if not LOCAL_KEYS.fullmatch(key.lower()):
+                        raise FleetError(
+                            f"{self.dir / '.git' / 'config'}: the fleet repository's own config sets {key[:200]!r}; "
+                            "agentd's fleet git takes credentials and transport settings only from your own git "
+                            "config (~/.gitconfig): remove it there (`git config --local --unset`)")
+            pairs = list(HARDENING)
+            for key, _ in self._config(base):
+                kind, _, rest = key.partition(".")
+                name, dot, _ = rest.rpartition(".")
+                if dot and kind.lower() in DRIVERS:
+                    pairs += [(f"{kind.lower()}.{name}.{var}", "") for var in DRIVERS[kind.lower()]]
+            host = re.sub(r"[^A-Za-z0-9._-]", "-", self.cfg.host)[:64] or "host"
+            pairs += [("user.name", f"agentd on {host}"), ("user.email", f"agentd@{host}")]
+            self._env = {**base, **config_env(list(dict.fromkeys(pairs)))}
+        return self._env
+
+    def _where(self) -> dict[str, str]:
+        """The git dir and work tree given explicitly, once there is one (never found by a search upwards)."""
+        if (self.dir / ".git").is_dir():
+            return {"GIT_DIR": str(self.dir / ".git"), "GIT_WORK_TREE": str(self.dir)}
+        return {"GIT_CEILING_DIRECTORIES": str(self.dir.parent)}
+
+    def _config(self, env: dict, *scope: str) -> list[tuple[str, str]]:
+        rc, out, _, _ = procs.run(["git", "--no-pager", "config", "-z", *scope, "--list"], cwd=self.dir,
+                                  env={**env, **self._where()},
+                                  timeout=LOCAL_TIMEOUT, max_bytes=MAX_OUT)
+        if rc not in (0, 1):
+            return []
+        pairs = []
+        for item in out.decode("utf-8", "surrogateescape").split("\0"):
+            if item:
+                key, _, value = item.partition("\n")
+                pairs.append((key, value))
+        return pairs
+
+    def git(self, *args: str, network: bool = False, check: bool = True) -> Result:
+        """``git args`` in the clone; ``network``: it talks to the remote (then the fleet's timeout holds).
+        Raises FleetError when it fails and ``check`` is set."""
+        argv = ["git", "--no-pager", *args]
+        try:
+            rc, out, err, _ = procs.run(argv, cwd=self.dir, env={**self.env(), **self._where()},
+                                        timeout=self.timeout if network else LOCAL_TIMEOUT, max_bytes=MAX_OUT)
+        except FileNotFoundError:
+            raise FleetError("git is not installed") from None
+        r = Result(argv, rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        if check and not r.ok:
+            raise FleetError(f"git {args[0]} " + ("got no answer from the remote within "
+                                                  f"{self.timeout:g} s" if r.rc is None else f"failed: {r.said()}"))
+        return r
+
+    # -- reading -----------------------------------------------------------------------------------
+    def ref(self, name: str) -> str | None:
+        r = self.git("rev-parse", "--verify", "-q", name + "^{commit}", check=False)
+        return r.out.strip() or None if r.ok else None
+
+    def branch(self) -> str:
+        r = self.git("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        return r.out.strip() or "main"
+
+    def url(self) -> str:
+        return self.git("config", "--get", "remote.origin.url", check=False).out.strip()
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self.git("merge-base", "--is-ancestor", old, new, check=False).rc == 0
+
+    def ahead(self, base: str | None) -> int:
+        """How many commits HEAD has that ``base`` has not (all of them when there is no base)."""
+        if self.ref("HEAD") is None:
+            return 0
+        r = self.git("rev-list", "--count", "HEAD", *(["--not", base] if base else []), check=False)
+        return int(r.out.strip() or 0) if r.ok else 0
+
+    def foreign(self, base: str | None) -> list[tuple[str, str]]:
+        """(commit, path) for each commit of this host that the remote lacks (HEAD since ``base``, merges
+        left out: they bring the other hosts' commits) and that changes another host's worklog."""
+        if self.ref("HEAD") is None:
+            return []
+        r = self.git("log", "--no-merges", "--format=%x01%H", "--name-only", "-z", "--no-renames", "HEAD",
+                     *(["--not", base] if base else []))
+        out, commit = [], ""
+        for item in r.out.replace("\n", "\0").split("\0"):
+            if item.startswith("\x01"):
+                commit = item[1:]
+            elif item and host_of(item) and item != self.own:
+                out.append((commit, item))
+        return out
+
+    def show(self, ref: str, path: str, limit: int = 64 * 2**20) -> bytes | None:
+        """The bytes of ``path`` at ``ref`` (None if it has none), at most ``limit`` of them."""
+        r = self.git("cat-file", "-s", f"{ref}:{path}", check=False)
+        if not r.ok:
+            return None
+        rc, out, _, _ = procs.run(["git", "--no-pager", "cat-file", "blob", f"{ref}:{path}"], cwd=self.dir,
+                                  env={**self.env(), **self._where()}, timeout=LOCAL_TIMEOUT, max_bytes=limit)
+        return out[:limit] if rc == 0 or len(out) >= limit else None
+
+    # -- writing -----------------------------------------------------------------------------------
+    def commit_own(self, message: str) -> bool:
+        """Commit this host's worklog as it is now (a person's lines in it included: theirs, in their own
+        host's file), nothing else: other staged changes stay staged.  True if there was something new."""
+        if not (self.dir / self.own).is_file():
+            return False
+        self.git("add", "--", self.own)
+        if self.git("diff", "--cached", "--quiet", "--", self.own, check=False).rc == 0:
+            return False
+        self.git("commit", "-q", "--no-verify", "-m", message, "--only", "--", self.own)
+        return True
+
+    def fetch(self) -> Result:
+        """The remote's branch into ``FETCHED`` (and ``origin/<branch>``, for a person's own git)."""
+        b = self.branch()
+        return self.git("fetch", "-q", "--no-tags", "--no-recurse-submodules", "--no-write-fetch-head", "origin",
+                        f"+refs/heads/{b}:{FETCHED}", f"+refs/heads/{b}:refs/remotes/origin/{b}",
+                        network=True, check=False)
+
+    def merge(self, ref: str, message: str, unrelated: bool = False) -> tuple[str, list[str]]:
+        """Merge ``ref`` into HEAD: ("merged" | "up-to-date" | "conflict" | "refused", conflicted paths or
+        git's words).  A conflict is undone (``merge --abort``): nothing is left half-merged."""
+        if self.ref("HEAD") is not None and self.is_ancestor(ref, "HEAD"):
+            return "up-to-date", []
+        r = self.git("merge", "-q", "--no-edit", "--no-verify", "--no-ff", "-m", message,
+                     *(["--allow-unrelated-histories"] if unrelated else []), ref, check=False)
+        if r.ok:
+            return "merged", []
+        conflicted = self.git("diff", "--name-only", "--diff-filter=U", "-z", check=False).out.split("\0")
+        conflicted = [c for c in conflicted if c]
+        if conflicted:
+            self.git("merge", "--abort", check=False)
+            return "conflict", conflicted
+        return "refused", [r.said()]
+
+    def push(self) -> Pushed:
+        """Push HEAD to the remote's branch, never forced; on success ``SEEN`` is the pushed head."""
+        head = self.ref("HEAD")
+        if head is None:
+            return Pushed("up-to-date")
+        b = self.branch()
+        r = self.git("push", "--porcelain", "--no-verify", "origin", f"HEAD:refs/heads/{b}", network=True, check=False)
+        status, detail = _push_status(r)
+        if status in ("pushed", "up-to-date"):
+            self.git("update-ref", SEEN, head, check=False)
+            self.git("update-ref", f"refs/remotes/origin/{b}", head, check=False)
+        return Pushed(status, detail, head)
+
+
+def _push_status(r: Result) -> tuple[str, str]:
+    """What ``git push --porcelain`` said of the one ref: (Pushed.status, detail)."""
+    for line in r.out.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and ":" in parts[1]:
+            flag, summary = parts[0], parts[2]
+            if flag == "=":
+                return "up-to-date", ""
+            if flag in (" ", "*", "+"):
+                return "pushed", ""
+            if "remote rejected" in summary:
+                return "declined", summary + (f": {r.said()}" if r.err.strip() else "")
+            if flag == "!":
+                return "rejected", summary
+    if r.rc is None:
+        return "unreachable", "no answer"
+    if r.ok:
+        return "pushed", ""
+    return "unreachable", r.said()
+
+
+def init_repo(repo: Repo, branch: str, url: str) -> None:
+    """A new clone's git dir in the worklog dir: on ``branch``, ``origin`` at ``url``, the worklogs' union
+    merge in ``.git/info/attributes`` too (a ``.gitattributes`` another host removed can't turn it off)."""
+    repo.dir.mkdir(parents=True, exist_ok=True)
+    repo.git("init", "-q", f"--initial-branch={branch}", str(repo.dir))
+    info = repo.dir / ".git" / "info"
+    info.mkdir(exist_ok=True)
+    (info / "attributes").write_text(ATTRIBUTES)
+    repo.git("remote", "add", "origin", url)
+    repo.git("config", f"branch.{branch}.remote", "origin")
+    repo.git("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
+
+
+def remote_heads(repo: Repo, url: str) -> tuple[list[str], str | None]:
+    """The branches at ``url`` and the one its HEAD names (``git ls-remote``, no clone needed)."""
+    r = repo.git("ls-remote", "--symref", url, "HEAD", "refs/heads/*", network=True, check=False)
+    if not r.ok:
+        raise FleetError(f"cannot reach {redacted_url(url)}: "
+                         + (f"no answer within {repo.timeout:g} s" if r.rc is None else r.said()))
+    heads, head = [], None
+    for line in r.out.splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            head = line[5:].split("\t")[0].removeprefix("refs/heads/")
+        elif "\trefs/heads/" in line:
+            heads.append(line.split("\trefs/heads/", 1)[1])
+    return heads, head

@@ -1,0 +1,111 @@
+"""`agentd fleet init|join REPO_URL`: the worklog dir becomes a clone of the repository the hosts share.
+
+``init`` starts a fleet on an empty remote: a ``.gitattributes`` with git's union merge for the worklogs,
+and this host's worklog, in a first commit it pushes.  ``join`` clones a fleet's branch into the worklog
+dir; a worklog of this host already there keeps its bytes: it is committed first and merged with the
+fleet's (union), never replaced.  Both refuse a worklog dir that is already a git repository of another
+remote, and say what to do.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from agentd.errors import FleetError
+from agentd.fleet import repo as fleetrepo
+from agentd.fleet import state
+from agentd.fleet.repo import ATTRIBUTES, FETCHED, SEEN, Repo
+
+
+def _refuse_existing(cfg, url: str) -> bool:
+    """True when the worklog dir is already a clone of ``url`` (nothing to do); raises for any other git dir."""
+    git_dir = cfg.worklog_dir / ".git"
+    if not git_dir.exists() and not git_dir.is_symlink():
+        return False
+    if git_dir.is_dir() and not git_dir.is_symlink() and Repo(cfg).url() == url:
+        return True
+    raise FleetError(f"{cfg.worklog_dir} is already a git repository (of "
+                     f"{fleetrepo.redacted_url(Repo(cfg).url()) if git_dir.is_dir() else 'elsewhere'}); agentd makes "
+                     "a fleet only of a worklog dir that is none: move its .git away, or point worklog_dir elsewhere")
+
+
+def _attributes(cfg) -> None:
+    """``.gitattributes`` with the worklogs' union merge (the line added to a person's file, never replacing it)."""
+    p = cfg.worklog_dir / ".gitattributes"
+    text = p.read_text(encoding="utf-8", errors="replace") if p.is_file() else ""
+    if ATTRIBUTES.strip() not in text.splitlines():
+        with open(p, "a", encoding="utf-8") as f:
+            f.write(("" if not text or text.endswith("\n") else "\n") + ATTRIBUTES)
+
+
+def init(cfg, url: str) -> str:
+    """Start a fleet at ``url`` (an empty repository).  Returns what to say."""
+    if _refuse_existing(cfg, url):
+        return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+    cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
+    heads, _ = fleetrepo.remote_heads(Repo(cfg), url)
+    if heads:
+        raise FleetError(f"{fleetrepo.redacted_url(url)} already holds a fleet (branch {heads[0]}): "
+                         f"`agentd fleet join {url}` joins it")
+    fleetrepo.init_repo(Repo(cfg), "main", url)
+    r = Repo(cfg)
+    _attributes(cfg)
+    r.git("add", "--", ".gitattributes", *([r.own] if (r.dir / r.own).is_file() else []))
+    r.git("commit", "-q", "--no-verify", "-m", f"agentd {cfg.host}: start the fleet")
+    pushed = r.push()
+    _record(cfg, r, pushed.status == "pushed")
+    if pushed.status != "pushed":
+        return (f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)}, but the first push was "
+                f"{pushed.status} ({pushed.detail}): `agentd sync` tries again")
+    return f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)} (branch main); other hosts: " \
+           f"`agentd fleet join {fleetrepo.redacted_url(url)}`"
+
+
+def join(cfg, url: str) -> str:
+    """Join the fleet at ``url``.  Returns what to say."""
+    if _refuse_existing(cfg, url):
+        return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+    cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
+    heads, head = fleetrepo.remote_heads(Repo(cfg), url)
+    if not heads:
+        raise FleetError(f"{fleetrepo.redacted_url(url)} is empty: `agentd fleet init {url}` starts a fleet there")
+    branch = head if head in heads else ("main" if "main" in heads else heads[0])
+    fleetrepo.init_repo(Repo(cfg), branch, url)
+    try:
+        return _join(cfg, Repo(cfg), url, branch)
+    except BaseException:
+        shutil.rmtree(cfg.worklog_dir / ".git", ignore_errors=True)  # agentd's own, just made: as before the join
+        raise
+
+
+def _join(cfg, r: Repo, url: str, branch: str) -> str:
+    got = r.fetch()
+    if not got.ok:
+        raise FleetError(f"cannot fetch {fleetrepo.redacted_url(url)}: {got.said()}")
+    fetched = r.ref(FETCHED)
+    if (r.dir / r.own).is_file():  # this host's worklog keeps its bytes: committed, then merged (union)
+        r.git("add", "--", r.own)
+        r.git("commit", "-q", "--no-verify", "-m", f"agentd {cfg.host}: {r.own} joins the fleet")
+        how, what = r.merge(fetched, f"agentd {cfg.host}: join the fleet", unrelated=True)
+        if how in ("conflict", "refused"):
+            raise FleetError(f"joining {fleetrepo.redacted_url(url)}: git would not merge: {', '.join(what)[:300]}")
+    else:
+        r.git("checkout", "-q", "-B", branch, fetched)
+    r.git("update-ref", SEEN, fetched)
+    pushed = r.push() if r.ref("HEAD") != fetched else None
+    _record(cfg, r, pushed is None or pushed.status == "pushed")
+    tail = "" if pushed is None or pushed.status == "pushed" else \
+        f"; the push was {pushed.status} ({pushed.detail}): `agentd sync` tries again"
+    return f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)} (branch {branch}){tail}"
+
+
+def _record(cfg, r: Repo, ok: bool) -> None:
+    try:
+        cfg.ensure_state_dir()
+        state.write(cfg, {"at": time.time(), "ok": ok, "warning": "" if ok else "the first push did not go through",
+                          "kind": "" if ok else "unreachable", "last_ok": time.time() if ok else None,
+                          "unpushed": r.ahead(r.ref(SEEN)), "remote": fleetrepo.redacted_url(r.url()),
+                          "head": r.ref("HEAD") or ""})
+    except OSError:
+        pass  # the next sync writes it
