@@ -16,7 +16,7 @@ INTERRUPTED = "interrupted"
 DEFERRED = "deferred"
 CANCELLED = "cancelled"
 NOTE = "note"
-WAITING = "waiting"  # parked: for a person's APPROVE/DENY, or for a usage limit to reset
+WAITING = "waiting"  # parked: for a person's APPROVE/DENY, a usage limit to reset, or a Slurm job to end
 
 ENTRY = (RUNNING, DONE, FAILED, BLOCKED, INTERRUPTED, DEFERRED, CANCELLED, NOTE, WAITING)
 OUTCOMES = (DONE, FAILED, BLOCKED, DEFERRED, INTERRUPTED, WAITING)
@@ -37,4 +37,5 @@ class Cause:
     BUDGET = "budget"  # one of the run's own limits: max_steps, run_timeout, tokens or usd per run
     DISK_FULL = "disk-full"  # the disk filled (agentd could not write, or the run left it full)
     QC = "qc"  # a run that succeeded failed one of its task's ``expect:`` gates (wake/results.py)
-    ALL = (APPROVAL, AUTH, USAGE_LIMIT, RATE_LIMIT, DAILY_LIMIT, BUDGET, DISK_FULL, QC)
+    SLURM = "slurm"  # submitted to Slurm: parked until its job ends (runners/slurm.py)
+    ALL = (APPROVAL, AUTH, USAGE_LIMIT, RATE_LIMIT, DAILY_LIMIT, BUDGET, DISK_FULL, QC, SLURM)

@@ -249,7 +249,7 @@ def _held(t: Task, statuses, after: dict, facts: Facts) -> str | None:
             if loop:
                 return (f"waits for {dep}, but the `after` links go round in a loop ({' → '.join(loop)}), so none "
                         "of them can start; remove one `after`")
-            return f"waits for {dep} ({statuses[dep]})"
+            return f"waits for {dep} ({facts.waits.get(dep) or statuses[dep]})"
     if t.attrs.get("gpu") and not facts.has_gpu:
         return "needs a GPU and none is present"
     if t.runner == "agent" and facts.agent_backend is None:

@@ -187,7 +187,9 @@ def _facts(cfg, store, state, defs: list[Task], has_gpu: bool | None, now: float
         from agentd.agent.budget import utc_day  # lazy: only with a store
         from agentd.store.history import gather  # lazy: only with a store
 
-        facts.waits = why_waiting(store, cfg.host, state.answers)
+        from agentd.store import slurm  # lazy: only with a store
+
+        facts.waits = {**why_waiting(store, cfg.host, state.answers), **slurm.waits(store, cfg.host)}
         facts.history = gather(store, cfg.host)  # this host's finished runs, counted once per load
         per_day = float(cfg["budget"]["usd_per_day"])
         spent = store.ledger_day(utc_day(now))[1]

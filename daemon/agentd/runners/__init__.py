@@ -4,6 +4,8 @@
     experiment  built-in health / cuda-probe / model-bench (runners/experiment.py)
     agent       the LLM agent loop over a chat API         (runners/agent.py -> agentd.agent.agent)
     cli agent   claude-cli / codex-cli, whole processes    (runners/cli_agent.py)
+    slurm       a command or experiment with ``slurm:``, submitted and parked; collected when it ends
+                                                           (runners/slurm.py)
 
 An agent run works in a workspace of its own, or a new git worktree for a ``{repo: PATH}``
 task, made here before it starts (``worktrees.prepare``); after a ``repo:`` run agentd commits
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from agentd.errors import WorkspaceError
 from agentd.providers import resolve_provider_name
-from agentd.runners import agent, cli_agent, command, experiment
+from agentd.runners import agent, cli_agent, command, experiment, slurm
 from agentd.tasks.job import Job, Outcome
 from agentd.workspace import worktrees
 
@@ -30,6 +32,8 @@ def run(job: Job) -> Outcome:
     if kind != "agent" and job.task.attrs.get("repo"):
         return Outcome("blocked", f"not run: `repo:` is for agent tasks; a {job.task.kind} runs where a person "
                        "says (a command task's `cwd:`)", reason="repo: on a task that is not an agent's")
+    if slurm.is_slurm(job):
+        return slurm.run(job)
     if kind == "command":
         return command.run(job)
     if kind == "experiment":

@@ -23,7 +23,6 @@ def run(job: Job) -> Outcome:
     result_path = job.run_dir / "result.json"
     result_path.unlink(missing_ok=True)
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
-    spec = json.dumps({"name": name, "attrs": job.task.attrs, "run_dir": str(job.run_dir), "snapshot": job.snapshot})
 
     def on_line(line: str) -> None:
         if line.startswith("PHASE "):
@@ -33,13 +32,26 @@ def run(job: Job) -> Outcome:
         code, killed_for = procs.watch([sys.executable, "-m", "agentd.experiments"], cwd=job.run_dir,
                                        env=child_env(job), out_path=out_path, err_path=err_path, wall=wall,
                                        idle=idle, max_bytes=cfg["max_output_mib"] * 2**20,
-                                       input=spec.encode("utf-8"), on_stdout_line=on_line)
+                                       input=spec(job).encode("utf-8"), on_stdout_line=on_line)
     except procs.Stopped:
         return Outcome("interrupted", f"agentd was stopped while experiment {name} ran; it was killed")
     finally:
         for path in (out_path, err_path):
             if path.exists():
                 redact_file(path, cfg.env)
+    return from_result(job, code, killed_for)
+
+
+def spec(job: Job) -> str:
+    """What the experiment's process reads on stdin: its name, attrs, run directory and the host's snapshot."""
+    return json.dumps({"name": job.task.title, "attrs": job.task.attrs, "run_dir": str(job.run_dir),
+                       "snapshot": job.snapshot})
+
+
+def from_result(job: Job, code: int | None, killed_for: str | None) -> Outcome:
+    """The outcome of an experiment's process that ended: its run directory's result.json (also read for
+    one that ran on Slurm: ``runners/slurm.py``)."""
+    name, result_path, err_path = job.task.title, job.run_dir / "result.json", job.run_dir / "stderr.txt"
     try:
         r = json.loads(result_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -98,6 +98,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             used_percent REAL NOT NULL, resets_at REAL NOT NULL, minutes INTEGER, run TEXT, at REAL NOT NULL);
         CREATE INDEX windows_provider ON windows (provider, window, id);
     """),
+    # A command or experiment run submitted to Slurm (store/slurm.py): its job, and where it stood when
+    # a wake last looked.
+    ("011_slurm", """
+        CREATE TABLE slurm_jobs (
+            run_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, task_id TEXT NOT NULL, host TEXT,
+            submitted_at TEXT NOT NULL, state TEXT, polled_at TEXT, note TEXT, exit_code INTEGER,
+            ended_at TEXT);
+        CREATE INDEX slurm_jobs_task ON slurm_jobs (task_id);
+    """),
 ]
 
 

@@ -12,7 +12,9 @@ Two things can be left over:
   its checkpoint, if its task is still open;
 * runs parked as ``waiting`` (``waiting``): a person's APPROVE/DENY line is taken into the
   store, and a run whose answer or usage-limit reset has come is resumed from its
-  checkpoint; a request nobody answered in time ends its run blocked.
+  checkpoint; a request nobody answered in time ends its run blocked; a run parked on a Slurm job
+  has its job polled (``runners/slurm.py``, bounded: a wake never waits for a job): one that ended is
+  collected as its run's resume, and one whose task a person closed or reopened is ``scancel``led.
 
 Whatever settling appends is folded into the read it was given, so the queue is built
 from that one read of the worklog.
@@ -25,8 +27,10 @@ import os
 from agentd import statuses
 from agentd.agent import approvals
 from agentd.recordtype import Factory, Record
+from agentd.runners import slurm
 from agentd.sandbox.procs import kill_orphan
 from agentd.store import clock
+from agentd.store import slurm as slurm_jobs
 from agentd.store.clock import MAX_WAIT_S
 from agentd.tasks.task import AGENT_KINDS
 from agentd.times import parse
@@ -50,10 +54,13 @@ class Leftovers(Record):
     notes: list = Factory(list)  # what was done about processes a run left behind
     ready: list = Factory(list)  # (task id, run id) of waiting runs whose answer or reset has come
     expired: list = Factory(list)  # (task id, run id, request row) of approval requests nobody answered
+    collect: list = Factory(list)  # (task id, run id) of runs parked on a Slurm job that ended
+    on_slurm: list = Factory(list)  # slurm_jobs rows of runs whose job has not ended
 
     def task_ids(self) -> set[str]:
         """Tasks with a run to take up (for `wake --task`: a waiting task whose answer came may be named)."""
-        return {t for t, _ in self.ready} | ({self.agent_run[0]} if self.agent_run else set()) | set(self.reruns)
+        return ({t for t, _ in self.ready} | ({self.agent_run[0]} if self.agent_run else set()) | set(self.reruns)
+                | {t for t, _ in self.collect})
 
     def resume(self, cfg, store, view) -> Resume | None:
         """The run to take up now, decided against the queue (which counts the entries settling wrote)."""
@@ -65,6 +72,10 @@ class Leftovers(Record):
             else:  # a person closed or reopened the task meanwhile: that says it all
                 store.update_run(run_id, status=statuses.CANCELLED,
                                  reason=f"its task was {t.status if t else 'removed'} while the run waited")
+        for row in self.on_slurm:
+            t = by_id.get(row["task_id"])
+            if t is None or t.status != statuses.WAITING:  # a person closed or reopened its task: stop its job
+                print(slurm.cancel(cfg, store, row, f"its task was {t.status if t else 'removed'} while its job ran"))
         held = agents_held(cfg) if self.agent_run or self.ready else None
         if held:
             print(f"agent runs wait to resume: {held}")
@@ -79,6 +90,12 @@ class Leftovers(Record):
             t = by_id.get(task_id)
             if t is not None and t.status in (statuses.INTERRUPTED, statuses.OPEN):  # not blocked by its attempts
                 return Resume(t, new_run_id(store), False)
+        for task_id, run_id in self.collect:  # a Slurm job that ended: collected as its run's resume
+            t = by_id.get(task_id)
+            if t is not None and t.status == statuses.WAITING:
+                return Resume(t, run_id, True)
+            store.update_run(run_id, status=statuses.CANCELLED,
+                             reason=f"its task was {t.status if t else 'removed'} while its Slurm job ran")
         for task_id, run_id in [] if held else self.ready:
             t = by_id.get(task_id)
             if t is not None and t.status == statuses.WAITING:
@@ -154,6 +171,13 @@ def interrupted(cfg, store, state) -> Leftovers:
             # the finding reached the worklog but the wake died before its runs row was updated
             store.update_run(run_id, status=latest["status"])
             continue
+        job = slurm_jobs.of_run(store, run_id)
+        if job is not None:  # killed after sbatch took the job: park the run on it, never submit it twice
+            store.update_run(run_id, status=statuses.WAITING, reason=f"Slurm job {job['job_id']}")
+            state.add_entry(append_entry(cfg, store, run_id, task_id, statuses.WAITING,
+                                         f"**waiting** · submitted to Slurm as job {job['job_id']} (the wake that "
+                                         "submitted it was killed before it could say so)", state.max_seq))
+            continue
         orphan = kill_orphan(run_id)
         if orphan:
             left.notes.append(f"run {run_id}: {orphan}")
@@ -170,9 +194,17 @@ def interrupted(cfg, store, state) -> Leftovers:
 def waiting(cfg, store, state, left: Leftovers, now: float) -> None:
     """Parked runs: take people's APPROVE/DENY lines into the store; a run whose answer or usage reset
     has come is ready to resume; one whose request expired unanswered ends blocked (``resume`` decides,
-    once the queue says whether a person closed its task meanwhile)."""
+    once the queue says whether a person closed its task meanwhile).  A run parked on a Slurm job has
+    its job polled: ``collect`` when it ended, ``on_slurm`` while it runs."""
+    on_slurm = {row["run_id"]: row for row in slurm_jobs.parked(store, cfg.host)}
+    if on_slurm:
+        ended = {row["run_id"] for row in slurm.poll(cfg, store, list(on_slurm.values()))}
+        left.collect = [(row["task_id"], r) for r, row in on_slurm.items() if r in ended]
+        left.on_slurm = [row for r, row in on_slurm.items() if r not in ended]
     for run in store.waiting_runs(host=cfg.host):
         run_id, task_id = run["run_id"], run["task_id"]
+        if run_id in on_slurm:
+            continue
         states = [approvals.settle(store, state.answers, row, now) for row in store.approvals(run_id)]
         if states and states[-1] == "expired":
             left.expired.append((task_id, run_id, store.approvals(run_id)[-1]))

@@ -43,6 +43,12 @@ def _metrics_file(v) -> tuple[object, str | None]:
     return (None, why.removeprefix("metrics: ")) if why else (v, None)
 
 
+def _slurm(v) -> tuple[object, str | None]:
+    from agentd.tasks import slurmspec  # lazy: only a line with this attr
+
+    return slurmspec.check(v)
+
+
 def _window(v) -> tuple[object, str | None]:
     # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
     from agentd.metrics import gates
@@ -79,6 +85,8 @@ ATTR_FIELDS: dict[str, Field] = {
     "every": Field("checked", None, "a recurring task: run again this long after its last run (30m, 6h, 1d, 2w)",
                    check=_every),
     "accept_claimed": Field("bool", None, "gates may decide on metrics an agent only claimed"),
+    "slurm": Field("checked", None, "command and experiment tasks: submit to Slurm, like {partition: gpu, gpus: 1, "
+                   "time: \"2:00:00\"} (docs/slurm.md)", check=_slurm),
 }
 FILE_FIELDS: dict[str, Field] = {
     **ATTR_FIELDS,
