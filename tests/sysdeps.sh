@@ -15,6 +15,8 @@ DEPS='
 bwrap     bubblewrap          need        the agent sandbox (tests/sandbox/test_sandbox.py and every agent test)
 faketime  faketime            need        clock jumps (tests/store/test_clock.py)
 chromium  chromium            need        headless Chromium for the report page (tests/report/test_page_browser.py)
+sbatch    slurm-wlm           need        a one-node Slurm cluster for Slurm tasks (tests/runners/test_slurm.py)
+munge     munge               need        munged: authentication for the test Slurm cluster (tests/runners/slurm_cluster.py)
 npm       nodejs,npm          want        the pinned claude/codex CLIs (tests/runners/test_cli_contract.py)
 '
 

@@ -24,10 +24,10 @@ REAL = ("sh", "tr", "sed", "wc", "env", "true")
 CHMOD = shutil.which("chmod")
 
 
-def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "chromium", "npm"), uid=0, apt="fail", sudo="refuse",
+def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "chromium", "sbatch", "munge", "npm"), uid=0, apt="fail", sudo="refuse",
          has_apt=True) -> Path:
     """A PATH dir: the real tools, then the stand-ins.  apt: fail, or install (creates the stand-ins of
-    the packages it is asked for, as apt-get would put bwrap, faketime, chromium, npm on PATH)."""
+    the packages it is asked for, as apt-get would put bwrap, faketime, chromium, sbatch, munge, npm on PATH)."""
     d = tmp_path / "bin"
     d.mkdir()
     for name in REAL:
@@ -42,7 +42,8 @@ def _bin(tmp_path: Path, *, present=("bwrap", "faketime", "chromium", "npm"), ui
         stand_in(cmd, "exit 0")
     stand_in("id", f'[ "$1" = -u ] && echo {uid}')
     if has_apt:
-        installs = {"bubblewrap": "bwrap", "faketime": "faketime", "chromium": "chromium", "npm": "npm"}
+        installs = {"bubblewrap": "bwrap", "faketime": "faketime", "chromium": "chromium", "slurm-wlm": "sbatch",
+                    "munge": "munge", "npm": "npm"}
         make_cmd = " ".join(f'[ "$p" = {pkg} ] && printf "#!/bin/sh\\nexit 0\\n" > {d}/{cmd} && {CHMOD} +x {d}/{cmd};'
                             for pkg, cmd in installs.items())
         body = ("exit 100" if apt == "fail" else
@@ -84,7 +85,7 @@ def _apt_calls(tmp_path: Path) -> list[str]:
 
 
 def test_without_bwrap_and_no_way_to_install_make_test_stops_at_once_with_one_line(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=1000, sudo="refuse")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "sbatch", "munge", "npm"), uid=1000, sudo="refuse")
     r = _make(bindir, "test")
     assert r.returncode != 0
     lines = (r.stdout + r.stderr).splitlines()
@@ -95,7 +96,7 @@ def test_without_bwrap_and_no_way_to_install_make_test_stops_at_once_with_one_li
 
 
 def test_as_root_an_apt_get_that_fails_still_ends_in_the_one_line(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=0, apt="fail")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "sbatch", "munge", "npm"), uid=0, apt="fail")
     r = _make(bindir, "sysdeps")
     assert r.returncode != 0
     assert _apt_calls(tmp_path) == ["apt-get update -qq"]
@@ -107,14 +108,14 @@ def test_as_root_the_missing_packages_are_installed_and_make_test_goes_on(tmp_pa
     bindir = _bin(tmp_path, present=("npm",), uid=0, apt="install")
     r = _make(bindir, "test")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert _apt_calls(tmp_path) == ["apt-get update -qq", "apt-get install -y -qq bubblewrap faketime chromium"]
+    assert _apt_calls(tmp_path) == ["apt-get update -qq", "apt-get install -y -qq bubblewrap faketime chromium slurm-wlm munge"]
     assert _calls(tmp_path)[-1] == "python -m pytest"
     assert (bindir / "bwrap").exists() and (bindir / "faketime").exists() and (bindir / "chromium").exists()
     assert "needed by the tests" not in r.stdout + r.stderr
 
 
 def test_with_passwordless_sudo_they_are_installed_through_sudo(tmp_path):
-    bindir = _bin(tmp_path, present=("faketime", "chromium", "npm"), uid=1000, apt="install", sudo="allow")
+    bindir = _bin(tmp_path, present=("faketime", "chromium", "sbatch", "munge", "npm"), uid=1000, apt="install", sudo="allow")
     r = _make(bindir, "sysdeps")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap" in _calls(tmp_path)
@@ -130,14 +131,14 @@ def test_with_everything_present_no_apt_get_runs(tmp_path):
 
 
 def test_npm_is_installed_where_it_can_be_and_its_absence_only_noted(tmp_path):
-    bindir = _bin(tmp_path, present=("bwrap", "faketime", "chromium"), uid=1000, sudo="refuse")
+    bindir = _bin(tmp_path, present=("bwrap", "faketime", "chromium", "sbatch", "munge"), uid=1000, sudo="refuse")
     r = _make(bindir, "sysdeps")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "note: nodejs npm not installed: the tests that need it skip, saying so" in r.stderr
 
 
 def test_a_host_without_apt_get_gets_the_one_line_naming_the_packages(tmp_path):
-    bindir = _bin(tmp_path, present=("chromium", "npm"), uid=0, has_apt=False)
+    bindir = _bin(tmp_path, present=("chromium", "sbatch", "munge", "npm"), uid=0, has_apt=False)
     r = _make(bindir, "sysdeps")
     assert r.returncode != 0
     lines = (r.stdout + r.stderr).splitlines()
