@@ -70,3 +70,24 @@ def test_an_unknown_status_or_a_bad_span_is_a_usage_error_naming_the_flag(home, 
         r = run_cli("runs", f"--since={bad}")
         assert r.returncode == 2 and "Traceback" not in r.stderr, (bad, r.stderr)
         assert f"--since {bad!r}" in r.stderr and "30d, 2w, 12h" in r.stderr, r.stderr
+
+
+def test_a_span_past_a_hundred_years_is_a_usage_error_in_runs_and_report(home):
+    """`--since 999999999d` made a 22 GB report, `99999999999999999999d` a traceback (time.gmtime)."""
+    for cmd in (("runs",), ("report", "--json")):
+        for bad in ("36600d", "999999999d", "99999999999999999999d", "9" * 400 + "d", "6000w"):
+            r = run_cli(*cmd, f"--since={bad}")
+            assert r.returncode == 2 and "Traceback" not in r.stderr, (cmd, bad, r.stderr)
+            assert f"--since {bad!r}" in r.stderr and "100 years" in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_spans_take_decimals_in_every_unit_and_units_in_either_case():
+    from agentd.cli.since import since_seconds
+
+    assert since_seconds("1.5w") == 1.5 * 7 * 86400
+    assert since_seconds("1.5d") == 1.5 * 86400
+    assert since_seconds("2W") == since_seconds("2w") == 14 * 86400
+    assert since_seconds("12H") == 12 * 3600 and since_seconds("90M") == since_seconds("90m") == 5400
+    assert since_seconds("30S") == 30 and since_seconds("5min") == since_seconds("5MIN") == 300
+    assert since_seconds("36500d") == 36500 * 86400  # a hundred years is the most

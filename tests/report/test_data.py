@@ -194,3 +194,14 @@ def test_100000_runs_give_a_bounded_report(home, monkeypatch):
     assert 0 < len(d["metrics"]) <= 20 and all(len(m["points"]) <= 500 for m in d["metrics"])
     assert len(d["reliability"]) <= 50
     assert len(json.dumps(d)) < 1_000_000
+
+
+def test_a_span_past_400_days_is_cut_to_400_days_and_says_so(home):
+    """`--since 999999999d` once built a 22 GB report: the range is at most data.MAX_DAYS days."""
+    d = report("--since", "36500d")
+    assert len(d["days"]) == len(d["runs_per_day"]) == len(d["spend_per_day"]) == data.MAX_DAYS == 400
+    assert d["days"][-1] == iso(NOW)[:10] and d["since"] == d["days"][0] + "T00:00:00Z"
+    assert d["since_asked"] == iso(NOW - 36500 * DAY)
+    assert len(json.dumps(d)) < 100_000
+    short = report("--since", "2d")
+    assert short["since_asked"] is None and short["since"] == iso(NOW - 2 * DAY)

@@ -42,3 +42,11 @@ def test_every_text_is_escaped_for_html_and_for_the_terminal():
 def test_a_host_with_no_runs_gets_no_plot_but_says_so():
     html = page.render(reportdata.empty())
     assert "<svg" not in html and "No runs yet" in html and "No runs in this range." in html
+
+
+def test_a_range_cut_to_400_days_says_so_at_the_top():
+    d = reportdata.full()
+    assert 'data-key="since_asked"' not in page.render(d)
+    d["since_asked"] = "1926-12-07T05:00:00Z"
+    html = page.render(d)
+    assert "covers at most 400 days: asked from 1926-12-07 05:00 UTC" in html

@@ -31,6 +31,7 @@ MAX_QUEUE = 50
 MAX_RELIABILITY = 50
 MAX_LISTED = 100  # approvals, blocked tasks, rules
 PASS_K = 3
+MAX_DAYS = 400  # the range's days at most (the page's cap too): a longer --since is cut to them
 ENDED = ("done", "failed", "blocked")
 DAY = 86400
 
@@ -47,7 +48,7 @@ def day_list(since: float, until: float) -> list[str]:
 
 def empty(cfg, since: float, now: float) -> dict:
     return {"report": VERSION, "host": cfg.host, "generated_at": iso(now), "since": iso(since), "until": iso(now),
-            "days": [], "attention": {"approvals": [], "blocked": [], "rules": []},
+            "since_asked": None, "days": [], "attention": {"approvals": [], "blocked": [], "rules": []},
             "runs_per_day": [], "success": {"done": 0, "ended": 0, "rate": None}, "spend_per_day": [],
             "budget_usd_per_day": _budget(cfg), "by_provider": [], "metrics": [], "reliability": [], "queue": [],
             "last_runs": [], "totals": {"runs": 0, "usd": 0.0, "input_tokens": 0, "output_tokens": 0}}
@@ -63,8 +64,12 @@ def _budget(cfg) -> float | None:
 def gather(cfg, store, since_s: float, now: float, view=None) -> dict:
     """The report's numbers over the ``since_s`` seconds before ``now``.  ``store``: a Store (read-only
     is enough) or None; ``view``: the queue (``queue.load``) or None where there is no worklog."""
-    since = now - since_s
+    since, asked = now - since_s, None
+    first = now - now % DAY - (MAX_DAYS - 1) * DAY  # the oldest day's start the report covers
+    if since < first:
+        since, asked = first, now - since_s
     out = empty(cfg, since, now)
+    out["since_asked"] = None if asked is None else iso(max(asked, -62135596800))  # (year 1 at the oldest)
     if view is not None:
         _from_queue(out, view)
     out["days"] = days = day_list(since, now)

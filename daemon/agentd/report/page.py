@@ -133,6 +133,9 @@ def _header(d: dict) -> str:
     out = [f"<header><h1>agentd report: {esc(d.get('host'), 80)}</h1>",
            f'<p class="muted">From {when(d.get("since"))} to {when(d.get("until"))}; '
            f'written {when(d.get("generated_at"))}.</p>']
+    if d.get("since_asked"):
+        out.append(f'<p class="empty" data-key="since_asked">The report covers at most {MAX_DAYS} days: asked from '
+                   f'{when(d.get("since_asked"))}, it starts at {when(d.get("since"))}.</p>')
     if not t.get("runs"):
         out.append(f'<p class="empty" data-key="no-runs">No runs yet: agentd has run no task on this host between '
                    f'{when(d.get("since"))} and {when(d.get("until"))}. Add a task to the worklog, or run '
