@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -36,22 +37,71 @@ def gather(cfg, since_s: float, now: float | None = None) -> dict:
             store.close()
 
 
-def write(path: Path, text: str) -> None:
-    """``text`` to ``path`` atomically (a temporary file beside it, then renamed over it)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def target(path: Path) -> tuple[str, Path, os.stat_result | None]:
+    """Where ``-o path`` writes: ``("file", the path with its links resolved, its stat or None)`` for a
+    regular file or a new one; ``("stream", ...)`` for a FIFO or a character device (written to as it is,
+    never replaced: `-o /dev/null` as root once turned /dev/null into a regular file).  A directory, a
+    missing directory or any other kind of file is a UsageError."""
+    real = Path(os.path.realpath(path))
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        st = os.stat(real)
+    except FileNotFoundError:
+        if not real.parent.is_dir():
+            raise UsageError(f"-o {path}: its directory {real.parent} does not exist") from None
+        return "file", real, None
+    except OSError as e:
+        raise _io(e, path) from None
+    if stat.S_ISREG(st.st_mode):
+        return "file", real, st
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"-o {path}: is a directory; give a file name")
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        return "stream", real, st
+    raise UsageError(f"-o {path}: not a regular file (nor a FIFO or a character device); give a file name")
+
+
+def _io(e: OSError, path) -> Exception:
+    err = io_error(OSError(e.errno, e.strerror), str(path))  # (named by -o's path, not the temporary's)
+    return err if err is not None else StateError(f"cannot write {path}: {e.strerror or e}")
+
+
+def write(path: Path, text: str) -> None:
+    """``text`` to ``path`` (``target``): a regular file atomically (a temporary file beside it, named
+    short, then renamed over it; an existing file keeps its mode and, where it can, its owner; a new one
+    is 0600: the page holds entries and approvals), a FIFO or a character device written to directly."""
+    kind, real, st = target(path)
+    data = text.encode("utf-8")
+    if kind == "stream":
+        try:
+            fd = os.open(real, os.O_WRONLY | os.O_NOCTTY)  # (no O_CREAT: it is there, or this fails)
+            with open(fd, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise _io(e, path) from None
+        return
+    import tempfile  # lazy: only for a page written to a file
+
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=".report-", suffix=".tmp")  # 0600
+        with open(fd, "wb") as f:
+            if st is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
+                try:
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                except OSError:
+                    pass  # (not ours to give away: it keeps the writer's)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        err = io_error(OSError(e.errno, e.strerror), str(path))  # (named by -o's path, not the temporary's)
-        raise (err if err is not None else StateError(f"cannot write {path}: {e.strerror or e}")) from None
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise _io(e, path) from None
 
 
 def run(cfg, args) -> int:
@@ -61,15 +111,15 @@ def run(cfg, args) -> int:
     if args.json:
         sys.stdout.write(json.dumps(gather(cfg, since_s), indent=1, ensure_ascii=False) + "\n")
         return 0
-    path = Path(args.output).expanduser() if args.output else cfg.state_dir / "report.html"
-    if path.is_dir():
-        raise UsageError(f"-o {path}: is a directory; give a file name")
-    if args.output is None:
-        cfg.ensure_state_dir()
-    elif not path.parent.is_dir():
-        raise UsageError(f"-o {path}: its directory {path.parent} does not exist")
     from agentd.report.page import render  # lazy: the page only for HTML
 
+    if args.output == "-":
+        sys.stdout.write(render(gather(cfg, since_s)))
+        return 0
+    path = Path(args.output).expanduser() if args.output else cfg.state_dir / "report.html"
+    if args.output is None:
+        cfg.ensure_state_dir()
+    target(path)  # (a bad -o is said before the report is gathered)
     write(path, render(gather(cfg, since_s)))
     print(path)
     return 0
