@@ -14,7 +14,9 @@ from agentd.cli.since import since_seconds
 from agentd.errors import StateError, UsageError, WorklogError, io_error
 from agentd.queue import queue
 from agentd.report.data import gather as gather_data
+from agentd.store.migrations import MIGRATIONS, migrate
 from agentd.store.store import Store
+from agentd.store.storedb import Tx
 from agentd.wake.lock import wake_running
 
 DEFAULT_SINCE = "30d"
@@ -23,7 +25,7 @@ DEFAULT_SINCE = "30d"
 def gather(cfg, since_s: float, now: float | None = None) -> dict:
     """The report's numbers: the store opened read-only, the queue read as `agentd queue` reads it."""
     now = time.time() if now is None else now
-    store = Store.read_only(cfg.store_path) if cfg.store_path.is_file() else None
+    store = open_store(cfg.store_path) if cfg.store_path.is_file() else None
     try:
         view = None
         if cfg.worklog_path.exists():
@@ -35,6 +37,46 @@ def gather(cfg, since_s: float, now: float | None = None) -> dict:
     finally:
         if store is not None:
             store.close()
+
+
+def open_store(path: Path) -> Store:
+    """The store, read-only where it is up to date.  One an older agentd made (a migration it has not had:
+    no ``approvals`` table, no ``host`` column) is opened as other commands open it, which migrates it;
+    where it can't be written, it is read through a copy migrated in memory (the file left as it is)."""
+    store = Store.read_only(path)
+    have = {r[0] for r in store.db.execute("SELECT name FROM migrations")}
+    if {name for name, _ in MIGRATIONS} <= have:
+        return store
+    store.close()
+    return migrated(path) or in_memory(path)
+
+
+def migrated(path: Path) -> Store | None:
+    """``Store(path)``, migrated; None where the state dir can't be written (it fell back to reading)."""
+    try:
+        store = Store(path)
+    except StateError:
+        return None
+    if store.readonly:
+        store.close()
+        return None
+    return store
+
+
+def in_memory(path: Path) -> Store:
+    """A read-only Store over a copy of the file at ``path`` in memory, migrated there."""
+    import sqlite3  # lazy: only for an old store that can't be written
+
+    store = Store.read_only(path)
+    mem = sqlite3.connect(":memory:", isolation_level=None, factory=type(store.db))
+    mem.row_factory = store.db.row_factory
+    mem.agentd_path = path
+    store.db.backup(mem)
+    store.db.close()
+    store.db = mem
+    migrate(mem, lambda: Tx(mem))
+    mem.execute("PRAGMA query_only=1")
+    return store
 
 
 def target(path: Path) -> tuple[str, Path, os.stat_result | None]:
