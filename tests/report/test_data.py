@@ -205,3 +205,32 @@ def test_a_span_past_400_days_is_cut_to_400_days_and_says_so(home):
     assert len(json.dumps(d)) < 100_000
     short = report("--since", "2d")
     assert short["since_asked"] is None and short["since"] == iso(NOW - 2 * DAY)
+
+
+def test_a_point_is_failed_only_where_its_runs_qc_verdict_names_its_metric(tmp_path):
+    """The pilot run failed only on token_limit_rate: its `yield` (no gate) and `tflops` (passed) are not."""
+    from agentd.metrics.metric import Metric
+    from agentd.report import series
+    from agentd.store import metrics as sm
+
+    s = Store(tmp_path / "s.sqlite3")
+    at_ = iso(NOW - 3600)
+    reasons = {"pilot": "QC: token_limit_rate 0.1 < 0.10: FAIL",
+               "both": "QC: tflops 80 >= 90: FAIL; token_limit_rate 0.2 < 0.10: FAIL",
+               "unread": "QC: expect: yield: 'soon' is not a condition (a condition that can't be read never passes)",
+               "cut": "QC: tflops 80 >= 90: FAIL; token_limit_rate 0.2 < 0.1" + "0" * 600 + "..."}
+    for run, reason in reasons.items():
+        s.start_run(run_id=run, task_id="t", kind="command", title="t", status="failed", started_at=at_,
+                    reason=reason, host="h")
+        sm.add(s, run, "t", "h", [Metric("token_limit_rate", 0.1), Metric("yield", 3.0), Metric("tflops", 80.0)],
+               at=at_)
+    s.close()
+    s = Store.read_only(tmp_path / "s.sqlite3")
+    try:
+        got = {m["name"]: {p["run"]: p["failed"] for p in m["points"]}
+               for m in series.gather(s, "h", iso(NOW - DAY), iso(NOW), lambda tid: None)}
+    finally:
+        s.close()
+    assert got["token_limit_rate"] == {"pilot": True, "both": True, "unread": False, "cut": True}
+    assert got["tflops"] == {"pilot": False, "both": True, "unread": False, "cut": True}
+    assert got["yield"] == {"pilot": False, "both": False, "unread": True, "cut": False}

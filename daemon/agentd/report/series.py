@@ -14,6 +14,7 @@ from agentd.store import metrics as kept
 MAX_SERIES = 20
 MAX_POINTS = 500
 CHANGE = "change: "
+QC = "QC: "
 
 
 def gather(store, host, lo: str, hi: str, task_of) -> list[dict]:
@@ -53,12 +54,28 @@ def one(store, host, lo: str, hi: str, task: str, name: str, gate_list: list) ->
         " AND (m.host = ? OR m.host IS NULL) ORDER BY m.at DESC, m.rowid DESC LIMIT ?",
         (task, name, lo, hi, host, MAX_POINTS)).fetchall()[::-1]
     points = [{"at": at, "value": float(v), "run": run,
-               "failed": status == "failed" and (reason or "").startswith("QC:")}
+               "failed": status == "failed" and name in qc_failed(reason)}
               for at, v, run, _, status, reason in rows]
     unit = rows[-1][3] if rows else ""
     return {"name": name, "unit": unit or None, "task": task, "points": points,
             "gates": [gate(store, host, task, g) for g in gate_list],
             "changes": changes(db, name, rows)}
+
+
+def qc_failed(reason) -> set:
+    """The metrics a run's QC verdict names: ``QC: tflops 80 >= 90: FAIL; token_limit_rate ...`` (each gate's
+    working starts with its metric, ``wake/results.decide``), or ``expect: yield: ...`` for a condition that
+    can't be read.  A run that failed for anything else names none."""
+    if not isinstance(reason, str) or not reason.startswith(QC):
+        return set()
+    out = set()
+    for part in reason[len(QC):].split("; "):
+        words = part.split()
+        if words[:1] == ["expect:"] and len(words) > 1:
+            out.add(words[1].rstrip(":"))
+        elif words:
+            out.add(words[0])
+    return out
 
 
 def gate(store, host, task: str, g) -> dict:
