@@ -234,3 +234,28 @@ def test_a_point_is_failed_only_where_its_runs_qc_verdict_names_its_metric(tmp_p
     assert got["token_limit_rate"] == {"pilot": True, "both": True, "unread": False, "cut": True}
     assert got["tflops"] == {"pilot": False, "both": True, "unread": False, "cut": True}
     assert got["yield"] == {"pilot": False, "both": False, "unread": True, "cut": False}
+
+
+@pytest.mark.parametrize("how", ["symlink", "directory", "missing"])
+def test_a_worklog_that_cannot_be_read_is_said_not_hidden(home, worklog, tmp_path, how):
+    """It once gave "The queue is empty" and "Nothing waits on a person"."""
+    at(NOW - 3600, "init")
+    real = tmp_path / "elsewhere.txt"
+    real.write_text(worklog.read_text() + "- [ ] a task {id: a, run: 'true'}\n")
+    worklog.unlink()
+    if how == "symlink":
+        worklog.symlink_to(real)
+    elif how == "directory":
+        worklog.mkdir()
+    d = report()
+    assert d["worklog_problem"] and str(worklog) in d["worklog_problem"], d["worklog_problem"]
+    assert "\n" not in d["worklog_problem"] and d["queue"] == []
+    r = at(NOW, "report", "-o", str(tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text()
+    assert 'data-key="worklog_problem"' in html and "Nothing waits on a person" not in html
+    assert "The queue is empty" not in html
+
+
+def test_a_readable_worklog_has_no_problem(home, worklog):
+    at(NOW - 3600, "init")
+    assert report()["worklog_problem"] is None

@@ -27,13 +27,20 @@ def gather(cfg, since_s: float, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     store = open_store(cfg.store_path) if cfg.store_path.is_file() else None
     try:
-        view = None
-        if cfg.worklog_path.exists():
+        view, problem = None, None
+        path = cfg.worklog_path
+        if not os.path.lexists(path):
+            problem = f"no worklog at {path}: `agentd init` writes one"
+        else:
             try:
                 view = queue.load(cfg, store, now=now, wake_running=wake_running(cfg))
-            except WorklogError:
-                view = None  # the rest of the report still stands on the store
-        return gather_data(cfg, store, since_s, now, view)
+            except WorklogError as e:  # the rest of the report still stands on the store; the page says so
+                problem = str(e)
+            except OSError as e:
+                problem = f"cannot read the worklog {path}: {e.strerror or e}"
+        out = gather_data(cfg, store, since_s, now, view)
+        out["worklog_problem"] = None if problem is None else " ".join(problem.split())[:2000]
+        return out
     finally:
         if store is not None:
             store.close()

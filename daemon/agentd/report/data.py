@@ -48,7 +48,7 @@ def day_list(since: float, until: float) -> list[str]:
 
 def empty(cfg, since: float, now: float) -> dict:
     return {"report": VERSION, "host": cfg.host, "generated_at": iso(now), "since": iso(since), "until": iso(now),
-            "since_asked": None, "days": [], "attention": {"approvals": [], "blocked": [], "rules": []},
+            "since_asked": None, "worklog_problem": None, "days": [], "attention": {"approvals": [], "blocked": [], "rules": []},
             "runs_per_day": [], "success": {"done": 0, "ended": 0, "rate": None}, "spend_per_day": [],
             "budget_usd_per_day": _budget(cfg), "by_provider": [], "metrics": [], "reliability": [], "queue": [],
             "last_runs": [], "totals": {"runs": 0, "usd": 0.0, "input_tokens": 0, "output_tokens": 0}}

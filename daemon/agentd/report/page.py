@@ -133,6 +133,10 @@ def _header(d: dict) -> str:
     out = [f"<header><h1>agentd report: {esc(d.get('host'), 80)}</h1>",
            f'<p class="muted">From {when(d.get("since"))} to {when(d.get("until"))}; '
            f'written {when(d.get("generated_at"))}.</p>']
+    if d.get("worklog_problem"):
+        out.append(f'<p class="empty" data-key="worklog_problem"><strong>The worklog could not be read:</strong> '
+                   f'{esc(d["worklog_problem"], MAX_WHY)}. The queue, the blocked tasks and the standing rules '
+                   "below come from it, and are unknown.</p>")
     if d.get("since_asked"):
         out.append(f'<p class="empty" data-key="since_asked">The report covers at most {MAX_DAYS} days: asked from '
                    f'{when(d.get("since_asked"))}, it starts at {when(d.get("since"))}.</p>')
@@ -159,7 +163,10 @@ def _attention(d: dict) -> str:
     a = d.get("attention") or {}
     ap, bl, ru = a.get("approvals") or [], a.get("blocked") or [], a.get("rules") or []
     out = ['<section id="attention"><h2>What needs a person</h2>']
-    if not (ap or bl or ru):
+    if d.get("worklog_problem"):
+        out.append(f"<p>{'No approval is asked' if not ap else 'Approvals asked are below'}; the blocked tasks and "
+                   "the standing rules are unknown: the worklog could not be read (see the top of the page).</p>")
+    elif not (ap or bl or ru):
         out.append("<p>Nothing waits on a person: no approval is asked, no task is blocked, no standing rule.</p>")
     if ap:
         out.append(f"<h3>Approvals asked ({len(ap):,})</h3><p>Answer with <code>agentd approve ID</code> or "
@@ -293,6 +300,8 @@ def _reliability(d: dict) -> str:
 def _queue(d: dict) -> str:
     rows = d.get("queue") or []
     out = ['<section id="queue"><h2>The queue, as the next wake sees it</h2>']
+    if not rows and d.get("worklog_problem"):
+        return out[0] + "<p>The queue is unknown: the worklog could not be read (see the top of the page).</p></section>"
     if not rows:
         return out[0] + "<p>The queue is empty: no task is waiting to run.</p></section>"
     out.append(table("queue", [("id", "id", "text"), ("title", "title", "text"), ("kind", "kind", "word"),
