@@ -58,7 +58,7 @@ def test_status_and_since_filter_the_runs_and_combine_with_task_and_limit(home, 
     assert ids("--status", "blocked") == []
     text = ok("runs", "--status", "failed", "--since", "2d").splitlines()
     assert len(text) == 2 and " broken " in text[1] and " failed " in text[1]
-    assert ok("runs", "--status", "blocked").strip() == "no runs yet."
+    assert ok("runs", "--status", "blocked").strip() == "no runs match (--status blocked)"
 
 
 def test_an_unknown_status_or_a_bad_span_is_a_usage_error_naming_the_flag(home, worklog):
@@ -91,3 +91,26 @@ def test_spans_take_decimals_in_every_unit_and_units_in_either_case():
     assert since_seconds("12H") == 12 * 3600 and since_seconds("90M") == since_seconds("90m") == 5400
     assert since_seconds("30S") == 30 and since_seconds("5min") == since_seconds("5MIN") == 300
     assert since_seconds("36500d") == 36500 * 86400  # a hundred years is the most
+
+
+def test_a_stale_running_run_is_interrupted_in_runs_filters_and_the_report(home, worklog):
+    """`runs` relabels a `running` row no wake holds as `interrupted`: --status filters on that, as the report shows it."""
+    state(home, worklog)
+    s = Store(home / ".local" / "state" / "agentd" / "agentd.sqlite3")
+    s.start_run(run_id="cut-off", task_id="fine", kind="command", title="fine", status="running",
+                started_at=iso(time.time() - 600), host="testhost")
+    s.close()
+    assert "cut-off" in ids("--status", "interrupted")
+    assert "cut-off" not in ids("--status", "running")
+    assert {r["status"] for r in json.loads(ok("runs", "--json", "--status", "interrupted"))} == {"interrupted"}
+    assert ids("--status", "interrupted", "-n", "1") == ["cut-off"]
+    last = {r["run"]: r["status"] for r in json.loads(ok("report", "--json", "--since", "1d"))["last_runs"]}
+    assert last["cut-off"] == "interrupted"
+
+
+def test_no_match_names_the_filters_rather_than_saying_no_runs_yet(home, worklog):
+    state(home, worklog)
+    assert ok("runs", "--task", "nosuch").strip() == "no runs match (--task nosuch)"
+    assert ok("runs", "--task", "nosuch", "--status", "done", "--since", "2d").strip() == \
+        "no runs match (--task nosuch --status done --since 2d)"
+    assert ok("runs", "--json", "--task", "nosuch").strip() == "[]"

@@ -155,14 +155,36 @@ def cmd_runs(args) -> int:
     from agentd.cli.status import as_seen
 
     status, since = run_filters(args)
-    runs = as_seen(cfg, store, store.runs(limit=args.limit, host=cfg.host, task=args.task, status=status,
-                                          since=since)) if store else []
+    runs = matching_runs(cfg, store, as_seen, args.limit, args.task, status, since) if store else []
     if args.json:
         _json([{k: r[k] for k in views.RUN_COLS + ("title", "summary", "reason", "defer_until", "run_dir")}
                for r in runs])
+    elif not runs and (args.task is not None or status is not None or since is not None):
+        given = [f"--{k} {v}" for k, v in (("task", args.task), ("status", status), ("since", args.since))
+                 if v is not None]
+        _print([f"no runs match ({safe(' '.join(given), 200)})"])
     else:
         _print(views.runs_text(runs))
     return 0
+
+
+def matching_runs(cfg, store, as_seen, limit, task, status, since) -> list[dict]:
+    """The runs `runs` lists, as it shows them (``as_seen``: a ``running`` row no wake holds is
+    ``interrupted``, one that ended while we looked is read again), filtered on that status, not the
+    stored one: rows stored ``running`` are read with the others, and what they turn into decides."""
+    if status is None:
+        return as_seen(cfg, store, store.runs(limit=limit, host=cfg.host, task=task, since=since))
+    where, args = ["(host=? OR host IS NULL)", "status IN (?, ?)"], [cfg.host, status, statuses.RUNNING]
+    for clause, value in (("task_id=?", task), ("started_at>=?", since)):
+        if value is not None:
+            where, args = [*where, clause], [*args, value]
+    sql = " WHERE " + " AND ".join(where)
+    running = store.db.execute(f"SELECT count(*) FROM runs{sql} AND status=?", [*args, statuses.RUNNING]).fetchone()[0]
+    # (newest first, the order they started in, as store.runs lists them; a running row may drop out)
+    sql += f" ORDER BY rowid DESC LIMIT {int(limit) + running}" if limit else " ORDER BY rowid DESC"
+    rows = [dict(r) for r in store.db.execute("SELECT * FROM runs" + sql, args)]
+    out = [r for r in as_seen(cfg, store, rows) if r["status"] == status]
+    return out[:limit] if limit else out
 
 
 RUN_STATUSES = (*statuses.OUTCOMES, statuses.RUNNING)  # what a run row can say

@@ -39,11 +39,23 @@ def gather(cfg, since_s: float, now: float | None = None) -> dict:
             except OSError as e:
                 problem = f"cannot read the worklog {path}: {e.strerror or e}"
         out = gather_data(cfg, store, since_s, now, view)
+        if store is not None:
+            _as_seen(cfg, store, out["last_runs"])
         out["worklog_problem"] = None if problem is None else " ".join(problem.split())[:2000]
         return out
     finally:
         if store is not None:
             store.close()
+
+
+def _as_seen(cfg, store, last: list[dict]) -> None:
+    """The last runs' statuses as `runs` and `status` show them: a ``running`` row no wake holds is
+    ``interrupted`` (``cli.status.as_seen``)."""
+    from agentd.cli.status import as_seen  # lazy: only where a run is listed
+
+    seen = as_seen(cfg, store, [{"run_id": r["run"], "status": r["status"]} for r in last])
+    for r, s in zip(last, seen):
+        r["status"] = s["status"]
 
 
 def open_store(path: Path) -> Store:
