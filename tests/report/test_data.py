@@ -259,3 +259,31 @@ def test_a_worklog_that_cannot_be_read_is_said_not_hidden(home, worklog, tmp_pat
 def test_a_readable_worklog_has_no_problem(home, worklog):
     at(NOW - 3600, "init")
     assert report()["worklog_problem"] is None
+
+
+def test_non_finite_numbers_in_a_tampered_store_are_null_in_valid_json(home, monkeypatch):
+    """`report --json` once printed `Infinity` (not JSON)."""
+    from agentd.metrics.metric import Metric
+    from agentd.store import metrics as sm
+
+    cfg = config.load()
+    cfg.ensure_state_dir()
+    s = Store(cfg.store_path)
+    at_ = iso(NOW - 3600)
+    s.start_run(run_id="r1", task_id="t", kind="command", title="t", status="done", started_at=at_, host="testhost")
+    sm.add(s, "r1", "t", "testhost", [Metric("tflops", 1.0), Metric("loss", 2.0)], at=at_)
+    s.db.execute("UPDATE metrics SET value = 9e999 WHERE name = 'tflops'")
+    s.db.execute("UPDATE metrics SET value = -9e999 WHERE name = 'loss'")
+    s.db.execute("UPDATE runs SET duration_s = 9e999, cost_usd = 9e999 WHERE run_id = 'r1'")
+    s.ledger_add(iso(NOW)[:10], "r1", 10, 1.0)
+    s.db.execute("UPDATE ledger SET cost_usd = 9e999")
+    s.close()
+    r = at(NOW, "report", "--json")
+
+    def no(c):
+        raise AssertionError(f"{c} in the JSON")
+
+    d = json.loads(r.stdout, parse_constant=no)
+    assert {m["name"]: [p["value"] for p in m["points"]] for m in d["metrics"]} == {"tflops": [None], "loss": [None]}
+    assert d["last_runs"][0]["duration_s"] is None and d["last_runs"][0]["cost_usd"] is None
+    assert d["spend_per_day"][-1]["usd"] is None and d["totals"]["usd"] is None

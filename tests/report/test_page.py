@@ -50,3 +50,23 @@ def test_a_range_cut_to_400_days_says_so_at_the_top():
     d["since_asked"] = "1926-12-07T05:00:00Z"
     html = page.render(d)
     assert "covers at most 400 days: asked from 1926-12-07 05:00 UTC" in html
+
+
+def test_non_finite_numbers_draw_nothing_and_write_no_nan():
+    """A tampered store's inf or NaN once gave the SVG `y="nan"`."""
+    nan, inf = float("nan"), float("inf")
+    d = reportdata.full()
+    pts = d["metrics"][0]["points"]
+    pts[3]["value"], pts[4]["value"], pts[5]["value"] = nan, inf, -inf
+    d["metrics"][0]["gates"][0]["value"] = nan
+    d["metrics"][1]["points"][0]["value"] = inf
+    d["spend_per_day"][2]["usd"], d["spend_per_day"][3]["usd"] = nan, inf
+    d["runs_per_day"][1]["done"] = inf
+    d["budget_usd_per_day"] = inf
+    d["by_provider"][0]["input_tokens"] = nan
+    d["reliability"][0]["median_s"], d["last_runs"][0]["duration_s"], d["last_runs"][1]["cost_usd"] = nan, inf, nan
+    html = page.render(d)
+    assert not re.search(r'(?i)="[^"]*\b(nan|-?inf(inity)?)\b', html), re.search(r'(?i)="[^"]*\b(nan|inf)', html)
+    assert not re.search(r"(?i)\b(nan|infinity)\b", html)
+    plots = re.findall(r"<svg.*?</svg>", html)
+    assert plots[3].count("<circle") == 21 - 3  # the three points that are no number are not drawn

@@ -21,6 +21,7 @@ import time
 from itertools import islice
 
 from agentd.report import series as series_mod
+from agentd.report.svg import finite
 from agentd.store.history import median, pass_k
 from agentd.times import iso
 
@@ -76,7 +77,7 @@ def gather(cfg, store, since_s: float, now: float, view=None) -> dict:
     out["runs_per_day"] = [{"day": d, "done": 0, "failed": 0, "blocked": 0, "other": 0} for d in days]
     out["spend_per_day"] = [{"day": d, "usd": 0.0, "input_tokens": 0, "output_tokens": 0} for d in days]
     if store is None:
-        return out
+        return finite(out)
     db, host = store.db, cfg.host
     lo, hi = iso(since), iso(now)
     _per_day(out, db, host, lo, hi, days)
@@ -85,7 +86,8 @@ def gather(cfg, store, since_s: float, now: float, view=None) -> dict:
     out["reliability"] = reliability(db, host, lo, hi, _recurring(view))
     out["last_runs"] = last_runs(db, host, lo, hi)
     out["metrics"] = series_mod.gather(store, host, lo, hi, _tasks_of(view))
-    return out
+    return finite(out)
+
 
 
 def _where(host) -> tuple[str, list]:

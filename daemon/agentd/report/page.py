@@ -195,8 +195,8 @@ def _runs(d: dict) -> str:
     if not any(r.get(k) for r in rows for k in ("done", "failed", "blocked", "other")):
         return "".join(out) + "<p>No runs in this range.</p></section>"
     days = [r["day"] for r in rows]
-    layers = [(k, k, [r.get(k, 0) for r in rows]) for k in ("done", "failed", "blocked", "other")]
-    total = sum(sum(v) for _, _, v in layers)
+    layers = [(k, k, [r.get(k) or 0 for r in rows]) for k in ("done", "failed", "blocked", "other")]
+    total = int(sum(sum(map(svg.num, v)) for _, _, v in layers))
     out.append(svg.stacked_bars("Runs per day, by status", f"{total:,} runs over {len(days)} days, stacked by "
                                 "status: done, failed, blocked, other.", days, layers))
     out.append(behind("The numbers behind this plot", table("runs_per_day", [
@@ -333,6 +333,7 @@ def _last_runs(d: dict) -> str:
 
 def render(data: dict) -> str:
     """The whole page, as one string."""
+    data = svg.finite(data)  # (an infinite or NaN number, from a tampered store, shows as none)
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -33,6 +33,23 @@ def esc(text, limit: int = 0) -> str:
     return html.escape(safe("" if text is None else str(text), limit), quote=True)
 
 
+def finite(v):
+    """``v`` with every infinite or NaN number None, through dicts and lists: JSON has none (``json.dumps``
+    would print ``Infinity``), a plot can't place one (``y="nan"``), and only a tampered store holds one."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [finite(x) for x in v]
+    return v
+
+
+def num(v) -> float:
+    """A value to draw: a finite number, else 0 (drawn as nothing)."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0.0
+
+
 def jv(v) -> str:
     """A number as a ``data-v`` attribute holds it: JSON, which reads back equal."""
     return esc(json.dumps(v))
@@ -119,14 +136,14 @@ def _day_labels(f: Frame, days: list[str]) -> str:
 
 def stacked_bars(title: str, desc: str, days: list[str], layers: list[tuple[str, str, list]], unit: str = "") -> str:
     """A bar per day, its ``layers`` (key, label, values by day) stacked from the bottom; a zero draws nothing."""
-    top = max((sum(vals[i] or 0 for _, _, vals in layers) for i in range(len(days))), default=0)
+    top = max((sum(num(vals[i]) for _, _, vals in layers) for i in range(len(days))), default=0)
     f = Frame(0, len(days), 0, ceiling(top))
     bw = max(1.0, round((f.x(1) - f.x(0)) * 0.8, 2))
     marks = []
     for i, day in enumerate(days):
         base = 0.0
         for key, label, vals in layers:
-            v = vals[i] or 0
+            v = num(vals[i])
             if v <= 0:
                 continue
             y1, y0 = f.y(base + v), f.y(base)
@@ -142,7 +159,8 @@ def stacked_bars(title: str, desc: str, days: list[str], layers: list[tuple[str,
 def bars_under_line(title: str, desc: str, days: list[str], key: str, values: list, line: float | None,
                     line_label: str, unit: str = "") -> str:
     """A bar per day (``key``), and a dashed horizontal line at ``line`` (a budget): bars above it drawn red."""
-    top = max([v or 0 for v in values] + [line or 0])
+    values, line = [num(v) for v in values], line if line is not None and num(line) == line else None
+    top = max([v for v in values] + [line or 0])
     f = Frame(0, len(days), 0, ceiling(top))
     bw = max(1.0, round((f.x(1) - f.x(0)) * 0.8, 2))
     marks = []
@@ -170,7 +188,8 @@ def hbars(title: str, desc: str, groups: list[tuple[str, list[tuple[str, str, fl
     """Horizontal bars: a row per group (a provider), a bar per (key, label, value) in it."""
     n = max(1, sum(len(bars) for _, bars in groups))
     h = TOP + BOTTOM + 18 * n + 8 * len(groups)
-    top = max((v or 0 for _, bars in groups for _, _, v in bars), default=0)
+    groups = [(name, [(k, label, num(v)) for k, label, v in bars]) for name, bars in groups]
+    top = max((v for _, bars in groups for _, _, v in bars), default=0)
     left, right = LEFT + 90, W - RIGHT - 60
     span = ceiling(top)
     out, y = [], TOP + 4
@@ -203,6 +222,9 @@ def series(title: str, desc: str, points: list[dict], gates: list[dict], changes
     """A metric over time: a line through its points (``at`` as epoch seconds in ``t``), each a circle,
     a failed one (its QC gate failed) red with a cross; each gate with a value a dashed horizontal line;
     each change a vertical line with a triangle on top."""
+    points = [p for p in points if num(p.get("value")) == p.get("value") and math.isfinite(p.get("t", math.nan))]
+    gates = [g for g in gates if g.get("value") is None or num(g["value"]) == g["value"]]
+    changes = [c for c in changes if math.isfinite(c.get("t", math.nan))]
     vals = [p["value"] for p in points] + [g["value"] for g in gates if g.get("value") is not None]
     lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
