@@ -44,14 +44,15 @@ def message(host: str, own: str, run_id: str | None, why: str) -> str:
     return f"agentd {host}: {own}" + (f" after run {run_id}" if run_id else "") + f" ({why})"
 
 
-def sync(cfg, run_id: str | None = None, why: str = "agentd sync", network: bool = True) -> Synced | None:
-    """Sync the fleet clone; None when the worklog dir is no fleet clone.  ``network`` False: commit only."""
+def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: str = "") -> Synced | None:
+    """Sync the fleet clone; None when the worklog dir is no fleet clone.  ``unreached``: why the remote is
+    not asked (it gave no answer earlier in this wake): commit only, that the warning."""
     if not fleetrepo.is_fleet(cfg):
         return None
     r = Repo(cfg)
     out = Synced()
     try:
-        _sync(r, out, run_id, why, network)
+        _sync(r, out, run_id, why, unreached)
     except FleetError as e:
         out.warn("failed", str(e))
     except OSError as e:
@@ -60,14 +61,12 @@ def sync(cfg, run_id: str | None = None, why: str = "agentd sync", network: bool
     return out
 
 
-def _sync(r: Repo, out: Synced, run_id: str | None, why: str, network: bool) -> None:
+def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) -> None:
     host = r.cfg.host
     out.committed = r.commit_own(message(host, r.own, run_id, why))
-    if not network:
+    if unreached:
         out.reached = False
-        out.warn("unreachable", "the remote gave no answer earlier in this wake: this host's worklog is committed "
-                                "and waits for the next sync to push it")
-        return
+        return out.warn("unreachable", unreached)
     for attempt in range(2):
         got = r.fetch()
         empty = not got.ok and got.rc is not None and "couldn't find remote ref" in got.err
@@ -137,7 +136,7 @@ def for_wake(cfg, log, run_id: str | None = None, before: Synced | None = None) 
     """A wake's sync: before it reads (``run_id`` None) and after it records (``before``: the first one's
     outcome; a remote that gave no answer then is not asked again).  A fault is one warning in the log."""
     got = sync(cfg, run_id, "after a run" if run_id else "before a wake",
-               network=before is None or before.reached)
+               unreached=before.warning if before is not None and not before.reached else "")
     if got is None:
         return None
     if not got.ok:
