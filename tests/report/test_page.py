@@ -70,3 +70,23 @@ def test_non_finite_numbers_draw_nothing_and_write_no_nan():
     assert not re.search(r"(?i)\b(nan|infinity)\b", html)
     plots = re.findall(r"<svg.*?</svg>", html)
     assert plots[3].count("<circle") == 21 - 3  # the three points that are no number are not drawn
+
+
+def test_every_string_is_cut_to_a_bound_on_the_page():
+    """A 200,000-character provider name once gave a 1.5 MB page: titles, names, units, run ids, data-* all cut."""
+    big = "x" * 200_000
+    times = {"at", "asked_at", "expires_at", "started_at", "since", "until", "generated_at", "day"}
+
+    def blow(v, key=""):
+        if isinstance(v, dict):
+            return {k: blow(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [blow(x, key) for x in v]
+        return big if isinstance(v, str) and key not in times else v
+
+    normal = len(page.render(reportdata.full()))
+    d = blow(reportdata.full())
+    d["days"] = reportdata.full()["days"]
+    html = page.render(d)
+    assert len(html) < normal + 400_000, (normal, len(html))
+    assert max(len(m) for m in re.findall("x+", html)) <= page.MAX_ENTRY

@@ -50,7 +50,7 @@ article { border-top: 1px dotted #bbb; margin-top: .8rem; }
 """
 
 
-def esc(text, limit: int = 0) -> str:
+def esc(text, limit: int = svg.MAX_STR) -> str:
     return svg.esc(text, limit)
 
 
@@ -323,7 +323,7 @@ def _last_runs(d: dict) -> str:
     for i, r in enumerate(rows):
         text = str(r.get("entry") or "")
         cut = len(text) > MAX_ENTRY
-        body = "\n".join(esc(line) for line in text[:MAX_ENTRY].split("\n")) + ("\n…" if cut else "")
+        body = "\n".join(esc(line, MAX_ENTRY) for line in text[:MAX_ENTRY].split("\n")) + ("\n…" if cut else "")
         out.append(f'<article id="{entry_id(i, r)}"><h4>{esc(r.get("run"), 60)} · {esc(r.get("task"), 80)} · '
                    f'<span class="st-{esc(r.get("status"), 20)}">{esc(r.get("status"), 40)}</span></h4>'
                    f'<pre>{body or "(no entry text)"}</pre><p class="back"><a href="#last-runs">back to the '

@@ -28,9 +28,13 @@ COLOURS = {"done": "#2e7d32", "failed": "#c62828", "blocked": "#ef6c00", "other"
            "output_tokens": "#00897b", "line": "#1565c0", "gate": "#6a1b9a", "change": "#ef6c00"}
 
 
-def esc(text, limit: int = 0) -> str:
-    """``text`` shown as what it is: ``escapes.safe`` (cut to ``limit``), then HTML-escaped, quotes too."""
-    return html.escape(safe("" if text is None else str(text), limit), quote=True)
+MAX_STR = 300  # characters of any one text on the page, unless a caller gives its own bound
+
+
+def esc(text, limit: int = MAX_STR) -> str:
+    """``text`` shown as what it is: ``escapes.safe`` (cut to ``limit``, ``MAX_STR`` unless given: no text
+    reaches the page whole whatever its length), then HTML-escaped, quotes too."""
+    return html.escape(safe("" if text is None else str(text), limit or MAX_STR), quote=True)
 
 
 def finite(v):
@@ -125,7 +129,7 @@ def _svg(title: str, desc: str, body: str, h: int = H, legend: list[tuple[str, s
                    f'<text x="{W - RIGHT - 110 * (len(legend) - i) + 14}" y="15" font-size="11">{esc(s)}</text>'
                    for i, (s, c) in enumerate(legend))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" role="img" class="plot" '
-            f'font-family="sans-serif"><title>{esc(title)}</title><desc>{esc(desc)}</desc>'
+            f'font-family="sans-serif"><title>{esc(title)}</title><desc>{esc(desc, 1000)}</desc>'
             f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{esc(title)}</text>{keys}{body}</svg>')
 
 
