@@ -194,8 +194,8 @@ def test_sbatch_refusing_the_job_is_a_failed_finding_saying_why(cluster, worklog
 # what dropping the argv protection means, in the wake's own process: every Slurm command through a shell
 SHELL_ON = """\
 import subprocess, agentd.runners.slurmcmd as s
-def call(argv, env, cwd=None, timeout=s.TIMEOUT_S):
-    p = subprocess.run(" ".join(argv), shell=True, env=env, cwd=cwd, capture_output=True, timeout=timeout)
+def call(argv, env, cwd=None, timeout=None):
+    p = subprocess.run(" ".join(argv), shell=True, env=env, cwd=cwd, capture_output=True, timeout=timeout or 20)
     return s.Said(p.returncode, p.stdout.decode(), p.stderr.decode())
 s.call = call
 """
@@ -238,3 +238,45 @@ def test_the_slurm_attr_is_checked_strictly_naming_the_key(attrs, says):
 def test_a_good_slurm_attr_is_kept_as_given():
     a = parse_attrs('{run: "python train.py", slurm: {partition: gpu, gpus: 1, time: "2:00:00", mem: 16G}}', "w")
     assert a["slurm"] == {"partition": "gpu", "gpus": 1, "time": "2:00:00", "mem": "16G"}
+
+
+def test_an_experiment_runs_on_slurm_and_its_result_arrives_at_a_later_wake(cluster, worklog, tmp_path):
+    worklog.write_text("EXPERIMENT: health {id: checkup, slurm: {partition: debug}}\n")
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "checkup") == "waiting"
+    job = job_of(tmp_path, "checkup")
+    run_dir = run_dir_of(tmp_path, job["run_id"])
+    deadline = time.monotonic() + 60
+    while not (run_dir / "slurm-exit").exists():
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.2)
+    r = wake(cluster)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status(worklog, "checkup") == "done", finding(worklog, "checkup")
+    assert (run_dir / "result.json").exists()
+    assert f"Slurm job {job['job_id']} ended COMPLETED, exit 0" in finding(worklog, "checkup")
+
+
+def test_a_hung_squeue_costs_a_wake_its_timeout_and_the_wake_goes_on(cluster, worklog, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    worklog.write_text("- [ ] train {id: train, cwd: '" + str(work) + "', run: 'while [ ! -e go ]; do sleep 0.2; done', "
+                       "slurm: {}, value: 9}\n"
+                       "- [ ] other {id: other, run: 'echo other work', value: 1}\n")
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "train") == "waiting"
+    hung = tmp_path / "hung"
+    hung.mkdir()
+    (hung / "squeue").write_text("#!/bin/sh\nexec sleep 60\n")
+    (hung / "squeue").chmod(0o755)
+    site = tmp_path / "short"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import agentd.runners.slurmcmd as s\ns.TIMEOUT_S = 1\n")
+    r = wake(cluster, PATH=f"{hung}:{os.environ['PATH']}",
+             PYTHONPATH=os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status(worklog, "other") == "done" and status(worklog, "train") == "waiting"
+    assert job_of(tmp_path, "train")["note"] == "not polled: squeue did not answer in 1 s"
+    st = run_cli("status", env=cluster.env).stdout
+    assert "not polled: squeue did not answer in 1 s" in st, st
+    (work / "go").touch()

@@ -35,7 +35,8 @@ class Said(Record):
         return lines[-1].strip()[:300] if lines else f"exit {self.code}"
 
 
-def call(argv: list[str], env: dict, cwd=None, timeout: float = TIMEOUT_S) -> Said:
+def call(argv: list[str], env: dict, cwd=None, timeout: float | None = None) -> Said:
+    timeout = TIMEOUT_S if timeout is None else timeout
     exe = shutil.which(argv[0], path=env.get("PATH"))
     if exe is None:
         return Said(None, problem=f"{argv[0]} is not on the PATH ({env.get('PATH') or 'empty'})")
@@ -72,7 +73,7 @@ def states(job_ids: list[str], env: dict) -> tuple[dict[str, str], str | None]:
         if said.code != 0 and "Invalid job id" in said.err:
             continue  # none of them known any more (squeue says so only when all are unknown)
         if said.code != 0:
-            return found, f"squeue: {said.why()}"
+            return found, said.problem or f"squeue: {said.why()}"
         for line in said.out.splitlines():
             jid, _, state = line.strip().partition("|")
             if jid in chunk:
