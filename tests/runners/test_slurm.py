@@ -280,3 +280,18 @@ def test_a_hung_squeue_costs_a_wake_its_timeout_and_the_wake_goes_on(cluster, wo
     st = run_cli("status", env=cluster.env).stdout
     assert "not polled: squeue did not answer in 1 s" in st, st
     (work / "go").touch()
+
+
+def test_a_job_cancelled_outside_agentd_is_failed_saying_it_kept_no_exit_status(cluster, worklog, tmp_path):
+    worklog.write_text("- [ ] long {id: long, run: 'sleep 300', slurm: {}}\n")
+    assert wake(cluster).returncode == 0
+    job = job_of(tmp_path, "long")
+    assert cluster.run("scancel", job["job_id"]).returncode == 0
+    deadline = time.monotonic() + 30
+    while squeue_state(cluster, job["job_id"]) not in ("CANCELLED", ""):
+        assert time.monotonic() < deadline, squeue_state(cluster, job["job_id"])
+        time.sleep(0.2)
+    r = wake(cluster)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert status(worklog, "long") == "failed"
+    assert f"Slurm job {job['job_id']} ended CANCELLED without an exit status" in finding(worklog, "long")
