@@ -295,3 +295,36 @@ def test_a_job_cancelled_outside_agentd_is_failed_saying_it_kept_no_exit_status(
     assert r.returncode == 1, r.stdout + r.stderr
     assert status(worklog, "long") == "failed"
     assert f"Slurm job {job['job_id']} ended CANCELLED without an exit status" in finding(worklog, "long")
+
+
+def test_a_wake_killed_after_sbatch_parks_the_run_on_its_job_and_never_submits_it_twice(cluster, worklog, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    worklog.write_text("- [ ] train {id: train, cwd: '" + str(work) + "', run: 'while [ ! -e go ]; do sleep 0.2; "
+                       "done; echo trained', slurm: {}}\n")
+    site = tmp_path / "die"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, agentd.store.slurm as s\nadd = s.add\n"
+        "def dying(*a, **k):\n    add(*a, **k)\n    os._exit(9)\ns.add = dying\n")
+    r = wake(cluster, PYTHONPATH=os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p))
+    assert r.returncode == 9
+    assert status(worklog, "train") == "running"
+    r = wake(cluster)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status(worklog, "train") == "waiting"
+    job = job_of(tmp_path, "train")
+    assert "the wake that submitted it was killed" in finding(worklog, "train")
+    s = Store(store_path(tmp_path))
+    try:
+        assert s.db.execute("SELECT count(*) FROM slurm_jobs").fetchone()[0] == 1
+    finally:
+        s.close()
+    (work / "go").touch()
+    run_dir = run_dir_of(tmp_path, job["run_id"])
+    deadline = time.monotonic() + 60
+    while not (run_dir / "slurm-exit").exists():
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.2)
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
