@@ -90,3 +90,29 @@ def test_every_string_is_cut_to_a_bound_on_the_page():
     html = page.render(d)
     assert len(html) < normal + 400_000, (normal, len(html))
     assert max(len(m) for m in re.findall("x+", html)) <= page.MAX_ENTRY
+
+
+def test_axis_labels_have_the_year_when_the_range_crosses_one():
+    import calendar
+
+    t0, t1 = calendar.timegm((2025, 12, 1, 0, 0, 0)), calendar.timegm((2026, 1, 20, 0, 0, 0))
+    pts = [{"at": "x", "t": t0 + 86400, "value": 1.0, "run": "a"}, {"at": "y", "t": t1 - 86400, "value": 2.0, "run": "b"}]
+    labels = re.findall(r'font-size="11">([^<]*)</text>', svg.series("s", "d", pts, [], [], t0, t1))
+    assert "2025-12-01" in labels and "2026-01-20" in labels, labels
+    bars = svg.stacked_bars("r", "d", ["2025-12-31", "2026-01-01"], [("done", "done", [1, 2])])
+    assert "2025-12-31" in bars and "2026-01-01" in bars
+    late = [{**p, "t": t1 - 86400 * (2 + i)} for i, p in enumerate(pts)]
+    one_year = svg.series("s", "d", late, [], [], t0 + 86400 * 40, t1 - 86400)  # 2026-01-10 .. 2026-01-19
+    assert re.findall(r'font-size="11">(\d\d-\d\d)</text>', one_year) and "2026-01" not in one_year
+    assert ">12-31<" in svg.stacked_bars("r", "d", ["2025-12-30", "2025-12-31"], [("done", "done", [1, 2])])
+
+
+def test_the_queue_says_why_once_and_the_dollars_say_where_they_come_from():
+    d = reportdata.full()
+    d["queue"][1]["why"] = "deferred until 2026-12-08 00:00 UTC (a rate limit)"
+    html = page.render(d)
+    queue = re.search(r'<table data-table="queue">.*?</table>', html).group(0)
+    assert queue.count("deferred until 2026-12-08 00:00 UTC (a rate limit)") == 1
+    spend = re.search(r'<section id="spend">.*?</section>', html).group(0)
+    assert "budget ledger" in spend and "every host sharing this state directory" in spend
+    assert "this host's runs" in spend

@@ -192,7 +192,7 @@ def _from_queue(out: dict, view) -> None:
                                  for r in standing.in_force(view.read.state)[:MAX_LISTED]]
     listed = (t for t in view.tasks if t.status not in ("done", "cancelled") or t.next_due)
     out["queue"] = [{"id": t.id, "title": t.title, "kind": t.kind, "score": t.score, "why": t.why,
-                     "waits": None if t.eligible else t.why} for t in islice(listed, MAX_QUEUE)]
+                     "waits": not t.eligible} for t in islice(listed, MAX_QUEUE)]
 
 
 def _recurring(view) -> dict:

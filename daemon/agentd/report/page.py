@@ -208,7 +208,11 @@ def _runs(d: dict) -> str:
 def _spend(d: dict) -> str:
     rows = (d.get("spend_per_day") or [])[-MAX_DAYS:]
     budget = d.get("budget_usd_per_day")
-    out = ['<section id="spend"><h2>Spend per day</h2>', "<p>Daily budget: "
+    out = ['<section id="spend"><h2>Spend per day</h2>',
+           '<p class="muted">Dollars come from the budget ledger of this state directory: every model call\'s '
+           "cost on the UTC day it was made, whole days, for every host sharing this state directory (what the "
+           "daily budget is checked against). Tokens, and the tokens and dollars by provider, are this host's "
+           "runs started in the range.</p>", "<p>Daily budget: "
            + (key("budget_usd_per_day", budget, svg.fmt(budget, "usd")) if budget is not None else
               key("budget_usd_per_day", None, "none set")) + ".</p>"]
     if not any(r.get("usd") for r in rows):
@@ -305,7 +309,7 @@ def _queue(d: dict) -> str:
     if not rows:
         return out[0] + "<p>The queue is empty: no task is waiting to run.</p></section>"
     out.append(table("queue", [("id", "id", "text"), ("title", "title", "text"), ("kind", "kind", "word"),
-                               ("score", "score", "n"), ("why", "why", "why"), ("waits", "waits", "why")],
+                               ("score", "score", "n"), ("waits", "waits", "bool"), ("why", "why", "why")],
                      rows[:MAX_ROWS]) + more(rows, MAX_ROWS, "tasks"))
     return "".join(out) + "</section>"
 

@@ -134,8 +134,10 @@ def _svg(title: str, desc: str, body: str, h: int = H, legend: list[tuple[str, s
 
 
 def _day_labels(f: Frame, days: list[str]) -> str:
+    """A day's label is its month and day, with the year where the days cross into another year."""
     step = max(1, math.ceil(len(days) / 8))
-    return f.xlabels([(i + 0.5, d[5:]) for i, d in enumerate(days) if i % step == 0])
+    cut = 0 if days and days[0][:4] != days[-1][:4] else 5
+    return f.xlabels([(i + 0.5, d[cut:]) for i, d in enumerate(days) if i % step == 0])
 
 
 def stacked_bars(title: str, desc: str, days: list[str], layers: list[tuple[str, str, list]], unit: str = "") -> str:
@@ -218,6 +220,8 @@ def hbars(title: str, desc: str, groups: list[tuple[str, list[tuple[str, str, fl
 def _time_labels(f: Frame) -> list[tuple[float, str]]:
     span = f.x1 - f.x0
     form = "%H:%M" if span < 2 * 86400 else "%m-%d"
+    if time.gmtime(f.x0).tm_year != time.gmtime(f.x1).tm_year:
+        form = "%Y-%m-%d" if span >= 2 * 86400 else "%Y-%m-%d %H:%M"
     return [(f.x0 + span * i / 4, time.strftime(form, time.gmtime(f.x0 + span * i / 4))) for i in range(5)]
 
 
