@@ -78,7 +78,7 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
                 + "; nothing is lost: this host's commits wait, the next wake tries again")
         fetched = None if empty else r.ref(FETCHED)
         seen = r.ref(SEEN)
-        if fetched and seen and not r.is_ancestor(seen, fetched):
+        if rewritten(r, seen, fetched):
             return out.warn("rewritten", f"the remote's history was rewritten: its branch {r.branch()} is now at "
                             f"{fetched[:12]}, which does not contain {seen[:12]}, the head agentd saw there before; "
                             "agentd merges and pushes nothing until a person looks (docs/fleet.md#faults)")
@@ -110,6 +110,11 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             out.reached = False
         return out.warn(pushed.status, f"the push was {pushed.status}: {pushed.detail or 'no reason given'}; "
                         "nothing is lost: this host's commits wait, the next wake pushes them")
+
+
+def rewritten(r: Repo, seen: str | None, fetched: str | None) -> bool:
+    """Whether the remote's new head leaves out the head agentd saw there before (a force-push, a rebase)."""
+    return bool(fetched and seen and not r.is_ancestor(seen, fetched))
 
 
 def _record(cfg, r: Repo, out: Synced) -> None:

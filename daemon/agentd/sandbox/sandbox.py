@@ -58,6 +58,7 @@ MODES = ("bwrap", "off")
 # Secret places under $HOME, hidden from every sandbox (those that exist).
 SECRET_PATHS = (
     ".ssh", ".aws", ".gnupg", ".netrc", ".config/gh", ".config/hub", ".docker/config.json", ".git-credentials",
+    ".config/git/credentials",  # git's credential store in its XDG place (the fleet's git uses the person's)
     ".pypirc", ".kube", ".config/gcloud", ".azure", ".codex/auth.json", ".claude/.credentials.json",
     ".config/agentd", ".npmrc", ".yarnrc", ".cargo/credentials", ".cargo/credentials.toml", ".gem/credentials",
     ".vault-token", ".terraform.d/credentials.tfrc.json", ".huggingface/token", ".cache/huggingface/token",
