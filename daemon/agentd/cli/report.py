@@ -23,7 +23,8 @@ DEFAULT_SINCE = "30d"
 
 
 def gather(cfg, since_s: float, now: float | None = None) -> dict:
-    """The report's numbers: the store opened read-only, the queue read as `agentd queue` reads it."""
+    """The report's numbers: the store as ``open_store`` opens it, the queue read as `agentd queue` reads it
+    (``worklog_problem`` says why it could not be), the last runs' statuses as `agentd runs` shows them."""
     now = time.time() if now is None else now
     store = open_store(cfg.store_path) if cfg.store_path.is_file() else None
     try:

@@ -3,8 +3,8 @@
 Aggregated in SQL (per UTC day, per status, per provider, per task), so 100,000 runs give a dict of
 bounded size: only ``last_runs`` lists runs one by one (the newest ``LAST_RUNS``), a metric's series
 keeps its newest ``series.MAX_POINTS`` points, at most ``series.MAX_SERIES`` series, and the queue its
-first ``MAX_QUEUE`` tasks.  The store is opened read-only by the caller (``Store.read_only``): nothing
-is written, created or migrated.  The shape (version 1) is docs/report.md's; strings in it are as a
+first ``MAX_QUEUE`` tasks.  The caller opens the store (``cli/report.open_store``: read-only where it is up
+to date; nothing here writes to it).  The shape (version 1) is docs/report.md's; strings in it are as a
 person or a model wrote them (never escaped here: the page escapes them).
 
 What counts where:
