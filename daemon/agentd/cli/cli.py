@@ -67,8 +67,8 @@ COMMANDS = {
     "runs": ("list runs, newest first", _adds(
         JSON, _arg("-n", "--limit", type=int, default=20, metavar="N", help="list at most N runs (default 20)"),
         _arg("--task", metavar="ID", help="only this task's runs: the history its learned score counts"),
-        _arg("--status", metavar="STATUS", help="only runs with this status, as runs shows it: done, failed, blocked, deferred, "
-                                                "waiting, interrupted or running"),
+        _arg("--status", metavar="STATUS", help="only runs with this status, as runs shows it: done, failed, "
+                                                "blocked, deferred, waiting, interrupted or running"),
         _arg("--since", metavar="SPAN", help="only runs started in the last SPAN: 12h, 7d, 2w"))),
     "show": ("show one run: record, progress, finding and transcript", _adds(
         _arg("run_id", metavar="RUN", help="a run id, or the start of one (`agentd runs` lists them)"), JSON)),
