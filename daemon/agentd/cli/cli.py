@@ -23,6 +23,8 @@ EXIT_ONE = {
     "install": "systemctl is missing or failed (the timer is not enabled)",
     "logs": "no logs yet",
     "metrics": "the metric NAME is unknown",
+    "fleet": "the fleet could not be set up (the remote unreachable, or not what the action needs)",
+    "sync": "the sync met a fault (its warning says which: nothing is lost, the next sync tries again)",
 }
 
 
@@ -123,7 +125,7 @@ COMMANDS = {
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),
     "fleet": ("make the worklog dir a clone of the fleet's git repository: init starts a fleet on an empty "
               "remote, join clones one (docs/fleet.md)", _adds(
-                  _arg("action", choices=("init", "join"), help="init: start a fleet; join: join one"),
+                  _arg("action", choices=("init", "join"), metavar="ACTION", help="init: start a fleet; join: join one"),
                   _arg("url", nargs="?", metavar="REPO_URL",
                        help="the repository: a bare repository's path, an ssh or https URL"))),
     "sync": ("commit this host's worklog, pull the fleet's worklogs and push (what each wake does)", _adds(JSON)),
