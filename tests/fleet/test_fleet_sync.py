@@ -233,3 +233,15 @@ def test_fleet_init_on_a_remote_that_holds_a_fleet_says_join(fleet, tmp_path):
     p = gamma.run("fleet", "join", str(tmp_path / "missing.git"))
     assert p.returncode == 1 and "cannot reach" in p.stderr and not (gamma.wl / ".git").exists()
 
+
+
+def test_hosts_with_nothing_new_fast_forward_and_push_no_merge_commits_back_and_forth(fleet):
+    remote, alpha, beta = fleet
+    alpha.append("alpha's line\n")
+    alpha.ok("sync")
+    before = git("rev-parse", "main", cwd=remote).strip()
+    for _ in range(2):
+        beta.ok("sync")
+        alpha.ok("sync")
+    assert git("rev-parse", "main", cwd=remote).strip() == before
+    assert git("rev-parse", "HEAD", cwd=beta.wl).strip() == before

@@ -269,11 +269,12 @@ class Repo:
                         network=True, check=False)
 
     def merge(self, ref: str, message: str, unrelated: bool = False) -> tuple[str, list[str]]:
-        """Merge ``ref`` into HEAD: ("merged" | "up-to-date" | "conflict" | "refused", conflicted paths or
+        """Merge ``ref`` into HEAD (a fast-forward when HEAD has nothing of its own: no merge commit that the
+        other hosts would merge again): ("merged" | "up-to-date" | "conflict" | "refused", conflicted paths or
         git's words).  A conflict is undone (``merge --abort``): nothing is left half-merged."""
         if self.ref("HEAD") is not None and self.is_ancestor(ref, "HEAD"):
             return "up-to-date", []
-        r = self.git("merge", "-q", "--no-edit", "--no-verify", "--no-ff", "-m", message,
+        r = self.git("merge", "-q", "--no-edit", "--no-verify", "--ff", "-m", message,
                      *(["--allow-unrelated-histories"] if unrelated else []), ref, check=False)
         if r.ok:
             return "merged", []
