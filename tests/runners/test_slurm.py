@@ -64,6 +64,14 @@ def run_dir_of(tmp_path, run_id: str) -> Path:
         s.close()
 
 
+def job_ended(cluster, run_dir: Path, wait_s: float = 60) -> None:
+    """Wait until the job's batch script has saved its exit status in the run dir (it ran to its end)."""
+    deadline = time.monotonic() + wait_s
+    while not (run_dir / "slurm-exit").exists():
+        assert time.monotonic() < deadline, cluster.logs()
+        time.sleep(0.2)
+
+
 def status(worklog: Path, task: str) -> str | None:
     return (parse_bytes(worklog.read_bytes()).latest.get(task) or {}).get("status")
 
@@ -113,10 +121,7 @@ def test_a_slurm_task_runs_through_sbatch_and_its_finding_metrics_and_gate_arriv
     assert f"train: Slurm job {job['job_id']}: " in st and ("RUNNING" in st or "PENDING" in st), st
 
     (work / "go").touch()
-    deadline = time.monotonic() + 60
-    while not (run_dir / "slurm-exit").exists():
-        assert time.monotonic() < deadline, cluster.logs()
-        time.sleep(0.2)
+    job_ended(cluster, run_dir)
     r = wake(cluster)
     assert r.returncode == 0, r.stdout + r.stderr
     assert status(worklog, "train") == "done", finding(worklog, "train")
@@ -138,10 +143,7 @@ def test_a_job_that_fails_records_failed_with_its_exit_code(cluster, worklog, tm
     assert wake(cluster).returncode == 0
     job = job_of(tmp_path, "crash")
     run_dir = run_dir_of(tmp_path, job["run_id"])
-    deadline = time.monotonic() + 60
-    while not (run_dir / "slurm-exit").exists():
-        assert time.monotonic() < deadline, cluster.logs()
-        time.sleep(0.2)
+    job_ended(cluster, run_dir)
     r = wake(cluster)
     assert r.returncode == 1, r.stdout + r.stderr
     assert status(worklog, "crash") == "failed"
@@ -246,10 +248,7 @@ def test_an_experiment_runs_on_slurm_and_its_result_arrives_at_a_later_wake(clus
     assert status(worklog, "checkup") == "waiting"
     job = job_of(tmp_path, "checkup")
     run_dir = run_dir_of(tmp_path, job["run_id"])
-    deadline = time.monotonic() + 60
-    while not (run_dir / "slurm-exit").exists():
-        assert time.monotonic() < deadline, cluster.logs()
-        time.sleep(0.2)
+    job_ended(cluster, run_dir)
     r = wake(cluster)
     assert r.returncode == 0, r.stdout + r.stderr
     assert status(worklog, "checkup") == "done", finding(worklog, "checkup")
@@ -322,9 +321,6 @@ def test_a_wake_killed_after_sbatch_parks_the_run_on_its_job_and_never_submits_i
         s.close()
     (work / "go").touch()
     run_dir = run_dir_of(tmp_path, job["run_id"])
-    deadline = time.monotonic() + 60
-    while not (run_dir / "slurm-exit").exists():
-        assert time.monotonic() < deadline, cluster.logs()
-        time.sleep(0.2)
+    job_ended(cluster, run_dir)
     assert wake(cluster).returncode == 0
     assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
