@@ -239,6 +239,8 @@ def test_hosts_with_nothing_new_fast_forward_and_push_no_merge_commits_back_and_
     remote, alpha, beta = fleet
     alpha.append("alpha's line\n")
     alpha.ok("sync")
+    beta.ok("sync")  # each host's first sync has its hosts/<host>.json, new (docs/fleet.md#fleet-status)
+    alpha.ok("sync")
     before = git("rev-parse", "main", cwd=remote).strip()
     for _ in range(2):
         beta.ok("sync")

@@ -65,6 +65,13 @@ def spent(cfg, store, backend: str, now: float) -> tuple[None, str] | None:
     return None, f"the daily budget is spent: {reason[len('budget: '):]}; agent tasks wait until {next_utc_day(now)}"
 
 
+def fleet_spent(cfg, store, now: float) -> tuple[None, str] | None:
+    """(None, why) when the fleet's hosts together have spent fleet_budget_usd today (docs/fleet.md)."""
+    # lazy: the fleet's files only when agent tasks are asked about; keeps queue's and status's start-up
+    from agentd.agent import fleetbudget
+    return fleetbudget.wait(cfg, store, now)
+
+
 def on_path(exe: str, path: str) -> bool:
     return any(os.access(os.path.join(d, exe), os.X_OK) for d in path.split(":") if d)
 
@@ -127,6 +134,7 @@ def agents_wait(cfg, store, now: float) -> tuple[str | None, str]:
     backend, reason = agent_backend(cfg)
     if store is not None and backend is not None:
         backend, reason = (held(cfg, store, backend, now) or spent(cfg, store, backend, now)
+                           or fleet_spent(cfg, store, now)
                            or window.wait(cfg, store, backend, now) or (backend, reason))
     if backend is not None and (problem := sandbox_problem(cfg, now)):
         return None, f"{problem} (`agentd doctor` says how to fix it)"

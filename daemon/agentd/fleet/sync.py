@@ -15,9 +15,10 @@ import time
 
 from agentd.errors import FleetError
 from agentd.fleet import repo as fleetrepo
-from agentd.fleet import state
+from agentd.fleet import hostfile, state
 from agentd.fleet.repo import FETCHED, SEEN, Repo
 from agentd.recordtype import Record
+from agentd.times import iso
 
 
 class Synced(Record):
@@ -52,7 +53,10 @@ def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: st
     r = Repo(cfg)
     out = Synced()
     try:
+        card = _host_file(cfg, why)
         _sync(r, out, run_id, why, unreached)
+        if card:  # this host's file could not be written: the worklog synced all the same
+            out.warn(out.kind or "failed", f"{out.warning}; {card}" if out.warning else card)
     except FleetError as e:
         out.warn("failed", str(e))
     except OSError as e:
@@ -63,7 +67,7 @@ def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: st
 
 def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) -> None:
     host = r.cfg.host
-    out.committed = r.commit_own(message(host, r.own, run_id, why))
+    out.committed = hostfile.commit(r, message(host, r.own, run_id, why))  # the worklog and hosts/<host>.json
     if unreached:
         out.reached = False
         return out.warn("unreachable", unreached)
@@ -93,11 +97,13 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             if how == "refused":
                 return out.warn("local-changes", f"git would not merge the remote's branch: {what[0]}; "
                                 "the next sync tries again")
-        bad = r.foreign(fetched or seen)
+        bad = r.foreign(fetched or seen) or hostfile.foreign(r, fetched or seen)
         if bad:
             commit, path = bad[0]
-            return out.warn("foreign", f"commit {commit[:12]} of this host changes {path}, another host's worklog: "
-                            f"agentd pushes only {r.own}; undo that commit by hand (`git revert {commit[:12]}`)")
+            whose = "file" if path.startswith("hosts/") else "worklog"
+            return out.warn("foreign", f"commit {commit[:12]} of this host changes {path}, another host's {whose}: "
+                            f"agentd pushes only {r.own} and {hostfile.rel(host)}; undo that commit by hand "
+                            f"(`git revert {commit[:12]}`)")
         if fetched is not None and r.ref("HEAD") == fetched:
             return
         pushed = r.push()
@@ -110,6 +116,16 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             out.reached = False
         return out.warn(pushed.status, f"the push was {pushed.status}: {pushed.detail or 'no reason given'}; "
                         "nothing is lost: this host's commits wait, the next wake pushes them")
+
+
+def _host_file(cfg, why: str) -> str:
+    """Write ``hosts/<host>.json`` for this sync (a wake's sync says the wake); "" or why it could not be."""
+    wake = {"at": iso(), "kind": why} if why != "agentd sync" else None
+    try:
+        hostfile.record(cfg, wake)
+    except OSError as e:
+        return f"{hostfile.path(cfg)} could not be written: {e.strerror or e}"
+    return ""
 
 
 def rewritten(r: Repo, seen: str | None, fetched: str | None) -> bool:
