@@ -124,10 +124,12 @@ COMMANDS = {
     "notify": ("send the one-line summary of the last run to the notify command",
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),
     "fleet": ("make the worklog dir a clone of the fleet's git repository: init starts a fleet on an empty "
-              "remote, join clones one (docs/fleet.md)", _adds(
-                  _arg("action", choices=("init", "join"), metavar="ACTION", help="init: start a fleet; join: join one"),
+              "remote, join clones one; status shows every host (docs/fleet.md)", _adds(
+                  _arg("action", choices=("init", "join", "status"), metavar="ACTION",
+                       help="init: start a fleet; join: join one; status: every host's last wake and run, what "
+                            "runs, its queue's top, today's spend, and the fleet budget"),
                   _arg("url", nargs="?", metavar="REPO_URL",
-                       help="the repository: a bare repository's path, an ssh or https URL"))),
+                       help="the repository: a bare repository's path, an ssh or https URL"), JSON)),
     "sync": ("commit this host's worklog, pull the fleet's worklogs and push (what each wake does)", _adds(JSON)),
     "worktrees": ("list the git worktrees {repo: PATH} tasks ran in (--prune removes those whose runs ended)",
                   _adds(JSON, _arg("--prune", **FLAG,

@@ -1,4 +1,4 @@
-"""`agentd fleet init|join REPO_URL` and `agentd sync`: the worklog dir as a clone of the fleet's repository
+"""`agentd fleet init|join REPO_URL`, `agentd fleet status` and `agentd sync`: the worklog dir as a clone of the fleet's repository
 (docs/fleet.md).  Both take the wake lock, so a sync by hand and a wake's never meet in git."""
 
 from __future__ import annotations
@@ -20,6 +20,17 @@ def cmd_fleet(args) -> int:
         with wake_lock(cfg):
             said = (setup.init if args.action == "init" else setup.join)(cfg, args.url)
         print(safe(said))
+        return EX_OK
+    if args.action == "status":
+        if not repo.is_fleet(cfg):
+            raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
+        from agentd.fleet import view  # lazy: the queue's load, only for this action
+
+        info = view.collect(cfg)
+        if args.json:
+            _json(info)
+        else:
+            print("\n".join(view.lines(info)))
         return EX_OK
     raise UsageError(f"unknown fleet action {args.action!r}")
 
