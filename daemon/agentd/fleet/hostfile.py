@@ -20,7 +20,7 @@ from pathlib import Path
 from agentd.agent import fleetbudget
 from agentd.agent.budget import utc_day
 from agentd.errors import AgentdError
-from agentd.times import iso
+from agentd.times import iso, parse
 
 HEARTBEAT = 1800.0  # seconds: a file older than this is rewritten even when nothing in it changed
 CUT = fleetbudget.CUT
@@ -115,8 +115,6 @@ def record(cfg, wake: dict | None = None, now: float | None = None) -> bool:
     new = build(cfg, wake, now)
     before = old(cfg)
     if before is not None and _same(before, new):
-        from agentd.times import parse
-
         at = parse(before.get("synced_at") or "")
         if at is not None and 0 <= now - at < HEARTBEAT:
             return False

@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 
 from agentd.agent import fleetbudget
-from agentd.errors import ConfigError
+from agentd.errors import AgentdError, ConfigError
+from agentd.escapes import safe
 from agentd.fleet import hostfile, repo, state
-from agentd.times import next_utc_day, parse
+from agentd.times import iso, next_utc_day, parse
 
 STALE = 6 * 3600.0  # seconds since a host's last sync past which `fleet status` flags it
 
@@ -56,20 +57,16 @@ def _store(cfg):
 def _url(cfg) -> str:
     try:
         return repo.Repo(cfg).url()
-    except Exception:  # noqa: BLE001  (a clone git can't read: the view goes on without its URL)
+    except (AgentdError, OSError):  # a clone git can't read: the view goes on without its URL
         return ""
 
 
 def _iso(t) -> str | None:
-    from agentd.times import iso
-
     return iso(t) if isinstance(t, (int, float)) else None
 
 
 def lines(info: dict) -> list[str]:
     """The text `agentd fleet status` prints (every string from another host made safe for a terminal)."""
-    from agentd.escapes import safe
-
     out = [f"fleet: {safe(info['remote'] or 'no remote', 200)}: {len(info['hosts'])} host(s)"]
     for h in info["hosts"]:
         name = safe(h["host"], 64) + (" (this host)" if h["this"] else "")
