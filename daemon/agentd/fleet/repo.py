@@ -188,12 +188,14 @@ class Repo:
                 pairs.append((key, value))
         return pairs
 
-    def git(self, *args: str, network: bool = False, check: bool = True) -> Result:
-        """``git args`` in the clone; ``network``: it talks to the remote (then the fleet's timeout holds).
-        Raises FleetError when it fails and ``check`` is set."""
+    def git(self, *args: str, network: bool = False, check: bool = True, index: str | None = None) -> Result:
+        """``git args`` in the clone; ``network``: it talks to the remote (then the fleet's timeout holds);
+        ``index``: an index file of its own (not the work tree's).  Raises FleetError when it fails and
+        ``check`` is set."""
         argv = ["git", "--no-pager", *args]
+        extra = {"GIT_INDEX_FILE": index} if index else {}
         try:
-            rc, out, err, _ = procs.run(argv, cwd=self.dir, env={**self.env(), **self._where()},
+            rc, out, err, _ = procs.run(argv, cwd=self.dir, env={**self.env(), **self._where(), **extra},
                                         timeout=self.timeout if network else LOCAL_TIMEOUT, max_bytes=MAX_OUT)
         except FileNotFoundError:
             raise FleetError("git is not installed") from None
@@ -261,6 +263,33 @@ class Repo:
         self.git("commit", "-q", "--no-verify", "-m", message, "--only", "--", self.own)
         return True
 
+    def commit_paths(self, paths: list[str], message: str) -> bool:
+        """Commit these paths as they are now (``fleet_worklog.txt``, which any host may commit), nothing
+        else.  True if there was something new."""
+        paths = [p for p in paths if (self.dir / p).is_file()]
+        if not paths:
+            return False
+        self.git("add", "--", *paths)
+        if self.git("diff", "--cached", "--quiet", "--", *paths, check=False).rc == 0:
+            return False
+        self.git("commit", "-q", "--no-verify", "-m", message, "--only", "--", *paths)
+        return True
+
+    def commit_on(self, base: str, path: str, data: bytes, message: str) -> str:
+        """A commit whose parent is ``base`` (not HEAD: the work tree and HEAD stay as they are) in which
+        ``path`` holds ``data``; its hash.  Pushing it is git's compare-and-swap: it goes through only
+        while the remote's branch is still ``base``."""
+        import tempfile  # lazy: only a claim
+
+        with tempfile.TemporaryDirectory(dir=self.dir / ".git", prefix="agentd-claim-") as tmp:
+            blob_file, index = Path(tmp) / "blob", str(Path(tmp) / "index")
+            blob_file.write_bytes(data)
+            blob = self.git("hash-object", "-w", "--no-filters", str(blob_file)).out.strip()
+            self.git("read-tree", base, index=index)
+            self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", index=index)
+            tree = self.git("write-tree", index=index).out.strip()
+        return self.git("commit-tree", tree, "-p", base, "-m", message).out.strip()
+
     def fetch(self) -> Result:
         """The remote's branch into ``FETCHED`` (and ``origin/<branch>``, for a person's own git)."""
         b = self.branch()
@@ -285,13 +314,15 @@ class Repo:
             return "conflict", conflicted
         return "refused", [r.said()]
 
-    def push(self) -> Pushed:
-        """Push HEAD to the remote's branch, never forced; on success ``SEEN`` is the pushed head."""
-        head = self.ref("HEAD")
+    def push(self, commit: str | None = None) -> Pushed:
+        """Push HEAD (or ``commit``) to the remote's branch, never forced; on success ``SEEN`` is the pushed
+        head."""
+        head = commit or self.ref("HEAD")
         if head is None:
             return Pushed("up-to-date")
         b = self.branch()
-        r = self.git("push", "--porcelain", "--no-verify", "origin", f"HEAD:refs/heads/{b}", network=True, check=False)
+        r = self.git("push", "--porcelain", "--no-verify", "origin", f"{head}:refs/heads/{b}", network=True,
+                     check=False)
         status, detail = _push_status(r)
         if status in ("pushed", "up-to-date"):
             self.git("update-ref", SEEN, head, check=False)

@@ -37,6 +37,7 @@ class Facts(Record):
     history: "object" = None  # this host's finished runs, counted (``store.history.History``); None: no store
     learned_cache: tuple | None = None  # the plain rows' learned (totals, order) the index kept for this history
     budget: tuple | None = None  # (dollars left of today's budget, usd_per_day, spent today, when it resets)
+    claimed: dict = Factory(dict)  # a fleet_worklog.txt task's id -> why this host may not take it (``shared``)
 
 
 def score_identity(key: tuple) -> tuple:
@@ -241,6 +242,8 @@ def _waits(t: Task, backoff: float, state: State, facts: Facts) -> str | None:
 
 
 def _held(t: Task, statuses, after: dict, facts: Facts) -> str | None:
+    if facts.claimed and (why := facts.claimed.get(t.id)):
+        return why
     for dep in t.attrs.get("after") or []:
         if dep not in statuses:
             return f"waits for {dep}, which no line or task file defines"

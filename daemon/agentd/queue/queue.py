@@ -18,6 +18,7 @@ from agentd.agent.backends import agents_wait
 from agentd.config.schema import validate
 from agentd.config.yamlread import read_yaml_file
 from agentd.errors import UsageError
+from agentd.queue import shared
 from agentd.queue.order import Facts, build
 from agentd.recordtype import Factory, Record
 from agentd.tasks.task import Task
@@ -150,8 +151,13 @@ def _load(cfg, store, has_gpu, now, in_wake, read_and_lost, wake_running) -> Vie
     if read_and_lost is None:
         read_and_lost = read_with_lost(cfg, store)
     r, lost = read_and_lost
-    facts = _facts(cfg, store, r.state, defs, has_gpu, time.time() if now is None else now,
-                   not in_wake and wake_running, in_wake)
+    now = time.time() if now is None else now
+    fleet = shared.read(cfg, store, local_ids=r.state.tasks, now=now)  # fleet_worklog.txt's tasks, and claims
+    if fleet is not None:
+        defs += [t for t in fleet.tasks if not any(d.id == t.id for d in defs)]
+        problems += fleet.problems
+    facts = _facts(cfg, store, r.state, defs, has_gpu, now, not in_wake and wake_running, in_wake)
+    facts.claimed = fleet.held if fleet is not None else {}
     sig = _learned_cache(cfg, r.state.tasks, facts)
     tasks = build(cfg, r.state, defs, facts)
     if sig is not None and facts.learned_cache is None and getattr(tasks.table, "from_cache", True) is False:

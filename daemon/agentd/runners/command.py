@@ -56,7 +56,7 @@ def written_by_a_person(cfg, task) -> bool:
     """A command runs only when a person wrote it: a line of the worklog, or a task file in tasks_dir
     (both hidden from the agents' sandbox).  Nothing else (an agent's output, a restored entry) can
     make one."""
-    if task.source == "worklog":
+    if task.source in ("worklog", "fleet"):  # fleet: fleet_worklog.txt, in the worklog dir (docs/fleet.md)
         return True
     try:
         return Path(task.source).resolve().parent == Path(cfg.tasks_dir).resolve()

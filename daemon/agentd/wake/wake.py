@@ -12,6 +12,7 @@ from itertools import islice
 from agentd import runners, statuses
 from agentd.errors import EX_FAILED, EX_OK
 from agentd.escapes import safe
+from agentd.fleet import claims
 from agentd.fleet import sync as fleet
 from agentd.platform import health, logs
 from agentd.queue import queue
@@ -51,7 +52,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         pick = leftovers.resume(cfg, store, view)
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
-            task = None if gate.skip else gating.choose(view.tasks, gate, task_id, view.history)
+            run_id = new_run_id(store)  # a task of fleet_worklog.txt runs only once its claim is pushed
+            task = None if gate.skip else claims.choose(cfg, store, log, run_id, _chooser(view, gate, task_id))
             if not gate.skip:
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             for tid, why in gate.passed[:3]:
@@ -61,19 +63,30 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
                 print(f"nothing to do: {safe(line)}")
                 logs.summary(log, status="skipped" if gate.skip else "idle", reason=line)
                 return EX_OK
-            pick = settle.Resume(task, new_run_id(store), False)
+            pick = settle.Resume(task, run_id, False)
         logs.bind(run_id=pick.run_id)
         log.info("run started", task=pick.task.id, kind=pick.task.kind, why=pick.task.why, resumed=pick.resumed)
         with recording(cfg, store, pick.task, pick.run_id, snap, resumed=pick.resumed, floor=read.state.max_seq,
                        rules=standing.in_force(read.state, skip=pick.task.id)) as rec:
             rec.outcome = runners.run(rec.job)
         o = rec.outcome
+        claims.finding(cfg, log, pick.task, pick.run_id, o)  # a shared task's finding, in fleet_worklog.txt
         fleet.for_wake(cfg, log, pick.run_id, synced)  # the run's entries committed and pushed
         logs.summary(log, task=pick.task.id, status=o.status, duration_s=rec.duration,
                      tokens=o.input_tokens + o.output_tokens, cost_usd=o.cost_usd)
         print(f"{safe(pick.task.id)}: {o.status} — {safe(' '.join(o.summary.split()), 300)}")
         print(f"run {pick.run_id}: {rec.run_dir.path}")
         return EX_FAILED if o.status == statuses.FAILED else EX_OK
+
+
+def _chooser(view, gate, task_id: str | None):
+    """``gating.choose`` leaving out the shared tasks whose claim this wake lost (``claims.choose``)."""
+    def choose(skip: set):
+        if task_id in skip:
+            return None
+        tasks = (t for t in view.tasks if t.id not in skip) if skip else view.tasks
+        return gating.choose(tasks, gate, task_id, view.history)
+    return choose
 
 
 def _warn_unreadable(log, view) -> None:

@@ -49,6 +49,25 @@ def _slurm(v) -> tuple[object, str | None]:
     return slurmspec.check(v)
 
 
+HOST_NAME = lazy(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_HOSTS = 100
+
+
+def _hosts(v) -> tuple[object, str | None]:
+    """``hosts:``: the fleet's hosts that may take a ``fleet_worklog.txt`` task, a list of host names."""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        return None, "a list of host names, like [thor, pod1]"
+    if len(v) > MAX_HOSTS:
+        return None, f"at most {MAX_HOSTS} hosts, not {len(v)}"
+    bad = [x for x in v if not isinstance(x, str) or not HOST_NAME.fullmatch(x) or x == "fleet"]
+    if bad:
+        return None, (f"{str(bad[0])[:80]!r} is no host name (letters, digits, '.', '_', '-', at most 64; "
+                      "not 'fleet')")
+    return list(dict.fromkeys(v)), None
+
+
 def _window(v) -> tuple[object, str | None]:
     # lazy: only a line with this attr needs the metrics grammar; keeps the queue's start-up free of it
     from agentd.metrics import gates
@@ -85,6 +104,8 @@ ATTR_FIELDS: dict[str, Field] = {
     "every": Field("checked", None, "a recurring task: run again this long after its last run (30m, 6h, 1d, 2w)",
                    check=_every),
     "accept_claimed": Field("bool", None, "gates may decide on metrics an agent only claimed"),
+    "hosts": Field("checked", None, "fleet_worklog.txt tasks: only these hosts may take it, like [thor, pod1] "
+                   "(docs/fleet.md#shared-directives)", check=_hosts),
     "slurm": Field("checked", None, "command and experiment tasks: submit to Slurm, like {partition: gpu, gpus: 1, "
                    "time: \"2:00:00\"} (docs/slurm.md)", check=_slurm),
 }

@@ -1,0 +1,234 @@
+"""The fleet's shared tasks: ``fleet_worklog.txt`` in a fleet clone's worklog dir, the tasks and directives
+any host may take, and the ``CLAIM:`` lines that say which host took one (docs/fleet.md#shared-directives).
+
+The file is a worklog: read with the same parser, cache and limits as this host's own (``worklog.read``),
+so a hostile line there gets the error it would get here.  Its tasks join the queue as ``source="fleet"``
+(``{hosts: [...]}`` limits who may take one).  A claim is ``CLAIM: ID host=H run=R until=T``; what counts:
+
+- only well-formed lines, naming a task of the file and a host of the fleet (one with a worklog in the
+  clone); the first live claim of a task in the file's line order wins (a claim is pushed only on top of a
+  remote head that holds no live claim of the task: ``fleet/claims.py``);
+- its lease is ``until`` less the time in its run id (``rYYYYMMDD-HHMMSS-…``: both the claimer's clock, so
+  a host whose clock is wrong still writes a true length), at most ``LEASE_FACTOR`` × the longer of
+  ``command_timeout`` and ``run_timeout`` (a forged ``until`` in 2099, or no time in the run id, gets
+  that); it runs from when *this* host first saw the claim (the store's first sight, its own clock), so
+  no host's wrong clock ends or stretches another's claim;
+- a finding (an entry of the task) or a DONE/CANCEL line in the file after it ends it.
+
+Pure reading: no git (``fleet/claims.py`` makes the claims).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from agentd.recordtype import Factory, Record
+from agentd.statuses import DONE
+from agentd.times import iso, parse
+
+FLEET_WORKLOG = "fleet_worklog.txt"
+WORKLOG_SUFFIX = "_worklog.txt"
+LEASE_FACTOR = 2  # a claim's lease: at most this many times the longest a run may take
+MAX_CLAIM_BYTES = 32 * 2**20  # the file's first bytes scanned for CLAIM lines (the parse has its own limits)
+MAX_CLAIMS = 10_000
+CLAIM_RE = re.compile(r"CLAIM:[ \t]+(\S{1,80})[ \t]+host=(\S{1,64})[ \t]+run=(\S{1,120})[ \t]+until=(\S{1,40})[ \t]*")
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RUN_TIME_RE = re.compile(r"r(\d{8}-\d{6})-")
+
+
+class Claim(Record):
+    """One CLAIM line as written (``line``: its line in the file)."""
+    task: str
+    host: str
+    run: str
+    until: str
+    line: int
+
+    def render(self) -> str:
+        return f"CLAIM: {self.task} host={self.host} run={self.run} until={self.until}"
+
+    def key(self) -> str:
+        return f"claim:{self.task}:{self.host}:{self.run}"
+
+    def lease(self, bound: float) -> float:
+        """How long it holds (seconds): ``until`` less the claimer's time in its run id, in [0, bound]."""
+        until = parse(self.until)
+        m = RUN_TIME_RE.match(self.run)
+        at = parse(f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:8]}T{m.group(1)[9:11]}:{m.group(1)[11:13]}:"
+                   f"{m.group(1)[13:15]}Z") if m else None
+        if until is None:
+            return 0.0
+        if at is None:
+            return bound
+        return max(0.0, min(bound, until - at))
+
+
+class Shared(Record):
+    """What the fleet worklog says to this host: the tasks it may take (``tasks``), why others are held
+    (``held``: id -> why: claimed by another host, done or cancelled there), the live claims (id -> Claim),
+    and its problems as ``fleet_worklog.txt:LINE: message`` (the parse's errors, bad claims, id clashes)."""
+    tasks: list = Factory(list)
+    held: dict = Factory(dict)
+    live: dict = Factory(dict)
+    problems: list = Factory(list)
+    state: "object" = None
+
+
+def path(cfg):
+    return cfg.worklog_dir / FLEET_WORKLOG
+
+
+def is_fleet(cfg) -> bool:
+    git_dir = cfg.worklog_dir / ".git"
+    return git_dir.is_dir() and not git_dir.is_symlink()
+
+
+def fleet_hosts(cfg) -> set[str]:
+    """The hosts of the fleet: those with a worklog in the clone (this one included)."""
+    out = {cfg.host}
+    try:
+        names = os.listdir(cfg.worklog_dir)
+    except OSError:
+        return out
+    for n in names:
+        if n.endswith(WORKLOG_SUFFIX) and n != FLEET_WORKLOG and HOST_RE.fullmatch(n[:-len(WORKLOG_SUFFIX)]):
+            out.add(n[:-len(WORKLOG_SUFFIX)])
+    return out
+
+
+def bound(cfg) -> float:
+    """The longest lease a claim gets."""
+    return LEASE_FACTOR * max(cfg.duration("command_timeout"), cfg.duration("run_timeout"))
+
+
+def claims_in(data: bytes) -> tuple[list[Claim], list[tuple[int, str]]]:
+    """The CLAIM lines of a fleet worklog's bytes, in line order, and (line, why) of the malformed ones.
+    Lines inside agentd's entries are quoted (``> ``), so never read as claims."""
+    out, bad = [], []
+    for n, raw in enumerate(data[:MAX_CLAIM_BYTES].split(b"\n"), 1):
+        if not raw.startswith(b"CLAIM"):
+            continue
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        m = CLAIM_RE.fullmatch(text)
+        if m is None or parse(m.group(4)) is None:
+            bad.append((n, "a CLAIM line is `CLAIM: ID host=HOST run=RUN until=YYYY-MM-DDTHH:MM:SSZ`; "
+                           "this one is not, so it claims nothing"))
+        elif len(out) < MAX_CLAIMS:
+            out.append(Claim(*m.groups(), line=n))
+    return out, bad
+
+
+def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None = None) -> Shared | None:
+    """The fleet worklog as this host's queue sees it; None when the worklog dir is no fleet clone or
+    holds no ``fleet_worklog.txt``.  ``store``: first sights of claims are kept there (else: now)."""
+    p = path(cfg)
+    if not is_fleet(cfg) or p.is_symlink() or not p.is_file():
+        return None
+    from agentd.worklog.index import Index  # lazy: only a fleet clone with a fleet worklog
+    from agentd.worklog.worklog import read as read_worklog
+
+    now = time.time() if now is None else now
+    r = read_worklog(p, Index(cfg.index_path))
+    out = Shared(state=r.state)
+    out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in r.state.errors]
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_CLAIM_BYTES)
+    except OSError as e:
+        out.problems.append(f"{FLEET_WORKLOG}: {e.strerror or e}")
+        data = b""
+    claims, bad = claims_in(data)
+    out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in bad]
+    out.live = live_claims(cfg, r.state, claims, out.problems, store, now)
+    table = r.state.tasks
+    for tid in table.ids:
+        t = table[tid]
+        hosts = t.attrs.get("hosts")
+        if hosts and cfg.host not in hosts:
+            continue
+        if tid in local_ids:
+            out.problems.append(f"{FLEET_WORKLOG}:{t.line}: id {tid} is also a task of {cfg.worklog_path.name}: "
+                                "the queue takes this host's own; rename one of them")
+            continue
+        t.source = "fleet"
+        why = finished(r.state, tid)
+        if why == DONE:
+            t.human_done = True
+        elif why:
+            out.held[tid] = why
+        c = out.live.get(tid)
+        if c is not None and c.host != cfg.host and not t.human_done:
+            out.held[tid] = (f"claimed by {c.host} (run {c.run}, {FLEET_WORKLOG}:{c.line}); "
+                             f"open again if it writes no finding by {iso(_expiry(c, cfg, store, now))}")
+        out.tasks.append(t)
+    return out
+
+
+def finished(state, tid: str) -> str | None:
+    """"done" when the fleet worklog holds a done finding of ``tid`` or a DONE line; why it is held when
+    cancelled there; None when it is open to the fleet."""
+    marks = state.commands.get(tid) or []
+    latest = state.latest.get(tid)
+    if marks:
+        verb = str(marks[-1].verb).lower()
+        if latest is None or marks[-1].order > latest["seq"]:
+            if verb == "done":
+                return DONE
+            if verb == "cancel":
+                return f"cancelled in {FLEET_WORKLOG}"
+    if latest is not None and latest["status"] == DONE:
+        return DONE
+    return None
+
+
+def live_claims(cfg, state, claims: list[Claim], problems: list, store, now: float) -> dict:
+    """task id -> its live claim: the first in line order of the valid, unexpired claims no finding
+    ended.  Claims that name no host of the fleet or no task of the file are problems, never claims."""
+    hosts, tasks = fleet_hosts(cfg), state.tasks
+    valid = []
+    for c in claims:
+        if c.host not in hosts:
+            problems.append(f"{FLEET_WORKLOG}:{c.line}: CLAIM names host {c.host!r}, which has no worklog in the "
+                            "fleet: it claims nothing")
+        elif c.task not in tasks:
+            problems.append(f"{FLEET_WORKLOG}:{c.line}: CLAIM names task {c.task!r}, which {FLEET_WORKLOG} does "
+                            "not define: it claims nothing")
+        else:
+            valid.append(c)
+    seen = _first_seen(store, valid, now)
+    limit = bound(cfg)
+    out: dict = {}
+    for c in valid:
+        if c.task in out:
+            continue
+        ended = _ended(state, c)
+        if not ended and now < seen.get(c.key(), now) + c.lease(limit):
+            out[c.task] = c
+    return out
+
+
+def _ended(state, c: Claim) -> bool:
+    """Whether the claim's run wrote its finding in the file, or a DONE/CANCEL line there ends the task."""
+    latest = state.latest.get(c.task)
+    if latest is not None and latest["run"] == c.run and latest["status"] != "running":
+        return True
+    return finished(state, c.task) is not None
+
+
+def _first_seen(store, claims: list[Claim], now: float) -> dict:
+    """When this host first saw each claim (its own clock), recording the new ones."""
+    if store is None or not claims:
+        return {}
+    keys = [c.key() for c in claims]
+    seen = {k: v[0] for k, v in store.seen(keys).items()}
+    new = [(k, now, None) for k in dict.fromkeys(keys) if k not in seen]
+    if new and not store.readonly:
+        store.record_seen(new)
+    return seen
+
+
+def _expiry(c: Claim, cfg, store, now: float) -> float:
+    seen = _first_seen(store, [c], now).get(c.key(), now)
+    return seen + c.lease(bound(cfg))

@@ -1,0 +1,254 @@
+"""Shared directives claimed once (issue 23, part 3): ``fleet_worklog.txt`` in the fleet's repository, its
+tasks in every host's queue, a CLAIM pushed before a host runs one (git's compare-and-swap on the branch is
+the lock), the finding written back under it.  Real git, a bare repository, hosts with HOMEs of their own,
+the real CLI where a person would see it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import shutil
+import subprocess
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from hosts import Host, at_remote, bare, entries, git
+
+from agentd.fleet import claims
+from agentd.queue import queue, shared
+from agentd.store.store import Store
+from agentd.worklog.parse import parse_bytes
+
+FAKETIME = shutil.which("faketime")
+needs_faketime = pytest.mark.skipif(FAKETIME is None, reason="needs libfaketime (apt-get install faketime)")
+
+
+def start_fleet(tmp_path, names=("alpha", "beta", "gamma")):
+    remote = bare(tmp_path)
+    hosts = [Host(tmp_path, n) for n in names]
+    for h in hosts:
+        h.ok("init")
+    hosts[0].ok("fleet", "init", str(remote))
+    for h in hosts[1:]:
+        h.ok("fleet", "join", str(remote))
+    return remote, hosts
+
+
+def publish(tmp_path, remote, text: str, hosts=()) -> None:
+    """A person writes fleet_worklog.txt on their laptop and pushes it; the hosts sync."""
+    lap = tmp_path / "laptop"
+    if not lap.exists():
+        git("clone", "-q", str(remote), str(lap))
+    git("pull", "-q", "--no-rebase", "origin", "main", cwd=lap)
+    with open(lap / "fleet_worklog.txt", "a") as f:
+        f.write(text)
+    git("add", "fleet_worklog.txt", cwd=lap)
+    git("commit", "-qm", "shared work", cwd=lap)
+    git("push", "-q", "origin", "main", cwd=lap)
+    for h in hosts:
+        h.ok("sync")
+
+
+def queue_of(host, now=None):
+    cfg = host.cfg()
+    cfg.ensure_state_dir()
+    store = Store(cfg.store_path)  # where this host keeps when it first saw each claim
+    return queue.load(cfg, store, has_gpu=False, now=now)
+
+
+def task_of(view, tid):
+    return next((t for t in view.tasks if t.id == tid), None)
+
+
+# -- exactly one host runs a shared task ---------------------------------------------------------------
+
+def test_three_hosts_wake_at_once_and_exactly_one_runs_the_shared_task_and_writes_its_finding(tmp_path):
+    remote, hosts = start_fleet(tmp_path)
+    publish(tmp_path, remote, "- [ ] say hello once for the fleet {run: echo shared-ran, id: hello}\n", hosts)
+    for h in hosts:
+        assert task_of(queue_of(h), "hello").eligible  # every host's queue offers it, source "fleet"
+    procs = [subprocess.Popen([*h_argv(h), "wake", "--now"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=h.env) for h in hosts]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ran = [h.name for h, (out, _) in zip(hosts, outs) if "hello: done" in out]
+    assert len(ran) == 1, "\n-----\n".join(o + e[-3000:] for o, e in outs)
+    for h in hosts:
+        h.ok("sync")
+    there = at_remote(remote, "fleet_worklog.txt")
+    assert len(re.findall(rf"^CLAIM: hello host={ran[0]} run=r\S+ until=\S+$", there, re.M)) == 1
+    assert there.count("CLAIM:") == 1
+    assert entries(there) == [("hello", "done")] and f"host={ran[0]}" in there  # the finding, naming the host
+    assert ("hello", "done") in entries(at_remote(remote, f"{ran[0]}_worklog.txt"))
+    for h in hosts:  # done for the whole fleet: no host runs it again
+        assert task_of(queue_of(h), "hello").status == "done"
+        assert "nothing to do" in h.ok("wake", "--now")
+
+
+def h_argv(h):
+    from conftest import AGENTD
+    return AGENTD
+
+
+def _racer(env, tids, barrier, results, off):
+    """One host's process: for each task, wait for the others, then claim it (real fetch, commit, push)."""
+    from agentd.config import config
+    from agentd.fleet import claims as c
+    from agentd.fleet.repo import Pushed
+
+    if off:  # PROTECTION OFF, ON PURPOSE: a rejected push is taken as if it went through
+        real = c._push
+        c._push = lambda r, commit: Pushed("pushed") if real(r, commit).status == "rejected" else real(r, commit)
+    cfg = config.load(env)
+    for tid in tids:
+        barrier.wait(timeout=60)
+        got = c.claim(cfg, None, SimpleNamespace(id=tid, runner="command"), f"r20261207-000000-{cfg.host}{tid}")
+        results.put((tid, cfg.host, got.won, got.why))
+
+
+def race(tmp_path, n: int, off: bool = False):
+    remote, hosts = start_fleet(tmp_path)
+    tids = [f"t{i:03d}" for i in range(n)]
+    publish(tmp_path, remote, "".join(f"- [ ] shared task {t} {{run: echo {t}, id: {t}}}\n" for t in tids), hosts)
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(len(hosts)), ctx.Queue()
+    ps = [ctx.Process(target=_racer, args=(h.env, tids, barrier, results, off)) for h in hosts]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=300) for _ in range(n * len(hosts))]
+    for p in ps:
+        p.join(timeout=60)
+    winners = {t: [h for (tid, h, won, _) in got if tid == t and won] for t in tids}
+    return remote, winners, got
+
+
+@pytest.mark.parametrize("off", [False, pytest.param(True, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: a claim whose push was rejected runs too: two hosts run one task"))])
+def test_over_a_hundred_races_of_three_hosts_exactly_one_claims_each_shared_task(tmp_path, off):
+    n = 20 if off else 100
+    remote, winners, got = race(tmp_path, n, off)
+    assert all(len(w) == 1 for w in winners.values()), {t: w for t, w in winners.items() if len(w) != 1}
+    lost = [why for (_, _, won, why) in got if not won]
+    assert all(why.startswith("claimed by ") for why in lost), set(lost)
+    there = at_remote(remote, "fleet_worklog.txt")
+    claimed = re.findall(r"^CLAIM: (t\d+) host=(\w+) ", there, re.M)
+    assert sorted(claimed) == sorted((t, w[0]) for t, w in winners.items())  # one line per task: the winner's
+
+
+# -- who may take one ------------------------------------------------------------------------------------
+
+def test_hosts_limits_which_hosts_queue_offers_the_task(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha, beta = hosts
+    publish(tmp_path, remote, "- [ ] only on beta {run: echo b, id: onlyb, hosts: [beta]}\n"
+                              "- [ ] anyone {run: echo a, id: any1}\n", hosts)
+    assert task_of(queue_of(alpha), "onlyb") is None and task_of(queue_of(alpha), "any1").eligible
+    assert task_of(queue_of(beta), "onlyb").eligible
+    assert task_of(queue_of(beta), "onlyb").source == "fleet"
+    out = alpha.ok("wake", "--now")
+    assert "any1: done" in out
+    assert "nothing to do" in alpha.ok("wake", "--now")  # onlyb is never alpha's
+    assert "onlyb: done" in beta.ok("wake", "--now")
+
+
+def test_a_shared_id_that_this_hosts_worklog_defines_too_is_this_hosts_and_the_queue_says_so(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    alpha.append("- [ ] alpha's own {run: echo own, id: same}\n")
+    alpha.ok("sync")
+    publish(tmp_path, remote, "- [ ] the fleet's {run: echo fleet, id: same}\n", [alpha])
+    view = queue_of(alpha)
+    assert task_of(view, "same").source == "worklog"
+    assert any("fleet_worklog.txt:1: id same is also a task of alpha_worklog.txt" in p for p in view.problems)
+
+
+# -- claims that expire, forged claims, wrong clocks --------------------------------------------------------
+
+def claim_line(tid, host, run, until):
+    return f"CLAIM: {tid} host={host} run={run} until={until}\n"
+
+
+def test_a_claim_past_its_lease_with_no_finding_opens_the_task_again(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {run: echo s, id: s1}\n"
+            + claim_line("s1", "beta", "r20261207-000000-aaaa", "2026-12-07T00:30:00Z"), [alpha])
+    t0 = time.time()
+    held = task_of(queue_of(alpha, t0), "s1")
+    assert not held.eligible and held.why.startswith("claimed by beta (run r20261207-000000-aaaa")
+    assert not task_of(queue_of(alpha, t0 + 29 * 60), "s1").eligible  # a 30-minute lease, from alpha's first sight
+    assert task_of(queue_of(alpha, t0 + 31 * 60), "s1").eligible  # beta went silent: open again
+
+
+@pytest.mark.parametrize("bounded", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: a forged claim until 2099 holds the task for 73 years"))])
+def test_forged_claims_claim_nothing_or_hold_at_most_twice_the_time_limit(tmp_path, monkeypatch, bounded):
+    if not bounded:  # PROTECTION OFF, ON PURPOSE: a claim's lease is its until, unbounded
+        monkeypatch.setattr(shared, "bound", lambda cfg: float("inf"))
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] a {run: echo a, id: a1}\n- [ ] b {run: echo b, id: b1}\n"
+            "- [ ] c {run: echo c, id: c1}\n"
+            + claim_line("a1", "mallory", "r20261207-000000-aaaa", "2099-01-01T00:00:00Z")  # no host of the fleet
+            + "CLAIM: b1 host=beta until=2099-01-01T00:00:00Z\n"  # malformed
+            + claim_line("c1", "beta", "forged", "2099-01-01T00:00:00Z"), [alpha])  # beta's name, until 2099
+    t0 = time.time()
+    view = queue_of(alpha, t0)
+    assert task_of(view, "a1").eligible and task_of(view, "b1").eligible
+    assert any(":4: CLAIM names host 'mallory', which has no worklog in the fleet" in p for p in view.problems)
+    assert any(":5: a CLAIM line is `CLAIM: ID host=HOST run=RUN until=" in p for p in view.problems)
+    assert not task_of(view, "c1").eligible  # a claim in beta's name counts...
+    limit = 2 * 60 * 60  # ...for at most twice the longer of command_timeout (60m) and run_timeout (30m)
+    assert not task_of(queue_of(alpha, t0 + limit - 60), "c1").eligible
+    assert task_of(queue_of(alpha, t0 + limit + 60), "c1").eligible
+
+
+def test_hostile_fleet_worklog_lines_get_the_errors_the_same_lines_get_in_a_hosts_own(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    hostile = ("- [ ] attrs not closed {run: echo x, id: x1\n"
+               "- [ ] bad hosts {run: echo y, hosts: 3}\n"
+               "- [ ] bad host name {run: echo z, hosts: [\"a b\"]}\n"
+               "=== agentd entry seq=99999999999999999 run=rX task=x1 status=done at=2026 ===\n"
+               "- [ ] " + "w" * 70_000 + "\n"
+               "- [ ] fine {run: echo fine, id: fine}\n")
+    publish(tmp_path, remote, hostile, [alpha])
+    view = queue_of(alpha)
+    local = parse_bytes(hostile.encode())
+    assert local.errors
+    for line, why in local.errors:
+        assert f"fleet_worklog.txt:{line}: {why}" in view.problems
+    assert task_of(view, "fine").eligible
+    assert "fleet_worklog.txt:3" in alpha.ok("queue") or "fleet_worklog.txt" in alpha.run("check").stdout
+
+
+@needs_faketime
+@pytest.mark.parametrize("when", ["1970-01-02 00:00:00", "2099-01-01 00:00:00"])
+def test_a_host_whose_clock_is_1970_or_2099_claims_and_the_others_respect_its_claim_for_its_lease(tmp_path, when):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha, beta = hosts
+    publish(tmp_path, remote, "- [ ] long shared job {run: sleep 0, id: job}\n", hosts)
+    beta.ok("sync")
+    p = subprocess.run([FAKETIME, when, *h_argv(beta), "wake", "--now"], capture_output=True, text=True,
+                       env=beta.env, timeout=120)  # (monotonic faked too: libfaketime's sleep fails otherwise)
+    assert p.returncode == 0 and "job: done" in p.stdout, (p.stdout, p.stderr)
+    there = at_remote(remote, "fleet_worklog.txt")
+    assert re.search(r"^CLAIM: job host=beta run=r(1970|2099)\S+ until=(1970|2099)", there, re.M), there
+    alpha.ok("sync")
+    assert task_of(queue_of(alpha), "job").status == "done"  # its finding arrived: done for the fleet
+    # the same claim with no finding: alpha holds off for the claim's own length (2 h), by alpha's clock
+    lap = tmp_path / "laptop"
+    git("pull", "-q", "--no-rebase", "origin", "main", cwd=lap)
+    text = (lap / "fleet_worklog.txt").read_text()
+    claim = re.search(r"^CLAIM: job .*$", text, re.M).group(0)
+    (lap / "fleet_worklog.txt").write_text("- [ ] another {run: echo x, id: job2}\n"
+                                           + claim.replace("CLAIM: job ", "CLAIM: job2 ") + "\n")
+    git("commit", "-qam", "job2", cwd=lap)
+    git("push", "-q", "origin", "main", cwd=lap)
+    alpha.ok("sync")
+    t0 = time.time()
+    assert not task_of(queue_of(alpha, t0), "job2").eligible
+    assert not task_of(queue_of(alpha, t0 + 100 * 60), "job2").eligible
+    assert task_of(queue_of(alpha, t0 + 121 * 60), "job2").eligible
