@@ -131,7 +131,7 @@ def test_over_a_hundred_races_of_three_hosts_exactly_one_claims_each_shared_task
     remote, winners, got = race(tmp_path, n, off)
     assert all(len(w) == 1 for w in winners.values()), {t: w for t, w in winners.items() if len(w) != 1}
     lost = [why for (_, _, won, why) in got if not won]
-    assert all(why.startswith("claimed by ") for why in lost), set(lost)
+    assert all(why.startswith("claimed by ") for why in lost), {w for w in lost if not w.startswith("claimed by ")}
     there = at_remote(remote, "fleet_worklog.txt")
     claimed = re.findall(r"^CLAIM: (t\d+) host=(\w+) ", there, re.M)
     assert sorted(claimed) == sorted((t, w[0]) for t, w in winners.items())  # one line per task: the winner's
@@ -186,7 +186,7 @@ def test_a_claim_past_its_lease_with_no_finding_opens_the_task_again(tmp_path):
     strict=True, reason="PROTECTION OFF: a forged claim until 2099 holds the task for 73 years"))])
 def test_forged_claims_claim_nothing_or_hold_at_most_twice_the_time_limit(tmp_path, monkeypatch, bounded):
     if not bounded:  # PROTECTION OFF, ON PURPOSE: a claim's lease is its until, unbounded
-        monkeypatch.setattr(shared, "bound", lambda cfg: float("inf"))
+        monkeypatch.setattr(shared, "bound", lambda cfg: 100 * 365 * 86400.0)
     remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
     alpha = hosts[0]
     publish(tmp_path, remote, "- [ ] a {run: echo a, id: a1}\n- [ ] b {run: echo b, id: b1}\n"
@@ -221,7 +221,18 @@ def test_hostile_fleet_worklog_lines_get_the_errors_the_same_lines_get_in_a_host
     for line, why in local.errors:
         assert f"fleet_worklog.txt:{line}: {why}" in view.problems
     assert task_of(view, "fine").eligible
-    assert "fleet_worklog.txt:3" in alpha.ok("queue") or "fleet_worklog.txt" in alpha.run("check").stdout
+    assert "fleet_worklog.txt:2: the line is not read: 'hosts': a list of host names" in alpha.ok("queue")
+    checked = alpha.run("check", str(alpha.wl / "fleet_worklog.txt")).stdout
+    assert ":2:" in checked and "'hosts': a list of host names" in checked
+
+
+def test_a_host_named_fleet_is_refused_a_fleet(tmp_path):
+    remote = bare(tmp_path)
+    h = Host(tmp_path, "fleet")
+    h.ok("init")
+    p = h.run("fleet", "init", str(remote))
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "a host named 'fleet' can't be in a fleet" in p.stdout + p.stderr
 
 
 @needs_faketime

@@ -150,6 +150,10 @@ class Repo:
         drivers every config names emptied.  Raises FleetError when the clone's own config holds more
         than a clone writes."""
         if self._env is None:
+            if self.cfg.host == "fleet":
+                raise FleetError("a host named 'fleet' can't be in a fleet: its worklog, fleet_worklog.txt, is the "
+                                 "one every host shares; give this host another name (AGENTD_HOST; the hostname "
+                                 "otherwise)")
             base = {**person_env(self.cfg.env), **config_env(list(HARDENING))}
             if (self.dir / ".git").is_dir():
                 for key, _ in self._config(base, "--local", "--no-includes"):
@@ -340,6 +344,8 @@ def _push_status(r: Result) -> tuple[str, str]:
                 return "up-to-date", ""
             if flag in (" ", "*", "+"):
                 return "pushed", ""
+            if "remote rejected" in summary and ("failed to update ref" in summary or "cannot lock ref" in summary):
+                return "rejected", summary  # another push held the branch's lock: it moved, or is moving, meanwhile
             if "remote rejected" in summary:
                 return "declined", summary + (f": {r.said()}" if r.err.strip() else "")
             if flag == "!":

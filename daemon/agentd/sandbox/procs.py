@@ -46,7 +46,10 @@ def pump(proc: subprocess.Popen, sinks: dict, *, wall: float, idle: float | None
     try:
         while sel.get_map() or proc.poll() is None:
             if not sel.get_map():  # it closed its output but runs on: keep watching the clock
-                time.sleep(0.2)
+                try:
+                    proc.wait(timeout=0.2)  # (returns as soon as it exits: no 0.2 s per short child)
+                except subprocess.TimeoutExpired:
+                    pass
             for key, _ in sel.select(timeout=0.2) if sel.get_map() else ():
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
