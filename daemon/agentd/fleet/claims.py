@@ -19,6 +19,9 @@ from agentd.queue import shared
 from agentd.recordtype import Record
 from agentd.times import iso
 from agentd.worklog import entries
+from agentd.worklog.index import Index
+from agentd.worklog.parse import parse_bytes
+from agentd.worklog.worklog import read
 
 ATTEMPTS = 4  # lost races for one task before this wake gives it up
 MAX_FLEET_BYTES = 64 * 2**20
@@ -88,9 +91,7 @@ def _push(r: Repo, commit: str):
 
 def taken_by(cfg, store, data: bytes, tid: str, now: float) -> str:
     """Why ``tid`` can't be claimed in this version of the fleet worklog ("" when it can)."""
-    from agentd.worklog.parse import parse_bytes  # (the remote's copy: parsed whole, with the parse's limits)
-
-    state = parse_bytes(data)
+    state = parse_bytes(data)  # the remote's copy: parsed whole, with the parse's limits
     if tid not in state.tasks:
         return f"{FLEET_WORKLOG} on the remote no longer defines {tid}"
     done = shared.finished(state, tid)
@@ -116,9 +117,6 @@ def finding(cfg, log, task, run_id: str, outcome) -> None:
         return
     body = (f"{safe(' '.join(outcome.summary.split()), 2000)}\n"
             f"host: {cfg.host} · full record there: agentd show {run_id}")
-    from agentd.worklog.index import Index  # lazy: only a shared task's finding
-    from agentd.worklog.worklog import read
-
     seq = read(cfg.worklog_dir / FLEET_WORKLOG, Index(cfg.index_path)).state.max_seq + 1
     e = entries.Entry(seq, run_id, task.id, outcome.status, iso(), {"host": cfg.host}, body=body)
     try:

@@ -21,21 +21,23 @@ Pure reading: no git (``fleet/claims.py`` makes the claims).
 from __future__ import annotations
 
 import os
-import re
 import time
 
+from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
 from agentd.statuses import DONE
 from agentd.times import iso, parse
+from agentd.worklog.index import Index
+from agentd.worklog.worklog import read as read_worklog
 
 FLEET_WORKLOG = "fleet_worklog.txt"
 WORKLOG_SUFFIX = "_worklog.txt"
 LEASE_FACTOR = 2  # a claim's lease: at most this many times the longest a run may take
 MAX_CLAIM_BYTES = 32 * 2**20  # the file's first bytes scanned for CLAIM lines (the parse has its own limits)
 MAX_CLAIMS = 10_000
-CLAIM_RE = re.compile(r"CLAIM:[ \t]+(\S{1,80})[ \t]+host=(\S{1,64})[ \t]+run=(\S{1,120})[ \t]+until=(\S{1,40})[ \t]*")
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-RUN_TIME_RE = re.compile(r"r(\d{8}-\d{6})-")
+CLAIM_RE = lazy(r"CLAIM:[ \t]+(\S{1,80})[ \t]+host=(\S{1,64})[ \t]+run=(\S{1,120})[ \t]+until=(\S{1,40})[ \t]*")
+HOST_RE = lazy(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RUN_TIME_RE = lazy(r"r(\d{8}-\d{6})-")
 
 
 class Claim(Record):
@@ -126,9 +128,6 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
     p = path(cfg)
     if not is_fleet(cfg) or p.is_symlink() or not p.is_file():
         return None
-    from agentd.worklog.index import Index  # lazy: only a fleet clone with a fleet worklog
-    from agentd.worklog.worklog import read as read_worklog
-
     now = time.time() if now is None else now
     r = read_worklog(p, Index(cfg.index_path))
     out = Shared(state=r.state)
