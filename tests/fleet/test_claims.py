@@ -66,7 +66,8 @@ def task_of(view, tid):
 
 def test_three_hosts_wake_at_once_and_exactly_one_runs_the_shared_task_and_writes_its_finding(tmp_path):
     remote, hosts = start_fleet(tmp_path)
-    publish(tmp_path, remote, "- [ ] say hello once for the fleet {run: echo shared-ran, id: hello}\n", hosts)
+    publish(tmp_path, remote, "- [ ] say hello once for the fleet {run: echo shared-ran, id: hello}\n"
+                              "- [ ] and once more {run: echo other-ran, id: hello2, value: 1}\n", hosts)
     for h in hosts:
         assert task_of(queue_of(h), "hello").eligible  # every host's queue offers it, source "fleet"
     procs = [subprocess.Popen([*h_argv(h), "wake", "--now"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -74,16 +75,19 @@ def test_three_hosts_wake_at_once_and_exactly_one_runs_the_shared_task_and_write
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     ran = [h.name for h, (out, _) in zip(hosts, outs) if "hello: done" in out]
+    ran2 = [h.name for h, (out, _) in zip(hosts, outs) if "hello2: done" in out]
+    assert len(ran2) == 1 and ran2 != ran, outs  # a host that lost hello's claim chose again: hello2
     assert len(ran) == 1, "\n-----\n".join(o + e[-3000:] for o, e in outs)
     for h in hosts:
         h.ok("sync")
     there = at_remote(remote, "fleet_worklog.txt")
     assert len(re.findall(rf"^CLAIM: hello host={ran[0]} run=r\S+ until=\S+$", there, re.M)) == 1
-    assert there.count("CLAIM:") == 1
-    assert entries(there) == [("hello", "done")] and f"host={ran[0]}" in there  # the finding, naming the host
+    assert there.count("CLAIM: hello ") == 1 and there.count("CLAIM: hello2 ") == 1
+    assert sorted(entries(there)) == [("hello", "done"), ("hello2", "done")]
+    assert f"task=hello status=done at=" in there and f"host={ran[0]}" in there  # the finding, naming the host
     assert ("hello", "done") in entries(at_remote(remote, f"{ran[0]}_worklog.txt"))
     for h in hosts:  # done for the whole fleet: no host runs it again
-        assert task_of(queue_of(h), "hello").status == "done"
+        assert task_of(queue_of(h), "hello").status == "done" and task_of(queue_of(h), "hello2").status == "done"
         assert "nothing to do" in h.ok("wake", "--now")
 
 

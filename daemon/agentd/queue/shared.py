@@ -209,9 +209,10 @@ def live_claims(cfg, state, claims: list[Claim], problems: list, store, now: flo
 
 
 def _ended(state, c: Claim) -> bool:
-    """Whether the claim's run wrote its finding in the file, or a DONE/CANCEL line there ends the task."""
+    """Whether the claim's run wrote its finding in the file (a run that waits or was deferred keeps its
+    claim, for its lease), or a DONE/CANCEL line there ends the task."""
     latest = state.latest.get(c.task)
-    if latest is not None and latest["run"] == c.run and latest["status"] != "running":
+    if latest is not None and latest["run"] == c.run and latest["status"] not in ("running", "waiting", "deferred"):
         return True
     return finished(state, c.task) is not None
 
