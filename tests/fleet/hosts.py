@@ -81,3 +81,15 @@ def entries(text: str) -> list[tuple[str, str]]:
             kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
             out.append((kv["task"], kv["status"]))
     return out
+
+
+def start_fleet(tmp_path, names=("alpha", "beta", "gamma")) -> tuple:
+    """A bare remote, the first host that started the fleet on it and the others that joined it."""
+    remote = bare(tmp_path)
+    hosts = [Host(tmp_path, n) for n in names]
+    for h in hosts:
+        h.ok("init")
+    hosts[0].ok("fleet", "init", str(remote))
+    for h in hosts[1:]:
+        h.ok("fleet", "join", str(remote))
+    return remote, hosts

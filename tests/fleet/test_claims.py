@@ -14,26 +14,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from hosts import Host, at_remote, bare, entries, git
+from hosts import Host, at_remote, bare, entries, git, start_fleet
 
-from agentd.fleet import claims
 from agentd.queue import queue, shared
 from agentd.store.store import Store
 from agentd.worklog.parse import parse_bytes
 
 FAKETIME = shutil.which("faketime")
 needs_faketime = pytest.mark.skipif(FAKETIME is None, reason="needs libfaketime (apt-get install faketime)")
-
-
-def start_fleet(tmp_path, names=("alpha", "beta", "gamma")):
-    remote = bare(tmp_path)
-    hosts = [Host(tmp_path, n) for n in names]
-    for h in hosts:
-        h.ok("init")
-    hosts[0].ok("fleet", "init", str(remote))
-    for h in hosts[1:]:
-        h.ok("fleet", "join", str(remote))
-    return remote, hosts
 
 
 def publish(tmp_path, remote, text: str, hosts=()) -> None:
@@ -84,7 +72,7 @@ def test_three_hosts_wake_at_once_and_exactly_one_runs_the_shared_task_and_write
     assert len(re.findall(rf"^CLAIM: hello host={ran[0]} run=r\S+ until=\S+$", there, re.M)) == 1
     assert there.count("CLAIM: hello ") == 1 and there.count("CLAIM: hello2 ") == 1
     assert sorted(entries(there)) == [("hello", "done"), ("hello2", "done")]
-    assert f"task=hello status=done at=" in there and f"host={ran[0]}" in there  # the finding, naming the host
+    assert "task=hello status=done at=" in there and f"host={ran[0]}" in there  # the finding, naming the host
     assert ("hello", "done") in entries(at_remote(remote, f"{ran[0]}_worklog.txt"))
     for h in hosts:  # done for the whole fleet: no host runs it again
         assert task_of(queue_of(h), "hello").status == "done" and task_of(queue_of(h), "hello2").status == "done"

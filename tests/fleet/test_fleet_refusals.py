@@ -12,17 +12,12 @@ import pytest
 from agentd.fleet import repo, sync
 from agentd.sandbox import bwrap, sandbox
 
-from hosts import Host, at_remote, bare, git
+from hosts import at_remote, git, start_fleet
 
 
 @pytest.fixture
 def fleet(tmp_path):
-    remote = bare(tmp_path)
-    alpha, beta = Host(tmp_path, "alpha"), Host(tmp_path, "beta")
-    for h in (alpha, beta):
-        h.ok("init")
-    alpha.ok("fleet", "init", str(remote))
-    beta.ok("fleet", "join", str(remote))
+    remote, (alpha, beta) = start_fleet(tmp_path, ("alpha", "beta"))
     alpha.ok("sync")  # alpha has seen beta's join
     return remote, alpha, beta
 

@@ -10,19 +10,12 @@ import subprocess
 import pytest
 
 from conftest import can_mount
-from hosts import Host, at_remote, bare, git
+from hosts import at_remote, git, start_fleet
 
 
 @pytest.fixture
 def three(tmp_path):
-    remote = bare(tmp_path)
-    hosts = [Host(tmp_path, n) for n in ("alpha", "beta", "gamma")]
-    for h in hosts:
-        h.ok("init")
-    hosts[0].ok("fleet", "init", str(remote))
-    for h in hosts[1:]:
-        h.ok("fleet", "join", str(remote))
-    return remote, hosts
+    return start_fleet(tmp_path)
 
 
 def laptop_push(tmp_path, remote, files: dict[str, bytes]) -> None:

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hosts import Host, at_remote, bare, entries, git
+from hosts import Host, at_remote, bare, entries, git, start_fleet
 
 
 @pytest.fixture
 def fleet(tmp_path):
     """A bare remote, host alpha that started the fleet and host beta that joined it."""
-    remote = bare(tmp_path)
-    alpha, beta = Host(tmp_path, "alpha"), Host(tmp_path, "beta")
-    for h in (alpha, beta):
-        h.ok("init")
-    alpha.ok("fleet", "init", str(remote))
-    beta.ok("fleet", "join", str(remote))
+    remote, (alpha, beta) = start_fleet(tmp_path, ("alpha", "beta"))
     return remote, alpha, beta
 
 

@@ -13,13 +13,13 @@ sum) is ``agent/fleetbudget.py``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from agentd.agent import fleetbudget
 from agentd.agent.budget import utc_day
 from agentd.errors import AgentdError
+from agentd.fleet import state
 from agentd.times import iso, parse
 
 HEARTBEAT = 1800.0  # seconds: a file older than this is rewritten even when nothing in it changed
@@ -123,35 +123,15 @@ def record(cfg, wake: dict | None = None, now: float | None = None) -> bool:
 
 
 def write(p: Path, rec: dict) -> None:
-    """Replace the file: a temporary file written and synced, then renamed over it (raises OSError)."""
+    """Replace the file, atomically (``state.write_file``; raises OSError)."""
     p.parent.mkdir(exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(rec, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    state.write_file(p, rec)
 
 
 def commit(repo, message: str) -> bool:
     """Commit this host's worklog and its file as they are now, nothing else (other staged changes stay
     staged): the only paths this host commits.  True if there was something new."""
-    own = [p for p in (repo.own, rel(repo.cfg.host)) if (repo.dir / p).is_file()]
-    if not own:
-        return False
-    repo.git("add", "--", *own)
-    if repo.git("diff", "--cached", "--quiet", "--", *own, check=False).rc == 0:
-        return False
-    repo.git("commit", "-q", "--no-verify", "-m", message, "--only", "--", *own)
-    return True
+    return repo.commit_paths([repo.own, rel(repo.cfg.host)], message)
 
 
 def foreign(repo, base: str | None) -> list[tuple[str, str]]:

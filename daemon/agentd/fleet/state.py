@@ -23,12 +23,17 @@ def read(cfg) -> dict | None:
 
 
 def write(cfg, record: dict) -> None:
-    """Replace the record: a temporary file written and synced, then renamed over it (raises OSError)."""
-    p = path(cfg)
-    tmp = p.with_name(f".fleet.json.{os.getpid()}")
+    """Replace the record (``write_file``; raises OSError)."""
+    write_file(path(cfg), record)
+
+
+def write_file(p, record: dict) -> None:
+    """Replace a JSON file: a temporary file written and synced, then renamed over it (raises OSError)."""
+    tmp = p.with_name(f".{p.name}.{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1, sort_keys=True)
+            f.write("\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
