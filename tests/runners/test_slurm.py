@@ -324,3 +324,100 @@ def test_a_wake_killed_after_sbatch_parks_the_run_on_its_job_and_never_submits_i
     job_ended(cluster, run_dir)
     assert wake(cluster).returncode == 0
     assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
+
+
+def with_site(tmp_path, name: str, code: str) -> str:
+    """A PYTHONPATH whose sitecustomize.py runs ``code`` in the wake's own process."""
+    site = tmp_path / name
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    return os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def jobs_named(cluster, tmp_path, task: str) -> list[str]:
+    """The ids of the cluster's jobs (any state it still remembers) submitted for this test's runs of ``task``."""
+    s = Store(store_path(tmp_path))
+    try:
+        names = {f"agentd:{task}:{r[0]}" for r in s.db.execute("SELECT run_id FROM runs WHERE task_id=?", (task,))}
+    finally:
+        s.close()
+    out = cluster.run("squeue", "--noheader", "--states=all", "--format=%i|%j").stdout
+    return [i for i, _, name in (x.strip().partition("|") for x in out.splitlines()) if name in names]
+
+
+def slow_sbatch(tmp_path, submits: bool) -> str:
+    """A PATH whose sbatch outlives agentd's limit: after taking the job (``submits``) or without."""
+    d = tmp_path / ("slow-sbatch" if submits else "mute-sbatch")
+    d.mkdir()
+    real = cluster_tool("sbatch")
+    (d / "sbatch").write_text("#!/bin/sh\n" + (f"{real} \"$@\" > /dev/null\n" if submits else "") + "sleep 60\n")
+    (d / "sbatch").chmod(0o755)
+    return f"{d}:{os.environ['PATH']}"
+
+
+def cluster_tool(name: str) -> str:
+    import shutil
+    return shutil.which(name)
+
+
+SHORT_LIMIT = "import agentd.runners.slurmcmd as s\ns.TIMEOUT_S = 2\n"
+
+
+def test_an_sbatch_that_times_out_after_taking_the_job_parks_the_run_and_the_next_wake_adopts_its_job(
+        cluster, worklog, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    worklog.write_text("- [ ] train {id: train, cwd: '" + str(work) + "', run: 'while [ ! -e go ]; do sleep 0.2; "
+                       "done; echo trained', slurm: {}}\n")
+    r = wake(cluster, PATH=slow_sbatch(tmp_path, submits=True), PYTHONPATH=with_site(tmp_path, "short", SHORT_LIMIT))
+    assert "Traceback" not in r.stdout + r.stderr
+    assert status(worklog, "train") == "waiting", finding(worklog, "train")
+    assert "sbatch did not answer in 2 s" in finding(worklog, "train")
+    submitted = jobs_named(cluster, tmp_path, "train")
+    assert len(submitted) == 1
+    r = wake(cluster)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status(worklog, "train") == "waiting"
+    assert job_of(tmp_path, "train")["job_id"] == submitted[0]
+    assert jobs_named(cluster, tmp_path, "train") == submitted  # adopted, never submitted again
+    (work / "go").touch()
+    job_ended(cluster, run_dir_of(tmp_path, job_of(tmp_path, "train")["run_id"]))
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
+    assert f"Slurm job {submitted[0]} ended COMPLETED" in finding(worklog, "train")
+
+
+def test_an_sbatch_that_times_out_without_taking_the_job_is_failed_at_the_next_wake(cluster, worklog, tmp_path):
+    worklog.write_text("- [ ] train {id: train, run: 'echo hi', slurm: {}}\n")
+    wake(cluster, PATH=slow_sbatch(tmp_path, submits=False), PYTHONPATH=with_site(tmp_path, "short", SHORT_LIMIT))
+    assert status(worklog, "train") == "waiting"
+    r = wake(cluster)
+    assert "Traceback" not in r.stdout + r.stderr
+    assert status(worklog, "train") == "failed"
+    body = finding(worklog, "train")
+    assert "no job named agentd:train:" in body and "not submitted" in body
+    assert jobs_named(cluster, tmp_path, "train") == []
+
+
+def test_a_wake_killed_between_sbatch_and_keeping_the_job_id_adopts_the_job_and_never_submits_twice(
+        cluster, worklog, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    worklog.write_text("- [ ] train {id: train, cwd: '" + str(work) + "', run: 'while [ ! -e go ]; do sleep 0.2; "
+                       "done; echo trained', slurm: {}}\n")
+    die = ("import os, agentd.runners.slurmcmd as s\nsubmit = s.submit\n"
+           "def dying(*a, **k):\n    submit(*a, **k)\n    os._exit(9)\ns.submit = dying\n")
+    r = wake(cluster, PYTHONPATH=with_site(tmp_path, "die", die))
+    assert r.returncode == 9
+    submitted = jobs_named(cluster, tmp_path, "train")
+    assert len(submitted) == 1
+    r = wake(cluster)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert status(worklog, "train") == "waiting", finding(worklog, "train")
+    assert jobs_named(cluster, tmp_path, "train") == submitted
+    assert job_of(tmp_path, "train")["job_id"] == submitted[0]
+    (work / "go").touch()
+    job_ended(cluster, run_dir_of(tmp_path, job_of(tmp_path, "train")["run_id"]))
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
+    assert jobs_named(cluster, tmp_path, "train") == submitted

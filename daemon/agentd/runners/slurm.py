@@ -35,9 +35,10 @@ from agentd.tasks.job import Job, Outcome
 from agentd.workspace import worktrees
 from agentd.workspace.rundir import RunDir, amend_manifest
 
-EXIT_FILE = "slurm-exit"  # the exit status job.sh keeps (a cluster without accounting says it nowhere else)
+EXIT_FILE = "slurm-exit"  # job.sh's exit status and end time (a cluster without accounting says it nowhere else)
+START_FILE = "slurm-start"  # the job's id and start time, kept by job.sh as it starts on its node
 RUNNERS = ("command", "experiment")
-MAX_NAME = 120  # a job name's length
+NOT_SUBMITTED = "NOT SUBMITTED"  # the state of a run sbatch timed out on, which Slurm has no job for
 
 
 def is_slurm(job: Job) -> bool:
@@ -71,13 +72,20 @@ def submit(job: Job) -> Outcome:
     spec, problem = slurmspec.check(task.attrs.get("slurm"))
     if problem:  # (the attrs' schema said so already: a task made some other way)
         return Outcome(statuses.BLOCKED, f"not submitted: slurm: {problem}", reason=f"slurm: {problem}"[:200])
+    if job.resume:  # a run taken up again: its job may exist already
+        found = adopted(cfg, job.store, task.id, job.run_id)
+        if found is not None:
+            return found
     script = write_script(job)
-    options = [f"--job-name=agentd:{task.id}:{job.run_id}"[:MAX_NAME], f"--chdir={cwd}",
+    name = jobs.job_name(task.id, job.run_id)
+    options = [f"--job-name={name}", f"--chdir={cwd}",
                f"--output={job.run_dir / 'stdout.txt'}", f"--error={job.run_dir / 'stderr.txt'}",
                *slurmspec.options(spec)]
     job.progress("sbatch")
     job_id, said = slurmcmd.submit(str(script), options, child_env(job), cwd)
     shown = "sbatch --parsable " + " ".join(shlex.quote(o) for o in [*options, str(script)])
+    if job_id is None and said.problem and "did not answer" in said.problem:
+        return unanswered(job, said, shown, name)
     if job_id is None:
         return refused(job, said, shown)
     jobs.add(job.store, job.run_id, job_id, task.id, cfg.host)
@@ -88,6 +96,30 @@ def submit(job: Job) -> Outcome:
                        f"follow it: squeue -j {job_id} · tail -f {job.run_dir / 'stdout.txt'}",
                        f"stop it: CANCEL: {task.id} (agentd runs scancel {job_id})"],
                    cause=Cause.SLURM, reason=f"Slurm job {job_id}")
+
+
+def unanswered(job: Job, said: slurmcmd.Said, shown: str, name: str) -> Outcome:
+    """sbatch timed out: it may have taken the job all the same.  The run is parked "submitted?" and the
+    next wake looks the job up by its name (``poll``): adopted if Slurm has it, failed if not, never
+    submitted twice."""
+    cfg, task = job.cfg, job.task
+    jobs.add(job.store, job.run_id, jobs.UNKNOWN, task.id, cfg.host, note=f"sbatch: {said.why()}")
+    amend_manifest(job.run_dir, slurm={"job_id": None, "job_name": name, "options": shown})
+    return Outcome(statuses.WAITING, f"submitted to Slurm? {said.why()}: the job may have been taken; the next "
+                   f"wake looks it up by its name, {name}, and follows it, or records the run failed if Slurm "
+                   "has no such job", [f"$ {redact(shown, cfg.env)}", f"look: squeue --name={name}",
+                                       f"stop it: CANCEL: {task.id} (agentd runs scancel --name={name})"],
+                   cause=Cause.SLURM, reason=f"Slurm job {name}: sbatch did not answer")
+
+
+def adopted(cfg, store, task_id: str, run_id: str) -> Outcome | None:
+    """The run's job, if Slurm has one by its name (a run taken up again): kept and parked on, or None."""
+    ids, why = slurmcmd.by_name(jobs.job_name(task_id, run_id), dict(cfg.env))
+    if not ids:
+        return None
+    jobs.add(store, run_id, ids[0], task_id, cfg.host, note="found by its name: not submitted again")
+    return Outcome(statuses.WAITING, f"Slurm job {ids[0]} of this run was found by its name: followed, not "
+                   "submitted again", cause=Cause.SLURM, reason=f"Slurm job {ids[0]}")
 
 
 def refused(job: Job, said: slurmcmd.Said, shown: str) -> Outcome:
@@ -109,7 +141,9 @@ def write_script(job: Job) -> Path:
     """job.sh (and command.sh, or spec.json for an experiment) in the run directory."""
     rd, task = job.run_dir, job.task
     exit_file, tmp = shlex.quote(str(rd / EXIT_FILE)), shlex.quote(str(rd / (EXIT_FILE + ".tmp")))
+    start_file = shlex.quote(str(rd / START_FILE))
     (rd / EXIT_FILE).unlink(missing_ok=True)
+    (rd / START_FILE).unlink(missing_ok=True)
     if task.runner == "command":
         (rd / "command.sh").write_text(task.attrs["run"] + "\n", encoding="utf-8")
         body = f"/bin/sh {shlex.quote(str(rd / 'command.sh'))}"
@@ -120,10 +154,12 @@ def write_script(job: Job) -> Path:
     script = rd / "job.sh"
     script.write_text(
         "#!/bin/sh\n"
-        f"# agentd: task {task.id}, run {job.run_id}: the task, then its exit status kept for agentd\n"
+        f"# agentd: task {task.id}, run {job.run_id}: its job id and start time, the task, then its exit status "
+        "and end time, kept for agentd\n"
+        f"printf '%s %s\\n' \"${{SLURM_JOB_ID:--}}\" \"$(date +%s)\" > {start_file}\n"
         f"{body}\n"
         "code=$?\n"
-        f"printf '%s\\n' \"$code\" > {tmp} && mv -f {tmp} {exit_file}\n"
+        f"printf '%s %s\\n' \"$code\" \"$(date +%s)\" > {tmp} && mv -f {tmp} {exit_file}\n"
         "exit \"$code\"\n", encoding="utf-8")
     os.chmod(script, 0o700)
     return script
@@ -131,12 +167,34 @@ def write_script(job: Job) -> Path:
 
 # -- polling ---------------------------------------------------------------------------------------
 
+def _kept(run_dir, name: str) -> list[str]:
+    try:
+        return (Path(run_dir) / name).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _int(words: list[str], i: int) -> int | None:
+    try:
+        return int(words[i])
+    except (IndexError, ValueError):
+        return None
+
+
 def kept_exit(run_dir) -> int | None:
     """The exit status job.sh kept, or None (not ended, or killed before it could write it)."""
-    try:
-        return int((Path(run_dir) / EXIT_FILE).read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        return None
+    return _int(_kept(run_dir, EXIT_FILE), 0)
+
+
+def kept_job_id(run_dir) -> str | None:
+    """The job id job.sh kept as it started on its node, or None (it never started)."""
+    words = _kept(run_dir, START_FILE)
+    return words[0] if words and words[0].isdigit() else None
+
+
+def kept_times(run_dir) -> tuple[int | None, int | None]:
+    """(when the job started on its node, when it ended), epoch seconds, as job.sh kept them (None: not kept)."""
+    return _int(_kept(run_dir, START_FILE), 1), _int(_kept(run_dir, EXIT_FILE), 1)
 
 
 def poll(cfg, store, rows: list[dict]) -> list[dict]:
@@ -144,6 +202,10 @@ def poll(cfg, store, rows: list[dict]) -> list[dict]:
     rows of those that ended."""
     env, ended, left = dict(cfg.env), [], []
     for row in rows:
+        if not row["job_id"] and not find(cfg, store, row, env):
+            if row.get("ended_at"):
+                ended.append(row)
+            continue
         code = kept_exit(RunDir(cfg, row["run_id"]).path)
         if code is not None:
             jobs.polled(store, row["run_id"], "COMPLETED" if code == 0 else "FAILED", exit_code=code, ended=True)
@@ -175,17 +237,41 @@ def poll(cfg, store, rows: list[dict]) -> list[dict]:
     return ended
 
 
+def find(cfg, store, row: dict, env: dict) -> bool:
+    """A run parked "submitted?" (sbatch timed out, or the wake was killed around it): its job looked up
+    by name, and adopted (True: ``row`` now has its id); or, where Slurm has no such job, the row ended
+    ``NOT SUBMITTED`` (to be collected as failed); or, where Slurm did not answer, left as it was."""
+    name = jobs.job_name(row["task_id"], row["run_id"])
+    job_id = kept_job_id(RunDir(cfg, row["run_id"]).path)  # it started, and said so in the run dir
+    ids, why = ([job_id], None) if job_id else slurmcmd.by_name(name, env)
+    if why:
+        jobs.polled(store, row["run_id"], None, note=f"not looked up: {why}")
+        return False
+    if not ids:
+        jobs.polled(store, row["run_id"], NOT_SUBMITTED, ended=True,
+                    note=f"no job named {name} is known to Slurm")
+        row.update(jobs.of_run(store, row["run_id"]) or {})
+        return False
+    note = f"found by its name {name}" + (f" (of {len(ids)} so named: {', '.join(ids)})" if len(ids) > 1 else "")
+    jobs.adopt(store, row["run_id"], ids[0], note)
+    row.update(jobs.of_run(store, row["run_id"]) or {})
+    return True
+
+
 def cancel(cfg, store, row: dict, why: str) -> str:
     """``scancel`` a parked run's job, because its task was closed or reopened; returns what was done.
-    When scancel fails the run stays parked and the next wake tries again."""
-    said = slurmcmd.cancel(row["job_id"], dict(cfg.env))
+    When scancel fails the run stays parked and the next wake tries again.  A job whose id is not known
+    (sbatch did not answer) is cancelled by its name."""
+    name = jobs.job_name(row["task_id"], row["run_id"])
+    said = slurmcmd.cancel(row["job_id"], dict(cfg.env), name=name)
+    which = row["job_id"] or f"--name={name}"
     if said.code != 0:
-        note = f"scancel {row['job_id']} failed ({said.why()}): tried again at the next wake"
+        note = f"scancel {which} failed ({said.why()}): tried again at the next wake"
         jobs.polled(store, row["run_id"], None, note=note)
         return note
     jobs.polled(store, row["run_id"], "CANCELLED", note=f"scancel: {why}", ended=True)
-    store.update_run(row["run_id"], status=statuses.CANCELLED, reason=f"scancel {row['job_id']}: {why}")
-    return f"scancel {row['job_id']}: {why}"
+    store.update_run(row["run_id"], status=statuses.CANCELLED, reason=f"scancel {which}: {why}")
+    return f"scancel {which}: {why}"
 
 
 # -- collecting ----------------------------------------------------------------------------------
@@ -200,6 +286,10 @@ def collect(job: Job, row: dict) -> Outcome:
             return Outcome(statuses.WAITING, f"Slurm job {row['job_id']} has not ended: {jobs.describe(row)}",
                            cause=Cause.SLURM, reason=f"Slurm job {row['job_id']}")
         row = jobs.of_run(job.store, job.run_id) or row
+    if row.get("state") == NOT_SUBMITTED:
+        why = f"sbatch did not take the job: {row.get('note') or 'Slurm has no job of this run'}"
+        return Outcome(statuses.FAILED, f"not submitted: {why}", reason=why[:200],
+                       next_step=f"check the controller (`sinfo`, `squeue`); {retry_hint(cfg, task)}")
     out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     for path in (out_path, err_path):
         if path.exists():

@@ -8,7 +8,9 @@ not run at all: missing, timed out); nothing here raises for Slurm's sake.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 
 from agentd.recordtype import Record
@@ -41,14 +43,20 @@ def call(argv: list[str], env: dict, cwd=None, timeout: float | None = None) -> 
     if exe is None:
         return Said(None, problem=f"{argv[0]} is not on the PATH ({env.get('PATH') or 'empty'})")
     try:
-        p = subprocess.run([exe, *argv[1:]], env=env, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=timeout, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        return Said(None, problem=f"{argv[0]} did not answer in {timeout:g} s")
+        p = subprocess.Popen([exe, *argv[1:]], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         return Said(None, problem=f"{argv[0]} could not run: {e.strerror or e}")
-    return Said(p.returncode, p.stdout[:MAX_OUT].decode("utf-8", "replace"),
-                p.stderr[:MAX_OUT].decode("utf-8", "replace"))
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # the command and whatever it started (a wrapper's children) go
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate()
+        return Said(None, problem=f"{argv[0]} did not answer in {timeout:g} s")
+    return Said(p.returncode, out[:MAX_OUT].decode("utf-8", "replace"), err[:MAX_OUT].decode("utf-8", "replace"))
 
 
 def submit(script: str, options: list[str], env: dict, cwd) -> tuple[str | None, Said]:
@@ -97,5 +105,23 @@ def accounted(job_id: str, env: dict) -> tuple[str, int | None] | None:
     return None
 
 
-def cancel(job_id: str, env: dict) -> Said:
-    return call(["scancel", job_id], env)
+def by_name(name: str, env: dict) -> tuple[list[str], str | None]:
+    """The ids of the jobs named ``name`` (``--job-name``) that Slurm knows: ``squeue`` (which keeps an
+    ended job for MinJobAge), else ``sacct`` over the last week where the cluster keeps accounting.
+    (ids, why it could not say, or None)."""
+    said = call(["squeue", "--noheader", "--states=all", f"--name={name}", "--format=%i"], env)
+    if said.code != 0:
+        return [], said.problem or f"squeue: {said.why()}"
+    ids = [x.strip() for x in said.out.splitlines() if x.strip().isdigit()]
+    if ids:
+        return ids, None
+    said = call(["sacct", "--noheader", "--parsable2", "--allocations", f"--name={name}", "--starttime=now-7days",
+                 "--format=JobID"], env)
+    if said.code == 0:
+        ids = [x.strip().split(";")[0] for x in said.out.splitlines() if x.strip().split(";")[0].isdigit()]
+    return ids, None
+
+
+def cancel(job_id: str, env: dict, name: str | None = None) -> Said:
+    """``scancel`` the job by its id, or (its id not known: sbatch did not answer) by its name."""
+    return call(["scancel", job_id] if job_id else ["scancel", f"--name={name}"], env)

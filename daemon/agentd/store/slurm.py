@@ -15,10 +15,30 @@ COLUMNS = ("run_id", "job_id", "task_id", "host", "submitted_at", "state", "poll
            "ended_at")
 
 
-def add(store, run_id: str, job_id: str, task_id: str, host: str | None) -> None:
+MAX_NAME = 120  # a job name's length
+UNKNOWN = ""  # the job id of a run sbatch may have taken without saying so (it timed out; the wake was killed)
+MAYBE = "SUBMITTED?"  # such a run's state until a wake finds its job by name
+
+
+def job_name(task_id: str, run_id: str) -> str:
+    """The job's ``--job-name``, by which a wake finds a job whose id it never heard."""
+    return f"agentd:{task_id}:{run_id}"[:MAX_NAME]
+
+
+
+def add(store, run_id: str, job_id: str, task_id: str, host: str | None, note: str | None = None) -> None:
+    """A run submitted as ``job_id``, or (``UNKNOWN``) perhaps submitted: looked up by name at the next wake."""
     with store.tx():
-        store.db.execute("INSERT OR REPLACE INTO slurm_jobs (run_id, job_id, task_id, host, submitted_at, state) "
-                         "VALUES (?,?,?,?,?,?)", (run_id, job_id, task_id, host, now_iso(), "SUBMITTED"))
+        store.db.execute("INSERT OR REPLACE INTO slurm_jobs (run_id, job_id, task_id, host, submitted_at, state, "
+                         "note) VALUES (?,?,?,?,?,?,?)", (run_id, job_id, task_id, host, now_iso(),
+                                                          "SUBMITTED" if job_id else MAYBE, note))
+
+
+def adopt(store, run_id: str, job_id: str, note: str) -> None:
+    """The job id of a run that had none (found by its name)."""
+    with store.tx():
+        store.db.execute("UPDATE slurm_jobs SET job_id=?, state='SUBMITTED', note=?, polled_at=? WHERE run_id=?",
+                         (job_id, note, now_iso(), run_id))
 
 
 def of_run(store, run_id: str) -> dict | None:
@@ -57,6 +77,9 @@ def describe(row: dict) -> str:
     """One line: the job, where it stood when last looked at, and how to follow it."""
     seen = f" as of {row['polled_at']}" if row.get("polled_at") else f" since {row['submitted_at']}"
     note = f" ({row['note']})" if row.get("note") else ""
+    if not row["job_id"]:
+        name = job_name(row["task_id"], row["run_id"])
+        return f"Slurm job {name}: {row.get('state') or MAYBE}{seen}{note}; follow it: squeue --name={name}"
     return (f"Slurm job {row['job_id']}: {row.get('state') or 'SUBMITTED'}{seen}{note}; "
             f"follow it: squeue -j {row['job_id']}")
 

@@ -178,6 +178,15 @@ def interrupted(cfg, store, state) -> Leftovers:
                                          f"**waiting** · submitted to Slurm as job {job['job_id']} (the wake that "
                                          "submitted it was killed before it could say so)", state.max_seq))
             continue
+        if (RunDir(cfg, run_id).path / "job.sh").exists():  # killed around sbatch: its job is looked up by name
+            name = slurm_jobs.job_name(task_id, run_id)
+            slurm_jobs.add(store, run_id, slurm_jobs.UNKNOWN, task_id, cfg.host, note="the wake was killed at sbatch")
+            store.update_run(run_id, status=statuses.WAITING, reason=f"Slurm job {name}: the wake was killed at sbatch")
+            state.add_entry(append_entry(cfg, store, run_id, task_id, statuses.WAITING,
+                                         f"**waiting** · submitted to Slurm? the wake was killed at sbatch: its job "
+                                         f"is looked up by its name, {name}, and followed, or the run is recorded "
+                                         "failed if Slurm has no such job", state.max_seq))
+            continue
         orphan = kill_orphan(run_id)
         if orphan:
             left.notes.append(f"run {run_id}: {orphan}")
