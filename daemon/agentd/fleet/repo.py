@@ -9,7 +9,8 @@ with the repository runs, and nothing in it chooses how git reaches the remote:
 
 - hooks, fsmonitor, pagers, editors and signing are off (command-line config, which beats every file);
 - every filter, diff and merge driver any config names is emptied, so a ``.gitattributes`` another host
-  pushed can't start the person's git-lfs or any other program (the worklogs' ``merge=union`` is git's own);
+  pushed can't start the person's git-lfs or any other program (the worklogs' ``merge=union`` is git's own),
+  and ``.git/info/attributes`` (``GUARD``) turns off every attribute that changes the bytes git checks out;
 - the ``ext::`` and ``fd::`` transports are off: no URL runs a command;
 - the clone's own config (``.git/config``) may hold only what a clone writes (remote URLs and refspecs,
   branch upstreams, core's plain settings, user.name and user.email): anything else (a credential helper,
@@ -34,6 +35,11 @@ from agentd.workspace.git import DROP, config_env, scrubbed
 WORKLOG_SUFFIX = "_worklog.txt"
 FLEET_WORKLOG = "fleet_worklog.txt"  # the worklog every host reads (issue 23, part 3): not a host's own
 ATTRIBUTES = "*_worklog.txt merge=union\n"
+# ``.git/info/attributes`` (which outranks every ``.gitattributes``): no attribute a pushed file sets changes
+# the bytes git writes or reads (no re-encoding, line-end conversion, filter, keyword expansion), no diff or
+# merge driver it names counts; then the worklogs' union merge.  Written at init and join, re-asserted at
+# each sync (a clone made before it).
+GUARD = ("* -text -ident -filter -export-subst !eol !working-tree-encoding !diff !merge !crlf\n" + ATTRIBUTES)
 SEEN = "refs/agentd/remote"  # the remote's head as agentd last saw it: a new head must descend from it
 FETCHED = "refs/agentd/fetched"  # what the last fetch brought
 LOCAL_TIMEOUT = 120.0  # a git call that does not talk to the remote
@@ -358,16 +364,29 @@ def _push_status(r: Result) -> tuple[str, str]:
 
 
 def init_repo(repo: Repo, branch: str, url: str) -> None:
-    """A new clone's git dir in the worklog dir: on ``branch``, ``origin`` at ``url``, the worklogs' union
-    merge in ``.git/info/attributes`` too (a ``.gitattributes`` another host removed can't turn it off)."""
+    """A new clone's git dir in the worklog dir: on ``branch``, ``origin`` at ``url``, ``GUARD`` in
+    ``.git/info/attributes`` (a ``.gitattributes`` another host pushed or removed can't change it)."""
     repo.dir.mkdir(parents=True, exist_ok=True)
     repo.git("init", "-q", f"--initial-branch={branch}", str(repo.dir))
-    info = repo.dir / ".git" / "info"
-    info.mkdir(exist_ok=True)
-    (info / "attributes").write_text(ATTRIBUTES)
+    guard_attributes(repo)
     repo.git("remote", "add", "origin", url)
     repo.git("config", f"branch.{branch}.remote", "origin")
     repo.git("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
+
+
+def guard_attributes(repo: Repo) -> None:
+    """``.git/info/attributes`` as ``GUARD`` says (rewritten only when it differs)."""
+    info = repo.dir / ".git" / "info"
+    info.mkdir(exist_ok=True)
+    p = info / "attributes"
+    try:
+        if p.read_text(encoding="utf-8", errors="replace") == GUARD:
+            return
+    except OSError:
+        pass
+    if p.is_symlink():
+        p.unlink()
+    p.write_text(GUARD, encoding="utf-8")
 
 
 def remote_heads(repo: Repo, url: str) -> tuple[list[str], str | None]:

@@ -67,6 +67,7 @@ def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: st
 
 def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) -> None:
     host = r.cfg.host
+    fleetrepo.guard_attributes(r)  # a clone made before the guard gets it before git checks anything out
     out.committed = hostfile.commit(r, message(host, r.own, run_id, why))  # the worklog and hosts/<host>.json
     if unreached:
         out.reached = False
