@@ -255,3 +255,110 @@ def test_a_host_whose_clock_is_1970_or_2099_claims_and_the_others_respect_its_cl
     assert not task_of(queue_of(alpha, t0), "job2").eligible
     assert not task_of(queue_of(alpha, t0 + 100 * 60), "job2").eligible
     assert task_of(queue_of(alpha, t0 + 121 * 60), "job2").eligible
+
+
+# -- a large fleet worklog, a remote that gives no answer, a claim that can't be merged -----------------------
+
+PAD = "".join(f"a note of the person's, line {i}, kept whole by every claim\n" for i in range(300))  # ~17 KiB
+
+
+def test_a_fleet_worklog_over_the_limit_is_never_claimed_and_never_cut_on_the_remote(tmp_path, monkeypatch):
+    from agentd.fleet import claims
+
+    monkeypatch.setattr(shared, "MAX_CLAIM_BYTES", 4096)
+    monkeypatch.setattr(claims, "MAX_FLEET_BYTES", 4096, raising=False)  # (the limit's name before the fix)
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {run: echo s, id: s1}\n" + PAD, [alpha])
+    before = at_remote(remote, "fleet_worklog.txt")
+    got = claims.claim(alpha.cfg(), None, SimpleNamespace(id="s1", runner="command"), "r20261207-000000-aaaa")
+    assert not got.won and "fleet_worklog.txt is 0.0 MiB, over the 0 MiB agentd reads claims from" in got.why
+    assert at_remote(remote, "fleet_worklog.txt") == before  # whole: no cut copy was pushed
+
+
+def test_a_claim_past_the_bytes_read_is_never_missed_no_task_of_a_file_that_large_is_taken(tmp_path, monkeypatch):
+    monkeypatch.setattr(shared, "MAX_CLAIM_BYTES", 4096)
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {run: echo s, id: s1}\n" + PAD
+            + claim_line("s1", "beta", "r20261207-000000-bbbb", "2026-12-07T01:00:00Z"), [alpha])
+    view = queue_of(alpha)
+    t = task_of(view, "s1")
+    assert not t.eligible and "over the 0 MiB agentd reads claims from: no host takes a task of it" in t.why
+    assert any(p.startswith("fleet_worklog.txt: fleet_worklog.txt is ") for p in view.problems)
+
+
+def counting_ssh(tmp_path, host, remote, real: bool):
+    """The person's ssh to the remote, counted: each fetch and push, a line in a file; ``real``: it reaches
+    the bare repository (the command git asks ssh to run, run here); else: no answer (exit 255)."""
+    log = tmp_path / f"ssh-{host.name}.log"
+    ssh = tmp_path / f"ssh-{host.name}.sh"
+    run = 'shift; exec sh -c "$*"' if real else "exit 255"
+    ssh.write_text(f'#!/bin/sh\nfor a; do last="$a"; done\necho "$last" >> {log}\n{run}\n')
+    ssh.chmod(0o755)
+    host.gitconfig(f"[core]\n\tsshCommand = {ssh}\n")
+    git("remote", "set-url", "origin", f"ssh://fleet.example{remote}", cwd=host.wl)
+    return log
+
+
+def test_a_remote_that_gave_the_wakes_sync_no_answer_is_not_asked_again_for_each_shared_task(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "".join(f"- [ ] shared {i} {{run: echo s{i}, id: s{i}}}\n" for i in range(3)), [alpha])
+    log = counting_ssh(tmp_path, alpha, remote, real=False)
+    out = alpha.ok("wake", "--now")
+    assert "nothing to do" in out and out.count("not claimed: the fleet's remote gave no answer") == 3, out
+    fetches = [c for c in log.read_text().splitlines() if "upload-pack" in c]
+    assert len(fetches) == 1, fetches  # the sync's one try: no fetch for each claim
+
+
+def test_a_wake_that_claims_a_shared_task_fetches_no_more_than_its_syncs_do(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {run: echo s, id: s1}\n", [alpha])
+    log = counting_ssh(tmp_path, alpha, remote, real=True)
+    out = alpha.ok("wake", "--now")
+    assert "s1: done" in out, out
+    calls = log.read_text().splitlines()
+    assert sum("upload-pack" in c for c in calls) == 2, calls  # the sync before and the one after the run
+    assert re.search(r"^CLAIM: s1 host=alpha ", at_remote(remote, "fleet_worklog.txt"), re.M)
+    assert ("s1", "done") in entries(at_remote(remote, "fleet_worklog.txt"))
+
+
+def test_a_claim_pushed_but_not_merged_here_runs_nothing(tmp_path):
+    from agentd.fleet import claims
+
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {run: echo s, id: s1}\n", [alpha])
+    with open(alpha.wl / "fleet_worklog.txt", "a") as f:  # a person's edit on alpha, not committed
+        f.write("- [ ] a line being written {run: echo x, id: x9}\n")
+    got = claims.claim(alpha.cfg(), None, SimpleNamespace(id="s1", runner="command"), "r20261207-000000-aaaa")
+    assert not got.won and "its claim was pushed but could not be merged here" in got.why
+    assert "CLAIM: s1 host=alpha" in at_remote(remote, "fleet_worklog.txt")
+    assert "id: x9" in (alpha.wl / "fleet_worklog.txt").read_text()  # the person's edit untouched
+
+
+# -- a Slurm task's claim lasts while its job may --------------------------------------------------------------
+
+def test_a_slurm_tasks_claim_holds_for_its_slurm_time_at_most_seven_days(tmp_path):
+    from agentd.fleet import claims
+
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] train {run: echo t, id: tr, slurm: {time: \"3-00:00:00\"}}\n"
+            "- [ ] short {run: echo t, id: sh, slurm: {time: \"30\"}}\n"
+            + claim_line("tr", "beta", "r20261207-000000-bbbb", "2026-12-20T00:00:00Z")
+            + claim_line("sh", "beta", "r20261207-000000-bbbb", "2026-12-20T00:00:00Z"), [alpha])
+    cfg = alpha.cfg()
+    cfg.ensure_state_dir()
+    store = Store(cfg.store_path)
+    t0 = time.time()
+    assert set(shared.read(cfg, store, now=t0).live) == {"tr", "sh"}
+    later = shared.read(cfg, store, now=t0 + 4 * 86400).live  # its job may still wait or run: held
+    assert "tr" in later and "sh" not in later  # (30 minutes, twice, and a day's wait in Slurm's queue)
+    assert "tr" not in shared.read(cfg, store, now=t0 + 7 * 86400 + 60).live  # never past seven days
+    task = task_of(queue_of(alpha), "sh")
+    assert claims.until(cfg, task, 0) == "1970-01-02T01:00:00Z"
+    assert [shared.slurm_seconds(x) for x in ("30", "30:15", "2:00:00", "1-12", "1-12:30", "1-0:0:5", "x")] == [
+        1800, 1815, 7200, 129600, 131400, 86405, None]

@@ -24,62 +24,106 @@ from agentd.worklog.parse import parse_bytes
 from agentd.worklog.worklog import read
 
 ATTEMPTS = 4  # lost races for one task before this wake gives it up
-MAX_FLEET_BYTES = 64 * 2**20
 
 
 class Claimed(Record):
-    """A claim's outcome: ``won`` (run it), else ``why`` not (claimed by another, done, unreachable)."""
+    """A claim's outcome: ``won`` (run it), else ``why`` not (claimed by another, done, unreachable);
+    ``base``: the remote's head it read (the next claim of the wake reads it again, no fetch), ``reached``:
+    False when the remote gave no answer (the wake claims nothing more)."""
     won: bool
     why: str = ""
     claim: "object" = None
+    base: str = ""
+    reached: bool = True
 
 
-def claim(cfg, store, task, run_id: str, now: float | None = None) -> Claimed:
-    """Claim ``task`` (a ``fleet_worklog.txt`` task) for ``run_id``: it runs only if this returns won."""
+def claim(cfg, store, task, run_id: str, now: float | None = None, base: str | None = None) -> Claimed:
+    """Claim ``task`` (a ``fleet_worklog.txt`` task) for ``run_id``: it runs only if this returns won.
+    ``base``: a head of the remote already fetched in this wake, read first instead of fetching (a stale
+    one costs nothing but a rejected push: then it fetches)."""
     if not is_fleet(cfg):
         return Claimed(False, "the worklog dir is no fleet clone")
     r = Repo(cfg)
     try:
         for _ in range(ATTEMPTS):
-            got = r.fetch()
-            if not got.ok:
-                return Claimed(False, f"the fleet's remote gave no answer ({got.said()}): a shared task runs only "
-                                      "once its claim is pushed")
-            base = r.ref(FETCHED)
-            data = r.show(base, FLEET_WORKLOG, MAX_FLEET_BYTES) or b""
+            if not base:
+                got = r.fetch()
+                if not got.ok:
+                    return Claimed(False, f"the fleet's remote gave no answer ({got.said()}): a shared task runs "
+                                          "only once its claim is pushed", reached=False)
+                base = r.ref(FETCHED)
+            data, big = _fleet_worklog(r, base)
+            if big:
+                return Claimed(False, big, base=base)
             taken = taken_by(cfg, store, data, task.id, time.time() if now is None else now)
             if taken:
-                return Claimed(False, taken)
+                return Claimed(False, taken, base=base)
             line = shared.Claim(task.id, cfg.host, run_id, until(cfg, task, now), 0)
             text = data + (b"" if not data or data.endswith(b"\n") else b"\n") + line.render().encode() + b"\n"
             commit = r.commit_on(base, FLEET_WORKLOG, text, f"agentd {cfg.host}: CLAIM {task.id} run {run_id}")
             pushed = _push(r, commit)
             if pushed.status == "pushed":
                 r.git("update-ref", SEEN, commit, check=False)
-                r.merge(commit, f"agentd {cfg.host}: merge the claim of {task.id}")
-                return Claimed(True, claim=line)
+                how, what = r.merge(commit, f"agentd {cfg.host}: merge the claim of {task.id}")
+                if how in ("merged", "up-to-date"):
+                    return Claimed(True, claim=line, base=commit)
+                return Claimed(False, f"its claim was pushed but could not be merged here ({how}: "
+                                      f"{', '.join(what[:3]) or 'no reason given'}): the task is not run on this "
+                                      "host; it opens again when the claim's lease ends", base=commit)
             if pushed.status != "rejected":
-                return Claimed(False, f"the claim's push was {pushed.status}: {pushed.detail or 'no reason given'}")
+                return Claimed(False, f"the claim's push was {pushed.status}: {pushed.detail or 'no reason given'}",
+                               base=base, reached=pushed.status != "unreachable")
+            base = None  # the remote moved since: fetch, look again
         return Claimed(False, f"lost the race to claim it {ATTEMPTS} times in a row")
     except (FleetError, OSError) as e:
         return Claimed(False, f"claiming failed: {e}")
 
 
-def choose(cfg, store, log, run_id: str, choose_from):
+def _fleet_worklog(r: Repo, base: str) -> tuple[bytes, str]:
+    """``fleet_worklog.txt`` at ``base`` whole, and "" ; or (b"", why) when it is larger than what agentd
+    reads claims from (``shared.MAX_CLAIM_BYTES``): a claim never commits a cut copy of it."""
+    limit = shared.MAX_CLAIM_BYTES
+    size = r.git("cat-file", "-s", f"{base}:{FLEET_WORKLOG}", check=False)
+    if size.ok and size.out.strip().isdigit() and int(size.out.strip()) > limit:
+        return b"", shared.too_big(int(size.out.strip()))
+    data = r.show(base, FLEET_WORKLOG, limit + 1) or b""
+    if len(data) > limit:
+        return b"", shared.too_big(len(data))
+    return data, ""
+
+
+def choose(cfg, store, log, run_id: str, choose_from, synced=None):
     """The task this wake runs: ``choose_from(skip)``'s, where a shared task is the one only once this
-    host's claim of it went through; a claim lost (another host's, or no answer) skips it: choose again."""
+    host's claim of it went through; a claim lost (another host's, or no answer) skips it: choose again.
+    ``synced``: the wake's first sync: a remote that gave no answer then is not asked again (every shared
+    task is skipped, no fetch), one that answered is not fetched again before a claim (its head, as the
+    sync saw it, is read; only a lost race fetches)."""
     lost: set = set()
+    unreached = synced.warning if synced is not None and not synced.reached else ""
+    base = None
+    if synced is not None and synced.reached and is_fleet(cfg):
+        try:
+            base = Repo(cfg).ref(SEEN)
+        except FleetError:
+            base = None
     while True:
         task = choose_from(lost)
         if task is None or getattr(task, "source", "") != "fleet":
             return task
-        got = claim(cfg, store, task, run_id)
+        if unreached:
+            got = Claimed(False, f"the fleet's remote gave no answer this wake: a shared task runs only once its "
+                                 "claim is pushed", reached=False)
+        else:
+            got = claim(cfg, store, task, run_id, base=base)
         if got.won:
             log.info("claimed", task=task.id, claim=got.claim.render())
             return task
         log.info("not claimed", task=task.id, why=got.why)
         print(f"{safe(task.id)}: not claimed: {safe(got.why, 300)}")
         lost.add(task.id)
+        base = got.base or None
+        if not got.reached:
+            unreached = unreached or got.why
         if len(lost) >= 20:
             return None
 
@@ -105,9 +149,9 @@ def taken_by(cfg, store, data: bytes, tid: str, now: float) -> str:
 
 
 def until(cfg, task, now: float | None = None) -> str:
-    """How long this host's claim holds: the task's time limit, twice over (``shared.bound``)."""
-    limit = cfg.duration("run_timeout" if task.runner in ("agent", "cli_agent") else "command_timeout")
-    return iso((time.time() if now is None else now) + shared.LEASE_FACTOR * limit)
+    """How long this host's claim holds: the task's time limit, twice over; a Slurm task's from its
+    ``slurm: {time: …}`` (``shared.lease_for``)."""
+    return iso((time.time() if now is None else now) + shared.lease_for(cfg, task))
 
 
 def finding(cfg, log, task, run_id: str, outcome) -> None:

@@ -33,11 +33,14 @@ from agentd.worklog.worklog import read as read_worklog
 FLEET_WORKLOG = "fleet_worklog.txt"
 WORKLOG_SUFFIX = "_worklog.txt"
 LEASE_FACTOR = 2  # a claim's lease: at most this many times the longest a run may take
-MAX_CLAIM_BYTES = 32 * 2**20  # the file's first bytes scanned for CLAIM lines (the parse has its own limits)
+SLURM_WAIT = 86400.0  # a Slurm task's claim: this long for its job to wait in Slurm's queue, on top of its time
+MAX_SLURM_LEASE = 7 * 86400.0  # and never longer than this
+MAX_CLAIM_BYTES = 32 * 2**20  # the largest file whose claims are read: over it, no task of it is taken
 MAX_CLAIMS = 10_000
 CLAIM_RE = lazy(r"CLAIM:[ \t]+(\S{1,80})[ \t]+host=(\S{1,64})[ \t]+run=(\S{1,120})[ \t]+until=(\S{1,40})[ \t]*")
 HOST_RE = lazy(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RUN_TIME_RE = lazy(r"r(\d{8}-\d{6})-")
+SLURM_TIME_RE = lazy(r"(?:(\d{1,4})-)?(\d{1,7})(?::(\d{1,2}))?(?::(\d{1,2}))?")
 
 
 class Claim(Record):
@@ -100,9 +103,47 @@ def fleet_hosts(cfg) -> set[str]:
     return out
 
 
-def bound(cfg) -> float:
-    """The longest lease a claim gets."""
-    return LEASE_FACTOR * max(cfg.duration("command_timeout"), cfg.duration("run_timeout"))
+def bound(cfg, task=None) -> float:
+    """The longest lease a claim of ``task`` gets: twice the longer of the time limits; a Slurm task's
+    ``lease_for`` when longer."""
+    base = LEASE_FACTOR * max(cfg.duration("command_timeout"), cfg.duration("run_timeout"))
+    slurm = slurm_lease(task)
+    return max(base, slurm) if slurm else base
+
+
+def lease_for(cfg, task) -> float:
+    """How long this host's claim of ``task`` holds (its ``until``): twice its runner's time limit; a task
+    with ``slurm: {time: …}``: twice that time plus ``SLURM_WAIT`` for the queue, at most ``MAX_SLURM_LEASE``
+    (its run parks on the Slurm job and renews nothing meanwhile)."""
+    limit = cfg.duration("run_timeout" if task.runner in ("agent", "cli_agent") else "command_timeout")
+    return max(LEASE_FACTOR * limit, slurm_lease(task))
+
+
+def slurm_lease(task) -> float:
+    """A Slurm task's lease from its ``slurm: {time: …}`` (0: no Slurm time)."""
+    spec = (getattr(task, "attrs", None) or {}).get("slurm")
+    secs = slurm_seconds(spec.get("time")) if isinstance(spec, dict) else None
+    return min(MAX_SLURM_LEASE, LEASE_FACTOR * secs + SLURM_WAIT) if secs else 0.0
+
+
+def slurm_seconds(text) -> float | None:
+    """A Slurm time (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) in seconds; None if it is none."""
+    m = SLURM_TIME_RE.fullmatch(str(text or "").strip())
+    if m is None:
+        return None
+    days, a, b, c = (int(x) if x else None for x in m.groups())
+    if days is not None:  # D-HH[:MM[:SS]]
+        return days * 86400.0 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if c is not None:  # HH:MM:SS
+        return a * 3600.0 + b * 60 + c
+    return a * 60.0 + (b or 0)  # minutes[:seconds]
+
+
+def too_big(size: int) -> str:
+    """Why no task of a ``fleet_worklog.txt`` of ``size`` bytes is taken."""
+    return (f"{FLEET_WORKLOG} is {size / 2**20:.1f} MiB, over the {MAX_CLAIM_BYTES // 2**20} MiB agentd reads "
+            "claims from: no host takes a task of it (a claim past that could go unseen; trim the file: move "
+            "finished tasks and their findings out)")
 
 
 def claims_in(data: bytes) -> tuple[list[Claim], list[tuple[int, str]]]:
@@ -132,12 +173,16 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
     r = read_worklog(p, Index(cfg.index_path))
     out = Shared(state=r.state)
     out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in r.state.errors]
+    big = ""
     try:
         with open(p, "rb") as f:
-            data = f.read(MAX_CLAIM_BYTES)
+            data = f.read(MAX_CLAIM_BYTES + 1)
     except OSError as e:
         out.problems.append(f"{FLEET_WORKLOG}: {e.strerror or e}")
         data = b""
+    if len(data) > MAX_CLAIM_BYTES:  # a claim past the bytes read would go unseen: take no task of it
+        big = too_big(os.path.getsize(p) if p.is_file() else len(data))
+        out.problems.append(f"{FLEET_WORKLOG}: {big}")
     claims, bad = claims_in(data)
     out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in bad]
     out.live = live_claims(cfg, r.state, claims, out.problems, store, now)
@@ -157,10 +202,12 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
             t.human_done = True
         elif why:
             out.held[tid] = why
+        elif big:
+            out.held[tid] = big
         c = out.live.get(tid)
         if c is not None and c.host != cfg.host and not t.human_done:
             out.held[tid] = (f"claimed by {c.host} (run {c.run}, {FLEET_WORKLOG}:{c.line}); "
-                             f"open again if it writes no finding by {iso(_expiry(c, cfg, store, now))}")
+                             f"open again if it writes no finding by {iso(_expiry(c, cfg, store, now, t))}")
         out.tasks.append(t)
     return out
 
@@ -197,13 +244,12 @@ def live_claims(cfg, state, claims: list[Claim], problems: list, store, now: flo
         else:
             valid.append(c)
     seen = _first_seen(store, valid, now)
-    limit = bound(cfg)
     out: dict = {}
     for c in valid:
         if c.task in out:
             continue
         ended = _ended(state, c)
-        if not ended and now < seen.get(c.key(), now) + c.lease(limit):
+        if not ended and now < seen.get(c.key(), now) + c.lease(bound(cfg, tasks[c.task])):
             out[c.task] = c
     return out
 
@@ -229,6 +275,6 @@ def _first_seen(store, claims: list[Claim], now: float) -> dict:
     return seen
 
 
-def _expiry(c: Claim, cfg, store, now: float) -> float:
+def _expiry(c: Claim, cfg, store, now: float, task=None) -> float:
     seen = _first_seen(store, [c], now).get(c.key(), now)
-    return seen + c.lease(bound(cfg))
+    return seen + c.lease(bound(cfg, task))

@@ -53,7 +53,8 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
             run_id = new_run_id(store)  # a task of fleet_worklog.txt runs only once its claim is pushed
-            task = None if gate.skip else claims.choose(cfg, store, log, run_id, _chooser(view, gate, task_id))
+            chooser = _chooser(view, gate, task_id)  # a remote the sync did not reach is not asked to claim
+            task = None if gate.skip else claims.choose(cfg, store, log, run_id, chooser, synced)
             if not gate.skip:
                 store.set_passovers(queue.update_passovers(view.tasks, task, store.passovers()))
             for tid, why in gate.passed[:3]:
