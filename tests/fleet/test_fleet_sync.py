@@ -242,3 +242,27 @@ def test_hosts_with_nothing_new_fast_forward_and_push_no_merge_commits_back_and_
         alpha.ok("sync")
     assert git("rev-parse", "main", cwd=remote).strip() == before
     assert git("rev-parse", "HEAD", cwd=beta.wl).strip() == before
+
+
+def test_a_persons_edit_of_fleet_worklog_on_a_host_is_committed_and_merged_not_stalling_its_syncs(fleet, tmp_path):
+    remote, alpha, beta = fleet
+    lap = laptop(tmp_path, remote)
+    (lap / "fleet_worklog.txt").write_text("# fleet worklog\n")
+    git("add", "fleet_worklog.txt", cwd=lap)
+    git("commit", "-qm", "the fleet's worklog", cwd=lap)
+    git("push", "-q", "origin", "main", cwd=lap)
+    alpha.ok("sync")
+    beta.ok("sync")
+    with open(beta.wl / "fleet_worklog.txt", "a") as f:
+        f.write("- [ ] written on beta by a person {id: on-beta}\n")  # not committed
+    with open(alpha.wl / "fleet_worklog.txt", "a") as f:
+        f.write("- [ ] written on alpha by a person {id: on-alpha}\n")
+    alpha.ok("sync")  # (committed and pushed by alpha's sync)
+    with open(lap / "fleet_worklog.txt", "a") as f:
+        f.write("- [ ] written on the laptop {id: on-lap}\n")
+    git("commit", "-qam", "a shared task", cwd=lap)
+    git("pull", "-q", "--no-rebase", "origin", "main", cwd=lap)
+    git("push", "-q", "origin", "main", cwd=lap)
+    assert beta.ok("sync").startswith("synced")
+    there = at_remote(remote, "fleet_worklog.txt")
+    assert "on-beta" in there and "on-alpha" in there and "on-lap" in there

@@ -20,6 +20,7 @@ from agentd.agent import fleetbudget
 from agentd.agent.budget import utc_day
 from agentd.errors import AgentdError
 from agentd.fleet import state
+from agentd.fleet.repo import FLEET_WORKLOG
 from agentd.times import iso, parse
 
 HEARTBEAT = 1800.0  # seconds: a file older than this is rewritten even when nothing in it changed
@@ -129,9 +130,10 @@ def write(p: Path, rec: dict) -> None:
 
 
 def commit(repo, message: str) -> bool:
-    """Commit this host's worklog and its file as they are now, nothing else (other staged changes stay
-    staged): the only paths this host commits.  True if there was something new."""
-    return repo.commit_paths([repo.own, rel(repo.cfg.host)], message)
+    """Commit this host's worklog, its file and ``fleet_worklog.txt`` (a person's edit of it on this host: a
+    merge would not go over it uncommitted) as they are now, nothing else (other staged changes stay staged):
+    the only paths this host commits.  True if there was something new."""
+    return repo.commit_paths([repo.own, rel(repo.cfg.host), FLEET_WORKLOG], message)
 
 
 def foreign(repo, base: str | None) -> list[tuple[str, str]]:
