@@ -114,7 +114,29 @@ def test_a_hosts_negative_spend_hides_no_one_elses(fleet, tmp_path):
     """A file claiming -$100 for a host is left out of the sum, with a warning: alpha's $1.02 still counts."""
     remote, alpha, beta = fleet
     bad = {"host": "mallory", "synced_at": "2026-01-01T00:00:00Z", "spend": {"day": utc_day(), "usd": -100}}
+    person_pushes(tmp_path, remote, "mallory_worklog.txt", "")  # a host of the fleet
     person_pushes(tmp_path, remote, "hosts/mallory.json", json.dumps(bad))
     assert _held_after_sync(beta).startswith("the fleet budget is spent: $1.02 of $1.00")
     st = json.loads(beta.ok("fleet", "status", "--json"))
     assert any("hosts/mallory.json" in w and "left out of the fleet's sum" in w for w in st["warnings"])
+
+
+@pytest.mark.parametrize("filtered", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: a ghost host's file stops every agent run of the fleet"))])
+def test_a_host_file_of_no_host_of_the_fleet_counts_nothing(fleet, tmp_path, monkeypatch, filtered):
+    """hosts/ghost.json says $999,999,999 today, but no ghost_worklog.txt is in the fleet: left out, said so."""
+    from pathlib import Path
+
+    remote, alpha, beta = fleet
+    if not filtered:  # PROTECTION OFF, ON PURPOSE: every host file counts, worklog or not
+        real = Path.is_file
+        monkeypatch.setattr(Path, "is_file", lambda p: True if p.name == "ghost_worklog.txt" else real(p))
+    person_pushes(tmp_path, remote, "fleet.yaml", "fleet_budget_usd: 5\n")
+    ghost = {"host": "ghost", "synced_at": "2026-01-01T00:00:00Z", "spend": {"day": utc_day(), "usd": 999_999_999}}
+    person_pushes(tmp_path, remote, "hosts/ghost.json", json.dumps(ghost))
+    beta.ok("sync")
+    cfg = beta.cfg()
+    assert backends.agents_wait(cfg, Store(cfg.store_path), time.time()) == ("anthropic", "")
+    st = json.loads(beta.ok("fleet", "status", "--json"))
+    assert "ghost" not in st["budget"]["by_host"]
+    assert any("hosts/ghost.json: host 'ghost' has no worklog in the fleet" in w for w in st["warnings"])

@@ -64,6 +64,7 @@ def test_hostile_and_huge_host_files_are_warnings_and_nothing_of_them_reaches_th
         "hosts/bad.json": b"\xff\xfe not json",
         "hosts/liar.json": json.dumps({"host": "alpha"}).encode(),
         "hosts/..json": b"{}",
+        **{f"{h}_worklog.txt": b"" for h in ("mallory", "huge", "bad", "liar")},  # hosts of the fleet: files read
     })
     alpha.ok("sync")
     p = alpha.run("fleet", "status")

@@ -145,7 +145,9 @@ def read_host_file(path: Path, host: str) -> tuple[dict | None, str]:
 
 
 def read_hosts(worklog_dir, skip: str | None = None) -> tuple[dict[str, dict], list[str]]:
-    """Every other host's file in the clone: host -> its record, and a warning for each one left out."""
+    """Every other host's file in the clone: host -> its record, and a warning for each one left out.  Only
+    the fleet's hosts count, as for claims: those with a worklog in the clone (``<host>_worklog.txt``); a
+    ``hosts/ghost.json`` of no such host is left out (it would stop every agent run of the fleet)."""
     d = Path(worklog_dir) / HOSTS_DIR
     try:
         names = sorted(os.listdir(d))
@@ -162,6 +164,11 @@ def read_hosts(worklog_dir, skip: str | None = None) -> tuple[dict[str, dict], l
             continue
         if not HOST_NAME.fullmatch(host):
             warnings.append(f"{HOSTS_DIR}/{_cut(name, 80)[0]!r}: not a host's name: left out")
+            continue
+        worklog = Path(worklog_dir) / f"{host}_worklog.txt"
+        if not worklog.is_file() or worklog.is_symlink():
+            warnings.append(f"{HOSTS_DIR}/{name}: host {host!r} has no worklog in the fleet ({worklog.name}): "
+                            "left out of the fleet's sum")
             continue
         rec, warn = read_host_file(d / name, host)
         if warn:
