@@ -56,7 +56,6 @@ def test_without_the_check_a_rewritten_history_is_merged_and_the_old_one_pushed_
     monkeypatch.setattr(sync, "rewritten", lambda r, seen, fetched: False)
     # (and the check that stops a push of others' commits, which would also catch the merged old history)
     monkeypatch.setattr(sync.Repo, "foreign", lambda self, base: None)
-    monkeypatch.setattr(sync.hostfile, "foreign", lambda r, base: None)
     alpha.append("after the rewrite\n")
     sync.sync(alpha.cfg())
     assert git("rev-parse", "main", cwd=remote).strip() == new
@@ -76,6 +75,33 @@ def test_a_commit_of_this_host_that_changes_another_hosts_worklog_is_not_pushed(
     assert p.returncode == 1 and "beta_worklog.txt, another host's worklog" in p.stderr and "git revert" in p.stderr
     assert "written into beta's worklog" not in at_remote(remote, "beta_worklog.txt")
     assert json.loads(alpha.ok("status", "--json"))["fleet"]["kind"] == "foreign"
+
+
+def test_the_foreign_remedy_git_revert_lets_the_next_sync_push(fleet):
+    remote, alpha, beta = fleet
+    foreign_commit(alpha)
+    alpha.append("alpha's own line\n")
+    assert alpha.run("sync").returncode == 1
+    git("revert", "--no-edit", "HEAD~1", cwd=alpha.wl)  # the foreign commit (HEAD is agentd's own commit)
+    assert alpha.ok("sync").startswith("synced")
+    assert "alpha's own line" in at_remote(remote, "alpha_worklog.txt")
+    assert "written into beta's worklog" not in at_remote(remote, "beta_worklog.txt")
+
+
+def test_after_a_rewritten_historys_recovery_the_old_commits_are_not_called_this_hosts(fleet, tmp_path):
+    remote, alpha, beta = fleet
+    lap = tmp_path / "squasher"
+    git("clone", "-q", str(remote), str(lap))
+    root = git("rev-list", "--max-parents=0", "HEAD", cwd=lap).split()[0]
+    git("reset", "-q", "--soft", root, cwd=lap)  # the same files, the history squashed into one commit
+    git("commit", "-qm", "squashed", cwd=lap)
+    git("push", "-q", "--force", "origin", "main", cwd=lap)
+    assert alpha.run("sync").returncode == 1  # rewritten
+    git("merge", "-q", "--no-edit", "origin/main", cwd=alpha.wl)  # the recovery docs/fleet.md#faults says
+    git("update-ref", "-d", repo.SEEN, cwd=alpha.wl)
+    alpha.append("alpha's own line\n")
+    assert alpha.ok("sync").startswith("synced")
+    assert "alpha's own line" in at_remote(remote, "alpha_worklog.txt")
 
 
 @pytest.mark.xfail(strict=True, reason="protection off: this host's commit of beta's worklog reaches the fleet")

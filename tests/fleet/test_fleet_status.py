@@ -91,7 +91,7 @@ def test_a_commit_of_another_hosts_file_is_refused(three):
     git("add", "hosts/beta.json", cwd=alpha.wl)
     git("commit", "-qm", "forge beta's spend", cwd=alpha.wl)
     p = alpha.run("sync")
-    assert p.returncode == 1 and "changes hosts/beta.json, another host's file" in p.stderr, p.stderr
+    assert p.returncode == 1 and "would change hosts/beta.json, another host's file" in p.stderr, p.stderr
     assert '"2026-01-01"' not in at_remote(remote, "hosts/beta.json")
 
 

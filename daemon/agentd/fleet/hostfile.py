@@ -135,18 +135,3 @@ def commit(repo, message: str) -> bool:
     the only paths this host commits.  True if there was something new."""
     return repo.commit_paths([repo.own, rel(repo.cfg.host), FLEET_WORKLOG], message)
 
-
-def foreign(repo, base: str | None) -> list[tuple[str, str]]:
-    """(commit, path) for each commit of this host the remote lacks (merges left out) that changes another
-    host's file under ``hosts/``."""
-    if repo.ref("HEAD") is None:
-        return []
-    r = repo.git("log", "--no-merges", "--format=%x01%H", "--name-only", "-z", "--no-renames", "HEAD",
-                 *(["--not", base] if base else []), "--", fleetbudget.HOSTS_DIR)
-    out, c, mine = [], "", rel(repo.cfg.host)
-    for item in r.out.replace("\n", "\0").split("\0"):
-        if item.startswith("\x01"):
-            c = item[1:]
-        elif item and item != mine:
-            out.append((c, item))
-    return out

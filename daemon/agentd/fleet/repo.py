@@ -238,18 +238,25 @@ class Repo:
         return int(r.out.strip() or 0) if r.ok else 0
 
     def foreign(self, base: str | None) -> list[tuple[str, str]]:
-        """(commit, path) for each commit of this host that the remote lacks (HEAD since ``base``, merges
-        left out: they bring the other hosts' commits) and that changes another host's worklog."""
+        """(commit, path) for each file the push would change on the remote that is another host's: its
+        worklog, or its ``hosts/<host>.json``.  The net change is judged (``base``, the remote's head as
+        fetched and merged, against HEAD), not each commit: a revert undoes it, and the commits the remote
+        already holds the same way count for nothing.  ``commit``: the last commit since ``base`` that
+        changed the path (merges left out; "" if none), the one to revert."""
         if self.ref("HEAD") is None:
             return []
-        r = self.git("log", "--no-merges", "--format=%x01%H", "--name-only", "-z", "--no-renames", "HEAD",
-                     *(["--not", base] if base else []))
-        out, commit = [], ""
-        for item in r.out.replace("\n", "\0").split("\0"):
-            if item.startswith("\x01"):
-                commit = item[1:]
-            elif item and host_of(item) and item != self.own:
-                out.append((commit, item))
+        if base:
+            r = self.git("diff", "--name-only", "-z", "--no-renames", base, "HEAD")
+        else:
+            r = self.git("ls-tree", "-r", "-z", "--name-only", "HEAD")
+        mine = f"hosts/{self.cfg.host}.json"
+        bad = [p for p in r.out.split("\0") if p and p != self.own and p != mine
+               and (host_of(p) or (p.startswith("hosts/") and p != mine))]
+        out = []
+        for path in bad:
+            c = self.git("log", "-1", "--no-merges", "--format=%H", "HEAD", *(["--not", base] if base else []),
+                         "--", path, check=False)
+            out.append((c.out.strip(), path))
         return out
 
     def show(self, ref: str, path: str, limit: int = 64 * 2**20) -> bytes | None:

@@ -3,7 +3,7 @@
 One sync: commit this host's worklog as it is (a person's lines in it too: never merge over them), fetch
 the remote's branch (within ``fleet.timeout``), refuse a history the remote rewrote (the head agentd saw
 last is not in the new one), merge (the worklogs with git's union driver), refuse to push a commit of this
-host that changes another host's worklog, push (never forced; a push that lost the race to another host
+host that changes another host's worklog (the push's net change, not each commit), push (never forced; a push that lost the race to another host
 fetches, merges and pushes once more).  Never in the wake's way: every fault is a ``Synced`` with a
 warning (the wake logs it, `agentd status` shows it), nothing is lost (this host's commits wait for a
 later push) and the next sync tries again.
@@ -25,7 +25,7 @@ class Synced(Record):
     """A sync's outcome.  ``kind`` names a fault (empty when it all went through): ``unreachable``,
     ``rejected`` (another host pushed first, twice), ``declined`` (the remote refused the push),
     ``rewritten``, ``conflict`` (in a file that is not a worklog), ``local-changes`` (git would not merge
-    over a file changed meanwhile), ``foreign`` (a commit of this host changes another host's worklog),
+    over a file changed meanwhile), ``foreign`` (the push would change another host's worklog or file),
     ``failed`` (anything else: the clone's config, a full disk)."""
     ok: bool = True
     warning: str = ""
@@ -98,13 +98,15 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             if how == "refused":
                 return out.warn("local-changes", f"git would not merge the remote's branch: {what[0]}; "
                                 "the next sync tries again")
-        bad = r.foreign(fetched or seen) or hostfile.foreign(r, fetched or seen)
+        bad = r.foreign(fetched or seen)
         if bad:
             commit, path = bad[0]
             whose = "file" if path.startswith("hosts/") else "worklog"
-            return out.warn("foreign", f"commit {commit[:12]} of this host changes {path}, another host's {whose}: "
-                            f"agentd pushes only {r.own} and {hostfile.rel(host)}; undo that commit by hand "
-                            f"(`git revert {commit[:12]}`)")
+            undo = (f"undo it by hand (`git revert {commit[:12]}`, the last commit here that changed it)" if commit
+                    else f"undo it by hand (`git checkout origin/{r.branch()} -- {path}`, then commit)")
+            return out.warn("foreign", f"this host's push would change {path}, another host's {whose}: agentd "
+                            f"pushes only {r.own}, {hostfile.rel(host)} and {fleetrepo.FLEET_WORKLOG}; {undo}; "
+                            "nothing is pushed until then")
         if fetched is not None and r.ref("HEAD") == fetched:
             return
         pushed = r.push()
