@@ -421,3 +421,18 @@ def test_a_wake_killed_between_sbatch_and_keeping_the_job_id_adopts_the_job_and_
     assert wake(cluster).returncode == 0
     assert status(worklog, "train") == "done" and "trained" in finding(worklog, "train")
     assert jobs_named(cluster, tmp_path, "train") == submitted
+
+
+def test_a_jobs_duration_is_the_jobs_own_not_the_collecting_wakes(cluster, worklog, tmp_path):
+    worklog.write_text("- [ ] nap {id: nap, run: 'sleep 2; echo rested', slurm: {}}\n")
+    assert wake(cluster).returncode == 0
+    job = job_of(tmp_path, "nap")
+    job_ended(cluster, run_dir_of(tmp_path, job["run_id"]))
+    assert wake(cluster).returncode == 0
+    assert status(worklog, "nap") == "done"
+    body = finding(worklog, "nap")
+    row = next(x for x in json.loads(run_cli("runs", "--json").stdout) if x["task_id"] == "nap")
+    assert row["duration_s"] >= 2, row  # the job slept 2 s; the collecting wake took a fraction of that
+    head = body.splitlines()[1]
+    assert f"· {row['duration_s']:.1f} s" in head, head
+    assert f"Slurm job {job['job_id']} ended COMPLETED, exit 0: waited " in body and " s in the queue, ran " in body

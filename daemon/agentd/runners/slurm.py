@@ -32,6 +32,7 @@ from agentd.statuses import Cause
 from agentd.store import slurm as jobs
 from agentd.tasks import slurmspec
 from agentd.tasks.job import Job, Outcome
+from agentd.times import parse
 from agentd.workspace import worktrees
 from agentd.workspace.rundir import RunDir, amend_manifest
 
@@ -299,7 +300,33 @@ def collect(job: Job, row: dict) -> Outcome:
         job.workspace = worktrees.command_cwd(cfg, task, job.store) if task.runner == "command" else job.run_dir
     except WorkspaceError:
         job.workspace = None
-    where = f"Slurm job {jid} ended {state}" + (f", exit {code}" if code is not None else "")
+    ran, timing = timed(job.run_dir, row)
+    where = f"Slurm job {jid} ended {state}" + (f", exit {code}" if code is not None else "") + f": {timing}"
+    o = collected(job, row, code, state, where)
+    o.duration_s = ran
+    return o
+
+
+def timed(run_dir, row: dict) -> tuple[float, str]:
+    """(how long the job ran on its node, in seconds; a line saying its wait in the queue and its run), from
+    the times job.sh kept in the run dir (the node's clock) and when it was submitted (this host's)."""
+    start, end = kept_times(run_dir)
+    submitted, seen = parse(row.get("submitted_at")), parse(row.get("ended_at"))
+    if start is None:  # it never started on a node (cancelled while pending), or its disk is not shared
+        waited = f"{max(seen - submitted, 0):.0f} s" if submitted and seen else "its time"
+        return 0.0, f"it never started (it spent {waited} in the queue)"
+    waited = f"waited {max(start - submitted, 0):.0f} s in the queue" if submitted else "its wait not known"
+    if end is None:  # killed without keeping its end: until agentd saw it end, at most
+        ran = max((seen or start) - start, 0)
+        return float(ran), f"{waited}, ran {ran:.0f} s at most (its end not kept)"
+    return float(max(end - start, 0)), f"{waited}, ran {max(end - start, 0):.0f} s"
+
+
+def collected(job: Job, row: dict, code: int | None, state: str, where: str) -> Outcome:
+    """The outcome of the ended job (``where``: its first line, the job's state, exit and times)."""
+    cfg, task = job.cfg, job.task
+    jid = row["job_id"]
+    out_path, err_path = job.run_dir / "stdout.txt", job.run_dir / "stderr.txt"
     if task.runner == "experiment":
         o = experiment.from_result(job, code, None if code is not None else row.get("note") or state)
         o.lines = [where, *o.lines]

@@ -39,3 +39,4 @@ class Outcome(Record):
     cause: str | None = None  # statuses.Cause: why it ended so, where the wake acts on it (``reason`` is text)
     metrics: list = Factory(list)  # metrics.metric.Metric: measured (an experiment's result) or claimed (record_metric)
     peaks: dict = Factory(dict)  # metric name -> the device's spec figure, what an ``expect:`` gate's ``peak`` means
+    duration_s: float | None = None  # the run's own time where the wake's is not it (a Slurm job's), else None

@@ -139,7 +139,7 @@ class Recording:
         o.lines = [redact(x, env) for x in o.lines]
         o.reason = redact(o.reason, env) if o.reason else o.reason
         o.next_step = redact(o.next_step, env) if o.next_step else o.next_step
-        self.duration = time.monotonic() - self.t0
+        self.duration = o.duration_s if o.duration_s is not None else time.monotonic() - self.t0
         if o.status == statuses.WAITING and o.defer_until:  # a usage limit: wake at its reset
             o.lines.append(schedule_wake(self.cfg, o.defer_until, self.run_id))
         reserve.release_if_low(self.cfg)

@@ -98,7 +98,8 @@ def collect(rec, o, j: Judged) -> None:
         elif m.source == CLAIMED and len(j.claimed) < extract.MAX_CLAIMED:
             j.claimed.append(m)
     runner = rec.task.runner
-    figures = {"duration_s": round(time.monotonic() - rec.t0, 3), "exit_code": o.exit_code}
+    took = o.duration_s if o.duration_s is not None else time.monotonic() - rec.t0  # (a Slurm job's own)
+    figures = {"duration_s": round(took, 3), "exit_code": o.exit_code}
     if runner == "agent" or o.provider:
         figures.update(input_tokens=o.input_tokens, output_tokens=o.output_tokens, cost_usd=o.cost_usd)
     extract.from_run(figures, j.read)
