@@ -128,3 +128,17 @@ def test_a_full_disk_under_the_hosts_file_is_a_warning_and_the_next_sync_writes_
     finally:
         if subprocess.run(["umount", str(d)], capture_output=True).returncode:
             subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_this_hosts_own_file_edited_on_the_remote_is_merged_as_this_hosts(three, tmp_path):
+    remote, (alpha, beta, gamma) = three
+    alpha.ok("sync")
+    edited = json.loads(at_remote(remote, "hosts/alpha.json"))
+    edited["spend"]["usd"] = 999.0  # a person's edit of alpha's file, pushed
+    laptop_push(tmp_path, remote, {"hosts/alpha.json": json.dumps(edited).encode(), "notes.md": b"a note\n"})
+    alpha.append("- [ ] a new top of the queue {run: echo top, id: top}\n")  # alpha's file changes too
+    assert alpha.ok("sync").startswith("synced")
+    mine = json.loads(at_remote(remote, "hosts/alpha.json"))
+    assert mine["spend"]["usd"] == 0.0 and mine["queue_top"]["id"] == "top"
+    assert (alpha.wl / "notes.md").is_file()  # the rest of the remote's commit merged
+    assert alpha.ok("sync").startswith("synced")

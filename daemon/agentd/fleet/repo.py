@@ -314,10 +314,11 @@ class Repo:
                         f"+refs/heads/{b}:{FETCHED}", f"+refs/heads/{b}:refs/remotes/origin/{b}",
                         network=True, check=False)
 
-    def merge(self, ref: str, message: str, unrelated: bool = False) -> tuple[str, list[str]]:
+    def merge(self, ref: str, message: str, unrelated: bool = False, ours: tuple = ()) -> tuple[str, list[str]]:
         """Merge ``ref`` into HEAD (a fast-forward when HEAD has nothing of its own: no merge commit that the
         other hosts would merge again): ("merged" | "up-to-date" | "conflict" | "refused", conflicted paths or
-        git's words).  A conflict is undone (``merge --abort``): nothing is left half-merged."""
+        git's words).  A conflict only in ``ours`` (this host's own file) is resolved as this host has it;
+        any other is undone (``merge --abort``): nothing is left half-merged."""
         if self.ref("HEAD") is not None and self.is_ancestor(ref, "HEAD"):
             return "up-to-date", []
         r = self.git("merge", "-q", "--no-edit", "--no-verify", "--ff", "-m", message,
@@ -326,6 +327,11 @@ class Repo:
             return "merged", []
         conflicted = self.git("diff", "--name-only", "--diff-filter=U", "-z", check=False).out.split("\0")
         conflicted = [c for c in conflicted if c]
+        if conflicted and set(conflicted) <= set(ours) and all(
+                self.git("checkout", "--ours", "--", c, check=False).ok for c in conflicted):
+            self.git("add", "--", *conflicted)
+            self.git("commit", "-q", "--no-verify", "-m", message)
+            return "merged", []
         if conflicted:
             self.git("merge", "--abort", check=False)
             return "conflict", conflicted

@@ -89,7 +89,8 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
                             "agentd merges and pushes nothing until a person looks (docs/fleet.md#faults)")
         if fetched:
             r.git("update-ref", SEEN, fetched)
-            how, what = r.merge(fetched, message(host, "merge the fleet's worklogs", run_id, why))
+            how, what = r.merge(fetched, message(host, "merge the fleet's worklogs", run_id, why),
+                                ours=(hostfile.rel(host),))  # this host's own file is this host's to say
             out.merged |= how == "merged"
             if how == "conflict":
                 return out.warn("conflict", "merging the remote's branch conflicts in " + ", ".join(what[:5])
