@@ -266,3 +266,18 @@ def test_a_persons_edit_of_fleet_worklog_on_a_host_is_committed_and_merged_not_s
     assert beta.ok("sync").startswith("synced")
     there = at_remote(remote, "fleet_worklog.txt")
     assert "on-beta" in there and "on-alpha" in there and "on-lap" in there
+
+
+def test_git_errors_are_said_by_their_first_fatal_or_error_line_and_the_files_in_the_way(fleet, tmp_path):
+    remote, alpha, beta = fleet
+    lap = laptop(tmp_path, remote)
+    (lap / "notes.md").write_text("the fleet's notes\n")
+    git("add", "notes.md", cwd=lap)
+    git("commit", "-qm", "notes", cwd=lap)
+    git("push", "-q", "origin", "main", cwd=lap)
+    (alpha.wl / "notes.md").write_text("alpha's own, untracked\n")
+    p = alpha.run("sync")
+    assert p.returncode == 1 and "would be overwritten by merge" in p.stderr and "notes.md" in p.stderr, p.stderr
+    remote.rename(tmp_path / "moved.git")
+    p = alpha.run("sync")
+    assert p.returncode == 1 and "does not appear to be a git repository" in p.stderr, p.stderr

@@ -80,11 +80,20 @@ class Result(Record):
         return self.rc == 0
 
     def said(self) -> str:
-        """git's last line of error, one line (or why it was stopped)."""
+        """What git said, one line (or why it was stopped): its first ``fatal:`` or ``error:`` line, with the
+        files it lists under it (``... would be overwritten by merge: notes.md``); else its last line."""
         if self.rc is None:
             return "no answer"
-        lines = [x.strip() for x in self.err.splitlines() if x.strip() and not x.startswith("hint:")]
-        return (lines[-1] if lines else f"exit {self.rc}")[:300]
+        raw = [x for x in self.err.splitlines() if x.strip() and not x.startswith("hint:")]
+        for i, line in enumerate(raw):
+            if line.startswith(("fatal:", "error:")):
+                files = []
+                for nxt in raw[i + 1:] if line.rstrip().endswith(":") else []:
+                    if not nxt[:1].isspace():
+                        break
+                    files.append(nxt.strip())
+                return (line.strip() + (" " + ", ".join(files) if files else ""))[:300]
+        return (raw[-1].strip() if raw else f"exit {self.rc}")[:300]
 
 
 class Pushed(Record):

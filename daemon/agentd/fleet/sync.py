@@ -97,8 +97,8 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
                                 + " (not a worklog): nothing was merged; merge it by hand in "
                                 + f"{r.dir} (`git merge origin/{r.branch()}`), then the next sync pushes")
             if how == "refused":
-                return out.warn("local-changes", f"git would not merge the remote's branch: {what[0]}; "
-                                "the next sync tries again")
+                return out.warn("local-changes", f"git would not merge the remote's branch: {what[0]}; the next "
+                                "sync tries again (a file of the fleet's in the way here: move it away first)")
         bad = r.foreign(fetched or seen)
         if bad:
             commit, path = bad[0]
