@@ -281,3 +281,30 @@ def test_git_errors_are_said_by_their_first_fatal_or_error_line_and_the_files_in
     remote.rename(tmp_path / "moved.git")
     p = alpha.run("sync")
     assert p.returncode == 1 and "does not appear to be a git repository" in p.stderr, p.stderr
+
+
+def test_a_former_clone_joins_again_and_a_file_of_its_own_in_the_way_is_named(fleet, tmp_path):
+    import shutil
+
+    remote, alpha, beta = fleet
+    beta.ok("sync")
+    alpha.ok("sync")
+    beta.ok("sync")
+    shutil.rmtree(beta.wl / ".git")  # .gitattributes, hosts/*.json, the other worklogs stay
+    (beta.wl / "hosts" / "beta.json").write_text("{}")  # its own file, whatever it holds
+    (beta.wl / "notes.md").write_text("beta's own notes\n")
+    beta.ok("fleet", "join", str(remote))
+    assert beta.ok("sync").startswith("synced")
+    assert (beta.wl / "notes.md").read_text() == "beta's own notes\n"
+    shutil.rmtree(beta.wl / ".git")
+    with open(beta.wl / "alpha_worklog.txt", "a") as f:
+        f.write("changed since\n")
+    p = beta.run("fleet", "join", str(remote))
+    assert p.returncode != 0 and "alpha_worklog.txt" in p.stderr and not (beta.wl / ".git").exists(), p.stderr
+
+
+def test_a_join_that_fails_leaves_no_worklog_dir_behind(tmp_path):
+    h = Host(tmp_path, "delta")
+    p = h.run("fleet", "join", str(tmp_path / "no-such.git"))
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert not h.wl.exists()

@@ -14,7 +14,7 @@ import time
 
 from agentd.errors import FleetError
 from agentd.fleet import repo as fleetrepo
-from agentd.fleet import state
+from agentd.fleet import hostfile, state
 from agentd.fleet.repo import ATTRIBUTES, FETCHED, SEEN, Repo
 
 
@@ -43,8 +43,14 @@ def init(cfg, url: str) -> str:
     """Start a fleet at ``url`` (an empty repository).  Returns what to say."""
     if _refuse_existing(cfg, url):
         return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+    existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
-    heads, _ = fleetrepo.remote_heads(Repo(cfg), url)
+    try:
+        heads, _ = fleetrepo.remote_heads(Repo(cfg), url)
+    except FleetError:
+        if not existed:
+            shutil.rmtree(cfg.worklog_dir, ignore_errors=True)  # made just now: as it was
+        raise
     if heads:
         raise FleetError(f"{fleetrepo.redacted_url(url)} already holds a fleet (branch {heads[0]}): "
                          f"`agentd fleet join {url}` joins it")
@@ -66,17 +72,39 @@ def join(cfg, url: str) -> str:
     """Join the fleet at ``url``.  Returns what to say."""
     if _refuse_existing(cfg, url):
         return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+    existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
-    heads, head = fleetrepo.remote_heads(Repo(cfg), url)
-    if not heads:
-        raise FleetError(f"{fleetrepo.redacted_url(url)} is empty: `agentd fleet init {url}` starts a fleet there")
-    branch = head if head in heads else ("main" if "main" in heads else heads[0])
-    fleetrepo.init_repo(Repo(cfg), branch, url)
     try:
+        heads, head = fleetrepo.remote_heads(Repo(cfg), url)
+        if not heads:
+            raise FleetError(f"{fleetrepo.redacted_url(url)} is empty: `agentd fleet init {url}` starts a fleet there")
+        branch = head if head in heads else ("main" if "main" in heads else heads[0])
+        fleetrepo.init_repo(Repo(cfg), branch, url)
         return _join(cfg, Repo(cfg), url, branch)
-    except BaseException:
-        shutil.rmtree(cfg.worklog_dir / ".git", ignore_errors=True)  # agentd's own, just made: as before the join
+    except BaseException:  # as before the join: the .git it made removed, the worklog dir too if it made it
+        shutil.rmtree(cfg.worklog_dir if not existed else cfg.worklog_dir / ".git", ignore_errors=True)
         raise
+
+
+def _clear_the_way(cfg, r: Repo, fetched: str) -> None:
+    """Files already in the worklog dir that the fleet also holds (a former clone's): one with the fleet's
+    bytes, or this host's own ``hosts/<host>.json`` (the next sync writes it anew), is removed for the
+    checkout to write; any other stops the join, named (nothing removed then)."""
+    listed = r.git("ls-tree", "-r", "-z", "--name-only", fetched).out.split("\0")
+    mine, clear, blocked = hostfile.rel(cfg.host), [], []
+    for p in [p for p in listed if p and p != r.own]:
+        local = r.dir / p
+        if not local.exists() and not local.is_symlink():
+            continue
+        if local.is_file() and not local.is_symlink() and (p == mine or local.read_bytes() == r.show(fetched, p)):
+            clear.append(local)
+        else:
+            blocked.append(p)
+    if blocked:
+        raise FleetError(f"{r.dir} already holds {', '.join(blocked[:10])[:400]}, which the fleet holds otherwise: "
+                         "move them away (or make them the fleet's), then join again")
+    for local in clear:
+        local.unlink()
 
 
 def _join(cfg, r: Repo, url: str, branch: str) -> str:
@@ -84,6 +112,7 @@ def _join(cfg, r: Repo, url: str, branch: str) -> str:
     if not got.ok:
         raise FleetError(f"cannot fetch {fleetrepo.redacted_url(url)}: {got.said()}")
     fetched = r.ref(FETCHED)
+    _clear_the_way(cfg, r, fetched)
     if (r.dir / r.own).is_file():  # this host's worklog keeps its bytes: committed, then merged (union)
         r.git("add", "--", r.own)
         r.git("commit", "-q", "--no-verify", "-m", f"agentd {cfg.host}: {r.own} joins the fleet")
