@@ -47,7 +47,7 @@ def test_fleet_status_shows_all_three_hosts(three):
     assert by["beta"]["last_run"]["task"] == "b1" and by["beta"]["queue_top"] is None
     assert not any(h["stale"] for h in st["hosts"]) and by["alpha"]["spend"]["usd"] == 0.0
     text = gamma.ok("fleet", "status")
-    for line in ("gamma (this host): synced", "alpha: synced", "beta: synced", "  last run:    a1: done at ",
+    for line in ("gamma (this host): synced", "alpha: synced", "beta: synced", "  last run:    a1: done (started ",
                  "  queue top:   a2: second", "fleet budget: none set"):
         assert line in text, text
     assert json.loads(at_remote(remote, "hosts/beta.json"))["last_run"]["task"] == "b1"

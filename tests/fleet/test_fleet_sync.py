@@ -308,3 +308,10 @@ def test_a_join_that_fails_leaves_no_worklog_dir_behind(tmp_path):
     p = h.run("fleet", "join", str(tmp_path / "no-such.git"))
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert not h.wl.exists()
+
+
+def test_a_host_named_fleet_in_any_case_is_refused(fleet):
+    remote, alpha, beta = fleet
+    h = Host(remote.parent, "Fleet")
+    p = h.run("fleet", "join", str(remote))
+    assert p.returncode != 0 and "a host named 'Fleet' can't be in a fleet" in p.stderr, p.stderr

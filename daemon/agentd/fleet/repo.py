@@ -165,8 +165,8 @@ class Repo:
         drivers every config names emptied.  Raises FleetError when the clone's own config holds more
         than a clone writes."""
         if self._env is None:
-            if self.cfg.host == "fleet":
-                raise FleetError("a host named 'fleet' can't be in a fleet: its worklog, fleet_worklog.txt, is the "
+            if self.cfg.host.lower() == "fleet":  # (any case: fleet_worklog.txt on a case-insensitive disk)
+                raise FleetError(f"a host named {self.cfg.host[:64]!r} can't be in a fleet: its worklog, fleet_worklog.txt, is the "
                                  "one every host shares; give this host another name (AGENTD_HOST; the hostname "
                                  "otherwise)")
             base = {**person_env(self.cfg.env), **config_env(list(HARDENING))}

@@ -80,7 +80,7 @@ def lines(info: dict) -> list[str]:
         w = h.get("wake")
         out.append("  last wake:   " + (f"{safe(w.get('at'), 40)} ({safe(w.get('kind'), 40)})" if w else "none recorded"))
         r = h.get("last_run")
-        out.append("  last run:    " + (f"{safe(r['task'], 100)}: {safe(r['status'], 40)} at {safe(r['at'], 40)} "
+        out.append("  last run:    " + (f"{safe(r['task'], 100)}: {safe(r['status'], 40)} (started {safe(r['at'], 40)}) "
                                         f"({safe(r['id'], 100)})" if r else "none"))
         running = h.get("running") or []
         out.append("  running:     " + (", ".join(f"{safe(x['task'], 100)} ({safe(x['id'], 100)}, since "
