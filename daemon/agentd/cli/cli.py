@@ -119,7 +119,9 @@ COMMANDS = {
                "(plots inline, nothing loaded from the network), and print its path", _adds(
                    _arg("-o", "--output", metavar="FILE", help="write the page here (default: <state_dir>/report.html)"),
                    _arg("--since", metavar="SPAN", default="30d", help="cover the last SPAN: 30d, 2w, 12h (default 30d)"),
-                   _arg("--json", **FLAG, help="print the numbers behind every plot instead (docs/report.md)"))),
+                   _arg("--json", **FLAG, help="print the numbers behind every plot instead (docs/report.md)"),
+                   _arg("--fleet", **FLAG, help="add every host of the fleet, as `agentd fleet status` shows them "
+                                                "(the worklog dir must be a fleet clone)"))),
     "doctor": ("check the config, worklog, state, units, keys, GPU and disk; say how to fix each", _adds()),
     "notify": ("send the one-line summary of the last run to the notify command",
                _adds(_arg("--unit", default="", help="the unit that failed (the agentd-notify@ unit passes it)"))),

@@ -1,4 +1,4 @@
-"""``agentd report [-o FILE] [--since 30d] [--json]``: one self-contained HTML page of what agentd did
+"""``agentd report [-o FILE] [--since 30d] [--json] [--fleet]``: one self-contained HTML page of what agentd did
 (``report.page.render``), or its numbers as JSON (``report.data.gather``); docs/report.md."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 from agentd.cli.since import since_seconds
 from agentd.errors import StateError, UsageError, WorklogError, io_error
 from agentd.queue import queue
+from agentd.fleet import repo
 from agentd.report.data import gather as gather_data
+from agentd.report.fleet import gather as fleet_data
 from agentd.store.migrations import MIGRATIONS, migrate
 from agentd.store.store import Store
 from agentd.store.storedb import Tx
@@ -22,9 +24,10 @@ from agentd.wake.lock import wake_running
 DEFAULT_SINCE = "30d"
 
 
-def gather(cfg, since_s: float, now: float | None = None) -> dict:
+def gather(cfg, since_s: float, now: float | None = None, fleet: bool = False) -> dict:
     """The report's numbers: the store as ``open_store`` opens it, the queue read as `agentd queue` reads it
-    (``worklog_problem`` says why it could not be), the last runs' statuses as `agentd runs` shows them."""
+    (``worklog_problem`` says why it could not be), the last runs' statuses as `agentd runs` shows them;
+    ``fleet``: every host of the fleet as `agentd fleet status --json` gives it (``report.fleet``), else None."""
     now = time.time() if now is None else now
     store = open_store(cfg.store_path) if cfg.store_path.is_file() else None
     try:
@@ -43,6 +46,7 @@ def gather(cfg, since_s: float, now: float | None = None) -> dict:
         if store is not None:
             _as_seen(cfg, store, out["last_runs"])
         out["worklog_problem"] = None if problem is None else " ".join(problem.split())[:2000]
+        out["fleet"] = fleet_data(cfg, now) if fleet else None
         return out
     finally:
         if store is not None:
@@ -170,18 +174,21 @@ def run(cfg, args) -> int:
     since_s = since_seconds(args.since or DEFAULT_SINCE)
     if args.json and args.output:
         raise UsageError("--json prints the numbers; -o writes the page: give one of them")
+    fleet = bool(getattr(args, "fleet", False))
+    if fleet and not repo.is_fleet(cfg):
+        raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
     if args.json:
-        sys.stdout.write(json.dumps(gather(cfg, since_s), indent=1, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(gather(cfg, since_s, fleet=fleet), indent=1, ensure_ascii=False) + "\n")
         return 0
     from agentd.report.page import render  # lazy: the page only for HTML
 
     if args.output == "-":
-        sys.stdout.write(render(gather(cfg, since_s)))
+        sys.stdout.write(render(gather(cfg, since_s, fleet=fleet)))
         return 0
     path = Path(args.output).expanduser() if args.output else cfg.state_dir / "report.html"
     if args.output is None:
         cfg.ensure_state_dir()
     target(path)  # (a bad -o is said before the report is gathered)
-    write(path, render(gather(cfg, since_s)))
+    write(path, render(gather(cfg, since_s, fleet=fleet)))
     print(path)
     return 0

@@ -5,8 +5,8 @@ script, and a Content-Security-Policy meta forbids the page to load anything (``
 without JavaScript and prints.  Under each plot, the numbers it draws, in a table a person can copy;
 every number on the page also sits in a ``data-v`` attribute as JSON, so a test can read it back.
 
-Top to bottom: the host and what needs a person; runs per day and the success rate; spend per day
-against the daily budget, and tokens by provider; each metric series; the recurring tasks' reliability;
+Top to bottom: the host; every host of the fleet (``report --fleet``); what needs a person; runs per day
+and the success rate; spend per day against the daily budget, and tokens by provider; each metric series; the recurring tasks' reliability;
 the queue with each task's why; the last runs, each linking to its entry's text further down.
 
 Every text in ``data`` (titles, outputs, whys: what a person or a model wrote) goes through ``svg.esc``.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from agentd.report import svg
+from agentd.report import fleet, svg
 from agentd.times import parse
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -153,10 +153,31 @@ def _header(d: dict) -> str:
                f'<dt>spend</dt><dd>{key("totals.usd", t.get("usd", 0), svg.fmt(t.get("usd", 0), "usd"))}</dd>'
                f'<dt>tokens</dt><dd>{key("totals.input_tokens", t.get("input_tokens", 0))} in, '
                f'{key("totals.output_tokens", t.get("output_tokens", 0))} out</dd></dl></header>')
-    out.append('<nav><a href="#attention">Needs a person</a><a href="#runs">Runs</a><a href="#spend">Spend</a>'
+    out.append('<nav>' + ('<a href="#fleet">The fleet</a>' if isinstance(d.get("fleet"), dict) else "")
+               + '<a href="#attention">Needs a person</a><a href="#runs">Runs</a><a href="#spend">Spend</a>'
                '<a href="#metrics">Metrics</a><a href="#reliability">Reliability</a><a href="#queue">Queue</a>'
                '<a href="#last-runs">Last runs</a></nav>')
     return "".join(out)
+
+
+def _fleet(d: dict) -> str:
+    """Every host of the fleet (``report --fleet``; nothing without it), as `agentd fleet status` says it."""
+    f = d.get("fleet")
+    if not isinstance(f, dict):
+        return ""
+    rows = fleet.rows(f)
+    out = ['<section id="fleet"><h2>The fleet</h2>',
+           f'<p class="muted">{esc(f.get("remote") or "no remote", MAX_TEXT)}: {len(rows):,} host(s); this host '
+           "live, the others as their last sync left their <code>hosts/&lt;host&gt;.json</code> in the clone.</p>"]
+    out.append(table("fleet", [("host", "host", "text"), ("synced", "synced", "text"), ("wake", "last wake", "text"),
+                               ("last_run", "last run", "text"), ("running", "running", "text"),
+                               ("queue_top", "queue top", "why"), ("usd", "spent today", "usd")], rows[:MAX_ROWS]))
+    total = f.get("hosts_total")
+    if isinstance(total, int) and total > len(rows):
+        out.append(f'<p class="muted">… and {total - len(rows):,} more hosts, not shown.</p>')
+    out.append(f'<p data-key="fleet.budget">{esc(fleet.budget_line(f), MAX_WHY)}</p>')
+    out += [f'<p class="muted">warning: {esc(w, MAX_WHY)}</p>' for w in (f.get("warnings") or [])[:20]]
+    return "".join(out) + "</section>"
 
 
 def _attention(d: dict) -> str:
@@ -342,5 +363,5 @@ def render(data: dict) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>agentd report: {esc(data.get('host'), 80)}</title><style>{STYLE}</style></head><body>"
-            + _header(data) + _attention(data) + _runs(data) + _spend(data) + _metrics(data) + _reliability(data)
+            + _header(data) + _fleet(data) + _attention(data) + _runs(data) + _spend(data) + _metrics(data) + _reliability(data)
             + _queue(data) + _last_runs(data) + "</body></html>\n")
