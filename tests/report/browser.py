@@ -36,6 +36,8 @@ QUIET = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-
          "--disable-preconnect", "--hide-scrollbars",
          # the browser's own calls home (time, sign-in, search preconnects), none of them the page's: sent nowhere
          "--gaia-url=http://127.0.0.1:9", "--google-base-url=http://127.0.0.1:9", "--lso-url=http://127.0.0.1:9",
+         # Chromium 156 asks update.googleapis.com for components even with --disable-component-update
+         "--component-updater=url-source=http://127.0.0.1:9/",
          "--disable-features=" + ",".join([
              "Translate", "OptimizationHints", "MediaRouter", "AutofillServerCommunication",
              "NetworkTimeServiceQuerying", "PreconnectToSearch", "SearchPrefetchServicePrefetching", "DnsOverHttps",
