@@ -139,10 +139,15 @@ def test_hosts_limits_which_hosts_queue_offers_the_task(tmp_path):
     assert task_of(queue_of(alpha), "onlyb") is None and task_of(queue_of(alpha), "any1").eligible
     assert task_of(queue_of(beta), "onlyb").eligible
     assert task_of(queue_of(beta), "onlyb").source == "fleet"
+    text = alpha.ok("queue")  # the text queue marks the shared tasks
+    assert re.search(r"^▶ any1 +command +open +[\d.]+  \[fleet\] anyone$", text, re.M), text
+    assert "only on beta" not in text
+    r = alpha.run("wake", "--now", "--task", "onlyb")
+    assert r.returncode == 2 and "no task 'onlyb'" in r.stderr  # a task only beta may take: none of alpha's
     out = alpha.ok("wake", "--now")
     assert "any1: done" in out
     assert "nothing to do" in alpha.ok("wake", "--now")  # onlyb is never alpha's
-    assert "onlyb: done" in beta.ok("wake", "--now")
+    assert "onlyb: done" in beta.ok("wake", "--now", "--task", "onlyb")  # a shared task named by hand
 
 
 def test_a_shared_id_that_this_hosts_worklog_defines_too_is_this_hosts_and_the_queue_says_so(tmp_path):
@@ -362,3 +367,113 @@ def test_a_slurm_tasks_claim_holds_for_its_slurm_time_at_most_seven_days(tmp_pat
     assert claims.until(cfg, task, 0) == "1970-01-02T01:00:00Z"
     assert [shared.slurm_seconds(x) for x in ("30", "30:15", "2:00:00", "1-12", "1-12:30", "1-0:0:5", "x")] == [
         1800, 1815, 7200, 129600, 131400, 86405, None]
+
+
+# -- a run taken up again by a later wake ------------------------------------------------------------------
+
+def _short_limits(h) -> None:
+    """Time limits of 10 s: a claim's lease is 20 s, so it can end within a test."""
+    d = h.home / ".config" / "agentd"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.yaml").write_text("command_timeout: 10s\nrun_timeout: 10s\n")
+
+
+def _lines(p) -> int:
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def _wake_killed_mid_run(h, count, env=None) -> None:
+    """``h`` wakes and is killed (its whole process group) once its run has started the command."""
+    import os
+    import signal
+    before = _lines(count)
+    p = subprocess.Popen([*h_argv(h), "wake", "--now"], env={**h.env, **(env or {})}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while _lines(count) == before and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+    assert _lines(count) == before + 1
+
+
+def _no_renewal(tmp_path) -> dict:
+    """PROTECTION OFF, ON PURPOSE: a run taken up again goes on without its claim renewed."""
+    import os
+    import textwrap
+    d = tmp_path / "off"
+    d.mkdir(exist_ok=True)
+    (d / "sitecustomize.py").write_text(textwrap.dedent("""
+        import agentd.wake.settle as s
+        s.still_claimed = lambda cfg, store, log, pick, synced, state: pick
+    """))
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(d), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.mark.parametrize("renewed", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: a killed run is run again while another host holds the task: it runs twice"))])
+def test_a_run_a_later_wake_takes_up_goes_on_only_under_a_claim_renewed_for_it(tmp_path, renewed):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha, beta = hosts
+    for h in hosts:
+        _short_limits(h)
+    count = tmp_path / "count"
+    publish(tmp_path, remote, f"- [ ] shared {{id: s1, run: 'echo x >> {count}; sleep 3'}}\n", hosts)
+    off = {} if renewed else _no_renewal(tmp_path)
+    t0 = time.time()
+    _wake_killed_mid_run(alpha, count)  # alpha's claim was pushed, its run killed
+    beta.ok("sync")
+    assert "claimed by alpha" in task_of(queue_of(beta), "s1").why  # beta's first sight of alpha's claim
+    time.sleep(max(0.0, t0 + 24 - time.time()))  # alpha's 20-second lease ends, by every host's clock
+    _wake_killed_mid_run(beta, count)  # beta claims the task alpha went silent on: its run is killed too
+    out = subprocess.run([*h_argv(alpha), "wake", "--now"], env={**alpha.env, **off}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out
+    assert _lines(count) == 2, out.stdout  # alpha did not run it again: beta holds it now
+    assert "s1: run r" in out.stdout and "not taken up: claimed by beta (run r" in out.stdout
+    assert entries(alpha.worklog.read_text()) == [("s1", "running"), ("s1", "interrupted")]  # (the kill's)
+    assert "s1: done" in beta.ok("wake", "--now")  # beta takes up its own run under its claim, renewed
+    assert _lines(count) == 3
+    alpha.ok("sync")
+    there = at_remote(remote, "fleet_worklog.txt")
+    claims = re.findall(r"^CLAIM: s1 host=(\w+) ", there, re.M)
+    assert claims == ["alpha", "beta", "beta"], there  # alpha's, beta's, beta's renewal for its new run
+    assert entries(there) == [("s1", "done")] and "host=beta" in there
+    assert task_of(queue_of(alpha), "s1").status == "done"
+
+
+def test_a_resumed_run_of_a_task_another_host_holds_now_ends_interrupted_and_one_this_host_holds_goes_on(tmp_path):
+    """The run a later wake would resume from its checkpoint (or whose answer came), in the wake's own
+    step (``settle.still_claimed``) against real git: held by another host, it is over here, saying why;
+    held by this host, it goes on even while the remote gives no answer."""
+    from agentd.fleet import claims as c
+    from agentd.fleet.sync import Synced
+    from agentd.platform import logs
+    from agentd.wake import settle
+
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha, beta = hosts
+    publish(tmp_path, remote, "- [ ] shared {id: s1, run: 'true'}\n- [ ] mine {id: s2, run: 'true'}\n", hosts)
+    bcfg = beta.cfg()
+    bcfg.ensure_state_dir()
+    assert c.claim(bcfg, Store(bcfg.store_path), task_of(queue_of(beta), "s1"), "r20261207-000001-beta").won
+    cfg = alpha.cfg()
+    cfg.ensure_state_dir()
+    store = Store(cfg.store_path)
+    assert c.claim(cfg, store, task_of(queue_of(alpha), "s2"), "r20261207-000002-alpha").won
+    alpha.ok("sync")
+    view = queue_of(alpha)
+    log = logs.setup(cfg=cfg)
+    for tid, run in (("s1", "r20261207-000003-alpha"), ("s2", "r20261207-000002-alpha")):
+        store.start_run(run_id=run, task_id=tid, kind="directive", status="running", host="alpha",
+                        started_at="2026-12-07T00:00:00Z")
+    held = settle.still_claimed(cfg, store, log, settle.Resume(task_of(view, "s1"), "r20261207-000003-alpha", True),
+                                None, view.read.state)
+    assert held is None
+    row = store.db.execute("SELECT status, reason FROM runs WHERE run_id='r20261207-000003-alpha'").fetchone()
+    assert tuple(row) == ("interrupted", "not taken up: claimed by beta (run r20261207-000001-beta)")
+    assert "**interrupted** · not taken up: claimed by beta" in alpha.worklog.read_text()
+    mine = settle.Resume(task_of(view, "s2"), "r20261207-000002-alpha", True)
+    gone = Synced(reached=False, warning="the remote hangs")
+    assert settle.still_claimed(cfg, store, log, mine, gone, view.read.state) is mine  # its claim holds here
+    assert "CLAIM: s2 host=alpha" in c.holds(cfg, store, "s2") and c.holds(cfg, store, "s1") == ""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentd.fleet import repo, sync
+from agentd.fleet import layout, repo, sync
 from agentd.sandbox import bwrap, sandbox
 
 from hosts import at_remote, entries, git, start_fleet
@@ -98,7 +98,7 @@ def test_after_a_rewritten_historys_recovery_the_old_commits_are_not_called_this
     git("push", "-q", "--force", "origin", "main", cwd=lap)
     assert alpha.run("sync").returncode == 1  # rewritten
     git("merge", "-q", "--no-edit", "origin/main", cwd=alpha.wl)  # the recovery docs/fleet.md#faults says
-    git("update-ref", "-d", repo.SEEN, cwd=alpha.wl)
+    git("update-ref", "-d", layout.SEEN, cwd=alpha.wl)
     alpha.append("alpha's own line\n")
     assert alpha.ok("sync").startswith("synced")
     assert "alpha's own line" in at_remote(remote, "alpha_worklog.txt")
@@ -191,7 +191,7 @@ def test_a_pushed_gitattributes_does_not_reencode_this_hosts_worklog(fleet, tmp_
 
 def test_an_older_clone_gets_the_attribute_guard_at_its_next_sync(fleet, tmp_path):
     remote, alpha, beta = fleet
-    (alpha.wl / ".git" / "info" / "attributes").write_text(repo.ATTRIBUTES)  # as agentd wrote it before
+    (alpha.wl / ".git" / "info" / "attributes").write_text(layout.ATTRIBUTES)  # as agentd wrote it before
     reencode_push(remote, tmp_path)
     alpha.ok("sync")
     assert not alpha.worklog.read_bytes().startswith(b"\xff\xfe")
@@ -200,8 +200,8 @@ def test_an_older_clone_gets_the_attribute_guard_at_its_next_sync(fleet, tmp_pat
 @pytest.mark.xfail(strict=True, reason="protection off: the pushed attribute re-encodes this host's worklog")
 def test_without_the_guard_a_pushed_gitattributes_reencodes_this_hosts_worklog(fleet, tmp_path, monkeypatch):
     remote, alpha, beta = fleet
-    monkeypatch.setattr(repo, "GUARD", repo.ATTRIBUTES)
+    monkeypatch.setattr(layout, "GUARD", layout.ATTRIBUTES)
     reencode_push(remote, tmp_path)
-    (alpha.wl / ".git" / "info" / "attributes").write_text(repo.ATTRIBUTES)
+    (alpha.wl / ".git" / "info" / "attributes").write_text(layout.ATTRIBUTES)
     sync.sync(alpha.cfg())
     assert not alpha.worklog.read_bytes().startswith(b"\xff\xfe")

@@ -148,11 +148,11 @@ def test_a_push_that_lost_the_race_to_another_host_merges_and_pushes_again(fleet
 
 
 def test_the_other_hosts_worklogs_are_listed_from_the_clone(fleet):
-    from agentd.fleet import repo
+    from agentd.fleet import layout, repo
 
     remote, alpha, beta = fleet
     alpha.ok("sync")
-    assert repo.other_worklogs(alpha.cfg()) == {"beta": alpha.wl / "beta_worklog.txt"}
+    assert layout.other_worklogs(alpha.cfg()) == {"beta": alpha.wl / "beta_worklog.txt"}
     assert "# beta worklog" in repo.Repo(alpha.cfg()).show("HEAD", "beta_worklog.txt").decode()
 
 

@@ -8,7 +8,7 @@ import sys
 from agentd.cli.commands import _cfg, _json
 from agentd.errors import EX_FAILED, EX_OK, UsageError
 from agentd.escapes import safe
-from agentd.fleet import repo, setup, sync
+from agentd.fleet import layout, setup, sync
 from agentd.wake.lock import wake_lock
 
 
@@ -22,7 +22,7 @@ def cmd_fleet(args) -> int:
         print(safe(said))
         return EX_OK
     if args.action == "status":
-        if not repo.is_fleet(cfg):
+        if not layout.is_fleet(cfg):
             raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
         from agentd.fleet import view  # lazy: the queue's load, only for this action
 
@@ -37,7 +37,7 @@ def cmd_fleet(args) -> int:
 
 def cmd_sync(args) -> int:
     cfg = _cfg()
-    if not repo.is_fleet(cfg):
+    if not layout.is_fleet(cfg):
         raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
     with wake_lock(cfg):
         got = sync.sync(cfg)

@@ -70,6 +70,8 @@ def queue_text_lines(view, show_all: bool = False):
             mark = "· " if eligible else "✗ "
         shown += 1
         agents = agents or x.runner == "agent"
+        if x.source == "fleet":  # a shared task, from the fleet's fleet_worklog.txt (docs/fleet.md)
+            title = f"[fleet] {title}"
         yield mark + runlines.text_id(tid) + middle + runlines.text_title(title)
         yield why
     if not shown:

@@ -14,7 +14,8 @@ import time
 
 from agentd.errors import FleetError
 from agentd.escapes import safe
-from agentd.fleet.repo import FETCHED, FLEET_WORKLOG, SEEN, Repo, is_fleet
+from agentd.fleet.layout import FETCHED, FLEET_WORKLOG, SEEN, is_fleet
+from agentd.fleet.repo import Repo
 from agentd.queue import shared
 from agentd.recordtype import Record
 from agentd.times import iso
@@ -64,6 +65,8 @@ def claim(cfg, store, task, run_id: str, now: float | None = None, base: str | N
             pushed = _push(r, commit)
             if pushed.status == "pushed":
                 r.git("update-ref", SEEN, commit, check=False)
+                if store is not None and not store.readonly:  # its lease runs from now here, even if killed soon
+                    store.record_seen([(line.key(), time.time() if now is None else now, None)])
                 how, what = r.merge(commit, f"agentd {cfg.host}: merge the claim of {task.id}")
                 if how in ("merged", "up-to-date"):
                     return Claimed(True, claim=line, base=commit)
@@ -111,7 +114,7 @@ def choose(cfg, store, log, run_id: str, choose_from, synced=None):
         if task is None or getattr(task, "source", "") != "fleet":
             return task
         if unreached:
-            got = Claimed(False, f"the fleet's remote gave no answer this wake: a shared task runs only once its "
+            got = Claimed(False, "the fleet's remote gave no answer this wake: a shared task runs only once its "
                                  "claim is pushed", reached=False)
         else:
             got = claim(cfg, store, task, run_id, base=base)
@@ -126,6 +129,34 @@ def choose(cfg, store, log, run_id: str, choose_from, synced=None):
             unreached = unreached or got.why
         if len(lost) >= 20:
             return None
+
+
+def keep(cfg, store, task, run_id: str, synced=None) -> Claimed:
+    """A run of a shared task that a later wake takes up (an agent run resumed, a command run again, a
+    run whose answer came) goes on only under a claim of this host's that holds for the run now starting:
+    the task is claimed again for ``run_id``, as any claim is (this host's own earlier claim takes nothing
+    from anyone; another host's live one, or a finding that ended the task there, does).  ``synced``: the
+    wake's first sync; a remote that gave no answer then is not asked again (``reached`` False: the
+    caller asks ``holds`` whether this host's earlier claim still covers it)."""
+    if not is_fleet(cfg):
+        return Claimed(True)
+    if synced is not None and not synced.reached:
+        return Claimed(False, f"the fleet's remote gave no answer this wake ({synced.warning or 'no reason given'})",
+                       reached=False)
+    base = None
+    if synced is not None:
+        try:
+            base = Repo(cfg).ref(SEEN)
+        except FleetError:
+            base = None
+    return claim(cfg, store, task, run_id, base=base)
+
+
+def holds(cfg, store, tid: str, now: float | None = None) -> str:
+    """This host's live claim of ``tid`` as its clone last saw the fleet worklog, rendered ("" if none)."""
+    fleet = shared.read(cfg, store, now=now)
+    c = fleet.live.get(tid) if fleet is not None else None
+    return c.render() if c is not None and c.host == cfg.host else ""
 
 
 def _push(r: Repo, commit: str):
@@ -143,7 +174,7 @@ def taken_by(cfg, store, data: bytes, tid: str, now: float) -> str:
         return f"{done} in {FLEET_WORKLOG}"
     claims, _ = shared.claims_in(data)
     live = shared.live_claims(cfg, state, claims, [], store, now).get(tid)
-    if live is not None:
+    if live is not None and live.host != cfg.host:  # this host's own earlier claim is no other host's
         return f"claimed by {live.host} (run {live.run})"
     return ""
 

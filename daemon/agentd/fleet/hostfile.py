@@ -20,7 +20,7 @@ from agentd.agent import fleetbudget
 from agentd.agent.budget import utc_day
 from agentd.errors import AgentdError
 from agentd.fleet import state
-from agentd.fleet.repo import FLEET_WORKLOG
+from agentd.fleet.layout import FLEET_WORKLOG
 from agentd.times import iso, parse
 
 HEARTBEAT = 1800.0  # seconds: a file older than this is rewritten even when nothing in it changed

@@ -22,51 +22,15 @@ with the repository runs, and nothing in it chooses how git reaches the remote:
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 from agentd.config.schema import parse_duration
 from agentd.errors import FleetError
+from agentd.fleet import gitenv
+from agentd.fleet.gitenv import LOCAL_TIMEOUT, MAX_OUT
+from agentd.fleet.layout import FETCHED, SEEN, host_of
 from agentd.recordtype import Record
 from agentd.sandbox import procs
-from agentd.workspace.git import DROP, config_env, scrubbed
-
-WORKLOG_SUFFIX = "_worklog.txt"
-FLEET_WORKLOG = "fleet_worklog.txt"  # the worklog every host reads (issue 23, part 3): not a host's own
-ATTRIBUTES = "*_worklog.txt merge=union\n"
-# ``.git/info/attributes`` (which outranks every ``.gitattributes``): no attribute a pushed file sets changes
-# the bytes git writes or reads (no re-encoding, line-end conversion, filter, keyword expansion), no diff or
-# merge driver it names counts; then the worklogs' union merge.  Written at init and join, re-asserted at
-# each sync (a clone made before it).
-GUARD = ("* -text -ident -filter -export-subst !eol !working-tree-encoding !diff !merge !crlf\n" + ATTRIBUTES)
-SEEN = "refs/agentd/remote"  # the remote's head as agentd last saw it: a new head must descend from it
-FETCHED = "refs/agentd/fetched"  # what the last fetch brought
-LOCAL_TIMEOUT = 120.0  # a git call that does not talk to the remote
-MAX_OUT = 16 * 2**20
-
-# The person's environment the fleet's git keeps: how they reach a remote.  Every other GIT_* goes.
-KEEP_ENV = ("GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSH_VARIANT", "GIT_ASKPASS", "SSH_AUTH_SOCK", "SSH_AGENT_PID")
-ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_NO_REPLACE_OBJECTS": "1", "GIT_ATTR_NOSYSTEM": "1", "GIT_NO_LAZY_FETCH": "1",
-       "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "false", "GIT_MERGE_AUTOEDIT": "no", "LC_ALL": "C"}
-HARDENING = (
-    ("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"), ("core.untrackedCache", "false"),
-    ("core.pager", "cat"), ("core.editor", "false"), ("sequence.editor", "false"), ("core.attributesFile", "/dev/null"),
-    ("diff.external", ""), ("protocol.ext.allow", "never"), ("protocol.fd.allow", "never"),
-    ("commit.gpgSign", "false"), ("tag.gpgSign", "false"), ("log.showSignature", "false"), ("gpg.program", "false"),
-    ("submodule.recurse", "false"), ("fetch.recurseSubmodules", "false"), ("push.recurseSubmodules", "no"),
-    ("uploadpack.packObjectsHook", ""), ("core.alternateRefsCommand", ""), ("gc.auto", "0"),
-    ("maintenance.auto", "false"), ("core.symlinks", "false"), ("core.autocrlf", "false"),
-    ("transfer.fsckObjects", "true"), ("merge.renames", "false"), ("pull.rebase", "false"),
-    ("advice.detachedHead", "false"), ("init.templateDir", ""),
-)
-DRIVERS = {"filter": ("clean", "smudge", "process"), "diff": ("command", "textconv"), "merge": ("driver",),
-           "difftool": ("cmd",), "mergetool": ("cmd",)}
-# What the clone's own config may hold (lower-cased key, with a remote's or branch's name as ``*``).
-LOCAL_KEYS = re.compile(r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode"
-                        r"|symlinks)|remote\.[^\n]*\.(url|pushurl|fetch|tagopt|prune)|branch\.[^\n]*\.(remote|merge)"
-                        r"|user\.(name|email)|extensions\.objectformat|gc\.auto|maintenance\.auto|init\.defaultbranch")
-
 
 class Result(Record):
     """One git call: its exit code (None when it ran past its time and was stopped), output and error."""
@@ -106,49 +70,6 @@ class Pushed(Record):
     head: str = ""
 
 
-def is_fleet(cfg) -> bool:
-    """Whether the worklog dir is a fleet clone (it has a ``.git`` directory, not a link or a file)."""
-    git_dir = cfg.worklog_dir / ".git"
-    return git_dir.is_dir() and not git_dir.is_symlink()
-
-
-def person_env(env: dict) -> dict[str, str]:
-    """The person's environment without a key, with how they reach a remote, plus git's hardening."""
-    base = scrubbed(dict(env))
-    out = {k: v for k, v in base.items() if not k.startswith("GIT_") and k not in DROP}
-    out.update({k: env[k] for k in KEEP_ENV if env.get(k)})
-    out.update(ENV)
-    return out
-
-
-def host_of(path: str) -> str | None:
-    """The host whose worklog ``path`` (relative to the clone) is, or None (not a worklog; the fleet's)."""
-    if "/" in path or not path.endswith(WORKLOG_SUFFIX) or path == FLEET_WORKLOG:
-        return None
-    return path[:-len(WORKLOG_SUFFIX)] or None
-
-
-def other_worklogs(cfg) -> dict[str, Path]:
-    """The other hosts' worklogs in the clone: host -> path (regular files only; agentd reads them through
-    ``worklog.read``, with the limits of its own)."""
-    out = {}
-    try:
-        names = sorted(os.listdir(cfg.worklog_dir))
-    except OSError:
-        return out
-    for name in names:
-        host = host_of(name)
-        p = cfg.worklog_dir / name
-        if host and name != cfg.worklog_path.name and p.is_file() and not p.is_symlink():
-            out[host] = p
-    return out
-
-
-def redacted_url(url: str) -> str:
-    """A remote's URL without a user's password or token in it (``https://user:tok@host`` -> ``https://***@host``)."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", url.strip(), flags=re.I)
-
-
 class Repo:
     """The clone in the worklog dir, and git run on it the fleet's way."""
 
@@ -161,51 +82,13 @@ class Repo:
 
     # -- running git -------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
-        """The environment of every call: the person's transport, agentd's identity and hardening, the
-        drivers every config names emptied.  Raises FleetError when the clone's own config holds more
-        than a clone writes."""
+        """The environment of every call (``gitenv.fleet_env``), made once."""
         if self._env is None:
-            if self.cfg.host.lower() == "fleet":  # (any case: fleet_worklog.txt on a case-insensitive disk)
-                raise FleetError(f"a host named {self.cfg.host[:64]!r} can't be in a fleet: its worklog, fleet_worklog.txt, is the "
-                                 "one every host shares; give this host another name (AGENTD_HOST; the hostname "
-                                 "otherwise)")
-            base = {**person_env(self.cfg.env), **config_env(list(HARDENING))}
-            if (self.dir / ".git").is_dir():
-                for key, _ in self._config(base, "--local", "--no-includes"):
-                    if not LOCAL_KEYS.fullmatch(key.lower()):
-                        raise FleetError(
-                            f"{self.dir / '.git' / 'config'}: the fleet repository's own config sets {key[:200]!r}; "
-                            "agentd's fleet git takes credentials and transport settings only from your own git "
-                            "config (~/.gitconfig): remove it there (`git config --local --unset`)")
-            pairs = list(HARDENING)
-            for key, _ in self._config(base):
-                kind, _, rest = key.partition(".")
-                name, dot, _ = rest.rpartition(".")
-                if dot and kind.lower() in DRIVERS:
-                    pairs += [(f"{kind.lower()}.{name}.{var}", "") for var in DRIVERS[kind.lower()]]
-            host = re.sub(r"[^A-Za-z0-9._-]", "-", self.cfg.host)[:64] or "host"
-            pairs += [("user.name", f"agentd on {host}"), ("user.email", f"agentd@{host}")]
-            self._env = {**base, **config_env(list(dict.fromkeys(pairs)))}
+            self._env = gitenv.fleet_env(self.cfg, self.dir)
         return self._env
 
     def _where(self) -> dict[str, str]:
-        """The git dir and work tree given explicitly, once there is one (never found by a search upwards)."""
-        if (self.dir / ".git").is_dir():
-            return {"GIT_DIR": str(self.dir / ".git"), "GIT_WORK_TREE": str(self.dir)}
-        return {"GIT_CEILING_DIRECTORIES": str(self.dir.parent)}
-
-    def _config(self, env: dict, *scope: str) -> list[tuple[str, str]]:
-        rc, out, _, _ = procs.run(["git", "--no-pager", "config", "-z", *scope, "--list"], cwd=self.dir,
-                                  env={**env, **self._where()},
-                                  timeout=LOCAL_TIMEOUT, max_bytes=MAX_OUT)
-        if rc not in (0, 1):
-            return []
-        pairs = []
-        for item in out.decode("utf-8", "surrogateescape").split("\0"):
-            if item:
-                key, _, value = item.partition("\n")
-                pairs.append((key, value))
-        return pairs
+        return gitenv.where(self.dir)
 
     def git(self, *args: str, network: bool = False, check: bool = True, index: str | None = None) -> Result:
         """``git args`` in the clone; ``network``: it talks to the remote (then the fleet's timeout holds);
@@ -385,42 +268,3 @@ def _push_status(r: Result) -> tuple[str, str]:
     return "unreachable", r.said()
 
 
-def init_repo(repo: Repo, branch: str, url: str) -> None:
-    """A new clone's git dir in the worklog dir: on ``branch``, ``origin`` at ``url``, ``GUARD`` in
-    ``.git/info/attributes`` (a ``.gitattributes`` another host pushed or removed can't change it)."""
-    repo.dir.mkdir(parents=True, exist_ok=True)
-    repo.git("init", "-q", f"--initial-branch={branch}", str(repo.dir))
-    guard_attributes(repo)
-    repo.git("remote", "add", "origin", url)
-    repo.git("config", f"branch.{branch}.remote", "origin")
-    repo.git("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
-
-
-def guard_attributes(repo: Repo) -> None:
-    """``.git/info/attributes`` as ``GUARD`` says (rewritten only when it differs)."""
-    info = repo.dir / ".git" / "info"
-    info.mkdir(exist_ok=True)
-    p = info / "attributes"
-    try:
-        if p.read_text(encoding="utf-8", errors="replace") == GUARD:
-            return
-    except OSError:
-        pass
-    if p.is_symlink():
-        p.unlink()
-    p.write_text(GUARD, encoding="utf-8")
-
-
-def remote_heads(repo: Repo, url: str) -> tuple[list[str], str | None]:
-    """The branches at ``url`` and the one its HEAD names (``git ls-remote``, no clone needed)."""
-    r = repo.git("ls-remote", "--symref", url, "HEAD", "refs/heads/*", network=True, check=False)
-    if not r.ok:
-        raise FleetError(f"cannot reach {redacted_url(url)}: "
-                         + (f"no answer within {repo.timeout:g} s" if r.rc is None else r.said()))
-    heads, head = [], None
-    for line in r.out.splitlines():
-        if line.startswith("ref: ") and line.endswith("\tHEAD"):
-            head = line[5:].split("\t")[0].removeprefix("refs/heads/")
-        elif "\trefs/heads/" in line:
-            heads.append(line.split("\trefs/heads/", 1)[1])
-    return heads, head

@@ -13,9 +13,9 @@ import shutil
 import time
 
 from agentd.errors import FleetError
-from agentd.fleet import repo as fleetrepo
-from agentd.fleet import hostfile, state
-from agentd.fleet.repo import ATTRIBUTES, FETCHED, SEEN, Repo
+from agentd.fleet import hostfile, layout, state
+from agentd.fleet.layout import ATTRIBUTES, FETCHED, SEEN
+from agentd.fleet.repo import Repo
 
 
 def _refuse_existing(cfg, url: str) -> bool:
@@ -26,7 +26,7 @@ def _refuse_existing(cfg, url: str) -> bool:
     if git_dir.is_dir() and not git_dir.is_symlink() and Repo(cfg).url() == url:
         return True
     raise FleetError(f"{cfg.worklog_dir} is already a git repository (of "
-                     f"{fleetrepo.redacted_url(Repo(cfg).url()) if git_dir.is_dir() else 'elsewhere'}); agentd makes "
+                     f"{layout.redacted_url(Repo(cfg).url()) if git_dir.is_dir() else 'elsewhere'}); agentd makes "
                      "a fleet only of a worklog dir that is none: move its .git away, or point worklog_dir elsewhere")
 
 
@@ -42,19 +42,19 @@ def _attributes(cfg) -> None:
 def init(cfg, url: str) -> str:
     """Start a fleet at ``url`` (an empty repository).  Returns what to say."""
     if _refuse_existing(cfg, url):
-        return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+        return f"{cfg.worklog_dir} is already a clone of {layout.redacted_url(url)}"
     existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
     try:
-        heads, _ = fleetrepo.remote_heads(Repo(cfg), url)
+        heads, _ = remote_heads(Repo(cfg), url)
     except FleetError:
         if not existed:
             shutil.rmtree(cfg.worklog_dir, ignore_errors=True)  # made just now: as it was
         raise
     if heads:
-        raise FleetError(f"{fleetrepo.redacted_url(url)} already holds a fleet (branch {heads[0]}): "
+        raise FleetError(f"{layout.redacted_url(url)} already holds a fleet (branch {heads[0]}): "
                          f"`agentd fleet join {url}` joins it")
-    fleetrepo.init_repo(Repo(cfg), "main", url)
+    init_repo(Repo(cfg), "main", url)
     r = Repo(cfg)
     _attributes(cfg)
     r.git("add", "--", ".gitattributes", *([r.own] if (r.dir / r.own).is_file() else []))
@@ -62,24 +62,24 @@ def init(cfg, url: str) -> str:
     pushed = r.push()
     _record(cfg, r, pushed.status == "pushed")
     if pushed.status != "pushed":
-        return (f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)}, but the first push was "
+        return (f"{cfg.worklog_dir} is now a fleet clone of {layout.redacted_url(url)}, but the first push was "
                 f"{pushed.status} ({pushed.detail}): `agentd sync` tries again")
-    return f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)} (branch main); other hosts: " \
-           f"`agentd fleet join {fleetrepo.redacted_url(url)}`"
+    return f"{cfg.worklog_dir} is now a fleet clone of {layout.redacted_url(url)} (branch main); other hosts: " \
+           f"`agentd fleet join {layout.redacted_url(url)}`"
 
 
 def join(cfg, url: str) -> str:
     """Join the fleet at ``url``.  Returns what to say."""
     if _refuse_existing(cfg, url):
-        return f"{cfg.worklog_dir} is already a clone of {fleetrepo.redacted_url(url)}"
+        return f"{cfg.worklog_dir} is already a clone of {layout.redacted_url(url)}"
     existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
     try:
-        heads, head = fleetrepo.remote_heads(Repo(cfg), url)
+        heads, head = remote_heads(Repo(cfg), url)
         if not heads:
-            raise FleetError(f"{fleetrepo.redacted_url(url)} is empty: `agentd fleet init {url}` starts a fleet there")
+            raise FleetError(f"{layout.redacted_url(url)} is empty: `agentd fleet init {url}` starts a fleet there")
         branch = head if head in heads else ("main" if "main" in heads else heads[0])
-        fleetrepo.init_repo(Repo(cfg), branch, url)
+        init_repo(Repo(cfg), branch, url)
         return _join(cfg, Repo(cfg), url, branch)
     except BaseException:  # as before the join: the .git it made removed, the worklog dir too if it made it
         shutil.rmtree(cfg.worklog_dir if not existed else cfg.worklog_dir / ".git", ignore_errors=True)
@@ -110,7 +110,7 @@ def _clear_the_way(cfg, r: Repo, fetched: str) -> None:
 def _join(cfg, r: Repo, url: str, branch: str) -> str:
     got = r.fetch()
     if not got.ok:
-        raise FleetError(f"cannot fetch {fleetrepo.redacted_url(url)}: {got.said()}")
+        raise FleetError(f"cannot fetch {layout.redacted_url(url)}: {got.said()}")
     fetched = r.ref(FETCHED)
     _clear_the_way(cfg, r, fetched)
     if (r.dir / r.own).is_file():  # this host's worklog keeps its bytes: committed, then merged (union)
@@ -118,7 +118,7 @@ def _join(cfg, r: Repo, url: str, branch: str) -> str:
         r.git("commit", "-q", "--no-verify", "-m", f"agentd {cfg.host}: {r.own} joins the fleet")
         how, what = r.merge(fetched, f"agentd {cfg.host}: join the fleet", unrelated=True)
         if how in ("conflict", "refused"):
-            raise FleetError(f"joining {fleetrepo.redacted_url(url)}: git would not merge: {', '.join(what)[:300]}")
+            raise FleetError(f"joining {layout.redacted_url(url)}: git would not merge: {', '.join(what)[:300]}")
     else:
         r.git("checkout", "-q", "-B", branch, fetched)
     r.git("update-ref", SEEN, fetched)
@@ -126,7 +126,7 @@ def _join(cfg, r: Repo, url: str, branch: str) -> str:
     _record(cfg, r, pushed is None or pushed.status == "pushed")
     tail = "" if pushed is None or pushed.status == "pushed" else \
         f"; the push was {pushed.status} ({pushed.detail}): `agentd sync` tries again"
-    return f"{cfg.worklog_dir} is now a fleet clone of {fleetrepo.redacted_url(url)} (branch {branch}){tail}"
+    return f"{cfg.worklog_dir} is now a fleet clone of {layout.redacted_url(url)} (branch {branch}){tail}"
 
 
 def _record(cfg, r: Repo, ok: bool) -> None:
@@ -134,7 +134,33 @@ def _record(cfg, r: Repo, ok: bool) -> None:
         cfg.ensure_state_dir()
         state.write(cfg, {"at": time.time(), "ok": ok, "warning": "" if ok else "the first push did not go through",
                           "kind": "" if ok else "unreachable", "last_ok": time.time() if ok else None,
-                          "unpushed": r.ahead(r.ref(SEEN)), "remote": fleetrepo.redacted_url(r.url()),
+                          "unpushed": r.ahead(r.ref(SEEN)), "remote": layout.redacted_url(r.url()),
                           "head": r.ref("HEAD") or ""})
     except OSError:
         pass  # the next sync writes it
+
+
+def init_repo(repo: Repo, branch: str, url: str) -> None:
+    """A new clone's git dir in the worklog dir: on ``branch``, ``origin`` at ``url``, ``GUARD`` in
+    ``.git/info/attributes`` (a ``.gitattributes`` another host pushed or removed can't change it)."""
+    repo.dir.mkdir(parents=True, exist_ok=True)
+    repo.git("init", "-q", f"--initial-branch={branch}", str(repo.dir))
+    layout.guard_attributes(repo.dir)
+    repo.git("remote", "add", "origin", url)
+    repo.git("config", f"branch.{branch}.remote", "origin")
+    repo.git("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
+
+
+def remote_heads(repo: Repo, url: str) -> tuple[list[str], str | None]:
+    """The branches at ``url`` and the one its HEAD names (``git ls-remote``, no clone needed)."""
+    r = repo.git("ls-remote", "--symref", url, "HEAD", "refs/heads/*", network=True, check=False)
+    if not r.ok:
+        raise FleetError(f"cannot reach {layout.redacted_url(url)}: "
+                         + (f"no answer within {repo.timeout:g} s" if r.rc is None else r.said()))
+    heads, head = [], None
+    for line in r.out.splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            head = line[5:].split("\t")[0].removeprefix("refs/heads/")
+        elif "\trefs/heads/" in line:
+            heads.append(line.split("\trefs/heads/", 1)[1])
+    return heads, head

@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 
 from agentd.errors import FleetError
-from agentd.fleet import repo as fleetrepo
+from agentd.fleet import layout
 from agentd.fleet import hostfile, state
-from agentd.fleet.repo import FETCHED, SEEN, Repo
+from agentd.fleet.layout import FETCHED, SEEN
+from agentd.fleet.repo import Repo
 from agentd.recordtype import Record
 from agentd.times import iso
 
@@ -48,7 +49,7 @@ def message(host: str, own: str, run_id: str | None, why: str) -> str:
 def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: str = "") -> Synced | None:
     """Sync the fleet clone; None when the worklog dir is no fleet clone.  ``unreached``: why the remote is
     not asked (it gave no answer earlier in this wake): commit only, that the warning."""
-    if not fleetrepo.is_fleet(cfg):
+    if not layout.is_fleet(cfg):
         return None
     r = Repo(cfg)
     out = Synced()
@@ -67,7 +68,7 @@ def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: st
 
 def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) -> None:
     host = r.cfg.host
-    fleetrepo.guard_attributes(r)  # a clone made before the guard gets it before git checks anything out
+    layout.guard_attributes(r.dir)  # a clone made before the guard gets it before git checks anything out
     out.committed = hostfile.commit(r, message(host, r.own, run_id, why))  # the worklog and hosts/<host>.json
     if unreached:
         out.reached = False
@@ -77,7 +78,7 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
         empty = not got.ok and got.rc is not None and "couldn't find remote ref" in got.err
         if not got.ok and not empty:
             out.reached = False
-            url = fleetrepo.redacted_url(r.url())
+            url = layout.redacted_url(r.url())
             return out.warn("unreachable", f"cannot reach {url}: " + (
                 f"no answer within {r.timeout:g} s" if got.rc is None else got.said())
                 + "; nothing is lost: this host's commits wait, the next wake tries again")
@@ -106,7 +107,7 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             undo = (f"undo it by hand (`git revert {commit[:12]}`, the last commit here that changed it)" if commit
                     else f"undo it by hand (`git checkout origin/{r.branch()} -- {path}`, then commit)")
             return out.warn("foreign", f"this host's push would change {path}, another host's {whose}: agentd "
-                            f"pushes only {r.own}, {hostfile.rel(host)} and {fleetrepo.FLEET_WORKLOG}; {undo}; "
+                            f"pushes only {r.own}, {hostfile.rel(host)} and {layout.FLEET_WORKLOG}; {undo}; "
                             "nothing is pushed until then")
         if fetched is not None and r.ref("HEAD") == fetched:
             return
@@ -144,7 +145,7 @@ def _record(cfg, r: Repo, out: Synced) -> None:
     before = state.read(cfg) or {}
     try:
         out.unpushed = r.ahead(r.ref(SEEN))
-        url, head = fleetrepo.redacted_url(r.url()), r.ref("HEAD") or ""
+        url, head = layout.redacted_url(r.url()), r.ref("HEAD") or ""
     except (FleetError, OSError):
         url, head = "", ""
     record = {"at": now, "ok": out.ok, "warning": out.warning, "kind": out.kind, "unpushed": out.unpushed,

@@ -9,7 +9,7 @@ import time
 from agentd.agent import fleetbudget
 from agentd.errors import AgentdError, ConfigError
 from agentd.escapes import safe
-from agentd.fleet import hostfile, repo, state
+from agentd.fleet import hostfile, layout, repo, state
 from agentd.times import iso, next_utc_day, parse
 
 STALE = 6 * 3600.0  # seconds since a host's last sync past which `fleet status` flags it
@@ -23,7 +23,7 @@ def collect(cfg, now: float | None = None) -> dict:
     mine["synced_at"] = _iso(last)
     hosts = [{**mine, "this": True}]
     others, warnings = fleetbudget.read_hosts(cfg.worklog_dir, skip=cfg.host)
-    for host in sorted(set(repo.other_worklogs(cfg)) - set(others)):
+    for host in sorted(set(layout.other_worklogs(cfg)) - set(others)):
         hosts.append({"host": host, "this": False, "synced_at": None, "no_file": True})
     hosts += [{**others[h], "this": False} for h in sorted(others)]
     hosts.sort(key=lambda h: (not h["this"], h["host"]))
@@ -42,7 +42,7 @@ def collect(cfg, now: float | None = None) -> dict:
             budget.update(usd_per_day=got.budget, day=got.day, spent_usd=round(got.total, 6),
                           by_host={k: round(v, 6) for k, v in got.hosts.items()}, reached=got.spent,
                           figures=got.figures(), until=next_utc_day(now) if got.spent else None)
-    return {"host": cfg.host, "remote": repo.redacted_url(_url(cfg)), "hosts": hosts, "budget": budget,
+    return {"host": cfg.host, "remote": layout.redacted_url(_url(cfg)), "hosts": hosts, "budget": budget,
             "warnings": warnings, "stale_after_s": STALE}
 
 

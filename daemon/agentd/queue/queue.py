@@ -118,8 +118,12 @@ def gpu_present() -> bool:
 
 
 def known(cfg, read, task_id: str) -> None:
-    """Raise a UsageError unless a worklog line or a task file defines ``task_id``."""
+    """Raise a UsageError unless a worklog line, a task file or the fleet's ``fleet_worklog.txt`` (in a fleet
+    clone, the tasks this host may take) defines ``task_id``."""
     if task_id in read.state.tasks or any(d.id == task_id for d in load_task_files(cfg.tasks_dir)[0]):
+        return
+    fleet = shared.read(cfg, local_ids=read.state.tasks)
+    if fleet is not None and any(t.id == task_id for t in fleet.tasks):
         return
     raise UsageError(f"no task {task_id!r}; `agentd queue` lists them")
 

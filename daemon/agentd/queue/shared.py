@@ -55,7 +55,8 @@ class Claim(Record):
         return f"CLAIM: {self.task} host={self.host} run={self.run} until={self.until}"
 
     def key(self) -> str:
-        return f"claim:{self.task}:{self.host}:{self.run}"
+        """Its first sight's key: a claim renewed for the same run (a new ``until``) is a new claim."""
+        return f"claim:{self.task}:{self.host}:{self.run}:{self.until}"
 
     def lease(self, bound: float) -> float:
         """How long it holds (seconds): ``until`` less the claimer's time in its run id, in [0, bound]."""

@@ -26,6 +26,8 @@ import os
 
 from agentd import statuses
 from agentd.agent import approvals
+from agentd.escapes import safe
+from agentd.fleet import claims
 from agentd.recordtype import Factory, Record
 from agentd.runners import slurm
 from agentd.sandbox.procs import kill_orphan
@@ -45,6 +47,7 @@ class Resume(Record):
     task: object  # task.Task
     run_id: str
     resumed: bool  # True: continue the agent run from its checkpoint; False: run it again as a new run
+    collected: bool = False  # a Slurm job that ended: its output is collected whoever holds its task now
 
 
 class Leftovers(Record):
@@ -93,7 +96,7 @@ class Leftovers(Record):
         for task_id, run_id in self.collect:  # a Slurm job that ended: collected as its run's resume
             t = by_id.get(task_id)
             if t is not None and t.status == statuses.WAITING:
-                return Resume(t, run_id, True)
+                return Resume(t, run_id, True, collected=True)
             store.update_run(run_id, status=statuses.CANCELLED,
                              reason=f"its task was {t.status if t else 'removed'} while its Slurm job ran")
         for task_id, run_id in [] if held else self.ready:
@@ -104,6 +107,39 @@ class Leftovers(Record):
             store.update_run(run_id, status=statuses.CANCELLED,
                              reason=f"its task was {t.status if t else 'removed'} while the run waited")
         return None
+
+
+def still_claimed(cfg, store, log, pick: Resume | None, synced, state) -> Resume | None:
+    """``pick``, when it may go on: a run of a shared task (``fleet_worklog.txt``) taken up by a later wake
+    goes on only under this host's claim, renewed for it (``claims.keep``): its lease may have ended while
+    the wake was down or the run waited, and another host may hold the task now.  Held by another host (or
+    ended there): the run is recorded interrupted, saying so, and the wake chooses again.  The remote gave
+    no answer: the run goes on while this host's earlier claim still holds, else waits for a wake that
+    reaches it.  A Slurm job that ended is collected whoever holds its task now (its work was done)."""
+    if pick is None or pick.collected or getattr(pick.task, "source", "") != "fleet":
+        return pick
+    got = claims.keep(cfg, store, pick.task, pick.run_id, synced)
+    if got.won:
+        if got.claim is not None:
+            log.info("claim renewed", task=pick.task.id, claim=got.claim.render())
+        return pick
+    tid = pick.task.id
+    if not got.reached:
+        held = claims.holds(cfg, store, tid)
+        if held:
+            log.warning("claim not renewed", task=tid, why=got.why, holds=held)
+            return pick
+        print(f"{safe(tid)}: run {pick.run_id} waits for a wake that reaches the fleet's remote: this host's claim "
+              f"has ended and could not be renewed: {safe(got.why, 300)}")
+        return None
+    print(f"{safe(tid)}: run {pick.run_id} not taken up: {safe(got.why, 300)}")
+    log.info("not claimed", task=tid, why=got.why)
+    if pick.resumed:  # a run of the store's: over here (a rerun's new run id has no row yet)
+        why = f"not taken up: {got.why}"
+        store.update_run(pick.run_id, status=statuses.INTERRUPTED, reason=why)
+        state.add_entry(append_entry(cfg, store, pick.run_id, tid, statuses.INTERRUPTED,
+                                     f"**interrupted** · {why} (run {pick.run_id})", state.max_seq))
+    return None
 
 
 def agents_held(cfg) -> str | None:

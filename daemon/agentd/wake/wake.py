@@ -50,6 +50,7 @@ def wake(cfg, now: bool = False, dry_run: bool = False, task_id: str | None = No
         if task_id and task_id not in leftovers.task_ids():
             gating.choose(view.tasks, gating.Gate(), task_id)  # one that can't run now: before a run
         pick = leftovers.resume(cfg, store, view)
+        pick = settle.still_claimed(cfg, store, log, pick, synced, read.state)  # a shared task's: renew its claim
         if pick is None:
             gate = gating.check(cfg, snap, forced=now)
             run_id = new_run_id(store)  # a task of fleet_worklog.txt runs only once its claim is pushed
