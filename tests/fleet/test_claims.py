@@ -450,6 +450,7 @@ def test_a_resumed_run_of_a_task_another_host_holds_now_ends_interrupted_and_one
     from agentd.fleet.sync import Synced
     from agentd.platform import logs
     from agentd.wake import settle
+    from agentd.workspace.rundir import RunDir
 
     remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
     alpha, beta = hosts
@@ -464,6 +465,7 @@ def test_a_resumed_run_of_a_task_another_host_holds_now_ends_interrupted_and_one
     alpha.ok("sync")
     view = queue_of(alpha)
     log = logs.setup(cfg=cfg)
+    RunDir(cfg, "r20261207-000003-alpha").progress("agent turn 3")  # a killed run's progress.json
     for tid, run in (("s1", "r20261207-000003-alpha"), ("s2", "r20261207-000002-alpha")):
         store.start_run(run_id=run, task_id=tid, kind="directive", status="running", host="alpha",
                         started_at="2026-12-07T00:00:00Z")
@@ -476,4 +478,42 @@ def test_a_resumed_run_of_a_task_another_host_holds_now_ends_interrupted_and_one
     mine = settle.Resume(task_of(view, "s2"), "r20261207-000002-alpha", True)
     gone = Synced(reached=False, warning="the remote hangs")
     assert settle.still_claimed(cfg, store, log, mine, gone, view.read.state) is mine  # its claim holds here
-    assert "CLAIM: s2 host=alpha" in c.holds(cfg, store, "s2") and c.holds(cfg, store, "s1") == ""
+    assert "CLAIM: s2 host=alpha" in c.holds(cfg, store, mine.task) and c.holds(cfg, store, task_of(view, "s1")) == ""
+    late = time.time() + 2 * 3600 - 30 * 60 + 60  # s2's 2-hour lease has less than a command's 60 minutes left
+    assert c.holds(cfg, store, mine.task, now=late) == ""
+    progress = RunDir(cfg, "r20261207-000003-alpha").read()  # said "running", at its step, before
+    assert progress["status"] == "failed" and progress["current_phase"] == "interrupted"
+    assert progress["notes"].startswith("not taken up: claimed by beta")
+
+
+def test_this_hosts_own_earlier_claim_never_hides_another_hosts_live_one(tmp_path):
+    """alpha's claim, live by alpha's count, then beta's (pushed when, by beta's count, alpha's had ended):
+    beta's holds the task for alpha, and alpha claims nothing."""
+    from agentd.fleet import claims as c
+
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] shared {id: s1, run: 'true'}\n"
+            + claim_line("s1", "alpha", "r20261207-000000-aaaa", "2026-12-07T01:00:00Z")
+            + claim_line("s1", "beta", "r20261207-003000-bbbb", "2026-12-07T01:30:00Z"), [alpha])
+    view = queue_of(alpha)
+    assert not task_of(view, "s1").eligible and task_of(view, "s1").why.startswith("claimed by beta (run r20261207-003000")
+    cfg = alpha.cfg()
+    got = c.claim(cfg, Store(cfg.store_path), task_of(view, "s1"), "r20261207-004000-alpha")
+    assert not got.won and got.why.startswith("claimed by beta") and got.elsewhere
+    assert c.holds(cfg, Store(cfg.store_path), task_of(view, "s1")) == ""
+
+
+def test_a_claim_first_seen_before_claims_were_keyed_by_until_keeps_that_sight_and_a_renewal_is_new(tmp_path):
+    """A store from before this version kept first sights as claim:TASK:HOST:RUN: a claim seen 10 hours ago
+    stays expired after the upgrade; a renewal of the same run (a later line, another until) is new."""
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    cfg = alpha.cfg()
+    cfg.ensure_state_dir()
+    Store(cfg.store_path).record_seen([("claim:s1:beta:r20261207-000000-bbbb", time.time() - 10 * 3600, None)])
+    publish(tmp_path, remote, "- [ ] shared {id: s1, run: 'true'}\n"
+            + claim_line("s1", "beta", "r20261207-000000-bbbb", "2026-12-07T01:00:00Z"), [alpha])
+    assert task_of(queue_of(alpha), "s1").eligible  # seen 10 h ago: its 1-hour lease ended long since
+    publish(tmp_path, remote, claim_line("s1", "beta", "r20261207-000000-bbbb", "2026-12-07T02:00:00Z"), [alpha])
+    assert task_of(queue_of(alpha), "s1").why.startswith("claimed by beta")  # the renewal: first seen now

@@ -30,12 +30,15 @@ ATTEMPTS = 4  # lost races for one task before this wake gives it up
 class Claimed(Record):
     """A claim's outcome: ``won`` (run it), else ``why`` not (claimed by another, done, unreachable);
     ``base``: the remote's head it read (the next claim of the wake reads it again, no fetch), ``reached``:
-    False when the remote gave no answer (the wake claims nothing more)."""
+    False when the remote gave no answer (the wake claims nothing more); ``elsewhere``: the fleet worklog
+    itself says no (another host's live claim, the task done, cancelled or gone there, a file too large),
+    not a fault a later wake may not meet."""
     won: bool
     why: str = ""
     claim: "object" = None
     base: str = ""
     reached: bool = True
+    elsewhere: bool = False
 
 
 def claim(cfg, store, task, run_id: str, now: float | None = None, base: str | None = None) -> Claimed:
@@ -55,10 +58,10 @@ def claim(cfg, store, task, run_id: str, now: float | None = None, base: str | N
                 base = r.ref(FETCHED)
             data, big = _fleet_worklog(r, base)
             if big:
-                return Claimed(False, big, base=base)
+                return Claimed(False, big, base=base, elsewhere=True)
             taken = taken_by(cfg, store, data, task.id, time.time() if now is None else now)
             if taken:
-                return Claimed(False, taken, base=base)
+                return Claimed(False, taken, base=base, elsewhere=True)
             line = shared.Claim(task.id, cfg.host, run_id, until(cfg, task, now), 0)
             text = data + (b"" if not data or data.endswith(b"\n") else b"\n") + line.render().encode() + b"\n"
             commit = r.commit_on(base, FLEET_WORKLOG, text, f"agentd {cfg.host}: CLAIM {task.id} run {run_id}")
@@ -152,11 +155,17 @@ def keep(cfg, store, task, run_id: str, synced=None) -> Claimed:
     return claim(cfg, store, task, run_id, base=base)
 
 
-def holds(cfg, store, tid: str, now: float | None = None) -> str:
-    """This host's live claim of ``tid`` as its clone last saw the fleet worklog, rendered ("" if none)."""
+def holds(cfg, store, task, now: float | None = None) -> str:
+    """This host's claim of ``task`` as its clone last saw the fleet worklog, rendered, when it holds long
+    enough for a run (a time limit of the task's runner, by this host's count) and no other host's live
+    claim is there; else ""."""
+    now = time.time() if now is None else now
     fleet = shared.read(cfg, store, now=now)
-    c = fleet.live.get(tid) if fleet is not None else None
-    return c.render() if c is not None and c.host == cfg.host else ""
+    c = fleet.live.get(task.id) if fleet is not None else None
+    if c is None or c.host != cfg.host:
+        return ""
+    left = shared.expiry(c, cfg, store, now, task) - now
+    return c.render() if left >= shared.lease_for(cfg, task) / shared.LEASE_FACTOR else ""
 
 
 def _push(r: Repo, commit: str):

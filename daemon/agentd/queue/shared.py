@@ -208,7 +208,7 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
         c = out.live.get(tid)
         if c is not None and c.host != cfg.host and not t.human_done:
             out.held[tid] = (f"claimed by {c.host} (run {c.run}, {FLEET_WORKLOG}:{c.line}); "
-                             f"open again if it writes no finding by {iso(_expiry(c, cfg, store, now, t))}")
+                             f"open again if it writes no finding by {iso(expiry(c, cfg, store, now, t))}")
         out.tasks.append(t)
     return out
 
@@ -232,7 +232,9 @@ def finished(state, tid: str) -> str | None:
 
 def live_claims(cfg, state, claims: list[Claim], problems: list, store, now: float) -> dict:
     """task id -> its live claim: the first in line order of the valid, unexpired claims no finding
-    ended.  Claims that name no host of the fleet or no task of the file are problems, never claims."""
+    ended, another host's before this host's own (an earlier claim of this host's, still live by its own
+    count, never hides another host's: that host pushed its claim when, by its count, this host's had
+    ended).  Claims that name no host of the fleet or no task of the file are problems, never claims."""
     hosts, tasks = fleet_hosts(cfg), state.tasks
     valid = []
     for c in claims:
@@ -247,7 +249,7 @@ def live_claims(cfg, state, claims: list[Claim], problems: list, store, now: flo
     seen = _first_seen(store, valid, now)
     out: dict = {}
     for c in valid:
-        if c.task in out:
+        if c.task in out and (out[c.task].host != cfg.host or c.host == cfg.host):
             continue
         ended = _ended(state, c)
         if not ended and now < seen.get(c.key(), now) + c.lease(bound(cfg, tasks[c.task])):
@@ -265,17 +267,36 @@ def _ended(state, c: Claim) -> bool:
 
 
 def _first_seen(store, claims: list[Claim], now: float) -> dict:
-    """When this host first saw each claim (its own clock), recording the new ones."""
+    """When this host first saw each claim (its own clock), recording the new ones.  A claim seen before its
+    key named its ``until`` (``legacy_key``) keeps that sight: the first line of its task, host and run does
+    (a later one is a renewal, first seen now)."""
     if store is None or not claims:
         return {}
     keys = [c.key() for c in claims]
     seen = {k: v[0] for k, v in store.seen(keys).items()}
-    new = [(k, now, None) for k in dict.fromkeys(keys) if k not in seen]
-    if new and not store.readonly:
-        store.record_seen(new)
+    missing = set(keys) - seen.keys()
+    if not missing:
+        return seen
+    old = {k: v[0] for k, v in store.seen([legacy_key(c) for c in claims]).items()}
+    if old:
+        first: dict = {}
+        for c in claims:
+            first.setdefault(legacy_key(c), c.key())
+        for lk, k in first.items():
+            if k in missing and lk in old:
+                seen[k] = old[lk]
+    if not store.readonly:
+        store.record_seen([(k, seen.get(k, now), None) for k in dict.fromkeys(keys) if k in missing])
     return seen
 
 
-def _expiry(c: Claim, cfg, store, now: float, task=None) -> float:
+def legacy_key(c: Claim) -> str:
+    """A claim's first-sight key as agentd kept it before a renewal (the same run, a new ``until``) could
+    be a claim of its own."""
+    return f"claim:{c.task}:{c.host}:{c.run}"
+
+
+def expiry(c: Claim, cfg, store, now: float, task=None) -> float:
+    """When ``c`` ends, by this host's count (its first sight, its own clock)."""
     seen = _first_seen(store, [c], now).get(c.key(), now)
     return seen + c.lease(bound(cfg, task))

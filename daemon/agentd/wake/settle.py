@@ -113,9 +113,10 @@ def still_claimed(cfg, store, log, pick: Resume | None, synced, state) -> Resume
     """``pick``, when it may go on: a run of a shared task (``fleet_worklog.txt``) taken up by a later wake
     goes on only under this host's claim, renewed for it (``claims.keep``): its lease may have ended while
     the wake was down or the run waited, and another host may hold the task now.  Held by another host (or
-    ended there): the run is recorded interrupted, saying so, and the wake chooses again.  The remote gave
-    no answer: the run goes on while this host's earlier claim still holds, else waits for a wake that
-    reaches it.  A Slurm job that ended is collected whoever holds its task now (its work was done)."""
+    ended there): the run is recorded interrupted, saying so, and the wake chooses again.  No answer from the
+    remote, or a fault here: the run goes on while this host's earlier claim holds for a time limit more
+    (``claims.holds``), else it is left for a later wake.  A Slurm job that ended is collected whoever holds
+    its task now (its work was done)."""
     if pick is None or pick.collected or getattr(pick.task, "source", "") != "fleet":
         return pick
     got = claims.keep(cfg, store, pick.task, pick.run_id, synced)
@@ -124,19 +125,20 @@ def still_claimed(cfg, store, log, pick: Resume | None, synced, state) -> Resume
             log.info("claim renewed", task=pick.task.id, claim=got.claim.render())
         return pick
     tid = pick.task.id
-    if not got.reached:
-        held = claims.holds(cfg, store, tid)
+    if not got.elsewhere:  # no answer, or a fault here: the fleet worklog said no such thing
+        held = claims.holds(cfg, store, pick.task)
         if held:
             log.warning("claim not renewed", task=tid, why=got.why, holds=held)
             return pick
-        print(f"{safe(tid)}: run {pick.run_id} waits for a wake that reaches the fleet's remote: this host's claim "
-              f"has ended and could not be renewed: {safe(got.why, 300)}")
+        print(f"{safe(tid)}: run {pick.run_id} waits for a later wake: its claim could not be renewed "
+              f"({safe(got.why, 300)}) and this host's earlier one does not hold long enough for it")
         return None
     print(f"{safe(tid)}: run {pick.run_id} not taken up: {safe(got.why, 300)}")
     log.info("not claimed", task=tid, why=got.why)
     if pick.resumed:  # a run of the store's: over here (a rerun's new run id has no row yet)
         why = f"not taken up: {got.why}"
         store.update_run(pick.run_id, status=statuses.INTERRUPTED, reason=why)
+        _progress_interrupted(cfg, pick.run_id, why)
         state.add_entry(append_entry(cfg, store, pick.run_id, tid, statuses.INTERRUPTED,
                                      f"**interrupted** · {why} (run {pick.run_id})", state.max_seq))
     return None
@@ -273,13 +275,18 @@ def record_expired(cfg, store, run_id: str, task_id: str, row: dict, state) -> N
 def record_interrupted(cfg, store, run_id: str, task_id: str, orphan: str | None, state) -> None:
     """The run's row, progress.json and an "interrupted" entry (folded into ``state``)."""
     store.update_run(run_id, status=statuses.INTERRUPTED, reason="the wake was killed while it ran")
-    rd = RunDir(cfg, run_id)
-    progress = rd.read()
-    if progress is not None:  # a killed wake left it saying "running" at some step: say what happened
-        was = progress.get("current_phase")
-        rd.progress("interrupted", status=statuses.FAILED,
-                    notes=f"the wake was killed during {was!r}" if was else "the wake was killed")
+    _progress_interrupted(cfg, run_id)
     e = append_entry(cfg, store, run_id, task_id, statuses.INTERRUPTED,
                      f"**interrupted** · the wake running this was killed (run {run_id})"
                      + (f"; {orphan}" if orphan else ""), state.max_seq)
     state.add_entry(e)
+
+
+def _progress_interrupted(cfg, run_id: str, why: str = "") -> None:
+    """The run's progress.json, left saying "running" at some step, says what happened instead."""
+    rd = RunDir(cfg, run_id)
+    progress = rd.read()
+    if progress is not None:
+        was = progress.get("current_phase")
+        rd.progress("interrupted", status=statuses.FAILED,
+                    notes=why or (f"the wake was killed during {was!r}" if was else "the wake was killed"))
