@@ -269,7 +269,7 @@ def test_an_interrupted_agent_run_is_not_resumed_while_the_disk_is_full(full_lay
     if not protected:  # PROTECTION OFF, ON PURPOSE: settling resumes agent runs whatever the disk
         site = disk.parent / "off"
         site.mkdir()
-        (site / "sitecustomize.py").write_text("import agentd.wake.settle as s\ns.agents_held = lambda cfg: None\n")
+        (site / "sitecustomize.py").write_text("import agentd.wake.settle as s\ns.agents_held = lambda cfg, view: None\n")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     p = subprocess.Popen([*AGENTD, "wake", "--now"], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)

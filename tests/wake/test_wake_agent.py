@@ -79,6 +79,40 @@ def test_a_wake_killed_mid_agent_run_is_resumed_by_the_next_wake_without_repeati
     assert len(runs) == 1 and runs[0]["status"] == "done"  # the same run, resumed
 
 
+@pytest.mark.parametrize("protected", [True, pytest.param(False, marks=pytest.mark.xfail(
+    strict=True, reason="PROTECTION OFF: the killed agent run is resumed past today's budget"))])
+def test_a_killed_agent_run_is_not_resumed_past_todays_budget_and_goes_on_once_there_is_room(
+        worklog, fake, tmp_path, protected):
+    """What holds a new agent task (today's budget spent, a usage limit, a CLI's window past its share)
+    holds a run taken up too: it spends as a new one would, and the wake does other work meanwhile."""
+    worklog.write_text("DIRECTIVE: count once {id: once}\n- [ ] tidy up {id: tidy, run: 'true', value: 1}\n")
+    fake.script(reply(tools=[("shell", {"command": "echo x >> counter.txt"})], usage=(100_000, 1_000)), block())
+    env = {**os.environ, **anthropic_env(fake)}
+    if not protected:  # PROTECTION OFF, ON PURPOSE: settling resumes agent runs whatever holds agent tasks
+        site = tmp_path / "off"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text("import agentd.wake.settle as s\n"
+                                               "s.agents_held = lambda cfg, view: s.disk_hold(cfg)\n")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    p = subprocess.Popen([*AGENTD, "wake", "--now"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    assert fake.wait_requests(2, timeout=60), p.communicate(timeout=5)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    n_before = len(fake.requests)
+    fake.script(finish("done", "counted once"))
+    tight = {**env, "AGENTD_BUDGET": "{usd_per_day: 0.01}"}  # the first call cost more than a cent
+    r = subprocess.run([*AGENTD, "wake", "--now"], env=tight, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(fake.requests) == n_before, r.stdout  # no model call past the budget
+    assert "agent runs wait to resume: " in r.stdout and "budget" in r.stdout
+    assert "tidy: done" in r.stdout  # the wake ran what it could instead of a resume that could only stop
+    r = subprocess.run([*AGENTD, "wake", "--now"], env=env, capture_output=True, text=True, timeout=120)
+    assert "once: done" in r.stdout, r.stdout + r.stderr
+    runs = [x for x in json.loads(run_cli("runs", "--json").stdout) if x["task_id"] == "once"]
+    assert len(runs) == 1 and runs[0]["status"] == "done"  # the same run, resumed once there was room
+
+
 def test_a_provider_that_refuses_the_key_blocks_the_task_naming_the_key(worklog, fake):
     from fake_llm import error
 

@@ -79,7 +79,7 @@ class Leftovers(Record):
             t = by_id.get(row["task_id"])
             if t is None or t.status != statuses.WAITING:  # a person closed or reopened its task: stop its job
                 print(slurm.cancel(cfg, store, row, f"its task was {t.status if t else 'removed'} while its job ran"))
-        held = agents_held(cfg) if self.agent_run or self.ready else None
+        held = agents_held(cfg, view) if self.agent_run or self.ready else None
         if held:
             print(f"agent runs wait to resume: {held}")
         if self.agent_run and not held:
@@ -144,9 +144,12 @@ def still_claimed(cfg, store, log, pick: Resume | None, synced, state) -> Resume
     return None
 
 
-def agents_held(cfg) -> str | None:
-    """Why agent runs can't go on now (the disk is full: they would fill it again), or None."""
-    return disk_hold(cfg)
+def agents_held(cfg, view) -> str | None:
+    """Why agent runs can't go on now, or None: the disk is full (they would fill it again), or what holds
+    every agent task of the queue (``backends.agents_wait``: today's budget or the fleet's spent, a usage
+    limit, the CLI's subscription window past agentd's share, no backend): a run taken up spends as a new
+    one would."""
+    return disk_hold(cfg) or (None if view.agent_backend else view.agent_reason or "no agent backend")
 
 
 def settle(cfg, store, read, lost: list, now: float) -> Leftovers:
