@@ -150,6 +150,26 @@ def test_hosts_limits_which_hosts_queue_offers_the_task(tmp_path):
     assert "onlyb: done" in beta.ok("wake", "--now", "--task", "onlyb")  # a shared task named by hand
 
 
+def test_a_hosts_typo_an_id_defined_twice_and_bad_claims_are_named_by_queue_and_check_alike(tmp_path):
+    remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
+    alpha = hosts[0]
+    publish(tmp_path, remote, "- [ ] typo {run: echo t, id: th, hosts: [betta]}\n"
+                              "- [ ] one {run: echo 1, id: one}\n- [ ] one again {run: echo 2, id: one}\n"
+                              + claim_line("one", "nosuchhost", "r20261207-000000-aaaa", "2026-12-07T01:00:00Z")
+                              + "CLAIM one\n", [alpha])
+    text = alpha.ok("queue", "--all")
+    assert "fleet: fleet_worklog.txt:1: hosts: 'betta' names no host with a worklog in the fleet (alpha, beta)" in text
+    assert "fleet: fleet_worklog.txt:2: task one is defined again on line 3" in text
+    assert "fleet: fleet_worklog.txt:4: CLAIM names host 'nosuchhost'" in text
+    assert "fleet: fleet_worklog.txt:5: a CLAIM line is `CLAIM: ID" in text
+    p = alpha.run("check", str(alpha.wl / "fleet_worklog.txt"))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    said = p.stdout + p.stderr
+    for line, what in ((1, "hosts: 'betta' names no host"), (2, "task one is defined again on line 3"),
+                       (4, "CLAIM names host 'nosuchhost'"), (5, "a CLAIM line is `CLAIM: ID")):
+        assert f"fleet_worklog.txt:{line}: {what}" in said, said
+
+
 def test_a_shared_id_that_this_hosts_worklog_defines_too_is_this_hosts_and_the_queue_says_so(tmp_path):
     remote, hosts = start_fleet(tmp_path, ("alpha", "beta"))
     alpha = hosts[0]

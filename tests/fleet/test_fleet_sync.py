@@ -88,6 +88,7 @@ def test_an_unreachable_remote_is_a_warning_the_wake_records_and_every_entry_arr
     p = alpha.run("wake", "--now")
     assert p.returncode == 0 and "one: done" in p.stdout and "Traceback" not in p.stderr
     assert "fleet sync" in p.stderr and "unreachable" in p.stderr  # the log
+    assert p.stdout.count("fleet: cannot reach ") == 1 and "the wake goes on" in p.stdout  # and one line for a person
     st = json.loads(alpha.ok("status", "--json"))["fleet"]
     assert st["kind"] == "unreachable" and st["unpushed"] >= 1
     assert "warning:   fleet: cannot reach" in alpha.ok("status")
@@ -308,6 +309,18 @@ def test_a_join_that_fails_leaves_no_worklog_dir_behind(tmp_path):
     p = h.run("fleet", "join", str(tmp_path / "no-such.git"))
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert not h.wl.exists()
+
+
+def test_a_join_or_init_naming_a_clone_with_a_work_tree_is_refused_before_anything_is_made(fleet, tmp_path):
+    """git declines every push to a checked-out branch: no host's entries would ever arrive there."""
+    remote, alpha, beta = fleet
+    lap = tmp_path / "laptop"
+    git("clone", "-q", str(remote), str(lap))
+    for args in (("fleet", "join", str(lap)), ("fleet", "join", f"file://{lap}"), ("fleet", "init", str(lap))):
+        h = Host(tmp_path, "delta")
+        p = h.run(*args)
+        assert p.returncode == 1 and "is a clone with a work tree" in p.stderr and "bare" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and not (h.wl / ".git").exists()
 
 
 def test_a_host_named_fleet_in_any_case_is_refused(fleet):

@@ -16,6 +16,7 @@ from pathlib import Path
 from agentd.errors import UsageError
 from agentd.experiments import problem
 from agentd.lazyre import lazy
+from agentd.queue import shared
 from agentd.queue.order import after_loop
 from agentd.queue.queue import load_task_file
 from agentd.worklog.parse import parse_bytes
@@ -158,6 +159,12 @@ def check(worklog: Path | None, tasks_dir: Path | None, store_path: Path | None 
             return check_task_file(only)[0]
         files = [p for p in sorted(tasks_dir.glob("*.y*ml"))] if tasks_dir and tasks_dir.is_dir() else []
         file_tasks = [t for p in files for t in check_task_file(p)[1]]
+        if only.name == shared.FLEET_WORKLOG:  # and what only a fleet worklog can get wrong
+            data = only.read_bytes()
+            state = parse_bytes(data)
+            found = check_worklog(only, file_tasks, store_path, state)
+            found += [Problem(str(only), line, msg) for line, msg in shared.check_lines(only, state, data)]
+            return sorted(found, key=lambda p: (p.more > 0, p.line))
         return check_worklog(only, file_tasks, store_path)
     found: list[Problem] = []
     file_tasks: list = []

@@ -94,7 +94,7 @@ def queue_text_lines(view, show_all: bool = False):
         yield (f"line {line}: {safe(aid, 40)} answers no approval request agentd has (`agentd status` lists the "
                "open ones)")
     for p in view.problems:
-        yield from wrapped(p, "task file: ", " " * 11)
+        yield from wrapped(p, "fleet: " if p.startswith("fleet_worklog.txt:") else "task file: ", " " * 11)
     if view.agent_backend is None and agents:
         yield from wrapped(f"{view.agent_reason} (docs/agent.md)", "agent tasks wait: ", " " * 18)
 

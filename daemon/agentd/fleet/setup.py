@@ -11,11 +11,26 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 from agentd.errors import FleetError
 from agentd.fleet import hostfile, layout, state
 from agentd.fleet.layout import ATTRIBUTES, FETCHED, SEEN
 from agentd.fleet.repo import Repo
+
+
+def _refuse_working_clone(url: str) -> None:
+    """Refuse a local path (or file:// URL) to a clone with a work tree: git declines every push to its
+    checked-out branch, so no host's entries would ever arrive."""
+    path = url[len("file://"):] if url.startswith("file://") else url
+    if "://" in path or not path:
+        return
+    p = Path(path).expanduser()
+    if (p / ".git").exists():
+        raise FleetError(f"{layout.redacted_url(url)} is a clone with a work tree (it has a .git): git refuses "
+                         "pushes to its checked-out branch, so the hosts could never push there; point the fleet "
+                         "at a bare repository (`git init --bare --initial-branch=main DIR`, or that clone's own "
+                         "remote)")
 
 
 def _refuse_existing(cfg, url: str) -> bool:
@@ -43,6 +58,7 @@ def init(cfg, url: str) -> str:
     """Start a fleet at ``url`` (an empty repository).  Returns what to say."""
     if _refuse_existing(cfg, url):
         return f"{cfg.worklog_dir} is already a clone of {layout.redacted_url(url)}"
+    _refuse_working_clone(url)
     existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -72,6 +88,7 @@ def join(cfg, url: str) -> str:
     """Join the fleet at ``url``.  Returns what to say."""
     if _refuse_existing(cfg, url):
         return f"{cfg.worklog_dir} is already a clone of {layout.redacted_url(url)}"
+    _refuse_working_clone(url)
     existed = cfg.worklog_dir.exists()
     cfg.worklog_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 
 from agentd.errors import FleetError
-from agentd.fleet import layout
-from agentd.fleet import hostfile, state
+from agentd.escapes import safe
+from agentd.fleet import hostfile, layout, state
 from agentd.fleet.layout import FETCHED, SEEN
 from agentd.fleet.repo import Repo
 from agentd.recordtype import Record
@@ -167,6 +167,8 @@ def for_wake(cfg, log, run_id: str | None = None, before: Synced | None = None) 
         return None
     if not got.ok:
         log.warning("fleet sync", kind=got.kind, warning=got.warning, unpushed=got.unpushed)
+        if before is None or before.ok:  # (said once a wake: the sync after the run meets the same fault)
+            print(f"fleet: {safe(got.warning, 300)} (the wake goes on; the next wake or `agentd sync` tries again)")
     elif got.merged or got.pushed:
         log.info("fleet synced", merged=got.merged, pushed=got.pushed)
     return got

@@ -28,6 +28,7 @@ from agentd.recordtype import Factory, Record
 from agentd.statuses import DONE
 from agentd.times import iso, parse
 from agentd.worklog.index import Index
+from agentd.worklog.linenotes import notes
 from agentd.worklog.worklog import read as read_worklog
 
 FLEET_WORKLOG = "fleet_worklog.txt"
@@ -93,15 +94,49 @@ def is_fleet(cfg) -> bool:
 
 def fleet_hosts(cfg) -> set[str]:
     """The hosts of the fleet: those with a worklog in the clone (this one included)."""
-    out = {cfg.host}
+    return {cfg.host} | hosts_in(cfg.worklog_dir)
+
+
+def hosts_in(d) -> set[str]:
+    """The hosts with a worklog in directory ``d``."""
+    out = set()
     try:
-        names = os.listdir(cfg.worklog_dir)
+        names = os.listdir(d)
     except OSError:
         return out
     for n in names:
         if n.endswith(WORKLOG_SUFFIX) and n != FLEET_WORKLOG and HOST_RE.fullmatch(n[:-len(WORKLOG_SUFFIX)]):
             out.add(n[:-len(WORKLOG_SUFFIX)])
     return out
+
+
+def unknown_hosts(state, hosts: set) -> list[tuple[int, str]]:
+    """(line, why) of each task whose ``hosts:`` names a host with no worklog in the fleet (a typo there
+    would keep the task from every host, unseen)."""
+    out = []
+    table = state.tasks
+    for tid in table.ids:
+        t = table[tid]
+        named = t.attrs.get("hosts")
+        if isinstance(named, list) and (bad := [h for h in named if h not in hosts]):
+            out.append((t.line, f"hosts: {', '.join(repr(str(h)[:64]) for h in bad[:5])} "
+                                f"{'names no host' if len(bad) == 1 else 'name no hosts'} with a worklog in the fleet"
+                                f" ({', '.join(sorted(hosts)[:10])}): no such host takes {tid}"))
+    return out
+
+
+def check_lines(path, state, data: bytes) -> list[tuple[int, str]]:
+    """(line, why) of what only a fleet worklog can get wrong, for `agentd check` of ``path``: malformed
+    CLAIM lines, claims naming no host of the fleet or no task of the file, ``hosts:`` naming no host."""
+    hosts = hosts_in(path.parent)
+    claims, out = claims_in(data)
+    for c in claims:
+        if c.host not in hosts:
+            out.append((c.line, f"CLAIM names host {c.host!r}, which has no worklog in the fleet: it claims nothing"))
+        elif c.task not in state.tasks:
+            out.append((c.line, f"CLAIM names task {c.task!r}, which {FLEET_WORKLOG} does not define: it claims "
+                                "nothing"))
+    return out + unknown_hosts(state, hosts)
 
 
 def bound(cfg, task=None) -> float:
@@ -187,6 +222,9 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
     claims, bad = claims_in(data)
     out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in bad]
     out.live = live_claims(cfg, r.state, claims, out.problems, store, now)
+    found, _ = notes(r.state)  # an id defined twice, a DONE naming no task: as the host's own worklog's
+    out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in found]
+    out.problems += [f"{FLEET_WORKLOG}:{line}: {why}" for line, why in unknown_hosts(r.state, fleet_hosts(cfg))]
     table = r.state.tasks
     for tid in table.ids:
         t = table[tid]
