@@ -139,7 +139,8 @@ def test_hosts_limits_which_hosts_queue_offers_the_task(tmp_path):
     assert task_of(queue_of(alpha), "onlyb") is None and task_of(queue_of(alpha), "any1").eligible
     assert task_of(queue_of(beta), "onlyb").eligible
     assert task_of(queue_of(beta), "onlyb").source == "fleet"
-    text = alpha.ok("queue")  # the text queue marks the shared tasks
+    text = alpha.ok("queue")  # the text queue marks the shared tasks, and counts them
+    assert "(1 task, 1 of them from fleet_worklog.txt, 0 agentd entries)" in text
     assert re.search(r"^▶ any1 +command +open +[\d.]+  \[fleet\] anyone$", text, re.M), text
     assert "only on beta" not in text
     r = alpha.run("wake", "--now", "--task", "onlyb")

@@ -42,7 +42,10 @@ def queue_text_lines(view, show_all: bool = False):
     tasks = view.tasks
     table = tasks.table
     n = len(tasks)
-    yield f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}, {r.state.entry_count} agentd entries)"
+    shared = sum(t.source == "fleet" for t in getattr(tasks, "dynamic", ()))  # (never plain rows)
+    yield (f"worklog: {r.path}  ({n} task{'s' if n != 1 else ''}"
+           + (f", {shared} of them from fleet_worklog.txt" if shared else "")
+           + f", {r.state.entry_count} agentd entries)")
     kinds = table.kinds
     # " KIND STATUS SCORE  " and the why line are shared by many tasks: each is made once
     middles: dict = {}
