@@ -163,6 +163,8 @@ def test_a_hosts_typo_an_id_defined_twice_and_bad_claims_are_named_by_queue_and_
     assert "fleet: fleet_worklog.txt:2: task one is defined again on line 3" in text
     assert "fleet: fleet_worklog.txt:4: CLAIM names host 'nosuchhost'" in text
     assert "fleet: fleet_worklog.txt:5: a CLAIM line is `CLAIM: ID" in text
+    order = [text.index(f"fleet_worklog.txt:{n}: ") for n in (1, 2, 4, 5)]
+    assert order == sorted(order)  # in line order, as the host's own worklog's
     p = alpha.run("check", str(alpha.wl / "fleet_worklog.txt"))
     assert p.returncode == 1 and "Traceback" not in p.stderr
     said = p.stdout + p.stderr

@@ -21,6 +21,7 @@ import stat
 from pathlib import Path
 
 from agentd.agent.budget import utc_day
+from agentd.config.worklogdir import WORKLOG_SUFFIX, is_fleet
 from agentd.errors import ConfigError
 from agentd.recordtype import Record
 from agentd.times import next_utc_day
@@ -33,11 +34,6 @@ MAX_HOSTS = 500  # host files read (in name order); more are left out with a war
 MAX_USD = 1e9  # a day's spend above it is no figure but a hostile file
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CUT = {"id": 100, "task": 100, "status": 40, "at": 40, "title": 200, "why": 300, "day": 10, "host": 64, "kind": 40}
-
-
-def is_fleet(worklog_dir) -> bool:
-    git_dir = Path(worklog_dir) / ".git"
-    return git_dir.is_dir() and not git_dir.is_symlink()
 
 
 # -- the fleet's config ---------------------------------------------------------------------------------
@@ -165,7 +161,7 @@ def read_hosts(worklog_dir, skip: str | None = None) -> tuple[dict[str, dict], l
         if not HOST_NAME.fullmatch(host):
             warnings.append(f"{HOSTS_DIR}/{_cut(name, 80)[0]!r}: not a host's name: left out")
             continue
-        worklog = Path(worklog_dir) / f"{host}_worklog.txt"
+        worklog = Path(worklog_dir) / f"{host}{WORKLOG_SUFFIX}"
         if not worklog.is_file() or worklog.is_symlink():
             warnings.append(f"{HOSTS_DIR}/{name}: host {host!r} has no worklog in the fleet ({worklog.name}): "
                             "left out of the fleet's sum")

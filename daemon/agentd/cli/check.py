@@ -13,6 +13,7 @@ import sqlite3
 from itertools import compress
 from pathlib import Path
 
+from agentd.config.worklogdir import FLEET_WORKLOG
 from agentd.errors import UsageError
 from agentd.experiments import problem
 from agentd.lazyre import lazy
@@ -159,7 +160,7 @@ def check(worklog: Path | None, tasks_dir: Path | None, store_path: Path | None 
             return check_task_file(only)[0]
         files = [p for p in sorted(tasks_dir.glob("*.y*ml"))] if tasks_dir and tasks_dir.is_dir() else []
         file_tasks = [t for p in files for t in check_task_file(p)[1]]
-        if only.name == shared.FLEET_WORKLOG:  # and what only a fleet worklog can get wrong
+        if only.name == FLEET_WORKLOG:  # and what only a fleet worklog can get wrong
             data = only.read_bytes()
             state = parse_bytes(data)
             found = check_worklog(only, file_tasks, store_path, state)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 
 from agentd.cli.commands import _cfg, _json
+from agentd.config import worklogdir
 from agentd.errors import EX_FAILED, EX_OK, UsageError
 from agentd.escapes import safe
-from agentd.fleet import layout, setup, sync
+from agentd.fleet import setup, sync
 from agentd.wake.lock import wake_lock
 
 
@@ -22,7 +23,7 @@ def cmd_fleet(args) -> int:
         print(safe(said))
         return EX_OK
     if args.action == "status":
-        if not layout.is_fleet(cfg):
+        if not worklogdir.is_fleet(cfg.worklog_dir):
             raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
         from agentd.fleet import view  # lazy: the queue's load, only for this action
 
@@ -37,7 +38,7 @@ def cmd_fleet(args) -> int:
 
 def cmd_sync(args) -> int:
     cfg = _cfg()
-    if not layout.is_fleet(cfg):
+    if not worklogdir.is_fleet(cfg.worklog_dir):
         raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
     with wake_lock(cfg):
         got = sync.sync(cfg)

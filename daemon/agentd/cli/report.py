@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from agentd.cli.since import since_seconds
+from agentd.config import worklogdir
 from agentd.errors import StateError, UsageError, WorklogError, io_error
 from agentd.queue import queue
-from agentd.fleet import layout
 from agentd.report.data import gather as gather_data
 from agentd.report.fleet import gather as fleet_data
 from agentd.store.migrations import MIGRATIONS, migrate
@@ -175,7 +175,7 @@ def run(cfg, args) -> int:
     if args.json and args.output:
         raise UsageError("--json prints the numbers; -o writes the page: give one of them")
     fleet = bool(getattr(args, "fleet", False))
-    if fleet and not layout.is_fleet(cfg):
+    if fleet and not worklogdir.is_fleet(cfg.worklog_dir):
         raise UsageError(f"{cfg.worklog_dir} is no fleet clone: `agentd fleet init|join REPO_URL` makes it one")
     if args.json:
         sys.stdout.write(json.dumps(gather(cfg, since_s, fleet=fleet), indent=1, ensure_ascii=False) + "\n")

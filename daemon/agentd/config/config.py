@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agentd.config.schema import Field, in_line_order, validate
 from agentd.config.schema import parse_duration
+from agentd.config.worklogdir import WORKLOG_SUFFIX
 from agentd.config.yamlread import read_yaml_file, yaml_scalar
 from agentd.errors import ConfigError
 from agentd.lazyre import lazy
@@ -134,7 +135,7 @@ class Config(Record):
 
     @property
     def worklog_path(self) -> Path:
-        return self.worklog_dir / f"{self.host}_worklog.txt"
+        return self.worklog_dir / f"{self.host}{WORKLOG_SUFFIX}"
 
     @property
     def store_path(self) -> Path:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 
+from agentd.config.worklogdir import FLEET_WORKLOG, is_fleet
 from agentd.errors import FleetError
 from agentd.escapes import safe
-from agentd.fleet.layout import FETCHED, FLEET_WORKLOG, SEEN, is_fleet
+from agentd.fleet.layout import FETCHED, SEEN
 from agentd.fleet.repo import Repo
 from agentd.queue import shared
 from agentd.recordtype import Record
@@ -45,7 +46,7 @@ def claim(cfg, store, task, run_id: str, now: float | None = None, base: str | N
     """Claim ``task`` (a ``fleet_worklog.txt`` task) for ``run_id``: it runs only if this returns won.
     ``base``: a head of the remote already fetched in this wake, read first instead of fetching (a stale
     one costs nothing but a rejected push: then it fetches)."""
-    if not is_fleet(cfg):
+    if not is_fleet(cfg.worklog_dir):
         return Claimed(False, "the worklog dir is no fleet clone")
     r = Repo(cfg)
     try:
@@ -107,7 +108,7 @@ def choose(cfg, store, log, run_id: str, choose_from, synced=None):
     lost: set = set()
     unreached = synced.warning if synced is not None and not synced.reached else ""
     base = None
-    if synced is not None and synced.reached and is_fleet(cfg):
+    if synced is not None and synced.reached and is_fleet(cfg.worklog_dir):
         try:
             base = Repo(cfg).ref(SEEN)
         except FleetError:
@@ -141,7 +142,7 @@ def keep(cfg, store, task, run_id: str, synced=None) -> Claimed:
     from anyone; another host's live one, or a finding that ended the task there, does).  ``synced``: the
     wake's first sync; a remote that gave no answer then is not asked again (``reached`` False: the
     caller asks ``holds`` whether this host's earlier claim still covers it)."""
-    if not is_fleet(cfg):
+    if not is_fleet(cfg.worklog_dir):
         return Claimed(True)
     if synced is not None and not synced.reached:
         return Claimed(False, f"the fleet's remote gave no answer this wake ({synced.warning or 'no reason given'})",
@@ -197,7 +198,7 @@ def until(cfg, task, now: float | None = None) -> str:
 def finding(cfg, log, task, run_id: str, outcome) -> None:
     """The run's finding appended to the fleet worklog under its claim (an entry naming the host), and
     committed: the wake's next sync pushes it.  A fault is a warning, never in the wake's way."""
-    if getattr(task, "source", "") != "fleet" or not is_fleet(cfg):
+    if getattr(task, "source", "") != "fleet" or not is_fleet(cfg.worklog_dir):
         return
     body = (f"{safe(' '.join(outcome.summary.split()), 2000)}\n"
             f"host: {cfg.host} · full record there: agentd show {run_id}")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from agentd.agent import fleetbudget
 from agentd.agent.budget import utc_day
+from agentd.config.worklogdir import FLEET_WORKLOG
 from agentd.errors import AgentdError
 from agentd.fleet import state
-from agentd.fleet.layout import FLEET_WORKLOG
 from agentd.times import iso, parse
 
 HEARTBEAT = 1800.0  # seconds: a file older than this is rewritten even when nothing in it changed

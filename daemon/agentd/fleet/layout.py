@@ -1,5 +1,5 @@
-"""What is where in a fleet clone: the worklogs (one a host, and the fleet's), the attributes that merge
-them, the refs agentd keeps of the remote (docs/fleet.md).
+"""What is where in a fleet clone: the other hosts' worklogs, the attributes that merge them, the refs agentd
+keeps of the remote (docs/fleet.md).  The file names themselves are ``config/worklogdir.py``'s.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import os
 import re
 from pathlib import Path
 
-WORKLOG_SUFFIX = "_worklog.txt"
-FLEET_WORKLOG = "fleet_worklog.txt"  # the worklog every host reads (issue 23, part 3): not a host's own
+from agentd.config.worklogdir import FLEET_WORKLOG, WORKLOG_SUFFIX
+
 ATTRIBUTES = "*_worklog.txt merge=union\n"
 # ``.git/info/attributes`` (which outranks every ``.gitattributes``): no attribute a pushed file sets changes
 # the bytes git writes or reads (no re-encoding, line-end conversion, filter, keyword expansion), no diff or
@@ -18,12 +18,6 @@ ATTRIBUTES = "*_worklog.txt merge=union\n"
 GUARD = ("* -text -ident -filter -export-subst !eol !working-tree-encoding !diff !merge !crlf\n" + ATTRIBUTES)
 SEEN = "refs/agentd/remote"  # the remote's head as agentd last saw it: a new head must descend from it
 FETCHED = "refs/agentd/fetched"  # what the last fetch brought
-
-
-def is_fleet(cfg) -> bool:
-    """Whether the worklog dir is a fleet clone (it has a ``.git`` directory, not a link or a file)."""
-    git_dir = cfg.worklog_dir / ".git"
-    return git_dir.is_dir() and not git_dir.is_symlink()
 
 
 def host_of(path: str) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from agentd.config import worklogdir
 from agentd.errors import FleetError
 from agentd.escapes import safe
 from agentd.fleet import hostfile, layout, state
@@ -49,7 +50,7 @@ def message(host: str, own: str, run_id: str | None, why: str) -> str:
 def sync(cfg, run_id: str | None = None, why: str = "agentd sync", unreached: str = "") -> Synced | None:
     """Sync the fleet clone; None when the worklog dir is no fleet clone.  ``unreached``: why the remote is
     not asked (it gave no answer earlier in this wake): commit only, that the warning."""
-    if not layout.is_fleet(cfg):
+    if not worklogdir.is_fleet(cfg.worklog_dir):
         return None
     r = Repo(cfg)
     out = Synced()
@@ -107,7 +108,7 @@ def _sync(r: Repo, out: Synced, run_id: str | None, why: str, unreached: str) ->
             undo = (f"undo it by hand (`git revert {commit[:12]}`, the last commit here that changed it)" if commit
                     else f"undo it by hand (`git checkout origin/{r.branch()} -- {path}`, then commit)")
             return out.warn("foreign", f"this host's push would change {path}, another host's {whose}: agentd "
-                            f"pushes only {r.own}, {hostfile.rel(host)} and {layout.FLEET_WORKLOG}; {undo}; "
+                            f"pushes only {r.own}, {hostfile.rel(host)} and {worklogdir.FLEET_WORKLOG}; {undo}; "
                             "nothing is pushed until then")
         if fetched is not None and r.ref("HEAD") == fetched:
             return
@@ -168,7 +169,7 @@ def for_wake(cfg, log, run_id: str | None = None, before: Synced | None = None) 
     if not got.ok:
         log.warning("fleet sync", kind=got.kind, warning=got.warning, unpushed=got.unpushed)
         if before is None or before.ok:  # (said once a wake: the sync after the run meets the same fault)
-            print(f"fleet: {safe(got.warning, 300)} (the wake goes on; the next wake or `agentd sync` tries again)")
+            print(f"fleet: {safe(got.warning, 300)} (the wake goes on)")
     elif got.merged or got.pushed:
         log.info("fleet synced", merged=got.merged, pushed=got.pushed)
     return got

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 
+from agentd.config.worklogdir import FLEET_WORKLOG, WORKLOG_SUFFIX, is_fleet
 from agentd.lazyre import lazy
 from agentd.recordtype import Factory, Record
 from agentd.statuses import DONE
@@ -31,8 +32,6 @@ from agentd.worklog.index import Index
 from agentd.worklog.linenotes import notes
 from agentd.worklog.worklog import read as read_worklog
 
-FLEET_WORKLOG = "fleet_worklog.txt"
-WORKLOG_SUFFIX = "_worklog.txt"
 LEASE_FACTOR = 2  # a claim's lease: at most this many times the longest a run may take
 SLURM_WAIT = 86400.0  # a Slurm task's claim: this long for its job to wait in Slurm's queue, on top of its time
 MAX_SLURM_LEASE = 7 * 86400.0  # and never longer than this
@@ -85,11 +84,6 @@ class Shared(Record):
 
 def path(cfg):
     return cfg.worklog_dir / FLEET_WORKLOG
-
-
-def is_fleet(cfg) -> bool:
-    git_dir = cfg.worklog_dir / ".git"
-    return git_dir.is_dir() and not git_dir.is_symlink()
 
 
 def fleet_hosts(cfg) -> set[str]:
@@ -203,7 +197,7 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
     """The fleet worklog as this host's queue sees it; None when the worklog dir is no fleet clone or
     holds no ``fleet_worklog.txt``.  ``store``: first sights of claims are kept there (else: now)."""
     p = path(cfg)
-    if not is_fleet(cfg) or p.is_symlink() or not p.is_file():
+    if not is_fleet(cfg.worklog_dir) or p.is_symlink() or not p.is_file():
         return None
     now = time.time() if now is None else now
     r = read_worklog(p, Index(cfg.index_path))
@@ -248,7 +242,14 @@ def read(cfg, store=None, has_gpu: bool = True, local_ids=(), now: float | None 
             out.held[tid] = (f"claimed by {c.host} (run {c.run}, {FLEET_WORKLOG}:{c.line}); "
                              f"open again if it writes no finding by {iso(expiry(c, cfg, store, now, t))}")
         out.tasks.append(t)
+    out.problems.sort(key=_line_of)  # in line order, as the host's own worklog's
     return out
+
+
+def _line_of(problem: str) -> int:
+    """The line a ``fleet_worklog.txt:LINE: …`` problem names (0: the file as a whole)."""
+    head = problem[len(FLEET_WORKLOG) + 1:].partition(":")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def finished(state, tid: str) -> str | None:
